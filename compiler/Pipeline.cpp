@@ -1,0 +1,1 @@
+// Placeholder: the compile pipeline driver.

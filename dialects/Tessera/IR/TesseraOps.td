@@ -1,0 +1,252 @@
+//===- TesseraOps.td - Tessera operations -----------------*- tablegen -*-===//
+#ifndef TESSERA_OPS_TD
+#define TESSERA_OPS_TD
+
+include "TesseraDialect.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+
+def Tessera_FloatTensor : StaticShapeTensorOf<[F32]>;
+def Tessera_IndexTensor : StaticShapeTensorOf<[I32]>;
+def Tessera_AnyTensor : StaticShapeTensorOf<[F32, I32, I1]>;
+
+//===----------------------------------------------------------------------===//
+// Tensor level: leaves
+//===----------------------------------------------------------------------===//
+
+def Tessera_ParamOp : Tessera_Op<"param", [Pure]> {
+  let summary = "a named model parameter (frozen weight or LoRA factor)";
+  let description = [{
+    Frozen parameters name an initializer of the model file; the runtime reads
+    them from that file at train time. LoRA parameters are named by the
+    structural name of the linear layer plus `.lora_A` / `.lora_B`.
+    Example: `%w = tessera.param frozen "model.layers.0.self_attn.q_proj.weight" : tensor<64x64xf32>`
+  }];
+  let arguments = (ins Tessera_ParamKindAttr:$kind, StrAttr:$name);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$kind $name attr-dict `:` type($result)";
+}
+
+def Tessera_ConstantOp : Tessera_Op<"constant", [ConstantLike, Pure, AllTypesMatch<["value", "result"]>]> {
+  let summary = "a constant tensor baked into the plan";
+  let arguments = (ins ElementsAttr:$value);
+  let results = (outs Tessera_AnyTensor:$result);
+  let assemblyFormat = "attr-dict $value";
+  let hasFolder = 1;
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Tensor level: elementwise (numpy broadcasting)
+//===----------------------------------------------------------------------===//
+
+def Tessera_UnaryOp : Tessera_Op<"unary", [Pure, SameOperandsAndResultType]> {
+  let summary = "elementwise function of one tensor";
+  let arguments = (ins Tessera_UnaryFnAttr:$fn, Tessera_FloatTensor:$input);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$fn $input attr-dict `:` type($input)";
+}
+
+def Tessera_BinaryOp : Tessera_Op<"binary", [Pure]> {
+  let summary = "elementwise function of two tensors with numpy broadcasting";
+  let arguments = (ins Tessera_BinaryFnAttr:$fn, Tessera_FloatTensor:$lhs,
+                       Tessera_FloatTensor:$rhs);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$fn $lhs `,` $rhs attr-dict `:` `(` type($lhs) `,` type($rhs) `)` `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Tessera_SelectOp : Tessera_Op<"select", [Pure]> {
+  let summary = "cond ? lhs : rhs, elementwise with numpy broadcasting";
+  let arguments = (ins StaticShapeTensorOf<[I1]>:$cond, Tessera_FloatTensor:$lhs,
+                       Tessera_FloatTensor:$rhs);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$cond `,` $lhs `,` $rhs attr-dict `:` `(` type($cond) `,` type($lhs) `,` type($rhs) `)` `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Tessera_CastOp : Tessera_Op<"cast", [Pure, SameOperandsAndResultShape]> {
+  let summary = "element type conversion (f32, i32, i1)";
+  let arguments = (ins Tessera_AnyTensor:$input);
+  let results = (outs Tessera_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Tensor level: contractions and reductions
+//===----------------------------------------------------------------------===//
+
+def Tessera_MatmulOp : Tessera_Op<"matmul", [Pure]> {
+  let summary = "batched matrix product with numpy broadcasting of batch dims";
+  let description = [{
+    lhs [..., M, K] (or [..., K, M] when transpose_lhs), rhs [..., K, N] (or
+    [..., N, K] when transpose_rhs). Rank-2 rhs against a rank-3 lhs is the
+    linear layer.
+  }];
+  let arguments = (ins Tessera_FloatTensor:$lhs, Tessera_FloatTensor:$rhs,
+                       DefaultValuedAttr<BoolAttr, "false">:$transpose_lhs,
+                       DefaultValuedAttr<BoolAttr, "false">:$transpose_rhs);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` `(` type($lhs) `,` type($rhs) `)` `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Tessera_ReduceOp : Tessera_Op<"reduce", [Pure]> {
+  let summary = "sum, mean or max over the given axes";
+  let arguments = (ins Tessera_ReduceFnAttr:$fn, Tessera_FloatTensor:$input,
+                       DenseI64ArrayAttr:$axes,
+                       DefaultValuedAttr<BoolAttr, "false">:$keepdims);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$fn $input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Tessera_SoftmaxOp : Tessera_Op<"softmax", [Pure, SameOperandsAndResultType]> {
+  let summary = "softmax over the last axis";
+  let arguments = (ins Tessera_FloatTensor:$input);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+}
+
+//===----------------------------------------------------------------------===//
+// Tensor level: data movement
+//===----------------------------------------------------------------------===//
+
+def Tessera_TransposeOp : Tessera_Op<"transpose", [Pure]> {
+  let summary = "permutation of dimensions: result dim i = input dim perm[i]";
+  let arguments = (ins Tessera_AnyTensor:$input, DenseI64ArrayAttr:$perm);
+  let results = (outs Tessera_AnyTensor:$result);
+  let assemblyFormat = "$input $perm attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Tessera_ReshapeOp : Tessera_Op<"reshape", [Pure]> {
+  let summary = "same elements, row-major, new static shape";
+  let arguments = (ins Tessera_AnyTensor:$input);
+  let results = (outs Tessera_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Tessera_BroadcastOp : Tessera_Op<"broadcast", [Pure]> {
+  let summary = "numpy broadcast to the result shape (ONNX Expand)";
+  let arguments = (ins Tessera_AnyTensor:$input);
+  let results = (outs Tessera_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Tessera_SliceOp : Tessera_Op<"slice", [Pure]> {
+  let summary = "strided slice: for each dim, start, limit (exclusive), stride >= 1";
+  let arguments = (ins Tessera_AnyTensor:$input, DenseI64ArrayAttr:$starts,
+                       DenseI64ArrayAttr:$limits, DenseI64ArrayAttr:$strides);
+  let results = (outs Tessera_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Tessera_PadOp : Tessera_Op<"pad", [Pure]> {
+  let summary = "zero padding: low/high edges and interior gaps per dim (gradient of slice)";
+  let arguments = (ins Tessera_FloatTensor:$input, DenseI64ArrayAttr:$low,
+                       DenseI64ArrayAttr:$high, DenseI64ArrayAttr:$interior);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Tessera_ConcatOp : Tessera_Op<"concat", [Pure]> {
+  let summary = "concatenation along one axis";
+  let arguments = (ins Variadic<Tessera_AnyTensor>:$inputs, I64Attr:$axis);
+  let results = (outs Tessera_AnyTensor:$result);
+  let assemblyFormat = "$inputs attr-dict `:` functional-type($inputs, $result)";
+  let hasVerifier = 1;
+}
+
+def Tessera_GatherOp : Tessera_Op<"gather", [Pure]> {
+  let summary = "ONNX Gather: result = input.shape[:axis] + indices.shape + input.shape[axis+1:]";
+  let arguments = (ins Tessera_FloatTensor:$input, Tessera_IndexTensor:$indices,
+                       DefaultValuedAttr<I64Attr, "0">:$axis);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$input `[` $indices `]` attr-dict `:` `(` type($input) `,` type($indices) `)` `->` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Tensor level: training
+//===----------------------------------------------------------------------===//
+
+def Tessera_CrossEntropyOp : Tessera_Op<"cross_entropy", [Pure]> {
+  let summary = "mean next-token cross-entropy over counted tokens";
+  let description = [{
+    logits [B, T, V], labels [B, T]. With `shift` (Hugging Face causal-LM
+    convention) position t predicts labels[t + 1]. Labels equal to
+    `ignore_index` do not count. Result: scalar mean over counted tokens (0 when
+    none count).
+  }];
+  let arguments = (ins Tessera_FloatTensor:$logits, Tessera_IndexTensor:$labels,
+                       DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+                       DefaultValuedAttr<BoolAttr, "true">:$shift);
+  let results = (outs 0DTensorOf<[F32]>:$loss);
+  let assemblyFormat = "$logits `,` $labels attr-dict `:` `(` type($logits) `,` type($labels) `)` `->` type($loss)";
+  let hasVerifier = 1;
+}
+
+def Tessera_CrossEntropyGradOp : Tessera_Op<"cross_entropy_grad", [Pure]> {
+  let summary = "gradient of cross_entropy with respect to the logits, scaled by dloss";
+  let arguments = (ins Tessera_FloatTensor:$logits, Tessera_IndexTensor:$labels,
+                       0DTensorOf<[F32]>:$dloss,
+                       DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+                       DefaultValuedAttr<BoolAttr, "true">:$shift);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$logits `,` $labels `,` $dloss attr-dict `:` `(` type($logits) `,` type($labels) `,` type($dloss) `)` `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Tessera_AdamWUpdateOp : Tessera_Op<"adamw_update", [MemoryEffects<[MemRead, MemWrite]>]> {
+  let summary = "AdamW step of one trainable parameter, in place, with its moments";
+  let description = [{
+    Updates the LoRA parameter named `param` and its first/second moments from
+    `grad`. `hparams` is the per-step scalar vector written by the runtime:
+    [lr, beta1, beta2, eps, weight_decay, 1 - beta1^t, 1 - beta2^t, t].
+  }];
+  let arguments = (ins StrAttr:$param, Tessera_FloatTensor:$grad,
+                       StaticShapeTensorOf<[F32]>:$hparams);
+  let assemblyFormat = "$param `,` $grad `,` $hparams attr-dict `:` type($grad) `,` type($hparams)";
+}
+
+//===----------------------------------------------------------------------===//
+// Execution level: what lowering produces and the plan serialises
+//===----------------------------------------------------------------------===//
+
+def Tessera_BufferOp : Tessera_Op<"buffer", [Symbol]> {
+  let summary = "a device buffer of the plan";
+  let description = [{
+    `type` is the flat memref the kernels bind (memref<N x f32|i32>). `name`
+    is the model initializer (weight), LoRA parameter, or value it holds;
+    `shape` its logical shape; `init` the data of a constant buffer;
+    `alias` another buffer whose storage this one shares (reshape).
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name, Tessera_BufferKindAttr:$kind,
+                       TypeAttr:$type, OptionalAttr<StrAttr>:$name,
+                       OptionalAttr<DenseI64ArrayAttr>:$shape,
+                       OptionalAttr<ElementsAttr>:$init,
+                       OptionalAttr<FlatSymbolRefAttr>:$alias);
+  let assemblyFormat = "$kind $sym_name `:` $type attr-dict";
+}
+
+def Tessera_ProgramOp : Tessera_Op<"program", [Symbol, NoTerminator, SingleBlock]> {
+  let summary = "an ordered sequence of dispatches the runtime replays (train_step, eval)";
+  let arguments = (ins SymbolNameAttr:$sym_name);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$sym_name attr-dict-with-keyword $body";
+}
+
+def Tessera_DispatchOp : Tessera_Op<"dispatch", [HasParent<"ProgramOp">]> {
+  let summary = "one compute dispatch: kernel, buffers bound in order, workgroup counts";
+  let arguments = (ins SymbolRefAttr:$kernel, SymbolRefArrayAttr:$buffers,
+                       DenseI64ArrayAttr:$workgroups);
+  let assemblyFormat = "$kernel $buffers `workgroups` $workgroups attr-dict";
+}
+
+#endif // TESSERA_OPS_TD

@@ -1,0 +1,2 @@
+// Placeholder: replaced by the runtime plan reader/writer.
+#include "runtime/plan/Plan.h"

@@ -1,0 +1,127 @@
+// Plan.h - the training plan: what `tessera compile` writes and the runtime
+// executes. Plain C++ (no MLIR, no Vulkan) so that both sides share one
+// definition of the format. The byte layout is documented in
+// docs/plan-format.md; Plan.cpp reads and writes it.
+#pragma once
+
+#include <array>
+#include <stdexcept>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tessera::plan {
+
+constexpr uint32_t kFormatVersion = 1;
+constexpr char kMagic[8] = {'T', 'E', 'S', 'S', 'P', 'L', 'A', 'N'};
+
+enum class BufferKind : uint32_t {
+  Input = 0,          // written by the host before each step: input_ids, labels (i32)
+  Weight = 1,         // frozen weight, read from the model file by `weight` name
+  Constant = 2,       // data baked into the plan (blob `init_blob`)
+  Lora = 3,           // trainable adapter factor (A or B)
+  OptimizerState = 4, // AdamW moments, zero-initialised
+  Gradient = 5,       // gradient of a trainable weight
+  Activation = 6,     // intermediate, contents undefined between programs
+  Output = 7,         // read back by the host (loss)
+  HParams = 8,        // per-step scalars written by the host, see HParam
+};
+
+enum class DType : uint32_t { F32 = 0, I32 = 1 };
+
+// Layout of the HParams buffer (f32 each), written by the runtime before every step.
+enum HParam : uint32_t {
+  kLearningRate = 0,
+  kBeta1 = 1,
+  kBeta2 = 2,
+  kEpsilon = 3,
+  kWeightDecay = 4,
+  kBiasCorrection1 = 5, // 1 - beta1^t
+  kBiasCorrection2 = 6, // 1 - beta2^t
+  kStep = 7,            // t, 1-based
+  kNumHParams = 8,
+};
+
+struct Buffer {
+  std::string name;           // weight initializer name, LoRA param name, or value label
+  BufferKind kind = BufferKind::Activation;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape; // logical shape (row-major); bytes = product * 4
+  uint64_t bytes = 0;
+  int64_t init_blob = -1;     // Constant: index into Plan::blobs holding the data
+  int64_t alias_of = -1;      // >= 0: shares the storage of that buffer (reshape)
+};
+
+struct Kernel {
+  std::string name;           // unique; also the SPIR-V entry point name
+  uint32_t spirv_blob = 0;    // index into Plan::blobs (a SPIR-V module, 4-byte words)
+  uint32_t num_bindings = 0;  // storage buffers at set 0, bindings 0..n-1
+  std::array<uint32_t, 3> local_size{1, 1, 1};
+  uint32_t push_constant_bytes = 0;
+};
+
+struct Dispatch {
+  uint32_t kernel = 0;                 // index into Plan::kernels
+  std::vector<uint32_t> bindings;      // buffer index per binding, in binding order
+  std::array<uint32_t, 3> groups{1, 1, 1};
+  std::vector<uint8_t> push_constants; // size == kernel's push_constant_bytes
+};
+
+struct Program {
+  std::string name; // "train_step" (forward, loss, backward, AdamW) or "eval" (forward, loss)
+  std::vector<Dispatch> dispatches;
+};
+
+// One LoRA-adapted linear layer: y = x W^T + scale * (x A^T) B^T.
+struct Adapter {
+  std::string module;  // structural name, e.g. "layers.0.self_attn.q_proj"
+  int64_t in_features = 0, out_features = 0, rank = 0;
+  int64_t a = -1, b = -1;           // buffers: A [rank, in], B [out, rank]
+  int64_t grad_a = -1, grad_b = -1; // gradient buffers (filled by train_step)
+  int64_t m_a = -1, v_a = -1, m_b = -1, v_b = -1; // AdamW moments
+};
+
+struct Plan {
+  uint32_t version = kFormatVersion;
+  // Model and shapes the plan was specialised for.
+  std::string model_file;  // file name the plan was compiled from (informational)
+  int64_t batch = 0, seq = 0, vocab = 0;
+  // LoRA hyper-parameters (PEFT adapter_config.json needs them).
+  int64_t lora_rank = 0;
+  double lora_alpha = 0;
+  double lora_scale = 0;   // alpha / rank (or alpha / sqrt(rank) with rslora)
+  bool rslora = false;
+  std::vector<std::string> lora_targets; // as given to --lora-targets
+  uint64_t seed = 0;       // LoRA A initialisation seed
+  // AdamW defaults (the runtime may override lr).
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  // Well-known buffers.
+  int64_t input_ids = -1, labels = -1, loss = -1, hparams = -1;
+
+  std::vector<Buffer> buffers;
+  std::vector<Kernel> kernels;
+  std::vector<Program> programs;
+  std::vector<Adapter> adapters;
+  std::vector<std::vector<uint8_t>> blobs; // SPIR-V modules and constant data
+
+  const Program *program(const std::string &name) const {
+    for (const Program &p : programs)
+      if (p.name == name) return &p;
+    return nullptr;
+  }
+};
+
+// Serialise to bytes / file (the file is written atomically: temp + rename).
+std::vector<uint8_t> serialize(const Plan &plan);
+void writePlanFile(const Plan &plan, const std::string &path);
+
+// Parse and validate: magic, version, checksum, every index in range, binding
+// counts, blob sizes. Throws PlanError with a message naming the file and field.
+Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin);
+Plan readPlanFile(const std::string &path);
+
+struct PlanError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+} // namespace tessera::plan
