@@ -1,1 +1,202 @@
-// Placeholder: the compile pipeline driver.
+// Pipeline.cpp - the compile driver: one function that walks the stages in
+// the order of the compiler/ folders.
+#include "compiler/Pipeline.h"
+
+#include "compiler/import/OnnxImporter.h"
+#include "compiler/plan/PlanEmitter.h"
+#include "runtime/plan/Plan.h"
+#include "Tessera/Transforms/Passes.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+namespace tessera {
+namespace {
+
+// Collects the first error diagnostic as one line for the CLI.
+struct FirstError {
+  std::string message;
+  void capture(mlir::Diagnostic &diag) {
+    if (diag.getSeverity() != mlir::DiagnosticSeverity::Error || !message.empty())
+      return;
+    llvm::raw_string_ostream os(message);
+    os << diag;
+    for (auto &note : diag.getNotes())
+      os << " (" << note << ")";
+  }
+};
+
+bool writeText(const std::string &path, mlir::ModuleOp module, std::string &error) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec) {
+    error = path + ": cannot write: " + ec.message();
+    return false;
+  }
+  module.print(os);
+  return true;
+}
+
+bool writeSpirv(const plan::Plan &p, const std::string &dir, std::string &error) {
+  if (std::error_code ec = llvm::sys::fs::create_directories(dir)) {
+    error = dir + ": cannot create directory: " + ec.message();
+    return false;
+  }
+  for (const plan::Kernel &k : p.kernels) {
+    std::string path = dir + "/" + k.name + ".spv";
+    std::ofstream out(path, std::ios::binary);
+    const auto &blob = p.blobs[k.spirv_blob];
+    out.write(reinterpret_cast<const char *>(blob.data()), blob.size());
+    if (!out) {
+      error = path + ": cannot write";
+      return false;
+    }
+  }
+  return true;
+}
+
+const char *kindName(plan::BufferKind k) {
+  switch (k) {
+  case plan::BufferKind::Input: return "inputs";
+  case plan::BufferKind::Weight: return "frozen weights";
+  case plan::BufferKind::Constant: return "constants";
+  case plan::BufferKind::Lora: return "LoRA weights";
+  case plan::BufferKind::OptimizerState: return "optimizer state";
+  case plan::BufferKind::Gradient: return "gradients";
+  case plan::BufferKind::Activation: return "activations";
+  case plan::BufferKind::Output: return "outputs";
+  case plan::BufferKind::HParams: return "hparams";
+  }
+  return "?";
+}
+
+void printSummary(const plan::Plan &p, const std::string &path) {
+  std::map<std::string, uint64_t> bytesByKind;
+  uint64_t total = 0;
+  for (const plan::Buffer &b : p.buffers) {
+    if (b.alias_of >= 0)
+      continue;
+    bytesByKind[kindName(b.kind)] += b.bytes;
+    total += b.bytes;
+  }
+  size_t dispatches = 0;
+  for (const plan::Program &prog : p.programs)
+    dispatches += prog.dispatches.size();
+  std::printf("wrote %s: %zu kernels, %zu dispatches, %zu LoRA adapters, device memory %.2f MiB\n",
+              path.c_str(), p.kernels.size(), dispatches, p.adapters.size(), total / 1048576.0);
+  for (auto &[kind, bytes] : bytesByKind)
+    std::printf("  %-16s %10.2f MiB\n", kind.c_str(), bytes / 1048576.0);
+}
+
+std::vector<std::string> splitList(const std::string &s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t comma = s.find(',', start);
+    if (comma == std::string::npos)
+      comma = s.size();
+    if (comma > start)
+      out.push_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+} // namespace
+
+int compileModel(const CompileOptions &o, std::string &error) {
+  mlir::MLIRContext ctx;
+  mlir::DialectRegistry registry;
+  registry.insert<mlir::tessera::TesseraDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect,
+                  mlir::gpu::GPUDialect, mlir::math::MathDialect, mlir::memref::MemRefDialect,
+                  mlir::scf::SCFDialect, mlir::spirv::SPIRVDialect>();
+  ctx.appendDialectRegistry(registry);
+  ctx.loadAllAvailableDialects();
+  FirstError first;
+  mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
+    first.capture(d);
+    return mlir::success();
+  });
+
+  if (o.batch < 1 || o.seq < 2) {
+    error = "--batch must be >= 1 and --seq >= 2";
+    return 1;
+  }
+  if (o.lora_rank < 1) {
+    error = "--lora-rank must be >= 1";
+    return 1;
+  }
+
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      importOnnx(ctx, o.model, ImportOptions{o.batch, o.seq}, error);
+  if (!module) {
+    if (error.empty())
+      error = o.model + ": import failed: " + first.message;
+    return 1;
+  }
+
+  // Training graph: LoRA, loss, gradients, optimizer.
+  mlir::PassManager training(&ctx);
+  mlir::tessera::TesseraInjectLoRAOptions lora;
+  lora.targets = o.lora_targets;
+  lora.rank = o.lora_rank;
+  lora.alpha = o.lora_alpha;
+  lora.rslora = o.rslora;
+  training.addPass(mlir::tessera::createTesseraInjectLoRA(lora));
+  training.addPass(mlir::tessera::createTesseraAppendLoss());
+  training.addPass(mlir::tessera::createTesseraAutodiff());
+  training.addPass(mlir::tessera::createTesseraAddOptimizer());
+  if (mlir::failed(training.run(*module))) {
+    error = "building the training graph failed: " + first.message;
+    return 1;
+  }
+  if (!o.emit_mlir.empty() && !writeText(o.emit_mlir, *module, error))
+    return 1;
+
+  // Kernels: buffers, dispatches, SPIR-V.
+  mlir::PassManager lowering(&ctx);
+  mlir::tessera::TesseraLowerToKernelsOptions lowerOptions;
+  lowerOptions.profile = o.profile;
+  lowering.addPass(mlir::tessera::createTesseraLowerToKernels(lowerOptions));
+  lowering.addPass(mlir::tessera::createTesseraKernelsToSPIRV());
+  if (mlir::failed(lowering.run(*module))) {
+    error = "lowering to kernels failed: " + first.message;
+    return 1;
+  }
+
+  PlanOptions planOptions;
+  planOptions.model_file = o.model;
+  planOptions.batch = o.batch;
+  planOptions.seq = o.seq;
+  planOptions.lora_rank = o.lora_rank;
+  planOptions.lora_alpha = o.lora_alpha;
+  planOptions.rslora = o.rslora;
+  planOptions.lora_targets = splitList(o.lora_targets);
+  planOptions.seed = o.seed;
+  mlir::FailureOr<plan::Plan> p = buildPlan(*module, planOptions);
+  if (mlir::failed(p)) {
+    error = "plan emission failed: " + first.message;
+    return 1;
+  }
+  if (!o.emit_spirv_dir.empty() && !writeSpirv(*p, o.emit_spirv_dir, error))
+    return 1;
+  try {
+    plan::writePlanFile(*p, o.output);
+  } catch (const std::exception &e) {
+    error = e.what();
+    return 1;
+  }
+  if (!o.quiet)
+    printSummary(*p, o.output);
+  return 0;
+}
+
+} // namespace tessera

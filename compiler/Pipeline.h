@@ -1,0 +1,28 @@
+// Pipeline.h - `tessera compile`: ONNX file -> training plan file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace tessera {
+
+struct CompileOptions {
+  std::string model;           // ONNX file
+  std::string output;          // plan file
+  int64_t batch = 4, seq = 64; // training shapes the plan is specialised for
+  int64_t lora_rank = 8;
+  double lora_alpha = 16.0;
+  std::string lora_targets = "all-linear";
+  bool rslora = false;
+  uint64_t seed = 0;           // LoRA A initialisation seed
+  std::string profile;         // device profile JSON; empty: built-in default
+  std::string emit_spirv_dir;  // write every kernel as <dir>/<kernel>.spv
+  std::string emit_mlir;       // write the training graph (tensor level) here
+  bool quiet = false;
+};
+
+/// Runs import, LoRA injection, loss, autodiff, optimizer, lowering, SPIR-V
+/// conversion and plan emission. Returns 0, or 1 with `error` set to one line.
+int compileModel(const CompileOptions &options, std::string &error);
+
+} // namespace tessera

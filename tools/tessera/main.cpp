@@ -1,0 +1,52 @@
+// tessera: the full command line (compiler + runtime commands).
+// tessera-rt carries the runtime commands alone, without MLIR.
+#include "compiler/Pipeline.h"
+#include "runtime/cli/Commands.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+namespace {
+
+void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
+  CLI::App *cmd = app.add_subcommand("compile", "Compile an ONNX model into a LoRA training plan");
+  cmd->add_option("model", o.model, "ONNX model file")->required();
+  cmd->add_option("-o,--output", o.output, "plan file to write")->required();
+  cmd->add_option("--batch", o.batch, "sequences per step")->capture_default_str();
+  cmd->add_option("--seq", o.seq, "tokens per sequence")->capture_default_str();
+  cmd->add_option("--lora-rank", o.lora_rank, "LoRA rank r")->capture_default_str();
+  cmd->add_option("--lora-alpha", o.lora_alpha, "LoRA alpha")->capture_default_str();
+  cmd->add_option("--lora-targets", o.lora_targets,
+                  "linear layers to adapt: comma-separated names (q_proj,v_proj) or all-linear")
+      ->capture_default_str();
+  cmd->add_flag("--rslora", o.rslora, "scale by alpha/sqrt(r) instead of alpha/r");
+  cmd->add_option("--seed", o.seed, "seed of the LoRA A initialisation")->capture_default_str();
+  cmd->add_option("--profile", o.profile, "device profile JSON (default: built-in)");
+  cmd->add_option("--emit-spirv", o.emit_spirv_dir, "also write every kernel as DIR/<kernel>.spv");
+  cmd->add_option("--emit-mlir", o.emit_mlir, "also write the training graph (MLIR) to FILE");
+  cmd->callback([&o] {
+    std::string error;
+    if (tessera::compileModel(o, error) != 0)
+      throw std::runtime_error(error);
+  });
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  CLI::App app{"tessera: LoRA fine-tuning compiled ahead of time, run on any Vulkan GPU"};
+  app.require_subcommand(1);
+  tessera::CompileOptions compile;
+  addCompileCommand(app, compile);
+  tessera::addRuntimeCommands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    return app.exit(e);
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
