@@ -1,16 +1,469 @@
-// Placeholder: replaced by the real implementation of this stage.
+// LowerToKernels.cpp - tessera-lower-to-kernels: buffers, programs, kernels.
+//
+// Turns @train_step into `tessera.program @train_step` and @loss into
+// `tessera.program @eval`, with one or more `tessera.dispatch` per tensor op
+// in body order, one `tessera.buffer` per value, and one gpu.module per
+// distinct kernel (generators in kernels/, tile sizes from the device
+// profile). All functions are removed afterwards.
+//
+// Buffers (shared between the two programs where they mean the same thing):
+//   input      @input_ids, @labels      (args 0 and 1, i32)
+//   hparams    @hparams                  (@train_step arg 2)
+//   weight     one per frozen param name (symbol = sanitised name)
+//   lora       one per LoRA param name
+//   optimizer_state  <param>.exp_avg, <param>.exp_avg_sq
+//   gradient   <param>.grad              (the adamw grad operand is computed
+//                                         straight into it)
+//   output     @loss, f32[1]             (the returned value is computed
+//                                         straight into it)
+//   constant   one per distinct tessera.constant value (init = the value)
+//   activation one per other value (<program>.v<n>), plus scratch buffers
+//              some kernels need (<program>.v<n>.<what>)
+// A reshape makes an alias buffer (alias = the storage owner) and no kernel.
+// When a designated value (loss, a gradient) cannot be computed in place
+// (e.g. it is a parameter) a copy kernel moves it there.
+//
+// Dead activation buffers are not reused yet; liveness is available here
+// (program order) when that optimisation comes.
+#include "compiler/lowering/kernels/Kernels.h"
+
 #include "Tessera/Transforms/Passes.h"
+
+#include "mlir/Dialect/SPIRV/IR/TargetAndABI.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <map>
 
 namespace mlir::tessera {
 #define GEN_PASS_DEF_TESSERALOWERTOKERNELS
 #include "Tessera/Transforms/Passes.h.inc"
+
 namespace {
-struct TesseraLowerToKernelsPass : impl::TesseraLowerToKernelsBase<TesseraLowerToKernelsPass> {
-  using TesseraLowerToKernelsBase::TesseraLowerToKernelsBase;
-  void runOnOperation() override {
-    getOperation()->emitError("TesseraLowerToKernels is not implemented yet");
-    signalPassFailure();
+
+using namespace ::tessera::lowering;
+namespace autotune = ::tessera::autotune;
+
+std::string sanitize(StringRef name) {
+  std::string s;
+  for (char c : name)
+    s += (isalnum((unsigned char)c) || c == '_' || c == '.' || c == '-' || c == '$') ? c : '_';
+  if (s.empty() || isdigit((unsigned char)s[0]) || s[0] == '.' || s[0] == '-')
+    s = "_" + s;
+  return s;
+}
+
+bool isKernelProducer(Operation *op) {
+  return op && !isa<ParamOp, ConstantOp, ReshapeOp>(op);
+}
+
+class Lowerer {
+public:
+  Lowerer(ModuleOp module, const autotune::DeviceProfile &profile)
+      : module(module), ctx(module, profile), builder(module.getContext()) {
+    builder.setInsertionPointToStart(module.getBody());
+    // Functions are removed at the end; every other symbol stays.
+    for (Operation &op : module.getBody()->getOperations())
+      if (auto sym = op.getAttrOfType<StringAttr>(SymbolTable::getSymbolAttrName()))
+        if (!isa<func::FuncOp>(op))
+          ctx.reserveName(sym.getValue());
+    ctx.reserveName("train_step");
+    ctx.reserveName("eval");
+  }
+
+  LogicalResult lowerFunction(func::FuncOp f, StringRef programName);
+  void finish();
+
+private:
+  struct Designation {
+    BufferKind kind;
+    std::string symbol;
+    std::string name;
+  };
+
+  ModuleOp module;
+  LoweringContext ctx;
+  OpBuilder builder; // buffers, in creation order at the top of the module
+  llvm::StringMap<BufferOp> buffers;        // symbol -> buffer
+  std::map<std::string, std::string> keyed; // "weight:<name>" etc. -> symbol
+  llvm::DenseMap<Attribute, std::string> constants;
+  SmallVector<ProgramOp> programs;
+
+  // Per function.
+  DenseMap<Value, std::string> valueBuf;
+  unsigned valueCount = 0;
+  std::string prefix;
+
+  MLIRContext *mctx() { return module.getContext(); }
+
+  BufferOp createBuffer(StringRef symbolBase, BufferKind kind, MemRefType type, StringRef name,
+                        ArrayRef<int64_t> shape, ElementsAttr init = {}, StringRef alias = {}) {
+    std::string sym = ctx.uniqueName(sanitize(symbolBase));
+    auto op = builder.create<BufferOp>(
+        module.getLoc(), StringAttr::get(mctx(), sym), BufferKindAttr::get(mctx(), kind),
+        TypeAttr::get(type), name.empty() ? StringAttr() : StringAttr::get(mctx(), name),
+        DenseI64ArrayAttr::get(mctx(), shape), init,
+        alias.empty() ? FlatSymbolRefAttr() : FlatSymbolRefAttr::get(mctx(), alias));
+    buffers[sym] = op;
+    return op;
+  }
+
+  // A shared buffer identified by `key`; checks that every user agrees on its type.
+  FailureOr<std::string> sharedBuffer(Operation *user, const std::string &key, StringRef symbol,
+                                      BufferKind kind, ShapedType tensor, StringRef name) {
+    MemRefType type = flatMemRefType(tensor);
+    auto it = keyed.find(key);
+    if (it != keyed.end()) {
+      BufferOp b = buffers[it->second];
+      if (b.getType() != type || b.getShapeAttr().asArrayRef() != tensor.getShape())
+        return user->emitError("buffer '") << name << "' used with two types: " << b.getType()
+                                           << " and " << tensor,
+               failure();
+      return it->second;
+    }
+    std::string sym = createBuffer(symbol, kind, type, name, tensor.getShape()).getSymName().str();
+    keyed[key] = sym;
+    return sym;
+  }
+
+  // Storage owner of a buffer (follows alias).
+  std::string root(const std::string &sym) {
+    std::string s = sym;
+    while (true) {
+      BufferOp b = buffers[s];
+      if (!b.getAlias())
+        return s;
+      s = b.getAlias()->str();
+    }
+  }
+
+  std::string newActivation(Operation *op, Type type, StringRef suffix = {}) {
+    std::string base = prefix + ".v" + std::to_string(valueCount++);
+    std::string name = op->getName().stripDialect().str();
+    if (auto nl = dyn_cast<NameLoc>(op->getLoc()))
+      name = nl.getName().str();
+    if (!suffix.empty()) {
+      base += "." + suffix.str();
+      name += "." + suffix.str();
+    }
+    auto shaped = cast<ShapedType>(type);
+    if (auto mem = dyn_cast<MemRefType>(type))
+      return createBuffer(base, BufferKind::activation, mem, name, mem.getShape())
+          .getSymName()
+          .str();
+    return createBuffer(base, BufferKind::activation, flatMemRefType(shaped), name,
+                        shaped.getShape())
+        .getSymName()
+        .str();
+  }
+
+  std::string designatedBuffer(const Designation &d, ShapedType tensor, Operation *user) {
+    auto it = keyed.find("designated:" + d.symbol);
+    if (it != keyed.end())
+      return it->second;
+    std::string sym =
+        createBuffer(d.symbol, d.kind, flatMemRefType(tensor), d.name, tensor.getShape())
+            .getSymName()
+            .str();
+    keyed["designated:" + d.symbol] = sym;
+    return sym;
+  }
+
+  void dispatch(OpBuilder &pb, Location loc, const KernelHandle &k, ArrayRef<std::string> bufs) {
+    SmallVector<Attribute> refs;
+    for (const std::string &b : bufs)
+      refs.push_back(FlatSymbolRefAttr::get(mctx(), b));
+    pb.create<DispatchOp>(loc, FlatSymbolRefAttr::get(mctx(), k.name), ArrayAttr::get(mctx(), refs),
+                          ArrayRef<int64_t>(k.groups));
+  }
+
+  // Emits the steps of a lowering; `slots` are the buffers of the op's
+  // operands, results and extras, scratch buffers are appended here.
+  void emit(OpBuilder &pb, Operation *op, const OpLowering &l, SmallVector<std::string> slots) {
+    for (const ScratchBuffer &s : l.scratch)
+      slots.push_back(newActivation(op, s.type, s.label));
+    for (const DispatchStep &step : l.steps) {
+      SmallVector<std::string> bufs;
+      for (unsigned s : step.slots)
+        bufs.push_back(slots[s]);
+      dispatch(pb, op->getLoc(), step.kernel, bufs);
+    }
+  }
+
+  void copyInto(OpBuilder &pb, Location loc, const std::string &from, const std::string &to) {
+    auto type = cast<MemRefType>(buffers[to].getType());
+    OpLowering l = lowerCopy(ctx, type.getNumElements(), type.getElementType());
+    for (const DispatchStep &step : l.steps)
+      dispatch(pb, loc, step.kernel, {from, to});
+  }
+
+  FailureOr<OpLowering> lowerTensorOp(Operation *op) {
+    return llvm::TypeSwitch<Operation *, FailureOr<OpLowering>>(op)
+        .Case([&](UnaryOp o) { return lowerUnary(ctx, o); })
+        .Case([&](BinaryOp o) { return lowerBinary(ctx, o); })
+        .Case([&](SelectOp o) { return lowerSelect(ctx, o); })
+        .Case([&](CastOp o) { return lowerCast(ctx, o); })
+        .Case([&](TransposeOp o) { return lowerTranspose(ctx, o); })
+        .Case([&](BroadcastOp o) { return lowerBroadcast(ctx, o); })
+        .Case([&](SliceOp o) { return lowerSlice(ctx, o); })
+        .Case([&](PadOp o) { return lowerPad(ctx, o); })
+        .Case([&](ConcatOp o) { return lowerConcat(ctx, o); })
+        .Case([&](GatherOp o) { return lowerGather(ctx, o); })
+        .Case([&](ReduceOp o) { return lowerReduce(ctx, o); })
+        .Case([&](SoftmaxOp o) { return lowerSoftmax(ctx, o); })
+        .Case([&](MatmulOp o) { return lowerMatmul(ctx, o); })
+        .Case([&](CrossEntropyOp o) { return lowerCrossEntropy(ctx, o); })
+        .Case([&](CrossEntropyGradOp o) { return lowerCrossEntropyGrad(ctx, o); })
+        .Default([&](Operation *o) -> FailureOr<OpLowering> {
+          return o->emitOpError("cannot be lowered to a kernel"), failure();
+        });
   }
 };
+
+LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
+  valueBuf.clear();
+  valueCount = 0;
+  prefix = programName.str();
+  Block &body = f.getBody().front();
+  bool isTrain = programName == "train_step";
+
+  // Arguments.
+  unsigned expectArgs = isTrain ? 3 : 2;
+  if (f.getNumArguments() != expectArgs)
+    return mlir::emitError(f.getLoc(), "@" + f.getName().str() + ": expected ") << expectArgs << " arguments (input_ids, labels"
+                                      << (isTrain ? ", hparams)" : ")");
+  static const char *argNames[] = {"input_ids", "labels", "hparams"};
+  for (unsigned i = 0; i < expectArgs; ++i) {
+    auto t = dyn_cast<RankedTensorType>(f.getArgument(i).getType());
+    if (!t || !t.hasStaticShape() ||
+        (i < 2 ? !t.getElementType().isInteger(32) : !t.getElementType().isF32()))
+      return mlir::emitError(f.getLoc(), "@" + f.getName().str() + ": argument ") << i << " (" << argNames[i] << ") must be a static "
+                                        << (i < 2 ? "i32" : "f32") << " tensor";
+    auto sym = sharedBuffer(f, std::string("arg:") + argNames[i], argNames[i],
+                            i < 2 ? BufferKind::input : BufferKind::hparams, t, argNames[i]);
+    if (failed(sym))
+      return failure();
+    valueBuf[f.getArgument(i)] = *sym;
+  }
+
+  auto ret = dyn_cast<func::ReturnOp>(body.getTerminator());
+  if (!ret || ret.getNumOperands() != 1)
+    return mlir::emitError(f.getLoc(), "@" + f.getName().str() + ": must return exactly one value (the loss)");
+  auto lossType = cast<ShapedType>(ret.getOperand(0).getType());
+  if (!lossType.getElementType().isF32() || lossType.getNumElements() != 1)
+    return mlir::emitError(f.getLoc(), "@" + f.getName().str() + ": must return a single f32 (the loss), got ") << lossType;
+
+  // Liveness: what the loss and the updates need.
+  llvm::DenseSet<Operation *> live;
+  for (Operation &op : llvm::reverse(body.getOperations())) {
+    if (!isa<func::ReturnOp, AdamWUpdateOp>(op) && !live.contains(&op))
+      continue;
+    live.insert(&op);
+    for (Value v : op.getOperands())
+      if (Operation *def = v.getDefiningOp())
+        live.insert(def);
+  }
+
+  // Designated storage: the loss, and each adamw grad operand. Through a
+  // reshape chain the storage owner is designated instead.
+  DenseMap<Value, Designation> designated;
+  auto designate = [&](Value v, Designation d) {
+    if (designated.count(v))
+      return;
+    designated[v] = d;
+    Value r = v;
+    while (auto rs = r.getDefiningOp<ReshapeOp>())
+      r = rs.getInput();
+    if (r != v && isKernelProducer(r.getDefiningOp()) && !designated.count(r))
+      designated[r] = d;
+  };
+  designate(ret.getOperand(0), {BufferKind::output, "loss", "loss"});
+  for (Operation &op : body)
+    if (auto u = dyn_cast<AdamWUpdateOp>(op))
+      designate(u.getGrad(), {BufferKind::gradient, u.getParam().str() + ".grad",
+                              u.getParam().str() + ".grad"});
+
+  // The program.
+  OpBuilder mb(mctx());
+  mb.setInsertionPointToEnd(module.getBody());
+  auto program = mb.create<ProgramOp>(f.getLoc(), StringAttr::get(mctx(), programName));
+  programs.push_back(program);
+  Block *pbody = new Block();
+  program.getBody().push_back(pbody);
+  OpBuilder pb = OpBuilder::atBlockEnd(pbody);
+
+  llvm::StringSet<> updated; // LoRA params already updated in this program
+  for (Operation &opRef : body) {
+    Operation *op = &opRef;
+    for (Value v : op->getOperands())
+      if (auto p = v.getDefiningOp<ParamOp>())
+        if (updated.contains(p.getName()))
+          return op->emitOpError("uses LoRA parameter '")
+                 << p.getName() << "' after its adamw_update";
+
+    if (auto p = dyn_cast<ParamOp>(op)) {
+      bool frozen = p.getKind() == ParamKind::frozen;
+      auto sym = sharedBuffer(op, (frozen ? "weight:" : "lora:") + p.getName().str(), p.getName(),
+                              frozen ? BufferKind::weight : BufferKind::lora,
+                              cast<ShapedType>(p.getType()), p.getName());
+      if (failed(sym))
+        return failure();
+      valueBuf[p.getResult()] = *sym;
+      continue;
+    }
+    if (auto c = dyn_cast<ConstantOp>(op)) {
+      Attribute key = c.getValue();
+      auto it = constants.find(key);
+      if (it == constants.end()) {
+        auto t = cast<ShapedType>(c.getType());
+        std::string sym = createBuffer("const", BufferKind::constant, flatMemRefType(t), "constant",
+                                       t.getShape(), c.getValue())
+                              .getSymName()
+                              .str();
+        it = constants.insert({key, sym}).first;
+      }
+      valueBuf[c.getResult()] = it->second;
+      continue;
+    }
+    if (auto r = dyn_cast<ReshapeOp>(op)) {
+      std::string src = root(valueBuf.lookup(r.getInput()));
+      auto t = cast<ShapedType>(r.getType());
+      BufferOp srcBuf = buffers[src];
+      std::string base, name;
+      // Aliases are activations (the plan allows no constant alias and the
+      // runtime never fills an alias) unless they are a designated buffer.
+      BufferKind kind = BufferKind::activation;
+      auto d = designated.find(r.getResult());
+      auto owner = d == designated.end() ? keyed.end() : keyed.find("designated:" + d->second.symbol);
+      if (owner != keyed.end() && src == owner->second) {
+        base = d->second.symbol;
+        name = d->second.name;
+        kind = d->second.kind;
+      } else {
+        base = prefix + ".v" + std::to_string(valueCount++);
+        name = srcBuf.getName() ? srcBuf.getName()->str() : "reshape";
+      }
+      std::string sym =
+          createBuffer(base, kind, flatMemRefType(t), name, t.getShape(), {}, src).getSymName().str();
+      valueBuf[r.getResult()] = sym;
+      continue;
+    }
+    if (auto u = dyn_cast<AdamWUpdateOp>(op)) {
+      std::string param = u.getParam().str();
+      auto gradT = cast<ShapedType>(u.getGrad().getType());
+      std::string gradSym = designatedBuffer(
+          {BufferKind::gradient, param + ".grad", param + ".grad"}, gradT, op);
+      if (root(valueBuf.lookup(u.getGrad())) != root(gradSym))
+        copyInto(pb, op->getLoc(), valueBuf.lookup(u.getGrad()), gradSym);
+      auto pSym = sharedBuffer(op, "lora:" + param, param, BufferKind::lora, gradT, param);
+      auto mSym = sharedBuffer(op, "state:" + param + ".exp_avg", param + ".exp_avg",
+                               BufferKind::optimizer_state, gradT, param + ".exp_avg");
+      auto vSym = sharedBuffer(op, "state:" + param + ".exp_avg_sq", param + ".exp_avg_sq",
+                               BufferKind::optimizer_state, gradT, param + ".exp_avg_sq");
+      if (failed(pSym) || failed(mSym) || failed(vSym))
+        return failure();
+      FailureOr<OpLowering> l = lowerAdamW(ctx, u);
+      if (failed(l))
+        return failure();
+      emit(pb, op, *l, {gradSym, valueBuf.lookup(u.getHparams()), *pSym, *mSym, *vSym});
+      updated.insert(param);
+      continue;
+    }
+    if (isa<func::ReturnOp>(op)) {
+      Value v = ret.getOperand(0);
+      std::string lossSym = designatedBuffer({BufferKind::output, "loss", "loss"}, lossType, op);
+      if (root(valueBuf.lookup(v)) != root(lossSym))
+        copyInto(pb, op->getLoc(), valueBuf.lookup(v), lossSym);
+      continue;
+    }
+    if (op->getDialect() != ctx.module->getContext()->getLoadedDialect<TesseraDialect>())
+      return op->emitOpError("unexpected op in ") << f.getName();
+    if (!live.contains(op))
+      continue;
+
+    // A kernel op: results into designated or fresh activation buffers.
+    SmallVector<std::string> slots;
+    for (Value v : op->getOperands()) {
+      auto it = valueBuf.find(v);
+      if (it == valueBuf.end())
+        return op->emitOpError("operand has no buffer");
+      slots.push_back(it->second);
+    }
+    for (Value r : op->getResults()) {
+      auto d = designated.find(r);
+      std::string sym = d != designated.end()
+                            ? designatedBuffer(d->second, cast<ShapedType>(r.getType()), op)
+                            : newActivation(op, r.getType());
+      valueBuf[r] = sym;
+      slots.push_back(sym);
+    }
+    if (auto ce = dyn_cast<CrossEntropyOp>(op))
+      module->setAttr("tessera.vocab",
+                      IntegerAttr::get(IntegerType::get(mctx(), 64),
+                                       cast<ShapedType>(ce.getLogits().getType()).getShape().back()));
+    FailureOr<OpLowering> l = lowerTensorOp(op);
+    if (failed(l))
+      return failure();
+    emit(pb, op, *l, slots);
+  }
+  return success();
+}
+
+void Lowerer::finish() {
+  // Order: buffers, programs, kernels.
+  Operation *firstKernel = nullptr;
+  for (Operation &op : module.getBody()->getOperations())
+    if (isa<gpu::GPUModuleOp>(op)) {
+      firstKernel = &op;
+      break;
+    }
+  for (ProgramOp p : programs)
+    if (firstKernel)
+      p->moveBefore(firstKernel);
+  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(), UnitAttr::get(mctx()));
+}
+
+struct TesseraLowerToKernelsPass
+    : impl::TesseraLowerToKernelsBase<TesseraLowerToKernelsPass> {
+  using TesseraLowerToKernelsBase::TesseraLowerToKernelsBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    autotune::DeviceProfile prof;
+    try {
+      prof = autotune::loadProfileOrDefault(profile);
+    } catch (const std::exception &e) {
+      mlir::emitError(module.getLoc(), "device profile: ") << e.what();
+      return signalPassFailure();
+    }
+    auto train = module.lookupSymbol<func::FuncOp>("train_step");
+    auto loss = module.lookupSymbol<func::FuncOp>("loss");
+    if (!train && !loss) {
+      mlir::emitError(module.getLoc(), "tessera-lower-to-kernels needs @train_step and/or @loss");
+      return signalPassFailure();
+    }
+    Lowerer lowerer(module, prof);
+    if (train && failed(lowerer.lowerFunction(train, "train_step")))
+      return signalPassFailure();
+    if (loss && failed(lowerer.lowerFunction(loss, "eval")))
+      return signalPassFailure();
+    // The tensor-level functions are no longer needed.
+    for (auto f : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))
+      f.erase();
+    lowerer.finish();
+    // Tidy the generated kernels (folded index arithmetic, shared constants).
+    OpPassManager pm(gpu::GPUModuleOp::getOperationName());
+    pm.addPass(createCanonicalizerPass());
+    pm.addPass(createCSEPass());
+    for (auto gm : llvm::make_early_inc_range(module.getOps<gpu::GPUModuleOp>()))
+      if (failed(runPipeline(pm, gm)))
+        return signalPassFailure();
+  }
+};
+
 } // namespace
 } // namespace mlir::tessera

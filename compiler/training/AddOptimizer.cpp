@@ -1,16 +1,88 @@
-// Placeholder: replaced by the real implementation of this stage.
+//===- AddOptimizer.cpp - tessera-add-optimizer ---------------------------===//
+//
+// Builds, next to @loss_grad (kept), the step the runtime replays:
+//
+//   func.func @train_step(%input_ids, %labels, %hparams: tensor<8xf32>) -> tensor<f32>
+//
+// = the body of @loss_grad, then one
+//   tessera.adamw_update "<param>", %grad, %hparams
+// per gradient result (named by its tessera.grad_of attribute), returning the
+// loss. hparams = [lr, beta1, beta2, eps, weight_decay, 1-beta1^t, 1-beta2^t, t],
+// written by the runtime every step.
+//
+//===----------------------------------------------------------------------===//
 #include "Tessera/Transforms/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
 
 namespace mlir::tessera {
 #define GEN_PASS_DEF_TESSERAADDOPTIMIZER
 #include "Tessera/Transforms/Passes.h.inc"
+
 namespace {
+
 struct TesseraAddOptimizerPass : impl::TesseraAddOptimizerBase<TesseraAddOptimizerPass> {
   using TesseraAddOptimizerBase::TesseraAddOptimizerBase;
+
   void runOnOperation() override {
-    getOperation()->emitError("TesseraAddOptimizer is not implemented yet");
-    signalPassFailure();
+    ModuleOp module = getOperation();
+    auto grad = module.lookupSymbol<func::FuncOp>("loss_grad");
+    if (!grad) {
+      emitError(module.getLoc(), "tessera-add-optimizer: the module has no @loss_grad function "
+                                 "(run tessera-autodiff first)");
+      return signalPassFailure();
+    }
+    if (module.lookupSymbol("train_step")) {
+      emitError(module.getLoc(),
+                "tessera-add-optimizer: the module already has a @train_step symbol");
+      return signalPassFailure();
+    }
+    FunctionType ft = grad.getFunctionType();
+    auto scalar = RankedTensorType::get({}, Float32Type::get(module.getContext()));
+    if (grad.isExternal() || !grad.getBody().hasOneBlock() || ft.getNumResults() < 1 ||
+        ft.getResult(0) != scalar) {
+      emitError(grad.getLoc(),
+                "tessera-add-optimizer: @loss_grad must have a single-block body and "
+                "return the loss tensor<f32> first");
+      return signalPassFailure();
+    }
+    SmallVector<StringAttr> names;
+    for (unsigned i = 1; i < ft.getNumResults(); ++i) {
+      auto name = grad.getResultAttrOfType<StringAttr>(i, "tessera.grad_of");
+      if (!name) {
+        emitError(grad.getLoc(), "tessera-add-optimizer: result ") << i << " of @loss_grad has no "
+                                                                   << "tessera.grad_of attribute";
+        return signalPassFailure();
+      }
+      names.push_back(name);
+    }
+
+    OpBuilder b(module.getContext());
+    b.setInsertionPointAfter(grad);
+    SmallVector<Type> inputs(ft.getInputs());
+    auto hparamsType = RankedTensorType::get({8}, b.getF32Type());
+    inputs.push_back(hparamsType);
+    auto step =
+        b.create<func::FuncOp>(grad.getLoc(), "train_step", b.getFunctionType(inputs, {scalar}));
+    if (auto vis = grad.getSymVisibilityAttr())
+      step.setSymVisibilityAttr(vis);
+
+    Block *entry = step.addEntryBlock();
+    Block &src = grad.getBody().front();
+    IRMapping map;
+    for (unsigned i = 0; i < ft.getNumInputs(); ++i)
+      map.map(src.getArgument(i), entry->getArgument(i));
+    b.setInsertionPointToEnd(entry);
+    for (Operation &op : src.without_terminator())
+      b.clone(op, map);
+    auto ret = cast<func::ReturnOp>(src.getTerminator());
+    Value hparams = entry->getArguments().back();
+    for (unsigned i = 1; i < ret.getNumOperands(); ++i)
+      b.create<AdamWUpdateOp>(ret.getLoc(), names[i - 1], map.lookup(ret.getOperand(i)), hparams);
+    b.create<func::ReturnOp>(ret.getLoc(), map.lookup(ret.getOperand(0)));
   }
 };
+
 } // namespace
 } // namespace mlir::tessera

@@ -40,13 +40,5 @@ int main(int argc, char **argv) {
   tessera::CompileOptions compile;
   addCompileCommand(app, compile);
   tessera::addRuntimeCommands(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError &e) {
-    return app.exit(e);
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  return tessera::runApp(app, argc, argv);
 }

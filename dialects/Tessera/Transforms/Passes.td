@@ -63,6 +63,10 @@ def TesseraLowerToKernels : Pass<"tessera-lower-to-kernels", "ModuleOp"> {
 def TesseraKernelsToSPIRV : Pass<"tessera-kernels-to-spirv", "ModuleOp"> {
   let summary = "Convert each kernel gpu.module to a spirv.module (Vulkan, storage buffers)";
   let dependentDialects = ["::mlir::spirv::SPIRVDialect"];
+  let options = [
+    Option<"dumpDir", "dump-dir", "std::string", /*default=*/"\"\"",
+           "also write each kernel's SPIR-V binary to <dir>/<kernel>.spv (for spirv-val in tests)">
+  ];
 }
 
 #endif // TESSERA_PASSES_TD

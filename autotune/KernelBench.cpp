@@ -1,0 +1,164 @@
+// tessera-kbench: times every kernel dispatch of a plan's program on a Vulkan
+// device, one kernel at a time, to see where a step's time goes (and, later,
+// to let `tessera tune` compare profile variants).
+//
+//   tessera-kbench PLAN [--program train_step] [--repeat 10] [--device 0] [--top 25]
+//
+// Runtime only (no MLIR): it rewrites the plan's programs into one program
+// per distinct dispatch (same kernel, buffers and groups), each repeating that
+// dispatch --repeat times, runs each a few times and reports the best GPU
+// time per dispatch. Buffers hold zeros (timings of these kernels do not
+// depend on the data). Output: one line per distinct dispatch, slowest total
+// first, then totals per kernel family and the measured whole program.
+#include "runtime/plan/Plan.h"
+#include "runtime/vulkan/Context.h"
+#include "runtime/vulkan/Executor.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace tessera;
+
+namespace {
+
+struct Entry {
+  plan::Dispatch dispatch;
+  int count = 0;    // occurrences in the program
+  double us = 0;    // best GPU time per dispatch
+};
+
+std::string family(const std::string &kernel) {
+  size_t u = kernel.rfind('_');
+  return u == std::string::npos ? kernel : kernel.substr(0, u);
+}
+
+int usage() {
+  std::fprintf(stderr, "usage: tessera-kbench PLAN [--program NAME] [--repeat N] [--device N] [--top N]\n");
+  return 2;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::string planPath, programName = "train_step";
+  int repeat = 10, device = 0, top = 25;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> const char * { return i + 1 < argc ? argv[++i] : nullptr; };
+    const char *v = nullptr;
+    if (a == "--program" && (v = next()))
+      programName = v;
+    else if (a == "--repeat" && (v = next()))
+      repeat = std::max(1, std::atoi(v));
+    else if (a == "--device" && (v = next()))
+      device = std::atoi(v);
+    else if (a == "--top" && (v = next()))
+      top = std::atoi(v);
+    else if (a.size() && a[0] != '-' && planPath.empty())
+      planPath = a;
+    else
+      return usage();
+  }
+  if (planPath.empty())
+    return usage();
+  try {
+    plan::Plan original = plan::readPlanFile(planPath);
+    const plan::Program *prog = original.program(programName);
+    if (!prog)
+      throw std::runtime_error(planPath + ": no program '" + programName + "'");
+
+    // Distinct dispatches, in first-seen order.
+    std::vector<Entry> entries;
+    std::map<std::string, size_t> index;
+    for (const plan::Dispatch &d : prog->dispatches) {
+      std::string key = std::to_string(d.kernel) + ":";
+      for (uint32_t b : d.bindings)
+        key += std::to_string(b) + ",";
+      key += std::to_string(d.groups[0]) + "x" + std::to_string(d.groups[1]) + "x" +
+             std::to_string(d.groups[2]);
+      auto [it, fresh] = index.emplace(key, entries.size());
+      if (fresh)
+        entries.push_back({d, 0, 0});
+      entries[it->second].count++;
+    }
+
+    plan::Plan bench = original;
+    bench.programs.clear();
+    bench.programs.push_back(*prog); // the whole program, for comparison
+    for (size_t i = 0; i < entries.size(); ++i) {
+      plan::Program p;
+      p.name = "k" + std::to_string(i);
+      p.dispatches.assign(repeat, entries[i].dispatch);
+      bench.programs.push_back(std::move(p));
+    }
+
+    vk::Context ctx(device);
+    if (!ctx.info().timestamps)
+      throw std::runtime_error(ctx.info().name + " has no compute timestamps");
+    vk::Executor exec(ctx, bench);
+    for (size_t i = 0; i < bench.buffers.size(); ++i)
+      if (bench.buffers[i].alias_of < 0)
+        std::memset(exec.data(i), 0, bench.buffers[i].bytes);
+
+    double whole = 1e30;
+    for (int r = 0; r < 3; ++r)
+      whole = std::min(whole, exec.run(programName).gpu_ms);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      double best = 1e30;
+      for (int r = 0; r < 3; ++r)
+        best = std::min(best, exec.run("k" + std::to_string(i)).gpu_ms);
+      entries[i].us = best * 1000.0 / repeat;
+    }
+
+    std::printf("device: %s\nplan: %s, program %s: %zu dispatches, %zu distinct\n",
+                ctx.info().name.c_str(), planPath.c_str(), programName.c_str(),
+                prog->dispatches.size(), entries.size());
+    std::vector<size_t> order(entries.size());
+    for (size_t i = 0; i < order.size(); ++i)
+      order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return entries[a].us * entries[a].count > entries[b].us * entries[b].count;
+    });
+    double sum = 0;
+    std::map<std::string, std::pair<double, int>> byFamily;
+    for (const Entry &e : entries) {
+      const plan::Kernel &k = original.kernels[e.dispatch.kernel];
+      sum += e.us * e.count;
+      auto &f = byFamily[family(k.name)];
+      f.first += e.us * e.count;
+      f.second += e.count;
+    }
+    std::printf("%-22s %6s %16s %14s %10s %8s  %s\n", "kernel", "count", "groups", "local", "us/disp",
+                "total%", "buffers (bytes)");
+    for (int n = 0; n < (int)order.size() && n < top; ++n) {
+      const Entry &e = entries[order[n]];
+      const plan::Kernel &k = original.kernels[e.dispatch.kernel];
+      char groups[64], local[64];
+      std::snprintf(groups, sizeof groups, "%ux%ux%u", e.dispatch.groups[0], e.dispatch.groups[1],
+                    e.dispatch.groups[2]);
+      std::snprintf(local, sizeof local, "%ux%ux%u", k.local_size[0], k.local_size[1],
+                    k.local_size[2]);
+      std::string bufs;
+      for (uint32_t b : e.dispatch.bindings)
+        bufs += (bufs.empty() ? "" : " ") + std::to_string(original.buffers[b].bytes);
+      std::printf("%-22s %6d %16s %14s %10.1f %7.1f%%  %s\n", k.name.c_str(), e.count, groups, local,
+                  e.us, 100.0 * e.us * e.count / sum, bufs.c_str());
+    }
+    std::printf("\nby family:\n");
+    std::vector<std::pair<std::string, std::pair<double, int>>> fams(byFamily.begin(), byFamily.end());
+    std::sort(fams.begin(), fams.end(),
+              [](auto &a, auto &b) { return a.second.first > b.second.first; });
+    for (auto &[name, v] : fams)
+      std::printf("  %-20s %5d dispatches %10.3f ms %6.1f%%\n", name.c_str(), v.second,
+                  v.first / 1000.0, 100.0 * v.first / sum);
+    std::printf("\nsum of dispatches %.3f ms; whole program measured %.3f ms\n", sum / 1000.0, whole);
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,264 @@
+// Profile.cpp - reading and validating device profiles.
+#include "autotune/Profile.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace tessera::autotune {
+namespace {
+
+#include "DefaultProfile.inc"
+
+using json = nlohmann::json;
+
+[[noreturn]] void fail(const std::string &origin, const std::string &field, const std::string &msg) {
+  throw ProfileError(origin + ": " + (field.empty() ? "" : field + ": ") + msg);
+}
+
+const char *typeName(const json &j) { return j.type_name(); }
+
+void checkKeys(const json &obj, const std::string &origin, const std::string &where,
+               const std::set<std::string> &allowed) {
+  for (auto it = obj.begin(); it != obj.end(); ++it)
+    if (!allowed.count(it.key()))
+      fail(origin, where.empty() ? it.key() : where + "." + it.key(), "unknown field");
+}
+
+const json *section(const json &root, const char *key, const std::string &origin) {
+  auto it = root.find(key);
+  if (it == root.end())
+    return nullptr;
+  if (!it->is_object())
+    fail(origin, key, std::string("expected an object, got ") + typeName(*it));
+  return &*it;
+}
+
+void readInt(const json &obj, const char *key, const std::string &origin, const std::string &where,
+             int64_t &out) {
+  auto it = obj.find(key);
+  if (it == obj.end())
+    return;
+  std::string field = where.empty() ? key : where + "." + key;
+  if (!it->is_number_integer())
+    fail(origin, field, std::string("expected an integer, got ") + typeName(*it));
+  out = it->get<int64_t>();
+}
+
+void readString(const json &obj, const char *key, const std::string &origin,
+                const std::string &where, std::string &out) {
+  auto it = obj.find(key);
+  if (it == obj.end())
+    return;
+  std::string field = where.empty() ? key : where + "." + key;
+  if (!it->is_string())
+    fail(origin, field, std::string("expected a string, got ") + typeName(*it));
+  out = it->get<std::string>();
+}
+
+bool isPow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
+
+void validate(const DeviceProfile &p, const std::string &o) {
+  auto positive = [&](const char *field, int64_t v) {
+    if (v <= 0)
+      fail(o, field, "must be a positive integer (got " + std::to_string(v) + ")");
+  };
+  positive("device.subgroup_size", p.subgroup_size);
+  positive("device.max_workgroup_invocations", p.max_workgroup_invocations);
+  positive("device.shared_memory_bytes", p.shared_memory_bytes);
+  positive("device.max_workgroup_count", p.max_workgroup_count);
+  auto workgroup = [&](const char *field, int64_t v, bool pow2) {
+    positive(field, v);
+    if (v > p.max_workgroup_invocations)
+      fail(o, field, std::to_string(v) + " exceeds device.max_workgroup_invocations (" +
+                         std::to_string(p.max_workgroup_invocations) + ")");
+    if (pow2 && !isPow2(v))
+      fail(o, field, "must be a power of two (got " + std::to_string(v) + ")");
+  };
+  workgroup("elementwise.workgroup_size", p.elementwise_workgroup, false);
+  workgroup("copy.workgroup_size", p.copy_workgroup, false);
+  workgroup("reduce.workgroup_size", p.reduce_workgroup, true);
+  workgroup("softmax.workgroup_size", p.softmax_workgroup, true);
+  workgroup("cross_entropy.workgroup_size", p.cross_entropy_workgroup, true);
+  workgroup("adamw.workgroup_size", p.adamw_workgroup, false);
+  if (p.reduce_serial_max < 0)
+    fail(o, "reduce.serial_max", "must be >= 0");
+  if (p.reduce_serial_min_outputs < 0)
+    fail(o, "reduce.serial_min_outputs", "must be >= 0");
+  if (p.softmax_serial_max < 0)
+    fail(o, "softmax.serial_max", "must be >= 0");
+  // Shared memory of the tree reductions (2 arrays of f32 per thread at most).
+  for (auto [field, wg] : {std::pair{"reduce.workgroup_size", p.reduce_workgroup},
+                           std::pair{"softmax.workgroup_size", p.softmax_workgroup},
+                           std::pair{"cross_entropy.workgroup_size", p.cross_entropy_workgroup}})
+    if (wg * 8 > p.shared_memory_bytes)
+      fail(o, field, "needs " + std::to_string(wg * 8) +
+                         " bytes of shared memory, more than device.shared_memory_bytes");
+
+  if (p.matmul.empty())
+    fail(o, "matmul.variants", "needs at least one variant");
+  for (size_t i = 0; i < p.matmul.size(); ++i) {
+    const MatmulVariant &v = p.matmul[i];
+    std::string f = "matmul.variants[" + std::to_string(i) + "]";
+    if (v.kind != "tiled" && v.kind != "direct")
+      fail(o, f + ".kind", "unsupported kind '" + v.kind + "' (supported: tiled, direct)");
+    if (v.precision != "f32")
+      fail(o, f + ".precision", "unsupported precision '" + v.precision + "' (supported: f32)");
+    for (auto [name, val] : {std::pair{"tile_m", v.tile_m}, std::pair{"tile_n", v.tile_n},
+                             std::pair{"tile_k", v.tile_k}, std::pair{"thread_m", v.thread_m},
+                             std::pair{"thread_n", v.thread_n}})
+      if (val <= 0)
+        fail(o, f + "." + name, "must be a positive integer (got " + std::to_string(val) + ")");
+    if (v.max_m < 0 || v.max_n < 0 || v.max_k < 0 || v.min_k < 0 || v.min_tiles < 0)
+      fail(o, f, "max_m/max_n/max_k/min_k/min_tiles must be >= 0 (0: unbounded)");
+    if (v.split_k < 1 || v.split_k > 1024)
+      fail(o, f + ".split_k", "must be in [1, 1024] (got " + std::to_string(v.split_k) + ")");
+    if (v.tile_m % v.thread_m)
+      fail(o, f + ".thread_m", "must divide tile_m (" + std::to_string(v.tile_m) + ")");
+    if (v.tile_n % v.thread_n)
+      fail(o, f + ".thread_n", "must divide tile_n (" + std::to_string(v.tile_n) + ")");
+    if (v.thread_m * v.thread_n > 256)
+      fail(o, f, "register tile thread_m*thread_n must be <= 256");
+    if (v.threads() > p.max_workgroup_invocations)
+      fail(o, f, std::to_string(v.threads()) +
+                     " threads per workgroup ((tile_m/thread_m)*(tile_n/thread_n)) exceed "
+                     "device.max_workgroup_invocations (" +
+                     std::to_string(p.max_workgroup_invocations) + ")");
+    int64_t shared = ((v.tile_m + 1) + (v.tile_n + 1)) * v.tile_k * 4;
+    if (shared > p.shared_memory_bytes)
+      fail(o, f, "tiles need " + std::to_string(shared) +
+                     " bytes of shared memory, more than device.shared_memory_bytes (" +
+                     std::to_string(p.shared_memory_bytes) + ")");
+  }
+  const MatmulVariant &last = p.matmul.back();
+  if (last.constrained())
+    fail(o, "matmul.variants[" + std::to_string(p.matmul.size() - 1) + "]",
+         "the last variant must have no max_m/max_n/max_k/min_k/min_tiles (it is the fallback)");
+}
+
+DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::string &origin) {
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::parse_error &e) {
+    fail(origin, "", std::string("invalid JSON: ") + e.what());
+  }
+  if (!root.is_object())
+    fail(origin, "", "the profile must be a JSON object");
+  checkKeys(root, origin, "",
+            {"name", "description", "device", "elementwise", "copy", "reduce", "softmax",
+             "cross_entropy", "adamw", "matmul"});
+  p.origin = origin;
+  readString(root, "name", origin, "", p.name);
+  if (auto it = root.find("description"); it != root.end() && !it->is_string())
+    fail(origin, "description", "expected a string");
+  if (const json *d = section(root, "device", origin)) {
+    checkKeys(*d, origin, "device",
+              {"subgroup_size", "max_workgroup_invocations", "shared_memory_bytes",
+               "max_workgroup_count"});
+    readInt(*d, "subgroup_size", origin, "device", p.subgroup_size);
+    readInt(*d, "max_workgroup_invocations", origin, "device", p.max_workgroup_invocations);
+    readInt(*d, "shared_memory_bytes", origin, "device", p.shared_memory_bytes);
+    readInt(*d, "max_workgroup_count", origin, "device", p.max_workgroup_count);
+  }
+  auto simple = [&](const char *key, int64_t &wg) {
+    if (const json *s = section(root, key, origin)) {
+      checkKeys(*s, origin, key, {"workgroup_size"});
+      readInt(*s, "workgroup_size", origin, key, wg);
+    }
+  };
+  simple("elementwise", p.elementwise_workgroup);
+  simple("copy", p.copy_workgroup);
+  simple("cross_entropy", p.cross_entropy_workgroup);
+  simple("adamw", p.adamw_workgroup);
+  if (const json *s = section(root, "reduce", origin)) {
+    checkKeys(*s, origin, "reduce", {"workgroup_size", "serial_max", "serial_min_outputs"});
+    readInt(*s, "workgroup_size", origin, "reduce", p.reduce_workgroup);
+    readInt(*s, "serial_max", origin, "reduce", p.reduce_serial_max);
+    readInt(*s, "serial_min_outputs", origin, "reduce", p.reduce_serial_min_outputs);
+  }
+  if (const json *s = section(root, "softmax", origin)) {
+    checkKeys(*s, origin, "softmax", {"workgroup_size", "serial_max"});
+    readInt(*s, "workgroup_size", origin, "softmax", p.softmax_workgroup);
+    readInt(*s, "serial_max", origin, "softmax", p.softmax_serial_max);
+  }
+  if (const json *s = section(root, "matmul", origin)) {
+    checkKeys(*s, origin, "matmul", {"variants"});
+    if (auto it = s->find("variants"); it != s->end()) {
+      if (!it->is_array())
+        fail(origin, "matmul.variants", std::string("expected an array, got ") + typeName(*it));
+      p.matmul.clear();
+      for (size_t i = 0; i < it->size(); ++i) {
+        const json &v = (*it)[i];
+        std::string where = "matmul.variants[" + std::to_string(i) + "]";
+        if (!v.is_object())
+          fail(origin, where, std::string("expected an object, got ") + typeName(v));
+        checkKeys(v, origin, where,
+                  {"name", "kind", "precision", "max_m", "max_n", "max_k", "min_k", "min_tiles",
+                   "tile_m", "tile_n", "tile_k", "thread_m", "thread_n", "split_k"});
+        MatmulVariant mv;
+        mv.name = "variant" + std::to_string(i);
+        readString(v, "name", origin, where, mv.name);
+        readString(v, "kind", origin, where, mv.kind);
+        readString(v, "precision", origin, where, mv.precision);
+        readInt(v, "max_m", origin, where, mv.max_m);
+        readInt(v, "max_n", origin, where, mv.max_n);
+        readInt(v, "max_k", origin, where, mv.max_k);
+        readInt(v, "min_k", origin, where, mv.min_k);
+        readInt(v, "min_tiles", origin, where, mv.min_tiles);
+        readInt(v, "split_k", origin, where, mv.split_k);
+        readInt(v, "tile_m", origin, where, mv.tile_m);
+        readInt(v, "tile_n", origin, where, mv.tile_n);
+        readInt(v, "tile_k", origin, where, mv.tile_k);
+        readInt(v, "thread_m", origin, where, mv.thread_m);
+        readInt(v, "thread_n", origin, where, mv.thread_n);
+        p.matmul.push_back(mv);
+      }
+    }
+  }
+  validate(p, origin);
+  return p;
+}
+
+} // namespace
+
+const MatmulVariant &DeviceProfile::selectMatmul(int64_t m, int64_t n, int64_t k,
+                                                int64_t batch) const {
+  for (const MatmulVariant &v : matmul)
+    if (v.admits(m, n, k, batch))
+      return v;
+  throw ProfileError(origin + ": matmul.variants: no variant admits M=" + std::to_string(m) +
+                     " N=" + std::to_string(n) + " K=" + std::to_string(k));
+}
+
+const std::string &defaultProfileJson() {
+  static const std::string text = kDefaultProfileJson;
+  return text;
+}
+
+const DeviceProfile &defaultProfile() {
+  static const DeviceProfile p = parseOnto(DeviceProfile{}, defaultProfileJson(),
+                                           "<built-in default>");
+  return p;
+}
+
+DeviceProfile parseProfile(const std::string &text, const std::string &origin) {
+  return parseOnto(defaultProfile(), text, origin);
+}
+
+DeviceProfile loadProfile(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw ProfileError(path + ": cannot open device profile");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return parseProfile(ss.str(), path);
+}
+
+DeviceProfile loadProfileOrDefault(const std::string &path) {
+  return path.empty() ? defaultProfile() : loadProfile(path);
+}
+
+} // namespace tessera::autotune

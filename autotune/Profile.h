@@ -1,0 +1,92 @@
+// Profile.h - device profiles: tile and workgroup sizes per kernel family.
+//
+// A profile is a JSON file (autotune/profiles/*.json). Every field is
+// optional: a profile file overrides the built-in default (a copy of
+// autotune/profiles/default.json compiled into the library), and
+// `matmul.variants`, when present, replaces the whole variant list.
+//
+// Plain C++ with nlohmann-json (no MLIR, no Vulkan) so that the compiler and a
+// later `tessera tune` share one reader.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tessera::autotune {
+
+struct ProfileError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// One way to compute a matmul. Variants are tried in order; the first that
+// admits the problem is used: max_m/max_n/max_k bound the problem (0 =
+// unbounded), min_k asks for a contraction at least that long, min_tiles for
+// at least that many output tiles (batch * ceil(M/tile_m) * ceil(N/tile_n),
+// i.e. workgroups before split-K). The last variant must admit everything.
+// split_k > 1 (unbatched products only) splits K over that many workgroups
+// per tile, writing partial tiles that a second kernel sums in a fixed order.
+struct MatmulVariant {
+  std::string name;
+  std::string kind = "tiled";    // "tiled": shared-memory tiles + register tiles;
+                                 // "direct": register tiles read straight from memory
+  std::string precision = "f32"; // "f32" (fp32 storage and accumulation)
+  int64_t max_m = 0, max_n = 0, max_k = 0;
+  int64_t min_k = 0, min_tiles = 0;
+  int64_t tile_m = 64, tile_n = 64, tile_k = 16; // workgroup tile of C and K step
+  int64_t thread_m = 4, thread_n = 4;            // register tile of C per thread
+  int64_t split_k = 1;
+
+  int64_t threads() const { return (tile_m / thread_m) * (tile_n / thread_n); }
+  int64_t tiles(int64_t m, int64_t n, int64_t batch) const {
+    return batch * ((m + tile_m - 1) / tile_m) * ((n + tile_n - 1) / tile_n);
+  }
+  bool constrained() const { return max_m || max_n || max_k || min_k || min_tiles; }
+  bool admits(int64_t m, int64_t n, int64_t k, int64_t batch = 1) const {
+    return (!max_m || m <= max_m) && (!max_n || n <= max_n) && (!max_k || k <= max_k) &&
+           k >= min_k && tiles(m, n, batch) >= min_tiles;
+  }
+};
+
+struct DeviceProfile {
+  std::string name;
+  std::string origin; // file it was read from, or "<built-in default>"
+
+  // Device limits the kernels are generated for.
+  int64_t subgroup_size = 0;
+  int64_t max_workgroup_invocations = 0;
+  int64_t shared_memory_bytes = 0;
+  int64_t max_workgroup_count = 0; // per dimension of a dispatch
+
+  // Workgroup size (threads, 1-D) per kernel family.
+  int64_t elementwise_workgroup = 0; // unary/binary/select/cast/adamw-free elementwise
+  int64_t copy_workgroup = 0;        // transpose/broadcast/slice/pad/concat/gather
+  int64_t reduce_workgroup = 0;      // power of two (tree reduction)
+  int64_t reduce_serial_max = 0;     // reduce: one thread per output when the reduced
+  int64_t reduce_serial_min_outputs = 0; //   extent <= serial_max, or when it has at least
+                                         //   this many outputs and the innermost dim is kept
+  int64_t softmax_workgroup = 0;     // power of two
+  int64_t softmax_serial_max = 0;    // rows up to this length: one thread per row
+  int64_t cross_entropy_workgroup = 0; // power of two
+  int64_t adamw_workgroup = 0;
+
+  std::vector<MatmulVariant> matmul;
+
+  // The variant for a batch of M x N x K products (throws ProfileError when
+  // none admits it).
+  const MatmulVariant &selectMatmul(int64_t m, int64_t n, int64_t k, int64_t batch = 1) const;
+};
+
+// Parses `text` on top of the built-in default; `origin` names the source in
+// errors ("<origin>: <field>: <problem>"). Validates the result.
+DeviceProfile parseProfile(const std::string &text, const std::string &origin);
+// Reads and parses a profile file.
+DeviceProfile loadProfile(const std::string &path);
+// The built-in default (autotune/profiles/default.json at build time).
+const DeviceProfile &defaultProfile();
+const std::string &defaultProfileJson();
+// Empty path: the built-in default; otherwise loadProfile(path).
+DeviceProfile loadProfileOrDefault(const std::string &path);
+
+} // namespace tessera::autotune

@@ -1,0 +1,264 @@
+// Matmul.cpp - batched matrix product, tiled.
+//
+// C[b] = op(A[b']) x op(B[b'']) with numpy broadcasting of the batch dims and
+// optional transposes. A batched lhs against an unbatched rhs (the linear
+// layer) is folded into one [batch*M, K] x [K, N] product.
+//
+// Variant "tiled" (matmul.variants[*] of the profile): a workgroup computes a
+// tile_m x tile_n tile of C with (tile_m/thread_m) x (tile_n/thread_n)
+// threads, each accumulating a thread_m x thread_n register tile. The K
+// dimension is walked tile_k at a time: the workgroup stages an A tile and a
+// B tile in shared memory (k-major, rows padded by one word against bank
+// conflicts; loads are laid out so neighbouring threads read neighbouring
+// global addresses for either transpose), barrier, every thread does
+// thread_m * thread_n FMAs per k, barrier. Edges are bounds-checked (zero
+// fill on load, masked store) only in the dimensions that need it, so any
+// size works. Thread (tx, ty) owns rows ty + i*(tile_m/thread_m) and columns
+// tx + j*(tile_n/thread_n) of the tile (coalesced stores).
+//
+// Variant "direct": the same tiling of C over workgroups and threads, but no
+// shared memory and no barriers: each thread streams its rows of A and
+// columns of B from memory. Slower on GPUs, much faster on CPU
+// implementations (lavapipe), where barriers are expensive and caches do the
+// staging.
+//
+// split_k > 1 (unbatched products with a long K and few tiles, e.g. the LoRA
+// down projection x A^T with N = rank): grid z splits the K tiles; each split
+// writes its partial tile to a scratch buffer [S, M, N] and matmul_splitk_sum
+// adds the S partials in order.
+#include "compiler/lowering/kernels/Kernels.h"
+
+using namespace mlir;
+using namespace mlir::tessera;
+
+namespace tessera::lowering {
+namespace {
+
+// Visits items id, id + groups, ... < n for one grid dimension.
+void groupLoop(KernelBuilder &kb, int64_t n, int64_t groups, Value id,
+               const std::function<void(Value)> &body) {
+  if (groups >= n)
+    body(id);
+  else
+    kb.forLoop(id, kb.idx(n), kb.idx(groups), body);
+}
+
+} // namespace
+
+FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
+  auto lhsT = cast<ShapedType>(op.getLhs().getType());
+  auto rhsT = cast<ShapedType>(op.getRhs().getType());
+  auto outT = cast<ShapedType>(op.getResult().getType());
+  ArrayRef<int64_t> l = lhsT.getShape(), r = rhsT.getShape(), o = outT.getShape();
+  bool tl = op.getTransposeLhs(), tr = op.getTransposeRhs();
+  int64_t M = tl ? l[l.size() - 1] : l[l.size() - 2];
+  int64_t K = tl ? l[l.size() - 2] : l[l.size() - 1];
+  int64_t N = tr ? r[r.size() - 2] : r[r.size() - 1];
+  ArrayRef<int64_t> lb = l.drop_back(2), rb = r.drop_back(2), ob = o.drop_back(2);
+  int64_t batch = numElements(ob);
+
+  OpLowering lowering;
+  if (numElements(o) == 0)
+    return lowering;
+
+  // Batch offsets of A and B (in elements) as index maps over the output batch.
+  SmallVector<DimMap> aMap, bMap;
+  if (!tl && numElements(rb) == 1) {
+    M *= batch; // fold the lhs batch into M
+    batch = 1;
+  } else {
+    aMap = broadcastIndexMap(ob, lb);
+    bMap = broadcastIndexMap(ob, rb);
+    for (DimMap &d : aMap)
+      d.inStride *= M * K;
+    for (DimMap &d : bMap)
+      d.inStride *= K * N;
+  }
+
+  const autotune::MatmulVariant *variant;
+  try {
+    variant = &ctx.profile.selectMatmul(M, N, K, batch);
+  } catch (const std::exception &e) {
+    return op.emitOpError(e.what()), failure();
+  }
+  const int64_t TM = variant->tile_m, TN = variant->tile_n, TK = variant->tile_k;
+  const int64_t RM = variant->thread_m, RN = variant->thread_n;
+  const int64_t TX = TN / RN, TY = TM / RM, NT = TX * TY;
+  const int64_t TMp = TM + 1, TNp = TN + 1; // padded shared rows
+  const int64_t tilesM = ceilDiv(M, TM), tilesN = ceilDiv(N, TN), tilesK = ceilDiv(K, TK);
+  const int64_t maxG = ctx.profile.max_workgroup_count;
+  // Split-K (unbatched only): S workgroups per tile, each over kPer K tiles.
+  int64_t S = 1, kPer = tilesK;
+  if (variant->split_k > 1 && batch == 1 && tilesK > 1) {
+    S = std::min({variant->split_k, tilesK, maxG});
+    kPer = ceilDiv(tilesK, S);
+    S = ceilDiv(tilesK, kPer); // every split gets at least one K tile
+  }
+  const int64_t gx = std::min(tilesN, maxG), gy = std::min(tilesM, maxG),
+                gz = S > 1 ? S : std::max<int64_t>(1, std::min(batch, maxG));
+  const bool needM = M % TM != 0, needN = N % TN != 0, needK = K % TK != 0;
+
+  const bool direct = variant->kind == "direct";
+  std::string key = opKey(op) + " " + variant->kind + " " + std::to_string(TM) + "x" + std::to_string(TN) + "x" +
+                    std::to_string(TK) + " reg " + std::to_string(RM) + "x" + std::to_string(RN) +
+                    " split " + std::to_string(S);
+  MemRefType partialsT = MemRefType::get({S * M * N}, Float32Type::get(op.getContext()));
+  SmallVector<Type> args = {flatMemRefType(lhsT), flatMemRefType(rhsT),
+                            S > 1 ? partialsT : flatMemRefType(outT)};
+  KernelHandle k = ctx.getOrCreate("matmul", key, args, {NT, 1, 1}, [&](KernelBuilder &kb) {
+    Value A = kb.arg(0), B = kb.arg(1), C = kb.arg(2);
+    Type f32 = kb.b.getF32Type();
+    Value As = direct ? Value() : kb.sharedArray(TK * TMp, f32);
+    Value Bs = direct ? Value() : kb.sharedArray(TK * TNp, f32);
+    Value tid = kb.threadId();
+    Value tx = kb.urem(tid, kb.idx(TX)), ty = kb.udiv(tid, kb.idx(TX));
+    Value zero = kb.f32(0.0);
+    Value one = kb.idx(1);
+
+    // Loads one element of a tile from global memory, zero outside the matrix.
+    auto guardedLoad = [&](Value mem, Value base, Value addr, Value cond) -> Value {
+      Value at = kb.add(base, addr);
+      if (!cond)
+        return kb.load(mem, at);
+      return kb.ifElse(cond, f32, [&] { return kb.load(mem, at); }, [&] { return zero; });
+    };
+    auto both = [&](Value a, Value c) -> Value { return !a ? c : !c ? a : kb.andi(a, c); };
+
+    // z: the batch, or with split-K the K range.
+    groupLoop(kb, S > 1 ? S : batch, gz, kb.blockId(gpu::Dimension::z), [&](Value zIdx) {
+      Value bIdx = S > 1 ? kb.idx(0) : zIdx;
+      Value aBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, aMap, batch);
+      Value bBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, bMap, batch);
+      Value cBase = S > 1 ? kb.muli(zIdx, M * N) : batch == 1 ? kb.idx(0) : kb.muli(bIdx, M * N);
+      Value ktBegin = kb.idx(0), ktEnd = kb.idx(tilesK);
+      if (S > 1) {
+        ktBegin = kb.muli(zIdx, kPer);
+        ktEnd = kb.b.create<arith::MinUIOp>(kb.addi(ktBegin, kPer), kb.idx(tilesK));
+      }
+      groupLoop(kb, tilesM, gy, kb.blockId(gpu::Dimension::y), [&](Value tm) {
+        Value m0 = kb.muli(tm, TM);
+        groupLoop(kb, tilesN, gx, kb.blockId(gpu::Dimension::x), [&](Value tn) {
+          Value n0 = kb.muli(tn, TN);
+          SmallVector<Value> init(RM * RN, zero);
+          SmallVector<Value> acc;
+          if (direct) {
+            // Each thread reads its rows of A and columns of B straight from
+            // memory (clamped into the matrix; the store masks the extra rows).
+            SmallVector<Value> rows, cols;
+            for (int64_t i = 0; i < RM; ++i) {
+              Value r = kb.add(m0, kb.addi(ty, i * TY));
+              rows.push_back(needM ? kb.b.create<arith::MinUIOp>(r, kb.idx(M - 1)) : r);
+            }
+            for (int64_t j = 0; j < RN; ++j) {
+              Value c = kb.add(n0, kb.addi(tx, j * TX));
+              cols.push_back(needN ? kb.b.create<arith::MinUIOp>(c, kb.idx(N - 1)) : c);
+            }
+            Value kBegin = kb.muli(ktBegin, TK);
+            Value kEnd = S > 1 ? kb.b.create<arith::MinUIOp>(kb.muli(ktEnd, TK), kb.idx(K))
+                               : kb.idx(K);
+            acc = kb.forLoopIter(kBegin, kEnd, one, init,
+                                 [&](Value kk, ValueRange a) -> SmallVector<Value> {
+                                   SmallVector<Value> av, bv;
+                                   for (Value r : rows)
+                                     av.push_back(kb.load(
+                                         A, kb.add(aBase, tl ? kb.add(kb.muli(kk, M), r)
+                                                             : kb.add(kb.muli(r, K), kk))));
+                                   for (Value c : cols)
+                                     bv.push_back(kb.load(
+                                         B, kb.add(bBase, tr ? kb.add(kb.muli(c, K), kk)
+                                                             : kb.add(kb.muli(kk, N), c))));
+                                   SmallVector<Value> out;
+                                   for (int64_t i = 0; i < RM; ++i)
+                                     for (int64_t j = 0; j < RN; ++j)
+                                       out.push_back(kb.fma(av[i], bv[j], a[i * RN + j]));
+                                   return out;
+                                 });
+          } else
+          acc = kb.forLoopIter(
+              ktBegin, ktEnd, one, init,
+              [&](Value kt, ValueRange accIn) -> SmallVector<Value> {
+                Value k0 = kb.muli(kt, TK);
+                // Stage the A tile: As[kk * TMp + mm].
+                kb.forLoop(tid, kb.idx(TM * TK), kb.idx(NT), [&](Value e) {
+                  Value mm = tl ? kb.urem(e, kb.idx(TM)) : kb.udiv(e, kb.idx(TK));
+                  Value kk = tl ? kb.udiv(e, kb.idx(TM)) : kb.urem(e, kb.idx(TK));
+                  Value gm = kb.add(m0, mm), gk = kb.add(k0, kk);
+                  Value addr = tl ? kb.add(kb.muli(gk, M), gm) : kb.add(kb.muli(gm, K), gk);
+                  Value cond = both(needM ? kb.ulti(gm, M) : Value(),
+                                    needK ? kb.ulti(gk, K) : Value());
+                  kb.store(guardedLoad(A, aBase, addr, cond), As, kb.add(kb.muli(kk, TMp), mm));
+                });
+                // Stage the B tile: Bs[kk * TNp + nn].
+                kb.forLoop(tid, kb.idx(TK * TN), kb.idx(NT), [&](Value e) {
+                  Value nn = tr ? kb.udiv(e, kb.idx(TK)) : kb.urem(e, kb.idx(TN));
+                  Value kk = tr ? kb.urem(e, kb.idx(TK)) : kb.udiv(e, kb.idx(TN));
+                  Value gn = kb.add(n0, nn), gk = kb.add(k0, kk);
+                  Value addr = tr ? kb.add(kb.muli(gn, K), gk) : kb.add(kb.muli(gk, N), gn);
+                  Value cond = both(needN ? kb.ulti(gn, N) : Value(),
+                                    needK ? kb.ulti(gk, K) : Value());
+                  kb.store(guardedLoad(B, bBase, addr, cond), Bs, kb.add(kb.muli(kk, TNp), nn));
+                });
+                kb.barrier();
+                SmallVector<Value> next = kb.forLoopIter(
+                    kb.idx(0), kb.idx(TK), one, accIn,
+                    [&](Value kk, ValueRange a) -> SmallVector<Value> {
+                      Value aRow = kb.add(kb.muli(kk, TMp), ty);
+                      Value bRow = kb.add(kb.muli(kk, TNp), tx);
+                      SmallVector<Value> av, bv;
+                      for (int64_t i = 0; i < RM; ++i)
+                        av.push_back(kb.load(As, kb.addi(aRow, i * TY)));
+                      for (int64_t j = 0; j < RN; ++j)
+                        bv.push_back(kb.load(Bs, kb.addi(bRow, j * TX)));
+                      SmallVector<Value> out;
+                      for (int64_t i = 0; i < RM; ++i)
+                        for (int64_t j = 0; j < RN; ++j)
+                          out.push_back(kb.fma(av[i], bv[j], a[i * RN + j]));
+                      return out;
+                    });
+                kb.barrier();
+                return next;
+              });
+          // Store the register tile.
+          for (int64_t i = 0; i < RM; ++i) {
+            Value row = kb.add(m0, kb.addi(ty, i * TY));
+            for (int64_t j = 0; j < RN; ++j) {
+              Value col = kb.add(n0, kb.addi(tx, j * TX));
+              Value at = kb.add(cBase, kb.add(kb.muli(row, N), col));
+              Value cond = both(needM ? kb.ulti(row, M) : Value(), needN ? kb.ulti(col, N) : Value());
+              if (cond)
+                kb.ifThen(cond, [&] { kb.store(acc[i * RN + j], C, at); });
+              else
+                kb.store(acc[i * RN + j], C, at);
+            }
+          }
+        });
+      });
+    });
+    return std::array<int64_t, 3>{gx, gy, gz};
+  });
+  if (S == 1) {
+    lowering.steps.push_back({k, {0, 1, 2}});
+    return lowering;
+  }
+  // Sum the S partial products in a fixed order (deterministic).
+  int64_t n = M * N, wg = ctx.profile.elementwise_workgroup;
+  int64_t groups = gridGroups(n, wg, maxG);
+  KernelHandle sum = ctx.getOrCreate(
+      "matmul_splitk_sum", "splitk_sum " + std::to_string(S) + " " + std::to_string(n),
+      {partialsT, flatMemRefType(outT)}, {wg, 1, 1}, [&](KernelBuilder &kb) {
+        kb.gridStrideLoop(n, wg, groups, [&](Value i) {
+          Value acc = kb.load(kb.arg(0), i);
+          for (int64_t s = 1; s < S; ++s)
+            acc = kb.fadd(acc, kb.load(kb.arg(0), kb.addi(i, s * n)));
+          kb.store(acc, kb.arg(1), i);
+        });
+        return std::array<int64_t, 3>{groups, 1, 1};
+      });
+  // Slots: 0 lhs, 1 rhs, 2 result, 3 partials.
+  lowering.scratch.push_back({partialsT, "partials"});
+  lowering.steps.push_back({k, {0, 1, 3}});
+  lowering.steps.push_back({sum, {3, 2}});
+  return lowering;
+}
+
+} // namespace tessera::lowering

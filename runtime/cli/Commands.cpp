@@ -1,0 +1,104 @@
+#include "runtime/cli/Commands.h"
+
+#include "runtime/train/Trainer.h"
+#include "runtime/vulkan/Context.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <memory>
+
+namespace tessera {
+
+namespace {
+
+void listDevices() {
+  std::vector<vk::DeviceInfo> devs = vk::Context::listDevices();
+  for (const vk::DeviceInfo &d : devs) {
+    std::printf("%u: %s\n", d.index, d.name.c_str());
+    std::printf("   type: %s, Vulkan %s, driver: %s\n", d.type.c_str(), d.api.c_str(), d.driver.c_str());
+    std::printf("   subgroup size: %u, max shared memory: %u bytes, maxStorageBufferRange: %llu bytes (%.0f MiB)%s\n",
+                d.subgroupSize, d.maxSharedMemory, (unsigned long long)d.maxStorageBufferRange,
+                double(d.maxStorageBufferRange) / (1024.0 * 1024.0), d.timestamps ? "" : ", no timestamps");
+  }
+}
+
+std::string oneLine(std::string s) {
+  for (char &c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+} // namespace
+
+void addRuntimeCommands(CLI::App &app) {
+  CLI::App *devices = app.add_subcommand("devices", "List the Vulkan devices (index, name, limits)");
+  devices->callback([] { listDevices(); });
+
+  auto t = std::make_shared<train::TrainOptions>();
+  auto lr = std::make_shared<double>(0);
+  auto seed = std::make_shared<uint64_t>(0);
+  CLI::App *trainCmd = app.add_subcommand("train", "Train a LoRA adapter with a compiled plan");
+  trainCmd->add_option("plan", t->plan, "plan file (tessera compile)")->required();
+  trainCmd->add_option("--weights", t->weights, "ONNX model holding the frozen weights")->required();
+  trainCmd->add_option("--data", t->data, "training data: JSON lines {\"input_ids\": [...], \"labels\": [...]}")->required();
+  trainCmd->add_option("--steps", t->steps, "optimizer steps")->required();
+  CLI::Option *lrOpt = trainCmd->add_option("--lr", *lr, "learning rate (default: the plan's)");
+  trainCmd->add_option("--out", t->out, "adapter directory to write (PEFT format)")->capture_default_str();
+  trainCmd->add_option("--metrics", t->metrics, "write one JSON object per step to FILE.jsonl");
+  trainCmd->add_option("--device", t->device, "Vulkan device index (see `devices`)")->capture_default_str();
+  trainCmd->add_option("--init-adapter", t->init_adapter, "start from this PEFT adapter directory");
+  trainCmd->add_option("--dump-grads", t->dump_grads,
+                       "debug: write step 1's LoRA values and gradients to FILE.safetensors");
+  CLI::Option *seedOpt = trainCmd->add_option("--seed", *seed, "seed of the LoRA A initialisation (default: the plan's)");
+  trainCmd->callback([t, lr, seed, lrOpt, seedOpt] {
+    train::TrainOptions o = *t;
+    if (lrOpt->count()) o.lr = *lr;
+    if (seedOpt->count()) o.seed = *seed;
+    train::runTraining(o);
+  });
+
+  auto e = std::make_shared<train::EvalOptions>();
+  CLI::App *evalCmd = app.add_subcommand("eval", "Evaluate the loss of a model (and adapter) on a data set");
+  evalCmd->add_option("plan", e->plan, "plan file (tessera compile)")->required();
+  evalCmd->add_option("--weights", e->weights, "ONNX model holding the frozen weights")->required();
+  evalCmd->add_option("--data", e->data, "data: JSON lines {\"input_ids\": [...], \"labels\": [...]}")->required();
+  evalCmd->add_option("--device", e->device, "Vulkan device index (see `devices`)")->capture_default_str();
+  evalCmd->add_option("--init-adapter", e->init_adapter, "evaluate with this PEFT adapter directory");
+  evalCmd->callback([e] { train::runEvaluation(*e); });
+}
+
+int runApp(CLI::App &app, int argc, char **argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp &e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp &e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion &e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError &e) {
+    std::fprintf(stderr, "error: %s (run with --help for usage)\n", oneLine(e.what()).c_str());
+    return 1;
+  } catch (const std::bad_alloc &) {
+    std::fprintf(stderr, "error: out of host memory\n");
+    return 1;
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "error: %s\n", oneLine(e.what()).c_str());
+    return 1;
+  } catch (...) {
+    std::fprintf(stderr, "error: unknown failure\n");
+    return 1;
+  }
+  return 0;
+}
+
+int runRuntimeMain(int argc, char **argv) {
+  CLI::App app{"tessera-rt: runs compiled Tessera LoRA training plans on any Vulkan device"};
+  app.require_subcommand(1);
+  addRuntimeCommands(app);
+  return runApp(app, argc, argv);
+}
+
+} // namespace tessera

@@ -1,0 +1,351 @@
+#include "runtime/train/Trainer.h"
+
+#include "runtime/data/Dataset.h"
+#include "runtime/plan/Plan.h"
+#include "runtime/train/AdapterIO.h"
+#include "runtime/util/Safetensors.h"
+#include "runtime/vulkan/Executor.h"
+#include "runtime/weights/OnnxWeights.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#if defined(_WIN32)
+#include <io.h>
+#define TESSERA_ISATTY _isatty
+#else
+#include <unistd.h>
+#define TESSERA_ISATTY isatty
+#endif
+
+namespace tessera::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using plan::BufferKind;
+
+std::string formatDuration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) seconds = 0;
+  long s = long(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof(buf), "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+  else std::snprintf(buf, sizeof(buf), "%ld:%02ld", s / 60, s % 60);
+  return buf;
+}
+
+// Everything train and eval share: plan, data, weights, device, buffers.
+class Session {
+public:
+  Session(const std::string &planPath, const std::string &weightsPath, const std::string &dataPath, int device,
+          const std::string &initAdapter, std::optional<uint64_t> seed, const char *program)
+      : plan_(plan::readPlanFile(planPath)), planPath_(planPath) {
+    // Check the plan has what this command needs before touching the GPU.
+    if (!plan_.program(program))
+      throw std::runtime_error(planPath + ": the plan has no program '" + program + "'");
+    auto need = [&](int64_t idx, const char *what) {
+      if (idx < 0) throw std::runtime_error(planPath + ": the plan declares no " + what + " buffer");
+    };
+    need(plan_.input_ids, "input_ids");
+    need(plan_.labels, "labels");
+    need(plan_.loss, "loss");
+    if (std::string(program) == "train_step") need(plan_.hparams, "hparams");
+    if (plan_.batch <= 0 || plan_.seq <= 0)
+      throw std::runtime_error(planPath + ": batch and seq must be positive (batch " + std::to_string(plan_.batch) +
+                               ", seq " + std::to_string(plan_.seq) + ")");
+
+    data_ = std::make_unique<data::Dataset>(data::Dataset::readJsonl(dataPath, plan_.vocab));
+    size_t longer = data_->countLongerThan(plan_.seq);
+    if (longer)
+      std::fprintf(stderr, "warning: %zu of %zu lines of %s are longer than %lld tokens and are truncated\n", longer,
+                   data_->size(), dataPath.c_str(), (long long)plan_.seq);
+    batcher_ = std::make_unique<data::Batcher>(*data_, plan_.batch, plan_.seq);
+
+    // Weights: index the ONNX file and check every weight before allocating.
+    bool anyWeights = false;
+    for (const plan::Buffer &b : plan_.buffers) anyWeights = anyWeights || (b.kind == BufferKind::Weight && b.alias_of < 0);
+    if (anyWeights) {
+      if (weightsPath.empty()) throw std::runtime_error(planPath + ": the plan needs frozen weights: pass --weights MODEL.onnx");
+      weights_ = std::make_unique<weights::OnnxWeights>(weightsPath);
+      for (size_t i = 0; i < plan_.buffers.size(); ++i) {
+        const plan::Buffer &b = plan_.buffers[i];
+        if (b.kind != BufferKind::Weight || b.alias_of >= 0) continue;
+        if (b.dtype != plan::DType::F32)
+          throw std::runtime_error(planPath + ": weight buffer '" + b.name + "' is not f32");
+        if (!weights_->contains(b.name))
+          throw std::runtime_error(weightsPath + ": initializer '" + b.name + "' not found (the plan was compiled from " +
+                                   (plan_.model_file.empty() ? std::string("another model") : "'" + plan_.model_file + "'") + ")");
+        uint64_t n = 1;
+        for (int64_t d : weights_->shape(b.name)) n *= uint64_t(d);
+        if (n * 4 != b.bytes) {
+          std::vector<int64_t> s = weights_->shape(b.name);
+          std::string shape = "[";
+          for (size_t d = 0; d < s.size(); ++d) shape += (d ? "," : "") + std::to_string(s[d]);
+          std::string want = "[";
+          for (size_t d = 0; d < b.shape.size(); ++d) want += (d ? "," : "") + std::to_string(b.shape[d]);
+          throw std::runtime_error(weightsPath + ": initializer '" + b.name + "' has shape " + shape + "]" +
+                                   " but the plan expects " + want + "]");
+        }
+      }
+    }
+
+    // Adapter values (read before the GPU so a bad adapter fails fast).
+    if (!initAdapter.empty()) {
+      readAdapter(initAdapter, plan_, initA_, initB_);
+      std::fprintf(stderr, "adapter: %zu LoRA modules from %s\n", plan_.adapters.size(), initAdapter.c_str());
+    }
+    seed_ = seed ? *seed : plan_.seed;
+
+    ctx_ = std::make_unique<vk::Context>(device);
+    exec_ = std::make_unique<vk::Executor>(*ctx_, plan_);
+    std::fprintf(stderr, "device %d: %s (%s), %.1f MiB of buffers\n", device, ctx_->info().name.c_str(),
+                 ctx_->info().type.c_str(), double(exec_->allocatedBytes()) / (1024.0 * 1024.0));
+    fillBuffers();
+  }
+
+  const plan::Plan &plan() const { return plan_; }
+  data::Batcher &batcher() { return *batcher_; }
+  vk::Executor &exec() { return *exec_; }
+  int64_t tokensPerBatch() const { return plan_.batch * plan_.seq; }
+
+  void upload(const data::Batch &b) {
+    std::memcpy(exec_->i32(size_t(plan_.input_ids)), b.input_ids.data(), b.input_ids.size() * 4);
+    std::memcpy(exec_->i32(size_t(plan_.labels)), b.labels.data(), b.labels.size() * 4);
+  }
+
+  void writeHParams(double lr, int64_t step) {
+    if (plan_.hparams < 0) return;
+    float *h = exec_->f32(size_t(plan_.hparams));
+    h[plan::kLearningRate] = float(lr);
+    h[plan::kBeta1] = float(plan_.beta1);
+    h[plan::kBeta2] = float(plan_.beta2);
+    h[plan::kEpsilon] = float(plan_.eps);
+    h[plan::kWeightDecay] = float(plan_.weight_decay);
+    h[plan::kBiasCorrection1] = float(1.0 - std::pow(plan_.beta1, double(step)));
+    h[plan::kBiasCorrection2] = float(1.0 - std::pow(plan_.beta2, double(step)));
+    h[plan::kStep] = float(step);
+  }
+
+  float loss() const { return exec_->f32(size_t(plan_.loss))[0]; }
+
+  std::vector<float> read(int64_t buffer) const {
+    const plan::Buffer &b = plan_.buffers[size_t(buffer)];
+    const float *p = exec_->f32(size_t(buffer));
+    return std::vector<float>(p, p + b.bytes / 4);
+  }
+
+private:
+  void fillBuffers() {
+    // Everything starts at zero: optimizer state, gradients, LoRA B, activations.
+    for (size_t i = 0; i < plan_.buffers.size(); ++i)
+      if (plan_.buffers[i].alias_of < 0) std::memset(exec_->data(i), 0, plan_.buffers[i].bytes);
+    for (size_t i = 0; i < plan_.buffers.size(); ++i) {
+      const plan::Buffer &b = plan_.buffers[i];
+      if (b.alias_of >= 0) continue;
+      if (b.kind == BufferKind::Weight)
+        weights_->loadInto(b.name, b.shape, exec_->f32(i));
+      else if (b.kind == BufferKind::Constant)
+        std::memcpy(exec_->data(i), plan_.blobs[size_t(b.init_blob)].data(), b.bytes);
+    }
+    weights_.reset(); // unmap the model file
+    if (!initA_.empty()) {
+      for (size_t i = 0; i < plan_.adapters.size(); ++i) {
+        const plan::Adapter &a = plan_.adapters[i];
+        std::memcpy(exec_->f32(size_t(a.a)), initA_[i].data(), initA_[i].size() * 4);
+        std::memcpy(exec_->f32(size_t(a.b)), initB_[i].data(), initB_[i].size() * 4);
+      }
+      initA_.clear();
+      initB_.clear();
+      return;
+    }
+    // PEFT's init: A ~ kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), B = 0.
+    SplitMix64 rng(seed_);
+    for (const plan::Adapter &a : plan_.adapters) {
+      float *A = exec_->f32(size_t(a.a));
+      double bound = 1.0 / std::sqrt(double(a.in_features));
+      for (int64_t k = 0; k < a.rank * a.in_features; ++k) A[k] = float((2.0 * rng.uniform01() - 1.0) * bound);
+    }
+  }
+
+  plan::Plan plan_;
+  std::string planPath_;
+  std::unique_ptr<data::Dataset> data_;
+  std::unique_ptr<data::Batcher> batcher_;
+  std::unique_ptr<weights::OnnxWeights> weights_;
+  std::vector<std::vector<float>> initA_, initB_;
+  uint64_t seed_ = 0;
+  std::unique_ptr<vk::Context> ctx_;
+  std::unique_ptr<vk::Executor> exec_;
+};
+
+// Progress on stderr: a bar redrawn in place on a terminal, a plain line
+// every `every` steps otherwise.
+class Progress {
+public:
+  Progress(int64_t total, int64_t tokensPerStep)
+      : total_(total), tokensPerStep_(tokensPerStep), tty_(TESSERA_ISATTY(2) != 0), start_(Clock::now()) {
+    every_ = std::max<int64_t>(1, std::min<int64_t>(50, total / 20));
+  }
+  // tokens/s shown is the average since the start (the metrics file has per-step values).
+  void update(int64_t step, double loss) {
+    double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+    double tokensPerS = elapsed > 0 ? double(step * tokensPerStep_) / elapsed : 0;
+    double eta = step > 0 ? elapsed / double(step) * double(total_ - step) : 0;
+    bool last = step == total_;
+    if (tty_) {
+      double sinceDraw = std::chrono::duration<double>(Clock::now() - lastDraw_).count();
+      if (!last && step > 1 && sinceDraw < 0.1) return;
+      lastDraw_ = Clock::now();
+      const int width = 24;
+      int filled = int(double(width) * double(step) / double(total_));
+      std::string bar(size_t(filled), '=');
+      if (filled < width) bar += '>' + std::string(size_t(width - filled - 1), ' ');
+      std::fprintf(stderr, "\rstep %lld/%lld [%s] loss %.4f | %.0f tok/s | ETA %s   ", (long long)step,
+                   (long long)total_, bar.c_str(), loss, tokensPerS, formatDuration(eta).c_str());
+      if (last) std::fputc('\n', stderr);
+    } else if (step == 1 || last || step % every_ == 0) {
+      std::fprintf(stderr, "step %lld/%lld loss %.4f tok/s %.0f eta %s\n", (long long)step, (long long)total_, loss,
+                   tokensPerS, formatDuration(eta).c_str());
+    }
+    std::fflush(stderr);
+  }
+
+private:
+  int64_t total_, tokensPerStep_, every_;
+  bool tty_;
+  Clock::time_point start_, lastDraw_{};
+};
+
+void dumpGrads(const std::string &path, const Session &s, const std::vector<std::vector<float>> &a0,
+               const std::vector<std::vector<float>> &b0) {
+  const plan::Plan &p = s.plan();
+  std::vector<util::TensorF32> tensors;
+  for (size_t i = 0; i < p.adapters.size(); ++i) {
+    const plan::Adapter &a = p.adapters[i];
+    std::vector<int64_t> shapeA{a.rank, a.in_features}, shapeB{a.out_features, a.rank};
+    tensors.push_back({a.module + ".lora_A", shapeA, a0[i]});
+    tensors.push_back({a.module + ".lora_B", shapeB, b0[i]});
+    if (a.grad_a >= 0) tensors.push_back({a.module + ".lora_A.grad", shapeA, s.read(a.grad_a)});
+    if (a.grad_b >= 0) tensors.push_back({a.module + ".lora_B.grad", shapeB, s.read(a.grad_b)});
+    if (a.grad_a < 0 || a.grad_b < 0)
+      std::fprintf(stderr, "warning: the plan has no gradient buffer for %s; not in %s\n", a.module.c_str(), path.c_str());
+  }
+  util::writeSafetensors(path, tensors);
+}
+
+} // namespace
+
+TrainResult runTraining(const TrainOptions &o) {
+  if (o.steps < 1) throw std::runtime_error("--steps must be at least 1");
+  Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, o.seed, "train_step");
+  const plan::Plan &p = s.plan();
+  const double lr = o.lr ? *o.lr : p.lr;
+  if (!(lr >= 0) || !std::isfinite(lr)) throw std::runtime_error("--lr must be a non-negative number");
+
+  std::FILE *metrics = nullptr;
+  if (!o.metrics.empty()) {
+    metrics = std::fopen(o.metrics.c_str(), "w");
+    if (!metrics) throw std::runtime_error(o.metrics + ": cannot write: " + std::strerror(errno));
+  }
+  struct Closer {
+    std::FILE *&f;
+    ~Closer() { if (f) std::fclose(f); }
+  } closer{metrics};
+
+  std::fprintf(stderr, "training %lld steps: batch %lld x %lld tokens, %zu LoRA modules, lr %g\n", (long long)o.steps,
+               (long long)p.batch, (long long)p.seq, p.adapters.size(), lr);
+  Progress progress(o.steps, s.tokensPerBatch());
+  TrainResult result;
+  double gpuTotal = 0, wallTotal = 0;
+  int64_t gpuSteps = 0;
+  for (int64_t step = 1; step <= o.steps; ++step) {
+    auto t0 = Clock::now();
+    data::Batch batch = s.batcher().nextTrain();
+    s.upload(batch);
+    s.writeHParams(lr, step);
+    std::vector<std::vector<float>> a0, b0;
+    if (step == 1 && !o.dump_grads.empty())
+      for (const plan::Adapter &a : p.adapters) {
+        a0.push_back(s.read(a.a));
+        b0.push_back(s.read(a.b));
+      }
+    vk::ProgramTiming timing = s.exec().run("train_step");
+    float loss = s.loss();
+    if (!std::isfinite(loss))
+      throw std::runtime_error("the loss is " + std::string(std::isnan(loss) ? "nan" : "inf") + " at step " +
+                               std::to_string(step) + ": try a lower --lr");
+    if (step == 1 && !o.dump_grads.empty()) {
+      dumpGrads(o.dump_grads, s, a0, b0);
+      std::fprintf(stderr, "gradients of step 1 written to %s\n", o.dump_grads.c_str());
+    }
+    double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    double tokensPerS = seconds > 0 ? double(s.tokensPerBatch()) / seconds : 0;
+    wallTotal += seconds;
+    if (timing.gpu_ms >= 0) {
+      gpuTotal += timing.gpu_ms;
+      ++gpuSteps;
+    }
+    if (metrics) {
+      nlohmann::json m = {{"step", step}, {"loss", loss}, {"tokens_per_s", tokensPerS}, {"lr", lr},
+                          {"gpu_ms", timing.gpu_ms >= 0 ? nlohmann::json(timing.gpu_ms) : nlohmann::json(nullptr)},
+                          {"wall_ms", seconds * 1000.0}};
+      std::string line = m.dump() + "\n";
+      if (std::fputs(line.c_str(), metrics) < 0 || std::fflush(metrics) != 0)
+        throw std::runtime_error(o.metrics + ": write error");
+    }
+    progress.update(step, loss);
+    result.final_loss = loss;
+    result.steps = step;
+  }
+
+  std::vector<std::vector<float>> a, b;
+  for (const plan::Adapter &ad : p.adapters) {
+    a.push_back(s.read(ad.a));
+    b.push_back(s.read(ad.b));
+  }
+  writeAdapter(o.out, p, a, b);
+  std::fprintf(stderr, "trained %lld steps in %s (%.0f tokens/s), final loss %.4f", (long long)o.steps,
+               formatDuration(wallTotal).c_str(), double(s.tokensPerBatch()) * double(o.steps) / wallTotal,
+               result.final_loss);
+  if (gpuSteps) std::fprintf(stderr, ", train_step %.2f GPU ms/step", gpuTotal / double(gpuSteps));
+  std::fprintf(stderr, "\nadapter written to %s\n", o.out.c_str());
+  return result;
+}
+
+EvalResult runEvaluation(const EvalOptions &o) {
+  Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, std::nullopt, "eval");
+  double weighted = 0, gpuTotal = 0;
+  int64_t tokens = 0, gpuRuns = 0;
+  size_t batches = s.batcher().evalBatches();
+  s.writeHParams(s.plan().lr, 1);
+  for (size_t i = 0; i < batches; ++i) {
+    data::Batch batch = s.batcher().evalBatch(i);
+    int64_t n = batch.countedTokens();
+    if (n == 0) continue; // nothing counted: the batch cannot change the mean
+    s.upload(batch);
+    vk::ProgramTiming t = s.exec().run("eval");
+    float loss = s.loss();
+    if (!std::isfinite(loss))
+      throw std::runtime_error("the eval loss of batch " + std::to_string(i + 1) + " is not finite (" + std::to_string(loss) + ")");
+    weighted += double(loss) * double(n);
+    tokens += n;
+    if (t.gpu_ms >= 0) {
+      gpuTotal += t.gpu_ms;
+      ++gpuRuns;
+    }
+  }
+  if (tokens == 0)
+    throw std::runtime_error(o.data + ": no tokens to evaluate (every label is -100, or every line has a single token)");
+  EvalResult r{weighted / double(tokens), tokens};
+  if (gpuRuns) std::fprintf(stderr, "eval: %zu batches, %.2f GPU ms/batch\n", batches, gpuTotal / double(gpuRuns));
+  std::printf("eval loss %.6f over %lld tokens\n", r.loss, (long long)r.tokens);
+  std::fflush(stdout);
+  return r;
+}
+
+} // namespace tessera::train

@@ -1,0 +1,62 @@
+// Trainer.h - the training and evaluation loops behind `tessera train` and
+// `tessera eval`. Every failure throws std::runtime_error (or a subclass) with
+// a one-line message; the CLI prints it as `error: ...`.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace tessera::train {
+
+struct TrainOptions {
+  std::string plan, weights, data;
+  int64_t steps = 0;
+  std::optional<double> lr;         // default: the plan's lr
+  std::string out = "tessera-adapter";
+  std::string metrics;              // JSONL, one object per step ("" = none)
+  int device = 0;
+  std::string init_adapter;         // PEFT adapter directory to start from ("" = fresh init)
+  std::string dump_grads;           // safetensors with step-1 values and gradients ("" = none)
+  std::optional<uint64_t> seed;     // default: the plan's seed
+};
+
+struct EvalOptions {
+  std::string plan, weights, data;
+  int device = 0;
+  std::string init_adapter;
+};
+
+struct TrainResult {
+  double final_loss = 0;
+  int64_t steps = 0;
+};
+
+struct EvalResult {
+  double loss = 0;    // token-weighted mean
+  int64_t tokens = 0; // labels != -100 at positions 1..T-1
+};
+
+TrainResult runTraining(const TrainOptions &options);
+// Prints "eval loss <x.xxxxxx> over <N> tokens" on stdout.
+EvalResult runEvaluation(const EvalOptions &options);
+
+// LoRA A initialisation stream: splitmix64 seeded with `seed`; each value is
+// (2u - 1) / sqrt(in_features) with u = (next() >> 11) * 2^-53, adapters in
+// plan order, A row-major. Exposed for tests.
+class SplitMix64 {
+public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform01() { return double(next() >> 11) * (1.0 / 9007199254740992.0); }
+
+private:
+  uint64_t state_;
+};
+
+} // namespace tessera::train

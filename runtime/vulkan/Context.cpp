@@ -1,0 +1,317 @@
+#include "runtime/vulkan/Context.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace tessera::vk {
+
+const char *resultName(VkResult r) {
+  switch (r) {
+#define CASE(x) case x: return #x;
+    CASE(VK_SUCCESS) CASE(VK_NOT_READY) CASE(VK_TIMEOUT) CASE(VK_INCOMPLETE)
+    CASE(VK_ERROR_OUT_OF_HOST_MEMORY) CASE(VK_ERROR_OUT_OF_DEVICE_MEMORY) CASE(VK_ERROR_INITIALIZATION_FAILED)
+    CASE(VK_ERROR_DEVICE_LOST) CASE(VK_ERROR_MEMORY_MAP_FAILED) CASE(VK_ERROR_LAYER_NOT_PRESENT)
+    CASE(VK_ERROR_EXTENSION_NOT_PRESENT) CASE(VK_ERROR_FEATURE_NOT_PRESENT) CASE(VK_ERROR_INCOMPATIBLE_DRIVER)
+    CASE(VK_ERROR_TOO_MANY_OBJECTS) CASE(VK_ERROR_FORMAT_NOT_SUPPORTED) CASE(VK_ERROR_FRAGMENTED_POOL)
+    CASE(VK_ERROR_UNKNOWN) CASE(VK_ERROR_OUT_OF_POOL_MEMORY) CASE(VK_ERROR_INVALID_EXTERNAL_HANDLE)
+    CASE(VK_ERROR_FRAGMENTATION) CASE(VK_ERROR_INVALID_SHADER_NV)
+#undef CASE
+  default: return "VK_ERROR (unknown code)";
+  }
+}
+
+void check(VkResult r, const std::string &what) {
+  if (r != VK_SUCCESS) throw VulkanError(what + " failed: " + resultName(r));
+}
+
+namespace {
+
+const char *kNoDevice = "no Vulkan device found: install mesa-vulkan-drivers for a CPU fallback";
+const char *kValidationLayer = "VK_LAYER_KHRONOS_validation";
+
+bool validationRequested() {
+  const char *v = std::getenv("TESSERA_VALIDATION");
+  return v && std::strcmp(v, "0") != 0 && *v;
+}
+
+VKAPI_ATTR VkBool32 VKAPI_CALL debugCallback(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
+                                             VkDebugUtilsMessageTypeFlagsEXT,
+                                             const VkDebugUtilsMessengerCallbackDataEXT *data, void *) {
+  const char *level = severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT ? "error" : "warning";
+  std::fprintf(stderr, "vulkan %s: %s\n", level, data && data->pMessage ? data->pMessage : "");
+  return VK_FALSE;
+}
+
+uint32_t instanceApiVersion() {
+  auto enumerate = reinterpret_cast<PFN_vkEnumerateInstanceVersion>(
+      vkGetInstanceProcAddr(VK_NULL_HANDLE, "vkEnumerateInstanceVersion"));
+  uint32_t v = VK_API_VERSION_1_0;
+  if (enumerate && enumerate(&v) != VK_SUCCESS) v = VK_API_VERSION_1_0;
+  return v < VK_API_VERSION_1_3 ? v : VK_API_VERSION_1_3;
+}
+
+struct Instance {
+  VkInstance instance = VK_NULL_HANDLE;
+  VkDebugUtilsMessengerEXT messenger = VK_NULL_HANDLE;
+  uint32_t apiVersion = VK_API_VERSION_1_0;
+};
+
+Instance createInstance() {
+  Instance out;
+  out.apiVersion = instanceApiVersion();
+
+  uint32_t extCount = 0;
+  vkEnumerateInstanceExtensionProperties(nullptr, &extCount, nullptr);
+  std::vector<VkExtensionProperties> exts(extCount);
+  vkEnumerateInstanceExtensionProperties(nullptr, &extCount, exts.data());
+  auto hasExt = [&](const char *name) {
+    for (const auto &e : exts)
+      if (std::strcmp(e.extensionName, name) == 0) return true;
+    return false;
+  };
+
+  std::vector<const char *> layers, extensions;
+  VkInstanceCreateFlags flags = 0;
+  // MoltenVK and other portability drivers are only listed with this extension.
+  if (hasExt(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
+    extensions.push_back(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME);
+    flags |= VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR;
+  }
+  bool debugUtils = false;
+  if (validationRequested()) {
+    uint32_t layerCount = 0;
+    vkEnumerateInstanceLayerProperties(&layerCount, nullptr);
+    std::vector<VkLayerProperties> props(layerCount);
+    vkEnumerateInstanceLayerProperties(&layerCount, props.data());
+    bool found = false;
+    for (const auto &l : props) found = found || std::strcmp(l.layerName, kValidationLayer) == 0;
+    if (found) {
+      layers.push_back(kValidationLayer);
+      if (hasExt(VK_EXT_DEBUG_UTILS_EXTENSION_NAME)) {
+        extensions.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
+        debugUtils = true;
+      }
+    } else {
+      std::fprintf(stderr, "warning: TESSERA_VALIDATION is set but %s is not installed (vulkan-validationlayers)\n",
+                   kValidationLayer);
+    }
+  }
+
+  VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
+  app.pApplicationName = "tessera";
+  app.pEngineName = "tessera";
+  app.apiVersion = out.apiVersion;
+  VkInstanceCreateInfo ci{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
+  ci.flags = flags;
+  ci.pApplicationInfo = &app;
+  ci.enabledLayerCount = uint32_t(layers.size());
+  ci.ppEnabledLayerNames = layers.data();
+  ci.enabledExtensionCount = uint32_t(extensions.size());
+  ci.ppEnabledExtensionNames = extensions.data();
+  VkResult r = vkCreateInstance(&ci, nullptr, &out.instance);
+  if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED) throw VulkanError(kNoDevice);
+  check(r, "vkCreateInstance");
+
+  if (debugUtils) {
+    auto create = reinterpret_cast<PFN_vkCreateDebugUtilsMessengerEXT>(
+        vkGetInstanceProcAddr(out.instance, "vkCreateDebugUtilsMessengerEXT"));
+    if (create) {
+      VkDebugUtilsMessengerCreateInfoEXT mi{VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT};
+      mi.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT;
+      mi.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                       VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT;
+      mi.pfnUserCallback = debugCallback;
+      create(out.instance, &mi, nullptr, &out.messenger);
+    }
+  }
+  return out;
+}
+
+void destroyInstance(Instance &i) {
+  if (i.messenger) {
+    auto destroy = reinterpret_cast<PFN_vkDestroyDebugUtilsMessengerEXT>(
+        vkGetInstanceProcAddr(i.instance, "vkDestroyDebugUtilsMessengerEXT"));
+    if (destroy) destroy(i.instance, i.messenger, nullptr);
+  }
+  if (i.instance) vkDestroyInstance(i.instance, nullptr);
+  i = Instance{};
+}
+
+std::vector<VkPhysicalDevice> physicalDevices(VkInstance instance) {
+  uint32_t n = 0;
+  VkResult r = vkEnumeratePhysicalDevices(instance, &n, nullptr);
+  if (r == VK_ERROR_INITIALIZATION_FAILED || n == 0) throw VulkanError(kNoDevice);
+  check(r, "vkEnumeratePhysicalDevices");
+  std::vector<VkPhysicalDevice> devs(n);
+  check(vkEnumeratePhysicalDevices(instance, &n, devs.data()), "vkEnumeratePhysicalDevices");
+  devs.resize(n);
+  if (devs.empty()) throw VulkanError(kNoDevice);
+  return devs;
+}
+
+// The compute queue family: one with timestamps if any, else the first with compute.
+int pickQueueFamily(VkPhysicalDevice pd, bool &timestamps, uint32_t &validBits) {
+  uint32_t n = 0;
+  vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
+  std::vector<VkQueueFamilyProperties> fams(n);
+  vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, fams.data());
+  int best = -1;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (!(fams[i].queueFlags & VK_QUEUE_COMPUTE_BIT) || fams[i].queueCount == 0) continue;
+    if (best < 0 || (fams[best].timestampValidBits == 0 && fams[i].timestampValidBits > 0)) best = int(i);
+  }
+  timestamps = best >= 0 && fams[size_t(best)].timestampValidBits > 0;
+  validBits = best >= 0 ? fams[size_t(best)].timestampValidBits : 0;
+  return best;
+}
+
+std::string versionText(uint32_t v) {
+  return std::to_string(VK_API_VERSION_MAJOR(v)) + "." + std::to_string(VK_API_VERSION_MINOR(v)) + "." +
+         std::to_string(VK_API_VERSION_PATCH(v));
+}
+
+DeviceInfo describe(VkPhysicalDevice pd, uint32_t index, uint32_t instanceApi, uint64_t *maxAlloc = nullptr) {
+  VkPhysicalDeviceProperties props;
+  vkGetPhysicalDeviceProperties(pd, &props);
+  DeviceInfo info;
+  info.index = index;
+  info.name = props.deviceName;
+  switch (props.deviceType) {
+  case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: info.type = "discrete GPU"; break;
+  case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: info.type = "integrated GPU"; break;
+  case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: info.type = "virtual GPU"; break;
+  case VK_PHYSICAL_DEVICE_TYPE_CPU: info.type = "CPU"; break;
+  default: info.type = "other"; break;
+  }
+  info.api = versionText(props.apiVersion);
+  info.maxSharedMemory = props.limits.maxComputeSharedMemorySize;
+  info.maxStorageBufferRange = props.limits.maxStorageBufferRange;
+  info.driver = "driver version " + std::to_string(props.driverVersion);
+  if (maxAlloc) *maxAlloc = uint64_t(1) << 30;
+  uint32_t api = props.apiVersion < instanceApi ? props.apiVersion : instanceApi;
+  if (api >= VK_API_VERSION_1_1) {
+    VkPhysicalDeviceSubgroupProperties subgroup{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceMaintenance3Properties m3{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
+    VkPhysicalDeviceDriverProperties driver{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+    subgroup.pNext = &m3;
+    if (api >= VK_API_VERSION_1_2) m3.pNext = &driver;
+    VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+    p2.pNext = &subgroup;
+    vkGetPhysicalDeviceProperties2(pd, &p2);
+    info.subgroupSize = subgroup.subgroupSize;
+    if (maxAlloc && m3.maxMemoryAllocationSize) *maxAlloc = m3.maxMemoryAllocationSize;
+    if (api >= VK_API_VERSION_1_2 && driver.driverName[0])
+      info.driver = std::string(driver.driverName) + (driver.driverInfo[0] ? std::string(" ") + driver.driverInfo : "");
+  }
+  bool ts = false;
+  uint32_t bits = 0;
+  pickQueueFamily(pd, ts, bits);
+  info.timestamps = ts && props.limits.timestampPeriod > 0;
+  return info;
+}
+
+} // namespace
+
+std::vector<DeviceInfo> Context::listDevices() {
+  Instance inst = createInstance();
+  std::vector<DeviceInfo> out;
+  try {
+    std::vector<VkPhysicalDevice> devs = physicalDevices(inst.instance);
+    for (uint32_t i = 0; i < devs.size(); ++i) out.push_back(describe(devs[i], i, inst.apiVersion));
+  } catch (...) {
+    destroyInstance(inst);
+    throw;
+  }
+  destroyInstance(inst);
+  return out;
+}
+
+Context::Context(int index) {
+  Instance inst = createInstance();
+  instance_ = inst.instance;
+  messenger_ = inst.messenger;
+  try {
+    std::vector<VkPhysicalDevice> devs = physicalDevices(instance_);
+    if (index < 0 || size_t(index) >= devs.size())
+      throw VulkanError("device " + std::to_string(index) + " does not exist (" + std::to_string(devs.size()) +
+                        " Vulkan device" + (devs.size() == 1 ? "" : "s") + ", see `tessera devices`)");
+    physical_ = devs[size_t(index)];
+    info_ = describe(physical_, uint32_t(index), inst.apiVersion, &maxAllocationSize_);
+    vkGetPhysicalDeviceProperties(physical_, &props_);
+    vkGetPhysicalDeviceMemoryProperties(physical_, &memProps_);
+    bool ts = false;
+    uint32_t validBits = 0;
+    int family = pickQueueFamily(physical_, ts, validBits);
+    if (family < 0) throw VulkanError("device " + std::to_string(index) + " (" + info_.name + ") has no compute queue");
+    queueFamily_ = uint32_t(family);
+    timestampMask_ = !info_.timestamps ? 0 : validBits >= 64 ? ~uint64_t(0) : (uint64_t(1) << validBits) - 1;
+
+    uint32_t extCount = 0;
+    vkEnumerateDeviceExtensionProperties(physical_, nullptr, &extCount, nullptr);
+    std::vector<VkExtensionProperties> exts(extCount);
+    vkEnumerateDeviceExtensionProperties(physical_, nullptr, &extCount, exts.data());
+    std::vector<const char *> enabled;
+    for (const auto &e : exts)
+      if (std::strcmp(e.extensionName, "VK_KHR_portability_subset") == 0) enabled.push_back("VK_KHR_portability_subset");
+
+    // Enable the optional shader features kernels may use, where supported.
+    uint32_t api = props_.apiVersion < inst.apiVersion ? props_.apiVersion : inst.apiVersion;
+    VkPhysicalDeviceFeatures have{};
+    vkGetPhysicalDeviceFeatures(physical_, &have);
+    VkPhysicalDeviceFeatures want{};
+    want.shaderInt64 = have.shaderInt64;
+    want.shaderInt16 = have.shaderInt16;
+    want.shaderFloat64 = have.shaderFloat64;
+    VkPhysicalDeviceVulkan11Features have11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+    VkPhysicalDeviceVulkan12Features have12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    VkPhysicalDeviceVulkan11Features want11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+    VkPhysicalDeviceVulkan12Features want12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    const void *featureChain = nullptr;
+    if (api >= VK_API_VERSION_1_2) {
+      have11.pNext = &have12;
+      VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+      f2.pNext = &have11;
+      vkGetPhysicalDeviceFeatures2(physical_, &f2);
+      want11.storageBuffer16BitAccess = have11.storageBuffer16BitAccess;
+      want12.storageBuffer8BitAccess = have12.storageBuffer8BitAccess;
+      want12.shaderFloat16 = have12.shaderFloat16;
+      want12.shaderInt8 = have12.shaderInt8;
+      want12.vulkanMemoryModel = have12.vulkanMemoryModel;
+      want11.pNext = &want12;
+      featureChain = &want11;
+    }
+
+    float priority = 1.0f;
+    VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+    qci.queueFamilyIndex = queueFamily_;
+    qci.queueCount = 1;
+    qci.pQueuePriorities = &priority;
+    VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+    dci.pNext = featureChain;
+    dci.queueCreateInfoCount = 1;
+    dci.pQueueCreateInfos = &qci;
+    dci.enabledExtensionCount = uint32_t(enabled.size());
+    dci.ppEnabledExtensionNames = enabled.data();
+    dci.pEnabledFeatures = &want;
+    check(vkCreateDevice(physical_, &dci, nullptr, &device_), "vkCreateDevice (" + info_.name + ")");
+    vkGetDeviceQueue(device_, queueFamily_, 0, &queue_);
+  } catch (...) {
+    if (device_) vkDestroyDevice(device_, nullptr);
+    destroyInstance(inst);
+    throw;
+  }
+}
+
+Context::~Context() {
+  if (device_) {
+    vkDeviceWaitIdle(device_);
+    vkDestroyDevice(device_, nullptr);
+  }
+  Instance inst;
+  inst.instance = instance_;
+  inst.messenger = messenger_;
+  destroyInstance(inst);
+}
+
+} // namespace tessera::vk

@@ -1,0 +1,72 @@
+// Context.h - Vulkan instance, device selection and the compute queue.
+//
+// No layers are enabled unless TESSERA_VALIDATION=1 is set in the
+// environment, which enables VK_LAYER_KHRONOS_validation when installed and
+// prints its messages on stderr.
+#pragma once
+
+#include <vulkan/vulkan.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tessera::vk {
+
+struct VulkanError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// "VK_ERROR_OUT_OF_DEVICE_MEMORY" etc.
+const char *resultName(VkResult r);
+// Throws VulkanError("<what> failed: <result>") unless r == VK_SUCCESS.
+void check(VkResult r, const std::string &what);
+
+struct DeviceInfo {
+  uint32_t index = 0;
+  std::string name;
+  std::string type;   // "discrete GPU", "integrated GPU", "virtual GPU", "CPU", "other"
+  std::string driver; // driver name and version
+  std::string api;    // "1.3.230"
+  uint32_t subgroupSize = 0;
+  uint32_t maxSharedMemory = 0;        // maxComputeSharedMemorySize, bytes
+  uint64_t maxStorageBufferRange = 0;  // bytes
+  bool timestamps = false;             // the chosen compute queue supports timestamps
+};
+
+class Context {
+public:
+  // Lists every Vulkan device. Throws VulkanError("no Vulkan device found: ...") when there is none.
+  static std::vector<DeviceInfo> listDevices();
+
+  // Opens device `index` (the order of listDevices / `tessera devices`).
+  explicit Context(int index = 0);
+  ~Context();
+  Context(const Context &) = delete;
+  Context &operator=(const Context &) = delete;
+
+  const DeviceInfo &info() const { return info_; }
+  const VkPhysicalDeviceProperties &properties() const { return props_; }
+  const VkPhysicalDeviceMemoryProperties &memory() const { return memProps_; }
+  VkDevice device() const { return device_; }
+  VkQueue queue() const { return queue_; }
+  uint32_t queueFamily() const { return queueFamily_; }
+  uint64_t maxAllocationSize() const { return maxAllocationSize_; }
+  uint64_t timestampMask() const { return timestampMask_; }
+
+private:
+  VkInstance instance_ = VK_NULL_HANDLE;
+  VkDebugUtilsMessengerEXT messenger_ = VK_NULL_HANDLE;
+  VkPhysicalDevice physical_ = VK_NULL_HANDLE;
+  VkDevice device_ = VK_NULL_HANDLE;
+  VkQueue queue_ = VK_NULL_HANDLE;
+  uint32_t queueFamily_ = 0;
+  VkPhysicalDeviceProperties props_{};
+  VkPhysicalDeviceMemoryProperties memProps_{};
+  uint64_t maxAllocationSize_ = 0;
+  uint64_t timestampMask_ = 0;
+  DeviceInfo info_;
+};
+
+} // namespace tessera::vk

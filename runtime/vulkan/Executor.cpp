@@ -1,0 +1,431 @@
+#include "runtime/vulkan/Executor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+namespace tessera::vk {
+
+namespace {
+
+std::string mib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f MiB", double(bytes) / (1024.0 * 1024.0));
+  return buf;
+}
+
+uint64_t storageBytes(uint64_t bytes) { return bytes < 4 ? 4 : (bytes + 3) / 4 * 4; }
+
+std::string bufferName(const plan::Plan &p, size_t i) {
+  return "buffer '" + p.buffers[i].name + "' (buffers[" + std::to_string(i) + "])";
+}
+
+std::string kernelName(const plan::Plan &p, size_t i) {
+  return "kernel '" + p.kernels[i].name + "' (kernels[" + std::to_string(i) + "])";
+}
+
+// Names of the GLCompute entry points of a SPIR-V module (OpEntryPoint, opcode 15).
+std::vector<std::string> computeEntryPoints(const std::vector<uint8_t> &spv) {
+  std::vector<std::string> names;
+  size_t words = spv.size() / 4;
+  auto word = [&](size_t i) {
+    uint32_t w;
+    std::memcpy(&w, spv.data() + 4 * i, 4);
+    return w;
+  };
+  for (size_t i = 5; i < words;) {
+    uint32_t w = word(i);
+    uint32_t count = w >> 16, opcode = w & 0xffff;
+    if (count == 0 || i + count > words) break;
+    if (opcode == 15 && count >= 4 && word(i + 1) == 5 /* GLCompute */) {
+      std::string name;
+      for (size_t k = i + 3; k < i + count; ++k) {
+        uint32_t lit = word(k);
+        bool end = false;
+        for (int b = 0; b < 4; ++b) {
+          char ch = char((lit >> (8 * b)) & 0xff);
+          if (!ch) { end = true; break; }
+          name.push_back(ch);
+        }
+        if (end) break;
+      }
+      names.push_back(name);
+    }
+    i += count;
+  }
+  return names;
+}
+
+} // namespace
+
+Executor::Executor(Context &ctx, const plan::Plan &plan) : ctx_(ctx), plan_(plan) {
+  try {
+    allocateBuffers();
+    createPipelines();
+    recordPrograms();
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+Executor::~Executor() { release(); }
+
+void Executor::release() {
+  VkDevice dev = ctx_.device();
+  if (!dev) return;
+  vkDeviceWaitIdle(dev);
+  if (fence_) vkDestroyFence(dev, fence_, nullptr);
+  if (queryPool_) vkDestroyQueryPool(dev, queryPool_, nullptr);
+  if (commandPool_) vkDestroyCommandPool(dev, commandPool_, nullptr);
+  if (descriptorPool_) vkDestroyDescriptorPool(dev, descriptorPool_, nullptr);
+  for (Pipeline &p : pipelines_) {
+    if (p.pipeline) vkDestroyPipeline(dev, p.pipeline, nullptr);
+    if (p.layout) vkDestroyPipelineLayout(dev, p.layout, nullptr);
+    if (p.setLayout) vkDestroyDescriptorSetLayout(dev, p.setLayout, nullptr);
+    if (p.module) vkDestroyShaderModule(dev, p.module, nullptr);
+  }
+  for (VkBuffer b : buffers_)
+    if (b) vkDestroyBuffer(dev, b, nullptr);
+  for (Block &b : blocks_) {
+    if (b.mapped) vkUnmapMemory(dev, b.memory);
+    if (b.memory) vkFreeMemory(dev, b.memory, nullptr);
+  }
+  fence_ = VK_NULL_HANDLE;
+  queryPool_ = VK_NULL_HANDLE;
+  commandPool_ = VK_NULL_HANDLE;
+  descriptorPool_ = VK_NULL_HANDLE;
+  pipelines_.clear();
+  buffers_.clear();
+  blocks_.clear();
+}
+
+void *Executor::data(size_t buffer) const {
+  if (buffer >= hostPtr_.size()) throw VulkanError("buffer index " + std::to_string(buffer) + " out of range");
+  return hostPtr_[buffer];
+}
+
+void Executor::allocateBuffers() {
+  VkDevice dev = ctx_.device();
+  const size_t n = plan_.buffers.size();
+  root_.resize(n);
+  buffers_.assign(n, VK_NULL_HANDLE);
+  hostPtr_.assign(n, nullptr);
+  for (size_t i = 0; i < n; ++i) {
+    size_t r = i;
+    while (plan_.buffers[r].alias_of >= 0) r = size_t(plan_.buffers[r].alias_of); // acyclic: Plan validated it
+    root_[i] = r;
+  }
+
+  // Every buffer a dispatch binds must fit the device's storage buffer range.
+  const uint64_t range = ctx_.properties().limits.maxStorageBufferRange;
+  std::vector<bool> bound(n, false);
+  for (const plan::Program &p : plan_.programs)
+    for (const plan::Dispatch &d : p.dispatches)
+      for (uint32_t b : d.bindings) bound[b] = true;
+  for (size_t i = 0; i < n; ++i)
+    if (bound[i] && plan_.buffers[i].bytes > range)
+      throw VulkanError(bufferName(plan_, i) + " is " + mib(plan_.buffers[i].bytes) +
+                        ", more than this device's maxStorageBufferRange (" + mib(range) + ", " + ctx_.info().name +
+                        "): compile the plan with a smaller batch or sequence length, or use another device");
+
+  const VkMemoryPropertyFlags preferred =
+      VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+  const VkMemoryPropertyFlags fallback = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+  const VkPhysicalDeviceMemoryProperties &mp = ctx_.memory();
+  auto findType = [&](uint32_t bits, VkMemoryPropertyFlags flags) -> int {
+    for (uint32_t t = 0; t < mp.memoryTypeCount; ++t)
+      if ((bits & (1u << t)) && (mp.memoryTypes[t].propertyFlags & flags) == flags) return int(t);
+    return -1;
+  };
+
+  // Create the buffers.
+  std::vector<VkMemoryRequirements> reqs(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (root_[i] != i) continue;
+    VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+    bci.size = storageBytes(plan_.buffers[i].bytes);
+    bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+    check(vkCreateBuffer(dev, &bci, nullptr, &buffers_[i]), "vkCreateBuffer for " + bufferName(plan_, i));
+    vkGetBufferMemoryRequirements(dev, buffers_[i], &reqs[i]);
+  }
+
+  // Pack them into blocks of at most blockLimit bytes, one memory type per block.
+  const uint64_t blockLimit = std::min<uint64_t>(ctx_.maxAllocationSize(), uint64_t(256) << 20);
+  std::vector<std::pair<size_t, uint64_t>> pending; // (buffer, offset)
+  uint64_t pendingSize = 0;
+  uint32_t pendingBits = ~0u;
+  auto flush = [&]() {
+    if (pending.empty()) return;
+    VkMemoryAllocateInfo ai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+    ai.allocationSize = pendingSize;
+    Block block;
+    VkResult res = VK_ERROR_OUT_OF_DEVICE_MEMORY;
+    int types[2] = {findType(pendingBits, preferred), findType(pendingBits, fallback)};
+    for (int t : types) {
+      if (t < 0) continue;
+      ai.memoryTypeIndex = uint32_t(t);
+      res = vkAllocateMemory(dev, &ai, nullptr, &block.memory);
+      if (res == VK_SUCCESS) break;
+    }
+    std::string what = pending.size() == 1 ? bufferName(plan_, pending[0].first)
+                                           : std::to_string(pending.size()) + " buffers (from " +
+                                                 bufferName(plan_, pending[0].first) + ")";
+    if (types[0] < 0 && types[1] < 0)
+      throw VulkanError("no host-visible memory type for " + what + " on " + ctx_.info().name);
+    if (res != VK_SUCCESS)
+      throw VulkanError("cannot allocate " + mib(pendingSize) + " of device memory for " + what + ": " + resultName(res));
+    blocks_.push_back(block);
+    void *mapped = nullptr;
+    check(vkMapMemory(dev, block.memory, 0, VK_WHOLE_SIZE, 0, &mapped), "vkMapMemory");
+    blocks_.back().mapped = static_cast<uint8_t *>(mapped);
+    for (auto &[buf, off] : pending) {
+      check(vkBindBufferMemory(dev, buffers_[buf], block.memory, off), "vkBindBufferMemory for " + bufferName(plan_, buf));
+      hostPtr_[buf] = blocks_.back().mapped + off;
+    }
+    allocated_ += pendingSize;
+    pending.clear();
+    pendingSize = 0;
+    pendingBits = ~0u;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    if (root_[i] != i) continue;
+    const VkMemoryRequirements &r = reqs[i];
+    uint64_t align = r.alignment ? r.alignment : 1;
+    uint64_t offset = (pendingSize + align - 1) / align * align;
+    if (!pending.empty() && (offset + r.size > blockLimit || (pendingBits & r.memoryTypeBits) == 0)) {
+      flush();
+      offset = 0;
+    }
+    pending.emplace_back(i, offset);
+    pendingSize = offset + r.size;
+    pendingBits &= r.memoryTypeBits;
+  }
+  flush();
+  for (size_t i = 0; i < n; ++i) hostPtr_[i] = hostPtr_[root_[i]];
+}
+
+void Executor::createPipelines() {
+  VkDevice dev = ctx_.device();
+  const VkPhysicalDeviceLimits &lim = ctx_.properties().limits;
+  pipelines_.resize(plan_.kernels.size());
+  for (size_t k = 0; k < plan_.kernels.size(); ++k) {
+    const plan::Kernel &kernel = plan_.kernels[k];
+    Pipeline &p = pipelines_[k];
+    std::string name = kernelName(plan_, k);
+    const auto &ls = kernel.local_size;
+    if (ls[0] > lim.maxComputeWorkGroupSize[0] || ls[1] > lim.maxComputeWorkGroupSize[1] ||
+        ls[2] > lim.maxComputeWorkGroupSize[2] ||
+        uint64_t(ls[0]) * ls[1] * ls[2] > lim.maxComputeWorkGroupInvocations)
+      throw VulkanError(name + ": workgroup size " + std::to_string(ls[0]) + "x" + std::to_string(ls[1]) + "x" +
+                        std::to_string(ls[2]) + " exceeds this device's limits (" +
+                        std::to_string(lim.maxComputeWorkGroupInvocations) +
+                        " invocations): compile the plan with a profile for this device");
+    if (kernel.push_constant_bytes > lim.maxPushConstantsSize)
+      throw VulkanError(name + ": " + std::to_string(kernel.push_constant_bytes) + " bytes of push constants, the device allows " +
+                        std::to_string(lim.maxPushConstantsSize));
+
+    const std::vector<uint8_t> &spv = plan_.blobs[kernel.spirv_blob];
+    std::vector<std::string> entries = computeEntryPoints(spv);
+    if (std::find(entries.begin(), entries.end(), kernel.name) == entries.end()) {
+      std::string list;
+      for (const std::string &e : entries) list += (list.empty() ? "'" : ", '") + e + "'";
+      throw VulkanError(name + ": its SPIR-V module (blob " + std::to_string(kernel.spirv_blob) +
+                        ") has no compute entry point '" + kernel.name + "' (" +
+                        (list.empty() ? std::string("it has none") : "it has " + list) + ")");
+    }
+    VkShaderModuleCreateInfo smci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
+    smci.codeSize = spv.size();
+    std::vector<uint32_t> words(spv.size() / 4);
+    std::memcpy(words.data(), spv.data(), spv.size());
+    smci.pCode = words.data();
+    check(vkCreateShaderModule(dev, &smci, nullptr, &p.module), name + ": vkCreateShaderModule");
+
+    std::vector<VkDescriptorSetLayoutBinding> bindings(kernel.num_bindings);
+    for (uint32_t b = 0; b < kernel.num_bindings; ++b) {
+      bindings[b].binding = b;
+      bindings[b].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+      bindings[b].descriptorCount = 1;
+      bindings[b].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
+    }
+    VkDescriptorSetLayoutCreateInfo dslci{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
+    dslci.bindingCount = kernel.num_bindings;
+    dslci.pBindings = bindings.data();
+    check(vkCreateDescriptorSetLayout(dev, &dslci, nullptr, &p.setLayout), name + ": vkCreateDescriptorSetLayout");
+
+    VkPushConstantRange pcr{VK_SHADER_STAGE_COMPUTE_BIT, 0, kernel.push_constant_bytes};
+    VkPipelineLayoutCreateInfo plci{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
+    plci.setLayoutCount = 1;
+    plci.pSetLayouts = &p.setLayout;
+    plci.pushConstantRangeCount = kernel.push_constant_bytes ? 1 : 0;
+    plci.pPushConstantRanges = &pcr;
+    check(vkCreatePipelineLayout(dev, &plci, nullptr, &p.layout), name + ": vkCreatePipelineLayout");
+
+    VkComputePipelineCreateInfo cpci{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
+    cpci.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
+    cpci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+    cpci.stage.module = p.module;
+    cpci.stage.pName = kernel.name.c_str();
+    cpci.layout = p.layout;
+    check(vkCreateComputePipelines(dev, VK_NULL_HANDLE, 1, &cpci, nullptr, &p.pipeline),
+          name + ": vkCreateComputePipelines (entry point '" + kernel.name + "')");
+  }
+}
+
+void Executor::recordPrograms() {
+  VkDevice dev = ctx_.device();
+  const VkPhysicalDeviceLimits &lim = ctx_.properties().limits;
+
+  size_t sets = 0, descriptors = 0;
+  for (const plan::Program &p : plan_.programs)
+    for (const plan::Dispatch &d : p.dispatches) {
+      ++sets;
+      descriptors += d.bindings.size();
+      for (int g = 0; g < 3; ++g)
+        if (d.groups[size_t(g)] > lim.maxComputeWorkGroupCount[g])
+          throw VulkanError("program '" + p.name + "': a dispatch of " + kernelName(plan_, d.kernel) + " needs " +
+                            std::to_string(d.groups[size_t(g)]) + " workgroups in dimension " + std::to_string(g) +
+                            ", the device allows " + std::to_string(lim.maxComputeWorkGroupCount[g]));
+    }
+
+  if (sets) {
+    VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, uint32_t(descriptors ? descriptors : 1)};
+    VkDescriptorPoolCreateInfo dpci{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+    dpci.maxSets = uint32_t(sets);
+    dpci.poolSizeCount = 1;
+    dpci.pPoolSizes = &size;
+    check(vkCreateDescriptorPool(dev, &dpci, nullptr, &descriptorPool_), "vkCreateDescriptorPool");
+  }
+
+  VkCommandPoolCreateInfo cpci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+  cpci.queueFamilyIndex = ctx_.queueFamily();
+  check(vkCreateCommandPool(dev, &cpci, nullptr, &commandPool_), "vkCreateCommandPool");
+  VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+  check(vkCreateFence(dev, &fci, nullptr, &fence_), "vkCreateFence");
+
+  const bool timestamps = ctx_.info().timestamps;
+  if (timestamps && !plan_.programs.empty()) {
+    VkQueryPoolCreateInfo qpci{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+    qpci.queryType = VK_QUERY_TYPE_TIMESTAMP;
+    qpci.queryCount = uint32_t(2 * plan_.programs.size());
+    check(vkCreateQueryPool(dev, &qpci, nullptr, &queryPool_), "vkCreateQueryPool");
+  }
+
+  for (size_t pi = 0; pi < plan_.programs.size(); ++pi) {
+    const plan::Program &prog = plan_.programs[pi];
+    RecordedProgram rec;
+    rec.firstQuery = uint32_t(2 * pi);
+
+    // One descriptor set per dispatch.
+    std::vector<VkDescriptorSet> dsets(prog.dispatches.size());
+    if (!dsets.empty()) {
+      std::vector<VkDescriptorSetLayout> layouts;
+      for (const plan::Dispatch &d : prog.dispatches) layouts.push_back(pipelines_[d.kernel].setLayout);
+      VkDescriptorSetAllocateInfo dsai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+      dsai.descriptorPool = descriptorPool_;
+      dsai.descriptorSetCount = uint32_t(layouts.size());
+      dsai.pSetLayouts = layouts.data();
+      check(vkAllocateDescriptorSets(dev, &dsai, dsets.data()), "program '" + prog.name + "': vkAllocateDescriptorSets");
+      std::vector<VkDescriptorBufferInfo> infos;
+      size_t total = 0;
+      for (const plan::Dispatch &d : prog.dispatches) total += d.bindings.size();
+      infos.reserve(total);
+      std::vector<VkWriteDescriptorSet> writes;
+      writes.reserve(total);
+      for (size_t di = 0; di < prog.dispatches.size(); ++di) {
+        const plan::Dispatch &d = prog.dispatches[di];
+        for (size_t b = 0; b < d.bindings.size(); ++b) {
+          size_t buf = d.bindings[b];
+          infos.push_back({buffers_[root_[buf]], 0, storageBytes(plan_.buffers[buf].bytes)});
+          VkWriteDescriptorSet w{VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
+          w.dstSet = dsets[di];
+          w.dstBinding = uint32_t(b);
+          w.descriptorCount = 1;
+          w.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+          w.pBufferInfo = &infos.back();
+          writes.push_back(w);
+        }
+      }
+      if (!writes.empty()) vkUpdateDescriptorSets(dev, uint32_t(writes.size()), writes.data(), 0, nullptr);
+    }
+
+    VkCommandBufferAllocateInfo cbai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    cbai.commandPool = commandPool_;
+    cbai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    cbai.commandBufferCount = 1;
+    check(vkAllocateCommandBuffers(dev, &cbai, &rec.cmd), "vkAllocateCommandBuffers");
+    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    check(vkBeginCommandBuffer(rec.cmd, &bi), "vkBeginCommandBuffer");
+
+    auto barrier = [&](VkPipelineStageFlags src, VkAccessFlags srcAccess, VkPipelineStageFlags dst, VkAccessFlags dstAccess) {
+      VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+      mb.srcAccessMask = srcAccess;
+      mb.dstAccessMask = dstAccess;
+      vkCmdPipelineBarrier(rec.cmd, src, dst, 0, 1, &mb, 0, nullptr, 0, nullptr);
+    };
+    if (queryPool_) {
+      vkCmdResetQueryPool(rec.cmd, queryPool_, rec.firstQuery, 2);
+      vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, queryPool_, rec.firstQuery);
+    }
+    // Host writes (inputs, hparams) and the previous submission's shader writes.
+    barrier(VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+            VK_ACCESS_HOST_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+            VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+    int64_t bound = -1;
+    for (size_t di = 0; di < prog.dispatches.size(); ++di) {
+      const plan::Dispatch &d = prog.dispatches[di];
+      const Pipeline &p = pipelines_[d.kernel];
+      if (di > 0)
+        barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+      if (bound != int64_t(d.kernel)) {
+        vkCmdBindPipeline(rec.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
+        bound = int64_t(d.kernel);
+      }
+      vkCmdBindDescriptorSets(rec.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &dsets[di], 0, nullptr);
+      if (!d.push_constants.empty())
+        vkCmdPushConstants(rec.cmd, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, uint32_t(d.push_constants.size()),
+                           d.push_constants.data());
+      vkCmdDispatch(rec.cmd, d.groups[0], d.groups[1], d.groups[2]);
+    }
+    // Results become visible to the host after the fence.
+    barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
+            VK_ACCESS_HOST_READ_BIT);
+    if (queryPool_) vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, rec.firstQuery + 1);
+    check(vkEndCommandBuffer(rec.cmd), "vkEndCommandBuffer");
+    programs_[prog.name] = rec;
+  }
+}
+
+ProgramTiming Executor::run(const std::string &program) {
+  auto it = programs_.find(program);
+  if (it == programs_.end()) throw VulkanError("the plan has no program '" + program + "'");
+  const RecordedProgram &rec = it->second;
+  VkDevice dev = ctx_.device();
+  VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+  si.commandBufferCount = 1;
+  si.pCommandBuffers = &rec.cmd;
+  auto start = std::chrono::steady_clock::now();
+  check(vkQueueSubmit(ctx_.queue(), 1, &si, fence_), "program '" + program + "': vkQueueSubmit");
+  VkResult r = vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX);
+  if (r == VK_ERROR_DEVICE_LOST)
+    throw VulkanError("the GPU stopped responding (VK_ERROR_DEVICE_LOST) while running program '" + program + "'");
+  check(r, "program '" + program + "': vkWaitForFences");
+  check(vkResetFences(dev, 1, &fence_), "vkResetFences");
+  ProgramTiming t;
+  t.wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (queryPool_) {
+    uint64_t ts[2] = {0, 0};
+    VkResult qr = vkGetQueryPoolResults(dev, queryPool_, rec.firstQuery, 2, sizeof(ts), ts, sizeof(uint64_t),
+                                        VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+    if (qr == VK_SUCCESS) {
+      uint64_t mask = ctx_.timestampMask();
+      uint64_t ticks = ((ts[1] & mask) - (ts[0] & mask)) & mask;
+      t.gpu_ms = double(ticks) * double(ctx_.properties().limits.timestampPeriod) / 1e6;
+    }
+  }
+  return t;
+}
+
+} // namespace tessera::vk

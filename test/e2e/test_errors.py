@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""e2e (e): bad input gives exit code 1 and exactly one `error:` line on stderr,
+never a signal, abort, uncaught exception or traceback.
+
+Compile: missing / truncated / malformed ONNX, an unsupported op (a Det node;
+the message names the node and the op type), an unknown LoRA target, batch 0.
+Train / eval: data that is not JSON (names the line), a token id outside the
+vocabulary (names the line), an empty data file, missing plan / weights /
+data / adapter, an adapter of the wrong rank, truncated weights, no Vulkan
+device, a plan file with a flipped byte or cut short.
+"""
+import os
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+import common
+from common import TempDirTest, tessera
+
+CRASH_MARKERS = ("Traceback", "terminate called", "Aborted", "Segmentation fault", "core dumped",
+                 "Assertion", "LLVM ERROR", "PLEASE submit a bug report", "Stack dump")
+
+
+def det_model(src, dst):
+    """The bundled model with a Det node in layer 0's attention, used by the rest of the graph."""
+    m = onnx.load(src)
+    nodes = list(m.graph.node)
+    idx = next(i for i, n in enumerate(nodes)
+               if n.op_type == "Softmax" and n.name.startswith("/model/layers.0/"))
+    sm = nodes[idx]
+    scores = sm.input[0]
+    new = [
+        helper.make_node("Det", [scores], ["det_out"], name="/model/layers.0/self_attn/Det"),
+        helper.make_node("Constant", [], ["det_zero"], name="det_zero_const",
+                         value=numpy_helper.from_array(np.array(0.0, np.float32))),
+        helper.make_node("Mul", ["det_out", "det_zero"], ["det_scaled"], name="det_mul"),
+        helper.make_node("Constant", [], ["det_axes"], name="det_axes_const",
+                         value=numpy_helper.from_array(np.array([2, 3], np.int64))),
+        helper.make_node("Unsqueeze", ["det_scaled", "det_axes"], ["det_4d"], name="det_unsqueeze"),
+        helper.make_node("Add", [scores, "det_4d"], ["det_scores"], name="det_add"),
+    ]
+    sm.input[0] = "det_scores"
+    del m.graph.node[:]
+    m.graph.node.extend(nodes[:idx] + new + nodes[idx:])
+    onnx.checker.check_model(m)
+    onnx.save(m, dst)
+    return dst
+
+
+class Errors(TempDirTest):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.plan = os.path.join(cls.dir, "p.tplan")
+        tessera("compile", cls.model, "-o", cls.plan, "--batch", 1, "--seq", 16, "--lora-rank", 2,
+                "--lora-alpha", 4, "--lora-targets", "q_proj,v_proj")
+        cls.data = common.make_data(os.path.join(cls.dir, "data.jsonl"), 16, max_lines=4)
+
+    def expect_error(self, *args, env=None, pattern=None, contains=()):
+        r = tessera(*args, env=env, check=False, timeout=120)
+        info = r.describe()
+        self.assertGreaterEqual(r.rc, 0, "killed by a signal:\n" + info)
+        self.assertEqual(r.rc, 1, "exit code is not 1:\n" + info)
+        errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+        self.assertEqual(len(errors), 1, "not exactly one 'error:' line:\n" + info)
+        for marker in CRASH_MARKERS:
+            self.assertNotIn(marker, r.stderr + r.stdout, info)
+        msg = errors[0]
+        self.assertGreater(len(msg.strip()), len("error:") + 5, "empty error message:\n" + info)
+        if pattern:
+            self.assertRegex(msg, pattern, info)
+        for c in contains:
+            self.assertIn(c, msg, info)
+        return msg
+
+    def write(self, name, data):
+        p = self.path(name)
+        with open(p, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+        return p
+
+    def train(self, *extra, plan=None, weights=None, data=None, env=None, **kw):
+        return self.expect_error("train", plan or self.plan, "--weights", weights or self.model, "--data",
+                                 data or self.data, "--steps", 1, "--out", self.path("out"), *extra, env=env, **kw)
+
+    # ------------------------------------------------------------------ compile
+
+    def test_compile_missing_model(self):
+        self.expect_error("compile", self.path("no-such-model.onnx"), "-o", self.path("x.tplan"),
+                          contains=("no-such-model.onnx",))
+
+    def test_compile_truncated_onnx(self):
+        with open(self.model, "rb") as f:
+            raw = f.read()
+        p = self.write("truncated.onnx", raw[: len(raw) // 2])
+        self.expect_error("compile", p, "-o", self.path("x.tplan"))
+
+    def test_compile_malformed_onnx(self):
+        p = self.write("garbage.onnx", b"\xff\xfe this is not an ONNX protobuf \x00\x01\x02" * 40)
+        self.expect_error("compile", p, "-o", self.path("x.tplan"))
+
+    def test_compile_unsupported_op(self):
+        p = det_model(self.model, self.path("det.onnx"))
+        msg = self.expect_error("compile", p, "-o", self.path("x.tplan"))
+        self.assertIn("Det", msg)
+        self.assertIn("/model/layers.0/self_attn/Det", msg)
+        self.assertFalse(os.path.exists(self.path("x.tplan")), "a plan was written despite the error")
+
+    def test_compile_unknown_lora_target(self):
+        self.expect_error("compile", self.model, "-o", self.path("y.tplan"), "--lora-targets", "nonsense_proj",
+                          contains=("nonsense_proj",))
+
+    def test_compile_zero_batch(self):
+        self.expect_error("compile", self.model, "-o", self.path("z.tplan"), "--batch", 0)
+
+    # ------------------------------------------------------------------ data
+
+    def test_data_not_json(self):
+        lines = ['{"input_ids": [1, 2, 3, 4]}', '{"input_ids": [5, 6, 7]}', '{"input_ids": [8, 9,', '{"input_ids": [1]}']
+        p = self.write("bad.jsonl", "\n".join(lines) + "\n")
+        self.train(data=p, pattern=r"(:|line )3\b")
+
+    def test_token_out_of_vocab(self):
+        lines = ['{"input_ids": [1, 2, 3, 4]}', '{"input_ids": [5, 300, 7]}', '{"input_ids": [8, 9]}']
+        p = self.write("oov.jsonl", "\n".join(lines) + "\n")
+        self.train(data=p, pattern=r"(:|line )2\b", contains=("300",))
+        self.expect_error("eval", self.plan, "--weights", self.model, "--data", p, pattern=r"(:|line )2\b")
+
+    def test_empty_data(self):
+        self.train(data=self.write("empty.jsonl", ""))
+
+    # ------------------------------------------------------------------ files
+
+    def test_missing_files(self):
+        self.train(plan=self.path("missing.tplan"), contains=("missing.tplan",))
+        self.train(weights=self.path("missing.onnx"), contains=("missing.onnx",))
+        self.train(data=self.path("missing.jsonl"), contains=("missing.jsonl",))
+        self.train("--init-adapter", self.path("missing-adapter"), contains=("missing-adapter",))
+        self.expect_error("eval", self.path("missing.tplan"), "--weights", self.model, "--data", self.data)
+
+    def test_truncated_weights(self):
+        with open(self.model, "rb") as f:
+            raw = f.read()
+        p = self.write("cut.onnx", raw[: len(raw) * 2 // 3])
+        self.train(weights=p)
+
+    def test_adapter_wrong_rank(self):
+        ad = self.path("rank8")
+        common.reference("random-adapter", "--model", self.model, "--rank", 8, "--targets", "q_proj,v_proj",
+                         "--out", ad)
+        self.train("--init-adapter", ad)
+
+    def test_no_vulkan_device(self):
+        env = {"VK_ICD_FILENAMES": "/nonexistent", "VK_DRIVER_FILES": "/nonexistent"}
+        self.train(env=env)
+        self.expect_error("eval", self.plan, "--weights", self.model, "--data", self.data, env=env)
+
+    def test_plan_flipped_byte(self):
+        with open(self.plan, "rb") as f:
+            raw = bytearray(f.read())
+        for i, pos in enumerate([len(raw) // 2, len(raw) - 1, len(raw) // 3 + 7]):
+            bad = bytearray(raw)
+            bad[pos] ^= 0x10
+            p = self.write(f"flipped{i}.tplan", bytes(bad))
+            self.train(plan=p)
+        self.train(plan=self.write("short.tplan", bytes(raw[: len(raw) // 2])))
+        self.train(plan=self.write("notaplan.tplan", b"hello\n"))
+
+
+if __name__ == "__main__":
+    common.main()

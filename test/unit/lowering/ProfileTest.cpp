@@ -1,0 +1,112 @@
+// Device profiles: the shipped files parse, the built-in default equals
+// default.json, overrides merge onto the default, and errors name the file
+// and the field.
+#include "autotune/Profile.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+using namespace tessera::autotune;
+
+namespace {
+
+const std::string kDir = TESSERA_PROFILE_DIR;
+
+std::string readFile(const std::string &path) {
+  std::ifstream in(path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string errorOf(const std::string &text) {
+  try {
+    parseProfile(text, "p.json");
+  } catch (const ProfileError &e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Profile, ShippedProfilesParse) {
+  for (const char *name : {"default", "lavapipe", "nvidia"}) {
+    DeviceProfile p = loadProfile(kDir + "/" + name + ".json");
+    EXPECT_EQ(p.name, name);
+    EXPECT_FALSE(p.matmul.empty());
+  }
+}
+
+TEST(Profile, BuiltInDefaultIsDefaultJson) {
+  DeviceProfile file = loadProfile(kDir + "/default.json");
+  const DeviceProfile &builtIn = defaultProfile();
+  EXPECT_EQ(builtIn.origin, "<built-in default>");
+  EXPECT_EQ(readFile(kDir + "/default.json"), defaultProfileJson());
+  EXPECT_EQ(file.elementwise_workgroup, builtIn.elementwise_workgroup);
+  ASSERT_EQ(file.matmul.size(), builtIn.matmul.size());
+  for (size_t i = 0; i < file.matmul.size(); ++i) {
+    EXPECT_EQ(file.matmul[i].tile_m, builtIn.matmul[i].tile_m);
+    EXPECT_EQ(file.matmul[i].thread_n, builtIn.matmul[i].thread_n);
+  }
+  EXPECT_EQ(loadProfileOrDefault("").name, "default");
+}
+
+TEST(Profile, OverridesMergeOntoDefault) {
+  DeviceProfile p = parseProfile(R"({"name": "x", "softmax": {"workgroup_size": 64}})", "x.json");
+  EXPECT_EQ(p.softmax_workgroup, 64);
+  EXPECT_EQ(p.reduce_workgroup, defaultProfile().reduce_workgroup);
+  EXPECT_EQ(p.matmul.size(), defaultProfile().matmul.size());
+}
+
+TEST(Profile, SelectMatmulVariant) {
+  const DeviceProfile &p = defaultProfile();
+  EXPECT_EQ(p.selectMatmul(4096, 8, 2048).name, "lora_down");
+  EXPECT_EQ(p.selectMatmul(8, 2048, 4096).name, "lora_grad");
+  EXPECT_EQ(p.selectMatmul(4096, 8, 64).name, "narrow_n");
+  EXPECT_EQ(p.selectMatmul(8, 2048, 64).name, "narrow_m");
+  EXPECT_EQ(p.selectMatmul(512, 512, 512).name, "general");
+  DeviceProfile q = parseProfile(R"({"matmul": {"variants": [
+      {"name": "big", "min_tiles": 100, "tile_m": 128, "tile_n": 128, "tile_k": 8, "thread_m": 8, "thread_n": 16},
+      {"name": "split", "max_n": 16, "min_k": 1024, "split_k": 8, "thread_m": 4, "thread_n": 16},
+      {"name": "rest", "thread_m": 4, "thread_n": 8}]}})", "q.json");
+  EXPECT_EQ(q.selectMatmul(2048, 2048, 64).name, "big");       // 256 tiles
+  EXPECT_EQ(q.selectMatmul(1024, 1024, 64).name, "rest");      // 64 tiles
+  EXPECT_EQ(q.selectMatmul(128, 128, 64, 200).name, "big");    // 200 batched tiles
+  EXPECT_EQ(q.selectMatmul(1024, 8, 4096).name, "split");
+  EXPECT_EQ(q.selectMatmul(1024, 8, 512).name, "rest");
+  EXPECT_EQ(q.matmul[1].split_k, 8);
+  EXPECT_NE(errorOf(R"({"matmul": {"variants": [{"split_k": 0}]}})").find("split_k: must be in [1, 1024]"),
+            std::string::npos);
+  EXPECT_NE(errorOf(R"({"matmul": {"variants": [{"min_tiles": 4, "thread_m": 4, "thread_n": 8}]}})")
+                .find("the last variant"),
+            std::string::npos);
+}
+
+TEST(Profile, ErrorsNameFileAndField) {
+  EXPECT_EQ(errorOf("{"), errorOf("{")); // deterministic
+  EXPECT_NE(errorOf("{").find("p.json: invalid JSON"), std::string::npos) << errorOf("{");
+  EXPECT_EQ(errorOf(R"({"softmax": {"workgroup_size": "big"}})"),
+            "p.json: softmax.workgroup_size: expected an integer, got string");
+  EXPECT_EQ(errorOf(R"({"reduce": {"workgroup_size": 96}})"),
+            "p.json: reduce.workgroup_size: must be a power of two (got 96)");
+  EXPECT_EQ(errorOf(R"({"elementwise": {"workgroup_sise": 96}})"),
+            "p.json: elementwise.workgroup_sise: unknown field");
+  EXPECT_EQ(errorOf(R"({"matmul": {"variants": [{"tile_m": 64, "thread_m": 5}]}})"),
+            "p.json: matmul.variants[0].thread_m: must divide tile_m (64)");
+  EXPECT_NE(errorOf(R"({"matmul": {"variants": [{"tile_m": 256, "tile_n": 256, "thread_m": 1, "thread_n": 1}]}})")
+                .find("exceed device.max_workgroup_invocations"),
+            std::string::npos);
+  EXPECT_NE(errorOf(R"({"matmul": {"variants": [{"precision": "f16"}]}})").find("unsupported precision"),
+            std::string::npos);
+  EXPECT_NE(errorOf(R"({"matmul": {"variants": [{"max_n": 8, "thread_m": 4, "thread_n": 8}]}})").find("the last variant"),
+            std::string::npos);
+  try {
+    loadProfile("/nonexistent/profile.json");
+    FAIL();
+  } catch (const ProfileError &e) {
+    EXPECT_EQ(std::string(e.what()), "/nonexistent/profile.json: cannot open device profile");
+  }
+}
+
+} // namespace

@@ -1,0 +1,110 @@
+// OnnxWeights against ONNX files written at test time by python3-onnx.
+#include "runtime/weights/OnnxWeights.h"
+
+#include "TestUtil.h"
+
+#include <gtest/gtest.h>
+
+using namespace tessera;
+using tessera::test::TempDir;
+using weights::OnnxWeights;
+using weights::WeightsError;
+
+namespace {
+
+class OnnxWeightsTest : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir;
+    auto r = test::run(std::string(TESSERA_TEST_PYTHON) + " " + TESSERA_TEST_SOURCE_DIR + "/make_onnx.py " +
+                           test::quote(dir_->path.string()),
+                       *dir_);
+    ASSERT_EQ(r.code, 0) << r.err;
+    expected_ = new nlohmann::json(nlohmann::json::parse(test::readText(*dir_ / "expected.json")));
+  }
+  static void TearDownTestSuite() {
+    delete expected_;
+    delete dir_;
+  }
+  static std::string file(const std::string &name) { return *dir_ / name; }
+  static std::vector<float> expected(const std::string &name) { return (*expected_)[name].get<std::vector<float>>(); }
+
+  static std::string error(const std::function<void()> &f) {
+    try {
+      f();
+    } catch (const WeightsError &e) {
+      return e.what();
+    }
+    return "(no error)";
+  }
+
+  static TempDir *dir_;
+  static nlohmann::json *expected_;
+};
+
+TempDir *OnnxWeightsTest::dir_ = nullptr;
+nlohmann::json *OnnxWeightsTest::expected_ = nullptr;
+
+} // namespace
+
+TEST_F(OnnxWeightsTest, IndexesInitializersAndConstants) {
+  OnnxWeights w(file("model.onnx"));
+  for (const char *name : {"w_raw", "w_float_data", "w_fp16", "w_fp16_int32", "w_bf16", "w_double", "const_out",
+                           "model.layers.0.mlp.up_proj.weight", "w_int64"})
+    EXPECT_TRUE(w.contains(name)) << name;
+  EXPECT_FALSE(w.contains("x"));
+  EXPECT_EQ(w.shape("w_raw"), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(w.shape("model.layers.0.mlp.up_proj.weight"), (std::vector<int64_t>{64, 128}));
+}
+
+TEST_F(OnnxWeightsTest, DecodesEveryStorage) {
+  OnnxWeights w(file("model.onnx"));
+  EXPECT_EQ(w.load("w_raw", {2, 3}), expected("w_raw"));                 // raw_data
+  EXPECT_EQ(w.load("w_float_data", {4}), expected("w_float_data"));     // packed float_data
+  EXPECT_EQ(w.load("w_fp16", {6}), expected("w_fp16"));                 // raw fp16 incl. subnormal and 65504
+  EXPECT_EQ(w.load("w_fp16_int32", {2, 2}), expected("w_fp16_int32")); // fp16 bit patterns in int32_data
+  EXPECT_EQ(w.load("w_bf16", {3}), expected("w_bf16"));
+  EXPECT_EQ(w.load("w_double", {3}), expected("w_double"));             // double_data -> f32
+  EXPECT_EQ(w.load("const_out", {5}), expected("const_out"));           // Constant node value
+  EXPECT_EQ(w.load("model.layers.0.mlp.up_proj.weight", {64, 128}), expected("model.layers.0.mlp.up_proj.weight"));
+  // Size-1 dimensions may differ.
+  EXPECT_EQ(w.load("w_float_data", {1, 4}), expected("w_float_data"));
+  std::vector<float> into(6, -1);
+  w.loadInto("w_raw", {2, 3}, into.data());
+  EXPECT_EQ(into, expected("w_raw"));
+}
+
+TEST_F(OnnxWeightsTest, ExternalData) {
+  OnnxWeights w(file("model_ext.onnx"));
+  EXPECT_EQ(w.load("w_raw", {2, 3}), expected("w_raw"));
+  EXPECT_EQ(w.load("big", {64, 128}), expected("model.layers.0.mlp.up_proj.weight"));
+  EXPECT_EQ(w.load("w_fp16", {6}), expected("w_fp16"));
+}
+
+TEST_F(OnnxWeightsTest, Errors) {
+  std::string m = file("model.onnx");
+  OnnxWeights w(m);
+  EXPECT_EQ(error([&] { w.load("x", {1}); }), m + ": initializer 'x' not found");
+  EXPECT_EQ(error([&] { w.load("model.layers.0.mlp.up_proj.weight", {64, 64}); }),
+            m + ": initializer 'model.layers.0.mlp.up_proj.weight' has shape [64,128] but the plan expects [64,64]");
+  EXPECT_EQ(error([&] { w.load("w_raw", {3, 2}); }), m + ": initializer 'w_raw' has shape [2,3] but the plan expects [3,2]");
+  EXPECT_EQ(error([&] { w.load("w_int64", {2}); }),
+            m + ": initializer 'w_int64' has data type INT64 (7); weights must be FLOAT, FLOAT16, BFLOAT16 or DOUBLE");
+
+  std::string noext = file("model_noext.onnx");
+  OnnxWeights w2(noext);
+  EXPECT_EQ(error([&] { w2.load("w_raw", {2, 3}); }), noext + ": external data file 'nothere.onnx.data' missing");
+
+  std::string badoff = file("model_badoff.onnx");
+  OnnxWeights w3(badoff);
+  std::string e = error([&] { w3.load("w_raw", {2, 3}); });
+  EXPECT_NE(e.find(badoff + ": initializer 'w_raw': offset+length ("), std::string::npos) << e;
+  EXPECT_NE(e.find(") beyond end of 'model_ext.onnx.data'"), std::string::npos) << e;
+
+  EXPECT_EQ(error([&] { OnnxWeights missing(file("nope.onnx")); }), file("nope.onnx") + ": cannot open: No such file or directory");
+  test::writeText(file("garbage.onnx"), std::string("\x0a\xff\xff\xff\xff\x0f", 6));
+  e = error([&] { OnnxWeights bad(file("garbage.onnx")); });
+  EXPECT_EQ(e.rfind(file("garbage.onnx") + ": not a valid ONNX file", 0), 0u) << e;
+  test::writeText(file("empty.onnx"), "");
+  EXPECT_EQ(error([&] { OnnxWeights bad(file("empty.onnx")); }), file("empty.onnx") + ": not a valid ONNX file (no graph)");
+}

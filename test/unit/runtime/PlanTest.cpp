@@ -1,0 +1,365 @@
+// Plan format: round trip, and every rejection names the file and field.
+#include "runtime/plan/Plan.h"
+
+#include "TestUtil.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <functional>
+
+using namespace tessera;
+using namespace tessera::plan;
+using tessera::test::TempDir;
+using json = nlohmann::json;
+
+namespace {
+
+std::vector<uint8_t> fakeSpirv(size_t words) {
+  std::vector<uint8_t> b(words * 4, 0);
+  uint32_t magic = 0x07230203u;
+  std::memcpy(b.data(), &magic, 4);
+  for (size_t i = 4; i < b.size(); ++i) b[i] = uint8_t(i * 7);
+  return b;
+}
+
+Buffer buf(const std::string &name, BufferKind kind, std::vector<int64_t> shape, DType dtype = DType::F32) {
+  Buffer b;
+  b.name = name;
+  b.kind = kind;
+  b.dtype = dtype;
+  b.shape = shape;
+  uint64_t n = 1;
+  for (int64_t d : shape) n *= uint64_t(d);
+  b.bytes = n * 4;
+  return b;
+}
+
+// A small but complete plan: every field set to something non-default.
+Plan samplePlan() {
+  Plan p;
+  p.model_file = "tiny-llama.onnx";
+  p.batch = 2;
+  p.seq = 4;
+  p.vocab = 256;
+  p.lora_rank = 2;
+  p.lora_alpha = 16;
+  p.lora_scale = 8;
+  p.rslora = true;
+  p.lora_targets = {"q_proj", "v_proj"};
+  p.seed = 0xfedcba9876543210ull;
+  p.lr = 2e-3;
+  p.beta1 = 0.8;
+  p.beta2 = 0.95;
+  p.eps = 1e-6;
+  p.weight_decay = 0.01;
+  p.buffers.push_back(buf("input_ids", BufferKind::Input, {2, 4}, DType::I32));   // 0
+  p.buffers.push_back(buf("labels", BufferKind::Input, {2, 4}, DType::I32));      // 1
+  p.buffers.push_back(buf("hparams", BufferKind::HParams, {8}));                  // 2
+  p.buffers.push_back(buf("loss", BufferKind::Output, {}));                       // 3
+  p.buffers.push_back(buf("model.w", BufferKind::Weight, {3, 2}));                // 4
+  p.buffers.push_back(buf("l.lora_A", BufferKind::Lora, {2, 2}));                 // 5
+  p.buffers.push_back(buf("l.lora_B", BufferKind::Lora, {3, 2}));                 // 6
+  p.buffers.push_back(buf("gA", BufferKind::Gradient, {2, 2}));                   // 7
+  p.buffers.push_back(buf("gB", BufferKind::Gradient, {3, 2}));                   // 8
+  p.buffers.push_back(buf("mA", BufferKind::OptimizerState, {2, 2}));             // 9
+  p.buffers.push_back(buf("c", BufferKind::Constant, {3}));                       // 10
+  p.buffers.back().init_blob = 1;
+  p.buffers.push_back(buf("w_flat", BufferKind::Activation, {6}));                // 11
+  p.buffers.back().alias_of = 4;
+  p.input_ids = 0;
+  p.labels = 1;
+  p.hparams = 2;
+  p.loss = 3;
+  p.blobs.push_back(fakeSpirv(9));               // 36 bytes: the next blob is padded to 48
+  p.blobs.push_back({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
+  p.blobs.push_back(fakeSpirv(5));
+  Kernel k1;
+  k1.name = "k1";
+  k1.spirv_blob = 0;
+  k1.num_bindings = 2;
+  k1.local_size = {64, 1, 1};
+  k1.push_constant_bytes = 8;
+  Kernel k2;
+  k2.name = "k2";
+  k2.spirv_blob = 2;
+  k2.num_bindings = 3;
+  k2.local_size = {8, 8, 2};
+  p.kernels = {k1, k2};
+  Program train;
+  train.name = "train_step";
+  Dispatch d1;
+  d1.kernel = 0;
+  d1.bindings = {4, 5};
+  d1.groups = {3, 2, 1};
+  d1.push_constants = {0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 255};
+  Dispatch d2;
+  d2.kernel = 1;
+  d2.bindings = {11, 10, 3};
+  train.dispatches = {d1, d2};
+  Program eval;
+  eval.name = "eval";
+  eval.dispatches = {d2};
+  p.programs = {train, eval};
+  Adapter a;
+  a.module = "layers.0.self_attn.q_proj";
+  a.in_features = 2;
+  a.out_features = 3;
+  a.rank = 2;
+  a.a = 5;
+  a.b = 6;
+  a.grad_a = 7;
+  a.grad_b = 8;
+  a.m_a = 9;
+  p.adapters = {a};
+  return p;
+}
+
+uint64_t fnv(const uint8_t *p, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+uint64_t u64At(const std::vector<uint8_t> &b, size_t off) {
+  uint64_t v;
+  std::memcpy(&v, b.data() + off, 8);
+  return v;
+}
+
+// Rewrites the manifest of a serialised plan with `edit` and fixes the layout
+// and checksum, so the parser's field validation is what rejects it.
+std::vector<uint8_t> editManifest(const std::vector<uint8_t> &file, const std::function<void(json &)> &edit) {
+  uint64_t n = u64At(file, 16);
+  json m = json::parse(file.begin() + 32, file.begin() + 32 + long(n));
+  uint64_t oldStart = (32 + n + 15) / 16 * 16;
+  edit(m);
+  std::string text = m.dump();
+  uint64_t start = (32 + text.size() + 15) / 16 * 16;
+  std::vector<uint8_t> out(start + (file.size() - oldStart), 0);
+  std::memcpy(out.data(), file.data(), 32);
+  uint64_t len = text.size();
+  std::memcpy(out.data() + 16, &len, 8);
+  std::memcpy(out.data() + 32, text.data(), text.size());
+  std::memcpy(out.data() + start, file.data() + oldStart, file.size() - oldStart);
+  uint64_t sum = fnv(out.data() + 32, out.size() - 32);
+  std::memcpy(out.data() + 24, &sum, 8);
+  return out;
+}
+
+std::string parseError(const std::vector<uint8_t> &bytes, const std::string &origin = "plan.tplan") {
+  try {
+    parse(bytes, origin);
+  } catch (const PlanError &e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::string editError(const std::function<void(json &)> &edit) {
+  return parseError(editManifest(serialize(samplePlan()), edit));
+}
+
+} // namespace
+
+TEST(Plan, HeaderLayout) {
+  std::vector<uint8_t> b = serialize(samplePlan());
+  ASSERT_GE(b.size(), 32u);
+  EXPECT_EQ(std::string(b.begin(), b.begin() + 8), "TESSPLAN");
+  uint32_t version, flags;
+  std::memcpy(&version, b.data() + 8, 4);
+  std::memcpy(&flags, b.data() + 12, 4);
+  EXPECT_EQ(version, 1u);
+  EXPECT_EQ(flags, 0u);
+  uint64_t n = u64At(b, 16);
+  EXPECT_EQ(u64At(b, 24), fnv(b.data() + 32, b.size() - 32));
+  json m = json::parse(b.begin() + 32, b.begin() + 32 + long(n));
+  uint64_t start = (32 + n + 15) / 16 * 16;
+  ASSERT_EQ(m["blobs"].size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    uint64_t off = m["blobs"][i]["offset"];
+    EXPECT_EQ((start + off) % 16, 0u) << "blob " << i;
+    EXPECT_EQ(m["blobs"][i]["size"].get<uint64_t>(), samplePlan().blobs[i].size());
+    EXPECT_EQ(0, std::memcmp(b.data() + start + off, samplePlan().blobs[i].data(), samplePlan().blobs[i].size()));
+  }
+  EXPECT_EQ(m["blobs"][1]["offset"].get<uint64_t>(), 48u);
+  EXPECT_EQ(m["buffers"][0]["kind"], "input");
+  EXPECT_EQ(m["buffers"][0]["dtype"], "i32");
+  EXPECT_EQ(m["programs"][0]["dispatches"][0]["push_constants"], "deadbeef000102ff");
+}
+
+TEST(Plan, RoundTrip) {
+  Plan a = samplePlan();
+  Plan b = parse(serialize(a), "mem");
+  EXPECT_EQ(b.version, 1u);
+  EXPECT_EQ(b.model_file, a.model_file);
+  EXPECT_EQ(b.batch, 2);
+  EXPECT_EQ(b.seq, 4);
+  EXPECT_EQ(b.vocab, 256);
+  EXPECT_EQ(b.lora_rank, 2);
+  EXPECT_EQ(b.lora_alpha, 16);
+  EXPECT_EQ(b.lora_scale, 8);
+  EXPECT_TRUE(b.rslora);
+  EXPECT_EQ(b.lora_targets, a.lora_targets);
+  EXPECT_EQ(b.seed, 0xfedcba9876543210ull);
+  EXPECT_EQ(b.lr, 2e-3);
+  EXPECT_EQ(b.beta1, 0.8);
+  EXPECT_EQ(b.beta2, 0.95);
+  EXPECT_EQ(b.eps, 1e-6);
+  EXPECT_EQ(b.weight_decay, 0.01);
+  EXPECT_EQ(b.input_ids, 0);
+  EXPECT_EQ(b.labels, 1);
+  EXPECT_EQ(b.hparams, 2);
+  EXPECT_EQ(b.loss, 3);
+  ASSERT_EQ(b.buffers.size(), a.buffers.size());
+  for (size_t i = 0; i < a.buffers.size(); ++i) {
+    EXPECT_EQ(b.buffers[i].name, a.buffers[i].name);
+    EXPECT_EQ(b.buffers[i].kind, a.buffers[i].kind);
+    EXPECT_EQ(b.buffers[i].dtype, a.buffers[i].dtype);
+    EXPECT_EQ(b.buffers[i].shape, a.buffers[i].shape);
+    EXPECT_EQ(b.buffers[i].bytes, a.buffers[i].bytes);
+    EXPECT_EQ(b.buffers[i].init_blob, a.buffers[i].init_blob);
+    EXPECT_EQ(b.buffers[i].alias_of, a.buffers[i].alias_of);
+  }
+  ASSERT_EQ(b.kernels.size(), 2u);
+  EXPECT_EQ(b.kernels[1].name, "k2");
+  EXPECT_EQ(b.kernels[1].spirv_blob, 2u);
+  EXPECT_EQ(b.kernels[1].num_bindings, 3u);
+  EXPECT_EQ(b.kernels[1].local_size, (std::array<uint32_t, 3>{8, 8, 2}));
+  EXPECT_EQ(b.kernels[0].push_constant_bytes, 8u);
+  ASSERT_EQ(b.programs.size(), 2u);
+  ASSERT_NE(b.program("eval"), nullptr);
+  EXPECT_EQ(b.program("nope"), nullptr);
+  const Dispatch &d = b.programs[0].dispatches[0];
+  EXPECT_EQ(d.bindings, (std::vector<uint32_t>{4, 5}));
+  EXPECT_EQ(d.groups, (std::array<uint32_t, 3>{3, 2, 1}));
+  EXPECT_EQ(d.push_constants, a.programs[0].dispatches[0].push_constants);
+  EXPECT_TRUE(b.programs[0].dispatches[1].push_constants.empty());
+  ASSERT_EQ(b.adapters.size(), 1u);
+  EXPECT_EQ(b.adapters[0].module, "layers.0.self_attn.q_proj");
+  EXPECT_EQ(b.adapters[0].grad_b, 8);
+  EXPECT_EQ(b.adapters[0].m_a, 9);
+  EXPECT_EQ(b.adapters[0].v_b, -1);
+  EXPECT_EQ(b.blobs, a.blobs);
+  // Serialisation is deterministic.
+  EXPECT_EQ(serialize(b), serialize(a));
+}
+
+TEST(Plan, FileRoundTripIsAtomic) {
+  TempDir dir;
+  std::string path = dir / "p.tplan";
+  writePlanFile(samplePlan(), path);
+  writePlanFile(samplePlan(), path); // overwrite
+  EXPECT_EQ(readPlanFile(path).buffers.size(), samplePlan().buffers.size());
+  size_t files = 0;
+  for (const auto &e : std::filesystem::directory_iterator(dir.path)) {
+    ++files;
+    EXPECT_EQ(e.path().filename(), "p.tplan");
+  }
+  EXPECT_EQ(files, 1u); // no temporary left behind
+  try {
+    readPlanFile(dir / "missing.tplan");
+    FAIL();
+  } catch (const PlanError &e) {
+    EXPECT_EQ(std::string(e.what()), dir / "missing.tplan" + ": cannot open: No such file or directory");
+  }
+  EXPECT_THROW(writePlanFile(samplePlan(), dir / "no/such/dir/p.tplan"), PlanError);
+}
+
+TEST(Plan, RejectsBadMagic) {
+  std::vector<uint8_t> b = serialize(samplePlan());
+  b[0] = 'X';
+  EXPECT_EQ(parseError(b), "plan.tplan: not a Tessera plan (the file does not start with \"TESSPLAN\")");
+  EXPECT_EQ(parseError({'{', '}'}), "plan.tplan: not a Tessera plan (the file does not start with \"TESSPLAN\")");
+}
+
+TEST(Plan, RejectsOtherVersion) {
+  std::vector<uint8_t> b = serialize(samplePlan());
+  b[8] = 2;
+  EXPECT_EQ(parseError(b), "plan.tplan: plan format version 2, this runtime reads version 1: recompile the plan");
+}
+
+TEST(Plan, RejectsChecksumMismatch) {
+  std::vector<uint8_t> b = serialize(samplePlan());
+  b[b.size() - 3] ^= 0x40; // inside the last blob
+  EXPECT_EQ(parseError(b), "plan.tplan: checksum mismatch: the file is corrupt or truncated");
+}
+
+TEST(Plan, RejectsTruncatedFile) {
+  std::vector<uint8_t> b = serialize(samplePlan());
+  std::vector<uint8_t> cut(b.begin(), b.end() - 10);
+  EXPECT_EQ(parseError(cut), "plan.tplan: checksum mismatch: the file is corrupt or truncated");
+  std::vector<uint8_t> header(b.begin(), b.begin() + 20);
+  EXPECT_EQ(parseError(header), "plan.tplan: the file is truncated (20 bytes, the header alone is 32)");
+}
+
+TEST(Plan, RejectsOutOfRangeBinding) {
+  // The example of the format documentation: 56 buffers, binding 57.
+  Plan p = samplePlan();
+  while (p.buffers.size() < 56) p.buffers.push_back(buf("act" + std::to_string(p.buffers.size()), BufferKind::Activation, {4}));
+  Program &prog = p.programs[0];
+  while (prog.dispatches.size() < 4) prog.dispatches.push_back(prog.dispatches[0]);
+  prog.dispatches[3].bindings[1] = 57;
+  EXPECT_EQ(parseError(serialize(p)), "plan.tplan: programs[0].dispatches[3].bindings[1] = 57 is out of range (56 buffers)");
+}
+
+TEST(Plan, RejectsInconsistentFields) {
+  EXPECT_EQ(editError([](json &m) { m["programs"][1]["dispatches"][0]["bindings"].erase(0); }),
+            "plan.tplan: programs[1].dispatches[0].bindings has 2 entries but kernel 'k2' has 3 bindings");
+  EXPECT_EQ(editError([](json &m) { m["programs"][0]["dispatches"][0]["kernel"] = 2; }),
+            "plan.tplan: programs[0].dispatches[0].kernel = 2 is out of range (2 kernels)");
+  EXPECT_EQ(editError([](json &m) { m["programs"][0]["dispatches"][0]["push_constants"] = "dead"; }),
+            "plan.tplan: programs[0].dispatches[0].push_constants has 2 bytes but kernel 'k1' declares 8");
+  EXPECT_EQ(editError([](json &m) { m["programs"][0]["dispatches"][0]["groups"][1] = 0; }),
+            "plan.tplan: programs[0].dispatches[0].groups[1] = 0");
+  EXPECT_EQ(editError([](json &m) { m["buffers"][4]["alias_of"] = 11; }),
+            "plan.tplan: buffers[4].alias_of: the alias_of chain is a cycle");
+  EXPECT_EQ(editError([](json &m) { m["buffers"][11]["alias_of"] = 11; }),
+            "plan.tplan: buffers[11].alias_of = 11 aliases itself");
+  EXPECT_EQ(editError([](json &m) { m["buffers"][11]["alias_of"] = 12; }),
+            "plan.tplan: buffers[11].alias_of = 12 is out of range (12 buffers)");
+  EXPECT_EQ(editError([](json &m) { m["buffers"][11]["alias_of"] = 3; }),
+            "plan.tplan: buffers[11].bytes = 24 is larger than buffer 3 ('loss') whose storage it aliases (4 bytes)");
+  EXPECT_EQ(editError([](json &m) { m["buffers"][4]["bytes"] = 20; }),
+            "plan.tplan: buffers[4].bytes = 20 does not match shape [3,2] (24 bytes)");
+  EXPECT_EQ(editError([](json &m) { m["buffers"][4]["kind"] = "frozen"; }),
+            "plan.tplan: buffers[4].kind = 'frozen' is not a buffer kind");
+  EXPECT_EQ(editError([](json &m) { m["buffers"][10]["init_blob"] = 0; }),
+            "plan.tplan: buffers[10].init_blob = 0 holds 36 bytes, the buffer has 12");
+  EXPECT_EQ(editError([](json &m) { m["buffers"][10].erase("init_blob"); }),
+            "plan.tplan: buffers[10].init_blob is missing: constant buffer 'c' needs its data");
+  EXPECT_EQ(editError([](json &m) { m["blobs"][2]["size"] = 1000; }),
+            "plan.tplan: blobs[2] = {offset 64, size 1000} is beyond the end of the blob section (96 bytes)");
+  EXPECT_EQ(editError([](json &m) { m["blobs"][1]["offset"] = 40; }),
+            "plan.tplan: blobs[1].offset = 40 is not 16-byte aligned");
+  EXPECT_EQ(editError([](json &m) { m["kernels"][0]["spirv_blob"] = 1; }),
+            "plan.tplan: kernels[0].spirv_blob = 1 is not a SPIR-V module (12 bytes)");
+  EXPECT_EQ(editError([](json &m) { m["kernels"][1]["name"] = "k1"; }),
+            "plan.tplan: kernels[1].name = 'k1' is used by another kernel");
+  EXPECT_EQ(editError([](json &m) { m["adapters"][0]["b"] = 5; }),
+            "plan.tplan: adapters[0].b = 5: buffer 5 ('l.lora_A') has 16 bytes, expected [3,2] f32 (24 bytes)");
+  EXPECT_EQ(editError([](json &m) { m["adapters"][0]["grad_a"] = 99; }),
+            "plan.tplan: adapters[0].grad_a = 99 is out of range (12 buffers)");
+  EXPECT_EQ(editError([](json &m) { m["loss"] = 4; }),
+            "plan.tplan: loss = 4: buffer 4 ('model.w') has kind weight, expected output");
+  EXPECT_EQ(editError([](json &m) { m["input_ids"] = 2; }),
+            "plan.tplan: input_ids = 2: buffer 2 ('hparams') has kind hparams, expected input");
+  EXPECT_EQ(editError([](json &m) { m.erase("buffers"); }), "plan.tplan: manifest field buffers is missing");
+  EXPECT_EQ(editError([](json &m) { m["buffers"][2]["shape"][0] = "8"; }),
+            "plan.tplan: buffers[2].shape[0] must be an integer, not \"8\"");
+  EXPECT_EQ(editError([](json &m) { m["blob_section_bytes"] = 100; }),
+            "plan.tplan: blob_section_bytes = 100 does not match the file size (96 bytes after the manifest)");
+  EXPECT_EQ(editError([](json &m) { m["programs"][1]["name"] = "train_step"; }),
+            "plan.tplan: programs[1].name = 'train_step' is used by another program");
+  // The unedited plan parses.
+  EXPECT_EQ(editError([](json &) {}), "(no error)");
+}
+
+TEST(Plan, RejectsBadManifestJson) {
+  std::vector<uint8_t> b = serialize(samplePlan());
+  b[32] = '[';
+  uint64_t sum = fnv(b.data() + 32, b.size() - 32);
+  std::memcpy(b.data() + 24, &sum, 8);
+  std::string e = parseError(b);
+  EXPECT_EQ(e.rfind("plan.tplan: the manifest is not valid JSON: ", 0), 0u) << e;
+}

@@ -1,0 +1,155 @@
+// The Vulkan executor on the local device (lavapipe here): a plan with the
+// `add` kernel assembled from kernels/add.spvasm at build time.
+#include "runtime/vulkan/Executor.h"
+
+#include "TestUtil.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+using namespace tessera;
+using namespace tessera::plan;
+
+namespace {
+
+Buffer f32(const std::string &name, BufferKind kind, int64_t n) {
+  Buffer b;
+  b.name = name;
+  b.kind = kind;
+  b.shape = {n};
+  b.bytes = uint64_t(n) * 4;
+  return b;
+}
+
+std::vector<uint8_t> u32Bytes(uint32_t v) {
+  std::vector<uint8_t> b(4);
+  std::memcpy(b.data(), &v, 4);
+  return b;
+}
+
+// c = a + b over n of N elements (the rest of c must stay untouched), then
+// d = c + b through an alias of c.
+Plan addPlan(uint32_t n, int64_t N) {
+  Plan p;
+  p.buffers = {f32("a", BufferKind::Input, N), f32("b", BufferKind::Constant, N), f32("c", BufferKind::Activation, N),
+               f32("c_alias", BufferKind::Activation, N), f32("d", BufferKind::Output, N)};
+  p.buffers[3].alias_of = 2;
+  p.blobs.push_back(test::kernel("add"));
+  std::vector<uint8_t> bdata(size_t(N) * 4);
+  for (int64_t i = 0; i < N; ++i) {
+    float v = float(i) * 0.5f;
+    std::memcpy(bdata.data() + i * 4, &v, 4);
+  }
+  p.blobs.push_back(bdata);
+  p.buffers[1].init_blob = 1;
+  Kernel k;
+  k.name = "add";
+  k.spirv_blob = 0;
+  k.num_bindings = 3;
+  k.local_size = {64, 1, 1};
+  k.push_constant_bytes = 4;
+  p.kernels = {k};
+  Program prog;
+  prog.name = "main";
+  Dispatch d1;
+  d1.kernel = 0;
+  d1.bindings = {0, 1, 2};
+  d1.groups = {(n + 63) / 64, 1, 1};
+  d1.push_constants = u32Bytes(n);
+  Dispatch d2 = d1;
+  d2.bindings = {3, 1, 4};
+  prog.dispatches = {d1, d2};
+  p.programs = {prog};
+  return parse(serialize(p), "add.tplan"); // validated like a real plan
+}
+
+} // namespace
+
+TEST(Vulkan, ListsDevices) {
+  std::vector<vk::DeviceInfo> devs = vk::Context::listDevices();
+  ASSERT_FALSE(devs.empty());
+  EXPECT_EQ(devs[0].index, 0u);
+  EXPECT_FALSE(devs[0].name.empty());
+  EXPECT_GT(devs[0].maxStorageBufferRange, 0u);
+  EXPECT_GT(devs[0].subgroupSize, 0u);
+}
+
+TEST(Vulkan, RejectsMissingDevice) {
+  try {
+    vk::Context ctx(99);
+    FAIL();
+  } catch (const vk::VulkanError &e) {
+    EXPECT_EQ(std::string(e.what()).rfind("device 99 does not exist (", 0), 0u) << e.what();
+  }
+}
+
+TEST(Vulkan, AddKernelRecordedOnceReplayed) {
+  const uint32_t n = 1000;
+  const int64_t N = 1024;
+  Plan p = addPlan(n, N);
+  vk::Context ctx(0);
+  vk::Executor ex(ctx, p);
+  EXPECT_TRUE(ex.hasProgram("main"));
+  EXPECT_FALSE(ex.hasProgram("eval"));
+  EXPECT_EQ(ex.data(3), ex.data(2)); // alias shares storage
+  std::memcpy(ex.data(1), p.blobs[1].data(), p.blobs[1].size());
+
+  std::mt19937 gen(1);
+  std::uniform_real_distribution<float> dist(-10, 10);
+  for (int round = 0; round < 3; ++round) {
+    std::vector<float> a(N);
+    for (float &v : a) v = dist(gen);
+    std::memcpy(ex.f32(0), a.data(), a.size() * 4);
+    for (int64_t i = 0; i < N; ++i) {
+      ex.f32(2)[i] = -1;
+      ex.f32(4)[i] = -2;
+    }
+    vk::ProgramTiming t = ex.run("main");
+    EXPECT_GE(t.wall_ms, 0);
+    if (ctx.info().timestamps) {
+      EXPECT_GE(t.gpu_ms, 0);
+    }
+    for (int64_t i = 0; i < N; ++i) {
+      float b = float(i) * 0.5f;
+      if (i < int64_t(n)) {
+        ASSERT_EQ(ex.f32(2)[i], a[size_t(i)] + b) << "round " << round << " i " << i;
+        ASSERT_EQ(ex.f32(4)[i], (a[size_t(i)] + b) + b) << "round " << round << " i " << i;
+      } else {
+        ASSERT_EQ(ex.f32(2)[i], -1) << "bounds check, i " << i;
+        ASSERT_EQ(ex.f32(4)[i], -2) << "bounds check, i " << i;
+      }
+    }
+  }
+  EXPECT_THROW(ex.run("nope"), vk::VulkanError);
+}
+
+TEST(Vulkan, RejectsBufferBeyondStorageRange) {
+  vk::Context ctx(0);
+  uint64_t range = ctx.properties().limits.maxStorageBufferRange;
+  if (range > (uint64_t(512) << 20)) GTEST_SKIP() << "maxStorageBufferRange too large to exceed cheaply";
+  int64_t N = int64_t(range / 4) + 16;
+  Plan p = addPlan(64, N);
+  try {
+    vk::Executor ex(ctx, p);
+    FAIL();
+  } catch (const vk::VulkanError &e) {
+    std::string msg = e.what();
+    EXPECT_EQ(msg.rfind("buffer 'a' (buffers[0]) is ", 0), 0u) << msg;
+    EXPECT_NE(msg.find("more than this device's maxStorageBufferRange"), std::string::npos) << msg;
+  }
+}
+
+TEST(Vulkan, RejectsBadEntryPoint) {
+  Plan p = addPlan(64, 64);
+  p.kernels[0].name = "not_in_module";
+  vk::Context ctx(0);
+  try {
+    vk::Executor ex(ctx, p);
+    FAIL() << "pipeline creation with a missing entry point succeeded";
+  } catch (const vk::VulkanError &e) {
+    EXPECT_EQ(std::string(e.what()), "kernel 'not_in_module' (kernels[0]): its SPIR-V module (blob 0) has no compute "
+                                     "entry point 'not_in_module' (it has 'add')");
+  }
+}
