@@ -120,6 +120,7 @@ int compileModel(const CompileOptions &o, std::string &error) {
                   mlir::scf::SCFDialect, mlir::spirv::SPIRVDialect>();
   ctx.appendDialectRegistry(registry);
   ctx.loadAllAvailableDialects();
+  ctx.printOpOnDiagnostic(false);
   FirstError first;
   mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
     first.capture(d);
