@@ -15,7 +15,6 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdio>
-#include <fstream>
 #include <map>
 
 namespace tessera {
@@ -42,24 +41,6 @@ bool writeText(const std::string &path, mlir::ModuleOp module, std::string &erro
     return false;
   }
   module.print(os);
-  return true;
-}
-
-bool writeSpirv(const plan::Plan &p, const std::string &dir, std::string &error) {
-  if (std::error_code ec = llvm::sys::fs::create_directories(dir)) {
-    error = dir + ": cannot create directory: " + ec.message();
-    return false;
-  }
-  for (const plan::Kernel &k : p.kernels) {
-    std::string path = dir + "/" + k.name + ".spv";
-    std::ofstream out(path, std::ios::binary);
-    const auto &blob = p.blobs[k.spirv_blob];
-    out.write(reinterpret_cast<const char *>(blob.data()), blob.size());
-    if (!out) {
-      error = path + ": cannot write";
-      return false;
-    }
-  }
   return true;
 }
 
@@ -187,7 +168,7 @@ int compileModel(const CompileOptions &o, std::string &error) {
     error = "plan emission failed: " + first.message;
     return 1;
   }
-  if (!o.emit_spirv_dir.empty() && !writeSpirv(*p, o.emit_spirv_dir, error))
+  if (!o.emit_spirv_dir.empty() && !writeKernelsSpirv(*p, o.emit_spirv_dir, error))
     return 1;
   try {
     plan::writePlanFile(*p, o.output);
