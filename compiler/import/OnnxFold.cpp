@@ -820,7 +820,8 @@ static const std::set<std::string> kFoldable = {
     "Where", "Expand", "ConstantOfShape", "Trilu", "CumSum", "Reshape", "Flatten", "Transpose",
     "Neg", "Abs", "Sqrt", "Reciprocal", "Exp", "Log", "Cos", "Sin", "Tanh", "Sigmoid", "Relu",
     "Floor", "Ceil", "Round", "Sign", "Erf", "MatMul", "Split", "Tile", "ReduceMean",
-    "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare", "Dropout", "Einsum"};
+    "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare", "Dropout", "Einsum",
+    "GatherND", "IsNaN", "IsInf"};
 
 bool isFoldableOp(const std::string &op) { return kFoldable.count(op) != 0; }
 
@@ -1309,6 +1310,65 @@ FoldResult foldNode(const onnx::NodeProto &node, int64_t opset, const std::vecto
         }
       }
     out.push_back(t);
+    return FoldResult::Folded;
+  }
+  if (op == "IsNaN" || op == "IsInf") {
+    bool pos = attrInt(node, "detect_positive", 1) != 0, neg = attrInt(node, "detect_negative", 1) != 0;
+    Tensor t = Tensor::zeros(DType::Bool, x->shape);
+    for (int64_t k = 0; k < x->numel(); ++k) {
+      double v = x->dt == DType::F32 ? x->f[k] : 0.0; // integers are never NaN / inf
+      t.i[k] = op == "IsNaN" ? std::isnan(v) : std::isinf(v) && (v > 0 ? pos : neg);
+    }
+    out.push_back(t);
+    return FoldResult::Folded;
+  }
+  if (op == "GatherND") {
+    // out[b..., i...] = data[b..., idx[b..., i..., :]...] (batch_dims leading dims shared).
+    if (!need(1))
+      return fail();
+    const Tensor &idx = *input(1);
+    int64_t bd = attrInt(node, "batch_dims", 0), r = (int64_t)x->shape.size(), q = (int64_t)idx.shape.size();
+    if (q < 1 || bd < 0 || bd >= std::min(r, q)) {
+      err = "GatherND: invalid batch_dims " + std::to_string(bd) + " for data rank " + std::to_string(r) +
+            " and indices rank " + std::to_string(q);
+      return fail();
+    }
+    int64_t m = idx.shape[q - 1];
+    if (m < 1 || bd + m > r) {
+      err = "GatherND: index tuples of length " + std::to_string(m) + " do not fit data " + shapeStr(x->shape);
+      return fail();
+    }
+    for (int64_t d = 0; d < bd; ++d)
+      if (idx.shape[d] != x->shape[d]) {
+        err = "GatherND: batch dims of indices " + shapeStr(idx.shape) + " and data " + shapeStr(x->shape) +
+              " differ";
+        return fail();
+      }
+    Shape os(idx.shape.begin(), idx.shape.end() - 1);
+    os.insert(os.end(), x->shape.begin() + bd + m, x->shape.end());
+    Shape dst = stridesOf(x->shape);
+    int64_t batches = 1, inner = 1;
+    for (int64_t d = 0; d < bd; ++d)
+      batches *= x->shape[d];
+    for (int64_t d = bd + m; d < r; ++d)
+      inner *= x->shape[d];
+    int64_t tuples = idx.numel() / m, perBatch = tuples / batches;
+    std::vector<int64_t> offs;
+    offs.reserve(tuples * inner);
+    for (int64_t t = 0; t < tuples; ++t) {
+      int64_t base = (t / perBatch) * (bd ? dst[bd - 1] : 0);
+      for (int64_t j = 0; j < m; ++j) {
+        int64_t dim = x->shape[bd + j], k = idx.getI(t * m + j);
+        if (k < -dim || k >= dim) {
+          err = "GatherND index " + std::to_string(k) + " out of range for dim " + std::to_string(dim);
+          return fail();
+        }
+        base += (k < 0 ? k + dim : k) * dst[bd + j];
+      }
+      for (int64_t e = 0; e < inner; ++e)
+        offs.push_back(base + e);
+    }
+    out.push_back(gatherElems(*x, os, offs));
     return FoldResult::Folded;
   }
   if (op == "MatMul") {

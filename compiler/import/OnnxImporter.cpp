@@ -5,9 +5,13 @@
 // RoPE tables, causal masks) is evaluated on the CPU (OnnxFold.cpp). What
 // remains depends on the token ids and is mapped 1:1 onto tessera ops. Weight
 // initializers are never folded: they become `tessera.param frozen "<name>"`,
-// read by the runtime from the model file. See docs/importer.md.
+// read by the runtime from the model file. A static export requested at
+// another shape is imported twice: at its export shape (to learn every
+// value's old shape), then at the new one with its baked shape constants,
+// RoPE tables and masks rewritten (StaticSpecialize.h). See docs/importer.md.
 #include "compiler/import/OnnxImporter.h"
 #include "compiler/import/OnnxTensor.h"
+#include "compiler/import/StaticSpecialize.h"
 
 #include "Tessera/IR/TesseraOps.h"
 
@@ -48,12 +52,23 @@ constexpr int64_t kMaxFoldElements = int64_t(1) << 26;
 
 const char *kSupportedOps =
     "Abs, Add, And, Cast, CastLike, Ceil, Concat, Constant, ConstantOfShape, Cos, CumSum, Div, "
-    "Dropout, Einsum*, Equal, Erf*, Exp, Expand, Flatten, Floor, Gather, Gemm, Greater, GreaterOrEqual, "
-    "Identity, LayerNormalization, Less, LessOrEqual, Log, LogSoftmax, MatMul, Max, Mean, Min, "
-    "Mod*, Mul, Neg, Not*, Or*, Pow, Range*, Reciprocal, ReduceL2, ReduceMax, ReduceMean, "
-    "ReduceMin, ReduceProd*, ReduceSum, ReduceSumSquare, Relu, Reshape, Round*, Shape, Sigmoid, "
-    "Sign*, Sin, Size, Slice, Softmax, Split, Sqrt, Squeeze, Sub, Sum, Tanh, Tile, Transpose, "
-    "Trilu, Unsqueeze, Where, Xor* (* only on constant inputs)";
+    "Dropout, Einsum*, Equal, Erf*, Exp, Expand, Flatten, Floor, Gather, GatherND*, Gemm, Greater, "
+    "GreaterOrEqual, Identity, IsInf*, IsNaN**, LayerNormalization, Less, LessOrEqual, Log, "
+    "LogSoftmax, MatMul, Max, Mean, Min, Mod*, Mul, Neg, Not*, Or*, Pow, Range*, Reciprocal, "
+    "ReduceL2, ReduceMax, ReduceMean, ReduceMin, ReduceProd*, ReduceSum, ReduceSumSquare, Relu, "
+    "Reshape, Round*, Shape, Sigmoid, Sign*, Sin, Size, Slice, Softmax, Split, Sqrt, Squeeze, Sub, "
+    "Sum, Tanh, Tile, Transpose, Trilu, Unsqueeze, Where, Xor* (* only on constant inputs, ** or as "
+    "the NaN guard Where(IsNaN(s), c, s) after a Softmax)";
+
+// Ops with a mapping to tessera ops (emitDynamic); isFoldableOp() adds the
+// ones evaluated on constants only.
+const std::set<std::string> kMappedOps = {
+    "Abs", "Add", "Cast", "CastLike", "Concat", "Constant", "ConstantOfShape", "Cos", "Div", "Dropout",
+    "Erf", "Exp", "Expand", "Flatten", "Gather", "Gemm", "Identity", "IsNaN", "LayerNormalization", "Log",
+    "LogSoftmax", "MatMul", "Max", "Mean", "Min", "Mul", "Neg", "Pow", "Reciprocal", "ReduceL2", "ReduceMax",
+    "ReduceMean", "ReduceMin", "ReduceSum", "ReduceSumSquare", "Relu", "Reshape", "Sigmoid", "Sin", "Slice",
+    "Softmax", "Split", "Sqrt", "Squeeze", "Sub", "Sum", "Tanh", "Tile", "Transpose", "Trilu", "Unsqueeze",
+    "Where"};
 
 bool endsWith(const std::string &s, const std::string &suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -68,6 +83,7 @@ struct Val {
   const onnx::TensorProto *proto = nullptr; // initializer / Constant-node tensor backing it
   std::string paramName;                    // name the runtime reads it by
   mlir::Value v;                            // the IR value (dynamic, or a materialised constant)
+  std::shared_ptr<Val> nanTestOf;           // IsNaN of this computed value (only a Where guard may use it)
 };
 using ValP = std::shared_ptr<Val>;
 
@@ -79,6 +95,13 @@ public:
         fileLoc(mlir::FileLineColLoc::get(&ctx, path, 0, 0)), loc(fileLoc) {}
 
   mlir::OwningOpRef<mlir::ModuleOp> run();
+  /// Shape of every imported value (after run()).
+  std::unordered_map<std::string, Shape> valueShapes() const {
+    std::unordered_map<std::string, Shape> r;
+    for (const auto &kv : values)
+      r[kv.first] = kv.second->shape;
+    return r;
+  }
 
 private:
   mlir::MLIRContext &ctx;
@@ -99,6 +122,12 @@ private:
   mlir::Operation *lastParam = nullptr;
   int curNode = -1;
   int inlineCounter = 0;
+  // Static exports imported at another shape: every value's shape at the
+  // export shape, and the constants regenerated for the new one.
+  std::unordered_map<std::string, Shape> exportShapes;
+  int64_t exportDims[2] = {0, 0};
+  bool respecialize = false;
+  std::map<std::string, ValP> regenerated;
 
   //===- errors -----------------------------------------------------------===//
   bool fail(const std::string &msg) {
@@ -207,7 +236,11 @@ private:
   //===- nodes ------------------------------------------------------------===//
   bool importGraph(mlir::func::FuncOp func);
   bool importNode(int idx);
+  const onnx::ValueInfoProto *tokenInput(std::string &err) const;
+  bool specializeInputs(const onnx::NodeProto &n, std::vector<ValP> &in);
+  void explainStaticFailure(int idx);
   bool emitDynamic(const onnx::NodeProto &n, std::vector<ValP> &in, std::vector<ValP> &out);
+  mlir::Value softmaxNanGuard(mlir::Value s, const ValP &replacement);
   int64_t broadcastFoldSize(const onnx::NodeProto &n, std::vector<ValP> &in);
 };
 
@@ -526,6 +559,11 @@ mlir::Value Importer::makeConst(const Tensor &t) {
 mlir::Value Importer::materialize(Val &v) {
   if (v.v)
     return v.v;
+  if (v.nanTestOf) {
+    nodeFail("uses IsNaN of a value computed from the token ids; that is only supported as the NaN guard "
+             "Where(IsNaN(s), c, s) after a Softmax");
+    return {};
+  }
   if (v.proto && v.dt == DType::F32 && (v.heavy || numElements(v.shape) > 1)) {
     auto it = params.find(v.paramName);
     if (it != params.end() && shapeOf(it->second) == v.shape) {
@@ -685,6 +723,57 @@ mlir::Value Importer::softmaxAlong(mlir::Value x, int64_t axis) {
 // Graph
 //===----------------------------------------------------------------------===//
 
+// The token ids: the input named input_ids, else the first int [batch, seq]
+// input; any other non-initializer input is an error.
+const onnx::ValueInfoProto *Importer::tokenInput(std::string &err) const {
+  const onnx::GraphProto &g = model.graph();
+  std::unordered_set<std::string> inits;
+  for (const auto &t : g.initializer())
+    inits.insert(t.name());
+  std::vector<const onnx::ValueInfoProto *> inputs;
+  for (const auto &in : g.input())
+    if (!inits.count(in.name()))
+      inputs.push_back(&in);
+  if (inputs.empty()) {
+    err = "graph has no input; expected the token ids (int64 or int32 [batch, seq])";
+    return nullptr;
+  }
+  auto isTokenIds = [](const onnx::ValueInfoProto &in) {
+    const auto &type = in.type();
+    if (!type.has_tensor_type() || (type.tensor_type().elem_type() != onnx::TensorProto::INT64 &&
+                                    type.tensor_type().elem_type() != onnx::TensorProto::INT32))
+      return false;
+    return !type.tensor_type().has_shape() || type.tensor_type().shape().dim_size() == 2;
+  };
+  const onnx::ValueInfoProto *tokens = nullptr;
+  for (const onnx::ValueInfoProto *in : inputs)
+    if (in->name() == "input_ids" && isTokenIds(*in))
+      tokens = in;
+  for (const onnx::ValueInfoProto *in : inputs)
+    if (!tokens && isTokenIds(*in))
+      tokens = in;
+  for (const onnx::ValueInfoProto *in : inputs) {
+    if (in == tokens)
+      continue;
+    const auto &type = in->type();
+    if (tokens) {
+      err = "graph input '" + in->name() + "' is not supported: the model may only take the token ids ('" +
+            tokens->name() + "'); export it without attention_mask / position_ids / past key values";
+      return nullptr;
+    }
+    std::string got = "a non-tensor";
+    if (type.has_tensor_type())
+      got = std::string(onnxTypeName(type.tensor_type().elem_type())) +
+            (type.tensor_type().has_shape()
+                 ? " of rank " + std::to_string(type.tensor_type().shape().dim_size())
+                 : "");
+    err = "graph input '" + in->name() +
+          "' is not supported: the only input must be the token ids (int64 or int32 [batch, seq]), got " + got;
+    return nullptr;
+  }
+  return tokens;
+}
+
 bool Importer::importGraph(mlir::func::FuncOp func) {
   const onnx::GraphProto &g = model.graph();
   mlir::Block *body = &func.getBody().front();
@@ -697,46 +786,11 @@ bool Importer::importGraph(mlir::func::FuncOp func) {
     values[t.name()] = v;
   }
 
-  // The token-id input.
-  std::vector<const onnx::ValueInfoProto *> inputs;
-  for (const auto &in : g.input())
-    if (!values.count(in.name()))
-      inputs.push_back(&in);
-  if (inputs.empty())
-    return fail("graph has no input; expected the token ids (int64 or int32 [batch, seq])");
-  auto isTokenIds = [](const onnx::ValueInfoProto &in) {
-    const auto &type = in.type();
-    if (!type.has_tensor_type() || (type.tensor_type().elem_type() != onnx::TensorProto::INT64 &&
-                                    type.tensor_type().elem_type() != onnx::TensorProto::INT32))
-      return false;
-    return !type.tensor_type().has_shape() || type.tensor_type().shape().dim_size() == 2;
-  };
-  // The token ids: the input named input_ids, else the first int [batch, seq] input.
-  const onnx::ValueInfoProto *tokens = nullptr;
-  for (const onnx::ValueInfoProto *in : inputs)
-    if (in->name() == "input_ids" && isTokenIds(*in))
-      tokens = in;
-  for (const onnx::ValueInfoProto *in : inputs)
-    if (!tokens && isTokenIds(*in))
-      tokens = in;
-  for (const onnx::ValueInfoProto *in : inputs) {
-    if (in == tokens)
-      continue;
-    const auto &type = in->type();
-    if (tokens)
-      return fail("graph input '" + in->name() + "' is not supported: the model may only take the token ids ('" +
-                  tokens->name() + "'); export it without attention_mask / position_ids / past key values");
-    std::string got = "a non-tensor";
-    if (type.has_tensor_type())
-      got = std::string(onnxTypeName(type.tensor_type().elem_type())) +
-            (type.tensor_type().has_shape()
-                 ? " of rank " + std::to_string(type.tensor_type().shape().dim_size())
-                 : "");
-    return fail("graph input '" + in->name() +
-                "' is not supported: the only input must be the token ids (int64 or int32 [batch, seq]), got " +
-                got);
-  }
-  if (tokens->type().tensor_type().has_shape()) {
+  std::string err;
+  const onnx::ValueInfoProto *tokens = tokenInput(err);
+  if (!tokens)
+    return fail(err);
+  if (tokens->type().tensor_type().has_shape() && !respecialize) {
     const auto &dims = tokens->type().tensor_type().shape();
     int64_t want[2] = {opts.batch, opts.seq};
     for (int d = 0; d < 2; ++d)
@@ -768,9 +822,30 @@ bool Importer::importGraph(mlir::func::FuncOp func) {
         if (!in.empty())
           needed.insert(in);
   }
+  // Every node with an op outside the supported set, reported at once.
+  std::vector<int> unsupported;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const onnx::NodeProto &n = nodes[i];
+    bool defaultDomain = n.domain().empty() || n.domain() == "ai.onnx";
+    if (live[i] && (!defaultDomain || (!kMappedOps.count(n.op_type()) && !isFoldableOp(n.op_type()))))
+      unsupported.push_back((int)i);
+  }
+  if (!unsupported.empty()) {
+    std::string list;
+    for (size_t k = 0; k < std::min<size_t>(unsupported.size(), 4); ++k)
+      list += (k ? ", " : "") + nodeDesc(unsupported[k]);
+    if (unsupported.size() > 4)
+      list += " and " + std::to_string(unsupported.size() - 4) + " more";
+    return fail(std::to_string(unsupported.size()) + (unsupported.size() == 1 ? " node uses" : " nodes use") +
+                " an unsupported op: " + list + "; supported ops: " + kSupportedOps);
+  }
+
   for (size_t i = 0; i < nodes.size(); ++i)
-    if (live[i] && !importNode((int)i))
+    if (live[i] && !importNode((int)i)) {
+      if (respecialize)
+        explainStaticFailure((int)i);
       return false;
+    }
 
   auto it = values.find(outName);
   if (it == values.end())
@@ -842,6 +917,8 @@ bool Importer::importNode(int idx) {
       return nodeFail("input '" + name + "' is not defined before this node (graph not topologically sorted?)");
     in.push_back(it->second);
   }
+  if (respecialize && !specializeInputs(n, in))
+    return false;
   std::vector<ValP> out;
 
   if (op == "Constant") {
@@ -947,6 +1024,130 @@ bool Importer::importNode(int idx) {
     values[name] = out[k];
   }
   return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Re-specialising a static export (StaticSpecialize.h)
+//===----------------------------------------------------------------------===//
+
+// Rewrites the constants of `n` that the export baked for its own shape:
+// Reshape / Expand targets, and position tables (RoPE, masks) that meet a
+// value whose sequence (or batch) dims changed.
+bool Importer::specializeInputs(const onnx::NodeProto &n, std::vector<ValP> &in) {
+  const std::string &op = n.op_type();
+  auto baked = [&](size_t k) { return k < in.size() && in[k] && in[k]->isConst && in[k]->proto; };
+  auto oldShape = [&](size_t k, Shape &s) {
+    auto it = exportShapes.find(n.input(k));
+    if (it == exportShapes.end())
+      return false;
+    s = it->second;
+    return true;
+  };
+  auto hint = std::string("; export the model with dynamic shapes (torch.onnx.export(..., dynamic_shapes=...))");
+  if ((op == "Reshape" || op == "Expand") && baked(1) && in[0]) {
+    Shape o;
+    if (!oldShape(0, o) || o == in[0]->shape)
+      return true;
+    std::vector<int64_t> spec, newSpec;
+    if (!constInts(in[1], n.input(1), spec))
+      return false;
+    std::string err;
+    bool ok = op == "Reshape"
+                  ? respecializeReshape(o, spec, attrInt(n, "allowzero", 0) != 0, in[0]->shape,
+                                        {exportDims[0], exportDims[1], opts.batch, opts.seq}, newSpec, err)
+                  : respecializeExpand(o, spec, in[0]->shape, newSpec, err);
+    if (!ok)
+      return nodeFail("cannot adapt the export's shape constant '" + n.input(1) + "' " + shapeStr(spec) +
+                      " to input " + shapeStr(in[0]->shape) + ": " + err + hint);
+    Tensor t = Tensor::zeros(DType::I64, {(int64_t)newSpec.size()});
+    t.i = newSpec;
+    in[1] = constVal(t);
+    return true;
+  }
+  static const std::set<std::string> elementwise = {
+      "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less",
+      "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor"};
+  if (!elementwise.count(op))
+    return true;
+  for (size_t k = 0; k < in.size(); ++k) {
+    if (!baked(k))
+      continue;
+    const Shape &c = in[k]->shape;
+    Shape want = c;
+    for (size_t j = 0; j < in.size(); ++j) {
+      Shape oj;
+      if (j == k || !in[j] || !oldShape(j, oj) || oj == in[j]->shape || oj.size() != in[j]->shape.size())
+        continue;
+      for (size_t d = 1; d <= std::min(c.size(), oj.size()); ++d) {
+        size_t ci = c.size() - d, ji = oj.size() - d;
+        if (c[ci] != 1 && c[ci] == oj[ji] && in[j]->shape[ji] != oj[ji])
+          want[ci] = in[j]->shape[ji];
+      }
+    }
+    if (want == c)
+      continue;
+    const std::string &name = n.input(k);
+    std::string key = name + shapeStr(want);
+    if (auto it = regenerated.find(key); it != regenerated.end()) {
+      in[k] = it->second;
+      continue;
+    }
+    if (!dataOf(*in[k], name))
+      return false;
+    // The other RoPE table of the same shape (cos for sin and back) pins the
+    // frequencies more precisely than either alone; layers with another theta
+    // have their own pair, so each candidate is tried (verification decides).
+    std::vector<const Tensor *> siblings;
+    bool isCos, sibCos;
+    if (in[k]->dt == DType::F32 && ropeKind(*in[k]->data, isCos))
+      for (const auto &t : model.graph().initializer()) {
+        if (t.name() == name || Shape(t.dims().begin(), t.dims().end()) != c)
+          continue;
+        auto it = values.find(t.name());
+        if (it == values.end() || it->second->dt != DType::F32 || !dataOf(*it->second, t.name()))
+          return false;
+        if (ropeKind(*it->second->data, sibCos) && sibCos != isCos)
+          siblings.push_back(it->second->data.get());
+      }
+    siblings.push_back(nullptr);
+    Tensor t;
+    std::string what, err;
+    bool ok = false;
+    for (const Tensor *sibling : siblings) {
+      err.clear();
+      if (in[k]->dt == DType::F32 && regeneratePositionTable(*in[k]->data, sibling, want, t, what, err)) {
+        ok = true;
+        break;
+      }
+    }
+    if (!ok)
+      return nodeFail("initializer '" + name + "' " + shapeStr(c) + " has the export shape [" +
+                      std::to_string(exportDims[0]) + "," + std::to_string(exportDims[1]) +
+                      "] baked in and is not a recognised RoPE table or attention mask (" +
+                      (err.empty() ? "not float" : err) + ")" + hint);
+    in[k] = constVal(std::move(t));
+    regenerated[key] = in[k];
+  }
+  return true;
+}
+
+// A node of a re-specialised static export failed: point at the constant that
+// most likely still holds the export length.
+void Importer::explainStaticFailure(int idx) {
+  const onnx::NodeProto &n = nodes[idx];
+  if (error.find("dynamic shapes") != std::string::npos)
+    return;
+  for (const auto &name : n.input()) {
+    auto it = values.find(name);
+    if (it == values.end() || !it->second->proto)
+      continue;
+    for (int64_t d : it->second->shape)
+      if ((d == exportDims[1] && d != opts.seq) || (d == exportDims[0] && d > 1 && d != opts.batch)) {
+        error += " (initializer '" + name + "' " + shapeStr(it->second->shape) +
+                 " may hold the export shape; export the model with dynamic shapes)";
+        return;
+      }
+  }
 }
 
 //===----------------------------------------------------------------------===//
@@ -1485,9 +1686,24 @@ bool Importer::emitDynamic(const onnx::NodeProto &n, std::vector<ValP> &in, std:
     return push(b.create<tt::GatherOp>(loc, tensorType(os, DType::F32), x, iv, (uint64_t)axis));
   }
 
+  if (op == "IsNaN") { // resolved by the Where that consumes it (softmaxNanGuard)
+    if (!needIn(0))
+      return false;
+    auto r = std::make_shared<Val>();
+    r->dt = DType::Bool;
+    r->shape = arg(0)->shape;
+    r->nanTestOf = arg(0);
+    out.push_back(r);
+    return true;
+  }
+
   if (op == "Where") {
     if (!needIn(0) || !needIn(1) || !needIn(2))
       return false;
+    if (arg(0)->nanTestOf && arg(0)->nanTestOf == arg(2) && arg(2)->v) {
+      mlir::Value s = softmaxNanGuard(arg(2)->v, arg(1));
+      return s && push(s);
+    }
     if (arg(0)->dt != DType::Bool)
       return nodeFail("condition must be bool");
     mlir::Value c = materialize(*arg(0)), x = asFloat(arg(1), n.input(1)), y = asFloat(arg(2), n.input(2));
@@ -1547,6 +1763,132 @@ bool Importer::emitDynamic(const onnx::NodeProto &n, std::vector<ValP> &in, std:
   return nodeFail("unsupported op; supported ops: " + std::string(kSupportedOps));
 }
 
+// Where(IsNaN(s), c, s) with s = Softmax(x): torch's scaled_dot_product_attention
+// guard that zeroes rows whose every score is masked to -inf. Only constants in
+// x can make a whole row -inf, +inf or NaN (the computed scores are finite), so
+// the rows that need the guard are known here: they become a constant select,
+// and when there are none the guard vanishes.
+mlir::Value Importer::softmaxNanGuard(mlir::Value s, const ValP &replacement) {
+  auto sm = s.getDefiningOp<tt::SoftmaxOp>();
+  if (!sm) {
+    nodeFail("IsNaN of a value computed from the token ids is only supported as the NaN guard "
+             "Where(IsNaN(s), c, s) after a Softmax over the last axis");
+    return {};
+  }
+  struct ConstIn {
+    std::vector<double> vals;
+    Shape shape;
+  };
+  auto constValues = [&](mlir::Value v, ConstIn &out) -> bool {
+    while (auto bc = v.getDefiningOp<tt::BroadcastOp>()) // look through broadcasts of a constant
+      v = bc.getInput();
+    auto c = v.getDefiningOp<tt::ConstantOp>();
+    auto attr = c ? mlir::dyn_cast<mlir::DenseElementsAttr>(c.getValue()) : nullptr;
+    if (!attr)
+      return false;
+    out.shape = shapeOf(v);
+    out.vals.clear();
+    if (attr.getElementType().isF32())
+      for (float f : attr.getValues<float>())
+        out.vals.push_back(f);
+    else if (attr.getElementType().isInteger(1))
+      for (bool f : attr.getValues<bool>())
+        out.vals.push_back(f);
+    else
+      return false;
+    if (attr.isSplat())
+      out.vals.assign(numElements(out.shape), out.vals[0]);
+    return true;
+  };
+  // The constants in the softmax input: an added mask, or the branches of a
+  // select (with its condition when that is constant too).
+  mlir::Value x = sm.getInput();
+  std::vector<ConstIn> added;
+  ConstIn branch[2], cond;
+  bool haveBranch[2] = {false, false}, constCond = false;
+  if (auto add = x.getDefiningOp<tt::BinaryOp>(); add && add.getFn() == tt::BinaryFn::add) {
+    for (mlir::Value o : {add.getLhs(), add.getRhs()}) {
+      ConstIn c;
+      if (constValues(o, c))
+        added.push_back(std::move(c));
+    }
+  } else if (auto sel = x.getDefiningOp<tt::SelectOp>()) {
+    constCond = constValues(sel.getCond(), cond);
+    haveBranch[0] = constValues(sel.getLhs(), branch[0]);
+    haveBranch[1] = constValues(sel.getRhs(), branch[1]);
+  }
+  // Work on the dims the constants vary along (plus the softmax axis); the
+  // rest broadcasts, so the row condition stays as small as the mask.
+  Shape S = shapeOf(s), R(S.size(), 1);
+  R.back() = S.back();
+  auto widen = [&](const Shape &c) {
+    for (size_t d = 1; d <= c.size(); ++d)
+      if (c[c.size() - d] != 1)
+        R[S.size() - d] = S[S.size() - d];
+  };
+  for (const ConstIn &c : added)
+    widen(c.shape);
+  for (int side = 0; side < 2; ++side)
+    if (haveBranch[side])
+      widen(branch[side].shape);
+  if (constCond)
+    widen(cond.shape);
+  // Offset into a tensor of shape `in` broadcast to R for flat index e of R.
+  auto bcastIndex = [&](const Shape &in, int64_t e) {
+    int64_t off = 0, stride = 1;
+    for (int64_t d = (int64_t)R.size() - 1, k = (int64_t)in.size() - 1; d >= 0; --d, --k) {
+      int64_t pos = e % R[d];
+      e /= R[d];
+      if (k >= 0) {
+        if (in[k] != 1)
+          off += pos * stride;
+        stride *= in[k];
+      }
+    }
+    return off;
+  };
+  auto classOf = [](double v) -> uint8_t { return std::isnan(v) || v == INFINITY ? 2 : v == -INFINITY ? 1 : 0; };
+  // Per element of x: 0 finite, 1 -inf, 2 +inf or NaN (from constants only).
+  std::vector<uint8_t> cls(numElements(R), 0);
+  for (const ConstIn &c : added)
+    for (size_t e = 0; e < cls.size(); ++e)
+      cls[e] = std::max(cls[e], classOf(c.vals[bcastIndex(c.shape, e)]));
+  for (int side = 0; side < 2; ++side) {
+    if (!haveBranch[side])
+      continue;
+    for (size_t e = 0; e < cls.size(); ++e) {
+      uint8_t k = classOf(branch[side].vals[bcastIndex(branch[side].shape, e)]);
+      if (k && !constCond) {
+        nodeFail("the rows this NaN guard zeroes depend on the token ids (a select of non-finite constants "
+                 "under a computed condition before the Softmax)");
+        return {};
+      }
+      if (!constCond || (cond.vals[bcastIndex(cond.shape, e)] != 0) == (side == 0))
+        cls[e] = std::max(cls[e], k);
+    }
+  }
+  int64_t cols = R.back(), rows = numElements(R) / std::max<int64_t>(cols, 1);
+  Tensor nanRow = Tensor::zeros(DType::Bool, Shape(R.begin(), R.end() - 1));
+  nanRow.shape.push_back(1);
+  bool any = false;
+  for (int64_t r = 0; r < rows; ++r) {
+    bool allNegInf = cols > 0, bad = false;
+    for (int64_t c = 0; c < cols; ++c) {
+      uint8_t k = cls[r * cols + c];
+      allNegInf &= k == 1;
+      bad |= k == 2;
+    }
+    nanRow.i[r] = allNegInf || bad;
+    any |= allNegInf || bad;
+  }
+  if (!any)
+    return s;
+  mlir::Value c = asFloat(replacement, "replacement"), rowsNaN = makeConst(nanRow);
+  if (!c || !rowsNaN)
+    return {};
+  return b.create<tt::SelectOp>(loc, s.getType(), rowsNaN, c, s);
+}
+
 //===----------------------------------------------------------------------===//
 
 mlir::OwningOpRef<mlir::ModuleOp> Importer::run() {
@@ -1557,6 +1899,34 @@ mlir::OwningOpRef<mlir::ModuleOp> Importer::run() {
   }
   if (!load())
     return nullptr;
+  // A static export requested at another shape: infer shapes at the export
+  // shape first (a throw-away import), then re-specialise while importing.
+  {
+    std::string err;
+    const onnx::ValueInfoProto *tokens = tokenInput(err);
+    if (tokens && tokens->type().tensor_type().has_shape()) {
+      const auto &dims = tokens->type().tensor_type().shape();
+      int64_t want[2] = {opts.batch, opts.seq}, have[2] = {opts.batch, opts.seq};
+      for (int d = 0; d < 2; ++d)
+        if (dims.dim(d).has_dim_value() && dims.dim(d).dim_value() > 0)
+          have[d] = dims.dim(d).dim_value();
+      if (have[0] != want[0] || have[1] != want[1]) {
+        ImportOptions exportOpts = opts;
+        exportOpts.batch = have[0];
+        exportOpts.seq = have[1];
+        std::string exportErr;
+        Importer first(ctx, path, exportOpts, exportErr);
+        if (!first.run()) { // the graph's own errors show at the export shape already
+          error = exportErr.empty() ? path + ": import failed" : exportErr;
+          return nullptr;
+        }
+        exportShapes = first.valueShapes();
+        exportDims[0] = have[0];
+        exportDims[1] = have[1];
+        respecialize = true;
+      }
+    }
+  }
 
   mlir::OwningOpRef<mlir::ModuleOp> module = mlir::ModuleOp::create(fileLoc);
   b.setInsertionPointToEnd(module->getBody());

@@ -261,6 +261,116 @@ def case_fixed_dims():
     return m, (lambda ids: g.w["model.embed_tokens.weight"][ids])
 
 
+def case_gathernd_nan_guard():
+    """GatherND (batch_dims 0 and 1) folded on constants, and SDPA's NaN guard
+    Where(IsNaN(p), 0, p) after a mask whose first row is fully -inf."""
+    g = G(5)
+    V, H = 8, 8
+    emb = g.weight("model.embed_tokens.weight", (V, H))
+    wl = g.weight("lm_head.weight", (V, H))
+    table = g.init("table", g.rng.integers(-3, 4, (2, 3, H)), I64)  # integer, like torch's mask subgraph
+    gnd0 = g.op("GatherND", [table, g.init("idx0", [[0, 1], [1, 2]], I64)])
+    gnd1 = g.op("GatherND", [table, g.init("idx1", [[2], [0]], I64)], batch_dims=1)
+    bias = g.op("Cast", [g.op("ReduceSum", [g.op("Add", [gnd0, gnd1]), g.const([0], I64)], keepdims=0)],
+                to=TensorProto.FLOAT)
+    x = g.op("Add", [g.op("Gather", [emb, "input_ids"], axis=0), bias])
+    shape = g.op("Shape", ["input_ids"])
+    T1 = g.op("Slice", [shape, g.const([1], I64), g.const([2], I64)])
+    ones = g.op("ConstantOfShape", [g.op("Concat", [T1, T1], axis=0)],
+                value=numpy_helper.from_array(np.array([1.0], F32)))
+    tri = g.op("Trilu", [ones, g.const(-1, I64)], upper=0)
+    mask = g.op("Where", [g.op("Equal", [tri, g.const(0.0, F32)]), g.const(-np.inf, F32), g.const(0.0, F32)])
+    p = g.op("Softmax", [g.op("Add", [g.op("MatMul", [x, g.op("Transpose", [x], perm=[0, 2, 1])]), mask])])
+    p = g.op("Where", [g.op("IsNaN", [p]), g.const(0.0, F32), p])
+    out = linear_T(g, g.op("MatMul", [p, x]), wl)
+
+    def ref(ids):
+        t = g.w[table]
+        xx = g.w[emb][ids] + (t[[0, 1], [1, 2]] + t[[0, 1], [2, 0]]).sum(0)
+        T = ids.shape[1]
+        m = np.where(np.tril(np.ones((T, T)), -1) == 0, -np.inf, 0.0)
+        with np.errstate(invalid="ignore"):
+            pr = softmax(xx @ xx.transpose(0, 2, 1) + m)
+        pr = np.where(np.isnan(pr), 0.0, pr)
+        return (pr @ xx) @ g.w[wl].T
+    return g.model(out, V), ref
+
+
+def static_export(perturb=None):
+    """A static export at [1, 8] (torch.onnx without dynamic shapes): Reshape / Expand
+    targets, RoPE cos/sin tables (theta 100) and a sliding-window mask (window 3) baked
+    in as initializers, anonymous [in, out] weights, SDPA's IsNaN guard."""
+    g = G(3)
+    V, H, T0, W = 16, 8, 8, 3
+    emb = g.weight("model.embed_tokens.weight", (V, H))
+    wq, wk, wv, wo = (g.weight(n, s) for n, s in (("val_q", (H, 8)), ("val_k", (H, 4)), ("val_v", (H, 4)),
+                                                  ("val_o", (8, V))))
+    inv = np.array([1.0, 0.1, 1.0, 0.1], F32)
+
+    def tables(T):
+        ang = (np.arange(T, dtype=F32)[:, None] * inv[None, :]).astype(F32)
+        i, j = np.arange(T)[:, None], np.arange(T)[None, :]
+        mask = np.where((j <= i) & (i - j < W), 0.0, -3.4028235e38).astype(F32)
+        return np.cos(ang)[None, None], np.sin(ang)[None, None], mask[None, None]
+
+    cos0, sin0, mask0 = tables(T0)
+    if perturb == "rope":
+        cos0 = cos0.copy()
+        cos0[0, 0, 5, 1] += 0.01
+    cos = g.init("rope_cos", cos0, F32)
+    sin = g.init("rope_sin", sin0, F32)
+    mask = g.init("mask_sw", mask0, F32)
+    x = g.op("Gather", [emb, "input_ids"], axis=0)
+    if perturb == "bias":
+        x = g.op("Add", [x, g.init("pos_bias", g.rng.standard_normal((1, T0, H)), F32)])
+
+    def heads(w, nh, name):
+        t = g.op("Reshape", [g.op("MatMul", [x, w]), g.init(name, [1, T0, nh, 4], I64)])
+        return g.op("Transpose", [t], perm=[0, 2, 1, 3])
+
+    def rope(t):
+        lo = g.op("Slice", [t, g.init("s0_" + t, [0], I64), g.init("s2_" + t, [2], I64), g.init("ax_" + t, [3], I64)])
+        hi = g.op("Slice", [t, "s2_" + t, g.init("s4_" + t, [4], I64), "ax_" + t])
+        rot = g.op("Concat", [g.op("Neg", [hi]), lo], axis=-1)
+        return g.op("Add", [g.op("Mul", [t, cos]), g.op("Mul", [rot, sin])])
+
+    def repeat_kv(t, name):
+        e = g.op("Expand", [g.op("Unsqueeze", [t, g.init(name + "_ax", [2], I64)]),
+                            g.init(name + "_expand", [1, 1, 2, T0, 4], I64)])
+        return g.op("Reshape", [e, g.init(name + "_shape", [1, 2, T0, 4], I64)])
+
+    q = rope(heads(wq, 2, "shape_q"))
+    k = repeat_kv(rope(heads(wk, 1, "shape_k")), "k")
+    v = repeat_kv(heads(wv, 1, "shape_v"), "v")
+    scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])]),
+                                        g.init("scale", 0.5, F32)]), mask])
+    p = g.op("Softmax", [scores], axis=-1)
+    p = g.op("Where", [g.op("IsNaN", [p]), g.init("zero", 0.0, F32), p])
+    ctx = g.op("Transpose", [g.op("MatMul", [p, v])], perm=[0, 2, 1, 3])
+    out = g.op("MatMul", [g.op("Reshape", [ctx, g.init("shape_o", [1, T0, 8], I64)]), wo])
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, T0])]
+
+    def ref(ids):
+        B, T = ids.shape
+        c, s_, m = tables(T)
+        h = g.w[emb][ids]
+
+        def hd(w, nh):
+            return (h @ g.w[w]).reshape(B, T, nh, 4).transpose(0, 2, 1, 3)
+
+        def rp(t):
+            return t * c + np.concatenate([-t[..., 2:], t[..., :2]], -1) * s_
+
+        qq, kk, vv = rp(hd(wq, 2)), np.repeat(rp(hd(wk, 1)), 2, 1), np.repeat(hd(wv, 1), 2, 1)
+        pr = softmax(qq @ kk.transpose(0, 1, 3, 2) * 0.5 + m)
+        return (pr @ vv).transpose(0, 2, 1, 3).reshape(B, T, 8) @ g.w[wo]
+    return g.model(out, V, inputs=inputs), ref
+
+
+def case_static_export():
+    return static_export()
+
+
 # --- error cases ---------------------------------------------------------------------------
 
 def base(g, V=8):
@@ -284,6 +394,24 @@ def case_negstep():
     out = g.op("Slice", [h, g.const([-1], I64), g.const([-1000], I64), g.const([2], I64), g.const([-1], I64)],
                name="reverse")
     return g.model(out, 8), None
+
+
+def case_static_bad_rope():
+    m, _ = static_export("rope")
+    return m, None
+
+
+def case_static_unknown_table():
+    m, _ = static_export("bias")
+    return m, None
+
+
+def case_unsupported_many():
+    g = G()
+    h = base(g)
+    for k in range(6):
+        h = g.op("Hardmax" if k % 2 == 0 else "Det", [h], name=f"bad{k}")
+    return g.model(h, 8), None
 
 
 def case_float_input():

@@ -50,6 +50,9 @@ def parse_dense(text, shape, dt):
             bits = np.unpackbits(np.frombuffer(raw, np.uint8), bitorder="little")[:n]
             return bits.astype(np.bool_).reshape(shape)
         return np.frombuffer(raw, dt).reshape(shape).copy()
+    # Non-finite floats print as their bit pattern (0xFF800000 = -inf).
+    text = re.sub(r"0x([0-9A-Fa-f]{8})\b",
+                  lambda m: json.dumps(float(np.frombuffer(bytes.fromhex(m.group(1))[::-1], np.float32)[0])), text)
     val = json.loads(text.replace("true", "1").replace("false", "0"))
     arr = np.array(val, dtype=np.float64)
     return np.broadcast_to(arr, shape).astype(dt).copy()

@@ -1,0 +1,155 @@
+//===- DecomposeFused.cpp - tessera-decompose-fused -----------------------===//
+//
+// Expands each raised op into the generic core ops (the op sequences the
+// importer produces for them), so that autodiff and lowering, which know the
+// core only, see an ordinary graph:
+//
+//   rms_norm(x, w)   x * rsqrt(mean(x*x, -1, keepdims) + eps) * (w [+ offset])
+//   rope(x, c, s)    x * c + concat(-x[..., D/2:], x[..., :D/2]) * s
+//   attention        k, v repeated over kv_groups (reshape, broadcast, reshape);
+//                    softmax(matmul(q, k^T) * scale [+ mask]) v
+//   glu(g, u)        act(g) * u
+//   embedding(t, i)  gather(t, i) [* scale]
+//
+// The new ops take the fused op's location and `tessera.layer`.
+//
+//===----------------------------------------------------------------------===//
+#include "Tessera/Transforms/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+namespace mlir::tessera {
+#define GEN_PASS_DEF_TESSERADECOMPOSEFUSED
+#include "Tessera/Transforms/Passes.h.inc"
+
+namespace {
+
+/// Builds ops at one place with one location, tagging each with the layer.
+struct Emitter {
+  OpBuilder &b;
+  Location loc;
+  Attribute layer;
+
+  template <typename OpT, typename... Args>
+  Value make(Type type, Args &&...args) {
+    auto op = b.create<OpT>(loc, type, std::forward<Args>(args)...);
+    if (layer)
+      op->setAttr("tessera.layer", layer);
+    return op->getResult(0);
+  }
+
+  Value scalar(double v) {
+    auto t = RankedTensorType::get({}, b.getF32Type());
+    auto c = b.create<ConstantOp>(loc, DenseElementsAttr::get(t, b.getFloatAttr(b.getF32Type(), v)));
+    if (layer)
+      c->setAttr("tessera.layer", layer);
+    return c.getResult();
+  }
+};
+
+RankedTensorType withShape(Value like, ArrayRef<int64_t> shape) {
+  return RankedTensorType::get(shape, cast<RankedTensorType>(like.getType()).getElementType());
+}
+
+Value decompose(RMSNormOp op, Emitter &e) {
+  Value x = op.getInput();
+  auto t = cast<RankedTensorType>(x.getType());
+  SmallVector<int64_t> reduced(t.getShape());
+  reduced.back() = 1;
+  auto rt = withShape(x, reduced);
+  int64_t last = t.getRank() - 1;
+  Value sq = e.make<BinaryOp>(t, BinaryFn::mul, x, x);
+  Value mean = e.make<ReduceOp>(rt, ReduceFn::mean, sq, ArrayRef<int64_t>{last}, true);
+  Value plus = e.make<BinaryOp>(rt, BinaryFn::add, mean, e.scalar(op.getEps().convertToDouble()));
+  Value inv = e.make<UnaryOp>(rt, UnaryFn::rsqrt, plus);
+  Value normed = e.make<BinaryOp>(t, BinaryFn::mul, x, inv);
+  Value w = op.getWeight();
+  if (double offset = op.getWeightOffset().convertToDouble(); offset != 0)
+    w = e.make<BinaryOp>(w.getType(), BinaryFn::add, w, e.scalar(offset));
+  return e.make<BinaryOp>(t, BinaryFn::mul, normed, w);
+}
+
+Value decompose(RopeOp op, Emitter &e) {
+  Value x = op.getInput();
+  auto t = cast<RankedTensorType>(x.getType());
+  int64_t rank = t.getRank(), d = t.getShape().back();
+  SmallVector<int64_t> halfShape(t.getShape());
+  halfShape.back() = d / 2;
+  auto ht = withShape(x, halfShape);
+  SmallVector<int64_t> zeros(rank, 0), ones(rank, 1), full(t.getShape()), mid(rank, 0);
+  SmallVector<int64_t> lowLimit(t.getShape());
+  lowLimit.back() = d / 2;
+  mid.back() = d / 2;
+  Value low = e.make<SliceOp>(ht, x, ArrayRef<int64_t>(zeros), ArrayRef<int64_t>(lowLimit),
+                              ArrayRef<int64_t>(ones));
+  Value high = e.make<SliceOp>(ht, x, ArrayRef<int64_t>(mid), ArrayRef<int64_t>(full),
+                               ArrayRef<int64_t>(ones));
+  Value negHigh = e.make<UnaryOp>(ht, UnaryFn::neg, high);
+  Value rotated = e.make<ConcatOp>(t, ValueRange{negHigh, low}, rank - 1);
+  Value a = e.make<BinaryOp>(t, BinaryFn::mul, x, op.getCos());
+  Value c = e.make<BinaryOp>(t, BinaryFn::mul, rotated, op.getSin());
+  return e.make<BinaryOp>(t, BinaryFn::add, a, c);
+}
+
+/// [B, K, S, D] -> [B, K * groups, S, D], each head repeated `groups` times in place.
+Value repeatHeads(Value v, int64_t groups, Emitter &e) {
+  if (groups == 1)
+    return v;
+  ArrayRef<int64_t> s = cast<RankedTensorType>(v.getType()).getShape();
+  Value u = e.make<ReshapeOp>(withShape(v, {s[0], s[1], 1, s[2], s[3]}), v);
+  Value bc = e.make<BroadcastOp>(withShape(v, {s[0], s[1], groups, s[2], s[3]}), u);
+  return e.make<ReshapeOp>(withShape(v, {s[0], s[1] * groups, s[2], s[3]}), bc);
+}
+
+Value decompose(AttentionOp op, Emitter &e) {
+  int64_t groups = op.getKvGroups();
+  Value k = repeatHeads(op.getKey(), groups, e);
+  Value v = repeatHeads(op.getValue(), groups, e);
+  ArrayRef<int64_t> q = cast<RankedTensorType>(op.getQuery().getType()).getShape();
+  int64_t keys = cast<RankedTensorType>(k.getType()).getShape()[2];
+  auto st = withShape(op.getQuery(), {q[0], q[1], q[2], keys});
+  Value scores = e.make<MatmulOp>(st, op.getQuery(), k, false, true);
+  scores = e.make<BinaryOp>(st, BinaryFn::mul, scores, e.scalar(op.getScale().convertToDouble()));
+  if (Value mask = op.getMask())
+    scores = e.make<BinaryOp>(st, BinaryFn::add, scores, mask);
+  Value probs = e.make<SoftmaxOp>(st, scores);
+  return e.make<MatmulOp>(op.getType(), probs, v, false, false);
+}
+
+Value decompose(GluOp op, Emitter &e) {
+  UnaryFn fn = op.getAct() == GluActivation::silu ? UnaryFn::silu : UnaryFn::gelu_tanh;
+  Value a = e.make<UnaryOp>(op.getType(), fn, op.getGate());
+  return e.make<BinaryOp>(op.getType(), BinaryFn::mul, a, op.getUp());
+}
+
+Value decompose(EmbeddingOp op, Emitter &e) {
+  Value g = e.make<GatherOp>(op.getType(), op.getTable(), op.getIds(), (int64_t)0);
+  if (double scale = op.getScale().convertToDouble(); scale != 1.0)
+    g = e.make<BinaryOp>(op.getType(), BinaryFn::mul, g, e.scalar(scale));
+  return g;
+}
+
+struct TesseraDecomposeFusedPass : impl::TesseraDecomposeFusedBase<TesseraDecomposeFusedPass> {
+  void runOnOperation() override {
+    SmallVector<Operation *> fused;
+    getOperation().walk([&](Operation *op) {
+      if (isa<RMSNormOp, RopeOp, AttentionOp, GluOp, EmbeddingOp>(op))
+        fused.push_back(op);
+    });
+    OpBuilder b(&getContext());
+    for (Operation *op : fused) {
+      b.setInsertionPoint(op);
+      Emitter e{b, op->getLoc(), op->getAttr("tessera.layer")};
+      Value result = TypeSwitch<Operation *, Value>(op)
+                         .Case<RMSNormOp, RopeOp, AttentionOp, GluOp, EmbeddingOp>(
+                             [&](auto typed) { return decompose(typed, e); });
+      op->getResult(0).replaceAllUsesWith(result);
+      op->erase();
+    }
+  }
+};
+
+} // namespace
+} // namespace mlir::tessera
