@@ -44,37 +44,23 @@ bool writeText(const std::string &path, mlir::ModuleOp module, std::string &erro
   return true;
 }
 
-const char *kindName(plan::BufferKind k) {
-  switch (k) {
-  case plan::BufferKind::Input: return "inputs";
-  case plan::BufferKind::Weight: return "frozen weights";
-  case plan::BufferKind::Constant: return "constants";
-  case plan::BufferKind::Lora: return "LoRA weights";
-  case plan::BufferKind::OptimizerState: return "optimizer state";
-  case plan::BufferKind::Gradient: return "gradients";
-  case plan::BufferKind::Activation: return "activations";
-  case plan::BufferKind::Output: return "outputs";
-  case plan::BufferKind::HParams: return "hparams";
-  }
-  return "?";
-}
-
 void printSummary(const plan::Plan &p, const std::string &path) {
-  std::map<std::string, uint64_t> bytesByKind;
-  uint64_t total = 0;
-  for (const plan::Buffer &b : p.buffers) {
-    if (b.alias_of >= 0)
-      continue;
-    bytesByKind[kindName(b.kind)] += b.bytes;
-    total += b.bytes;
-  }
   size_t dispatches = 0;
   for (const plan::Program &prog : p.programs)
     dispatches += prog.dispatches.size();
-  std::printf("wrote %s: %zu kernels, %zu dispatches, %zu LoRA adapters, device memory %.2f MiB\n",
-              path.c_str(), p.kernels.size(), dispatches, p.adapters.size(), total / 1048576.0);
-  for (auto &[kind, bytes] : bytesByKind)
-    std::printf("  %-16s %10.2f MiB\n", kind.c_str(), bytes / 1048576.0);
+  const plan::MemorySummary &m = p.memory;
+  auto mib = [](uint64_t b) { return b / 1048576.0; };
+  std::printf("wrote %s: %zu kernels, %zu dispatches, %zu LoRA adapters\n", path.c_str(), p.kernels.size(),
+              dispatches, p.adapters.size());
+  std::printf("peak device memory %.2f MiB:\n", mib(m.total));
+  std::printf("  frozen weights          %10.2f MiB\n", mib(m.weights));
+  std::printf("  activations             %10.2f MiB  (largest live set %.2f MiB, %.2f MiB without reuse)\n",
+              mib(m.activations), mib(m.activations_live_peak), mib(m.activations_unshared));
+  std::printf("  adapter + AdamW + grads %10.2f MiB  (LoRA %.2f, AdamW state %.2f, gradients %.2f)\n",
+              mib(m.adapters + m.optimizer_state + m.gradients), mib(m.adapters), mib(m.optimizer_state),
+              mib(m.gradients));
+  std::printf("  workspace               %10.2f MiB  (inputs, outputs, hparams, constants)\n", mib(m.workspace));
+  std::printf("  largest buffer          %10.2f MiB  (%s)\n", mib(m.largest_buffer), m.largest_buffer_name.c_str());
 }
 
 std::vector<std::string> splitList(const std::string &s) {
@@ -112,6 +98,10 @@ int compileModel(const CompileOptions &o, std::string &error) {
     error = "--batch must be >= 1 and --seq >= 2";
     return 1;
   }
+  if (o.loss_chunk_tokens < 0) {
+    error = "--loss-chunk-tokens must be >= 0 (0: chosen for a 64 MiB logits budget)";
+    return 1;
+  }
   if (o.lora_rank < 1) {
     error = "--lora-rank must be >= 1";
     return 1;
@@ -125,16 +115,25 @@ int compileModel(const CompileOptions &o, std::string &error) {
     return 1;
   }
 
-  // Training graph: LoRA, loss, gradients, optimizer.
+  // Training graph: structure (raise), LoRA, back to generic ops, loss,
+  // gradients, optimizer.
   mlir::PassManager training(&ctx);
+  training.addPass(mlir::tessera::createTesseraRaise());
   mlir::tessera::TesseraInjectLoRAOptions lora;
   lora.targets = o.lora_targets;
   lora.rank = o.lora_rank;
   lora.alpha = o.lora_alpha;
   lora.rslora = o.rslora;
   training.addPass(mlir::tessera::createTesseraInjectLoRA(lora));
+  training.addPass(mlir::tessera::createTesseraDecomposeFused());
   training.addPass(mlir::tessera::createTesseraAppendLoss());
+  mlir::tessera::TesseraChunkLossOptions chunking;
+  chunking.chunkTokens = o.loss_chunk_tokens;
+  training.addPass(mlir::tessera::createTesseraChunkLoss(chunking));
   training.addPass(mlir::tessera::createTesseraAutodiff());
+  if (o.recompute)
+    training.addPass(mlir::tessera::createTesseraRecompute());
+  training.addPass(mlir::tessera::createTesseraScheduleLossChunks());
   training.addPass(mlir::tessera::createTesseraAddOptimizer());
   if (mlir::failed(training.run(*module))) {
     error = "building the training graph failed: " + first.message;
@@ -148,6 +147,8 @@ int compileModel(const CompileOptions &o, std::string &error) {
   mlir::tessera::TesseraLowerToKernelsOptions lowerOptions;
   lowerOptions.profile = o.profile;
   lowering.addPass(mlir::tessera::createTesseraLowerToKernels(lowerOptions));
+  if (o.reuse_buffers)
+    lowering.addPass(mlir::tessera::createTesseraReuseBuffers());
   lowering.addPass(mlir::tessera::createTesseraKernelsToSPIRV());
   if (mlir::failed(lowering.run(*module))) {
     error = "lowering to kernels failed: " + first.message;

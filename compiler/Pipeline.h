@@ -19,6 +19,10 @@ struct CompileOptions {
   std::string emit_spirv_dir;  // write every kernel as <dir>/<kernel>.spv
   std::string emit_mlir;       // write the training graph (tensor level) here
   bool quiet = false;
+  // Memory (docs/memory.md).
+  int64_t loss_chunk_tokens = 0; // token rows per loss chunk; 0: fit a 64 MiB logits budget
+  bool recompute = false;        // recompute each decoder layer's forward in the backward
+  bool reuse_buffers = true;     // share storage between dead activations
 };
 
 /// Runs import, LoRA injection, loss, autodiff, optimizer, lowering, SPIR-V

@@ -9,7 +9,7 @@ graph from Shape(input_ids), linears are MatMul(x, Transpose(W)) with W stored
 Pow/ReduceMean/Add/Sqrt/Div/Mul, SiLU is Sigmoid*x, repeat_kv is
 Unsqueeze/Expand/Reshape.
 
-    make_tiny_model.py --out build/default/tiny-llama.onnx [--external-data] [--seed 0]
+    make_tiny_model.py --out build/default/tiny-llama.onnx [--external-data] [--seed 0] [--vocab 256]
 
 --out may be a directory (the model is then DIR/tiny-llama.onnx). A Hugging
 Face style config.json is written beside the model (test/reference reads it).
@@ -257,7 +257,11 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="output .onnx file or directory")
     ap.add_argument("--external-data", action="store_true", help="store the weights in <name>.onnx.data")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--vocab", type=int, default=CONFIG["vocab_size"],
+                    help="vocabulary size (a larger one exercises the chunked cross-entropy)")
     args = ap.parse_args(argv)
+    if args.vocab < 2:
+        ap.error("--vocab must be >= 2")
 
     out = args.out
     if not out.endswith(".onnx"):
@@ -265,7 +269,7 @@ def main(argv=None):
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
 
-    cfg = dict(CONFIG)
+    cfg = dict(CONFIG, vocab_size=args.vocab)
     model = build_model(cfg, make_weights(cfg, args.seed))
     onnx.checker.check_model(model)
 

@@ -4,8 +4,11 @@
 //
 // A linear layer is a tessera.matmul whose rhs is a rank-2 frozen
 // tessera.param W (W [out, in] with transpose_rhs, [in, out] without). Its
-// structural name is the parameter name without a leading "model." and a
-// trailing ".weight". A selected layer
+// structural name is the matmul's `tessera.module` attribute, which
+// tessera-raise derives from the graph structure (so anonymous weights such as
+// dynamo's `val_159` still get `layers.0.self_attn.q_proj`); without it, the
+// parameter name without a leading "model." and a trailing ".weight". A
+// selected layer
 //
 //   %y = tessera.matmul %x, %W {transpose_rhs = true}
 //
@@ -28,6 +31,7 @@
 //
 // The module gets `tessera.lora = {rank, alpha, scale, rslora, targets,
 // modules}`: targets as given, modules the adapted structural names in order.
+// The new ops keep the base matmul's `tessera.layer` (decoder layer index).
 //
 //===----------------------------------------------------------------------===//
 #include "Tessera/Transforms/Passes.h"
@@ -82,7 +86,10 @@ std::optional<LinearLayer> asLinear(MatmulOp mm) {
   auto wt = cast<RankedTensorType>(param.getType());
   if (wt.getRank() != 2)
     return std::nullopt;
-  LinearLayer l{mm, param, structuralName(param.getName()), 0, 0};
+  std::string structural = structuralName(param.getName());
+  if (auto named = mm->getAttrOfType<StringAttr>("tessera.module"))
+    structural = named.str();
+  LinearLayer l{mm, param, structural, 0, 0};
   l.in = mm.getTransposeRhs() ? wt.getDimSize(1) : wt.getDimSize(0);
   l.out = mm.getTransposeRhs() ? wt.getDimSize(0) : wt.getDimSize(1);
   return l;
@@ -94,6 +101,10 @@ llvm::StringSet<> embeddingTables(func::FuncOp f) {
   llvm::StringSet<> names;
   f.walk([&](GatherOp g) {
     if (auto t = g.getInput().getDefiningOp<ParamOp>())
+      names.insert(t.getName());
+  });
+  f.walk([&](EmbeddingOp e) {
+    if (auto t = e.getTable().getDefiningOp<ParamOp>())
       names.insert(t.getName());
   });
   return names;
@@ -213,6 +224,9 @@ struct TesseraInjectLoRAPass : impl::TesseraInjectLoRABase<TesseraInjectLoRAPass
                                    /*transpose_rhs=*/true);
       auto sum = b.create<BinaryOp>(loc, yType, BinaryFn::add, mm.getResult(), d);
       mm.getResult().replaceAllUsesExcept(sum.getResult(), sum);
+      if (Attribute layer = mm->getAttr("tessera.layer"))
+        for (Value v : {xa, c, xs, d, Value(sum.getResult())})
+          v.getDefiningOp()->setAttr("tessera.layer", layer);
       if (seen.insert(l.structural).second)
         moduleNames.push_back(b.getStringAttr(l.structural));
     }

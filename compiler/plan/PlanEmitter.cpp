@@ -325,7 +325,39 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
   }
   if (!p.lora_rank && !p.adapters.empty())
     p.lora_rank = p.adapters.front().rank;
+  p.memory = memorySummary(p, module);
   return p;
+}
+
+plan::MemorySummary memorySummary(const plan::Plan &p, ModuleOp module) {
+  plan::MemorySummary m;
+  for (const plan::Buffer &b : p.buffers) {
+    if (b.alias_of >= 0)
+      continue;
+    m.total += b.bytes;
+    if (b.bytes > m.largest_buffer)
+      m.largest_buffer = b.bytes, m.largest_buffer_name = b.name;
+    switch (b.kind) {
+    case plan::BufferKind::Weight: m.weights += b.bytes; break;
+    case plan::BufferKind::Activation: m.activations += b.bytes; break;
+    case plan::BufferKind::Lora: m.adapters += b.bytes; break;
+    case plan::BufferKind::OptimizerState: m.optimizer_state += b.bytes; break;
+    case plan::BufferKind::Gradient: m.gradients += b.bytes; break;
+    case plan::BufferKind::Input:
+    case plan::BufferKind::Output:
+    case plan::BufferKind::HParams:
+    case plan::BufferKind::Constant: m.workspace += b.bytes; break;
+    }
+  }
+  // Without tessera-reuse-buffers every activation owns its storage.
+  m.activations_unshared = m.activations_live_peak = m.activations;
+  if (auto mem = module ? module->getAttrOfType<DictionaryAttr>("tessera.memory") : DictionaryAttr()) {
+    if (auto v = mem.getAs<IntegerAttr>("activations_unshared"))
+      m.activations_unshared = v.getInt();
+    if (auto v = mem.getAs<IntegerAttr>("activations_live_peak"))
+      m.activations_live_peak = v.getInt();
+  }
+  return m;
 }
 
 bool writeKernelsSpirv(const plan::Plan &p, const std::string &dir, std::string &error) {

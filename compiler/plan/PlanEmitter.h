@@ -31,6 +31,10 @@ struct PlanOptions {
 /// <param>.exp_avg_sq, in order of first appearance.
 mlir::FailureOr<plan::Plan> buildPlan(mlir::ModuleOp module, const PlanOptions &options);
 
+/// Device memory by role (storage-owning buffers), with the activation
+/// figures tessera-reuse-buffers recorded in the module's `tessera.memory`.
+plan::MemorySummary memorySummary(const plan::Plan &plan, mlir::ModuleOp module);
+
 /// Writes every kernel's SPIR-V to <dir>/<kernel>.spv (creating dir).
 /// Returns false with `error` set to one line on failure.
 bool writeKernelsSpirv(const plan::Plan &plan, const std::string &dir, std::string &error);

@@ -7,8 +7,12 @@
 // = the body of @loss_grad, then one
 //   tessera.adamw_update "<param>", %grad, %hparams
 // per gradient result (named by its tessera.grad_of attribute), returning the
-// loss. hparams = [lr, beta1, beta2, eps, weight_decay, 1-beta1^t, 1-beta2^t, t],
-// written by the runtime every step.
+// loss. hparams = [lr, beta1, beta2, eps, weight_decay, 1-beta1^t, 1-beta2^t, t,
+// max_grad_norm, grad_scale], written by the runtime every step (the schedule
+// changes lr without a recompile). With 10 hparams the lowering splits the
+// step into `train_step` (forward, backward, gradient accumulation) and
+// `optimizer_step` (global-norm clipping, AdamW), so that one optimizer step
+// can span several micro-batches (docs/training.md).
 //
 //===----------------------------------------------------------------------===//
 #include "Tessera/Transforms/Passes.h"
@@ -21,6 +25,9 @@ namespace mlir::tessera {
 #include "Tessera/Transforms/Passes.h.inc"
 
 namespace {
+
+// plan::kNumHParams (runtime/plan/Plan.h); the compiler does not link the runtime.
+constexpr int64_t kTrainHParams = 10;
 
 struct TesseraAddOptimizerPass : impl::TesseraAddOptimizerBase<TesseraAddOptimizerPass> {
   using TesseraAddOptimizerBase::TesseraAddOptimizerBase;
@@ -61,7 +68,7 @@ struct TesseraAddOptimizerPass : impl::TesseraAddOptimizerBase<TesseraAddOptimiz
     OpBuilder b(module.getContext());
     b.setInsertionPointAfter(grad);
     SmallVector<Type> inputs(ft.getInputs());
-    auto hparamsType = RankedTensorType::get({8}, b.getF32Type());
+    auto hparamsType = RankedTensorType::get({kTrainHParams}, b.getF32Type());
     inputs.push_back(hparamsType);
     auto step =
         b.create<func::FuncOp>(grad.getLoc(), "train_step", b.getFunctionType(inputs, {scalar}));

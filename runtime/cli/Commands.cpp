@@ -52,10 +52,34 @@ void addRuntimeCommands(CLI::App &app) {
   trainCmd->add_option("--dump-grads", t->dump_grads,
                        "debug: write step 1's LoRA values and gradients to FILE.safetensors");
   CLI::Option *seedOpt = trainCmd->add_option("--seed", *seed, "seed of the LoRA A initialisation (default: the plan's)");
-  trainCmd->callback([t, lr, seed, lrOpt, seedOpt] {
+  trainCmd->add_option("--lr-schedule", t->lr_schedule, "learning-rate schedule: constant, linear or cosine (decay to 0 at --steps)")
+      ->capture_default_str();
+  trainCmd->add_option("--warmup-steps", t->warmup_steps, "linear warmup from 0 over this many optimizer steps")
+      ->capture_default_str();
+  trainCmd->add_option("--max-grad-norm", t->max_grad_norm,
+                       "clip the global gradient norm to this (0: no clipping), as torch clip_grad_norm_")
+      ->capture_default_str();
+  trainCmd->add_option("--grad-accum", t->grad_accum,
+                       "micro-batches (of the plan's --batch lines) per optimizer step; the gradient is their mean")
+      ->capture_default_str();
+  // AdamW; unset = the plan's values, which are torch.optim.AdamW's defaults.
+  struct AdamWFlags {
+    double weight_decay = 0, beta1 = 0, beta2 = 0, eps = 0;
+  };
+  auto adamw = std::make_shared<AdamWFlags>();
+  CLI::Option *wdOpt = trainCmd->add_option("--weight-decay", adamw->weight_decay,
+                                            "AdamW decoupled weight decay (default: the plan's, 0.01)");
+  CLI::Option *b1Opt = trainCmd->add_option("--beta1", adamw->beta1, "AdamW beta1 (default: the plan's, 0.9)");
+  CLI::Option *b2Opt = trainCmd->add_option("--beta2", adamw->beta2, "AdamW beta2 (default: the plan's, 0.999)");
+  CLI::Option *epsOpt = trainCmd->add_option("--eps", adamw->eps, "AdamW epsilon (default: the plan's, 1e-8)");
+  trainCmd->callback([t, lr, seed, lrOpt, seedOpt, adamw, wdOpt, b1Opt, b2Opt, epsOpt] {
     train::TrainOptions o = *t;
     if (lrOpt->count()) o.lr = *lr;
     if (seedOpt->count()) o.seed = *seed;
+    if (wdOpt->count()) o.weight_decay = adamw->weight_decay;
+    if (b1Opt->count()) o.beta1 = adamw->beta1;
+    if (b2Opt->count()) o.beta2 = adamw->beta2;
+    if (epsOpt->count()) o.eps = adamw->eps;
     train::runTraining(o);
   });
 

@@ -282,7 +282,7 @@ void validate(const Plan &p, const Reader &r) {
   wellKnown(p.input_ids, "input_ids", BufferKind::Input, DType::I32, 4, tokenBytes);
   wellKnown(p.labels, "labels", BufferKind::Input, DType::I32, 4, tokenBytes);
   wellKnown(p.loss, "loss", BufferKind::Output, DType::F32, 4, 0);
-  wellKnown(p.hparams, "hparams", BufferKind::HParams, DType::F32, 4 * kNumHParams, 0);
+  wellKnown(p.hparams, "hparams", BufferKind::HParams, DType::F32, 4 * kMinHParams, 0);
 
   // Adapters.
   std::set<std::string> modules;
@@ -381,6 +381,18 @@ std::vector<uint8_t> serialize(const Plan &plan) {
                         {"rank", a.rank}, {"a", a.a}, {"b", a.b}, {"grad_a", a.grad_a}, {"grad_b", a.grad_b},
                         {"m_a", a.m_a}, {"v_a", a.v_a}, {"m_b", a.m_b}, {"v_b", a.v_b}});
   m["adapters"] = std::move(adapters);
+  const MemorySummary &mem = plan.memory;
+  m["memory"] = {{"total_bytes", mem.total},
+                 {"weights_bytes", mem.weights},
+                 {"activations_bytes", mem.activations},
+                 {"activations_live_peak_bytes", mem.activations_live_peak},
+                 {"activations_unshared_bytes", mem.activations_unshared},
+                 {"adapters_bytes", mem.adapters},
+                 {"optimizer_state_bytes", mem.optimizer_state},
+                 {"gradients_bytes", mem.gradients},
+                 {"workspace_bytes", mem.workspace},
+                 {"largest_buffer_bytes", mem.largest_buffer},
+                 {"largest_buffer", mem.largest_buffer_name}};
 
   json blobs = json::array();
   std::vector<uint64_t> offsets;
@@ -473,6 +485,24 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
   p.labels = r.i64(m, "labels", "labels");
   p.loss = r.i64(m, "loss", "loss");
   p.hparams = r.i64(m, "hparams", "hparams");
+  if (auto mem = m.find("memory"); mem != m.end() && mem->is_object()) { // optional, informational
+    auto bytes = [&](const char *key) -> uint64_t {
+      auto it = mem->find(key);
+      return it != mem->end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+    };
+    p.memory.total = bytes("total_bytes");
+    p.memory.weights = bytes("weights_bytes");
+    p.memory.activations = bytes("activations_bytes");
+    p.memory.activations_live_peak = bytes("activations_live_peak_bytes");
+    p.memory.activations_unshared = bytes("activations_unshared_bytes");
+    p.memory.adapters = bytes("adapters_bytes");
+    p.memory.optimizer_state = bytes("optimizer_state_bytes");
+    p.memory.gradients = bytes("gradients_bytes");
+    p.memory.workspace = bytes("workspace_bytes");
+    p.memory.largest_buffer = bytes("largest_buffer_bytes");
+    if (auto it = mem->find("largest_buffer"); it != mem->end() && it->is_string())
+      p.memory.largest_buffer_name = it->get<std::string>();
+  }
 
   // Blobs first: other sections refer to them.
   uint64_t blobStart = alignUp(kHeaderBytes + manifestBytes, kBlobAlign);

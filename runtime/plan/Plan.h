@@ -39,8 +39,15 @@ enum HParam : uint32_t {
   kBiasCorrection1 = 5, // 1 - beta1^t
   kBiasCorrection2 = 6, // 1 - beta2^t
   kStep = 7,            // t, 1-based
-  kNumHParams = 8,
+  kMinHParams = 8,      // plans without clipping/accumulation have these alone
+  kMaxGradNorm = 8,     // clip the global gradient norm to this (<= 0: no clipping)
+  kGradScale = 9,       // each micro-batch gradient is accumulated times this (1/K)
+  kNumHParams = 10,
 };
+// The `grad_norm` output buffer of plans with an `optimizer_step` program:
+// [0] running sum of squares (scratch, left at 0), [1] global norm of the
+// accumulated gradient before clipping, [2] the clip coefficient applied.
+enum GradNorm : uint32_t { kGradSumSquares = 0, kGradTotalNorm = 1, kGradClipCoef = 2, kGradNormSize = 3 };
 
 struct Buffer {
   std::string name;           // weight initializer name, LoRA param name, or value label
@@ -81,6 +88,22 @@ struct Adapter {
   int64_t m_a = -1, v_a = -1, m_b = -1, v_b = -1; // AdamW moments
 };
 
+// Device memory of the plan by role, in bytes (storage-owning buffers only;
+// informational, docs/memory.md). Written by the compiler, optional on read.
+struct MemorySummary {
+  uint64_t total = 0;
+  uint64_t weights = 0;               // frozen weights (kind weight)
+  uint64_t activations = 0;           // activation storage after reuse
+  uint64_t activations_live_peak = 0; // largest live set of activations (lower bound)
+  uint64_t activations_unshared = 0;  // activation storage without reuse
+  uint64_t adapters = 0;              // LoRA factors
+  uint64_t optimizer_state = 0;       // AdamW moments
+  uint64_t gradients = 0;             // LoRA gradients
+  uint64_t workspace = 0;             // inputs, outputs, hparams, constants
+  uint64_t largest_buffer = 0;        // the largest single buffer
+  std::string largest_buffer_name;
+};
+
 struct Plan {
   uint32_t version = kFormatVersion;
   // Model and shapes the plan was specialised for.
@@ -93,8 +116,8 @@ struct Plan {
   bool rslora = false;
   std::vector<std::string> lora_targets; // as given to --lora-targets
   uint64_t seed = 0;       // LoRA A initialisation seed
-  // AdamW defaults (the runtime may override lr).
-  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  // AdamW defaults, torch.optim.AdamW's (the runtime's flags override them).
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01;
   // Well-known buffers.
   int64_t input_ids = -1, labels = -1, loss = -1, hparams = -1;
 
@@ -103,6 +126,7 @@ struct Plan {
   std::vector<Program> programs;
   std::vector<Adapter> adapters;
   std::vector<std::vector<uint8_t>> blobs; // SPIR-V modules and constant data
+  MemorySummary memory;                    // manifest "memory"
 
   const Program *program(const std::string &name) const {
     for (const Program &p : programs)

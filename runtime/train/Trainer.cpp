@@ -3,6 +3,7 @@
 #include "runtime/data/Dataset.h"
 #include "runtime/plan/Plan.h"
 #include "runtime/train/AdapterIO.h"
+#include "runtime/train/LrSchedule.h"
 #include "runtime/util/Safetensors.h"
 #include "runtime/vulkan/Executor.h"
 #include "runtime/weights/OnnxWeights.h"
@@ -29,6 +30,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using plan::BufferKind;
+
+struct AdamW {
+  double beta1, beta2, eps, weight_decay;
+};
 
 std::string formatDuration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) seconds = 0;
@@ -118,18 +123,39 @@ public:
     std::memcpy(exec_->i32(size_t(plan_.labels)), b.labels.data(), b.labels.size() * 4);
   }
 
-  void writeHParams(double lr, int64_t step) {
+  // Whether the plan splits a step into train_step (gradients, accumulated)
+  // and optimizer_step (clipping, AdamW): plans of this version do.
+  bool staged() const {
+    return plan_.program("optimizer_step") && plan_.hparams >= 0 &&
+           plan_.buffers[size_t(plan_.hparams)].bytes >= 4 * plan::kNumHParams && gradNormBuffer() >= 0;
+  }
+  int64_t gradNormBuffer() const {
+    for (size_t i = 0; i < plan_.buffers.size(); ++i)
+      if (plan_.buffers[i].kind == BufferKind::Output && plan_.buffers[i].name == "grad_norm" &&
+          plan_.buffers[i].bytes >= 4 * plan::kGradNormSize)
+        return int64_t(i);
+    return -1;
+  }
+
+  // `step` is the 1-based count of optimizer updates (bias correction).
+  void writeHParams(const AdamW &o, double lr, int64_t step, double maxGradNorm = 0, int64_t accum = 1) {
     if (plan_.hparams < 0) return;
     float *h = exec_->f32(size_t(plan_.hparams));
     h[plan::kLearningRate] = float(lr);
-    h[plan::kBeta1] = float(plan_.beta1);
-    h[plan::kBeta2] = float(plan_.beta2);
-    h[plan::kEpsilon] = float(plan_.eps);
-    h[plan::kWeightDecay] = float(plan_.weight_decay);
-    h[plan::kBiasCorrection1] = float(1.0 - std::pow(plan_.beta1, double(step)));
-    h[plan::kBiasCorrection2] = float(1.0 - std::pow(plan_.beta2, double(step)));
+    h[plan::kBeta1] = float(o.beta1);
+    h[plan::kBeta2] = float(o.beta2);
+    h[plan::kEpsilon] = float(o.eps);
+    h[plan::kWeightDecay] = float(o.weight_decay);
+    h[plan::kBiasCorrection1] = float(1.0 - std::pow(o.beta1, double(step)));
+    h[plan::kBiasCorrection2] = float(1.0 - std::pow(o.beta2, double(step)));
     h[plan::kStep] = float(step);
+    if (plan_.buffers[size_t(plan_.hparams)].bytes >= 4 * plan::kNumHParams) {
+      h[plan::kMaxGradNorm] = float(maxGradNorm > 0 ? maxGradNorm : 0.0);
+      h[plan::kGradScale] = float(1.0 / double(accum));
+    }
   }
+
+  AdamW planAdamW() const { return {plan_.beta1, plan_.beta2, plan_.eps, plan_.weight_decay}; }
 
   float loss() const { return exec_->f32(size_t(plan_.loss))[0]; }
 
@@ -238,14 +264,69 @@ void dumpGrads(const std::string &path, const Session &s, const std::vector<std:
   util::writeSafetensors(path, tensors);
 }
 
+// Returns false (and writes nothing) when a value is not finite.
+bool writeCurrentAdapter(Session &s, const std::string &dir) {
+  std::vector<std::vector<float>> a, b;
+  for (const plan::Adapter &ad : s.plan().adapters) {
+    a.push_back(s.read(ad.a));
+    b.push_back(s.read(ad.b));
+  }
+  for (const auto *factors : {&a, &b})
+    for (const std::vector<float> &f : *factors)
+      for (float x : f)
+        if (!std::isfinite(x)) return false;
+  writeAdapter(dir, s.plan(), a, b);
+  return true;
+}
+
+// Stops training at a non-finite value: the update of `step` was not applied,
+// so the adapter on the GPU is the one after step - 1.
+[[noreturn]] void stopWithLastGoodAdapter(Session &s, const std::string &what, int64_t step, const std::string &out) {
+  std::string last = "the adapter after step " + std::to_string(step - 1);
+  if (writeCurrentAdapter(s, out))
+    throw std::runtime_error(what + ": stopped; " + last + " was written to " + out +
+                             " (try a lower --lr or --max-grad-norm)");
+  throw std::runtime_error(what + ": stopped; " + last + " is not finite either, so " + out +
+                           " was not written (try a lower --lr or --max-grad-norm)");
+}
+
+void checkHyperParameter(const char *flag, double v, bool ok, const char *range) {
+  if (std::isfinite(v) && ok) return;
+  char value[32];
+  std::snprintf(value, sizeof(value), "%g", v);
+  throw std::runtime_error(std::string(flag) + " = " + value + " must be " + range);
+}
+
 } // namespace
 
 TrainResult runTraining(const TrainOptions &o) {
   if (o.steps < 1) throw std::runtime_error("--steps must be at least 1");
+  if (o.grad_accum < 1) throw std::runtime_error("--grad-accum must be at least 1");
+  if (o.warmup_steps < 0) throw std::runtime_error("--warmup-steps must be >= 0");
+  LrSchedule schedule;
+  schedule.kind = parseLrSchedule(o.lr_schedule);
+  if (o.max_grad_norm < 0 || !std::isfinite(o.max_grad_norm))
+    throw std::runtime_error("--max-grad-norm must be a positive number (0: no clipping)");
   Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, o.seed, "train_step");
   const plan::Plan &p = s.plan();
-  const double lr = o.lr ? *o.lr : p.lr;
-  if (!(lr >= 0) || !std::isfinite(lr)) throw std::runtime_error("--lr must be a non-negative number");
+  schedule.lr = o.lr ? *o.lr : p.lr;
+  schedule.warmup_steps = o.warmup_steps;
+  schedule.total_steps = o.steps;
+  if (!(schedule.lr >= 0) || !std::isfinite(schedule.lr)) throw std::runtime_error("--lr must be a non-negative number");
+  AdamW adamw = s.planAdamW();
+  if (o.beta1) adamw.beta1 = *o.beta1;
+  if (o.beta2) adamw.beta2 = *o.beta2;
+  if (o.eps) adamw.eps = *o.eps;
+  if (o.weight_decay) adamw.weight_decay = *o.weight_decay;
+  checkHyperParameter("--beta1", adamw.beta1, adamw.beta1 >= 0 && adamw.beta1 < 1, "in [0, 1)");
+  checkHyperParameter("--beta2", adamw.beta2, adamw.beta2 >= 0 && adamw.beta2 < 1, "in [0, 1)");
+  checkHyperParameter("--eps", adamw.eps, adamw.eps > 0, "positive");
+  checkHyperParameter("--weight-decay", adamw.weight_decay, adamw.weight_decay >= 0, ">= 0");
+  const bool staged = s.staged();
+  if (!staged && (o.grad_accum > 1 || o.max_grad_norm > 0))
+    throw std::runtime_error(o.plan + ": the plan has no optimizer_step program (compiled by an older tessera): "
+                             "recompile it for --grad-accum and --max-grad-norm");
+  const int64_t gradNorm = staged ? s.gradNormBuffer() : -1;
 
   std::FILE *metrics = nullptr;
   if (!o.metrics.empty()) {
@@ -257,62 +338,105 @@ TrainResult runTraining(const TrainOptions &o) {
     ~Closer() { if (f) std::fclose(f); }
   } closer{metrics};
 
-  std::fprintf(stderr, "training %lld steps: batch %lld x %lld tokens, %zu LoRA modules, lr %g\n", (long long)o.steps,
-               (long long)p.batch, (long long)p.seq, p.adapters.size(), lr);
-  Progress progress(o.steps, s.tokensPerBatch());
+  const int64_t accum = o.grad_accum;
+  std::fprintf(stderr, "training %lld steps: %lld x %lld lines x %lld tokens, %zu LoRA modules, lr %g (%s",
+               (long long)o.steps, (long long)accum, (long long)p.batch, (long long)p.seq, p.adapters.size(),
+               schedule.lr, o.lr_schedule.c_str());
+  if (o.warmup_steps) std::fprintf(stderr, ", %lld warmup steps", (long long)o.warmup_steps);
+  if (o.max_grad_norm > 0) std::fprintf(stderr, ", clip %g", o.max_grad_norm);
+  std::fprintf(stderr, ")\n");
+  Progress progress(o.steps, s.tokensPerBatch() * accum);
   TrainResult result;
   double gpuTotal = 0, wallTotal = 0;
-  int64_t gpuSteps = 0;
+  int64_t gpuSteps = 0, updates = 0;
   for (int64_t step = 1; step <= o.steps; ++step) {
     auto t0 = Clock::now();
-    data::Batch batch = s.batcher().nextTrain();
-    s.upload(batch);
-    s.writeHParams(lr, step);
+    const double lr = schedule.at(step - 1);
+    // Bias correction counts the updates made, this one included.
+    s.writeHParams(adamw, lr, updates + 1, o.max_grad_norm, accum);
     std::vector<std::vector<float>> a0, b0;
     if (step == 1 && !o.dump_grads.empty())
       for (const plan::Adapter &a : p.adapters) {
         a0.push_back(s.read(a.a));
         b0.push_back(s.read(a.b));
       }
-    vk::ProgramTiming timing = s.exec().run("train_step");
-    float loss = s.loss();
-    if (!std::isfinite(loss))
-      throw std::runtime_error("the loss is " + std::string(std::isnan(loss) ? "nan" : "inf") + " at step " +
-                               std::to_string(step) + ": try a lower --lr");
+    // Micro-batches: each adds grad / K to the accumulators (train_step).
+    double lossSum = 0, gpuMs = 0;
+    int64_t counted = 0;
+    bool timed = true;
+    for (int64_t k = 0; k < accum; ++k) {
+      data::Batch batch = s.batcher().nextTrain();
+      if (batch.countedTokens() == 0) continue; // no loss, no gradient: contributes nothing
+      s.upload(batch);
+      vk::ProgramTiming timing = s.exec().run("train_step");
+      timed = timed && timing.gpu_ms >= 0;
+      gpuMs += timing.gpu_ms;
+      float loss = s.loss();
+      if (!std::isfinite(loss)) {
+        std::string what = "the loss is " + std::string(std::isnan(loss) ? "nan" : "inf") + " at step " +
+                           std::to_string(step) + (accum > 1 ? " (micro-batch " + std::to_string(k + 1) + ")" : "");
+        if (!staged) throw std::runtime_error(what + ": try a lower --lr");
+        stopWithLastGoodAdapter(s, what, step, o.out); // this step's update has not run
+      }
+      lossSum += loss;
+      ++counted;
+    }
+    nlohmann::json normJson = nullptr, coefJson = nullptr;
+    if (counted == 0) {
+      // Nothing counted in this step: no update (adapter, moments and the
+      // bias-correction count unchanged); the schedule still advances.
+      if (result.skipped_steps++ == 0)
+        std::fprintf(stderr, "warning: step %lld: every label of its %lld line(s) is -100 or past the first token; "
+                             "the step is skipped (no update)\n", (long long)step, (long long)(accum * p.batch));
+    } else if (staged) {
+      vk::ProgramTiming timing = s.exec().run("optimizer_step");
+      timed = timed && timing.gpu_ms >= 0;
+      gpuMs += timing.gpu_ms;
+      const float *norm = s.exec().f32(size_t(gradNorm));
+      float total = norm[plan::kGradTotalNorm];
+      if (!std::isfinite(total)) // adamw_accum skipped the update
+        stopWithLastGoodAdapter(s, "the gradient norm is " + std::string(std::isnan(total) ? "nan" : "inf") +
+                                       " at step " + std::to_string(step), step, o.out);
+      normJson = total;
+      coefJson = norm[plan::kGradClipCoef];
+      ++updates;
+    } else {
+      ++updates; // AdamW ran inside train_step
+    }
     if (step == 1 && !o.dump_grads.empty()) {
       dumpGrads(o.dump_grads, s, a0, b0);
       std::fprintf(stderr, "gradients of step 1 written to %s\n", o.dump_grads.c_str());
     }
     double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    double tokensPerS = seconds > 0 ? double(s.tokensPerBatch()) / seconds : 0;
+    double tokensPerS = seconds > 0 ? double(s.tokensPerBatch() * accum) / seconds : 0;
     wallTotal += seconds;
-    if (timing.gpu_ms >= 0) {
-      gpuTotal += timing.gpu_ms;
+    if (timed && counted) {
+      gpuTotal += gpuMs;
       ++gpuSteps;
     }
+    nlohmann::json lossJson = counted ? nlohmann::json(lossSum / double(counted)) : nlohmann::json(nullptr);
     if (metrics) {
-      nlohmann::json m = {{"step", step}, {"loss", loss}, {"tokens_per_s", tokensPerS}, {"lr", lr},
-                          {"gpu_ms", timing.gpu_ms >= 0 ? nlohmann::json(timing.gpu_ms) : nlohmann::json(nullptr)},
+      nlohmann::json m = {{"step", step}, {"loss", lossJson}, {"tokens_per_s", tokensPerS}, {"lr", lr},
+                          {"grad_norm", normJson}, {"clip_coef", coefJson}, {"micro_batches", counted},
+                          {"gpu_ms", timed && counted ? nlohmann::json(gpuMs) : nlohmann::json(nullptr)},
                           {"wall_ms", seconds * 1000.0}};
+      if (!counted) m["skipped"] = true;
       std::string line = m.dump() + "\n";
       if (std::fputs(line.c_str(), metrics) < 0 || std::fflush(metrics) != 0)
         throw std::runtime_error(o.metrics + ": write error");
     }
-    progress.update(step, loss);
-    result.final_loss = loss;
+    if (counted) result.final_loss = lossSum / double(counted);
+    progress.update(step, result.final_loss); // a skipped step shows the last loss
     result.steps = step;
   }
 
-  std::vector<std::vector<float>> a, b;
-  for (const plan::Adapter &ad : p.adapters) {
-    a.push_back(s.read(ad.a));
-    b.push_back(s.read(ad.b));
-  }
-  writeAdapter(o.out, p, a, b);
+  if (!writeCurrentAdapter(s, o.out))
+    throw std::runtime_error("the trained adapter has non-finite values; " + o.out + " was not written");
   std::fprintf(stderr, "trained %lld steps in %s (%.0f tokens/s), final loss %.4f", (long long)o.steps,
-               formatDuration(wallTotal).c_str(), double(s.tokensPerBatch()) * double(o.steps) / wallTotal,
+               formatDuration(wallTotal).c_str(), double(s.tokensPerBatch() * accum) * double(o.steps) / wallTotal,
                result.final_loss);
-  if (gpuSteps) std::fprintf(stderr, ", train_step %.2f GPU ms/step", gpuTotal / double(gpuSteps));
+  if (gpuSteps) std::fprintf(stderr, ", %.2f GPU ms/step", gpuTotal / double(gpuSteps));
+  if (result.skipped_steps) std::fprintf(stderr, ", %lld step(s) skipped", (long long)result.skipped_steps);
   std::fprintf(stderr, "\nadapter written to %s\n", o.out.c_str());
   return result;
 }
@@ -322,7 +446,7 @@ EvalResult runEvaluation(const EvalOptions &o) {
   double weighted = 0, gpuTotal = 0;
   int64_t tokens = 0, gpuRuns = 0;
   size_t batches = s.batcher().evalBatches();
-  s.writeHParams(s.plan().lr, 1);
+  s.writeHParams(s.planAdamW(), s.plan().lr, 1);
   for (size_t i = 0; i < batches; ++i) {
     data::Batch batch = s.batcher().evalBatch(i);
     int64_t n = batch.countedTokens();

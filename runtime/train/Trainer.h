@@ -19,6 +19,13 @@ struct TrainOptions {
   std::string init_adapter;         // PEFT adapter directory to start from ("" = fresh init)
   std::string dump_grads;           // safetensors with step-1 values and gradients ("" = none)
   std::optional<uint64_t> seed;     // default: the plan's seed
+  // Optimizer step (docs/training.md). Unset AdamW values come from the plan
+  // (torch's defaults: beta1 0.9, beta2 0.999, eps 1e-8, weight_decay 0.01).
+  std::string lr_schedule = "constant"; // constant | linear | cosine
+  int64_t warmup_steps = 0;
+  double max_grad_norm = 0;         // <= 0: no clipping
+  int64_t grad_accum = 1;           // micro-batches of `batch` lines per optimizer step
+  std::optional<double> weight_decay, beta1, beta2, eps;
 };
 
 struct EvalOptions {
@@ -30,6 +37,7 @@ struct EvalOptions {
 struct TrainResult {
   double final_loss = 0;
   int64_t steps = 0;
+  int64_t skipped_steps = 0; // steps whose micro-batches counted no token
 };
 
 struct EvalResult {

@@ -328,19 +328,58 @@ def first_batch_grads(model, lines, batch, seq, lora, scale):
     return float(loss), n, out
 
 
-def train(model, lines, batch, seq, lora, scale, steps, lr, weight_decay=0.0, log=None):
+def lr_at(step, lr, steps, schedule="constant", warmup=0):
+    """transformers' schedules with warmup, 0-based optimizer step (docs/training.md)."""
+    if step < warmup:
+        return lr * step / max(1, warmup)
+    decay = max(1, steps - warmup)
+    if schedule == "constant":
+        return lr
+    if schedule == "linear":
+        return lr * max(0.0, (steps - step) / decay)
+    if schedule == "cosine":
+        return lr * max(0.0, 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / decay)))
+    raise ValueError(schedule)
+
+
+def train(model, lines, batch, seq, lora, scale, steps, lr, weight_decay=0.0, log=None, schedule="constant",
+          warmup=0, max_grad_norm=0.0, grad_accum=1, betas=(0.9, 0.999), eps=1e-8):
+    """torch.optim.AdamW over `steps` optimizer steps of `grad_accum` micro-batches each.
+
+    Micro-batch j (0-based over the run) is lines j*B .. j*B+B-1, cycling. The
+    gradient is sum(grad(loss_k)) / K and the logged loss the mean of the
+    micro-batch losses, as a Hugging Face loop without num_items_in_batch. A
+    micro-batch without counted tokens contributes neither loss nor gradient,
+    and a step of such micro-batches only is skipped (no update), as tessera.
+    """
     params = [p for m in sorted(lora) for p in lora[m]]
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     losses = []
     for step in range(steps):
-        ids, labels = train_batch(lines, step, batch, seq)
-        opt.zero_grad()
-        loss, n = batch_loss(model, ids, labels, lora, scale)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss))
+        step_lr = lr_at(step, lr, steps, schedule, warmup)
+        for group in opt.param_groups:
+            group["lr"] = step_lr
+        opt.zero_grad(set_to_none=False)
+        total, counted = 0.0, 0
+        for k in range(grad_accum):
+            ids, labels = train_batch(lines, step * grad_accum + k, batch, seq)
+            loss, n = batch_loss(model, ids, labels, lora, scale)
+            if n == 0:
+                continue
+            (loss / grad_accum).backward()
+            total += float(loss)
+            counted += 1
+        entry = {"step": step + 1, "lr": step_lr}
+        if counted:
+            if max_grad_norm > 0:
+                entry["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+            opt.step()
+            entry["loss"] = total / counted
+        else:
+            entry["loss"] = None
+        losses.append(entry["loss"])
         if log:
-            log({"step": step + 1, "loss": float(loss), "tokens": n})
+            log(entry)
     return losses
 
 
@@ -395,11 +434,14 @@ def cmd_random_adapter(args):
 
 
 def cmd_train(args):
-    model, _ = _load(args)
+    dtype = torch.float32 if args.float32 else torch.float64
+    model, _ = _load(args, dtype)
     lines = read_jsonl(args.data)
-    lora, scale = _adapter(args, requires_grad=True)
+    lora, scale = _adapter(args, dtype, requires_grad=True)
     train(model, lines, args.batch, args.seq, lora, scale, args.steps, args.lr, args.weight_decay,
-          log=lambda d: print(json.dumps(d), flush=True))
+          log=lambda d: print(json.dumps(d), flush=True), schedule=args.lr_schedule, warmup=args.warmup_steps,
+          max_grad_norm=args.max_grad_norm, grad_accum=args.grad_accum, betas=(args.beta1, args.beta2),
+          eps=args.eps)
     if args.out:
         _, acfg = read_adapter(args.adapter)
         arrays = {m: (a.detach().numpy(), b.detach().numpy()) for m, (a, b) in lora.items()}
@@ -451,6 +493,14 @@ def main(argv=None):
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--lr", type=float, required=True)
     p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--lr-schedule", default="constant", choices=["constant", "linear", "cosine"])
+    p.add_argument("--warmup-steps", type=int, default=0)
+    p.add_argument("--max-grad-norm", type=float, default=0.0)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--beta1", type=float, default=0.9)
+    p.add_argument("--beta2", type=float, default=0.999)
+    p.add_argument("--eps", type=float, default=1e-8)
+    p.add_argument("--float32", action="store_true", help="train in float32 (default float64)")
     p.add_argument("--out", help="write the trained adapter here")
     p.set_defaults(fn=cmd_train)
 

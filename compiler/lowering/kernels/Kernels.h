@@ -97,6 +97,18 @@ mlir::FailureOr<OpLowering> lowerCrossEntropyGrad(LoweringContext &,
 /// Bindings: param, grad, exp_avg, exp_avg_sq, hparams.
 mlir::FailureOr<OpLowering> lowerAdamW(LoweringContext &, mlir::tessera::AdamWUpdateOp);
 
+/// The same update from the accumulated gradient times the clip coefficient
+/// (zeroing the accumulator). Slots: 0 accum, 1 hparams, 2 param, 3 exp_avg,
+/// 4 exp_avg_sq, 5 grad_norm. Bindings: param, accum, exp_avg, exp_avg_sq,
+/// hparams, grad_norm.
+mlir::FailureOr<OpLowering> lowerAdamWAccumulated(LoweringContext &, mlir::tessera::AdamWUpdateOp);
+/// GradClip.cpp. accum += grad * hparams[9]; slots 0 grad, 1 hparams, 2 accum.
+OpLowering lowerGradAccumulate(LoweringContext &, mlir::ShapedType grad, mlir::ShapedType hparams);
+/// grad_norm[0] += sum(accum^2); slots 0 accum, 1 grad_norm (f32[3]).
+OpLowering lowerGradSumSquares(LoweringContext &, mlir::ShapedType grad);
+/// grad_norm[1] = norm, [2] = clip coefficient, [0] = 0; slots 0 grad_norm, 1 hparams.
+OpLowering lowerClipCoefficient(LoweringContext &, mlir::ShapedType hparams);
+
 /// A plain copy of `n` elements of `elem` (slot 0 -> slot 1), for moving a
 /// value into a designated buffer (loss, gradients).
 OpLowering lowerCopy(LoweringContext &, int64_t n, mlir::Type elem);

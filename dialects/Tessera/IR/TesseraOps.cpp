@@ -230,5 +230,63 @@ LogicalResult CrossEntropyGradOp::verify() {
   return verifyLogitsLabels(*this, getLogits(), getLabels());
 }
 
+//===----------------------------------------------------------------------===//
+// Raised ops (compiler/raise)
+//===----------------------------------------------------------------------===//
+
+LogicalResult RMSNormOp::verify() {
+  ArrayRef<int64_t> in = shapeOf(getInput()), w = shapeOf(getWeight());
+  if (in.empty() || w.size() != 1 || w[0] != in.back())
+    return emitOpError("weight ") << shapeStr(w) << " must be [N] for input " << shapeStr(in)
+                                  << " normalised over its last axis";
+  if (getEps().convertToDouble() < 0)
+    return emitOpError("eps must be >= 0");
+  return success();
+}
+
+LogicalResult RopeOp::verify() {
+  ArrayRef<int64_t> in = shapeOf(getInput());
+  if (in.size() < 2 || in.back() % 2 != 0)
+    return emitOpError("input ") << shapeStr(in) << " must be [..., T, D] with D even";
+  for (Value table : {getCos(), getSin()}) {
+    auto b = broadcastShapes(in, shapeOf(table));
+    if (failed(b) || ArrayRef<int64_t>(*b) != in)
+      return emitOpError("cos/sin table ") << shapeStr(shapeOf(table))
+                                           << " does not broadcast to input " << shapeStr(in);
+  }
+  return success();
+}
+
+LogicalResult AttentionOp::verify() {
+  ArrayRef<int64_t> q = shapeOf(getQuery()), k = shapeOf(getKey()), v = shapeOf(getValue());
+  if (q.size() != 4 || k.size() != 4 || v.size() != 4)
+    return emitOpError("query, key and value must be [B, heads, seq, head_dim]");
+  int64_t groups = getKvGroups();
+  if (groups < 1 || k[1] * groups != q[1] || k != v || k[0] != q[0] || k[3] != q[3])
+    return emitOpError("query ") << shapeStr(q) << ", key " << shapeStr(k) << " and value "
+                                 << shapeStr(v) << " do not fit kv_groups = " << groups;
+  if (shapeOf(getResult()) != q)
+    return emitOpError("result must have the query's shape");
+  if (Value mask = getMask()) {
+    SmallVector<int64_t> scores = {q[0], q[1], q[2], k[2]};
+    auto b = broadcastShapes(scores, shapeOf(mask));
+    if (failed(b) || ArrayRef<int64_t>(*b) != ArrayRef<int64_t>(scores))
+      return emitOpError("mask ") << shapeStr(shapeOf(mask)) << " does not broadcast to scores "
+                                  << shapeStr(scores);
+  }
+  return success();
+}
+
+LogicalResult EmbeddingOp::verify() {
+  ArrayRef<int64_t> t = shapeOf(getTable()), ids = shapeOf(getIds());
+  if (t.size() != 2)
+    return emitOpError("table must be [vocab, hidden]");
+  SmallVector<int64_t> expected(ids.begin(), ids.end());
+  expected.push_back(t[1]);
+  if (shapeOf(getResult()) != ArrayRef<int64_t>(expected))
+    return emitOpError("result shape must be ") << shapeStr(expected);
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "Tessera/IR/TesseraOps.cpp.inc"

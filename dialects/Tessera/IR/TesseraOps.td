@@ -173,6 +173,88 @@ def Tessera_GatherOp : Tessera_Op<"gather", [Pure]> {
 }
 
 //===----------------------------------------------------------------------===//
+// Tensor level: raised ops (compiler/raise)
+//
+// High-level ops that tessera-raise recognises in imported graphs (decoder
+// layers of Llama / Qwen / Gemma exports) and tessera-decompose-fused expands
+// back into the generic core above, which autodiff and lowering know.
+//===----------------------------------------------------------------------===//
+
+def Tessera_RMSNormOp : Tessera_Op<"rms_norm", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "RMSNorm over the last axis: x * rsqrt(mean(x*x) + eps) * (weight + weight_offset)";
+  let description = [{
+    `weight` has the size of the input's last axis. `weight_offset` is 1 for a
+    Gemma-style (1 + w) norm whose offset the export did not fold into the
+    weight, otherwise 0.
+  }];
+  let arguments = (ins Tessera_FloatTensor:$input, Tessera_FloatTensor:$weight, F64Attr:$eps,
+                       DefaultValuedAttr<F64Attr, "0.0">:$weight_offset);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $weight attr-dict `:` `(` type($input) `,` type($weight) `)` `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Tessera_RopeOp : Tessera_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "rotary position embedding, rotate-half form: x * cos + rotate_half(x) * sin";
+  let description = [{
+    input [..., T, D] (D even), cos and sin broadcastable to it.
+    rotate_half(x) = concat(-x[..., D/2:], x[..., :D/2]).
+  }];
+  let arguments = (ins Tessera_FloatTensor:$input, Tessera_FloatTensor:$cos,
+                       Tessera_FloatTensor:$sin);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $cos `,` $sin attr-dict `:` `(` type($input) `,` type($cos) `,` type($sin) `)` `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Tessera_AttentionOp : Tessera_Op<"attention", [Pure]> {
+  let summary = "scaled dot-product attention with grouped key/value heads and an additive mask";
+  let description = [{
+    q [B, H, T, D], k and v [B, H / kv_groups, S, D], optional mask (f32,
+    added to the scores, broadcastable to [B, H, T, S]). Each key/value head
+    serves kv_groups consecutive query heads (Hugging Face repeat_kv).
+    result = softmax(q k^T * scale + mask) v, [B, H, T, D].
+  }];
+  let arguments = (ins Tessera_FloatTensor:$query, Tessera_FloatTensor:$key,
+                       Tessera_FloatTensor:$value, Optional<Tessera_FloatTensor>:$mask,
+                       F64Attr:$scale, I64Attr:$kv_groups);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$query `,` $key `,` $value (`mask` $mask^)? attr-dict `:` `(` type($query) `,` type($key) `,` type($value) (`,` type($mask)^)? `)` `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Tessera_GluActivation : I32EnumAttr<"GluActivation", "activation of a gated linear unit", [
+    I32EnumAttrCase<"silu", 0>, I32EnumAttrCase<"gelu_tanh", 1>
+  ]> {
+  let cppNamespace = "::mlir::tessera";
+  let genSpecializedAttr = 0;
+}
+def Tessera_GluActivationAttr : EnumAttr<Tessera_Dialect, Tessera_GluActivation, "glu_activation"> {
+  let assemblyFormat = "$value";
+}
+
+def Tessera_GluOp : Tessera_Op<"glu", [Pure, AllTypesMatch<["gate", "up", "result"]>]> {
+  let summary = "gated linear unit: act(gate) * up (SwiGLU with silu, GeGLU with gelu_tanh)";
+  let arguments = (ins Tessera_GluActivationAttr:$act, Tessera_FloatTensor:$gate,
+                       Tessera_FloatTensor:$up);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$act $gate `,` $up attr-dict `:` type($result)";
+}
+
+def Tessera_EmbeddingOp : Tessera_Op<"embedding", [Pure]> {
+  let summary = "token embedding lookup: table[ids] * scale";
+  let description = [{
+    table [V, N], ids [B, T] -> [B, T, N]. `scale` is Gemma's sqrt(hidden)
+    embedding scale (1 elsewhere).
+  }];
+  let arguments = (ins Tessera_FloatTensor:$table, Tessera_IndexTensor:$ids,
+                       DefaultValuedAttr<F64Attr, "1.0">:$scale);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$table `[` $ids `]` attr-dict `:` `(` type($table) `,` type($ids) `)` `->` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // Tensor level: training
 //===----------------------------------------------------------------------===//
 

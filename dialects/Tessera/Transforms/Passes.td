@@ -1,7 +1,7 @@
 //===- Passes.td - Tessera passes, in pipeline order -----*- tablegen -*-===//
 //
 // Declarations only. Each pass is implemented in the compiler/ folder of its
-// stage (compiler/lora, compiler/training, compiler/autodiff,
+// stage (compiler/raise, compiler/lora, compiler/training, compiler/autodiff,
 // compiler/lowering); tessera-opt registers them all.
 //
 //===----------------------------------------------------------------------===//
@@ -10,13 +10,35 @@
 
 include "mlir/Pass/PassBase.td"
 
+def TesseraRaise : Pass<"tessera-raise", "ModuleOp"> {
+  let summary = "Recognise decoder layers in @forward: raise fused ops, name linear layers";
+  let description = [{
+    Implemented in compiler/raise (docs/raising.md). Raises RMSNorm, RoPE,
+    grouped-query attention, SwiGLU/GeGLU and scaled embeddings into
+    tessera.rms_norm / rope / attention / glu / embedding, walks the residual
+    stream to recover the decoder layers, and marks every linear matmul with
+    `tessera.module` (layers.N.self_attn.q_proj, ..., lm_head) and every op of
+    layer N with `tessera.layer = N`. The module gets `tessera.arch`, the
+    recognised architecture. What is not recognised stays generic.
+  }];
+}
+
+def TesseraDecomposeFused : Pass<"tessera-decompose-fused", "ModuleOp"> {
+  let summary = "Expand raised ops back into the generic core ops";
+  let description = [{
+    Autodiff and lowering know the generic core only. Decomposed ops keep the
+    fused op's location and `tessera.layer`.
+  }];
+}
+
 def TesseraInjectLoRA : Pass<"tessera-inject-lora", "ModuleOp"> {
   let summary = "Add LoRA adapters to the selected linear layers of @forward";
   let description = [{
     A linear layer is a tessera.matmul whose rhs is a frozen tessera.param
     (possibly through a transpose folded into transpose_rhs). Its structural
-    name is the parameter name without the leading "model." and trailing
-    ".weight" (e.g. layers.0.self_attn.q_proj). Selected layers become
+    name is the matmul's `tessera.module` (set by tessera-raise), else the
+    parameter name without the leading "model." and trailing ".weight"
+    (e.g. layers.0.self_attn.q_proj). Selected layers become
     y = x W + scale * (x A^T) B^T with A [r, in] and B [out, r] (PEFT layout).
   }];
   let options = [
@@ -67,6 +89,62 @@ def TesseraKernelsToSPIRV : Pass<"tessera-kernels-to-spirv", "ModuleOp"> {
     Option<"dumpDir", "dump-dir", "std::string", /*default=*/"\"\"",
            "also write each kernel's SPIR-V binary to <dir>/<kernel>.spv (for spirv-val in tests)">
   ];
+}
+
+//===----------------------------------------------------------------------===//
+// Memory (compiler/memory, docs/memory.md)
+//===----------------------------------------------------------------------===//
+
+def TesseraChunkLoss : Pass<"tessera-chunk-loss", "ModuleOp"> {
+  let summary = "Split @loss's lm_head matmul + cross_entropy into token chunks";
+  let description = [{
+    Runs before autodiff. When the [tokens x vocab] logits of @loss exceed
+    `budget-bytes` (or `chunk-tokens` is set), the final matmul and
+    cross_entropy become one matmul + cross_entropy per chunk of token rows,
+    combined into the same mean over counted tokens. Each chunk's logits are
+    ops of their own, so tessera-schedule-loss-chunks can free them early.
+  }];
+  let options = [
+    Option<"chunkTokens", "chunk-tokens", "int64_t", /*default=*/"0",
+           "token rows per chunk (0: the most that fit budget-bytes; chunking only when needed)">,
+    Option<"budgetBytes", "budget-bytes", "int64_t", /*default=*/"67108864",
+           "largest logits chunk in bytes when chunk-tokens is 0">
+  ];
+}
+
+def TesseraScheduleLossChunks : Pass<"tessera-schedule-loss-chunks", "ModuleOp"> {
+  let summary = "Move each cross_entropy_grad (and the products of its result) right after its forward chunk";
+  let description = [{
+    Runs after autodiff on @loss_grad (and @train_step if present). The
+    gradient of a loss chunk w.r.t. its logits needs only those logits, the
+    labels and the incoming scalar gradient, so it can run as soon as the
+    chunk's cross_entropy has: the chunk's logits then die before the next
+    chunk's are made.
+  }];
+}
+
+def TesseraRecompute : Pass<"tessera-recompute", "ModuleOp"> {
+  let summary = "Recompute each decoder layer's forward in the backward sweep of @loss_grad";
+  let description = [{
+    Needs `tessera.layer = N` on the forward ops (tessera-raise). Values of
+    layer N that the backward sweep uses, other than the layer's outputs,
+    are recomputed from the kept layer inputs right before their first
+    backward use, so the forward's copies die inside the forward.
+  }];
+}
+
+def TesseraReuseBuffers : Pass<"tessera-reuse-buffers", "ModuleOp"> {
+  let summary = "Share storage between activation buffers whose lifetimes do not overlap";
+  let description = [{
+    Runs after tessera-lower-to-kernels. A root activation buffer lives from
+    the first to the last dispatch (of its program) that binds it or an
+    alias of it. Buffers used by one program only are packed greedily by
+    size into shared `activation` slot buffers (the members become aliases);
+    programs never run at the same time, so slots are shared across them.
+    Weights, LoRA factors, gradients, optimizer state, inputs, outputs and
+    constants are never shared. Records the sizes in the module attribute
+    `tessera.memory` (see docs/memory.md).
+  }];
 }
 
 #endif // TESSERA_PASSES_TD

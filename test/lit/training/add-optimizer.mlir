@@ -3,12 +3,12 @@
 // RUN: tessera-opt %s --tessera-add-optimizer | FileCheck %s
 
 // CHECK-LABEL: func.func @loss_grad
-// CHECK-LABEL: func.func @train_step(%arg0: tensor<1x2xi32>, %arg1: tensor<1x2xi32>, %arg2: tensor<8xf32>) -> tensor<f32>
+// CHECK-LABEL: func.func @train_step(%arg0: tensor<1x2xi32>, %arg1: tensor<1x2xi32>, %arg2: tensor<10xf32>) -> tensor<f32>
 // CHECK: %[[L:.*]] = tessera.cross_entropy
 // CHECK: %[[GA:.*]] = tessera.matmul {{.*}} -> tensor<2x3xf32>
 // CHECK: %[[GB:.*]] = tessera.matmul {{.*}} -> tensor<4x2xf32>
-// CHECK-NEXT: tessera.adamw_update "fc.lora_A", %[[GA]], %arg2 : tensor<2x3xf32>, tensor<8xf32>
-// CHECK-NEXT: tessera.adamw_update "fc.lora_B", %[[GB]], %arg2 : tensor<4x2xf32>, tensor<8xf32>
+// CHECK-NEXT: tessera.adamw_update "fc.lora_A", %[[GA]], %arg2 : tensor<2x3xf32>, tensor<10xf32>
+// CHECK-NEXT: tessera.adamw_update "fc.lora_B", %[[GB]], %arg2 : tensor<4x2xf32>, tensor<10xf32>
 // CHECK-NEXT: return %[[L]] : tensor<f32>
 func.func @loss_grad(%ids: tensor<1x2xi32>, %labels: tensor<1x2xi32>)
     -> (tensor<f32>, tensor<2x3xf32> {tessera.grad_of = "fc.lora_A"}, tensor<4x2xf32> {tessera.grad_of = "fc.lora_B"}) {

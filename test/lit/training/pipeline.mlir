@@ -9,10 +9,10 @@
 // CHECK-SAME: tensor<2x8xf32> {tessera.grad_of = "layers.0.self_attn.v_proj.lora_A"}, tensor<8x2xf32> {tessera.grad_of = "layers.0.self_attn.v_proj.lora_B"},
 // CHECK-SAME: tensor<2x8xf32> {tessera.grad_of = "layers.1.self_attn.q_proj.lora_A"}, tensor<8x2xf32> {tessera.grad_of = "layers.1.self_attn.q_proj.lora_B"},
 // CHECK-SAME: tensor<2x8xf32> {tessera.grad_of = "layers.1.self_attn.v_proj.lora_A"}, tensor<8x2xf32> {tessera.grad_of = "layers.1.self_attn.v_proj.lora_B"})
-// CHECK-LABEL: func.func @train_step(%arg0: tensor<1x4xi32>, %arg1: tensor<1x4xi32>, %arg2: tensor<8xf32>) -> tensor<f32>
+// CHECK-LABEL: func.func @train_step(%arg0: tensor<1x4xi32>, %arg1: tensor<1x4xi32>, %arg2: tensor<10xf32>) -> tensor<f32>
 // CHECK: %[[L:.*]] = tessera.cross_entropy
-// CHECK: tessera.adamw_update "layers.0.self_attn.q_proj.lora_A", %{{.*}}, %arg2 : tensor<2x8xf32>, tensor<8xf32>
-// CHECK-NEXT: tessera.adamw_update "layers.0.self_attn.q_proj.lora_B", %{{.*}}, %arg2 : tensor<8x2xf32>, tensor<8xf32>
+// CHECK: tessera.adamw_update "layers.0.self_attn.q_proj.lora_A", %{{.*}}, %arg2 : tensor<2x8xf32>, tensor<10xf32>
+// CHECK-NEXT: tessera.adamw_update "layers.0.self_attn.q_proj.lora_B", %{{.*}}, %arg2 : tensor<8x2xf32>, tensor<10xf32>
 // CHECK-NEXT: tessera.adamw_update "layers.0.self_attn.v_proj.lora_A"
 // CHECK-NEXT: tessera.adamw_update "layers.0.self_attn.v_proj.lora_B"
 // CHECK-NEXT: tessera.adamw_update "layers.1.self_attn.q_proj.lora_A"

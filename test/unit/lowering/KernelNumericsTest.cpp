@@ -905,4 +905,78 @@ TEST(KernelNumerics, AdamW) {
   EXPECT_GE(ad.v_b, 0);
 }
 
+TEST(KernelNumerics, AdamWAccumulatedAndClipped) {
+  // 10 hparams: train_step accumulates grad / K, optimizer_step clips by the
+  // global norm (torch.nn.utils.clip_grad_norm_) and updates; a NaN gradient
+  // makes the norm NaN and the update is skipped.
+  std::string src = R"(module {
+  func.func @train_step(%ids: tensor<1x2xi32>, %labels: tensor<1x2xi32>, %hp: tensor<10xf32>) -> tensor<f32> {
+    %ga = tessera.param frozen "ga" : tensor<3x5xf32>
+    %gb = tessera.param frozen "gb" : tensor<7x3xf32>
+    %s = tessera.reduce sum %ga {axes = array<i64: 0, 1>} : tensor<3x5xf32> -> tensor<f32>
+    tessera.adamw_update "m.lora_A", %ga, %hp : tensor<3x5xf32>, tensor<10xf32>
+    tessera.adamw_update "m.lora_B", %gb, %hp : tensor<7x3xf32>, tensor<10xf32>
+    return %s : tensor<f32>
+  }
+})";
+  GpuRun r(src);
+  ASSERT_NE(r.plan.program("optimizer_step"), nullptr);
+  const double lr = 0.01f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = 0.1f, maxNorm = 0.5f;
+  const int K = 2;
+  std::map<std::string, std::vector<double>> p, m, v;
+  std::map<std::string, std::string> param = {{"a", "m.lora_A"}, {"b", "m.lora_B"}};
+  for (auto [name, n] : std::vector<std::pair<std::string, int>>{{"a", 15}, {"b", 21}}) {
+    std::vector<float> init = uniform(n, -1, 1);
+    r.set(param[name], init);
+    p[name].assign(init.begin(), init.end());
+    m[name].assign(n, 0.0);
+    v[name].assign(n, 0.0);
+  }
+  for (int t = 1; t <= 3; ++t) {
+    bool poisoned = t == 3; // a NaN in one micro-batch's gradient
+    std::vector<float> hp = {(float)lr, (float)b1, (float)b2, (float)eps, (float)wd,
+                             (float)(1 - std::pow(b1, t)), (float)(1 - std::pow(b2, t)), (float)t,
+                             (float)maxNorm, 1.0f / K};
+    r.set("hparams", hp);
+    std::map<std::string, std::vector<double>> acc = {{"a", std::vector<double>(15)}, {"b", std::vector<double>(21)}};
+    for (int k = 0; k < K; ++k) {
+      std::vector<float> ga = uniform(15, -1, 1), gb = uniform(21, -0.5, 0.5);
+      if (poisoned && k == 1) ga[4] = std::nanf("");
+      r.set("ga", ga);
+      r.set("gb", gb);
+      r.run("train_step");
+      for (int i = 0; i < 15; ++i) acc["a"][i] += double(ga[i]) / K;
+      for (int i = 0; i < 21; ++i) acc["b"][i] += double(gb[i]) / K;
+    }
+    r.run("optimizer_step");
+    double sq = 0;
+    for (auto &[name, g] : acc)
+      for (double x : g) sq += x * x;
+    double norm = std::sqrt(sq), coef = std::min(1.0, maxNorm / (norm + 1e-6));
+    std::vector<float> gn = r.get("grad_norm");
+    if (poisoned) {
+      EXPECT_TRUE(std::isnan(gn[1]));
+    } else {
+      expectClose({gn[1]}, {norm}, "grad_norm");
+      expectClose({gn[2]}, {coef}, "clip coefficient");
+      EXPECT_LT(coef, 1.0); // the test clips
+      for (const char *name : {"a", "b"})
+        for (size_t i = 0; i < p[name].size(); ++i) {
+          double gi = acc[name][i] * coef;
+          m[name][i] = b1 * m[name][i] + (1 - b1) * gi;
+          v[name][i] = b2 * v[name][i] + (1 - b2) * gi * gi;
+          double mh = m[name][i] / (float)(1 - std::pow(b1, t)), vh = v[name][i] / (float)(1 - std::pow(b2, t));
+          p[name][i] -= lr * (mh / (std::sqrt(vh) + eps) + wd * p[name][i]);
+        }
+    }
+    EXPECT_EQ(gn[0], 0.0f); // the running sum is left at zero
+    for (const char *name : {"a", "b"}) {
+      std::vector<double> scale(p[name].size(), lr * 10);
+      expectClose(r.get(param[name]), p[name], scale, param[name] + " step " + std::to_string(t));
+      expectClose(r.get(param[name] + ".exp_avg"), m[name], param[name] + ".exp_avg");
+      for (float x : r.get(param[name] + ".grad_accum")) EXPECT_EQ(x, 0.0f); // ready for the next step
+    }
+  }
+}
+
 } // namespace
