@@ -106,6 +106,10 @@ int compileModel(const CompileOptions &o, std::string &error) {
     error = "--lora-rank must be >= 1";
     return 1;
   }
+  if (!(o.lora_dropout >= 0.0 && o.lora_dropout < 1.0)) {
+    error = "--lora-dropout must be in [0, 1)";
+    return 1;
+  }
 
   mlir::OwningOpRef<mlir::ModuleOp> module =
       importOnnx(ctx, o.model, ImportOptions{o.batch, o.seq}, error);
@@ -124,6 +128,8 @@ int compileModel(const CompileOptions &o, std::string &error) {
   lora.rank = o.lora_rank;
   lora.alpha = o.lora_alpha;
   lora.rslora = o.rslora;
+  lora.dropout = o.lora_dropout;
+  lora.layers = o.lora_layers;
   training.addPass(mlir::tessera::createTesseraInjectLoRA(lora));
   training.addPass(mlir::tessera::createTesseraDecomposeFused());
   training.addPass(mlir::tessera::createTesseraAppendLoss());

@@ -14,6 +14,8 @@ struct CompileOptions {
   double lora_alpha = 16.0;
   std::string lora_targets = "all-linear";
   bool rslora = false;
+  double lora_dropout = 0.0;   // PEFT's lora_dropout, applied in train_step only
+  std::string lora_layers;     // decoder layers to adapt (0,2,5-7); empty: all
   uint64_t seed = 0;           // LoRA A initialisation seed
   std::string profile;         // device profile JSON; empty: built-in default
   std::string emit_spirv_dir;  // write every kernel as <dir>/<kernel>.spv

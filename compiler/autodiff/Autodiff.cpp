@@ -472,6 +472,13 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
       accumulate(gb, o.getInput(), g);
       return success();
     }
+    if (auto o = dyn_cast<DropoutOp>(op)) {
+      // A fixed mask times a constant: the same op (same site, so the same
+      // mask in the same program) applied to the gradient.
+      accumulate(gb, o.getInput(),
+                 gb.b.create<DropoutOp>(gb.loc, g.getType(), g, o.getRateAttr(), o.getSiteAttr()));
+      return success();
+    }
     if (auto o = dyn_cast<MatmulOp>(op))
       return matmulRule(gb, o, g);
     if (auto o = dyn_cast<ReduceOp>(op))

@@ -22,7 +22,12 @@
 //   %d  = tessera.matmul %xs, %B {transpose_rhs = true}      // [..., M, out]
 //   %y2 = tessera.binary add %y, %d                          // replaces %y
 //
-// with scale = alpha / r (alpha / sqrt(r) with rslora). Target matching
+// with scale = alpha / r (alpha / sqrt(r) with rslora). With dropout p > 0
+// the A matmul reads `tessera.dropout %x {rate = p, site = fnv1a32(name)}`
+// instead of %x: one independent mask per adapter, as PEFT's one nn.Dropout
+// per LoRA layer, and a site that does not depend on the order of layers.
+// `layers` (PEFT's layers_to_transform) keeps only the linear layers whose
+// structural name starts with layers.N. for a listed N. Target matching
 // follows PEFT: an entry selects a layer when it equals the last component
 // of the structural name (q_proj) or is a dot-aligned suffix of it
 // (self_attn.q_proj, layers.0.self_attn.q_proj); "all-linear" selects every
@@ -43,6 +48,7 @@
 #include "llvm/ADT/StringSet.h"
 
 #include <cmath>
+#include <set>
 
 namespace mlir::tessera {
 #define GEN_PASS_DEF_TESSERAINJECTLORA
@@ -69,6 +75,47 @@ bool matches(StringRef entry, StringRef structural) {
     return true;
   return structural.size() > entry.size() && structural.ends_with(entry) &&
          structural[structural.size() - entry.size() - 1] == '.';
+}
+
+/// FNV-1a, 32 bits: the dropout site of an adapter from its structural name.
+uint32_t fnv1a32(StringRef s) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return h;
+}
+
+/// The decoder layer index of "layers.N.<...>", if any.
+std::optional<int64_t> layerIndex(StringRef structural) {
+  if (!structural.consume_front("layers."))
+    return std::nullopt;
+  int64_t n;
+  StringRef digits = structural.take_until([](char c) { return c == '.'; });
+  if (digits.getAsInteger(10, n))
+    return std::nullopt;
+  return n;
+}
+
+/// "0,2,5-7" -> {0, 2, 5, 6, 7}; an error message on bad syntax.
+FailureOr<std::set<int64_t>> parseLayers(StringRef spec, std::string &err) {
+  std::set<int64_t> out;
+  for (StringRef e : llvm::split(spec, ',')) {
+    e = e.trim();
+    if (e.empty())
+      continue;
+    auto [lo, hi] = e.split('-');
+    int64_t a, z;
+    if (lo.trim().getAsInteger(10, a) || a < 0 ||
+        (hi.empty() ? (z = a, false) : hi.trim().getAsInteger(10, z)) || z < a) {
+      err = "--lora-layers: '" + e.str() + "' is not a layer index or range (e.g. 0,2,5-7)";
+      return failure();
+    }
+    for (int64_t i = a; i <= z; ++i)
+      out.insert(i);
+  }
+  return out;
 }
 
 struct LinearLayer {
@@ -157,6 +204,17 @@ struct TesseraInjectLoRAPass : impl::TesseraInjectLoRABase<TesseraInjectLoRAPass
       return signalPassFailure();
     }
     bool allLinear = llvm::is_contained(entries, "all-linear");
+    if (!(dropout >= 0.0 && dropout < 1.0)) {
+      emitError(module.getLoc(), "tessera-inject-lora: --lora-dropout must be in [0, 1), got ")
+          << (double)dropout;
+      return signalPassFailure();
+    }
+    std::string layersError;
+    FailureOr<std::set<int64_t>> layerSet = parseLayers(layers, layersError);
+    if (failed(layerSet)) {
+      emitError(module.getLoc(), layersError);
+      return signalPassFailure();
+    }
 
     SmallVector<LinearLayer> linears;
     forward.walk([&](MatmulOp mm) {
@@ -178,8 +236,25 @@ struct TesseraInjectLoRAPass : impl::TesseraInjectLoRABase<TesseraInjectLoRAPass
           take = true;
           entryUsed[e] = true;
         }
+      if (take && !layerSet->empty()) {
+        std::optional<int64_t> n = layerIndex(l.structural);
+        take = n && layerSet->count(*n);
+      }
       if (take)
         selected.push_back(l);
+    }
+    if (!layerSet->empty()) {
+      std::set<int64_t> present;
+      for (const LinearLayer &l : linears)
+        if (std::optional<int64_t> n = layerIndex(l.structural))
+          present.insert(*n);
+      for (int64_t n : *layerSet)
+        if (!present.count(n)) {
+          emitError(module.getLoc()) << "--lora-layers: the model has no decoder layer " << n
+                                     << " (its layers are 0-"
+                                     << (present.empty() ? -1 : *present.rbegin()) << ")";
+          return signalPassFailure();
+        }
     }
     for (const std::string &e : entries) {
       if (e == "all-linear" || entryUsed.lookup(e))
@@ -214,7 +289,11 @@ struct TesseraInjectLoRAPass : impl::TesseraInjectLoRABase<TesseraInjectLoRAPass
       SmallVector<int64_t> smallShape(yType.getShape());
       smallShape.back() = rank;
       auto smallType = RankedTensorType::get(smallShape, f32);
-      Value xa = b.create<MatmulOp>(loc, smallType, mm.getLhs(), pa, mm.getTransposeLhs(),
+      Value x = mm.getLhs();
+      if (dropout > 0.0)
+        x = b.create<DropoutOp>(loc, x.getType(), x, b.getF64FloatAttr(dropout),
+                                b.getI64IntegerAttr(fnv1a32(l.structural)));
+      Value xa = b.create<MatmulOp>(loc, smallType, x, pa, mm.getTransposeLhs(),
                                     /*transpose_rhs=*/true);
       auto scalarType = RankedTensorType::get({}, f32);
       Value c =
@@ -225,8 +304,9 @@ struct TesseraInjectLoRAPass : impl::TesseraInjectLoRABase<TesseraInjectLoRAPass
       auto sum = b.create<BinaryOp>(loc, yType, BinaryFn::add, mm.getResult(), d);
       mm.getResult().replaceAllUsesExcept(sum.getResult(), sum);
       if (Attribute layer = mm->getAttr("tessera.layer"))
-        for (Value v : {xa, c, xs, d, Value(sum.getResult())})
-          v.getDefiningOp()->setAttr("tessera.layer", layer);
+        for (Value v : {x, xa, c, xs, d, Value(sum.getResult())})
+          if (v != mm.getLhs())
+            v.getDefiningOp()->setAttr("tessera.layer", layer);
       if (seen.insert(l.structural).second)
         moduleNames.push_back(b.getStringAttr(l.structural));
     }
@@ -239,6 +319,7 @@ struct TesseraInjectLoRAPass : impl::TesseraInjectLoRABase<TesseraInjectLoRAPass
         b.getNamedAttr("alpha", b.getF64FloatAttr(alpha)),
         b.getNamedAttr("scale", b.getF64FloatAttr(scale)),
         b.getNamedAttr("rslora", b.getBoolAttr(rslora)),
+        b.getNamedAttr("dropout", b.getF64FloatAttr(dropout)),
         b.getNamedAttr("targets", b.getArrayAttr(targetAttrs)),
         b.getNamedAttr("modules", b.getArrayAttr(moduleNames)),
     };

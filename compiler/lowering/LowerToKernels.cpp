@@ -19,7 +19,9 @@
 //   constant   one per distinct tessera.constant value (init = the value)
 //   activation one per other value (<program>.v<n>), plus scratch buffers
 //              some kernels need (<program>.v<n>.<what>)
-// A reshape makes an alias buffer (alias = the storage owner) and no kernel.
+// A reshape makes an alias buffer (alias = the storage owner) and no kernel;
+// so does a tessera.dropout in @eval (dropout is training-only), whose
+// result is its input's buffer. In @train_step it binds @hparams (the seed).
 // When a designated value (loss, a gradient) cannot be computed in place
 // (e.g. it is a parameter) a copy kernel moves it there.
 //
@@ -410,6 +412,11 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
       return op->emitOpError("unexpected op in ") << f.getName();
     if (!live.contains(op))
       continue;
+    // LoRA dropout is training-only: in eval its result is its input.
+    if (auto d = dyn_cast<DropoutOp>(op); d && !isTrain) {
+      valueBuf[d.getResult()] = valueBuf.lookup(d.getInput());
+      continue;
+    }
 
     // A kernel op: results into designated or fresh activation buffers.
     SmallVector<std::string> slots;
@@ -431,7 +438,13 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
       module->setAttr("tessera.vocab",
                       IntegerAttr::get(IntegerType::get(mctx(), 64),
                                        cast<ShapedType>(ce.getLogits().getType()).getShape().back()));
-    FailureOr<OpLowering> l = lowerTensorOp(op);
+    FailureOr<OpLowering> l;
+    if (auto d = dyn_cast<DropoutOp>(op)) {
+      slots.push_back(valueBuf.lookup(f.getArgument(2)));
+      l = lowerDropout(ctx, d, cast<ShapedType>(f.getArgument(2).getType()));
+    } else {
+      l = lowerTensorOp(op);
+    }
     if (failed(l))
       return failure();
     emit(pb, op, *l, slots);

@@ -255,6 +255,8 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
       p.lora_alpha = a.getValueAsDouble();
     if (auto r = lora.getAs<BoolAttr>("rslora"))
       p.rslora = r.getValue();
+    if (auto d = lora.getAs<FloatAttr>("dropout"))
+      p.lora_dropout = d.getValueAsDouble();
     if (auto s = lora.getAs<FloatAttr>("scale"))
       scale = s.getValueAsDouble();
     if (auto t = lora.getAs<ArrayAttr>("targets")) {

@@ -8,7 +8,7 @@
 //   tessera.adamw_update "<param>", %grad, %hparams
 // per gradient result (named by its tessera.grad_of attribute), returning the
 // loss. hparams = [lr, beta1, beta2, eps, weight_decay, 1-beta1^t, 1-beta2^t, t,
-// max_grad_norm, grad_scale], written by the runtime every step (the schedule
+// max_grad_norm, grad_scale(, dropout_seed)], written by the runtime every step (the schedule
 // changes lr without a recompile). With 10 hparams the lowering splits the
 // step into `train_step` (forward, backward, gradient accumulation) and
 // `optimizer_step` (global-norm clipping, AdamW), so that one optimizer step
@@ -26,8 +26,10 @@ namespace mlir::tessera {
 
 namespace {
 
-// plan::kNumHParams (runtime/plan/Plan.h); the compiler does not link the runtime.
-constexpr int64_t kTrainHParams = 10;
+// plan::kNumHParams and kNumHParamsDropout (runtime/plan/Plan.h); the
+// compiler does not link the runtime. A graph with LoRA dropout gets one more
+// value, the mask seed of the micro-batch (tessera.dropout reads it).
+constexpr int64_t kTrainHParams = 10, kTrainHParamsDropout = 11;
 
 struct TesseraAddOptimizerPass : impl::TesseraAddOptimizerBase<TesseraAddOptimizerPass> {
   using TesseraAddOptimizerBase::TesseraAddOptimizerBase;
@@ -68,7 +70,10 @@ struct TesseraAddOptimizerPass : impl::TesseraAddOptimizerBase<TesseraAddOptimiz
     OpBuilder b(module.getContext());
     b.setInsertionPointAfter(grad);
     SmallVector<Type> inputs(ft.getInputs());
-    auto hparamsType = RankedTensorType::get({kTrainHParams}, b.getF32Type());
+    bool dropout = false;
+    grad.walk([&](DropoutOp) { dropout = true; });
+    auto hparamsType =
+        RankedTensorType::get({dropout ? kTrainHParamsDropout : kTrainHParams}, b.getF32Type());
     inputs.push_back(hparamsType);
     auto step =
         b.create<func::FuncOp>(grad.getLoc(), "train_step", b.getFunctionType(inputs, {scalar}));

@@ -327,6 +327,7 @@ std::vector<uint8_t> serialize(const Plan &plan) {
   m["lora_alpha"] = plan.lora_alpha;
   m["lora_scale"] = plan.lora_scale;
   m["rslora"] = plan.rslora;
+  m["lora_dropout"] = plan.lora_dropout;
   m["lora_targets"] = plan.lora_targets;
   m["seed"] = plan.seed;
   m["lr"] = plan.lr;
@@ -468,6 +469,10 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
   p.lora_alpha = r.number(m, "lora_alpha", "lora_alpha");
   p.lora_scale = r.number(m, "lora_scale", "lora_scale");
   p.rslora = r.boolean(m, "rslora", "rslora");
+  // Optional: plans written before LoRA dropout existed have none.
+  p.lora_dropout = m.contains("lora_dropout") ? r.number(m, "lora_dropout", "lora_dropout") : 0.0;
+  if (!(p.lora_dropout >= 0.0 && p.lora_dropout < 1.0))
+    r.fail("lora_dropout must be in [0, 1)");
   {
     const json &t = r.array(m, "lora_targets", "lora_targets");
     for (size_t i = 0; i < t.size(); ++i) {

@@ -43,6 +43,8 @@ enum HParam : uint32_t {
   kMaxGradNorm = 8,     // clip the global gradient norm to this (<= 0: no clipping)
   kGradScale = 9,       // each micro-batch gradient is accumulated times this (1/K)
   kNumHParams = 10,
+  kDropoutSeed = 10,    // plans with LoRA dropout: this micro-batch's mask seed (an integer < 2^24)
+  kNumHParamsDropout = 11,
 };
 // The `grad_norm` output buffer of plans with an `optimizer_step` program:
 // [0] running sum of squares (scratch, left at 0), [1] global norm of the
@@ -114,6 +116,7 @@ struct Plan {
   double lora_alpha = 0;
   double lora_scale = 0;   // alpha / rank (or alpha / sqrt(rank) with rslora)
   bool rslora = false;
+  double lora_dropout = 0; // PEFT's lora_dropout (the train_step program applies it)
   std::vector<std::string> lora_targets; // as given to --lora-targets
   uint64_t seed = 0;       // LoRA A initialisation seed
   // AdamW defaults, torch.optim.AdamW's (the runtime's flags override them).

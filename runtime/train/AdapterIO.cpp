@@ -34,7 +34,7 @@ std::string adapterConfig(const plan::Plan &plan) {
   else
     c["lora_alpha"] = plan.lora_alpha;
   c["use_rslora"] = plan.rslora;
-  c["lora_dropout"] = 0.0;
+  c["lora_dropout"] = plan.lora_dropout;
   c["bias"] = "none";
   c["target_modules"] = std::vector<std::string>(targets.begin(), targets.end());
   c["base_model_name_or_path"] = plan.model_file;

@@ -26,6 +26,16 @@
 
 namespace tessera::train {
 
+uint32_t dropoutSeed(uint64_t seed, int64_t microBatch) {
+  uint32_t h = uint32_t(seed) * 0x9E3779B9u + uint32_t(microBatch) + 1u;
+  h ^= h >> 16;
+  h *= 0x85EBCA6Bu;
+  h ^= h >> 13;
+  h *= 0xC2B2AE35u;
+  h ^= h >> 16;
+  return h & 0xFFFFFFu;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -153,6 +163,14 @@ public:
       h[plan::kMaxGradNorm] = float(maxGradNorm > 0 ? maxGradNorm : 0.0);
       h[plan::kGradScale] = float(1.0 / double(accum));
     }
+  }
+
+  // Plans with LoRA dropout: the mask seed of micro-batch m (0-based over
+  // the run: (step - 1) * K + k), so that every micro-batch draws new masks
+  // and a run with the same --seed draws the same ones.
+  void writeDropoutSeed(int64_t microBatch) {
+    if (plan_.hparams < 0 || plan_.buffers[size_t(plan_.hparams)].bytes < 4 * plan::kNumHParamsDropout) return;
+    exec_->f32(size_t(plan_.hparams))[plan::kDropoutSeed] = float(dropoutSeed(seed_, microBatch));
   }
 
   AdamW planAdamW() const { return {plan_.beta1, plan_.beta2, plan_.eps, plan_.weight_decay}; }
@@ -368,6 +386,7 @@ TrainResult runTraining(const TrainOptions &o) {
       data::Batch batch = s.batcher().nextTrain();
       if (batch.countedTokens() == 0) continue; // no loss, no gradient: contributes nothing
       s.upload(batch);
+      s.writeDropoutSeed((step - 1) * accum + k);
       vk::ProgramTiming timing = s.exec().run("train_step");
       timed = timed && timing.gpu_ms >= 0;
       gpuMs += timing.gpu_ms;

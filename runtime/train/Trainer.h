@@ -52,6 +52,11 @@ EvalResult runEvaluation(const EvalOptions &options);
 // LoRA A initialisation stream: splitmix64 seeded with `seed`; each value is
 // (2u - 1) / sqrt(in_features) with u = (next() >> 11) * 2^-53, adapters in
 // plan order, A row-major. Exposed for tests.
+/// The LoRA dropout mask seed of micro-batch m of a run seeded `seed`
+/// (hparams[kDropoutSeed]; docs/training.md): fmix32(seed * 0x9E3779B9 + m + 1)
+/// in 24 bits, so that the f32 slot holds it exactly.
+uint32_t dropoutSeed(uint64_t seed, int64_t microBatch);
+
 class SplitMix64 {
 public:
   explicit SplitMix64(uint64_t seed) : state_(seed) {}

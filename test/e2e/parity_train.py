@@ -24,7 +24,7 @@ import sys
 
 
 import common
-from common import TempDirTest, reference, rel_norm_err, safetensors_io, tessera
+from common import TempDirTest, parse_eval, reference, rel_norm_err, safetensors_io, tessera
 
 BATCH, SEQ, RANK, ALPHA, LR = 4, 32, 4, 8.0, 2e-3
 STEPS = 100
@@ -51,14 +51,14 @@ class TrainParity(TempDirTest):
         reference("random-adapter", "--model", cls.model, "--rank", RANK, "--alpha", ALPHA,
                   "--targets", "all-linear", "--seed", 21, "--out", cls.init)
 
-    def run_both(self, name, steps, *flags):
+    def run_both(self, name, steps, *flags, plan=None, ref_flags=()):
         """Trains with tessera and the reference under the same flags; returns (metrics, reference log, dirs)."""
         out, metrics, ref_out = self.path(name + "_tessera"), self.path(name + ".jsonl"), self.path(name + "_ref")
-        tessera("train", self.plan, "--weights", self.model, "--data", self.data, "--steps", steps,
+        tessera("train", plan or self.plan, "--weights", self.model, "--data", self.data, "--steps", steps,
                 "--init-adapter", self.init, "--out", out, "--metrics", metrics, *flags)
         want = reference("train", "--model", self.model, "--data", self.data, "--batch", BATCH, "--seq", SEQ,
                          "--adapter", self.init, "--scale", ALPHA / RANK, "--steps", steps, "--out", ref_out,
-                         *flags)
+                         *flags, *ref_flags)
         with open(metrics) as f:
             got = [json.loads(line) for line in f if line.strip()]
         self.assertEqual(len(got), steps)
@@ -112,6 +112,34 @@ class TrainParity(TempDirTest):
         clipped = sum(1 for w in want if w["grad_norm"] > MAX_NORM)
         self.assertTrue(5 <= clipped <= SCHED_STEPS - 5, f"{clipped} clipped steps: the test must exercise both")
         self.check_adapters(out, ref_out)
+
+    def test_lora_dropout(self):
+        # --lora-dropout 0.25: the reference draws tessera's counter-based masks
+        # (same seed per micro-batch, same site per module), so the runs still
+        # agree step by step; with accumulation each micro-batch gets new masks.
+        plan = self.path("dropout.tplan")
+        tessera("compile", self.model, "-o", plan, "--batch", BATCH, "--seq", SEQ, "--lora-rank", RANK,
+                "--lora-alpha", ALPHA, "--lora-targets", "all-linear", "--lora-dropout", 0.25, "--seed", 5)
+        steps = 20
+        got, want, out, ref_out = self.run_both("dropout", steps, "--lr", LR, "--grad-accum", 2, plan=plan,
+                                                ref_flags=("--lora-dropout", 0.25, "--dropout-seed", 5))
+        self.check_losses(got, want)
+        self.check_adapters(out, ref_out)
+        # The masks are live and they are the reference's: without dropout, or
+        # with another seed's masks, the curves part by far more than the tolerance.
+        for other in (("--lora-dropout", 0.0), ("--lora-dropout", 0.25, "--dropout-seed", 6)):
+            alt = reference("train", "--model", self.model, "--data", self.data, "--batch", BATCH, "--seq", SEQ,
+                            "--adapter", self.init, "--scale", ALPHA / RANK, "--steps", steps, "--lr", LR,
+                            "--grad-accum", 2, *other)
+            apart = max(abs(g["loss"] - a["loss"]) for g, a in zip(got, alt))
+            print(f"reference with {other}: largest loss difference {apart:.2e}", file=sys.stderr)
+            self.assertGreater(apart, 5 * LOSS_TOL, other)
+        with open(os.path.join(out, "adapter_config.json")) as f:
+            self.assertEqual(json.load(f)["lora_dropout"], 0.25)
+        # eval never drops: the dropout plan evaluates the init adapter as the plain plan does.
+        ev = [parse_eval(tessera("eval", p, "--weights", self.model, "--data", self.data,
+                                 "--init-adapter", self.init))[0] for p in (plan, self.plan)]
+        self.assertAlmostEqual(ev[0], ev[1], delta=1e-6)
 
     def test_linear_schedule(self):
         # The lr of every step is transformers' formula as the PEFT fixtures' export script writes it.

@@ -17,7 +17,7 @@ class SpirvValid(TempDirTest):
         spv_dir = self.path("spv")
         mlir = self.path("train.mlir")
         self.compile(self.path("p.tplan"), "--batch", 2, "--seq", 16, "--lora-rank", 4, "--lora-targets",
-                     "all-linear", "--emit-spirv", spv_dir, "--emit-mlir", mlir)
+                     "all-linear", "--lora-dropout", 0.1, "--emit-spirv", spv_dir, "--emit-mlir", mlir)
         files = sorted(f for f in os.listdir(spv_dir) if f.endswith(".spv"))
         self.assertGreater(len(files), 0, f"no .spv files in {spv_dir}")
         bad = []

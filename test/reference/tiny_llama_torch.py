@@ -107,12 +107,22 @@ class TinyLlama:
         var = x.pow(2).mean(-1, keepdim=True)
         return w * (x * torch.rsqrt(var + self.cfg["rms_norm_eps"]))
 
+    # LoRA dropout (PEFT's lora_dropout on the adapter's input) with Tessera's
+    # counter-based mask, so that both draw the same masks: (rate, seed of the
+    # current micro-batch) or None for no dropout (eval, rate 0).
+    dropout = None
+
     def linear(self, x, module, lora, scale):
         w = self.w[f"model.{module}.weight"] if module != "lm_head" else self.w["lm_head.weight"]
         y = x @ w.T
         if lora is not None and module in lora:
             a, b = lora[module]
-            y = y + scale * ((x @ a.T) @ b.T)
+            xd = x
+            if self.dropout is not None:
+                rate, seed = self.dropout
+                keep = dropout_keep(seed, fnv1a32(module), x.shape, rate)
+                xd = x * torch.tensor(keep, dtype=x.dtype) * float(np.float32(1.0 / (1.0 - rate)))
+            y = y + scale * ((xd @ a.T) @ b.T)
         return y
 
     @staticmethod
@@ -151,6 +161,40 @@ class TinyLlama:
             h = h + self.linear(torch.nn.functional.silu(g) * u, p + "mlp.down_proj", lora, scale)
         x = self.rms_norm(h, self.w["model.norm.weight"])
         return self.linear(x, "lm_head", None, scale)
+
+
+_U32 = 0xFFFFFFFF
+
+
+def fmix32(h):
+    """MurmurHash3's 32-bit finaliser on uint64 arrays holding uint32 values."""
+    h = h ^ (h >> 16)
+    h = (h * 0x85EBCA6B) & _U32
+    h = h ^ (h >> 13)
+    h = (h * 0xC2B2AE35) & _U32
+    return h ^ (h >> 16)
+
+
+def fnv1a32(s):
+    h = 2166136261
+    for c in s.encode():
+        h = ((h ^ c) * 16777619) & _U32
+    return h
+
+
+def dropout_seed(seed, micro_batch):
+    """The mask seed of micro-batch j (0-based over the run), as tessera train writes it."""
+    h = np.array([((seed & _U32) * 0x9E3779B9 + micro_batch + 1) & _U32], dtype=np.uint64)
+    return int(fmix32(h)[0]) & 0xFFFFFF
+
+
+def dropout_keep(seed, site, shape, rate):
+    """Keep mask of tessera.dropout: element i (row-major) is kept when
+    fmix32(i * 0x9E3779B9 + fmix32(seed * 0x9E3779B9 ^ site)) >= floor(rate * 2^32)."""
+    key = fmix32(np.array([((seed * 0x9E3779B9) & _U32) ^ site], dtype=np.uint64))[0]
+    i = np.arange(int(np.prod(shape)), dtype=np.uint64)
+    h = fmix32((i * 0x9E3779B9 + key) & _U32)
+    return (h >= np.uint64(math.floor(rate * 4294967296.0))).reshape(shape)
 
 
 def causal_lm_loss_sum(logits, labels):
@@ -343,7 +387,8 @@ def lr_at(step, lr, steps, schedule="constant", warmup=0):
 
 
 def train(model, lines, batch, seq, lora, scale, steps, lr, weight_decay=0.0, log=None, schedule="constant",
-          warmup=0, max_grad_norm=0.0, grad_accum=1, betas=(0.9, 0.999), eps=1e-8):
+          warmup=0, max_grad_norm=0.0, grad_accum=1, betas=(0.9, 0.999), eps=1e-8, lora_dropout=0.0,
+          dropout_run_seed=0):
     """torch.optim.AdamW over `steps` optimizer steps of `grad_accum` micro-batches each.
 
     Micro-batch j (0-based over the run) is lines j*B .. j*B+B-1, cycling. The
@@ -363,7 +408,10 @@ def train(model, lines, batch, seq, lora, scale, steps, lr, weight_decay=0.0, lo
         total, counted = 0.0, 0
         for k in range(grad_accum):
             ids, labels = train_batch(lines, step * grad_accum + k, batch, seq)
+            if lora_dropout > 0:
+                model.dropout = (lora_dropout, dropout_seed(dropout_run_seed, step * grad_accum + k))
             loss, n = batch_loss(model, ids, labels, lora, scale)
+            model.dropout = None
             if n == 0:
                 continue
             (loss / grad_accum).backward()
@@ -441,7 +489,7 @@ def cmd_train(args):
     train(model, lines, args.batch, args.seq, lora, scale, args.steps, args.lr, args.weight_decay,
           log=lambda d: print(json.dumps(d), flush=True), schedule=args.lr_schedule, warmup=args.warmup_steps,
           max_grad_norm=args.max_grad_norm, grad_accum=args.grad_accum, betas=(args.beta1, args.beta2),
-          eps=args.eps)
+          eps=args.eps, lora_dropout=args.lora_dropout, dropout_run_seed=args.dropout_seed)
     if args.out:
         _, acfg = read_adapter(args.adapter)
         arrays = {m: (a.detach().numpy(), b.detach().numpy()) for m, (a, b) in lora.items()}
@@ -501,6 +549,8 @@ def main(argv=None):
     p.add_argument("--beta2", type=float, default=0.999)
     p.add_argument("--eps", type=float, default=1e-8)
     p.add_argument("--float32", action="store_true", help="train in float32 (default float64)")
+    p.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout with tessera's masks")
+    p.add_argument("--dropout-seed", type=int, default=0, help="the run seed tessera train used (plan --seed)")
     p.add_argument("--out", help="write the trained adapter here")
     p.set_defaults(fn=cmd_train)
 

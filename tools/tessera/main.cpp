@@ -22,6 +22,11 @@ void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
                   "linear layers to adapt: comma-separated names (q_proj,v_proj) or all-linear")
       ->capture_default_str();
   cmd->add_flag("--rslora", o.rslora, "scale by alpha/sqrt(r) instead of alpha/r");
+  cmd->add_option("--lora-dropout", o.lora_dropout,
+                  "dropout on each adapter's input during training (PEFT's lora_dropout)")
+      ->capture_default_str();
+  cmd->add_option("--lora-layers", o.lora_layers,
+                  "decoder layers to adapt, e.g. 0,2,5-7 (PEFT's layers_to_transform); default all");
   cmd->add_option("--seed", o.seed, "seed of the LoRA A initialisation")->capture_default_str();
   cmd->add_option("--profile", o.profile, "device profile JSON (default: built-in)");
   cmd->add_option("--emit-spirv", o.emit_spirv_dir, "also write every kernel as DIR/<kernel>.spv");

@@ -109,6 +109,13 @@ OpLowering lowerGradSumSquares(LoweringContext &, mlir::ShapedType grad);
 /// grad_norm[1] = norm, [2] = clip coefficient, [0] = 0; slots 0 grad_norm, 1 hparams.
 OpLowering lowerClipCoefficient(LoweringContext &, mlir::ShapedType hparams);
 
+/// Dropout.cpp. y = mask(seed = hparams[10], site, i) ? x / (1 - rate) : 0;
+/// slots 0 input, 1 result, 2 hparams.
+mlir::FailureOr<OpLowering> lowerDropout(LoweringContext &, mlir::tessera::DropoutOp,
+                                         mlir::ShapedType hparams);
+/// floor(rate * 2^32), saturated: elements whose hash is below it are dropped.
+uint32_t dropoutThreshold(double rate);
+
 /// A plain copy of `n` elements of `elem` (slot 0 -> slot 1), for moving a
 /// value into a designated buffer (loss, gradients).
 OpLowering lowerCopy(LoweringContext &, int64_t n, mlir::Type elem);

@@ -71,6 +71,15 @@ LogicalResult SelectOp::verify() {
   return verifyBroadcastResult(*this, *b, getResult());
 }
 
+LogicalResult DropoutOp::verify() {
+  double r = getRate().convertToDouble();
+  if (!(r >= 0.0 && r < 1.0))
+    return emitOpError("rate must be in [0, 1), got ") << r;
+  if (getSite() < 0 || getSite() > int64_t(0xffffffff))
+    return emitOpError("site must be a 32-bit unsigned value, got ") << getSite();
+  return success();
+}
+
 LogicalResult MatmulOp::verify() {
   ArrayRef<int64_t> l = shapeOf(getLhs()), r = shapeOf(getRhs());
   if (l.size() < 2 || r.size() < 2)

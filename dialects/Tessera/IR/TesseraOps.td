@@ -109,6 +109,25 @@ def Tessera_SoftmaxOp : Tessera_Op<"softmax", [Pure, SameOperandsAndResultType]>
   let assemblyFormat = "$input attr-dict `:` type($input)";
 }
 
+def Tessera_DropoutOp : Tessera_Op<"dropout", [Pure, SameOperandsAndResultType]> {
+  let summary = "inverted dropout with a counter-based mask (LoRA dropout)";
+  let description = [{
+    In a training program (one with hparams) element i of the flattened
+    input is kept, times 1 / (1 - rate), when
+      h_i = fmix32(i * 0x9E3779B9 + fmix32(seed * 0x9E3779B9 ^ site)) >= rate * 2^32
+    and zeroed otherwise; `seed` is hparams[10] (the runtime writes a new one
+    for every micro-batch) and fmix32 is MurmurHash3's 32-bit finaliser
+    (docs/training.md). Outside training (the eval program) it is the
+    identity. The mask depends on nothing but (seed, site, i), so the
+    gradient is the same op applied to the incoming gradient, and a
+    recomputed forward reproduces it.
+  }];
+  let arguments = (ins Tessera_FloatTensor:$input, F64Attr:$rate, I64Attr:$site);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Tensor level: data movement
 //===----------------------------------------------------------------------===//

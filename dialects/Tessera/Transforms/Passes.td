@@ -39,14 +39,19 @@ def TesseraInjectLoRA : Pass<"tessera-inject-lora", "ModuleOp"> {
     name is the matmul's `tessera.module` (set by tessera-raise), else the
     parameter name without the leading "model." and trailing ".weight"
     (e.g. layers.0.self_attn.q_proj). Selected layers become
-    y = x W + scale * (x A^T) B^T with A [r, in] and B [out, r] (PEFT layout).
+    y = x W + scale * (dropout(x) A^T) B^T with A [r, in] and B [out, r]
+    (PEFT layout); the dropout op is only inserted when dropout > 0.
   }];
   let options = [
     Option<"targets", "targets", "std::string", /*default=*/"\"all-linear\"",
            "comma-separated suffixes of structural names (q_proj,v_proj) or all-linear">,
     Option<"rank", "rank", "int64_t", /*default=*/"8", "LoRA rank r">,
     Option<"alpha", "alpha", "double", /*default=*/"16.0", "LoRA alpha">,
-    Option<"rslora", "rslora", "bool", /*default=*/"false", "scale alpha/sqrt(r) instead of alpha/r">
+    Option<"rslora", "rslora", "bool", /*default=*/"false", "scale alpha/sqrt(r) instead of alpha/r">,
+    Option<"dropout", "dropout", "double", /*default=*/"0.0",
+           "LoRA dropout on the adapter's input (PEFT's lora_dropout), in [0, 1)">,
+    Option<"layers", "layers", "std::string", /*default=*/"\"\"",
+           "decoder layers to adapt (PEFT's layers_to_transform): 0,2,5-7; empty: all">
   ];
 }
 

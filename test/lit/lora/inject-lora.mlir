@@ -2,7 +2,7 @@
 
 // q_proj,v_proj: four adapters, y + 2.0 * ((x A^T) B^T), the scale on the rank-2 side.
 // RUN: tessera-opt %S/Inputs/two_layer.mlir --tessera-inject-lora="targets=q_proj,v_proj rank=2 alpha=4" | FileCheck %s --check-prefix=QV
-// QV: module attributes {tessera.lora = {alpha = 4.000000e+00 : f64, modules = ["layers.0.self_attn.q_proj", "layers.0.self_attn.v_proj", "layers.1.self_attn.q_proj", "layers.1.self_attn.v_proj"], rank = 2 : i64, rslora = false, scale = 2.000000e+00 : f64, targets = ["q_proj", "v_proj"]}}
+// QV: module attributes {tessera.lora = {alpha = 4.000000e+00 : f64, dropout = 0.000000e+00 : f64, modules = ["layers.0.self_attn.q_proj", "layers.0.self_attn.v_proj", "layers.1.self_attn.q_proj", "layers.1.self_attn.v_proj"], rank = 2 : i64, rslora = false, scale = 2.000000e+00 : f64, targets = ["q_proj", "v_proj"]}}
 // QV-LABEL: func.func @forward
 // QV: %[[H:.*]] = tessera.gather
 // QV: %[[W:.*]] = tessera.param frozen "model.layers.0.self_attn.q_proj.weight" : tensor<8x8xf32>
@@ -40,7 +40,7 @@
 
 // rslora: scale = alpha / sqrt(r) = 8 / 2 = 4 (plain LoRA would be 8 / 4 = 2).
 // RUN: tessera-opt %S/Inputs/two_layer.mlir --tessera-inject-lora="targets=o_proj rank=4 alpha=8 rslora=true" | FileCheck %s --check-prefix=RS
-// RS: tessera.lora = {alpha = 8.000000e+00 : f64, modules = ["layers.0.self_attn.o_proj", "layers.1.self_attn.o_proj"], rank = 4 : i64, rslora = true, scale = 4.000000e+00 : f64, targets = ["o_proj"]}
+// RS: tessera.lora = {alpha = 8.000000e+00 : f64, dropout = 0.000000e+00 : f64, modules = ["layers.0.self_attn.o_proj", "layers.1.self_attn.o_proj"], rank = 4 : i64, rslora = true, scale = 4.000000e+00 : f64, targets = ["o_proj"]}
 // RS: tessera.param lora_a "layers.0.self_attn.o_proj.lora_A" : tensor<4x8xf32>
 // RS: tessera.constant dense<4.000000e+00> : tensor<f32>
 // RS: tessera.binary mul {{.*}} : (tensor<1x4x4xf32>, tensor<f32>) -> tensor<1x4x4xf32>

@@ -979,4 +979,68 @@ TEST(KernelNumerics, AdamWAccumulatedAndClipped) {
   }
 }
 
+
+// ---------------------------------------------------------------- dropout
+
+// The mask of docs/training.md, written out independently of the kernel generator.
+uint32_t fmix32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85EBCA6Bu;
+  h ^= h >> 13;
+  h *= 0xC2B2AE35u;
+  return h ^ (h >> 16);
+}
+bool dropoutKeeps(uint32_t seed, uint32_t site, uint32_t i, double rate) {
+  uint32_t key = fmix32((seed * 0x9E3779B9u) ^ site);
+  uint32_t h = fmix32(i * 0x9E3779B9u + key);
+  return double(h) >= std::floor(rate * 4294967296.0);
+}
+
+TEST(KernelNumerics, Dropout) {
+  // train_step: x through dropout (seed in hparams[10]); eval: the identity.
+  const double rate = 0.3;
+  const uint32_t site = 3735928559u;
+  std::string body = R"(
+    %x = tessera.param frozen "x" : tensor<5x1000xf32>
+    %d = tessera.dropout %x {rate = 0.3 : f64, site = 3735928559 : i64} : tensor<5x1000xf32> loc("dropped")
+    %s = tessera.reduce sum %d {axes = array<i64: 0, 1>} : tensor<5x1000xf32> -> tensor<f32>
+    return %s : tensor<f32>
+  })";
+  std::string src = "module {\n  func.func @train_step(%ids: tensor<1x2xi32>, %labels: tensor<1x2xi32>, %hp: tensor<11xf32>) -> tensor<f32> {" +
+                    body + "\n  func.func @loss(%ids: tensor<1x2xi32>, %labels: tensor<1x2xi32>) -> tensor<f32> {" + body + "\n}";
+  GpuRun r(src);
+  std::vector<float> x = uniform(5000, 0.5, 1.5);
+  r.set("x", x);
+  const float scale = float(1.0 / (1.0 - rate));
+  std::vector<std::vector<bool>> masks;
+  for (uint32_t seed : {1u, 2u, 16777215u}) {
+    std::vector<float> hp(11, 0.0f);
+    hp[10] = float(seed);
+    r.set("hparams", hp);
+    r.run("train_step");
+    std::vector<float> y = r.get("dropped");
+    std::vector<bool> keep(x.size());
+    int64_t kept = 0, wrong = 0;
+    double sum = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      keep[i] = dropoutKeeps(seed, site, uint32_t(i), rate);
+      float want = keep[i] ? x[i] * scale : 0.0f;
+      wrong += y[i] != want;
+      kept += keep[i];
+      sum += want;
+    }
+    EXPECT_EQ(wrong, 0) << "seed " << seed << ": elements whose mask or value differs from the reference";
+    // 5000 Bernoulli(0.7) draws: mean 3500, sd 32.4; 5 sd either way.
+    EXPECT_NEAR(double(kept), 3500.0, 162.0) << "seed " << seed;
+    EXPECT_NEAR(r.get("loss")[0], sum, 1e-3 * sum);
+    masks.push_back(keep);
+  }
+  EXPECT_NE(masks[0], masks[1]);
+  EXPECT_NE(masks[1], masks[2]);
+  r.run("eval");
+  double total = 0;
+  for (float v : x) total += v;
+  EXPECT_NEAR(r.get("loss")[0], total, 1e-4 * total) << "eval must not drop";
+}
+
 } // namespace
