@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Qwen3-0.6B-shaped parity and speed run on the lent GPU machine (docs/parity.md).
 #
-# Here:  compile the plan from the graph of the same export (weights not needed):
-#   tessera compile build/qwen06b/model.onnx -o build/qwen06b/plan.tplan --batch 4 --seq 256 \
-#           --lora-rank 16 --lora-alpha 16 --lora-targets all-linear --profile autotune/profiles/nvidia.json
-# There (device tool, carry .gl build/bin/tessera-rt build/qwen06b): bash bench/qwen06b_parity.sh
+# First: export the graph alone there and compile the plan here (docs/parity.md, "Reproduce": the
+# compiler needs only the graph and an external data file of the right size, not the weights).
+# There (device tool, carry .gl build/bin/tessera-rt build/qwen06b/plan.tplan build/qwen06b/graph.json):
+#   export OUT; bash bench/qwen06b_parity.sh
 # It re-makes the random model from its seed (test/fixtures/hf/export_hf.py qwen06b), checks that the
 # ONNX graph is the one the plan was compiled from, trains it with real PEFT (fp32, CUDA) and with
 # tessera-rt (fp32, Vulkan) from the same initial adapter on the same data, and writes both curves.

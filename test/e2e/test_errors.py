@@ -111,6 +111,18 @@ class Errors(TempDirTest):
         self.expect_error("compile", self.model, "-o", self.path("y.tplan"), "--lora-targets", "nonsense_proj",
                           contains=("nonsense_proj",))
 
+    def test_compile_lora_layers_and_dropout(self):
+        # --lora-layers keeps the named decoder layers (the bundled model has 2).
+        r = tessera("compile", self.model, "-o", self.path("l1.tplan"), "--batch", 1, "--seq", 16,
+                    "--lora-targets", "all-linear", "--lora-layers", "1")
+        self.assertIn("7 LoRA adapters", r.stdout + r.stderr)
+        self.expect_error("compile", self.model, "-o", self.path("l.tplan"), "--lora-layers", "0,7",
+                          contains=("--lora-layers", "no decoder layer 7"))
+        self.expect_error("compile", self.model, "-o", self.path("l.tplan"), "--lora-layers", "two",
+                          contains=("'two'",))
+        self.expect_error("compile", self.model, "-o", self.path("d.tplan"), "--lora-dropout", 1,
+                          contains=("--lora-dropout", "[0, 1)"))
+
     def test_compile_zero_batch(self):
         self.expect_error("compile", self.model, "-o", self.path("z.tplan"), "--batch", 0)
 

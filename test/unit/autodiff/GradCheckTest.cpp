@@ -377,6 +377,16 @@ TEST_F(GradCheck, Reduce) {
   }
 }
 
+TEST_F(GradCheck, DropoutBetweenNonlinearities) {
+  // exp(dropout(x)) * x: the gradient reuses the forward's mask (the same
+  // site); about half of the elements are dropped at rate 0.5.
+  std::string body = param("%x", "lora_a", "x", {4, 6}) +
+                     "  %d = tessera.dropout %x {rate = 0.5 : f64, site = 99 : i64} : tensor<4x6xf32>\n"
+                     "  %e = tessera.unary exp %d : tensor<4x6xf32>\n"
+                     "  %y = tessera.binary mul %e, %x : (tensor<4x6xf32>, tensor<4x6xf32>) -> tensor<4x6xf32>\n";
+  check(sumTimesR(body, {4, 6}), {{"x", {-1.0, 1.0}}});
+}
+
 TEST_F(GradCheck, Softmax) {
   std::string body =
       param("%x", "lora_a", "x", {2, 3, 5}) + "  %y = tessera.softmax %x : tensor<2x3x5xf32>\n";

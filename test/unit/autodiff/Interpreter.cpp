@@ -312,6 +312,26 @@ std::vector<Tensor> interpret(mlir::func::FuncOp f, const std::vector<Tensor> &a
                 v = unaryFn(u.getFn(), v);
               return t;
             })
+            .Case([&](tt::DropoutOp d) {
+              // docs/training.md's mask at seed 1 (the interpreter runs one
+              // fixed micro-batch), so forward and gradient see one mask.
+              auto fmix = [](uint32_t h) {
+                h ^= h >> 16;
+                h *= 0x85EBCA6Bu;
+                h ^= h >> 13;
+                h *= 0xC2B2AE35u;
+                return h ^ (h >> 16);
+              };
+              const uint32_t seed = 1;
+              double rate = d.getRate().convertToDouble();
+              uint32_t key = fmix((seed * 0x9E3779B9u) ^ uint32_t(d.getSite()));
+              Tensor t = get(d.getInput());
+              for (size_t i = 0; i < t.data.size(); ++i) {
+                bool keep = double(fmix(uint32_t(i) * 0x9E3779B9u + key)) >= std::floor(rate * 4294967296.0);
+                t.data[i] = keep ? t.data[i] / (1.0 - rate) : 0.0;
+              }
+              return t;
+            })
             .Case([&](tt::BinaryOp b) {
               const Tensor &x = get(b.getLhs()), &y = get(b.getRhs());
               Tensor t(broadcastShape(x.shape, y.shape));
