@@ -16,9 +16,15 @@ init/ with the run's optimizer flags, and requires
   with exactly PEFT's tensor names.
 
     test_peft_parity.py --tessera build/bin/tessera [--keep]
+
+On a GPU machine without MLIR the same comparison runs with the runtime-only
+binary and plans compiled here (bench/peft_parity_gpu.sh):
+    TESSERA_KEEP_PLANS=DIR test_peft_parity.py            # here: also copy each plan into DIR
+    TESSERA_PLANS=DIR test_peft_parity.py --tessera tessera-rt   # there: train those plans
 """
 import json
 import os
+import shutil
 import sys
 
 import common
@@ -53,7 +59,13 @@ class PeftParity(TempDirTest):
                          "--lora-alpha", hp["alpha"], "--lora-targets", "all-linear"]
         if hp.get("rslora"):
             compile_flags.append("--rslora")
-        tessera("compile", model, "-o", plan, *compile_flags)
+        if os.environ.get("TESSERA_PLANS"):
+            plan = os.path.join(os.environ["TESSERA_PLANS"], run + ".tplan")
+        else:
+            tessera("compile", model, "-o", plan, *compile_flags)
+            if os.environ.get("TESSERA_KEEP_PLANS"):
+                os.makedirs(os.environ["TESSERA_KEEP_PLANS"], exist_ok=True)
+                shutil.copy(plan, os.environ["TESSERA_KEEP_PLANS"])
         out, metrics = self.path(run + "_out"), self.path(run + ".jsonl")
         tessera("train", plan, "--weights", model, "--data", os.path.join(fixture, "data.jsonl"),
                 "--init-adapter", os.path.join(fixture, "init"), "--out", out, "--metrics", metrics,

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The real-PEFT parity test (test/e2e/test_peft_parity.py) with tessera on the lent GPU.
+# Here:  TESSERA_KEEP_PLANS=build/peft-plans /usr/bin/python3 test/e2e/test_peft_parity.py
+# There (device tool, carry .gl build/bin/tessera-rt build/peft-plans): bash bench/peft_parity_gpu.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+fi
+build/bin/tessera-rt devices 2>&1 | head -3
+TESSERA_PLANS=build/peft-plans python3 test/e2e/test_peft_parity.py --tessera build/bin/tessera-rt -v
