@@ -4,10 +4,6 @@
 # There (device tool, carry .gl build/bin/tessera-rt build/peft-plans): bash bench/peft_parity_gpu.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
-  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-fi
+source scripts/device_env.sh
 build/bin/tessera-rt devices 2>&1 | head -3
 TESSERA_PLANS=build/peft-plans python3 test/e2e/test_peft_parity.py --tessera build/bin/tessera-rt -v

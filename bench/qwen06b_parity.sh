@@ -10,11 +10,7 @@
 # tessera-rt (fp32, Vulkan) from the same initial adapter on the same data, and writes both curves.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
-  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-fi
+source scripts/device_env.sh
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}
 Q=/tmp/q

@@ -4,11 +4,7 @@
 # Vulkan loader packages in .gl/. Writes logs and metrics into $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
-  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-fi
+source scripts/device_env.sh
 OUT=${OUT:-/tmp/out}
 D=${DEFAULT_DIR:-build/default}
 STEPS=${STEPS:-100}

@@ -59,6 +59,11 @@ void addRuntimeCommands(CLI::App &app) {
   trainCmd->add_option("--max-grad-norm", t->max_grad_norm,
                        "clip the global gradient norm to this (0: no clipping), as torch clip_grad_norm_")
       ->capture_default_str();
+  trainCmd->add_option("--checkpoint-every", t->checkpoint_every,
+                       "write OUT/checkpoint (and the adapter) every N steps and at the end; 0: never")
+      ->capture_default_str();
+  trainCmd->add_flag("--resume", t->resume,
+                     "continue from OUT/checkpoint when there is one (same plan, data and flags), else start");
   trainCmd->add_option("--grad-accum", t->grad_accum,
                        "micro-batches (of the plan's --batch lines) per optimizer step; the gradient is their mean")
       ->capture_default_str();

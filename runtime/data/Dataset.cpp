@@ -135,6 +135,10 @@ Batch Batcher::nextTrain() {
   return b;
 }
 
+void Batcher::skipTrain(int64_t n) {
+  if (n > 0) cursor_ = size_t((uint64_t(cursor_) + uint64_t(n % int64_t(data_.size())) * uint64_t(batch_)) % data_.size());
+}
+
 size_t Batcher::evalBatches() const { return (data_.size() + size_t(batch_) - 1) / size_t(batch_); }
 
 Batch Batcher::evalBatch(size_t i) const {

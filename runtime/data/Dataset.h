@@ -58,6 +58,8 @@ public:
   Batcher(const Dataset &data, int64_t batch, int64_t seq);
   // Training: the next B lines, cycling forever.
   Batch nextTrain();
+  // Skips n training batches (a resumed run continues where it stopped).
+  void skipTrain(int64_t n);
   // Evaluation: number of batches covering every line once, and batch i.
   size_t evalBatches() const;
   Batch evalBatch(size_t i) const;

@@ -3,7 +3,9 @@
 #include "runtime/data/Dataset.h"
 #include "runtime/plan/Plan.h"
 #include "runtime/train/AdapterIO.h"
+#include "runtime/train/Checkpoint.h"
 #include "runtime/train/LrSchedule.h"
+#include "runtime/util/File.h"
 #include "runtime/util/Safetensors.h"
 #include "runtime/vulkan/Executor.h"
 #include "runtime/weights/OnnxWeights.h"
@@ -13,7 +15,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <map>
 #include <memory>
 
 #if defined(_WIN32)
@@ -173,6 +178,32 @@ public:
     exec_->f32(size_t(plan_.hparams))[plan::kDropoutSeed] = float(dropoutSeed(seed_, microBatch));
   }
 
+  uint64_t seed() const { return seed_; }
+
+  // LoRA factors and AdamW moments under PEFT's names (+ .exp_avg, .exp_avg_sq).
+  std::map<std::string, util::TensorF32> trainingState() const {
+    std::map<std::string, util::TensorF32> out;
+    for (const plan::Adapter &a : plan_.adapters)
+      for (const auto &[name, shape, value, m, v] : factors(a)) {
+        out[name] = {name, shape, read(value)};
+        if (m >= 0) out[name + ".exp_avg"] = {name + ".exp_avg", shape, read(m)};
+        if (v >= 0) out[name + ".exp_avg_sq"] = {name + ".exp_avg_sq", shape, read(v)};
+      }
+    return out;
+  }
+  void loadTrainingState(const std::map<std::string, util::TensorF32> &state, const std::string &where) {
+    for (const plan::Adapter &a : plan_.adapters)
+      for (const auto &[name, shape, value, m, v] : factors(a))
+        for (auto [buffer, key] : {std::pair{value, name}, {m, name + ".exp_avg"}, {v, name + ".exp_avg_sq"}}) {
+          if (buffer < 0) continue;
+          auto it = state.find(key);
+          if (it == state.end()) throw std::runtime_error(where + ": no tensor " + key + " (the plan has other adapters)");
+          if (it->second.shape != shape)
+            throw std::runtime_error(where + ": tensor " + key + " has another shape than the plan's adapter");
+          std::memcpy(exec_->f32(size_t(buffer)), it->second.data.data(), it->second.data.size() * 4);
+        }
+  }
+
   AdamW planAdamW() const { return {plan_.beta1, plan_.beta2, plan_.eps, plan_.weight_decay}; }
 
   float loss() const { return exec_->f32(size_t(plan_.loss))[0]; }
@@ -184,6 +215,16 @@ public:
   }
 
 private:
+  struct Factor {
+    std::string name;
+    std::vector<int64_t> shape;
+    int64_t value, m, v;
+  };
+  static std::vector<Factor> factors(const plan::Adapter &a) {
+    return {{peftName(a.module, 'A'), {a.rank, a.in_features}, a.a, a.m_a, a.v_a},
+            {peftName(a.module, 'B'), {a.out_features, a.rank}, a.b, a.m_b, a.v_b}};
+  }
+
   void fillBuffers() {
     // Everything starts at zero: optimizer state, gradients, LoRA B, activations.
     for (size_t i = 0; i < plan_.buffers.size(); ++i)
@@ -231,19 +272,22 @@ private:
 // every `every` steps otherwise.
 class Progress {
 public:
-  Progress(int64_t total, int64_t tokensPerStep)
-      : total_(total), tokensPerStep_(tokensPerStep), tty_(TESSERA_ISATTY(2) != 0), start_(Clock::now()) {
+  // `done` steps were trained before (a resumed run); speed and ETA count this run's.
+  Progress(int64_t done, int64_t total, int64_t tokensPerStep)
+      : done_(done), total_(total), tokensPerStep_(tokensPerStep), tty_(TESSERA_ISATTY(2) != 0),
+        start_(Clock::now()) {
     every_ = std::max<int64_t>(1, std::min<int64_t>(50, total / 20));
   }
   // tokens/s shown is the average since the start (the metrics file has per-step values).
   void update(int64_t step, double loss) {
     double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
-    double tokensPerS = elapsed > 0 ? double(step * tokensPerStep_) / elapsed : 0;
-    double eta = step > 0 ? elapsed / double(step) * double(total_ - step) : 0;
+    int64_t ran = step - done_;
+    double tokensPerS = elapsed > 0 ? double(ran * tokensPerStep_) / elapsed : 0;
+    double eta = ran > 0 ? elapsed / double(ran) * double(total_ - step) : 0;
     bool last = step == total_;
     if (tty_) {
       double sinceDraw = std::chrono::duration<double>(Clock::now() - lastDraw_).count();
-      if (!last && step > 1 && sinceDraw < 0.1) return;
+      if (!last && ran > 1 && sinceDraw < 0.1) return;
       lastDraw_ = Clock::now();
       const int width = 24;
       int filled = int(double(width) * double(step) / double(total_));
@@ -252,7 +296,7 @@ public:
       std::fprintf(stderr, "\rstep %lld/%lld [%s] loss %.4f | %.0f tok/s | ETA %s   ", (long long)step,
                    (long long)total_, bar.c_str(), loss, tokensPerS, formatDuration(eta).c_str());
       if (last) std::fputc('\n', stderr);
-    } else if (step == 1 || last || step % every_ == 0) {
+    } else if (ran == 1 || last || step % every_ == 0) {
       std::fprintf(stderr, "step %lld/%lld loss %.4f tok/s %.0f eta %s\n", (long long)step, (long long)total_, loss,
                    tokensPerS, formatDuration(eta).c_str());
     }
@@ -260,7 +304,7 @@ public:
   }
 
 private:
-  int64_t total_, tokensPerStep_, every_;
+  int64_t done_, total_, tokensPerStep_, every_;
   bool tty_;
   Clock::time_point start_, lastDraw_{};
 };
@@ -308,6 +352,26 @@ bool writeCurrentAdapter(Session &s, const std::string &dir) {
                            " was not written (try a lower --lr or --max-grad-norm)");
 }
 
+// A resumed run rewrites its metrics file from the checkpoint on: the lines
+// of steps after it (written before the interruption) are dropped.
+void keepMetricsUpTo(const std::string &path, int64_t step) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return;
+  std::vector<uint8_t> bytes = util::readFile(path);
+  std::string kept, line;
+  for (size_t i = 0; i <= bytes.size(); ++i) {
+    if (i < bytes.size() && bytes[i] != '\n') {
+      line += char(bytes[i]);
+      continue;
+    }
+    nlohmann::json m = nlohmann::json::parse(line, nullptr, false);
+    if (m.is_object() && m.contains("step") && m["step"].is_number_integer() && m["step"].get<int64_t>() <= step)
+      kept += line + "\n";
+    line.clear();
+  }
+  util::writeFileAtomic(path, kept);
+}
+
 void checkHyperParameter(const char *flag, double v, bool ok, const char *range) {
   if (std::isfinite(v) && ok) return;
   char value[32];
@@ -346,9 +410,49 @@ TrainResult runTraining(const TrainOptions &o) {
                              "recompile it for --grad-accum and --max-grad-norm");
   const int64_t gradNorm = staged ? s.gradNormBuffer() : -1;
 
+  if (o.checkpoint_every < 0) throw std::runtime_error("--checkpoint-every must be >= 0 (0: no checkpoints)");
+  const int64_t accum = o.grad_accum;
+  // What a resumed run must share with its checkpoint.
+  auto text = [](double v) { // the shortest text that reads back as v
+    char b[40];
+    for (int digits = 1; digits <= 17; ++digits) {
+      std::snprintf(b, sizeof(b), "%.*g", digits, v);
+      if (std::strtod(b, nullptr) == v) break;
+    }
+    return std::string(b);
+  };
+  const RunSettings settings = {
+      {"plan", fileHash(o.plan)}, {"data", fileHash(o.data)}, {"--steps", std::to_string(o.steps)},
+      {"--grad-accum", std::to_string(accum)}, {"--lr", text(schedule.lr)}, {"--lr-schedule", o.lr_schedule},
+      {"--warmup-steps", std::to_string(o.warmup_steps)}, {"--max-grad-norm", text(o.max_grad_norm)},
+      {"--weight-decay", text(adamw.weight_decay)}, {"--beta1", text(adamw.beta1)}, {"--beta2", text(adamw.beta2)},
+      {"--eps", text(adamw.eps)}, {"--seed", std::to_string(s.seed())}};
+  TrainResult result;
+  int64_t updates = 0, first = 1; // the first step this run trains
+  if (std::optional<CheckpointState> c = readCheckpoint(o.out)) {
+    if (o.resume) {
+      checkSameRun(*c, settings, o.out);
+      if (c->step > o.steps) throw std::runtime_error(checkpointDir(o.out) + ": the checkpoint is past --steps");
+      s.loadTrainingState(c->tensors, checkpointDir(o.out));
+      s.batcher().skipTrain(c->step * accum);
+      updates = c->updates;
+      result.skipped_steps = c->skipped_steps;
+      result.resumed_from = c->step;
+      first = c->step + 1;
+      std::fprintf(stderr, "resuming from %s at step %lld of %lld\n", checkpointDir(o.out).c_str(),
+                   (long long)c->step, (long long)o.steps);
+    } else {
+      std::fprintf(stderr, "note: %s holds step %lld of an earlier run; this run starts over and replaces it "
+                           "(--resume continues it)\n", checkpointDir(o.out).c_str(), (long long)c->step);
+    }
+  } else if (o.resume) {
+    std::fprintf(stderr, "no checkpoint in %s: starting at step 1\n", checkpointDir(o.out).c_str());
+  }
+
   std::FILE *metrics = nullptr;
   if (!o.metrics.empty()) {
-    metrics = std::fopen(o.metrics.c_str(), "w");
+    if (first > 1) keepMetricsUpTo(o.metrics, first - 1);
+    metrics = std::fopen(o.metrics.c_str(), first > 1 ? "a" : "w");
     if (!metrics) throw std::runtime_error(o.metrics + ": cannot write: " + std::strerror(errno));
   }
   struct Closer {
@@ -356,18 +460,21 @@ TrainResult runTraining(const TrainOptions &o) {
     ~Closer() { if (f) std::fclose(f); }
   } closer{metrics};
 
-  const int64_t accum = o.grad_accum;
   std::fprintf(stderr, "training %lld steps: %lld x %lld lines x %lld tokens, %zu LoRA modules, lr %g (%s",
                (long long)o.steps, (long long)accum, (long long)p.batch, (long long)p.seq, p.adapters.size(),
                schedule.lr, o.lr_schedule.c_str());
   if (o.warmup_steps) std::fprintf(stderr, ", %lld warmup steps", (long long)o.warmup_steps);
   if (o.max_grad_norm > 0) std::fprintf(stderr, ", clip %g", o.max_grad_norm);
   std::fprintf(stderr, ")\n");
-  Progress progress(o.steps, s.tokensPerBatch() * accum);
-  TrainResult result;
+  Progress progress(first - 1, o.steps, s.tokensPerBatch() * accum);
   double gpuTotal = 0, wallTotal = 0;
-  int64_t gpuSteps = 0, updates = 0;
-  for (int64_t step = 1; step <= o.steps; ++step) {
+  int64_t gpuSteps = 0;
+  auto checkpoint = [&](int64_t step) {
+    CheckpointState c{step, updates, result.skipped_steps, settings, s.trainingState()};
+    if (!writeCurrentAdapter(s, o.out)) return; // non-finite: keep the last good checkpoint
+    writeCheckpoint(o.out, c);
+  };
+  for (int64_t step = first; step <= o.steps; ++step) {
     auto t0 = Clock::now();
     const double lr = schedule.at(step - 1);
     // Bias correction counts the updates made, this one included.
@@ -447,12 +554,21 @@ TrainResult runTraining(const TrainOptions &o) {
     if (counted) result.final_loss = lossSum / double(counted);
     progress.update(step, result.final_loss); // a skipped step shows the last loss
     result.steps = step;
+    if (o.checkpoint_every > 0 && step < o.steps && step % o.checkpoint_every == 0) checkpoint(step);
   }
 
   if (!writeCurrentAdapter(s, o.out))
     throw std::runtime_error("the trained adapter has non-finite values; " + o.out + " was not written");
-  std::fprintf(stderr, "trained %lld steps in %s (%.0f tokens/s), final loss %.4f", (long long)o.steps,
-               formatDuration(wallTotal).c_str(), double(s.tokensPerBatch() * accum) * double(o.steps) / wallTotal,
+  if (o.checkpoint_every > 0) writeCheckpoint(o.out, {o.steps, updates, result.skipped_steps, settings, s.trainingState()});
+  const int64_t trained = o.steps - first + 1;
+  if (trained == 0) {
+    result.steps = o.steps;
+    std::fprintf(stderr, "the checkpoint is at the last step (%lld): nothing to train; adapter written to %s\n",
+                 (long long)o.steps, o.out.c_str());
+    return result;
+  }
+  std::fprintf(stderr, "trained %lld steps in %s (%.0f tokens/s), final loss %.4f", (long long)trained,
+               formatDuration(wallTotal).c_str(), double(s.tokensPerBatch() * accum) * double(trained) / wallTotal,
                result.final_loss);
   if (gpuSteps) std::fprintf(stderr, ", %.2f GPU ms/step", gpuTotal / double(gpuSteps));
   if (result.skipped_steps) std::fprintf(stderr, ", %lld step(s) skipped", (long long)result.skipped_steps);

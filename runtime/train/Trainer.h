@@ -26,6 +26,10 @@ struct TrainOptions {
   double max_grad_norm = 0;         // <= 0: no clipping
   int64_t grad_accum = 1;           // micro-batches of `batch` lines per optimizer step
   std::optional<double> weight_decay, beta1, beta2, eps;
+  // Checkpoints (runtime/train/Checkpoint.h): OUT/checkpoint every N steps
+  // and at the end (0: never); --resume continues from it.
+  int64_t checkpoint_every = 50;
+  bool resume = false;
 };
 
 struct EvalOptions {
@@ -36,7 +40,8 @@ struct EvalOptions {
 
 struct TrainResult {
   double final_loss = 0;
-  int64_t steps = 0;
+  int64_t steps = 0;         // the last step done
+  int64_t resumed_from = 0;  // the checkpoint's step when resumed, else 0
   int64_t skipped_steps = 0; // steps whose micro-batches counted no token
 };
 
