@@ -26,6 +26,14 @@
 // down projection x A^T with N = rank): grid z splits the K tiles; each split
 // writes its partial tile to a scratch buffer [S, M, N] and matmul_splitk_sum
 // adds the S partials in order.
+//
+// Loop budget: Mesa's llvmpipe (lavapipe) stops every loop of an invocation
+// once their back-edges together reach 65535 (gallivm's loop limiter,
+// against hangs), leaving partial sums, silently. A product with a
+// vocabulary-long K (the loss gradient against the embedding table: 151,936
+// for Qwen 3) would pass that in one workgroup, so split-K is raised until
+// each invocation stays under kLoopBudget iterations, on every profile
+// (more splits are also what a GPU with many cores wants for such shapes).
 #include "compiler/lowering/kernels/Kernels.h"
 
 using namespace mlir;
@@ -33,6 +41,10 @@ using namespace mlir::tessera;
 
 namespace tessera::lowering {
 namespace {
+
+// Below llvmpipe's 65535 loop iterations per invocation, with room for the
+// loops around the K loop (header comment).
+constexpr int64_t kLoopBudget = 60000;
 
 // Visits items id, id + groups, ... < n for one grid dimension.
 void groupLoop(KernelBuilder &kb, int64_t n, int64_t groups, Value id,
@@ -93,6 +105,24 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
     S = std::min({variant->split_k, tilesK, maxG});
     kPer = ceilDiv(tilesK, S);
     S = ceilDiv(tilesK, kPer); // every split gets at least one K tile
+  }
+  // Loop iterations of one invocation per K tile, each loop counting its
+  // trips + 1 (the exit test), as llvmpipe's limiter does.
+  const int64_t perTile = variant->kind == "direct"
+                              ? TK
+                              : ceilDiv(TM * TK, NT) + 1 + ceilDiv(TK * TN, NT) + 1 + TK + 1 + 1;
+  const int64_t tilesPerGroup = ceilDiv(tilesM, std::min(tilesM, maxG)) * ceilDiv(tilesN, std::min(tilesN, maxG));
+  if (kPer * perTile * tilesPerGroup > kLoopBudget) {
+    if (batch != 1)
+      return op.emitOpError("a batched matmul with K = ")
+                 << K << " needs more than " << kLoopBudget
+                 << " loop iterations per invocation (llvmpipe's loop limit); only unbatched products are split over K",
+             failure();
+    kPer = std::max<int64_t>(1, kLoopBudget / (perTile * tilesPerGroup));
+    S = ceilDiv(tilesK, kPer);
+    if (S > maxG)
+      return op.emitOpError("K = ") << K << " is too long to split into at most " << maxG << " workgroups",
+             failure();
   }
   const int64_t gx = std::min(tilesN, maxG), gy = std::min(tilesM, maxG),
                 gz = S > 1 ? S : std::max<int64_t>(1, std::min(batch, maxG));

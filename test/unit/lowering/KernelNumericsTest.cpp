@@ -672,6 +672,8 @@ void runMatmuls(const std::string &profile) {
       {{8, 64}, {64, 100}},                     // narrow M
       {{1, 1}, {1, 1}},                         // K = M = N = 1
       {{128, 64}, {64, 128}},                   // exact tiles
+      {{70, 33000}, {66, 33000}, false, true},  // vocabulary-long K (nvidia: split-K 32)
+      {{20, 151936}, {20, 151936}, false, true}, // Qwen 3's vocabulary: split for llvmpipe's loop limit
   };
   std::string body;
   std::vector<std::tuple<std::string, std::vector<int64_t>, std::string>> keep;
