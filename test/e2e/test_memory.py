@@ -171,6 +171,15 @@ class MemoryPlan(TempDirTest):
         gp = self.grads_after_one_step(plain, self.model, data, ad, "plain")
         gr = self.grads_after_one_step(recomputed, self.model, data, ad, "recompute")
         self.assert_grads_close(gr, gp, 1e-6, "recomputed vs stored activations")
+        # With LoRA dropout the recomputed forward draws the same masks.
+        dplain, _ = self.compile_plan("dplain.tplan", self.model, batch, seq, "--lora-dropout", 0.3)
+        drec, _ = self.compile_plan("drecompute.tplan", self.model, batch, seq, "--lora-dropout", 0.3, "--recompute")
+        gdp = self.grads_after_one_step(dplain, self.model, data, ad, "dplain")
+        gdr = self.grads_after_one_step(drec, self.model, data, ad, "drecompute")
+        self.assert_grads_close(gdr, gdp, 1e-6, "recomputed vs stored activations, with dropout")
+        # ... and the masks are live: the gradients differ from those without dropout.
+        worst = max(float(np.abs(gdp[k] - gp[k]).max()) for k in gp)
+        self.assertGreater(worst, 1e-4, "dropout 0.3 did not change any gradient")
 
 
 if __name__ == "__main__":
