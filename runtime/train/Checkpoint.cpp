@@ -56,6 +56,9 @@ void writeCheckpoint(const std::string &out, const CheckpointState &s) {
   st["settings"] = settings;
   util::writeFileAtomic(statePath.string(), st.dump(1) + "\n");
   if (!previous.empty() && previous != name) fs::remove(dir / previous, ec);
+  // Temporary files of a write that a killed run left behind.
+  for (const fs::directory_entry &e : fs::directory_iterator(dir, ec))
+    if (e.path().filename().string().find(".tmp-") != std::string::npos) fs::remove(e.path(), ec);
 }
 
 std::optional<CheckpointState> readCheckpoint(const std::string &out) {

@@ -135,8 +135,8 @@ LogicalResult TransposeOp::verify() {
     if (out[i] != in[perm[i]])
       return emitOpError("result dim ") << i << " must be " << in[perm[i]];
   }
-  if (getInput().getType().cast<ShapedType>().getElementType() !=
-      getResult().getType().cast<ShapedType>().getElementType())
+  if (cast<ShapedType>(getInput().getType()).getElementType() !=
+      cast<ShapedType>(getResult().getType()).getElementType())
     return emitOpError("element types differ");
   return success();
 }
