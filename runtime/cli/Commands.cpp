@@ -110,6 +110,9 @@ int runApp(CLI::App &app, int argc, char **argv) {
   } catch (const CLI::ParseError &e) {
     std::fprintf(stderr, "error: %s (run with --help for usage)\n", oneLine(e.what()).c_str());
     return 1;
+  } catch (const train::Interrupted &e) {
+    std::fprintf(stderr, "\n%s\n", e.what());
+    return 130;
   } catch (const std::bad_alloc &) {
     std::fprintf(stderr, "error: out of host memory\n");
     return 1;

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -44,6 +45,30 @@ uint32_t dropoutSeed(uint64_t seed, int64_t microBatch) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Ctrl-C / SIGTERM during training: finish the step, write a checkpoint,
+// stop. A second signal ends the process at once (the last checkpoint stays).
+volatile std::sig_atomic_t gStopRequested = 0;
+extern "C" void onStopSignal(int sig) {
+  if (gStopRequested) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+  gStopRequested = 1;
+}
+struct StopSignals {
+  StopSignals() {
+    gStopRequested = 0;
+    previousInt = std::signal(SIGINT, onStopSignal);
+    previousTerm = std::signal(SIGTERM, onStopSignal);
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, previousInt);
+    std::signal(SIGTERM, previousTerm);
+  }
+  void (*previousInt)(int);
+  void (*previousTerm)(int);
+};
 using plan::BufferKind;
 
 struct AdamW {
@@ -474,6 +499,7 @@ TrainResult runTraining(const TrainOptions &o) {
     if (!writeCurrentAdapter(s, o.out)) return; // non-finite: keep the last good checkpoint
     writeCheckpoint(o.out, c);
   };
+  StopSignals stopSignals;
   for (int64_t step = first; step <= o.steps; ++step) {
     auto t0 = Clock::now();
     const double lr = schedule.at(step - 1);
@@ -555,6 +581,17 @@ TrainResult runTraining(const TrainOptions &o) {
     progress.update(step, result.final_loss); // a skipped step shows the last loss
     result.steps = step;
     if (o.checkpoint_every > 0 && step < o.steps && step % o.checkpoint_every == 0) checkpoint(step);
+    if (gStopRequested && step < o.steps) {
+      if (o.checkpoint_every > 0) {
+        checkpoint(step);
+        throw Interrupted("interrupted after step " + std::to_string(step) + " of " + std::to_string(o.steps) +
+                          ": the adapter and " + checkpointDir(o.out) +
+                          " were written; the same command with --resume continues");
+      }
+      writeCurrentAdapter(s, o.out);
+      throw Interrupted("interrupted after step " + std::to_string(step) + " of " + std::to_string(o.steps) +
+                        ": the adapter was written to " + o.out + " (no checkpoint: --checkpoint-every 0)");
+    }
   }
 
   if (!writeCurrentAdapter(s, o.out))

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 namespace tessera::train {
@@ -30,6 +31,11 @@ struct TrainOptions {
   // and at the end (0: never); --resume continues from it.
   int64_t checkpoint_every = 50;
   bool resume = false;
+};
+
+// Training stopped by SIGINT/SIGTERM after a checkpoint (the CLI exits with 130).
+struct Interrupted : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 struct EvalOptions {

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """e2e: checkpoints and `tessera train --resume` (docs/training.md).
 
-A run killed (SIGKILL) after a checkpoint and resumed with the same command
+A run interrupted with Ctrl-C (SIGINT) writes a checkpoint of its last step
+and exits with 130. A run killed (SIGKILL) after a checkpoint and resumed with the same command
 plus --resume ends with the adapter bit-identical to an uninterrupted run's,
 and its metrics file holds every step once with the same losses; the setup
 exercises everything that depends on the step (cosine schedule, clipping,
@@ -79,6 +80,27 @@ class Resume(TempDirTest):
         # One tensor file beside state.json: older ones are removed.
         self.assertEqual(sorted(os.listdir(os.path.join(out, "checkpoint"))),
                          ["state.json", f"step-{STEPS:08d}.safetensors"])
+
+    def test_ctrl_c_checkpoints_then_resumes(self):
+        # SIGINT: the step in flight finishes, a checkpoint of it is written, exit status 130.
+        out = self.path("ctrl_c")
+        cmd = [str(a) for a in [common.ARGS.tessera, "train", *self.args(out)]]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 240
+        while proc.poll() is None and time.time() < deadline:
+            if os.path.exists(out + ".jsonl") and len(open(out + ".jsonl").read().splitlines()) >= 2:
+                break
+            time.sleep(0.02)
+        self.assertIsNone(proc.poll(), "the run ended before it could be interrupted")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130, err)
+        at = self.checkpoint_step(out)
+        self.assertIn(f"interrupted after step {at} of {STEPS}", err)
+        self.assertEqual(len(self.read(out)[1]), at, "the checkpoint is not of the last step done")
+        tessera("train", *self.args(out, "--resume"))
+        self.assertEqual(self.read(out)[0], self.read(self.full)[0])
+        self.assertEqual([m["loss"] for m in self.read(out)[1]], [m["loss"] for m in self.read(self.full)[1]])
 
     def test_finished_run_resumes_to_nothing(self):
         out = self.path("finished")
