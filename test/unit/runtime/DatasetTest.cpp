@@ -85,6 +85,21 @@ TEST(Dataset, TrainingBatchesPadTruncateAndCycle) {
   EXPECT_EQ(b3.input_ids, (std::vector<int32_t>{7, 8, 0, 0, 10, 11, 12, 13}));
 }
 
+TEST(Dataset, SkippingBatchesEqualsDrawingThem) {
+  // A resumed run skips the batches of the steps done: 7 lines, batch 3, so
+  // the cursor wraps mid-batch; any n, including multiples of the line count.
+  std::string text;
+  for (int i = 1; i <= 7; ++i) text += "{\"input_ids\": [" + std::to_string(i) + ", 0]}\n";
+  Dataset d = Dataset::parseJsonl(text, "d", 256);
+  for (int64_t n : {0, 1, 2, 5, 7, 14, 23}) {
+    Batcher drawn(d, 3, 2), skipped(d, 3, 2);
+    for (int64_t i = 0; i < n; ++i) drawn.nextTrain();
+    skipped.skipTrain(n);
+    for (int k = 0; k < 4; ++k)
+      EXPECT_EQ(skipped.nextTrain().input_ids, drawn.nextTrain().input_ids) << "n = " << n << ", batch " << k;
+  }
+}
+
 TEST(Dataset, EvalVisitsEveryLineOnce) {
   Dataset d = Dataset::parseJsonl("{\"input_ids\": [1, 2]}\n{\"input_ids\": [3, 4, 5]}\n{\"input_ids\": [6]}\n", "d", 256);
   Batcher b(d, 2, 3);
