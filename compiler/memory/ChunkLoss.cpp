@@ -42,17 +42,10 @@ namespace mlir::tessera {
 
 namespace {
 
-int64_t product(ArrayRef<int64_t> s) {
-  int64_t n = 1;
-  for (int64_t d : s)
-    n *= d;
-  return n;
-}
-
 // One value that broadcasts against [rows, vocab] without adding dimensions.
 bool isScalar(Value v) {
   auto t = cast<ShapedType>(v.getType());
-  return t.getRank() <= 2 && product(t.getShape()) == 1;
+  return t.getRank() <= 2 && t.getNumElements() == 1;
 }
 
 // The ops from the lm_head matmul to the cross_entropy's logits operand, in
@@ -143,9 +136,9 @@ struct TesseraChunkLossPass : impl::TesseraChunkLossBase<TesseraChunkLossPass> {
     auto hidden = cast<ShapedType>(matmul.getLhs().getType());
     auto labelsT = cast<ShapedType>(ce.getLabels().getType());
     int64_t vocab = cast<ShapedType>(ce.getLogits().getType()).getShape().back();
-    int64_t rows = product(hidden.getShape().drop_back()), width = hidden.getShape().back();
+    int64_t rows = ShapedType::getNumElements(hidden.getShape().drop_back()), width = hidden.getShape().back();
     int64_t ignore = ce.getIgnoreIndex();
-    if (product(labelsT.getShape()) != rows || (ignore >= 0 && ignore < vocab) || rows == 0)
+    if (labelsT.getNumElements() != rows || (ignore >= 0 && ignore < vocab) || rows == 0)
       return success();
 
     int64_t rowBytes = vocab * 4, chunkRows = chunkTokens;

@@ -69,17 +69,21 @@ struct TesseraScheduleLossChunksPass
     if (!forward || !forward->isBeforeInBlock(grad))
       return;
     Operation *point = forward;
+    // Moves `ops` (in order), then `op`, right after `point`.
+    auto placeAfterPoint = [&](ArrayRef<Operation *> ops, Operation *op) {
+      for (Operation *o : ops) {
+        o->moveAfter(point);
+        point = o;
+      }
+      op->moveAfter(point);
+      point = op;
+    };
     // 1 + 2: the seed and the gradient itself.
     FailureOr<SmallVector<Operation *>> seed =
         producersAfter(point, SmallVector<Value>(grad->getOperands()), /*limit=*/16);
     if (failed(seed))
       return;
-    for (Operation *op : *seed) {
-      op->moveAfter(point);
-      point = op;
-    }
-    grad->moveAfter(point);
-    point = grad;
+    placeAfterPoint(*seed, grad);
     // 3: its users, with their small producers.
     SmallVector<Operation *> users(grad->getUsers().begin(), grad->getUsers().end());
     llvm::sort(users, [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
@@ -96,12 +100,7 @@ struct TesseraScheduleLossChunksPass
       FailureOr<SmallVector<Operation *>> producers = producersAfter(point, others, /*limit=*/4);
       if (failed(producers))
         continue;
-      for (Operation *op : *producers) {
-        op->moveAfter(point);
-        point = op;
-      }
-      user->moveAfter(point);
-      point = user;
+      placeAfterPoint(*producers, user);
     }
   }
 

@@ -21,13 +21,17 @@ namespace {
 constexpr int64_t kDropoutSeed = 10; // runtime/plan/Plan.h
 constexpr uint32_t kGolden = 0x9E3779B9u;
 
+// An i32 constant with the bits of `v`.
+Value u32(ImplicitLocOpBuilder &b, uint32_t v) {
+  return b.create<arith::ConstantIntOp>(int64_t(int32_t(v)), 32).getResult();
+}
+
 Value fmix32(ImplicitLocOpBuilder &b, Value h) {
-  auto c = [&](uint32_t v) { return b.create<arith::ConstantIntOp>(int64_t(int32_t(v)), 32).getResult(); };
-  h = b.create<arith::XOrIOp>(h, b.create<arith::ShRUIOp>(h, c(16)));
-  h = b.create<arith::MulIOp>(h, c(0x85EBCA6Bu));
-  h = b.create<arith::XOrIOp>(h, b.create<arith::ShRUIOp>(h, c(13)));
-  h = b.create<arith::MulIOp>(h, c(0xC2B2AE35u));
-  return b.create<arith::XOrIOp>(h, b.create<arith::ShRUIOp>(h, c(16)));
+  h = b.create<arith::XOrIOp>(h, b.create<arith::ShRUIOp>(h, u32(b, 16)));
+  h = b.create<arith::MulIOp>(h, u32(b, 0x85EBCA6Bu));
+  h = b.create<arith::XOrIOp>(h, b.create<arith::ShRUIOp>(h, u32(b, 13)));
+  h = b.create<arith::MulIOp>(h, u32(b, 0xC2B2AE35u));
+  return b.create<arith::XOrIOp>(h, b.create<arith::ShRUIOp>(h, u32(b, 16)));
 }
 } // namespace
 
@@ -56,7 +60,7 @@ FailureOr<OpLowering> lowerDropout(LoweringContext &ctx, mlir::tessera::DropoutO
                     std::to_string(site) + " hparams " + std::to_string(hp.getNumElements());
   KernelHandle k = ctx.getOrCreate("dropout", key, {mem, mem, hp}, {wg, 1, 1}, [&](KernelBuilder &kb) {
     ImplicitLocOpBuilder &b = kb.b;
-    auto c = [&](uint32_t v) { return b.create<arith::ConstantIntOp>(int64_t(int32_t(v)), 32).getResult(); };
+    auto c = [&](uint32_t v) { return u32(b, v); };
     Value x = kb.arg(0), y = kb.arg(1), h = kb.arg(2);
     Value seed = b.create<arith::FPToUIOp>(b.getI32Type(), kb.load(h, kb.idx(kDropoutSeed)));
     Value mixed = fmix32(b, b.create<arith::XOrIOp>(b.create<arith::MulIOp>(seed, c(kGolden)), c(site)));
