@@ -58,6 +58,16 @@ void readString(const json &obj, const char *key, const std::string &origin,
   out = it->get<std::string>();
 }
 
+void readBool(const json &obj, const char *key, const std::string &origin, const std::string &where,
+              bool &out) {
+  auto it = obj.find(key);
+  if (it == obj.end())
+    return;
+  if (!it->is_boolean())
+    fail(origin, where + "." + key, std::string("expected true or false, got ") + typeName(*it));
+  out = it->get<bool>();
+}
+
 bool isPow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
 void validate(const DeviceProfile &p, const std::string &o) {
@@ -132,6 +142,8 @@ void validate(const DeviceProfile &p, const std::string &o) {
                      " bytes of shared memory, more than device.shared_memory_bytes (" +
                      std::to_string(p.shared_memory_bytes) + ")");
   }
+  if (std::string why = p.unsupportedPrecision(p.default_precision); !why.empty())
+    fail(o, "precision", why);
   const MatmulVariant &last = p.matmul.back();
   if (last.constrained())
     fail(o, "matmul.variants[" + std::to_string(p.matmul.size() - 1) + "]",
@@ -148,20 +160,33 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
   if (!root.is_object())
     fail(origin, "", "the profile must be a JSON object");
   checkKeys(root, origin, "",
-            {"name", "description", "device", "elementwise", "copy", "reduce", "softmax",
+            {"name", "description", "device", "precision", "elementwise", "copy", "reduce", "softmax",
              "cross_entropy", "adamw", "matmul"});
   p.origin = origin;
   readString(root, "name", origin, "", p.name);
+  if (root.contains("precision")) {
+    std::string prec;
+    readString(root, "precision", origin, "", prec);
+    p.default_precision = parsePrecision(prec, origin + ": precision");
+  }
   if (auto it = root.find("description"); it != root.end() && !it->is_string())
     fail(origin, "description", "expected a string");
   if (const json *d = section(root, "device", origin)) {
     checkKeys(*d, origin, "device",
               {"subgroup_size", "max_workgroup_invocations", "shared_memory_bytes",
-               "max_workgroup_count"});
+               "max_workgroup_count", "features"});
     readInt(*d, "subgroup_size", origin, "device", p.subgroup_size);
     readInt(*d, "max_workgroup_invocations", origin, "device", p.max_workgroup_invocations);
     readInt(*d, "shared_memory_bytes", origin, "device", p.shared_memory_bytes);
     readInt(*d, "max_workgroup_count", origin, "device", p.max_workgroup_count);
+    if (const json *f = section(*d, "features", origin)) {
+      checkKeys(*f, origin, "device.features", {"float16", "int16", "storage16", "bfloat16", "int8"});
+      readBool(*f, "float16", origin, "device.features", p.features.float16);
+      readBool(*f, "int16", origin, "device.features", p.features.int16);
+      readBool(*f, "storage16", origin, "device.features", p.features.storage16);
+      readBool(*f, "bfloat16", origin, "device.features", p.features.bfloat16);
+      readBool(*f, "int8", origin, "device.features", p.features.int8);
+    }
   }
   auto simple = [&](const char *key, int64_t &wg) {
     if (const json *s = section(root, key, origin)) {
@@ -223,6 +248,41 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
 }
 
 } // namespace
+
+const char *precisionName(Precision p) {
+  switch (p) {
+  case Precision::fp32: return "fp32";
+  case Precision::f16: return "f16";
+  case Precision::bf16: return "bf16";
+  }
+  return "?";
+}
+
+Precision parsePrecision(const std::string &s, const std::string &where) {
+  if (s == "fp32" || s == "f32")
+    return Precision::fp32;
+  if (s == "f16" || s == "fp16")
+    return Precision::f16;
+  if (s == "bf16")
+    return Precision::bf16;
+  throw ProfileError(where + ": unknown precision '" + s + "' (fp32, f16 or bf16)");
+}
+
+std::string DeviceProfile::unsupportedPrecision(Precision p) const {
+  auto lacks = [&](const char *what) {
+    return std::string("precision ") + precisionName(p) + " needs " + what + ", which profile '" + name +
+           "' does not list in device.features";
+  };
+  if (p == Precision::fp32)
+    return "";
+  if (!features.storage16)
+    return lacks("16-bit storage buffers (storage16)");
+  if (p == Precision::f16 && !features.float16)
+    return lacks("f16 arithmetic (float16)");
+  if (p == Precision::bf16 && !features.int16)
+    return lacks("16-bit integers (int16), which hold bf16 in the kernels");
+  return "";
+}
 
 const MatmulVariant &DeviceProfile::selectMatmul(int64_t m, int64_t n, int64_t k,
                                                 int64_t batch) const {

@@ -49,6 +49,24 @@ struct MatmulVariant {
   }
 };
 
+// Storage precision of a plan (tessera compile --precision): fp32 keeps every
+// tensor in f32; f16 / bf16 store frozen weights and most activations in the
+// half type (docs/design.md, "Precision").
+enum class Precision { fp32, f16, bf16 };
+const char *precisionName(Precision p);
+// "fp32" (also "f32"), "f16", "bf16"; throws ProfileError otherwise.
+Precision parsePrecision(const std::string &s, const std::string &where);
+
+// Optional device features kernels may use. A plan's kernels need the
+// features of the types they touch (runtime/plan: Plan::features).
+struct DeviceFeatures {
+  bool float16 = false;   // shaderFloat16: f16 arithmetic and conversions
+  bool int16 = false;     // shaderInt16 (bf16 storage is handled as 16-bit words)
+  bool storage16 = false; // storageBuffer16BitAccess
+  bool bfloat16 = false;  // VK_KHR_shader_bfloat16
+  bool int8 = false;      // shaderInt8 + storageBuffer8BitAccess
+};
+
 struct DeviceProfile {
   std::string name;
   std::string origin; // file it was read from, or "<built-in default>"
@@ -58,6 +76,13 @@ struct DeviceProfile {
   int64_t max_workgroup_invocations = 0;
   int64_t shared_memory_bytes = 0;
   int64_t max_workgroup_count = 0; // per dimension of a dispatch
+  DeviceFeatures features;
+  // The precision `tessera compile` uses when --precision is not given.
+  Precision default_precision = Precision::fp32;
+
+  // Whether plans of precision `p` can run on this profile's devices; the
+  // reason when not ("" when they can).
+  std::string unsupportedPrecision(Precision p) const;
 
   // Workgroup size (threads, 1-D) per kernel family.
   int64_t elementwise_workgroup = 0; // unary/binary/select/cast/adamw-free elementwise

@@ -150,9 +150,10 @@ int compileModel(const CompileOptions &o, std::string &error) {
 
   // Kernels: buffers, dispatches, SPIR-V.
   mlir::PassManager lowering(&ctx);
-  mlir::tessera::TesseraLowerToKernelsOptions lowerOptions;
-  lowerOptions.profile = o.profile;
-  lowering.addPass(mlir::tessera::createTesseraLowerToKernels(lowerOptions));
+  mlir::tessera::TesseraSelectKernelConfigsOptions configOptions;
+  configOptions.profile = o.profile;
+  lowering.addPass(mlir::tessera::createTesseraSelectKernelConfigs(configOptions));
+  lowering.addPass(mlir::tessera::createTesseraLowerToKernels());
   if (o.reuse_buffers)
     lowering.addPass(mlir::tessera::createTesseraReuseBuffers());
   lowering.addPass(mlir::tessera::createTesseraKernelsToSPIRV());

@@ -3,8 +3,9 @@
 // Turns @train_step into `tessera.program @train_step` and @loss into
 // `tessera.program @eval`, with one or more `tessera.dispatch` per tensor op
 // in body order, one `tessera.buffer` per value, and one gpu.module per
-// distinct kernel (generators in kernels/, tile sizes from the device
-// profile). All functions are removed afterwards.
+// distinct kernel (generators in kernels/, configured by each op's
+// tessera.kernel_config from tessera-select-kernel-configs). All functions
+// are removed afterwards.
 //
 // Buffers (shared between the two programs where they mean the same thing):
 //   input      @input_ids, @labels      (args 0 and 1, i32)
@@ -55,7 +56,6 @@ namespace mlir::tessera {
 namespace {
 
 using namespace ::tessera::lowering;
-namespace autotune = ::tessera::autotune;
 
 std::string sanitize(StringRef name) {
   std::string s;
@@ -72,8 +72,8 @@ bool isKernelProducer(Operation *op) {
 
 class Lowerer {
 public:
-  Lowerer(ModuleOp module, const autotune::DeviceProfile &profile)
-      : module(module), ctx(module, profile), builder(module.getContext()) {
+  Lowerer(ModuleOp module, LoweringContext context)
+      : module(module), ctx(std::move(context)), builder(module.getContext()) {
     builder.setInsertionPointToStart(module.getBody());
     // Functions are removed at the end; every other symbol stays.
     for (Operation &op : module.getBody()->getOperations())
@@ -388,7 +388,7 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
                                    BufferKind::gradient, gradT, param + ".grad_accum");
         if (failed(accSym))
           return failure();
-        emit(pb, op, lowerGradAccumulate(ctx, gradT, cast<ShapedType>(u.getHparams().getType())),
+        emit(pb, op, lowerGradAccumulate(ctx, u),
              {gradSym, valueBuf.lookup(u.getHparams()), *accSym});
         deferred.push_back(u);
         updated.insert(param);
@@ -510,20 +510,32 @@ struct TesseraLowerToKernelsPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    autotune::DeviceProfile prof;
-    try {
-      prof = autotune::loadProfileOrDefault(profile);
-    } catch (const std::exception &e) {
-      mlir::emitError(module.getLoc(), "device profile: ") << e.what();
+    FailureOr<LoweringContext> context = LoweringContext::fromModule(module);
+    if (failed(context))
       return signalPassFailure();
-    }
     auto train = module.lookupSymbol<func::FuncOp>("train_step");
     auto loss = module.lookupSymbol<func::FuncOp>("loss");
     if (!train && !loss) {
       mlir::emitError(module.getLoc(), "tessera-lower-to-kernels needs @train_step and/or @loss");
       return signalPassFailure();
     }
-    Lowerer lowerer(module, prof);
+    // Every kernel op carries its config (generators read nothing else).
+    StringRef configName = TesseraDialect::getKernelConfigAttrName();
+    for (func::FuncOp f : {train, loss}) {
+      if (!f)
+        continue;
+      WalkResult missing = f.walk([&](Operation *op) {
+        if (op->getDialect() == getContext().getLoadedDialect<TesseraDialect>() &&
+            !isa<ParamOp, ConstantOp, ReshapeOp>(op) && !op->hasAttr(configName)) {
+          op->emitOpError("has no ") << configName << ": run tessera-select-kernel-configs first";
+          return WalkResult::interrupt();
+        }
+        return WalkResult::advance();
+      });
+      if (missing.wasInterrupted())
+        return signalPassFailure();
+    }
+    Lowerer lowerer(module, std::move(*context));
     if (train && failed(lowerer.lowerFunction(train, "train_step")))
       return signalPassFailure();
     if (loss && failed(lowerer.lowerFunction(loss, "eval")))

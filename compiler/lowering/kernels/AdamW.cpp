@@ -69,8 +69,8 @@ FailureOr<OpLowering> lowerAdamW(LoweringContext &ctx, AdamWUpdateOp op) {
   int64_t n = numElements(gradT.getShape());
   if (n == 0)
     return lowering;
-  int64_t wg = ctx.profile.adamw_workgroup;
-  int64_t groups = gridGroups(n, wg, ctx.profile.max_workgroup_count);
+  int64_t wg = kernelConfig<ElementwiseConfigAttr>(op).getWorkgroupSize();
+  int64_t groups = gridGroups(n, wg, ctx.maxWorkgroupCount);
   MemRefType mem = flatMemRefType(gradT), hp = flatMemRefType(hpT);
   std::string key = "adamw " + std::to_string(n) + " hparams " + std::to_string(hp.getNumElements());
   KernelHandle k = ctx.getOrCreate("adamw", key, {mem, mem, mem, mem, hp}, {wg, 1, 1},
@@ -94,8 +94,8 @@ FailureOr<OpLowering> lowerAdamWAccumulated(LoweringContext &ctx, AdamWUpdateOp 
   int64_t n = numElements(gradT.getShape());
   if (n == 0)
     return lowering;
-  int64_t wg = ctx.profile.adamw_workgroup;
-  int64_t groups = gridGroups(n, wg, ctx.profile.max_workgroup_count);
+  int64_t wg = kernelConfig<ElementwiseConfigAttr>(op).getWorkgroupSize();
+  int64_t groups = gridGroups(n, wg, ctx.maxWorkgroupCount);
   MemRefType mem = flatMemRefType(gradT), hp = flatMemRefType(hpT);
   auto norm = MemRefType::get({3}, Float32Type::get(ctx.module.getContext()));
   std::string key = "adamw_accum " + std::to_string(n) + " hparams " + std::to_string(hp.getNumElements());

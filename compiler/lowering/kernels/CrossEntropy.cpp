@@ -102,7 +102,7 @@ std::string shapeKey(const RowShape &s) {
 
 FailureOr<OpLowering> lowerCrossEntropy(LoweringContext &ctx, CrossEntropyOp op) {
   RowShape s = rowShape(op.getLogits(), op.getLabels(), op.getShift(), op.getIgnoreIndex());
-  int64_t wg = ctx.profile.cross_entropy_workgroup;
+  int64_t wg = kernelConfig<ElementwiseConfigAttr>(op).getWorkgroupSize();
   MLIRContext *mctx = op.getContext();
   Type f32 = Float32Type::get(mctx);
   auto logitsT = flatMemRefType(cast<ShapedType>(op.getLogits().getType()));
@@ -112,7 +112,7 @@ FailureOr<OpLowering> lowerCrossEntropy(LoweringContext &ctx, CrossEntropyOp op)
 
   OpLowering lowering;
   lowering.scratch.push_back({rowsT, "rows"});
-  int64_t groups = std::max<int64_t>(1, std::min(s.rows, ctx.profile.max_workgroup_count));
+  int64_t groups = std::max<int64_t>(1, std::min(s.rows, ctx.maxWorkgroupCount));
   KernelHandle rowsK = ctx.getOrCreate(
       "ce_rows", "ce_rows " + shapeKey(s), {logitsT, labelsT, rowsT}, {wg, 1, 1},
       [&](KernelBuilder &kb) {
@@ -161,7 +161,7 @@ FailureOr<OpLowering> lowerCrossEntropy(LoweringContext &ctx, CrossEntropyOp op)
 
 FailureOr<OpLowering> lowerCrossEntropyGrad(LoweringContext &ctx, CrossEntropyGradOp op) {
   RowShape s = rowShape(op.getLogits(), op.getLabels(), op.getShift(), op.getIgnoreIndex());
-  int64_t wg = ctx.profile.cross_entropy_workgroup;
+  int64_t wg = kernelConfig<ElementwiseConfigAttr>(op).getWorkgroupSize();
   Type f32 = Float32Type::get(op.getContext());
   auto logitsT = flatMemRefType(cast<ShapedType>(op.getLogits().getType()));
   auto labelsT = flatMemRefType(cast<ShapedType>(op.getLabels().getType()));
@@ -177,7 +177,7 @@ FailureOr<OpLowering> lowerCrossEntropyGrad(LoweringContext &ctx, CrossEntropyGr
         kb.ifThen(kb.ulti(tid, 1), [&] { kb.store(count, kb.arg(1), kb.idx(0)); });
         return std::array<int64_t, 3>{1, 1, 1};
       });
-  int64_t groups = std::max<int64_t>(1, std::min(s.rows, ctx.profile.max_workgroup_count));
+  int64_t groups = std::max<int64_t>(1, std::min(s.rows, ctx.maxWorkgroupCount));
   KernelHandle gradK = ctx.getOrCreate(
       "ce_grad", "ce_grad " + shapeKey(s), {logitsT, labelsT, oneT, oneT, logitsT}, {wg, 1, 1},
       [&](KernelBuilder &kb) {

@@ -18,14 +18,14 @@ ShapedType shapedOf(Value v) { return cast<ShapedType>(v.getType()); }
 using CopyFn = std::function<Value(KernelBuilder &, Value /*flat output index*/)>;
 
 // out[i] = fn(i) over all output elements; fn loads from the input args.
-OpLowering copyKernel(LoweringContext &ctx, StringRef family, const std::string &key,
+OpLowering copyKernel(LoweringContext &ctx, Operation *op, StringRef family, const std::string &key,
                       ArrayRef<ShapedType> ins, ShapedType out, const CopyFn &fn) {
   OpLowering lowering;
   int64_t n = numElements(out.getShape());
   if (n == 0)
     return lowering;
-  int64_t wg = ctx.profile.copy_workgroup;
-  int64_t groups = gridGroups(n, wg, ctx.profile.max_workgroup_count);
+  int64_t wg = kernelConfig<ElementwiseConfigAttr>(op).getWorkgroupSize();
+  int64_t groups = gridGroups(n, wg, ctx.maxWorkgroupCount);
   SmallVector<Type> args;
   for (ShapedType t : ins)
     args.push_back(flatMemRefType(t));
@@ -53,7 +53,7 @@ FailureOr<OpLowering> lowerTranspose(LoweringContext &ctx, TransposeOp op) {
     dims.push_back({out.getShape()[d], outStrides[d], inStrides[op.getPerm()[d]]});
   dims = simplifyIndexMap(dims);
   int64_t n = numElements(out.getShape());
-  return copyKernel(ctx, "transpose", opKey(op), {in}, out, [=](KernelBuilder &kb, Value i) {
+  return copyKernel(ctx, op, "transpose", opKey(op), {in}, out, [=](KernelBuilder &kb, Value i) {
     return kb.load(kb.arg(0), kb.applyIndexMap(i, dims, n));
   });
 }
@@ -62,7 +62,7 @@ FailureOr<OpLowering> lowerBroadcast(LoweringContext &ctx, BroadcastOp op) {
   ShapedType in = shapedOf(op.getInput()), out = shapedOf(op.getResult());
   SmallVector<DimMap> dims = broadcastIndexMap(out.getShape(), in.getShape());
   int64_t n = numElements(out.getShape());
-  return copyKernel(ctx, "broadcast", opKey(op), {in}, out, [=](KernelBuilder &kb, Value i) {
+  return copyKernel(ctx, op, "broadcast", opKey(op), {in}, out, [=](KernelBuilder &kb, Value i) {
     return kb.load(kb.arg(0), kb.applyIndexMap(i, dims, n));
   });
 }
@@ -79,7 +79,7 @@ FailureOr<OpLowering> lowerSlice(LoweringContext &ctx, SliceOp op) {
   }
   dims = simplifyIndexMap(dims);
   int64_t n = numElements(out.getShape());
-  return copyKernel(ctx, "slice", opKey(op), {in}, out, [=](KernelBuilder &kb, Value i) {
+  return copyKernel(ctx, op, "slice", opKey(op), {in}, out, [=](KernelBuilder &kb, Value i) {
     return kb.load(kb.arg(0), kb.addi(kb.applyIndexMap(i, dims, n), base));
   });
 }
@@ -91,10 +91,10 @@ FailureOr<OpLowering> lowerPad(LoweringContext &ctx, PadOp op) {
   int64_t n = numElements(outShape);
   if (numElements(inShape) == 0) {
     // All zeros: a pad of an empty tensor (a broadcast of the constant 0).
-    return copyKernel(ctx, "pad", opKey(op), {in}, out,
+    return copyKernel(ctx, op, "pad", opKey(op), {in}, out,
                       [](KernelBuilder &kb, Value) { return kb.f32(0.0); });
   }
-  return copyKernel(ctx, "pad", opKey(op), {in}, out, [=](KernelBuilder &kb, Value i) {
+  return copyKernel(ctx, op, "pad", opKey(op), {in}, out, [=](KernelBuilder &kb, Value i) {
     SmallVector<int64_t> inStrides = rowMajorStrides(inShape);
     SmallVector<int64_t> outStrides = rowMajorStrides(outShape);
     Value valid = kb.i1(true);
@@ -144,7 +144,7 @@ FailureOr<OpLowering> lowerConcat(LoweringContext &ctx, ConcatOp op) {
     sizes.push_back(shapedOf(v).getShape()[axis]);
   }
   Type elem = storageElementType(out.getElementType());
-  return copyKernel(ctx, "concat", opKey(op), ins, out, [=](KernelBuilder &kb, Value i) {
+  return copyKernel(ctx, op, "concat", opKey(op), ins, out, [=](KernelBuilder &kb, Value i) {
     Value outer = kb.udiv(i, kb.idx(total * inner));
     Value rem = kb.urem(i, kb.idx(total * inner));
     Value ca = inner == 1 ? rem : kb.udiv(rem, kb.idx(inner));
@@ -181,7 +181,7 @@ FailureOr<OpLowering> lowerGather(LoweringContext &ctx, GatherOp op) {
   for (int64_t d = axis + 1; d < in.getRank(); ++d)
     post *= in.getShape()[d];
   int64_t nIdx = numElements(idx.getShape());
-  return copyKernel(ctx, "gather", opKey(op), {in, idx}, out, [=](KernelBuilder &kb, Value i) {
+  return copyKernel(ctx, op, "gather", opKey(op), {in, idx}, out, [=](KernelBuilder &kb, Value i) {
     ImplicitLocOpBuilder &b = kb.b;
     Value outer = kb.udiv(i, kb.idx(nIdx * post));
     Value j = kb.udiv(i, kb.idx(post));

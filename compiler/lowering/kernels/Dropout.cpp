@@ -53,12 +53,13 @@ FailureOr<OpLowering> lowerDropout(LoweringContext &ctx, mlir::tessera::DropoutO
   double rate = op.getRate().convertToDouble();
   uint32_t threshold = dropoutThreshold(rate), site = uint32_t(op.getSite());
   float scale = float(1.0 / (1.0 - rate));
-  int64_t wg = ctx.profile.elementwise_workgroup;
-  int64_t groups = gridGroups(n, wg, ctx.profile.max_workgroup_count);
-  MemRefType mem = flatMemRefType(t), hp = flatMemRefType(hparams);
+  int64_t wg = kernelConfig<mlir::tessera::ElementwiseConfigAttr>(op).getWorkgroupSize();
+  int64_t groups = gridGroups(n, wg, ctx.maxWorkgroupCount);
+  MemRefType mem = flatMemRefType(cast<ShapedType>(op.getInput().getType())), outMem = flatMemRefType(t),
+             hp = flatMemRefType(hparams);
   std::string key = "dropout " + std::to_string(n) + " threshold " + std::to_string(threshold) + " site " +
                     std::to_string(site) + " hparams " + std::to_string(hp.getNumElements());
-  KernelHandle k = ctx.getOrCreate("dropout", key, {mem, mem, hp}, {wg, 1, 1}, [&](KernelBuilder &kb) {
+  KernelHandle k = ctx.getOrCreate("dropout", key, {mem, outMem, hp}, {wg, 1, 1}, [&](KernelBuilder &kb) {
     ImplicitLocOpBuilder &b = kb.b;
     auto c = [&](uint32_t v) { return u32(b, v); };
     Value x = kb.arg(0), y = kb.arg(1), h = kb.arg(2);

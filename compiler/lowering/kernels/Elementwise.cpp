@@ -36,6 +36,8 @@ namespace {
 
 ShapedType shapedOf(Value v) { return cast<ShapedType>(v.getType()); }
 
+int64_t workgroupOf(Operation *op) { return kernelConfig<ElementwiseConfigAttr>(op).getWorkgroupSize(); }
+
 // Elementwise fp32 math helpers (all take and return f32 values).
 struct FMath {
   KernelBuilder &kb;
@@ -171,13 +173,12 @@ using ElementFn = std::function<Value(KernelBuilder &, ArrayRef<Value>)>;
 
 // One kernel: out[i] = fn(in_0[map_0(i)], ..., in_k[map_k(i)]).
 OpLowering elementwise(LoweringContext &ctx, StringRef family, const std::string &key,
-                       ArrayRef<ShapedType> ins, ShapedType out, const ElementFn &fn) {
+                       ArrayRef<ShapedType> ins, ShapedType out, int64_t wg, const ElementFn &fn) {
   OpLowering lowering;
   int64_t n = numElements(out.getShape());
   if (n == 0)
     return lowering;
-  int64_t wg = ctx.profile.elementwise_workgroup;
-  int64_t groups = gridGroups(n, wg, ctx.profile.max_workgroup_count);
+  int64_t groups = gridGroups(n, wg, ctx.maxWorkgroupCount);
   SmallVector<Type> args;
   for (ShapedType t : ins)
     args.push_back(flatMemRefType(t));
@@ -213,7 +214,7 @@ OpLowering elementwise(LoweringContext &ctx, StringRef family, const std::string
 FailureOr<OpLowering> lowerUnary(LoweringContext &ctx, UnaryOp op) {
   UnaryFn fn = op.getFn();
   return elementwise(ctx, "unary_" + stringifyUnaryFn(fn).str(), opKey(op),
-                     {shapedOf(op.getInput())}, shapedOf(op.getResult()),
+                     {shapedOf(op.getInput())}, shapedOf(op.getResult()), workgroupOf(op),
                      [fn](KernelBuilder &kb, ArrayRef<Value> v) { return emitUnary(kb, fn, v[0]); });
 }
 
@@ -221,7 +222,7 @@ FailureOr<OpLowering> lowerBinary(LoweringContext &ctx, BinaryOp op) {
   BinaryFn fn = op.getFn();
   return elementwise(ctx, "binary_" + stringifyBinaryFn(fn).str(), opKey(op),
                      {shapedOf(op.getLhs()), shapedOf(op.getRhs())}, shapedOf(op.getResult()),
-                     [fn](KernelBuilder &kb, ArrayRef<Value> v) {
+                     workgroupOf(op), [fn](KernelBuilder &kb, ArrayRef<Value> v) {
                        return emitBinary(kb, fn, v[0], v[1]);
                      });
 }
@@ -229,7 +230,7 @@ FailureOr<OpLowering> lowerBinary(LoweringContext &ctx, BinaryOp op) {
 FailureOr<OpLowering> lowerSelect(LoweringContext &ctx, SelectOp op) {
   return elementwise(ctx, "select", opKey(op),
                      {shapedOf(op.getCond()), shapedOf(op.getLhs()), shapedOf(op.getRhs())},
-                     shapedOf(op.getResult()), [](KernelBuilder &kb, ArrayRef<Value> v) {
+                     shapedOf(op.getResult()), workgroupOf(op), [](KernelBuilder &kb, ArrayRef<Value> v) {
                        Value c = kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ne, v[0],
                                                             kb.i32(0));
                        return kb.select(c, v[1], v[2]);
@@ -240,22 +241,25 @@ FailureOr<OpLowering> lowerCast(LoweringContext &ctx, CastOp op) {
   Type from = shapedOf(op.getInput()).getElementType();
   Type to = shapedOf(op.getResult()).getElementType();
   return elementwise(ctx, "cast", opKey(op), {shapedOf(op.getInput())}, shapedOf(op.getResult()),
-                     [from, to](KernelBuilder &kb, ArrayRef<Value> v) -> Value {
+                     workgroupOf(op), [from, to](KernelBuilder &kb, ArrayRef<Value> v) -> Value {
                        ImplicitLocOpBuilder &b = kb.b;
-                       Value x = v[0]; // f32, or i32 (also for i1, holding 0/1)
+                       // f32 for any float type (stores round to the result
+                       // type), or i32 (also for i1, holding 0/1).
+                       Value x = v[0];
+                       bool fromFloat = isa<FloatType>(from), toFloat = isa<FloatType>(to);
                        if (to.isInteger(1)) {
-                         Value nz = from.isF32()
+                         Value nz = fromFloat
                                         ? (Value)b.create<arith::CmpFOp>(arith::CmpFPredicate::UNE,
                                                                          x, kb.f32(0.0))
                                         : (Value)b.create<arith::CmpIOp>(arith::CmpIPredicate::ne,
                                                                          x, kb.i32(0));
                          return b.create<arith::ExtUIOp>(b.getI32Type(), nz);
                        }
-                       if (to.isF32())
-                         return from.isF32() ? x
-                                             : (Value)b.create<arith::SIToFPOp>(b.getF32Type(), x);
+                       if (toFloat)
+                         return fromFloat ? x
+                                          : (Value)b.create<arith::SIToFPOp>(b.getF32Type(), x);
                        // to i32
-                       if (from.isF32())
+                       if (fromFloat)
                          return b.create<arith::FPToSIOp>(b.getI32Type(), x);
                        return x; // i32 <- i32 / i1
                      });
@@ -264,7 +268,7 @@ FailureOr<OpLowering> lowerCast(LoweringContext &ctx, CastOp op) {
 OpLowering lowerCopy(LoweringContext &ctx, int64_t n, Type elem) {
   auto t = RankedTensorType::get({n}, elem);
   std::string key = "copy " + std::to_string(n) + (elem.isF32() ? " f32" : " i32");
-  return elementwise(ctx, "copy", key, {t}, t,
+  return elementwise(ctx, "copy", key, {t}, t, ctx.elementwiseWorkgroup,
                      [](KernelBuilder &, ArrayRef<Value> v) { return v[0]; });
 }
 

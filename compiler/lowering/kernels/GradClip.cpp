@@ -21,13 +21,15 @@ constexpr int64_t kMaxGradNorm = 8, kGradScale = 9;
 constexpr int64_t kSumSquares = 0, kTotalNorm = 1, kClipCoef = 2;
 } // namespace
 
-OpLowering lowerGradAccumulate(LoweringContext &ctx, ShapedType grad, ShapedType hparams) {
+OpLowering lowerGradAccumulate(LoweringContext &ctx, mlir::tessera::AdamWUpdateOp update) {
+  auto grad = cast<ShapedType>(update.getGrad().getType());
+  auto hparams = cast<ShapedType>(update.getHparams().getType());
   OpLowering lowering;
   int64_t n = numElements(grad.getShape());
   if (n == 0)
     return lowering;
-  int64_t wg = ctx.profile.adamw_workgroup;
-  int64_t groups = gridGroups(n, wg, ctx.profile.max_workgroup_count);
+  int64_t wg = kernelConfig<mlir::tessera::ElementwiseConfigAttr>(update).getWorkgroupSize();
+  int64_t groups = gridGroups(n, wg, ctx.maxWorkgroupCount);
   MemRefType mem = flatMemRefType(grad), hp = flatMemRefType(hparams);
   std::string key = "grad_accumulate " + std::to_string(n) + " hparams " + std::to_string(hp.getNumElements());
   KernelHandle k = ctx.getOrCreate("grad_accumulate", key, {mem, mem, hp}, {wg, 1, 1}, [&](KernelBuilder &kb) {
@@ -48,7 +50,7 @@ OpLowering lowerGradSumSquares(LoweringContext &ctx, ShapedType grad) {
   int64_t n = numElements(grad.getShape());
   if (n == 0)
     return lowering;
-  int64_t wg = ctx.profile.reduce_workgroup;
+  int64_t wg = ctx.reduceWorkgroup;
   MemRefType mem = flatMemRefType(grad);
   auto norm = MemRefType::get({3}, Float32Type::get(ctx.module.getContext()));
   std::string key = "grad_sumsq " + std::to_string(n);

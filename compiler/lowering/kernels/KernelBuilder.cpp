@@ -9,8 +9,10 @@ using namespace mlir;
 namespace tessera::lowering {
 
 Type storageElementType(Type t) {
-  if (t.isF32())
+  if (t.isF32() || t.isF16())
     return t;
+  if (t.isBF16())
+    return IntegerType::get(t.getContext(), 16);
   return IntegerType::get(t.getContext(), 32);
 }
 
@@ -121,8 +123,41 @@ Value KernelBuilder::select(Value cond, Value a, Value c) {
   return b.create<arith::SelectOp>(cond, a, c);
 }
 
-Value KernelBuilder::load(Value mem, Value i) { return b.create<memref::LoadOp>(mem, ValueRange{i}); }
+Value KernelBuilder::bf16ToF32(Value bits) {
+  Value wide = b.create<arith::ExtUIOp>(b.getI32Type(), bits);
+  return b.create<arith::BitcastOp>(b.getF32Type(), b.create<arith::ShLIOp>(wide, i32(16)));
+}
+
+Value KernelBuilder::f32ToBf16(Value x) {
+  Value bits = b.create<arith::BitcastOp>(b.getI32Type(), x);
+  Value lsb = b.create<arith::AndIOp>(b.create<arith::ShRUIOp>(bits, i32(16)), i32(1));
+  Value rounded = b.create<arith::AddIOp>(bits, b.create<arith::AddIOp>(lsb, i32(0x7FFF)));
+  Value magnitude = b.create<arith::AndIOp>(bits, i32(0x7FFFFFFF));
+  Value isNan = b.create<arith::CmpIOp>(arith::CmpIPredicate::ugt, magnitude, i32(0x7F800000));
+  Value quiet = b.create<arith::OrIOp>(b.create<arith::ShRUIOp>(bits, i32(16)), i32(0x40));
+  Value top = select(isNan, quiet, b.create<arith::ShRUIOp>(rounded, i32(16)));
+  return b.create<arith::TruncIOp>(b.getIntegerType(16), top);
+}
+
+Value KernelBuilder::load(Value mem, Value i) {
+  Value v = b.create<memref::LoadOp>(mem, ValueRange{i});
+  Type t = v.getType();
+  if (t.isF16())
+    return b.create<arith::ExtFOp>(b.getF32Type(), v);
+  if (t.isInteger(16))
+    return bf16ToF32(v);
+  return v;
+}
+
 void KernelBuilder::store(Value v, Value mem, Value i) {
+  Type t = cast<MemRefType>(mem.getType()).getElementType();
+  if (t.isF16() && v.getType().isF32()) {
+    Value lim = f32(65504.0);
+    v = b.create<arith::MinimumFOp>(b.create<arith::MaximumFOp>(v, b.create<arith::NegFOp>(lim)), lim);
+    v = b.create<arith::TruncFOp>(b.getF16Type(), v);
+  } else if (t.isInteger(16) && v.getType().isF32()) {
+    v = f32ToBf16(v);
+  }
   b.create<memref::StoreOp>(v, mem, ValueRange{i});
 }
 

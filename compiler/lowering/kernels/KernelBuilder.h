@@ -1,9 +1,16 @@
 // KernelBuilder.h - building one gpu.func kernel from scf/arith/math/memref.
 //
 // Every kernel is a gpu.module holding one gpu.func of the same name. Its
-// arguments are flat memrefs (memref<N x f32|i32>, i1 stored as i32), bound
-// at descriptor set 0, binding i = argument i. All shapes and strides are
-// baked in as constants; the only runtime values are the builtin ids.
+// arguments are flat memrefs (memref<N x f32|f16|i16|i32>: bf16 is stored as
+// i16 words since MLIR 19's SPIR-V dialect has no bf16 type, i1 as i32),
+// bound at descriptor set 0, binding i = argument i. All shapes and strides
+// are baked in as constants; the only runtime values are the builtin ids.
+//
+// Kernels compute in f32 whatever the storage precision: load() of a float
+// buffer returns f32 (f16 and bf16 widened exactly), store() of an f32 into
+// an f16 buffer rounds (the driver's conversion) after saturating to
+// +-65504, so an overflow gives the largest half, not inf; into a bf16 buffer
+// it rounds to nearest even (NaN stays NaN).
 #pragma once
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -22,9 +29,10 @@ namespace tessera::lowering {
 using mlir::Type;
 using mlir::Value;
 
-/// Storage element type of a tensor element type: f32 -> f32, i32/i1 -> i32.
+/// Storage element type of a tensor element type: f32 -> f32, f16 -> f16,
+/// bf16 -> i16 (its bits), i32/i1 -> i32.
 Type storageElementType(Type tensorElement);
-/// Flat memref for a static tensor: memref<max(1, numel) x f32|i32>.
+/// Flat memref for a static tensor: memref<max(1, numel) x storage type>.
 mlir::MemRefType flatMemRefType(mlir::ShapedType tensor);
 /// Row-major strides of a shape.
 llvm::SmallVector<int64_t> rowMajorStrides(llvm::ArrayRef<int64_t> shape);
@@ -94,9 +102,12 @@ public:
   Value fmax(Value a, Value c);
   Value select(Value cond, Value a, Value c);
 
-  // Memory.
+  // Memory. Float buffers are read as f32 and written from f32 (header).
   Value load(Value mem, Value i);
   void store(Value v, Value mem, Value i);
+  /// f32 <-> bf16 bits (i16), round to nearest even.
+  Value bf16ToF32(Value bits);
+  Value f32ToBf16(Value x);
   /// A workgroup-shared array (memref.alloc in workgroup memory space).
   Value sharedArray(int64_t n, Type elem);
   void barrier();

@@ -1,33 +1,28 @@
 // Kernels.cpp - the kernel cache shared by the generators.
 #include "compiler/lowering/kernels/Kernels.h"
 
-#include "mlir/AsmParser/AsmParser.h"
+#include "mlir/Dialect/SPIRV/IR/TargetAndABI.h"
 
 using namespace mlir;
 
 namespace tessera::lowering {
 
-namespace {
-// SPIR-V target of every kernel: Vulkan 1.1 (SPIR-V 1.3), storage buffers,
-// limits from the profile. tessera-kernels-to-spirv trims the capability
-// list to what each kernel uses (spirv-update-vce).
-Attribute targetEnvFor(MLIRContext *ctx, const autotune::DeviceProfile &p) {
-  std::string s =
-      "#spirv.target_env<#spirv.vce<v1.3, [Shader, GroupNonUniform, "
-      "GroupNonUniformArithmetic, GroupNonUniformBallot, GroupNonUniformShuffle], "
-      "[SPV_KHR_storage_buffer_storage_class]>, api=Vulkan, #spirv.resource_limits<"
-      "max_compute_shared_memory_size = " +
-      std::to_string(p.shared_memory_bytes) +
-      ", max_compute_workgroup_invocations = " + std::to_string(p.max_workgroup_invocations) +
-      ", max_compute_workgroup_size = [" + std::to_string(p.max_workgroup_invocations) + ", " +
-      std::to_string(p.max_workgroup_invocations) + ", 64], subgroup_size = " +
-      std::to_string(p.subgroup_size) + ">>";
-  return parseAttribute(s, ctx);
+FailureOr<LoweringContext> LoweringContext::fromModule(ModuleOp m) {
+  LoweringContext ctx(m);
+  ctx.targetEnv = m->getAttr(spirv::getTargetEnvAttrName());
+  auto target = m->getAttrOfType<DictionaryAttr>(mlir::tessera::TesseraDialect::getKernelTargetAttrName());
+  if (!ctx.targetEnv || !target)
+    return mlir::emitError(m.getLoc(), "the module has no kernel target (spirv.target_env, ")
+               << mlir::tessera::TesseraDialect::getKernelTargetAttrName()
+               << "): run tessera-select-kernel-configs first",
+           failure();
+  // The dialect verified the dictionary's fields.
+  ctx.maxWorkgroupCount = target.getAs<IntegerAttr>("max_workgroup_count").getInt();
+  ctx.elementwiseWorkgroup =
+      target.getAs<mlir::tessera::ElementwiseConfigAttr>("elementwise").getWorkgroupSize();
+  ctx.reduceWorkgroup = target.getAs<mlir::tessera::ReductionConfigAttr>("reduce").getWorkgroupSize();
+  return ctx;
 }
-} // namespace
-
-LoweringContext::LoweringContext(ModuleOp m, const autotune::DeviceProfile &p)
-    : module(m), profile(p), targetEnv(targetEnvFor(m.getContext(), p)) {}
 
 void LoweringContext::reserveName(llvm::StringRef name) { usedNames.insert(name); }
 
@@ -42,7 +37,13 @@ std::string LoweringContext::uniqueName(llvm::StringRef base) {
 KernelHandle LoweringContext::getOrCreate(
     StringRef family, StringRef key, ArrayRef<Type> args, std::array<int64_t, 3> localSize,
     const std::function<std::array<int64_t, 3>(KernelBuilder &)> &build) {
-  std::string fullKey = key.str();
+  // The argument types are part of the code (storage precision of each buffer).
+  std::string fullKey = key.str() + " args(";
+  for (Type t : args) {
+    llvm::raw_string_ostream os(fullKey);
+    os << t << ",";
+  }
+  fullKey += ")";
   auto it = kernels.find(fullKey);
   if (it != kernels.end())
     return it->second;

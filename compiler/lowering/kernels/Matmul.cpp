@@ -4,7 +4,7 @@
 // optional transposes. A batched lhs against an unbatched rhs (the linear
 // layer) is folded into one [batch*M, K] x [K, N] product.
 //
-// Variant "tiled" (matmul.variants[*] of the profile): a workgroup computes a
+// Kind "tiled" (the op's #tessera.matmul_config): a workgroup computes a
 // tile_m x tile_n tile of C with (tile_m/thread_m) x (tile_n/thread_n)
 // threads, each accumulating a thread_m x thread_n register tile. The K
 // dimension is walked tile_k at a time: the workgroup stages an A tile and a
@@ -16,7 +16,7 @@
 // size works. Thread (tx, ty) owns rows ty + i*(tile_m/thread_m) and columns
 // tx + j*(tile_n/thread_n) of the tile (coalesced stores).
 //
-// Variant "direct": the same tiling of C over workgroups and threads, but no
+// Kind "direct": the same tiling of C over workgroups and threads, but no
 // shared memory and no barriers: each thread streams its rows of A and
 // columns of B from memory. Slower on GPUs, much faster on CPU
 // implementations (lavapipe), where barriers are expensive and caches do the
@@ -57,17 +57,33 @@ void groupLoop(KernelBuilder &kb, int64_t n, int64_t groups, Value id,
 
 } // namespace
 
+MatmulProblem matmulProblem(MatmulOp op) {
+  ArrayRef<int64_t> l = cast<ShapedType>(op.getLhs().getType()).getShape();
+  ArrayRef<int64_t> r = cast<ShapedType>(op.getRhs().getType()).getShape();
+  ArrayRef<int64_t> o = cast<ShapedType>(op.getResult().getType()).getShape();
+  bool tl = op.getTransposeLhs(), tr = op.getTransposeRhs();
+  MatmulProblem p;
+  p.m = tl ? l[l.size() - 1] : l[l.size() - 2];
+  p.k = tl ? l[l.size() - 2] : l[l.size() - 1];
+  p.n = tr ? r[r.size() - 2] : r[r.size() - 1];
+  p.batch = numElements(o.drop_back(2));
+  if (!tl && numElements(r.drop_back(2)) == 1) {
+    p.m *= p.batch; // fold the lhs batch into M
+    p.batch = 1;
+    p.foldedBatch = true;
+  }
+  return p;
+}
+
 FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
   auto lhsT = cast<ShapedType>(op.getLhs().getType());
   auto rhsT = cast<ShapedType>(op.getRhs().getType());
   auto outT = cast<ShapedType>(op.getResult().getType());
   ArrayRef<int64_t> l = lhsT.getShape(), r = rhsT.getShape(), o = outT.getShape();
   bool tl = op.getTransposeLhs(), tr = op.getTransposeRhs();
-  int64_t M = tl ? l[l.size() - 1] : l[l.size() - 2];
-  int64_t K = tl ? l[l.size() - 2] : l[l.size() - 1];
-  int64_t N = tr ? r[r.size() - 2] : r[r.size() - 1];
+  MatmulProblem problem = matmulProblem(op);
+  int64_t M = problem.m, K = problem.k, N = problem.n, batch = problem.batch;
   ArrayRef<int64_t> lb = l.drop_back(2), rb = r.drop_back(2), ob = o.drop_back(2);
-  int64_t batch = numElements(ob);
 
   OpLowering lowering;
   if (numElements(o) == 0)
@@ -75,10 +91,7 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
 
   // Batch offsets of A and B (in elements) as index maps over the output batch.
   SmallVector<DimMap> aMap, bMap;
-  if (!tl && numElements(rb) == 1) {
-    M *= batch; // fold the lhs batch into M
-    batch = 1;
-  } else {
+  if (!problem.foldedBatch) {
     aMap = broadcastIndexMap(ob, lb);
     bMap = broadcastIndexMap(ob, rb);
     for (DimMap &d : aMap)
@@ -87,28 +100,25 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
       d.inStride *= K * N;
   }
 
-  const autotune::MatmulVariant *variant;
-  try {
-    variant = &ctx.profile.selectMatmul(M, N, K, batch);
-  } catch (const std::exception &e) {
-    return op.emitOpError(e.what()), failure();
-  }
-  const int64_t TM = variant->tile_m, TN = variant->tile_n, TK = variant->tile_k;
-  const int64_t RM = variant->thread_m, RN = variant->thread_n;
+  auto config = kernelConfig<MatmulConfigAttr>(op);
+  const bool direct = config.getKind() == MatmulKind::direct;
+  const std::string kindName = stringifyMatmulKind(config.getKind()).str();
+  const int64_t TM = config.tileM(), TN = config.tileN(), TK = config.tileK();
+  const int64_t RM = config.threadM(), RN = config.threadN();
   const int64_t TX = TN / RN, TY = TM / RM, NT = TX * TY;
   const int64_t TMp = TM + 1, TNp = TN + 1; // padded shared rows
   const int64_t tilesM = ceilDiv(M, TM), tilesN = ceilDiv(N, TN), tilesK = ceilDiv(K, TK);
-  const int64_t maxG = ctx.profile.max_workgroup_count;
+  const int64_t maxG = ctx.maxWorkgroupCount;
   // Split-K (unbatched only): S workgroups per tile, each over kPer K tiles.
   int64_t S = 1, kPer = tilesK;
-  if (variant->split_k > 1 && batch == 1 && tilesK > 1) {
-    S = std::min({variant->split_k, tilesK, maxG});
+  if (config.getSplitK() > 1 && batch == 1 && tilesK > 1) {
+    S = std::min({config.getSplitK(), tilesK, maxG});
     kPer = ceilDiv(tilesK, S);
     S = ceilDiv(tilesK, kPer); // every split gets at least one K tile
   }
   // Loop iterations of one invocation per K tile, each loop counting its
   // trips + 1 (the exit test), as llvmpipe's limiter does.
-  const int64_t perTile = variant->kind == "direct"
+  const int64_t perTile = direct
                               ? TK
                               : ceilDiv(TM * TK, NT) + 1 + ceilDiv(TK * TN, NT) + 1 + TK + 1 + 1;
   const int64_t tilesPerGroup = ceilDiv(tilesM, std::min(tilesM, maxG)) * ceilDiv(tilesN, std::min(tilesN, maxG));
@@ -128,8 +138,7 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
                 gz = S > 1 ? S : std::max<int64_t>(1, std::min(batch, maxG));
   const bool needM = M % TM != 0, needN = N % TN != 0, needK = K % TK != 0;
 
-  const bool direct = variant->kind == "direct";
-  std::string key = opKey(op) + " " + variant->kind + " " + std::to_string(TM) + "x" + std::to_string(TN) + "x" +
+  std::string key = opKey(op) + " " + kindName + " " + std::to_string(TM) + "x" + std::to_string(TN) + "x" +
                     std::to_string(TK) + " reg " + std::to_string(RM) + "x" + std::to_string(RN) +
                     " split " + std::to_string(S);
   MemRefType partialsT = MemRefType::get({S * M * N}, Float32Type::get(op.getContext()));
@@ -271,7 +280,7 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
     return lowering;
   }
   // Sum the S partial products in a fixed order (deterministic).
-  int64_t n = M * N, wg = ctx.profile.elementwise_workgroup;
+  int64_t n = M * N, wg = ctx.elementwiseWorkgroup;
   int64_t groups = gridGroups(n, wg, maxG);
   KernelHandle sum = ctx.getOrCreate(
       "matmul_splitk_sum", "splitk_sum " + std::to_string(S) + " " + std::to_string(n),

@@ -1,7 +1,7 @@
 // Reduction.cpp - sum / mean / max over any set of axes.
 //
 // The input offset of (output o, reduced element r) is base(o) + off(r), both
-// static index maps. Two variants, chosen by the profile (reduce.*):
+// static index maps. Two strategies (the op's #tessera.reduction_config):
 //  * serial: one thread per output loops over the reduced elements. Used
 //    when the reduced extent is small (<= serial_max), or when there are many
 //    outputs and the innermost dim is kept (then neighbouring threads read
@@ -15,8 +15,23 @@ using namespace mlir::tessera;
 
 namespace tessera::lowering {
 
+ReduceProblem reduceProblem(ReduceOp op) {
+  ArrayRef<int64_t> shape = cast<ShapedType>(op.getInput().getType()).getShape();
+  SmallVector<bool> reduced(shape.size(), false);
+  for (int64_t a : op.getAxes())
+    reduced[a] = true;
+  ReduceProblem p;
+  for (size_t d = 0; d < shape.size(); ++d)
+    (reduced[d] ? p.extent : p.outputs) *= shape[d];
+  for (int d = (int)shape.size() - 1; d >= 0; --d)
+    if (shape[d] != 1) {
+      p.innermostReduced = reduced[d];
+      break;
+    }
+  return p;
+}
+
 FailureOr<OpLowering> lowerReduce(LoweringContext &ctx, ReduceOp op) {
-  const autotune::DeviceProfile &prof = ctx.profile;
   auto in = cast<ShapedType>(op.getInput().getType());
   auto out = cast<ShapedType>(op.getResult().getType());
   ArrayRef<int64_t> shape = in.getShape();
@@ -45,22 +60,15 @@ FailureOr<OpLowering> lowerReduce(LoweringContext &ctx, ReduceOp op) {
     keptMap = simplifyIndexMap(keptMap);
     redMap = simplifyIndexMap(redMap);
   }
-  bool innermostReduced = false;
-  for (int d = (int)shape.size() - 1; d >= 0; --d)
-    if (shape[d] != 1) {
-      innermostReduced = reduced[d];
-      break;
-    }
-
   OpLowering lowering;
   if (outputs == 0)
     return lowering;
   ReduceFn fn = op.getFn();
-  bool serial = extent <= prof.reduce_serial_max ||
-                (!innermostReduced && outputs >= prof.reduce_serial_min_outputs);
-  int64_t wg = serial ? prof.elementwise_workgroup : prof.reduce_workgroup;
-  int64_t groups = serial ? gridGroups(outputs, wg, prof.max_workgroup_count)
-                          : std::min(outputs, prof.max_workgroup_count);
+  auto config = kernelConfig<ReductionConfigAttr>(op);
+  bool serial = config.getStrategy() == ReductionStrategy::serial;
+  int64_t wg = config.getWorkgroupSize();
+  int64_t groups = serial ? gridGroups(outputs, wg, ctx.maxWorkgroupCount)
+                          : std::min(outputs, ctx.maxWorkgroupCount);
   std::string key = opKey(op) + (serial ? " serial" : " workgroup");
 
   auto init = [&](KernelBuilder &kb) {

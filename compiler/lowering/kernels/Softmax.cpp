@@ -1,8 +1,8 @@
 // Softmax.cpp - numerically stable softmax over the last axis:
 // y = exp(x - max) / sum(exp(x - max)).
 //
-// Variants (softmax.*): rows up to serial_max long get one thread per row;
-// longer rows get one workgroup per row with shared-memory tree reductions
+// Strategies (the op's #tessera.reduction_config): serial, one thread per
+// row; workgroup, one workgroup per row with shared-memory tree reductions
 // for the max and the sum.
 #include "compiler/lowering/kernels/Kernels.h"
 
@@ -12,7 +12,6 @@ using namespace mlir::tessera;
 namespace tessera::lowering {
 
 FailureOr<OpLowering> lowerSoftmax(LoweringContext &ctx, SoftmaxOp op) {
-  const autotune::DeviceProfile &prof = ctx.profile;
   auto type = cast<ShapedType>(op.getInput().getType());
   OpLowering lowering;
   int64_t n = numElements(type.getShape());
@@ -20,15 +19,16 @@ FailureOr<OpLowering> lowerSoftmax(LoweringContext &ctx, SoftmaxOp op) {
     return lowering;
   int64_t len = type.getRank() ? type.getShape().back() : 1;
   int64_t rows = n / len;
-  bool serial = len <= prof.softmax_serial_max;
-  int64_t wg = serial ? prof.elementwise_workgroup : prof.softmax_workgroup;
-  int64_t groups = serial ? gridGroups(rows, wg, prof.max_workgroup_count)
-                          : std::min(rows, prof.max_workgroup_count);
+  auto config = kernelConfig<ReductionConfigAttr>(op);
+  bool serial = config.getStrategy() == ReductionStrategy::serial;
+  int64_t wg = config.getWorkgroupSize();
+  int64_t groups = serial ? gridGroups(rows, wg, ctx.maxWorkgroupCount)
+                          : std::min(rows, ctx.maxWorkgroupCount);
   std::string key = opKey(op) + (serial ? " serial" : " workgroup");
-  MemRefType mem = flatMemRefType(type);
+  MemRefType mem = flatMemRefType(type), outMem = flatMemRefType(cast<ShapedType>(op.getType()));
   double negInf = -std::numeric_limits<double>::infinity();
 
-  KernelHandle k = ctx.getOrCreate("softmax", key, {mem, mem}, {wg, 1, 1}, [&](KernelBuilder &kb) {
+  KernelHandle k = ctx.getOrCreate("softmax", key, {mem, outMem}, {wg, 1, 1}, [&](KernelBuilder &kb) {
     Value in = kb.arg(0), out = kb.arg(1);
     Value zero = kb.idx(0), one = kb.idx(1), lenV = kb.idx(len);
     if (serial) {

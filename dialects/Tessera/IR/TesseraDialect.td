@@ -20,6 +20,15 @@ def Tessera_Dialect : Dialect {
   let summary = "LoRA training graphs and their execution plans";
   let cppNamespace = "::mlir::tessera";
   let useDefaultAttributePrinterParser = 1;
+  let hasOperationAttrVerify = 1;
+  let extraClassDeclaration = [{
+    /// An op's kernel configuration (TesseraKernelConfigs.td).
+    static constexpr ::llvm::StringLiteral getKernelConfigAttrName() { return "tessera.kernel_config"; }
+    /// The module's kernel target: {profile = name, max_workgroup_count,
+    /// elementwise = and reduce = the configs of the kernels the lowering adds
+    /// itself (copies, split-K sums, gradient clipping)}.
+    static constexpr ::llvm::StringLiteral getKernelTargetAttrName() { return "tessera.kernel_target"; }
+  }];
 }
 
 class Tessera_Op<string mnemonic, list<Trait> traits = []>

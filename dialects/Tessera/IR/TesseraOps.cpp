@@ -43,6 +43,23 @@ static LogicalResult verifyBroadcastResult(Operation *op, ArrayRef<int64_t> expe
   return success();
 }
 
+// `: T` when the result has the operand's type, else `: T -> U` (a unary,
+// softmax or dropout whose result is stored in another precision).
+static ParseResult parseStorageTypes(OpAsmParser &parser, Type &input, Type &result) {
+  if (parser.parseType(input))
+    return failure();
+  result = input;
+  if (succeeded(parser.parseOptionalArrow()))
+    return parser.parseType(result);
+  return success();
+}
+
+static void printStorageTypes(OpAsmPrinter &printer, Operation *, Type input, Type result) {
+  printer << input;
+  if (result != input)
+    printer << " -> " << result;
+}
+
 //===----------------------------------------------------------------------===//
 
 OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }

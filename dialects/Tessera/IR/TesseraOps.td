@@ -3,13 +3,16 @@
 #define TESSERA_OPS_TD
 
 include "TesseraDialect.td"
+include "TesseraKernelConfigs.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 
-def Tessera_FloatTensor : StaticShapeTensorOf<[F32]>;
+// Float tensors hold f32, f16 or bf16: the element type is the value's
+// storage precision (tessera-assign-precision); kernels compute in f32.
+def Tessera_FloatTensor : StaticShapeTensorOf<[F32, F16, BF16]>;
 def Tessera_IndexTensor : StaticShapeTensorOf<[I32]>;
-def Tessera_AnyTensor : StaticShapeTensorOf<[F32, I32, I1]>;
+def Tessera_AnyTensor : StaticShapeTensorOf<[F32, F16, BF16, I32, I1]>;
 
 //===----------------------------------------------------------------------===//
 // Tensor level: leaves
@@ -41,11 +44,14 @@ def Tessera_ConstantOp : Tessera_Op<"constant", [ConstantLike, Pure, AllTypesMat
 // Tensor level: elementwise (numpy broadcasting)
 //===----------------------------------------------------------------------===//
 
-def Tessera_UnaryOp : Tessera_Op<"unary", [Pure, SameOperandsAndResultType]> {
+def Tessera_UnaryOp : Tessera_Op<"unary", [Pure, SameOperandsAndResultShape]> {
   let summary = "elementwise function of one tensor";
   let arguments = (ins Tessera_UnaryFnAttr:$fn, Tessera_FloatTensor:$input);
   let results = (outs Tessera_FloatTensor:$result);
-  let assemblyFormat = "$fn $input attr-dict `:` type($input)";
+  let assemblyFormat = "$fn $input attr-dict `:` custom<StorageTypes>(type($input), type($result))";
+  let builders = [OpBuilder<(ins "UnaryFn":$fn, "Value":$input), [{
+    build($_builder, $_state, input.getType(), fn, input);
+  }]>];
 }
 
 def Tessera_BinaryOp : Tessera_Op<"binary", [Pure]> {
@@ -67,7 +73,7 @@ def Tessera_SelectOp : Tessera_Op<"select", [Pure]> {
 }
 
 def Tessera_CastOp : Tessera_Op<"cast", [Pure, SameOperandsAndResultShape]> {
-  let summary = "element type conversion (f32, i32, i1)";
+  let summary = "element type conversion (f32, f16, bf16, i32, i1)";
   let arguments = (ins Tessera_AnyTensor:$input);
   let results = (outs Tessera_AnyTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
@@ -102,14 +108,17 @@ def Tessera_ReduceOp : Tessera_Op<"reduce", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Tessera_SoftmaxOp : Tessera_Op<"softmax", [Pure, SameOperandsAndResultType]> {
+def Tessera_SoftmaxOp : Tessera_Op<"softmax", [Pure, SameOperandsAndResultShape]> {
   let summary = "softmax over the last axis";
   let arguments = (ins Tessera_FloatTensor:$input);
   let results = (outs Tessera_FloatTensor:$result);
-  let assemblyFormat = "$input attr-dict `:` type($input)";
+  let assemblyFormat = "$input attr-dict `:` custom<StorageTypes>(type($input), type($result))";
+  let builders = [OpBuilder<(ins "Value":$input), [{
+    build($_builder, $_state, input.getType(), input);
+  }]>];
 }
 
-def Tessera_DropoutOp : Tessera_Op<"dropout", [Pure, SameOperandsAndResultType]> {
+def Tessera_DropoutOp : Tessera_Op<"dropout", [Pure, SameOperandsAndResultShape]> {
   let summary = "inverted dropout with a counter-based mask (LoRA dropout)";
   let description = [{
     In a training program (one with hparams) element i of the flattened
@@ -124,7 +133,10 @@ def Tessera_DropoutOp : Tessera_Op<"dropout", [Pure, SameOperandsAndResultType]>
   }];
   let arguments = (ins Tessera_FloatTensor:$input, F64Attr:$rate, I64Attr:$site);
   let results = (outs Tessera_FloatTensor:$result);
-  let assemblyFormat = "$input attr-dict `:` type($input)";
+  let assemblyFormat = "$input attr-dict `:` custom<StorageTypes>(type($input), type($result))";
+  let builders = [OpBuilder<(ins "Value":$input, "::mlir::FloatAttr":$rate, "::mlir::IntegerAttr":$site), [{
+    build($_builder, $_state, input.getType(), input, rate, site);
+  }]>];
   let hasVerifier = 1;
 }
 

@@ -72,16 +72,31 @@ def TesseraAddOptimizer : Pass<"tessera-add-optimizer", "ModuleOp"> {
   let summary = "Build @train_step from @loss_grad with one AdamW update per LoRA parameter";
 }
 
-def TesseraLowerToKernels : Pass<"tessera-lower-to-kernels", "ModuleOp"> {
-  let summary = "Assign buffers and turn every tensor op of @train_step and @loss into a GPU kernel dispatch";
+def TesseraSelectKernelConfigs : Pass<"tessera-select-kernel-configs", "ModuleOp"> {
+  let summary = "Record each kernel op's configuration (tiles, threads) and the SPIR-V target, chosen from the device profile";
   let description = [{
-    Produces tessera.buffer symbols, tessera.program @train_step and @eval,
-    and one gpu.module per kernel with tile sizes from the device profile.
+    Sets `tessera.kernel_config` on every tensor op that becomes a kernel
+    (keeping configs already present, so a tuner or a test can inject them),
+    and on the module `spirv.target_env` (capabilities of the profile's device
+    features, resource limits) and `tessera.kernel_target` unless present.
+    The rules per kernel family are listed in
+    compiler/lowering/SelectKernelConfigs.cpp.
   }];
   let options = [
     Option<"profile", "profile", "std::string", /*default=*/"\"\"",
            "device profile JSON (empty: built-in default)">
   ];
+  let dependentDialects = ["::mlir::tessera::TesseraDialect", "::mlir::spirv::SPIRVDialect"];
+}
+
+def TesseraLowerToKernels : Pass<"tessera-lower-to-kernels", "ModuleOp"> {
+  let summary = "Assign buffers and turn every tensor op of @train_step and @loss into GPU kernel dispatches";
+  let description = [{
+    Produces tessera.buffer symbols, tessera.program @train_step and @eval
+    (and @optimizer_step with clipping/accumulation), and one gpu.module per
+    distinct kernel, generated from each op's `tessera.kernel_config` and the
+    module's kernel target (run tessera-select-kernel-configs first).
+  }];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::scf::SCFDialect",
                            "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect",
                            "::mlir::math::MathDialect", "::mlir::spirv::SPIRVDialect"];

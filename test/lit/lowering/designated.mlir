@@ -1,7 +1,7 @@
 // Designated storage: the returned loss and the adamw gradients are computed
 // in place, also through reshapes; when that is impossible (a parameter, a
 // value used twice) a copy kernel moves them. Dead ops get no dispatch.
-// RUN: tessera-opt %s --tessera-lower-to-kernels | FileCheck %s
+// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels | FileCheck %s
 
 module {
   func.func @train_step(%ids: tensor<1x4xi32>, %labels: tensor<1x4xi32>, %hp: tensor<8xf32>) -> tensor<f32> {

@@ -1,7 +1,7 @@
 // tessera.dropout: a kernel that binds @hparams (the seed, hparams[10]) in
 // train_step, no kernel in eval (its result is its input's buffer), and an
 // error when train_step's hparams have no seed slot.
-// RUN: tessera-opt %s --split-input-file --tessera-lower-to-kernels --verify-diagnostics | FileCheck %s
+// RUN: tessera-opt %s --split-input-file --tessera-select-kernel-configs --tessera-lower-to-kernels --verify-diagnostics | FileCheck %s
 
 // CHECK-LABEL: tessera.program @train_step
 // CHECK: tessera.dispatch @dropout_0 [@[[X:[a-z0-9_.]+]], @[[D:[a-z0-9_.]+]], @hparams]

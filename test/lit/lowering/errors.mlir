@@ -1,5 +1,5 @@
 // Diagnostics of tessera-lower-to-kernels.
-// RUN: tessera-opt %s --split-input-file --verify-diagnostics --tessera-lower-to-kernels
+// RUN: tessera-opt %s --split-input-file --verify-diagnostics --tessera-select-kernel-configs --tessera-lower-to-kernels
 
 // expected-error@+1 {{tessera-lower-to-kernels needs @train_step and/or @loss}}
 module {

@@ -2,7 +2,7 @@
 // each gradient (grad_accumulate) and a third program, optimizer_step, sums
 // the squares of every accumulator into grad_norm, computes the clip
 // coefficient once, then runs AdamW from the accumulators.
-// RUN: tessera-opt %s --tessera-lower-to-kernels | FileCheck %s
+// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels | FileCheck %s
 
 module {
   func.func @train_step(%ids: tensor<1x4xi32>, %labels: tensor<1x4xi32>, %hp: tensor<10xf32>) -> tensor<f32> {

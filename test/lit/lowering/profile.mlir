@@ -1,8 +1,8 @@
 // Tile sizes, workgroup sizes and matmul variants come from the device profile.
-// RUN: tessera-opt %s --tessera-lower-to-kernels | FileCheck %s --check-prefix=DEFAULT
-// RUN: tessera-opt %s --tessera-lower-to-kernels=profile=%repo/autotune/profiles/default.json | FileCheck %s --check-prefix=DEFAULT
-// RUN: tessera-opt %s --tessera-lower-to-kernels=profile=%repo/autotune/profiles/lavapipe.json | FileCheck %s --check-prefix=LAVAPIPE
-// RUN: tessera-opt %s --tessera-lower-to-kernels=profile=%repo/autotune/profiles/nvidia.json | FileCheck %s --check-prefix=NVIDIA
+// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels | FileCheck %s --check-prefix=DEFAULT
+// RUN: tessera-opt %s --tessera-select-kernel-configs=profile=%repo/autotune/profiles/default.json --tessera-lower-to-kernels | FileCheck %s --check-prefix=DEFAULT
+// RUN: tessera-opt %s --tessera-select-kernel-configs=profile=%repo/autotune/profiles/lavapipe.json --tessera-lower-to-kernels | FileCheck %s --check-prefix=LAVAPIPE
+// RUN: tessera-opt %s --tessera-select-kernel-configs=profile=%repo/autotune/profiles/nvidia.json --tessera-lower-to-kernels | FileCheck %s --check-prefix=NVIDIA
 
 module {
   func.func @loss(%ids: tensor<2x4xi32>, %labels: tensor<2x4xi32>) -> tensor<f32> {

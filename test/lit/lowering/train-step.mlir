@@ -2,7 +2,7 @@
 // inputs/weights/LoRA factors, one loss buffer, gradients computed in place
 // (also through a reshape), optimizer state, reshape aliases, dead @forward
 // dropped, dedup of identical kernels.
-// RUN: tessera-opt %s --tessera-lower-to-kernels | FileCheck %s
+// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels | FileCheck %s
 
 module attributes {tessera.lora = {rank = 2 : i64, alpha = 4.0 : f64}} {
   func.func @forward(%ids: tensor<2x4xi32>) -> tensor<2x4x16xf32> {

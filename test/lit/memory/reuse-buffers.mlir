@@ -2,8 +2,8 @@
 // share one slot buffer (they become its aliases); an operand and the result
 // of the same dispatch never share; weights, the loss and gradients keep their
 // own storage; the two programs share slots (they never run together).
-// RUN: tessera-opt %s --tessera-lower-to-kernels --tessera-reuse-buffers | FileCheck %s
-// RUN: tessera-opt %s --tessera-lower-to-kernels | FileCheck %s --check-prefix=UNSHARED
+// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-reuse-buffers | FileCheck %s
+// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels | FileCheck %s --check-prefix=UNSHARED
 
 // eval: x -> a = exp(x) [dispatch 0] -> b = neg(a) [1] -> c = exp(b) [2] -> d = neg(c) [3] -> reduce [4].
 // a and c (and b and d) never live at the same time; a and b do. Six 24-byte

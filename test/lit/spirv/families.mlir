@@ -1,11 +1,11 @@
 // Every kernel family, converted to SPIR-V and validated with spirv-val for
 // Vulkan 1.1 under each shipped profile.
 // RUN: rm -rf %t && mkdir -p %t/default %t/lavapipe %t/nvidia
-// RUN: tessera-opt %s --tessera-lower-to-kernels --tessera-kernels-to-spirv=dump-dir=%t/default | FileCheck %s
+// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-kernels-to-spirv=dump-dir=%t/default | FileCheck %s
 // RUN: %python %S/validate_spirv.py %t/default | FileCheck %s --check-prefix=VALID
-// RUN: tessera-opt %s --tessera-lower-to-kernels=profile=%repo/autotune/profiles/lavapipe.json --tessera-kernels-to-spirv=dump-dir=%t/lavapipe -o /dev/null
+// RUN: tessera-opt %s --tessera-select-kernel-configs=profile=%repo/autotune/profiles/lavapipe.json --tessera-lower-to-kernels --tessera-kernels-to-spirv=dump-dir=%t/lavapipe -o /dev/null
 // RUN: %python %S/validate_spirv.py %t/lavapipe | FileCheck %s --check-prefix=VALID
-// RUN: tessera-opt %s --tessera-lower-to-kernels=profile=%repo/autotune/profiles/nvidia.json --tessera-kernels-to-spirv=dump-dir=%t/nvidia -o /dev/null
+// RUN: tessera-opt %s --tessera-select-kernel-configs=profile=%repo/autotune/profiles/nvidia.json --tessera-lower-to-kernels --tessera-kernels-to-spirv=dump-dir=%t/nvidia -o /dev/null
 // RUN: %python %S/validate_spirv.py %t/nvidia | FileCheck %s --check-prefix=VALID
 
 module {

@@ -63,9 +63,10 @@ plan::Plan compile(const std::string &source, const std::string &profile) {
   if (!module)
     throw std::runtime_error("parse failed: " + diagnostics + "\n" + source);
   mlir::PassManager pm(&ctx);
-  mlir::tessera::TesseraLowerToKernelsOptions opts;
+  mlir::tessera::TesseraSelectKernelConfigsOptions opts;
   opts.profile = profile;
-  pm.addPass(mlir::tessera::createTesseraLowerToKernels(opts));
+  pm.addPass(mlir::tessera::createTesseraSelectKernelConfigs(opts));
+  pm.addPass(mlir::tessera::createTesseraLowerToKernels());
   pm.addPass(mlir::tessera::createTesseraKernelsToSPIRV());
   if (mlir::failed(pm.run(*module)))
     throw std::runtime_error("lowering failed: " + diagnostics);

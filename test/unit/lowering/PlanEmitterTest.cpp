@@ -35,6 +35,7 @@ struct Lowered {
     module = mlir::parseSourceFile<mlir::ModuleOp>(path, &ctx);
     EXPECT_TRUE(module) << path;
     mlir::PassManager pm(&ctx);
+    pm.addPass(mlir::tessera::createTesseraSelectKernelConfigs());
     pm.addPass(mlir::tessera::createTesseraLowerToKernels());
     if (toSpirv)
       pm.addPass(mlir::tessera::createTesseraKernelsToSPIRV());

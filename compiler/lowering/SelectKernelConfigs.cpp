@@ -1,0 +1,172 @@
+// SelectKernelConfigs.cpp - tessera-select-kernel-configs: the device
+// profile's rules, recorded in the IR.
+//
+// For every tensor op of the programs that becomes a kernel, sets
+// `tessera.kernel_config` (TesseraKernelConfigs.td) unless the op already has
+// one: a tuner or a test injects configs that way. On the module it sets,
+// unless present, the SPIR-V target environment built from the profile
+// (capabilities and extensions of the profile's device features, resource
+// limits) and `tessera.kernel_target` (device limits and the configs of the
+// kernels the lowering adds itself). tessera-lower-to-kernels reads only
+// these attributes.
+//
+// The rules (docs/design.md, "Kernels and device profiles"):
+//   matmul        the profile's first matmul variant that admits the problem
+//                 (M, N, K, batch after folding the linear layer's batch)
+//   reduce        serial (one thread per output) when the reduced extent is
+//                 <= reduce.serial_max, or when there are >= serial_min_outputs
+//                 outputs and the innermost dim is kept; else one workgroup
+//                 per output
+//   softmax       serial for rows <= softmax.serial_max, else workgroup
+//   elementwise   unary, binary, select, cast, dropout: elementwise.workgroup_size
+//   data movement transpose, broadcast, slice, pad, concat, gather: copy.workgroup_size
+//   cross_entropy(_grad): cross_entropy.workgroup_size; adamw_update: adamw.workgroup_size
+#include "autotune/Profile.h"
+#include "compiler/lowering/kernels/Kernels.h"
+
+#include "Tessera/Transforms/Passes.h"
+
+#include "mlir/Dialect/SPIRV/IR/TargetAndABI.h"
+
+#include "llvm/ADT/TypeSwitch.h"
+
+namespace mlir::tessera {
+#define GEN_PASS_DEF_TESSERASELECTKERNELCONFIGS
+#include "Tessera/Transforms/Passes.h.inc"
+
+namespace {
+
+namespace autotune = ::tessera::autotune;
+using ::tessera::lowering::matmulProblem;
+using ::tessera::lowering::reduceProblem;
+
+// Vulkan 1.1 (SPIR-V 1.3) with the capabilities of the profile's device
+// features; tessera-kernels-to-spirv trims each kernel's list to what it uses
+// (spirv-update-vce).
+spirv::TargetEnvAttr targetEnvFor(MLIRContext *ctx, const autotune::DeviceProfile &p) {
+  using spirv::Capability;
+  using spirv::Extension;
+  SmallVector<Capability> caps = {Capability::Shader, Capability::GroupNonUniform,
+                                  Capability::GroupNonUniformArithmetic,
+                                  Capability::GroupNonUniformBallot, Capability::GroupNonUniformShuffle};
+  SmallVector<Extension> exts = {Extension::SPV_KHR_storage_buffer_storage_class};
+  const autotune::DeviceFeatures &f = p.features;
+  if (f.float16)
+    caps.push_back(Capability::Float16);
+  if (f.int16)
+    caps.push_back(Capability::Int16);
+  if (f.storage16) {
+    caps.push_back(Capability::StorageBuffer16BitAccess);
+    exts.push_back(Extension::SPV_KHR_16bit_storage);
+  }
+  if (f.int8) {
+    caps.push_back(Capability::Int8);
+    caps.push_back(Capability::StorageBuffer8BitAccess);
+    exts.push_back(Extension::SPV_KHR_8bit_storage);
+  }
+  Builder b(ctx);
+  auto limits = spirv::ResourceLimitsAttr::get(
+      ctx, p.shared_memory_bytes, p.max_workgroup_invocations,
+      b.getI32ArrayAttr({int32_t(p.max_workgroup_invocations), int32_t(p.max_workgroup_invocations), 64}),
+      p.subgroup_size, /*min_subgroup_size=*/std::nullopt, /*max_subgroup_size=*/std::nullopt,
+      /*cooperative_matrix_properties_khr=*/b.getArrayAttr({}),
+      /*cooperative_matrix_properties_nv=*/b.getArrayAttr({}));
+  auto vce = spirv::VerCapExtAttr::get(spirv::Version::V_1_3, caps, exts, ctx);
+  return spirv::TargetEnvAttr::get(vce, limits, spirv::ClientAPI::Vulkan, spirv::Vendor::Unknown,
+                                   spirv::DeviceType::Unknown, spirv::TargetEnvAttr::kUnknownDeviceID);
+}
+
+ElementwiseConfigAttr workgroup(MLIRContext *ctx, int64_t wg) {
+  return ElementwiseConfigAttr::get(ctx, wg);
+}
+
+ReductionConfigAttr reduction(MLIRContext *ctx, bool serial, int64_t serialWg, int64_t treeWg) {
+  return ReductionConfigAttr::get(ctx, serial ? ReductionStrategy::serial : ReductionStrategy::workgroup,
+                                  serial ? serialWg : treeWg);
+}
+
+FailureOr<Attribute> selectMatmul(const autotune::DeviceProfile &p, MatmulOp op) {
+  ::tessera::lowering::MatmulProblem mp = matmulProblem(op);
+  const autotune::MatmulVariant *v;
+  try {
+    v = &p.selectMatmul(mp.m, mp.n, mp.k, mp.batch);
+  } catch (const std::exception &e) {
+    return op.emitOpError(e.what()), failure();
+  }
+  MLIRContext *ctx = op.getContext();
+  return Attribute(MatmulConfigAttr::get(
+      ctx, StringAttr::get(ctx, v->name), v->kind == "direct" ? MatmulKind::direct : MatmulKind::tiled,
+      {v->tile_m, v->tile_n, v->tile_k}, {v->thread_m, v->thread_n}, v->split_k));
+}
+
+// The config of one op, or a null attribute for ops that are no kernel.
+FailureOr<Attribute> selectConfig(const autotune::DeviceProfile &p, Operation *op) {
+  MLIRContext *ctx = op->getContext();
+  return llvm::TypeSwitch<Operation *, FailureOr<Attribute>>(op)
+      .Case([&](MatmulOp o) { return selectMatmul(p, o); })
+      .Case([&](ReduceOp o) -> FailureOr<Attribute> {
+        ::tessera::lowering::ReduceProblem r = reduceProblem(o);
+        bool serial = r.extent <= p.reduce_serial_max ||
+                      (!r.innermostReduced && r.outputs >= p.reduce_serial_min_outputs);
+        return Attribute(reduction(ctx, serial, p.elementwise_workgroup, p.reduce_workgroup));
+      })
+      .Case([&](SoftmaxOp o) -> FailureOr<Attribute> {
+        auto t = cast<ShapedType>(o.getInput().getType());
+        int64_t len = t.getRank() ? t.getShape().back() : 1;
+        return Attribute(reduction(ctx, len <= p.softmax_serial_max, p.elementwise_workgroup,
+                                   p.softmax_workgroup));
+      })
+      .Case<UnaryOp, BinaryOp, SelectOp, CastOp, DropoutOp>(
+          [&](Operation *) -> FailureOr<Attribute> { return Attribute(workgroup(ctx, p.elementwise_workgroup)); })
+      .Case<TransposeOp, BroadcastOp, SliceOp, PadOp, ConcatOp, GatherOp>(
+          [&](Operation *) -> FailureOr<Attribute> { return Attribute(workgroup(ctx, p.copy_workgroup)); })
+      .Case<CrossEntropyOp, CrossEntropyGradOp>([&](Operation *) -> FailureOr<Attribute> {
+        return Attribute(workgroup(ctx, p.cross_entropy_workgroup));
+      })
+      .Case([&](AdamWUpdateOp) -> FailureOr<Attribute> { return Attribute(workgroup(ctx, p.adamw_workgroup)); })
+      .Default([](Operation *) -> FailureOr<Attribute> { return Attribute(); });
+}
+
+struct TesseraSelectKernelConfigsPass
+    : impl::TesseraSelectKernelConfigsBase<TesseraSelectKernelConfigsPass> {
+  using TesseraSelectKernelConfigsBase::TesseraSelectKernelConfigsBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MLIRContext *ctx = &getContext();
+    autotune::DeviceProfile prof;
+    try {
+      prof = autotune::loadProfileOrDefault(profile);
+    } catch (const std::exception &e) {
+      mlir::emitError(module.getLoc(), "device profile: ") << e.what();
+      return signalPassFailure();
+    }
+    if (!module->hasAttr(spirv::getTargetEnvAttrName()))
+      module->setAttr(spirv::getTargetEnvAttrName(), targetEnvFor(ctx, prof));
+    if (!module->hasAttr(TesseraDialect::getKernelTargetAttrName())) {
+      Builder b(ctx);
+      NamedAttribute fields[] = {
+          b.getNamedAttr("profile", b.getStringAttr(prof.name)),
+          b.getNamedAttr("max_workgroup_count", b.getI64IntegerAttr(prof.max_workgroup_count)),
+          b.getNamedAttr("elementwise", workgroup(ctx, prof.elementwise_workgroup)),
+          b.getNamedAttr("reduce", reduction(ctx, false, 0, prof.reduce_workgroup))};
+      module->setAttr(TesseraDialect::getKernelTargetAttrName(), b.getDictionaryAttr(fields));
+    }
+    StringAttr name = StringAttr::get(ctx, TesseraDialect::getKernelConfigAttrName());
+    WalkResult r = module.walk([&](Operation *op) {
+      if (op->getDialect() != ctx->getLoadedDialect<TesseraDialect>() || op->hasAttr(name))
+        return WalkResult::advance();
+      FailureOr<Attribute> c = selectConfig(prof, op);
+      if (failed(c))
+        return WalkResult::interrupt();
+      if (*c)
+        op->setAttr(name, *c);
+      return WalkResult::advance();
+    });
+    if (r.wasInterrupted())
+      signalPassFailure();
+  }
+};
+
+} // namespace
+} // namespace mlir::tessera
