@@ -271,7 +271,7 @@ Precision parsePrecision(const std::string &s, const std::string &where) {
 std::string DeviceProfile::unsupportedPrecision(Precision p) const {
   auto lacks = [&](const char *what) {
     return std::string("precision ") + precisionName(p) + " needs " + what + ", which profile '" + name +
-           "' does not list in device.features";
+           "' does not list in device.features (use the profile of a device that has it, see autotune/profiles, or --precision fp32)";
   };
   if (p == Precision::fp32)
     return "";

@@ -2,6 +2,7 @@
 // the order of the compiler/ folders.
 #include "compiler/Pipeline.h"
 
+#include "autotune/Profile.h"
 #include "compiler/import/OnnxImporter.h"
 #include "compiler/plan/PlanEmitter.h"
 #include "runtime/plan/Plan.h"
@@ -111,6 +112,21 @@ int compileModel(const CompileOptions &o, std::string &error) {
     return 1;
   }
 
+  // The profile decides the default precision and whether a half precision
+  // can run on its devices.
+  autotune::Precision precision;
+  try {
+    autotune::DeviceProfile profile = autotune::loadProfileOrDefault(o.profile);
+    precision = o.precision.empty() ? profile.default_precision
+                                    : autotune::parsePrecision(o.precision, "--precision");
+    if (std::string why = profile.unsupportedPrecision(precision); !why.empty())
+      throw autotune::ProfileError("--precision " + std::string(autotune::precisionName(precision)) +
+                                   ": " + why);
+  } catch (const std::exception &e) {
+    error = e.what();
+    return 1;
+  }
+
   mlir::OwningOpRef<mlir::ModuleOp> module =
       importOnnx(ctx, o.model, ImportOptions{o.batch, o.seq}, error);
   if (!module) {
@@ -141,6 +157,9 @@ int compileModel(const CompileOptions &o, std::string &error) {
     training.addPass(mlir::tessera::createTesseraRecompute());
   training.addPass(mlir::tessera::createTesseraScheduleLossChunks());
   training.addPass(mlir::tessera::createTesseraAddOptimizer());
+  mlir::tessera::TesseraAssignPrecisionOptions precisionOptions;
+  precisionOptions.precision = autotune::precisionName(precision);
+  training.addPass(mlir::tessera::createTesseraAssignPrecision(precisionOptions));
   if (mlir::failed(training.run(*module))) {
     error = "building the training graph failed: " + first.message;
     return 1;
@@ -148,8 +167,9 @@ int compileModel(const CompileOptions &o, std::string &error) {
   if (!o.emit_mlir.empty() && !writeText(o.emit_mlir, *module, error))
     return 1;
 
-  // Kernels: buffers, dispatches, SPIR-V.
+  // Kernels: configs, buffers, dispatches, SPIR-V.
   mlir::PassManager lowering(&ctx);
+
   mlir::tessera::TesseraSelectKernelConfigsOptions configOptions;
   configOptions.profile = o.profile;
   lowering.addPass(mlir::tessera::createTesseraSelectKernelConfigs(configOptions));

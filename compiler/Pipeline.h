@@ -18,6 +18,7 @@ struct CompileOptions {
   std::string lora_layers;     // decoder layers to adapt (0,2,5-7); empty: all
   uint64_t seed = 0;           // LoRA A initialisation seed
   std::string profile;         // device profile JSON; empty: built-in default
+  std::string precision;       // fp32 | f16 | bf16; empty: the profile's default
   std::string emit_spirv_dir;  // write every kernel as <dir>/<kernel>.spv
   std::string emit_mlir;       // write the training graph (tensor level) here
   bool quiet = false;

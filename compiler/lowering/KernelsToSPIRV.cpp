@@ -70,6 +70,7 @@ struct TesseraKernelsToSPIRVPass : impl::TesseraKernelsToSPIRVBase<TesseraKernel
     SmallVector<gpu::GPUModuleOp> kernels(module.getOps<gpu::GPUModuleOp>());
     for (gpu::GPUModuleOp gm : kernels) {
       std::string name = gm.getName().str();
+      Attribute config = gm->getAttr("tessera.config"); // what the plan records
       Operation *before = gm->getPrevNode();
 
       spirv::MemorySpaceToStorageClassConverter spaces(vulkanStorageClass);
@@ -104,6 +105,8 @@ struct TesseraKernelsToSPIRVPass : impl::TesseraKernelsToSPIRVBase<TesseraKernel
         return signalPassFailure();
       }
       spv.setSymName(name);
+      if (config)
+        spv->setAttr("tessera.config", config);
       bool leftover = false;
       spv.walk([&](UnrealizedConversionCastOp cast) {
         if (cast->use_empty())

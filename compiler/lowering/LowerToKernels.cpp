@@ -66,6 +66,8 @@ std::string sanitize(StringRef name) {
   return s;
 }
 
+Attribute configOf(Operation *op) { return op->getAttr(TesseraDialect::getKernelConfigAttrName()); }
+
 bool isKernelProducer(Operation *op) {
   return op && !isa<ParamOp, ConstantOp, ReshapeOp>(op);
 }
@@ -207,12 +209,14 @@ private:
 
   void copyInto(OpBuilder &pb, Location loc, const std::string &from, const std::string &to) {
     auto type = cast<MemRefType>(buffers[to].getType());
+    ctx.currentConfig = {};
     OpLowering l = lowerCopy(ctx, type.getNumElements(), type.getElementType());
     for (const DispatchStep &step : l.steps)
       dispatch(pb, loc, step.kernel, {from, to});
   }
 
   FailureOr<OpLowering> lowerTensorOp(Operation *op) {
+    ctx.currentConfig = configOf(op);
     return llvm::TypeSwitch<Operation *, FailureOr<OpLowering>>(op)
         .Case([&](UnaryOp o) { return lowerUnary(ctx, o); })
         .Case([&](BinaryOp o) { return lowerBinary(ctx, o); })
@@ -388,12 +392,14 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
                                    BufferKind::gradient, gradT, param + ".grad_accum");
         if (failed(accSym))
           return failure();
+        ctx.currentConfig = configOf(u);
         emit(pb, op, lowerGradAccumulate(ctx, u),
              {gradSym, valueBuf.lookup(u.getHparams()), *accSym});
         deferred.push_back(u);
         updated.insert(param);
         continue;
       }
+      ctx.currentConfig = configOf(u);
       FailureOr<OpLowering> l = lowerAdamW(ctx, u);
       if (failed(l))
         return failure();
@@ -441,6 +447,7 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
     FailureOr<OpLowering> l;
     if (auto d = dyn_cast<DropoutOp>(op)) {
       slots.push_back(valueBuf.lookup(f.getArgument(2)));
+      ctx.currentConfig = configOf(d);
       l = lowerDropout(ctx, d, cast<ShapedType>(f.getArgument(2).getType()));
     } else {
       l = lowerTensorOp(op);
@@ -475,11 +482,13 @@ LogicalResult Lowerer::lowerOptimizerStep(Location loc, ArrayRef<AdamWUpdateOp> 
   auto state = [&](AdamWUpdateOp u, StringRef what) {
     return keyed.at(("state:" + u.getParam() + what).str());
   };
+  ctx.currentConfig = {};
   for (AdamWUpdateOp u : updates)
     emit(pb, u, lowerGradSumSquares(ctx, cast<ShapedType>(u.getGrad().getType())),
          {state(u, ".grad_accum"), *normSym});
   emit(pb, first, lowerClipCoefficient(ctx, hpT), {*normSym, hpSym});
   for (AdamWUpdateOp u : updates) {
+    ctx.currentConfig = configOf(u);
     FailureOr<OpLowering> l = lowerAdamWAccumulated(ctx, u);
     if (failed(l))
       return failure();

@@ -71,7 +71,9 @@ struct Slot {
 
 int64_t bufferBytes(BufferOp b) {
   auto t = cast<MemRefType>(b.getType());
-  return t.getNumElements() * 4; // f32 / i32 (i1 is stored as i32)
+  // Bytes the runtime allocates: f32 / i32 (i1 is stored as i32), f16 / bf16
+  // words, rounded up to whole 32-bit words.
+  return (t.getNumElements() * t.getElementTypeBitWidth() / 8 + 3) / 4 * 4;
 }
 
 struct TesseraReuseBuffersPass : impl::TesseraReuseBuffersBase<TesseraReuseBuffersPass> {

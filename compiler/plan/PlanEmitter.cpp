@@ -13,6 +13,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
+#include <set>
 #include <cstring>
 #include <fstream>
 
@@ -123,14 +124,19 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
     auto mem = dyn_cast<MemRefType>(b.getType());
     if (!mem || mem.getRank() != 1 || !mem.hasStaticShape())
       return b.emitOpError("type must be a flat static memref"), failure();
-    if (mem.getElementType().isF32())
+    Type elem = mem.getElementType();
+    if (elem.isF32())
       pb.dtype = plan::DType::F32;
-    else if (mem.getElementType().isInteger(32))
+    else if (elem.isInteger(32))
       pb.dtype = plan::DType::I32;
+    else if (elem.isF16())
+      pb.dtype = plan::DType::F16;
+    else if (elem.isInteger(16)) // bf16 words (KernelBuilder.h)
+      pb.dtype = plan::DType::BF16;
     else
-      return b.emitOpError("element type must be f32 or i32"), failure();
+      return b.emitOpError("element type must be f32, i32, f16 or i16 (bf16)"), failure();
     pb.shape = bufferShape(b);
-    pb.bytes = (uint64_t)product(pb.shape) * 4;
+    pb.bytes = (uint64_t)product(pb.shape) * plan::bytesPerElement(pb.dtype);
     if (auto alias = b.getAlias()) {
       auto it = bufferIndex.find(*alias);
       if (it == bufferIndex.end())
@@ -149,10 +155,24 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
     }
   }
 
-  // Kernels: one spirv.module each.
+  // Kernels: one spirv.module each; the device features their capabilities need.
   llvm::StringMap<uint32_t> kernelIndex;
+  std::set<std::string> features;
   for (spirv::ModuleOp m : module.getOps<spirv::ModuleOp>()) {
     plan::Kernel k;
+    if (auto c = m->getAttrOfType<StringAttr>("tessera.config"))
+      k.config = c.str();
+    if (std::optional<spirv::VerCapExtAttr> vce = m.getVceTriple())
+      for (spirv::Capability c : vce->getCapabilities()) {
+        switch (c) {
+        case spirv::Capability::Float16: features.insert(plan::kFeatureFloat16); break;
+        case spirv::Capability::Int16: features.insert(plan::kFeatureInt16); break;
+        case spirv::Capability::StorageBuffer16BitAccess: features.insert(plan::kFeatureStorage16); break;
+        case spirv::Capability::Int8:
+        case spirv::Capability::StorageBuffer8BitAccess: features.insert(plan::kFeatureInt8); break;
+        default: break;
+        }
+      }
     if (!m.getSymName())
       return mlir::emitError(m.getLoc(), "kernel spirv.module has no name"), failure();
     k.name = m.getSymName()->str();
@@ -185,6 +205,10 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
     kernelIndex[k.name] = p.kernels.size();
     p.kernels.push_back(k);
   }
+
+  p.features.assign(features.begin(), features.end());
+  if (auto prec = module->getAttrOfType<StringAttr>("tessera.precision"))
+    p.precision = prec.str();
 
   // Programs.
   for (ProgramOp prog : module.getOps<ProgramOp>()) {

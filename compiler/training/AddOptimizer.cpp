@@ -20,16 +20,19 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 
+#include "runtime/plan/Abi.h"
+
 namespace mlir::tessera {
 #define GEN_PASS_DEF_TESSERAADDOPTIMIZER
 #include "Tessera/Transforms/Passes.h.inc"
 
 namespace {
 
-// plan::kNumHParams and kNumHParamsDropout (runtime/plan/Plan.h); the
-// compiler does not link the runtime. A graph with LoRA dropout gets one more
-// value, the mask seed of the micro-batch (tessera.dropout reads it).
-constexpr int64_t kTrainHParams = 10, kTrainHParamsDropout = 11;
+// The hparams the runtime writes (runtime/plan/Abi.h). A graph with LoRA
+// dropout gets one more value, the mask seed of the micro-batch
+// (tessera.dropout reads it).
+constexpr int64_t kTrainHParams = ::tessera::plan::kNumHParams,
+                  kTrainHParamsDropout = ::tessera::plan::kNumHParamsDropout;
 
 struct TesseraAddOptimizerPass : impl::TesseraAddOptimizerBase<TesseraAddOptimizerPass> {
   using TesseraAddOptimizerBase::TesseraAddOptimizerBase;

@@ -20,6 +20,19 @@ void listDevices() {
     std::printf("   subgroup size: %u, max shared memory: %u bytes, maxStorageBufferRange: %llu bytes (%.0f MiB)%s\n",
                 d.subgroupSize, d.maxSharedMemory, (unsigned long long)d.maxStorageBufferRange,
                 double(d.maxStorageBufferRange) / (1024.0 * 1024.0), d.timestamps ? "" : ", no timestamps");
+    auto yes = [](bool b) { return b ? "yes" : "no"; };
+    std::printf("   16-bit: storage %s, f16 arithmetic %s, int16 %s; 8-bit: %s; bf16 (VK_KHR_shader_bfloat16): %s\n",
+                yes(d.storage16), yes(d.float16), yes(d.int16), yes(d.int8), yes(d.bfloat16));
+    std::printf("   precisions: fp32%s%s\n", d.storage16 && d.float16 ? ", f16" : "",
+                d.storage16 && d.int16 ? ", bf16" : "");
+    if (d.cooperativeMatrix.empty()) {
+      std::printf("   cooperative matrices: none\n");
+    } else {
+      std::printf("   cooperative matrices (VK_KHR_cooperative_matrix, MxNxK A*B+C->result, scope):\n");
+      for (const vk::CooperativeMatrixShape &c : d.cooperativeMatrix)
+        std::printf("     %ux%ux%u %s*%s+%s->%s, %s\n", c.m, c.n, c.k, c.a.c_str(), c.b.c_str(), c.c.c_str(),
+                    c.result.c_str(), c.scope.c_str());
+    }
   }
 }
 

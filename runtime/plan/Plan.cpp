@@ -194,9 +194,10 @@ void validate(const Plan &p, const Reader &r) {
       if (b.shape[d] != 0 && elems > (uint64_t(1) << 60) / uint64_t(b.shape[d])) r.fail(path + ".shape is too large");
       elems *= uint64_t(b.shape[d]);
     }
-    if (b.bytes != elems * 4)
-      r.fail(path + ".bytes = " + std::to_string(b.bytes) + " does not match shape " + shapeText(b.shape) + " (" +
-             std::to_string(elems * 4) + " bytes)");
+    const uint64_t want = elems * bytesPerElement(b.dtype);
+    if (b.bytes != want)
+      r.fail(path + ".bytes = " + std::to_string(b.bytes) + " does not match shape " + shapeText(b.shape) + " of " +
+             dtypeName(b.dtype) + " (" + std::to_string(want) + " bytes)");
     r.index(b.alias_of, path + ".alias_of", nb, "buffers", true);
     if (b.alias_of == int64_t(i)) r.fail(path + ".alias_of = " + std::to_string(i) + " aliases itself");
     r.index(b.init_blob, path + ".init_blob", nblob, "blobs", true);
@@ -316,6 +317,16 @@ void validate(const Plan &p, const Reader &r) {
 
 } // namespace
 
+const char *dtypeName(DType t) {
+  switch (t) {
+  case DType::F32: return "f32";
+  case DType::I32: return "i32";
+  case DType::F16: return "f16";
+  case DType::BF16: return "bf16";
+  }
+  return "?";
+}
+
 // ---------------------------------------------------------------------------
 std::vector<uint8_t> serialize(const Plan &plan) {
   json m;
@@ -327,6 +338,8 @@ std::vector<uint8_t> serialize(const Plan &plan) {
   m["lora_alpha"] = plan.lora_alpha;
   m["lora_scale"] = plan.lora_scale;
   m["rslora"] = plan.rslora;
+  m["precision"] = plan.precision;
+  m["features"] = plan.features;
   m["lora_dropout"] = plan.lora_dropout;
   m["lora_targets"] = plan.lora_targets;
   m["seed"] = plan.seed;
@@ -346,7 +359,7 @@ std::vector<uint8_t> serialize(const Plan &plan) {
     if (kind >= kNumKinds) throw PlanError("serialize: buffer '" + b.name + "' has an unknown kind " + std::to_string(kind));
     json j = {{"name", b.name},
               {"kind", kKindNames[kind]},
-              {"dtype", b.dtype == DType::I32 ? "i32" : "f32"},
+              {"dtype", dtypeName(b.dtype)},
               {"shape", b.shape},
               {"bytes", b.bytes}};
     if (b.init_blob >= 0) j["init_blob"] = b.init_blob;
@@ -361,7 +374,8 @@ std::vector<uint8_t> serialize(const Plan &plan) {
                        {"spirv_blob", k.spirv_blob},
                        {"num_bindings", k.num_bindings},
                        {"local_size", k.local_size},
-                       {"push_constant_bytes", k.push_constant_bytes}});
+                       {"push_constant_bytes", k.push_constant_bytes},
+                       {"config", k.config}});
   m["kernels"] = std::move(kernels);
 
   json programs = json::array();
@@ -462,6 +476,18 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
   Plan p;
   p.version = version;
   p.model_file = r.string(m, "model_file", "model_file");
+  p.precision = r.string(m, "precision", "precision");
+  if (p.precision != "fp32" && p.precision != "f16" && p.precision != "bf16")
+    r.fail("precision = '" + p.precision + "' is not fp32, f16 or bf16");
+  {
+    const json &f = r.array(m, "features", "features");
+    for (size_t i = 0; i < f.size(); ++i) {
+      std::string name = f[i].is_string() ? f[i].get<std::string>() : "";
+      if (name != kFeatureFloat16 && name != kFeatureInt16 && name != kFeatureStorage16 && name != kFeatureInt8)
+        r.fail("features[" + std::to_string(i) + "] = " + f[i].dump() + " is not a device feature this runtime knows");
+      p.features.push_back(name);
+    }
+  }
   p.batch = r.i64(m, "batch", "batch");
   p.seq = r.i64(m, "seq", "seq");
   p.vocab = r.i64(m, "vocab", "vocab");
@@ -542,9 +568,10 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     if (k == kNumKinds) r.fail(path + ".kind = '" + kind + "' is not a buffer kind");
     b.kind = BufferKind(k);
     std::string dtype = r.string(j, "dtype", path + ".dtype");
-    if (dtype == "f32") b.dtype = DType::F32;
-    else if (dtype == "i32") b.dtype = DType::I32;
-    else r.fail(path + ".dtype = '" + dtype + "' is not f32 or i32");
+    bool known = false;
+    for (DType t : {DType::F32, DType::I32, DType::F16, DType::BF16})
+      if (dtype == dtypeName(t)) b.dtype = t, known = true;
+    if (!known) r.fail(path + ".dtype = '" + dtype + "' is not f32, i32, f16 or bf16");
     const json &shape = r.array(j, "shape", path + ".shape");
     for (size_t d = 0; d < shape.size(); ++d) b.shape.push_back(r.integer(shape[d], path + ".shape[" + std::to_string(d) + "]"));
     b.bytes = r.u64(j, "bytes", path + ".bytes");
@@ -563,6 +590,7 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     k.num_bindings = r.u32(j, "num_bindings", path + ".num_bindings");
     k.local_size = r.u32Array<3>(j, "local_size", path + ".local_size");
     k.push_constant_bytes = r.u32(j, "push_constant_bytes", path + ".push_constant_bytes");
+    k.config = r.string(j, "config", path + ".config");
     p.kernels.push_back(std::move(k));
   }
 

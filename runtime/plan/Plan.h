@@ -4,6 +4,8 @@
 // docs/plan-format.md; Plan.cpp reads and writes it.
 #pragma once
 
+#include "runtime/plan/Abi.h"
+
 #include <array>
 #include <stdexcept>
 #include <cstdint>
@@ -12,7 +14,9 @@
 
 namespace tessera::plan {
 
-constexpr uint32_t kFormatVersion = 1;
+// 2: per-buffer f16/bf16 dtypes, the plan's precision and required device
+// features, kernel configs.
+constexpr uint32_t kFormatVersion = 2;
 constexpr char kMagic[8] = {'T', 'E', 'S', 'S', 'P', 'L', 'A', 'N'};
 
 enum class BufferKind : uint32_t {
@@ -27,35 +31,19 @@ enum class BufferKind : uint32_t {
   HParams = 8,        // per-step scalars written by the host, see HParam
 };
 
-enum class DType : uint32_t { F32 = 0, I32 = 1 };
-
-// Layout of the HParams buffer (f32 each), written by the runtime before every step.
-enum HParam : uint32_t {
-  kLearningRate = 0,
-  kBeta1 = 1,
-  kBeta2 = 2,
-  kEpsilon = 3,
-  kWeightDecay = 4,
-  kBiasCorrection1 = 5, // 1 - beta1^t
-  kBiasCorrection2 = 6, // 1 - beta2^t
-  kStep = 7,            // t, 1-based
-  kMinHParams = 8,      // plans without clipping/accumulation have these alone
-  kMaxGradNorm = 8,     // clip the global gradient norm to this (<= 0: no clipping)
-  kGradScale = 9,       // each micro-batch gradient is accumulated times this (1/K)
-  kNumHParams = 10,
-  kDropoutSeed = 10,    // plans with LoRA dropout: this micro-batch's mask seed (an integer < 2^24)
-  kNumHParamsDropout = 11,
-};
-// The `grad_norm` output buffer of plans with an `optimizer_step` program:
-// [0] running sum of squares (scratch, left at 0), [1] global norm of the
-// accumulated gradient before clipping, [2] the clip coefficient applied.
-enum GradNorm : uint32_t { kGradSumSquares = 0, kGradTotalNorm = 1, kGradClipCoef = 2, kGradNormSize = 3 };
+// Element type of a buffer. bf16 is stored as its 16 bits (the upper half
+// of the f32 with the same value, rounded to nearest even).
+enum class DType : uint32_t { F32 = 0, I32 = 1, F16 = 2, BF16 = 3 };
+// Bytes of one element: the one definition every layer (compiler, plan,
+// runtime) sizes buffers with.
+constexpr uint64_t bytesPerElement(DType t) { return t == DType::F16 || t == DType::BF16 ? 2 : 4; }
+const char *dtypeName(DType t); // "f32", "i32", "f16", "bf16"
 
 struct Buffer {
   std::string name;           // weight initializer name, LoRA param name, or value label
   BufferKind kind = BufferKind::Activation;
   DType dtype = DType::F32;
-  std::vector<int64_t> shape; // logical shape (row-major); bytes = product * 4
+  std::vector<int64_t> shape; // logical shape (row-major); bytes = product * bytesPerElement(dtype)
   uint64_t bytes = 0;
   int64_t init_blob = -1;     // Constant: index into Plan::blobs holding the data
   int64_t alias_of = -1;      // >= 0: shares the storage of that buffer (reshape)
@@ -67,6 +55,7 @@ struct Kernel {
   uint32_t num_bindings = 0;  // storage buffers at set 0, bindings 0..n-1
   std::array<uint32_t, 3> local_size{1, 1, 1};
   uint32_t push_constant_bytes = 0;
+  std::string config;         // how it was generated, e.g. "matmul tiled 64x64x16 thread 4x4 split 1" (informational)
 };
 
 struct Dispatch {
@@ -106,8 +95,17 @@ struct MemorySummary {
   std::string largest_buffer_name;
 };
 
+// Optional device features a plan's kernels use (the runtime enables them
+// and refuses a device that lacks one).
+constexpr const char *kFeatureFloat16 = "float16";     // shaderFloat16
+constexpr const char *kFeatureInt16 = "int16";         // shaderInt16
+constexpr const char *kFeatureStorage16 = "storage16"; // storageBuffer16BitAccess
+constexpr const char *kFeatureInt8 = "int8";           // shaderInt8 + storageBuffer8BitAccess
+
 struct Plan {
   uint32_t version = kFormatVersion;
+  std::string precision = "fp32";    // storage precision it was compiled with (fp32, f16, bf16)
+  std::vector<std::string> features; // device features its kernels need (kFeature*)
   // Model and shapes the plan was specialised for.
   std::string model_file;  // file name the plan was compiled from (informational)
   int64_t batch = 0, seq = 0, vocab = 0;

@@ -40,6 +40,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+weights::OnnxWeights::Storage weightStorage(plan::DType t) {
+  switch (t) {
+  case plan::DType::F16: return weights::OnnxWeights::Storage::F16;
+  case plan::DType::BF16: return weights::OnnxWeights::Storage::BF16;
+  default: return weights::OnnxWeights::Storage::F32;
+  }
+}
+
 // Ctrl-C / SIGTERM during training: finish the step, write a checkpoint,
 // stop. A second signal ends the process at once (the last checkpoint stays).
 volatile std::sig_atomic_t gStopRequested = 0;
@@ -106,14 +114,15 @@ public:
       for (size_t i = 0; i < plan_.buffers.size(); ++i) {
         const plan::Buffer &b = plan_.buffers[i];
         if (b.kind != BufferKind::Weight || b.alias_of >= 0) continue;
-        if (b.dtype != plan::DType::F32)
-          throw std::runtime_error(planPath + ": weight buffer '" + b.name + "' is not f32");
+        if (b.dtype != plan::DType::F32 && b.dtype != plan::DType::F16 && b.dtype != plan::DType::BF16)
+          throw std::runtime_error(planPath + ": weight buffer '" + b.name + "' has dtype " +
+                                   plan::dtypeName(b.dtype) + ", not f32, f16 or bf16");
         if (!weights_->contains(b.name))
           throw std::runtime_error(weightsPath + ": initializer '" + b.name + "' not found (the plan was compiled from " +
                                    (plan_.model_file.empty() ? std::string("another model") : "'" + plan_.model_file + "'") + ")");
         uint64_t n = 1;
         for (int64_t d : weights_->shape(b.name)) n *= uint64_t(d);
-        if (n * 4 != b.bytes) {
+        if (n * plan::bytesPerElement(b.dtype) != b.bytes) {
           std::vector<int64_t> s = weights_->shape(b.name);
           std::string shape = "[";
           for (size_t d = 0; d < s.size(); ++d) shape += (d ? "," : "") + std::to_string(s[d]);
@@ -244,7 +253,7 @@ private:
       const plan::Buffer &b = plan_.buffers[i];
       if (b.alias_of >= 0) continue;
       if (b.kind == BufferKind::Weight)
-        weights_->loadInto(b.name, b.shape, exec_->f32(i));
+        weights_->loadInto(b.name, b.shape, weightStorage(b.dtype), exec_->data(i));
       else if (b.kind == BufferKind::Constant)
         std::memcpy(exec_->data(i), plan_.blobs[size_t(b.init_blob)].data(), b.bytes);
     }

@@ -171,7 +171,100 @@ std::string versionText(uint32_t v) {
          std::to_string(VK_API_VERSION_PATCH(v));
 }
 
-DeviceInfo describe(VkPhysicalDevice pd, uint32_t index, uint32_t instanceApi, uint64_t *maxAlloc = nullptr) {
+// VK_KHR_cooperative_matrix (Vulkan headers 1.3.255+); Debian 12's 1.3.239
+// headers predate it, so the few definitions it needs are spelled out here.
+#ifndef VK_KHR_cooperative_matrix
+struct VkCooperativeMatrixPropertiesKHR {
+  VkStructureType sType;
+  void *pNext;
+  uint32_t MSize, NSize, KSize;
+  int32_t AType, BType, CType, ResultType; // VkComponentTypeKHR
+  VkBool32 saturatingAccumulation;
+  int32_t scope; // VkScopeKHR
+};
+constexpr VkStructureType kCooperativeMatrixPropertiesType = VkStructureType(1000506001);
+#else
+constexpr VkStructureType kCooperativeMatrixPropertiesType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
+#endif
+using GetCooperativeMatrixProperties = VkResult(VKAPI_PTR *)(VkPhysicalDevice, uint32_t *,
+                                                              VkCooperativeMatrixPropertiesKHR *);
+
+const char *componentName(int32_t t) {
+  switch (t) {
+  case 0: return "f16";
+  case 1: return "f32";
+  case 2: return "f64";
+  case 3: return "s8";
+  case 4: return "s16";
+  case 5: return "s32";
+  case 6: return "s64";
+  case 7: return "u8";
+  case 8: return "u16";
+  case 9: return "u32";
+  case 10: return "u64";
+  case 1000141000: return "bf16";
+  default: return "other";
+  }
+}
+
+const char *scopeName(int32_t s) {
+  switch (s) {
+  case 1: return "device";
+  case 2: return "workgroup";
+  case 3: return "subgroup";
+  case 5: return "queue family";
+  default: return "other";
+  }
+}
+
+bool hasExtension(VkPhysicalDevice pd, const char *name) {
+  uint32_t n = 0;
+  vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, nullptr);
+  std::vector<VkExtensionProperties> exts(n);
+  vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, exts.data());
+  for (const auto &e : exts)
+    if (std::strcmp(e.extensionName, name) == 0) return true;
+  return false;
+}
+
+// Optional features and cooperative-matrix shapes (Vulkan 1.2 feature structs).
+void describeFeatures(VkInstance instance, VkPhysicalDevice pd, uint32_t api, DeviceInfo &info) {
+  VkPhysicalDeviceFeatures core{};
+  vkGetPhysicalDeviceFeatures(pd, &core);
+  info.int16 = core.shaderInt16;
+  if (api < VK_API_VERSION_1_2) return;
+  VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+  VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  f11.pNext = &f12;
+  VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  f2.pNext = &f11;
+  vkGetPhysicalDeviceFeatures2(pd, &f2);
+  info.storage16 = f11.storageBuffer16BitAccess;
+  info.float16 = f12.shaderFloat16;
+  info.int8 = f12.shaderInt8 && f12.storageBuffer8BitAccess;
+  info.bfloat16 = hasExtension(pd, "VK_KHR_shader_bfloat16");
+  if (instance && hasExtension(pd, "VK_KHR_cooperative_matrix")) {
+    auto get = reinterpret_cast<GetCooperativeMatrixProperties>(
+        vkGetInstanceProcAddr(instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR"));
+    uint32_t n = 0;
+    if (get && get(pd, &n, nullptr) == VK_SUCCESS && n) {
+      std::vector<VkCooperativeMatrixPropertiesKHR> props(n);
+      for (auto &p : props) {
+        std::memset(&p, 0, sizeof(p));
+        p.sType = kCooperativeMatrixPropertiesType;
+      }
+      if (get(pd, &n, props.data()) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n; ++i) {
+          const auto &p = props[i];
+          info.cooperativeMatrix.push_back({p.MSize, p.NSize, p.KSize, componentName(p.AType), componentName(p.BType),
+                                            componentName(p.CType), componentName(p.ResultType), scopeName(p.scope)});
+        }
+    }
+  }
+}
+
+DeviceInfo describe(VkPhysicalDevice pd, uint32_t index, uint32_t instanceApi, uint64_t *maxAlloc = nullptr,
+                    VkInstance instance = VK_NULL_HANDLE) {
   VkPhysicalDeviceProperties props;
   vkGetPhysicalDeviceProperties(pd, &props);
   DeviceInfo info;
@@ -208,17 +301,38 @@ DeviceInfo describe(VkPhysicalDevice pd, uint32_t index, uint32_t instanceApi, u
   uint32_t bits = 0;
   pickQueueFamily(pd, ts, bits);
   info.timestamps = ts && props.limits.timestampPeriod > 0;
+  describeFeatures(instance, pd, api, info);
+  // Testing switch: TESSERA_HIDE_FEATURES=float16,int16,... makes the device
+  // look as if it lacked them (the refusal of a plan that needs them is
+  // tested on lavapipe, which has them all).
+  if (const char *hide = std::getenv("TESSERA_HIDE_FEATURES")) {
+    std::string list = std::string(",") + hide + ",";
+    auto hidden = [&](const char *f) { return list.find(std::string(",") + f + ",") != std::string::npos; };
+    if (hidden("float16")) info.float16 = false;
+    if (hidden("int16")) info.int16 = false;
+    if (hidden("storage16")) info.storage16 = false;
+    if (hidden("int8")) info.int8 = false;
+  }
   return info;
 }
 
 } // namespace
+
+bool DeviceInfo::hasFeature(const std::string &name) const {
+  if (name == "float16") return float16;
+  if (name == "int16") return int16;
+  if (name == "storage16") return storage16;
+  if (name == "int8") return int8;
+  return false;
+}
 
 std::vector<DeviceInfo> Context::listDevices() {
   Instance inst = createInstance();
   std::vector<DeviceInfo> out;
   try {
     std::vector<VkPhysicalDevice> devs = physicalDevices(inst.instance);
-    for (uint32_t i = 0; i < devs.size(); ++i) out.push_back(describe(devs[i], i, inst.apiVersion));
+    for (uint32_t i = 0; i < devs.size(); ++i)
+      out.push_back(describe(devs[i], i, inst.apiVersion, nullptr, inst.instance));
   } catch (...) {
     destroyInstance(inst);
     throw;
@@ -237,7 +351,7 @@ Context::Context(int index) {
       throw VulkanError("device " + std::to_string(index) + " does not exist (" + std::to_string(devs.size()) +
                         " Vulkan device" + (devs.size() == 1 ? "" : "s") + ", see `tessera devices`)");
     physical_ = devs[size_t(index)];
-    info_ = describe(physical_, uint32_t(index), inst.apiVersion, &maxAllocationSize_);
+    info_ = describe(physical_, uint32_t(index), inst.apiVersion, &maxAllocationSize_, instance_);
     vkGetPhysicalDeviceProperties(physical_, &props_);
     vkGetPhysicalDeviceMemoryProperties(physical_, &memProps_);
     bool ts = false;

@@ -23,6 +23,13 @@ const char *resultName(VkResult r);
 // Throws VulkanError("<what> failed: <result>") unless r == VK_SUCCESS.
 void check(VkResult r, const std::string &what);
 
+// One matrix shape VK_KHR_cooperative_matrix offers (component types named
+// "f16", "f32", "bf16", "s8", "s32", ...; scope "subgroup" etc.).
+struct CooperativeMatrixShape {
+  uint32_t m = 0, n = 0, k = 0;
+  std::string a, b, c, result, scope;
+};
+
 struct DeviceInfo {
   uint32_t index = 0;
   std::string name;
@@ -33,6 +40,16 @@ struct DeviceInfo {
   uint32_t maxSharedMemory = 0;        // maxComputeSharedMemorySize, bytes
   uint64_t maxStorageBufferRange = 0;  // bytes
   bool timestamps = false;             // the chosen compute queue supports timestamps
+  // Optional shader features (what a plan's `features` may ask for).
+  bool float16 = false;   // shaderFloat16
+  bool int16 = false;     // shaderInt16
+  bool storage16 = false; // storageBuffer16BitAccess
+  bool int8 = false;      // shaderInt8 + storageBuffer8BitAccess
+  bool bfloat16 = false;  // VK_KHR_shader_bfloat16
+  std::vector<CooperativeMatrixShape> cooperativeMatrix; // VK_KHR_cooperative_matrix, when present
+
+  // Whether the device has plan feature `name` (plan::kFeature*).
+  bool hasFeature(const std::string &name) const;
 };
 
 class Context {

@@ -59,6 +59,21 @@ std::vector<std::string> computeEntryPoints(const std::vector<uint8_t> &spv) {
 } // namespace
 
 Executor::Executor(Context &ctx, const plan::Plan &plan) : ctx_(ctx), plan_(plan) {
+  // The optional shader features the plan's kernels were compiled to use.
+  static const std::pair<const char *, const char *> kVulkanNames[] = {
+      {plan::kFeatureFloat16, "shaderFloat16"},
+      {plan::kFeatureInt16, "shaderInt16"},
+      {plan::kFeatureStorage16, "storageBuffer16BitAccess"},
+      {plan::kFeatureInt8, "shaderInt8 + storageBuffer8BitAccess"}};
+  for (const std::string &f : plan_.features)
+    if (!ctx_.info().hasFeature(f)) {
+      std::string vkName = f;
+      for (auto [name, vk] : kVulkanNames)
+        if (f == name) vkName = vk;
+      throw VulkanError("the plan (precision " + plan_.precision + ") needs " + vkName + ", which device " +
+                        std::to_string(ctx_.info().index) + " (" + ctx_.info().name +
+                        ") does not support: compile it with --precision fp32 or with this device's profile");
+    }
   try {
     allocateBuffers();
     createPipelines();

@@ -257,6 +257,11 @@ std::vector<float> OnnxWeights::load(const std::string &name, const std::vector<
 }
 
 void OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &expectedShape, float *dst) const {
+  loadInto(name, expectedShape, Storage::F32, dst);
+}
+
+void OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &expectedShape, Storage storage,
+                           void *dstBytes) const {
   auto it = index_.find(name);
   if (it == index_.end()) fail("initializer '" + name + "' not found");
   const Entry &e = it->second;
@@ -334,6 +339,14 @@ void OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &
     hasRaw = true;
   }
 
+  // Element i of the destination, in its storage type.
+  auto storeAt = [&](uint64_t i, float v) {
+    switch (storage) {
+    case Storage::F32: static_cast<float *>(dstBytes)[i] = v; break;
+    case Storage::F16: static_cast<uint16_t *>(dstBytes)[i] = util::floatToHalf(v); break;
+    case Storage::BF16: static_cast<uint16_t *>(dstBytes)[i] = util::floatToBf16(v); break;
+    }
+  };
   auto convert = [&](const uint8_t *src, uint64_t count, float *out) {
     switch (e.dataType) {
     case kFloat: std::memcpy(out, src, count * 4); break;
@@ -358,7 +371,23 @@ void OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &
     if (rawBytes != n * esize)
       fail(what + " holds " + std::to_string(rawBytes) + " bytes of data, shape " + shapeText(e.dims) + " of " +
            typeName(e.dataType) + " needs " + std::to_string(n * esize));
-    convert(raw, n, dst);
+    bool sameHalf = (storage == Storage::F16 && e.dataType == kFloat16) ||
+                    (storage == Storage::BF16 && e.dataType == kBFloat16);
+    if (storage == Storage::F32 || sameHalf) {
+      if (sameHalf)
+        std::memcpy(dstBytes, raw, n * 2);
+      else
+        convert(raw, n, static_cast<float *>(dstBytes));
+      return;
+    }
+    // Through f32 in chunks (no full-size temporary).
+    constexpr uint64_t kChunk = 1 << 16;
+    std::vector<float> tmp(std::min<uint64_t>(n, kChunk));
+    for (uint64_t start = 0; start < n; start += kChunk) {
+      uint64_t c = std::min(kChunk, n - start);
+      convert(raw + start * esize, c, tmp.data());
+      for (uint64_t i = 0; i < c; ++i) storeAt(start + i, tmp[i]);
+    }
     return;
   }
 
@@ -372,7 +401,7 @@ void OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &
     else if (e.dataType == kDouble) { double d; std::memcpy(&d, &bits, 8); v = float(d); }
     else if (e.dataType == kFloat16) v = util::halfToFloat(uint16_t(bits));
     else v = util::bf16ToFloat(uint16_t(bits));
-    dst[count++] = v;
+    storeAt(count++, v);
   };
   try {
     for (size_t c = 0; c < packedChunks.size(); ++c) {

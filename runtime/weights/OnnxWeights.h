@@ -40,6 +40,13 @@ public:
   // mapped GPU buffer, without an intermediate copy.
   void loadInto(const std::string &name, const std::vector<int64_t> &expectedShape, float *dst) const;
 
+  // The storage a plan keeps a weight in; values are converted on the way
+  // (f16: round to nearest even, saturating at +-65504; bf16: round to
+  // nearest even), tensors already of that type are copied bit for bit.
+  enum class Storage { F32, F16, BF16 };
+  void loadInto(const std::string &name, const std::vector<int64_t> &expectedShape, Storage storage,
+                void *dst) const;
+
   const std::string &path() const { return file_.path(); }
 
 private:

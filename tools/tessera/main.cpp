@@ -29,6 +29,9 @@ void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
                   "decoder layers to adapt, e.g. 0,2,5-7 (PEFT's layers_to_transform); default all");
   cmd->add_option("--seed", o.seed, "seed of the LoRA A initialisation")->capture_default_str();
   cmd->add_option("--profile", o.profile, "device profile JSON (default: built-in)");
+  cmd->add_option("--precision", o.precision,
+                  "storage precision of weights and activations: fp32, f16 or bf16 (default: the "
+                  "profile's; the built-in profile's is fp32)");
   cmd->add_option("--emit-spirv", o.emit_spirv_dir, "also write every kernel as DIR/<kernel>.spv");
   cmd->add_option("--emit-mlir", o.emit_mlir, "also write the training graph (MLIR) to FILE");
   cmd->add_option("--loss-chunk-tokens", o.loss_chunk_tokens,

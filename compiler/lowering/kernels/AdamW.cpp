@@ -10,6 +10,7 @@
 //   p = p (1 - lr wd) - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)
 // which is p -= lr (m_hat / (sqrt(v_hat) + eps) + wd p).
 #include "compiler/lowering/kernels/Kernels.h"
+#include "runtime/plan/Abi.h"
 
 using namespace mlir;
 using namespace mlir::tessera;
@@ -26,11 +27,12 @@ struct AdamWScalars {
 AdamWScalars loadScalars(KernelBuilder &kb, Value h) {
   AdamWScalars s;
   // Uniform scalars, loaded once per thread.
-  s.lr = kb.load(h, kb.idx(0));
-  s.b1 = kb.load(h, kb.idx(1));
-  s.b2 = kb.load(h, kb.idx(2));
-  s.eps = kb.load(h, kb.idx(3));
-  Value wd = kb.load(h, kb.idx(4)), bc1 = kb.load(h, kb.idx(5)), bc2 = kb.load(h, kb.idx(6));
+  s.lr = kb.load(h, kb.idx(plan::kLearningRate));
+  s.b1 = kb.load(h, kb.idx(plan::kBeta1));
+  s.b2 = kb.load(h, kb.idx(plan::kBeta2));
+  s.eps = kb.load(h, kb.idx(plan::kEpsilon));
+  Value wd = kb.load(h, kb.idx(plan::kWeightDecay)), bc1 = kb.load(h, kb.idx(plan::kBiasCorrection1)),
+        bc2 = kb.load(h, kb.idx(plan::kBiasCorrection2));
   s.one = kb.f32(1.0);
   s.stepSize = kb.fdiv(s.lr, bc1);
   s.sqrtBc2 = kb.b.create<math::SqrtOp>(bc2);
@@ -103,12 +105,12 @@ FailureOr<OpLowering> lowerAdamWAccumulated(LoweringContext &ctx, AdamWUpdateOp 
                                    [&](KernelBuilder &kb) {
     Value param = kb.arg(0), accum = kb.arg(1), m = kb.arg(2), v = kb.arg(3);
     AdamWScalars s = loadScalars(kb, kb.arg(4));
-    Value coef = kb.load(kb.arg(5), kb.idx(2)); // plan::kGradClipCoef
+    Value coef = kb.load(kb.arg(5), kb.idx(plan::kGradClipCoef));
     // A NaN/inf global norm (plan::kGradTotalNorm): skip the update, so that
     // the runtime can stop with the last good adapter. Tested on the bits
     // (exponent all ones): without SignedZeroInfNanPreserve a driver may fold
     // float NaN tests away.
-    Value norm = kb.load(kb.arg(5), kb.idx(1));
+    Value norm = kb.load(kb.arg(5), kb.idx(plan::kGradTotalNorm));
     Value bits = kb.b.create<arith::BitcastOp>(kb.b.getI32Type(), norm);
     Value exponent = kb.b.create<arith::AndIOp>(bits, kb.i32(0x7f800000));
     Value keep = kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, exponent, kb.i32(0x7f800000));

@@ -165,6 +165,7 @@ FailureOr<OpLowering> lowerCrossEntropyGrad(LoweringContext &ctx, CrossEntropyGr
   Type f32 = Float32Type::get(op.getContext());
   auto logitsT = flatMemRefType(cast<ShapedType>(op.getLogits().getType()));
   auto labelsT = flatMemRefType(cast<ShapedType>(op.getLabels().getType()));
+  auto gradT = flatMemRefType(cast<ShapedType>(op.getResult().getType()));
   auto oneT = MemRefType::get({1}, f32);
 
   OpLowering lowering;
@@ -179,7 +180,7 @@ FailureOr<OpLowering> lowerCrossEntropyGrad(LoweringContext &ctx, CrossEntropyGr
       });
   int64_t groups = std::max<int64_t>(1, std::min(s.rows, ctx.maxWorkgroupCount));
   KernelHandle gradK = ctx.getOrCreate(
-      "ce_grad", "ce_grad " + shapeKey(s), {logitsT, labelsT, oneT, oneT, logitsT}, {wg, 1, 1},
+      "ce_grad", "ce_grad " + shapeKey(s), {logitsT, labelsT, oneT, oneT, gradT}, {wg, 1, 1},
       [&](KernelBuilder &kb) {
         Value logits = kb.arg(0), labels = kb.arg(1), dloss = kb.arg(2), countBuf = kb.arg(3),
               grad = kb.arg(4);

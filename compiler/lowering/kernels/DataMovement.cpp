@@ -143,7 +143,7 @@ FailureOr<OpLowering> lowerConcat(LoweringContext &ctx, ConcatOp op) {
     ins.push_back(shapedOf(v));
     sizes.push_back(shapedOf(v).getShape()[axis]);
   }
-  Type elem = storageElementType(out.getElementType());
+  Type elem = computeElementType(out.getElementType());
   return copyKernel(ctx, op, "concat", opKey(op), ins, out, [=](KernelBuilder &kb, Value i) {
     Value outer = kb.udiv(i, kb.idx(total * inner));
     Value rem = kb.urem(i, kb.idx(total * inner));

@@ -10,6 +10,7 @@
 // fmix32 is MurmurHash3's finaliser: every input bit reaches every output bit,
 // so neighbouring elements, seeds and sites give independent-looking bits.
 #include "compiler/lowering/kernels/Kernels.h"
+#include "runtime/plan/Abi.h"
 
 #include <cmath>
 
@@ -18,7 +19,7 @@ using namespace mlir;
 namespace tessera::lowering {
 
 namespace {
-constexpr int64_t kDropoutSeed = 10; // runtime/plan/Plan.h
+constexpr int64_t kDropoutSeed = plan::kDropoutSeed;
 constexpr uint32_t kGolden = 0x9E3779B9u;
 
 // An i32 constant with the bits of `v`.

@@ -10,15 +10,17 @@
 // with coefficient = min(1, max_norm / (norm + 1e-6)) as
 // torch.nn.utils.clip_grad_norm_, or 1 when hparams[kMaxGradNorm] <= 0.
 #include "compiler/lowering/kernels/Kernels.h"
+#include "runtime/plan/Abi.h"
 
 using namespace mlir;
 
 namespace tessera::lowering {
 
 namespace {
-// Indices into hparams and the grad_norm buffer (runtime/plan/Plan.h).
-constexpr int64_t kMaxGradNorm = 8, kGradScale = 9;
-constexpr int64_t kSumSquares = 0, kTotalNorm = 1, kClipCoef = 2;
+using plan::kGradScale;
+using plan::kMaxGradNorm;
+constexpr int64_t kSumSquares = plan::kGradSumSquares, kTotalNorm = plan::kGradTotalNorm,
+                  kClipCoef = plan::kGradClipCoef;
 } // namespace
 
 OpLowering lowerGradAccumulate(LoweringContext &ctx, mlir::tessera::AdamWUpdateOp update) {

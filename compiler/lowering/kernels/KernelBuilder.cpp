@@ -16,6 +16,12 @@ Type storageElementType(Type t) {
   return IntegerType::get(t.getContext(), 32);
 }
 
+Type computeElementType(Type t) {
+  if (isa<FloatType>(t))
+    return Float32Type::get(t.getContext());
+  return IntegerType::get(t.getContext(), 32);
+}
+
 int64_t numElements(ArrayRef<int64_t> shape) {
   int64_t n = 1;
   for (int64_t d : shape)

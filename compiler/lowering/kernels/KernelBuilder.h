@@ -32,6 +32,9 @@ using mlir::Value;
 /// Storage element type of a tensor element type: f32 -> f32, f16 -> f16,
 /// bf16 -> i16 (its bits), i32/i1 -> i32.
 Type storageElementType(Type tensorElement);
+/// Type of the values load() returns for a tensor element type: f32 for
+/// every float type, i32 otherwise.
+Type computeElementType(Type tensorElement);
 /// Flat memref for a static tensor: memref<max(1, numel) x storage type>.
 mlir::MemRefType flatMemRefType(mlir::ShapedType tensor);
 /// Row-major strides of a shape.

@@ -54,6 +54,12 @@ KernelHandle LoweringContext::getOrCreate(
   while (usedNames.contains(name));
   usedNames.insert(name);
   KernelBuilder kb(module, name, args, localSize, targetEnv);
+  std::string config = family.str();
+  if (currentConfig) {
+    llvm::raw_string_ostream os(config);
+    os << " " << currentConfig;
+  }
+  kb.gpuModule->setAttr("tessera.config", StringAttr::get(module.getContext(), config));
   KernelHandle handle{name, build(kb)};
   kb.finish();
   kernels[fullKey] = handle;

@@ -134,6 +134,9 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
       return op.emitOpError("K = ") << K << " is too long to split into at most " << maxG << " workgroups",
              failure();
   }
+  // The plan records the split actually used.
+  ctx.currentConfig = MatmulConfigAttr::get(op.getContext(), config.getVariant(), config.getKind(),
+                                            config.getTile(), config.getThread(), S);
   const int64_t gx = std::min(tilesN, maxG), gy = std::min(tilesM, maxG),
                 gz = S > 1 ? S : std::max<int64_t>(1, std::min(batch, maxG));
   const bool needM = M % TM != 0, needN = N % TN != 0, needK = K % TK != 0;

@@ -251,8 +251,8 @@ static LogicalResult verifyLogitsLabels(Operation *op, Value logits, Value label
 LogicalResult CrossEntropyOp::verify() { return verifyLogitsLabels(*this, getLogits(), getLabels()); }
 
 LogicalResult CrossEntropyGradOp::verify() {
-  if (getResult().getType() != getLogits().getType())
-    return emitOpError("result type must equal logits type");
+  if (shapeOf(getResult()) != shapeOf(getLogits()))
+    return emitOpError("result shape must equal the logits shape");
   return verifyLogitsLabels(*this, getLogits(), getLabels());
 }
 

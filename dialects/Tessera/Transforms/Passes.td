@@ -72,6 +72,30 @@ def TesseraAddOptimizer : Pass<"tessera-add-optimizer", "ModuleOp"> {
   let summary = "Build @train_step from @loss_grad with one AdamW update per LoRA parameter";
 }
 
+//===----------------------------------------------------------------------===//
+// Precision (compiler/precision, docs/design.md "Precision")
+//===----------------------------------------------------------------------===//
+
+def TesseraAssignPrecision : Pass<"tessera-assign-precision", "ModuleOp"> {
+  let summary = "Choose the storage precision (f32 or the half type) of every tensor of the programs";
+  let description = [{
+    With precision=f16 or bf16, frozen weights, matmul and softmax results
+    and the elementwise values between them are stored in the half type; the
+    residual stream, reductions, the loss and everything the LoRA gradients
+    and AdamW touch stay f32 (the rules are listed in
+    compiler/precision/AssignPrecision.cpp). Kernels compute in f32 either
+    way. fp32 leaves the module unchanged.
+  }];
+  let options = [
+    Option<"precision", "precision", "std::string", /*default=*/"\"fp32\"",
+           "storage precision: fp32, f16 or bf16">
+  ];
+}
+
+//===----------------------------------------------------------------------===//
+// Lowering (compiler/lowering)
+//===----------------------------------------------------------------------===//
+
 def TesseraSelectKernelConfigs : Pass<"tessera-select-kernel-configs", "ModuleOp"> {
   let summary = "Record each kernel op's configuration (tiles, threads) and the SPIR-V target, chosen from the device profile";
   let description = [{

@@ -31,7 +31,7 @@ Buffer buf(const std::string &name, BufferKind kind, std::vector<int64_t> shape,
   b.shape = shape;
   uint64_t n = 1;
   for (int64_t d : shape) n *= uint64_t(d);
-  b.bytes = n * 4;
+  b.bytes = n * bytesPerElement(dtype);
   return b;
 }
 
@@ -169,7 +169,7 @@ TEST(Plan, HeaderLayout) {
   uint32_t version, flags;
   std::memcpy(&version, b.data() + 8, 4);
   std::memcpy(&flags, b.data() + 12, 4);
-  EXPECT_EQ(version, 1u);
+  EXPECT_EQ(version, 2u);
   EXPECT_EQ(flags, 0u);
   uint64_t n = u64At(b, 16);
   EXPECT_EQ(u64At(b, 24), fnv(b.data() + 32, b.size() - 32));
@@ -191,8 +191,10 @@ TEST(Plan, HeaderLayout) {
 TEST(Plan, RoundTrip) {
   Plan a = samplePlan();
   Plan b = parse(serialize(a), "mem");
-  EXPECT_EQ(b.version, 1u);
+  EXPECT_EQ(b.version, 2u);
   EXPECT_EQ(b.model_file, a.model_file);
+  EXPECT_EQ(b.precision, "fp32");
+  EXPECT_TRUE(b.features.empty());
   EXPECT_EQ(b.batch, 2);
   EXPECT_EQ(b.seq, 4);
   EXPECT_EQ(b.vocab, 256);
@@ -273,10 +275,43 @@ TEST(Plan, RejectsBadMagic) {
   EXPECT_EQ(parseError({'{', '}'}), "plan.tplan: not a Tessera plan (the file does not start with \"TESSPLAN\")");
 }
 
+TEST(Plan, HalfPrecisionRoundTrip) {
+  Plan a = samplePlan();
+  a.precision = "bf16";
+  a.features = {kFeatureInt16, kFeatureStorage16};
+  a.buffers.push_back(buf("w.bf16", BufferKind::Weight, {3, 5}, DType::BF16));
+  a.buffers.push_back(buf("w.f16", BufferKind::Weight, {7}, DType::F16));
+  a.kernels[0].config = "matmul #tessera.matmul_config<...>";
+  Plan b = parse(serialize(a), "mem");
+  EXPECT_EQ(b.precision, "bf16");
+  EXPECT_EQ(b.features, a.features);
+  EXPECT_EQ(b.kernels[0].config, a.kernels[0].config);
+  const Buffer &w = b.buffers[b.buffers.size() - 2], &h = b.buffers.back();
+  EXPECT_EQ(w.dtype, DType::BF16);
+  EXPECT_EQ(w.bytes, 30u); // 2 bytes per element
+  EXPECT_EQ(h.dtype, DType::F16);
+  EXPECT_EQ(h.bytes, 14u);
+  EXPECT_EQ(bytesPerElement(DType::F32), 4u);
+  EXPECT_EQ(bytesPerElement(DType::I32), 4u);
+}
+
+TEST(Plan, RejectsBadPrecisionFields) {
+  EXPECT_EQ(editError([](json &m) { m["buffers"][4]["dtype"] = "f64"; }),
+            "plan.tplan: buffers[4].dtype = 'f64' is not f32, i32, f16 or bf16");
+  EXPECT_EQ(editError([](json &m) { m["buffers"][4]["dtype"] = "bf16"; }),
+            "plan.tplan: buffers[4].bytes = 24 does not match shape [3,2] of bf16 (12 bytes)");
+  EXPECT_EQ(editError([](json &m) { m["precision"] = "fp8"; }),
+            "plan.tplan: precision = 'fp8' is not fp32, f16 or bf16");
+  EXPECT_EQ(editError([](json &m) { m["features"] = {"float16", "warp-drive"}; }),
+            "plan.tplan: features[1] = \"warp-drive\" is not a device feature this runtime knows");
+}
+
 TEST(Plan, RejectsOtherVersion) {
   std::vector<uint8_t> b = serialize(samplePlan());
-  b[8] = 2;
-  EXPECT_EQ(parseError(b), "plan.tplan: plan format version 2, this runtime reads version 1: recompile the plan");
+  b[8] = 1; // a plan from before half precision
+  EXPECT_EQ(parseError(b), "plan.tplan: plan format version 1, this runtime reads version 2: recompile the plan");
+  b[8] = 3;
+  EXPECT_EQ(parseError(b), "plan.tplan: plan format version 3, this runtime reads version 2: recompile the plan");
 }
 
 TEST(Plan, RejectsChecksumMismatch) {
@@ -321,7 +356,7 @@ TEST(Plan, RejectsInconsistentFields) {
   EXPECT_EQ(editError([](json &m) { m["buffers"][11]["alias_of"] = 3; }),
             "plan.tplan: buffers[11].bytes = 24 is larger than buffer 3 ('loss') whose storage it aliases (4 bytes)");
   EXPECT_EQ(editError([](json &m) { m["buffers"][4]["bytes"] = 20; }),
-            "plan.tplan: buffers[4].bytes = 20 does not match shape [3,2] (24 bytes)");
+            "plan.tplan: buffers[4].bytes = 20 does not match shape [3,2] of f32 (24 bytes)");
   EXPECT_EQ(editError([](json &m) { m["buffers"][4]["kind"] = "frozen"; }),
             "plan.tplan: buffers[4].kind = 'frozen' is not a buffer kind");
   EXPECT_EQ(editError([](json &m) { m["buffers"][10]["init_blob"] = 0; }),

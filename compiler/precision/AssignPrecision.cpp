@@ -1,0 +1,226 @@
+// AssignPrecision.cpp - tessera-assign-precision: the storage precision of
+// every tensor of the training and eval programs (docs/design.md,
+// "Precision").
+//
+// The element type of a float tensor is where its value is *stored*; kernels
+// always compute in f32 (loads widen, stores round). With precision=f16 or
+// bf16 (H below) the pass rewrites the element types of the graph made by
+// the earlier stages (all f32) in place:
+//
+//   frozen weights                   H      (the bulk of the memory)
+//   LoRA factors                     f32    (trainable parameters, as
+//                                            mixed-precision PEFT keeps them)
+//   matmul results                   H, except those that must stay f32 (N)
+//   softmax results                  H, unless N
+//   reductions, cross-entropy        f32
+//   cross_entropy_grad results       H
+//   elementwise results              f32 when a non-constant float operand
+//                                    is f32 (the residual stream, norm
+//                                    statistics) or when in N, else H; an f32
+//                                    result read only by matmuls (a norm's
+//                                    output) is narrowed to H
+//   embedding lookups (gather of a   f32    (the residual stream starts here)
+//   weight)
+//   data movement                    its input's type
+//
+// N, the values that must stay f32: the float operands of reduce, softmax,
+// cross_entropy(_grad) and adamw_update (LoRA gradients), and, through
+// chains of single-use elementwise or data-movement ops, what only feeds
+// them (the attention scores before the mask and the softmax, the logits
+// chunks of the loss). A value with other uses stays in its own precision.
+//
+// In f16 mode every value computed from a cross_entropy_grad (the backward
+// sweep) is f32: f16's range ends at 6e-8, below typical activation
+// gradients, and stores into f16 saturate at 65504 (KernelBuilder.h). bf16
+// has f32's range, so the backward uses H as the forward does.
+#include "Tessera/IR/TesseraOps.h"
+#include "Tessera/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+#include "llvm/ADT/DenseSet.h"
+
+namespace mlir::tessera {
+#define GEN_PASS_DEF_TESSERAASSIGNPRECISION
+#include "Tessera/Transforms/Passes.h.inc"
+
+namespace {
+
+bool isFloatTensor(Value v) {
+  auto t = dyn_cast<RankedTensorType>(v.getType());
+  return t && isa<FloatType>(t.getElementType());
+}
+
+bool isElementwise(Operation *op) {
+  if (auto c = dyn_cast<CastOp>(op))
+    return isFloatTensor(c.getInput()) && isFloatTensor(c.getResult());
+  return isa<UnaryOp, BinaryOp, SelectOp, DropoutOp>(op);
+}
+
+bool isDataMovement(Operation *op) {
+  return isa<ReshapeOp, TransposeOp, BroadcastOp, SliceOp, PadOp, ConcatOp>(op);
+}
+
+// Float operands whose values the op wants in f32.
+SmallVector<Value> f32Operands(Operation *op) {
+  if (auto r = dyn_cast<ReduceOp>(op))
+    return {r.getInput()};
+  if (auto s = dyn_cast<SoftmaxOp>(op))
+    return {s.getInput()};
+  if (auto c = dyn_cast<CrossEntropyOp>(op))
+    return {c.getLogits()};
+  if (auto c = dyn_cast<CrossEntropyGradOp>(op))
+    return {c.getLogits(), c.getDloss()};
+  if (auto u = dyn_cast<AdamWUpdateOp>(op))
+    return {u.getGrad()};
+  return {};
+}
+
+class Assigner {
+public:
+  Assigner(func::FuncOp f, FloatType half, bool gradsInF32)
+      : f(f), half(half), f32(Float32Type::get(f.getContext())), gradsInF32(gradsInF32) {}
+
+  void run() {
+    collectNeedsF32();
+    Block &body = f.getBody().front();
+    for (Operation &op : body)
+      assign(&op);
+  }
+
+private:
+  func::FuncOp f;
+  FloatType half, f32;
+  bool gradsInF32;
+  llvm::DenseSet<Value> needsF32, gradient;
+
+  void collectNeedsF32() {
+    SmallVector<Value> work;
+    f.walk([&](Operation *op) {
+      for (Value v : f32Operands(op))
+        if (isFloatTensor(v) && needsF32.insert(v).second)
+          work.push_back(v);
+    });
+    while (!work.empty()) {
+      Value v = work.pop_back_val();
+      Operation *def = v.getDefiningOp();
+      if (!def || !(isElementwise(def) || isDataMovement(def)))
+        continue;
+      for (Value u : def->getOperands())
+        if (isFloatTensor(u) && u.hasOneUse() && needsF32.insert(u).second)
+          work.push_back(u);
+    }
+  }
+
+  Type elementOf(Value v) { return cast<ShapedType>(v.getType()).getElementType(); }
+
+  void setElement(Value v, Type e) {
+    auto t = cast<RankedTensorType>(v.getType());
+    v.setType(RankedTensorType::get(t.getShape(), e));
+  }
+
+  // Whether every use of v reads it as a matmul operand, directly or through
+  // reshapes, transposes and dropouts (which keep their input's precision).
+  bool onlyFeedsMatmuls(Value v) {
+    if (v.use_empty())
+      return false;
+    for (OpOperand &use : v.getUses()) {
+      Operation *user = use.getOwner();
+      if (isa<MatmulOp>(user))
+        continue;
+      if (isa<ReshapeOp, TransposeOp, DropoutOp>(user) && onlyFeedsMatmuls(user->getResult(0)))
+        continue;
+      return false;
+    }
+    return true;
+  }
+
+  // Promotion over the non-constant float operands: f32 when one is f32.
+  Type promoted(Operation *op) {
+    bool any = false;
+    for (Value u : op->getOperands()) {
+      if (!isFloatTensor(u) || u.getDefiningOp<ConstantOp>())
+        continue;
+      any = true;
+      if (elementOf(u).isF32())
+        return f32;
+    }
+    return any ? Type(half) : Type(f32);
+  }
+
+  void assign(Operation *op) {
+    bool fromGradient = isa<CrossEntropyGradOp>(op);
+    for (Value u : op->getOperands())
+      fromGradient |= gradient.contains(u);
+    if (fromGradient)
+      for (Value r : op->getResults())
+        gradient.insert(r);
+    auto store = [&](Value r, Type e) {
+      if (!isFloatTensor(r))
+        return;
+      if (needsF32.contains(r) || (gradsInF32 && gradient.contains(r)))
+        e = f32;
+      setElement(r, e);
+    };
+
+    if (auto p = dyn_cast<ParamOp>(op)) {
+      setElement(p.getResult(), p.getKind() == ParamKind::frozen ? Type(half) : Type(f32));
+      return;
+    }
+    if (isa<ConstantOp>(op) || op->getNumResults() == 0)
+      return;
+    if (isa<MatmulOp, SoftmaxOp, CrossEntropyGradOp>(op))
+      return store(op->getResult(0), half);
+    if (isa<ReduceOp, CrossEntropyOp>(op))
+      return store(op->getResult(0), f32);
+    if (auto g = dyn_cast<GatherOp>(op))
+      return store(g.getResult(), g.getInput().getDefiningOp<ParamOp>() ? Type(f32) : elementOf(g.getInput()));
+    if (auto r = dyn_cast<ReshapeOp>(op)) // an alias of its input's storage
+      return setElement(r.getResult(), elementOf(r.getInput()));
+    if (isa<TransposeOp>(op)) // the verifier keeps the element type
+      return setElement(op->getResult(0), elementOf(op->getOperand(0)));
+    if (isDataMovement(op))
+      return store(op->getResult(0), isa<ConcatOp>(op) ? promoted(op) : elementOf(op->getOperand(0)));
+    if (isElementwise(op)) {
+      Value r = op->getResult(0);
+      Type e = promoted(op);
+      if (e.isF32() && !needsF32.contains(r) && onlyFeedsMatmuls(r))
+        e = half;
+      return store(r, e);
+    }
+    // Anything else (casts to integers and masks) keeps its types.
+  }
+};
+
+struct TesseraAssignPrecisionPass : impl::TesseraAssignPrecisionBase<TesseraAssignPrecisionPass> {
+  using TesseraAssignPrecisionBase::TesseraAssignPrecisionBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MLIRContext *ctx = &getContext();
+    FloatType half;
+    if (precision == "fp32" || precision == "f32")
+      return;
+    if (precision == "f16")
+      half = Float16Type::get(ctx);
+    else if (precision == "bf16")
+      half = BFloat16Type::get(ctx);
+    else {
+      mlir::emitError(module.getLoc(), "tessera-assign-precision: unknown precision '")
+          << precision << "' (fp32, f16 or bf16)";
+      return signalPassFailure();
+    }
+    for (func::FuncOp f : module.getOps<func::FuncOp>()) {
+      if (f.getBody().empty())
+        continue;
+      Assigner(f, half, /*gradsInF32=*/half.isF16()).run();
+      // Results may have changed precision (e.g. @forward's logits).
+      auto ret = cast<func::ReturnOp>(f.getBody().front().getTerminator());
+      f.setType(FunctionType::get(ctx, f.getArgumentTypes(), ret.getOperandTypes()));
+    }
+    module->setAttr("tessera.precision", StringAttr::get(ctx, precision));
+  }
+};
+
+} // namespace
+} // namespace mlir::tessera
