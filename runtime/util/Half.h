@@ -28,4 +28,27 @@ inline float halfToFloat(uint16_t h) {
 
 inline float bf16ToFloat(uint16_t b) { return bitsToFloat(uint32_t(b) << 16); }
 
+// float -> binary16, rounding to nearest even (as numpy's astype(float16) and
+// ggml's FP32_TO_FP16); overflow gives +-inf, NaN stays NaN.
+inline uint16_t floatToHalf(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  uint16_t sign = uint16_t((x >> 16) & 0x8000);
+  uint32_t a = x & 0x7fffffffu;
+  if (a > 0x7f800000u) return sign | 0x7e00;     // NaN
+  if (a >= 0x477ff000u) return sign | 0x7c00;    // >= 65520 rounds to inf
+  if (a >= 0x38800000u) {                        // normal half (>= 2^-14)
+    uint32_t h = ((((a >> 23) - 112) << 10) | ((a & 0x7fffff) >> 13));
+    uint32_t rem = a & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) ++h; // a carry moves into the exponent
+    return uint16_t(sign | h);
+  }
+  if (a < 0x33000000u) return sign;              // below half the smallest subnormal
+  uint32_t m = (a & 0x7fffff) | 0x800000;        // subnormal half: units of 2^-24
+  uint32_t shift = 126 - (a >> 23);
+  uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+  if (rem > half || (rem == half && (h & 1))) ++h;
+  return uint16_t(sign | h);
+}
+
 } // namespace tessera::util
