@@ -53,6 +53,10 @@ int exportGguf(const ExportOptions &o, std::string &error) {
     error = "nothing to write: give --gguf-base BASE.gguf and/or --gguf-adapter NAME-LoRA.gguf";
     return 1;
   }
+  if (o.vocab_only && (o.tokenizer.empty() || o.gguf_base.empty())) {
+    error = "--vocab-only needs --tokenizer DIR and --gguf-base OUT.gguf";
+    return 1;
+  }
   if (!o.gguf_adapter.empty() && o.adapter.empty()) {
     error = "--gguf-adapter needs --adapter DIR (the PEFT adapter that tessera train wrote)";
     return 1;
@@ -67,11 +71,15 @@ int exportGguf(const ExportOptions &o, std::string &error) {
   const gguf::DecoderModel &m = desc.model;
   try {
     if (!o.gguf_base.empty()) {
+      // A vocab-only file has the tokenizer's own size (no embedding to match).
       gguf::Metadata vocab = o.tokenizer.empty() ? gguf::placeholderVocab(m.vocab, desc.ids)
-                                                 : gguf::tokenizerVocab(o.tokenizer, m.vocab, desc.ids);
+                                                 : gguf::tokenizerVocab(o.tokenizer, o.vocab_only ? -1 : m.vocab, desc.ids);
       weights::OnnxWeights w(o.weights);
-      gguf::writeBaseModel(o.gguf_base, m, w, vocab, type);
-      if (!o.quiet)
+      gguf::writeBaseModel(o.gguf_base, m, w, vocab, type, /*tensors=*/!o.vocab_only);
+      if (!o.quiet && o.vocab_only)
+        std::printf("wrote %s: %s metadata and the tokenizer of %s, no weights (%.2f MiB)\n", o.gguf_base.c_str(),
+                    m.arch.c_str(), o.tokenizer.c_str(), mib(o.gguf_base));
+      else if (!o.quiet)
         std::printf("wrote %s: %s, %zu layers, %s, %s vocabulary (%.2f MiB)\n", o.gguf_base.c_str(), m.arch.c_str(),
                     m.layers.size(), o.type.c_str(), o.tokenizer.empty() ? "placeholder" : "tokenizer.json",
                     mib(o.gguf_base));

@@ -17,6 +17,7 @@ struct ExportOptions {
   std::string config;       // config.json ("" = beside the model)
   int64_t seq = 16;         // length the graph is specialised to while importing
   int64_t context_length = 0;
+  bool vocab_only = false;  // --gguf-base gets the metadata and tokenizer only (llama.cpp's vocab files)
   bool quiet = false;
 };
 

@@ -48,7 +48,8 @@ void addRuntimeCommands(CLI::App &app) {
   trainCmd->add_option("--out", t->out, "adapter directory to write (PEFT format)")->capture_default_str();
   trainCmd->add_option("--metrics", t->metrics, "write one JSON object per step to FILE.jsonl");
   trainCmd->add_option("--device", t->device, "Vulkan device index (see `devices`)")->capture_default_str();
-  trainCmd->add_option("--init-adapter", t->init_adapter, "start from this PEFT adapter directory");
+  trainCmd->add_option("--init-adapter", t->init_adapter,
+                       "start from this adapter: a PEFT directory or a llama.cpp / QVAC Fabric LoRA .gguf");
   trainCmd->add_option("--dump-grads", t->dump_grads,
                        "debug: write step 1's LoRA values and gradients to FILE.safetensors");
   CLI::Option *seedOpt = trainCmd->add_option("--seed", *seed, "seed of the LoRA A initialisation (default: the plan's)");
@@ -94,7 +95,10 @@ void addRuntimeCommands(CLI::App &app) {
   evalCmd->add_option("--weights", e->weights, "ONNX model holding the frozen weights")->required();
   evalCmd->add_option("--data", e->data, "data: JSON lines {\"input_ids\": [...], \"labels\": [...]}")->required();
   evalCmd->add_option("--device", e->device, "Vulkan device index (see `devices`)")->capture_default_str();
-  evalCmd->add_option("--init-adapter", e->init_adapter, "evaluate with this PEFT adapter directory");
+  evalCmd->add_option("--init-adapter", e->init_adapter,
+                      "evaluate with this adapter: a PEFT directory or a llama.cpp LoRA .gguf");
+  evalCmd->add_option("--losses", e->losses,
+                      "also write each batch's mean loss and token count to FILE.jsonl (with --batch 1 plans: per line)");
   evalCmd->callback([e] { train::runEvaluation(*e); });
 }
 

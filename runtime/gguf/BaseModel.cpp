@@ -54,7 +54,7 @@ std::vector<float> materialize(const TensorSource &s, const weights::OnnxWeights
 }
 
 void writeBaseModel(const std::string &path, const DecoderModel &m, const weights::OnnxWeights &w,
-                    const std::vector<std::pair<std::string, Value>> &tokenizer, TensorType type) {
+                    const std::vector<std::pair<std::string, Value>> &tokenizer, TensorType type, bool tensors) {
   Writer out;
   const std::string a = m.arch + ".";
   out.set("general.architecture", Value::str(m.arch));
@@ -62,7 +62,10 @@ void writeBaseModel(const std::string &path, const DecoderModel &m, const weight
   if (!m.name.empty()) out.set("general.name", Value::str(m.name));
   out.set("general.file_type", Value::u32(fileType(type)));
   if (type == TensorType::Q8_0) out.set("general.quantization_version", Value::u32(2));
-  out.set(a + "vocab_size", Value::u32(uint32_t(m.vocab)));
+  int64_t vocab = m.vocab;
+  for (const auto &kv : tokenizer)
+    if (kv.first == "tokenizer.ggml.tokens" && !tensors) vocab = int64_t(kv.second.items.size());
+  out.set(a + "vocab_size", Value::u32(uint32_t(vocab)));
   out.set(a + "context_length", Value::u32(uint32_t(m.context)));
   out.set(a + "embedding_length", Value::u32(uint32_t(m.hidden)));
   out.set(a + "block_count", Value::u32(uint32_t(m.layers.size())));
@@ -86,6 +89,10 @@ void writeBaseModel(const std::string &path, const DecoderModel &m, const weight
   if (m.final_logit_softcapping > 0)
     out.set(a + "final_logit_softcapping", Value::f32(float(m.final_logit_softcapping)));
   for (const auto &kv : tokenizer) out.set(kv.first, kv.second);
+  if (!tensors) {
+    out.write(path);
+    return;
+  }
 
   // Tensors: 1-D in f32; 2-D in `type`, or f16 when Q8_0 blocks do not fit a row.
   auto add = [&](const std::string &name, const TensorSource &src, std::vector<int64_t> shape, int64_t permuteGroups) {

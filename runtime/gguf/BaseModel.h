@@ -62,8 +62,10 @@ struct DecoderModel {
 std::vector<float> materialize(const TensorSource &s, const weights::OnnxWeights &w, const std::string &what);
 
 // Writes the model; `tokenizer` holds the tokenizer.* keys (Vocab.h). type is
-// the 2-D weights' type: F32, F16 or Q8_0. Atomic.
+// the 2-D weights' type: F32, F16 or Q8_0. Without `tensors`, the file holds
+// the metadata alone (a vocab-only GGUF, as llama.cpp's tokenizer tests use).
+// Atomic.
 void writeBaseModel(const std::string &path, const DecoderModel &m, const weights::OnnxWeights &w,
-                    const std::vector<std::pair<std::string, Value>> &tokenizer, TensorType type);
+                    const std::vector<std::pair<std::string, Value>> &tokenizer, TensorType type, bool tensors = true);
 
 } // namespace tessera::gguf

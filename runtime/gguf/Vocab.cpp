@@ -152,6 +152,7 @@ Metadata tokenizerVocab(const std::string &dir, int64_t vocabSize, const Special
       added[id] = a.value("special", false);
     }
   int64_t n = byId.empty() ? 0 : byId.rbegin()->first + 1;
+  if (vocabSize < 0) vocabSize = n; // vocab-only: the tokenizer's own size
   if (n > vocabSize)
     throw std::runtime_error(file + ": the tokenizer has " + std::to_string(n) + " tokens, the model's embedding only " +
                              std::to_string(vocabSize) + " rows: not this model's tokenizer");

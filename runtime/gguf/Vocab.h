@@ -40,6 +40,7 @@ Metadata placeholderVocab(int64_t vocabSize, const SpecialIds &ids);
 // Errors name the file and field: a missing file, an unsupported model or
 // pre-tokenizer type, more tokens than the model's embedding has rows.
 // `fallback` ids (config.json) serve where the tokenizer files name none.
+// vocabSize < 0: no padding (a vocab-only file).
 Metadata tokenizerVocab(const std::string &dir, int64_t vocabSize, const SpecialIds &fallback);
 
 } // namespace tessera::gguf

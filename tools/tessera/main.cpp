@@ -76,6 +76,8 @@ void addExportCommand(CLI::App &app, tessera::ExportOptions &o) {
   cmd->add_option("--context-length", o.context_length,
                   "context length to record (default: config.json's max_position_embeddings)");
   cmd->add_option("--seq", o.seq, "sequence length the graph is specialised to while reading it")->capture_default_str();
+  cmd->add_flag("--vocab-only", o.vocab_only,
+                "with --tokenizer: write --gguf-base with the metadata and tokenizer only, no weights (a vocab-only GGUF)");
   cmd->callback([&o] {
     std::string error;
     if (tessera::exportGguf(o, error) != 0)
