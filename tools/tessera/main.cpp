@@ -37,6 +37,9 @@ void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
       ->capture_default_str();
   cmd->add_flag("--recompute", o.recompute,
                 "recompute each decoder layer's forward during the backward (less memory, more time)");
+  cmd->add_flag("--generate", o.generate,
+                "write a generation plan (prefill + one-token decode with a KV cache of --seq positions) for "
+                "tessera generate, instead of a training plan");
   cmd->add_flag("!--no-buffer-reuse", o.reuse_buffers,
                 "give every activation its own buffer (debugging the memory plan)");
   cmd->callback([&o] {
