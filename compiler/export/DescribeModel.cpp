@@ -5,6 +5,7 @@
 #include "runtime/gguf/LlamaCpp.h"
 #include "runtime/util/File.h"
 #include "runtime/weights/OnnxWeights.h"
+#include "compiler/raise/Match.h"
 #include "Tessera/IR/TesseraOps.h"
 #include "Tessera/Transforms/Passes.h"
 
@@ -45,16 +46,7 @@ bool close(double a, double b, double rel) { return std::fabs(a - b) <= rel * st
 // --- the graph ---------------------------------------------------------------
 
 // Follows layout ops (reshape, transpose, broadcast) back to the op that made v.
-Operation *through(Value v) {
-  while (Operation *d = v.getDefiningOp()) {
-    if (isa<ReshapeOp, TransposeOp, BroadcastOp>(d)) {
-      v = d->getOperand(0);
-      continue;
-    }
-    return d;
-  }
-  return nullptr;
-}
+Operation *through(Value v) { return raise::producerThroughViews(v); }
 
 // The single rms_norm among v's users (through layout ops), if any.
 RMSNormOp normUser(Value v) {

@@ -1,6 +1,7 @@
 //===- BuildInference.cpp - @prefill and @decode for generation -----------===//
 #include "compiler/inference/BuildInference.h"
 
+#include "compiler/raise/Match.h"
 #include "Tessera/IR/TesseraOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -20,16 +21,7 @@ struct InferenceError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-Operation *through(Value v) {
-  while (Operation *d = v.getDefiningOp()) {
-    if (isa<ReshapeOp, TransposeOp, BroadcastOp>(d)) {
-      v = d->getOperand(0);
-      continue;
-    }
-    return d;
-  }
-  return nullptr;
-}
+Operation *through(Value v) { return raise::producerThroughViews(v); }
 
 // Attention ops of a forward, by layer.
 std::map<int64_t, AttentionOp> attentionByLayer(func::FuncOp f) {
