@@ -79,9 +79,10 @@ int compileInferencePlan(const CompileOptions &o, std::string &error) {
 
   mlir::PassManager lowering(&ctx);
   lowering.addPass(mlir::tessera::createTesseraDecomposeFused());
-  mlir::tessera::TesseraLowerToKernelsOptions lowerOptions;
-  lowerOptions.profile = o.profile;
-  lowering.addPass(mlir::tessera::createTesseraLowerToKernels(lowerOptions));
+  mlir::tessera::TesseraSelectKernelConfigsOptions configOptions;
+  configOptions.profile = o.profile;
+  lowering.addPass(mlir::tessera::createTesseraSelectKernelConfigs(configOptions));
+  lowering.addPass(mlir::tessera::createTesseraLowerToKernels());
   if (o.reuse_buffers) lowering.addPass(mlir::tessera::createTesseraReuseBuffers());
   lowering.addPass(mlir::tessera::createTesseraKernelsToSPIRV());
   if (mlir::failed(lowering.run(*full))) {
