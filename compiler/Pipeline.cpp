@@ -4,6 +4,7 @@
 
 #include "autotune/Profile.h"
 #include "compiler/import/OnnxImporter.h"
+#include "compiler/inference/CompileInference.h"
 #include "compiler/plan/PlanEmitter.h"
 #include "runtime/plan/Plan.h"
 #include "Tessera/Transforms/Passes.h"
@@ -81,6 +82,8 @@ std::vector<std::string> splitList(const std::string &s) {
 } // namespace
 
 int compileModel(const CompileOptions &o, std::string &error) {
+  if (o.generate)
+    return compileInferencePlan(o, error);
   mlir::MLIRContext ctx;
   mlir::DialectRegistry registry;
   registry.insert<mlir::tessera::TesseraDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect,

@@ -26,6 +26,9 @@ struct CompileOptions {
   int64_t loss_chunk_tokens = 0; // token rows per loss chunk; 0: fit a 64 MiB logits budget
   bool recompute = false;        // recompute each decoder layer's forward in the backward
   bool reuse_buffers = true;     // share storage between dead activations
+  // Generation (compiler/inference): a plan with prefill + decode programs and
+  // a KV cache of `seq` positions instead of the training programs.
+  bool generate = false;
 };
 
 /// Runs import, LoRA injection, loss, autodiff, optimizer, lowering, SPIR-V

@@ -7,7 +7,7 @@ PKGS=(
   libvulkan-dev mesa-vulkan-drivers vulkan-tools spirv-tools vulkan-validationlayers
   libonnx-dev libprotobuf-dev protobuf-compiler
   libcli11-dev nlohmann-json3-dev libgtest-dev
-  python3 python3-numpy python3-onnx python3-torch
+  python3 python3-numpy python3-onnx python3-torch python3-yaml
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -30,6 +30,13 @@
 // tessera-reuse-buffers (compiler/memory) relies on that to let activations
 // with disjoint lifetimes share storage.
 //
+// Generation (compiler/inference): @prefill and @decode carry
+// `tessera.inference`; their arguments and results name their buffers
+// (`tessera.buffer`, `tessera.buffer_kind`: input, output or state). A state
+// buffer (the KV cache; kind optimizer_state: persistent, zero-initialised,
+// never reused) is shared by every argument and result of that name, so a
+// program's state result is computed straight into its state argument.
+//
 // When @train_step's hparams hold 10 values (max_grad_norm, grad_scale),
 // train_step only accumulates each gradient into <param>.grad_accum, and a
 // third program, optimizer_step, clips by the global norm (output buffer
@@ -85,9 +92,12 @@ public:
     ctx.reserveName("train_step");
     ctx.reserveName("eval");
     ctx.reserveName("optimizer_step");
+    ctx.reserveName("prefill");
+    ctx.reserveName("decode");
   }
 
   LogicalResult lowerFunction(func::FuncOp f, StringRef programName);
+
   LogicalResult lowerOptimizerStep(Location loc, ArrayRef<AdamWUpdateOp> updates);
   void finish();
 
@@ -97,6 +107,14 @@ private:
     std::string symbol;
     std::string name;
   };
+
+  // Generation programs (compiler/inference): buffers named by the
+  // functions' argument / result attributes.
+  LogicalResult bindInferenceArguments(func::FuncOp f);
+  FailureOr<Designation> inferenceResult(func::FuncOp f, unsigned i);
+  std::string stateBuffer(StringRef name, ShapedType t) {
+    return designatedBuffer({BufferKind::optimizer_state, name.str(), name.str()}, t, nullptr);
+  }
 
   ModuleOp module;
   LoweringContext ctx;
@@ -252,8 +270,13 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
                 cast<ShapedType>(f.getArgument(2).getType()).getNumElements() >= 10;
   SmallVector<AdamWUpdateOp> deferred;
 
+  bool inference = f->hasAttr("tessera.inference");
+
   // Arguments.
-  unsigned expectArgs = isTrain ? 3 : 2;
+  unsigned expectArgs = inference ? 0 : isTrain ? 3 : 2;
+  if (inference && failed(bindInferenceArguments(f)))
+    return failure();
+  if (!inference) {
   if (f.getNumArguments() != expectArgs)
     return mlir::emitError(f.getLoc(), "@" + f.getName().str() + ": expected ") << expectArgs << " arguments (input_ids, labels"
                                       << (isTrain ? ", hparams)" : ")");
@@ -270,12 +293,16 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
       return failure();
     valueBuf[f.getArgument(i)] = *sym;
   }
+  }
 
   auto ret = dyn_cast<func::ReturnOp>(body.getTerminator());
-  if (!ret || ret.getNumOperands() != 1)
+  if (inference) {
+    if (!ret)
+      return mlir::emitError(f.getLoc(), "@" + f.getName().str() + ": no return");
+  } else if (!ret || ret.getNumOperands() != 1)
     return mlir::emitError(f.getLoc(), "@" + f.getName().str() + ": must return exactly one value (the loss)");
   auto lossType = cast<ShapedType>(ret.getOperand(0).getType());
-  if (!lossType.getElementType().isF32() || lossType.getNumElements() != 1)
+  if (!inference && (!lossType.getElementType().isF32() || lossType.getNumElements() != 1))
     return mlir::emitError(f.getLoc(), "@" + f.getName().str() + ": must return a single f32 (the loss), got ") << lossType;
 
   // Liveness: what the loss and the updates need.
@@ -302,7 +329,18 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
     if (r != v && isKernelProducer(r.getDefiningOp()) && !designated.count(r))
       designated[r] = d;
   };
-  designate(ret.getOperand(0), {BufferKind::output, "loss", "loss"});
+  SmallVector<Designation> resultBuffers;
+  if (inference) {
+    for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
+      FailureOr<Designation> d = inferenceResult(f, i);
+      if (failed(d))
+        return failure();
+      resultBuffers.push_back(*d);
+      designate(ret.getOperand(i), *d);
+    }
+  } else {
+    designate(ret.getOperand(0), {BufferKind::output, "loss", "loss"});
+  }
   for (Operation &op : body)
     if (auto u = dyn_cast<AdamWUpdateOp>(op))
       designate(u.getGrad(), {BufferKind::gradient, u.getParam().str() + ".grad",
@@ -407,6 +445,15 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
       updated.insert(param);
       continue;
     }
+    if (isa<func::ReturnOp>(op) && inference) {
+      for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
+        Value v = ret.getOperand(i);
+        std::string sym = designatedBuffer(resultBuffers[i], cast<ShapedType>(v.getType()), op);
+        if (root(valueBuf.lookup(v)) != root(sym))
+          copyInto(pb, op->getLoc(), valueBuf.lookup(v), sym);
+      }
+      continue;
+    }
     if (isa<func::ReturnOp>(op)) {
       Value v = ret.getOperand(0);
       std::string lossSym = designatedBuffer({BufferKind::output, "loss", "loss"}, lossType, op);
@@ -459,6 +506,55 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
   if (!deferred.empty())
     return lowerOptimizerStep(f.getLoc(), deferred);
   return success();
+}
+
+static FailureOr<std::pair<std::string, std::string>> bufferAttrs(func::FuncOp f, bool result, unsigned i) {
+  auto name = result ? f.getResultAttrOfType<StringAttr>(i, "tessera.buffer")
+                     : f.getArgAttrOfType<StringAttr>(i, "tessera.buffer");
+  auto kind = result ? f.getResultAttrOfType<StringAttr>(i, "tessera.buffer_kind")
+                     : f.getArgAttrOfType<StringAttr>(i, "tessera.buffer_kind");
+  if (!name || !kind)
+    return mlir::emitError(f.getLoc(), "@") << f.getName() << ": " << (result ? "result " : "argument ") << i
+                                            << " has no tessera.buffer / tessera.buffer_kind",
+           failure();
+  return std::make_pair(name.str(), kind.str());
+}
+
+LogicalResult Lowerer::bindInferenceArguments(func::FuncOp f) {
+  for (unsigned i = 0; i < f.getNumArguments(); ++i) {
+    auto attrs = bufferAttrs(f, false, i);
+    if (failed(attrs))
+      return failure();
+    auto t = cast<ShapedType>(f.getArgument(i).getType());
+    auto [name, kind] = *attrs;
+    if (kind == "input") {
+      auto sym = sharedBuffer(f, "arg:" + name, name, BufferKind::input, t, name);
+      if (failed(sym))
+        return failure();
+      valueBuf[f.getArgument(i)] = *sym;
+    } else if (kind == "state") {
+      valueBuf[f.getArgument(i)] = stateBuffer(name, t);
+    } else {
+      return mlir::emitError(f.getLoc(), "@") << f.getName() << ": argument " << i << " of kind '" << kind
+                                              << "' (input or state expected)",
+             failure();
+    }
+  }
+  return success();
+}
+
+FailureOr<Lowerer::Designation> Lowerer::inferenceResult(func::FuncOp f, unsigned i) {
+  auto attrs = bufferAttrs(f, true, i);
+  if (failed(attrs))
+    return failure();
+  auto [name, kind] = *attrs;
+  if (kind == "output")
+    return Designation{BufferKind::output, name, name};
+  if (kind == "state")
+    return Designation{BufferKind::optimizer_state, name, name};
+  return mlir::emitError(f.getLoc(), "@") << f.getName() << ": result " << i << " of kind '" << kind
+                                          << "' (output or state expected)",
+         failure();
 }
 
 // optimizer_step: the global norm of the accumulated gradients (one running
@@ -524,8 +620,10 @@ struct TesseraLowerToKernelsPass
       return signalPassFailure();
     auto train = module.lookupSymbol<func::FuncOp>("train_step");
     auto loss = module.lookupSymbol<func::FuncOp>("loss");
-    if (!train && !loss) {
-      mlir::emitError(module.getLoc(), "tessera-lower-to-kernels needs @train_step and/or @loss");
+    auto prefill = module.lookupSymbol<func::FuncOp>("prefill");
+    auto decode = module.lookupSymbol<func::FuncOp>("decode");
+    if (!train && !loss && !prefill) {
+      mlir::emitError(module.getLoc(), "tessera-lower-to-kernels needs @train_step and/or @loss (or @prefill)");
       return signalPassFailure();
     }
     // Every kernel op carries its config (generators read nothing else).
@@ -548,6 +646,10 @@ struct TesseraLowerToKernelsPass
     if (train && failed(lowerer.lowerFunction(train, "train_step")))
       return signalPassFailure();
     if (loss && failed(lowerer.lowerFunction(loss, "eval")))
+      return signalPassFailure();
+    if (prefill && failed(lowerer.lowerFunction(prefill, "prefill")))
+      return signalPassFailure();
+    if (decode && failed(lowerer.lowerFunction(decode, "decode")))
       return signalPassFailure();
     // The tensor-level functions are no longer needed.
     for (auto f : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))

@@ -265,6 +265,21 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
     if (auto v = module->getAttrOfType<IntegerAttr>("tessera.vocab"))
       p.vocab = v.getInt();
 
+  // The decoder, as tessera-raise recognised it.
+  if (auto arch = module->getAttrOfType<DictionaryAttr>("tessera.arch")) {
+    auto count = [&](StringRef key) -> int64_t {
+      auto a = arch.getAs<IntegerAttr>(key);
+      return a ? a.getInt() : 0;
+    };
+    if (auto a = arch.getAs<StringAttr>("arch"))
+      p.model.arch = a.str();
+    p.model.layers = count("layers");
+    p.model.hidden = count("hidden");
+    p.model.heads = count("heads");
+    p.model.kv_heads = count("kv_heads");
+    p.model.head_dim = count("head_dim");
+  }
+
   // LoRA hyper-parameters.
   p.lora_rank = o.lora_rank;
   p.lora_alpha = o.lora_alpha;

@@ -16,6 +16,17 @@ namespace mlir::tessera::raise {
 
 inline ArrayRef<int64_t> shapeOf(Value v) { return cast<ShapedType>(v.getType()).getShape(); }
 
+/// The op that made `v`, looking through view ops (reshape, transpose,
+/// broadcast); null for a block argument.
+inline Operation *producerThroughViews(Value v) {
+  while (Operation *d = v.getDefiningOp()) {
+    if (!isa<ReshapeOp, TransposeOp, BroadcastOp>(d))
+      return d;
+    v = d->getOperand(0);
+  }
+  return nullptr;
+}
+
 /// The value of a constant whose elements are all equal (a scalar, a splat,
 /// or a one-element tensor), also through reshape/broadcast.
 inline std::optional<double> scalarConstant(Value v) {

@@ -409,6 +409,11 @@ std::vector<uint8_t> serialize(const Plan &plan) {
                  {"largest_buffer_bytes", mem.largest_buffer},
                  {"largest_buffer", mem.largest_buffer_name}};
 
+  if (!plan.model.arch.empty())
+    m["model"] = {{"arch", plan.model.arch},         {"layers", plan.model.layers},
+                  {"hidden", plan.model.hidden},     {"heads", plan.model.heads},
+                  {"kv_heads", plan.model.kv_heads}, {"head_dim", plan.model.head_dim}};
+
   json blobs = json::array();
   std::vector<uint64_t> offsets;
   uint64_t offset = 0;
@@ -533,6 +538,21 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     p.memory.largest_buffer = bytes("largest_buffer_bytes");
     if (auto it = mem->find("largest_buffer"); it != mem->end() && it->is_string())
       p.memory.largest_buffer_name = it->get<std::string>();
+  }
+
+  if (auto mi = m.find("model"); mi != m.end() && mi->is_object()) { // optional
+    if (auto it = mi->find("arch"); it != mi->end() && it->is_string()) p.model.arch = it->get<std::string>();
+    auto count = [&](const char *key) -> int64_t {
+      auto it = mi->find(key);
+      if (it == mi->end()) return 0;
+      if (!it->is_number_integer() || it->get<int64_t>() < 0) r.fail(std::string("model.") + key + " must be an integer >= 0");
+      return it->get<int64_t>();
+    };
+    p.model.layers = count("layers");
+    p.model.hidden = count("hidden");
+    p.model.heads = count("heads");
+    p.model.kv_heads = count("kv_heads");
+    p.model.head_dim = count("head_dim");
   }
 
   // Blobs first: other sections refer to them.

@@ -102,6 +102,14 @@ constexpr const char *kFeatureInt16 = "int16";         // shaderInt16
 constexpr const char *kFeatureStorage16 = "storage16"; // storageBuffer16BitAccess
 constexpr const char *kFeatureInt8 = "int8";           // shaderInt8 + storageBuffer8BitAccess
 
+// The decoder the plan was compiled from (tessera-raise's `tessera.arch`):
+// what a GGUF adapter needs to be read back (llama q/k rows are permuted per
+// head). Optional in the manifest ("model"); empty arch: unknown.
+struct ModelInfo {
+  std::string arch;  // llama, qwen3, gemma3, decoder, ...
+  int64_t layers = 0, hidden = 0, heads = 0, kv_heads = 0, head_dim = 0;
+};
+
 struct Plan {
   uint32_t version = kFormatVersion;
   std::string precision = "fp32";    // storage precision it was compiled with (fp32, f16, bf16)
@@ -128,6 +136,7 @@ struct Plan {
   std::vector<Adapter> adapters;
   std::vector<std::vector<uint8_t>> blobs; // SPIR-V modules and constant data
   MemorySummary memory;                    // manifest "memory"
+  ModelInfo model;                         // manifest "model" (optional)
 
   const Program *program(const std::string &name) const {
     for (const Program &p : programs)

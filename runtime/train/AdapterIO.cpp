@@ -1,5 +1,6 @@
 #include "runtime/train/AdapterIO.h"
 
+#include "runtime/gguf/LoraAdapter.h"
 #include "runtime/util/File.h"
 #include "runtime/util/Safetensors.h"
 
@@ -8,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <set>
 
 namespace tessera::train {
@@ -76,8 +78,56 @@ void writeAdapter(const std::string &dir, const plan::Plan &plan, const std::vec
   }
 }
 
+namespace {
+
+// A llama.cpp / QVAC Fabric LoRA GGUF mapped onto the plan's adapters.
+void readGgufAdapter(const std::string &path, const plan::Plan &plan, std::vector<std::vector<float>> &a,
+                     std::vector<std::vector<float>> &b) {
+  const plan::ModelInfo &mi = plan.model;
+  gguf::LoraAdapter ad = gguf::readLoraGguf(path, {mi.heads, mi.kv_heads});
+  if (mi.arch.empty())
+    throw std::runtime_error(path + ": the plan does not record its model's architecture (compiled by an older "
+                             "tessera): recompile it to read GGUF adapters");
+  if (ad.arch != mi.arch)
+    throw std::runtime_error(path + ": general.architecture is \"" + ad.arch + "\" but the plan's model is " + mi.arch);
+  std::map<std::string, const gguf::LoraPair *> byModule;
+  for (const gguf::LoraPair &p : ad.pairs) byModule[p.module] = &p;
+  a.assign(plan.adapters.size(), {});
+  b.assign(plan.adapters.size(), {});
+  std::set<std::string> used;
+  for (size_t i = 0; i < plan.adapters.size(); ++i) {
+    const plan::Adapter &pa = plan.adapters[i];
+    auto it = byModule.find(pa.module);
+    if (it == byModule.end())
+      throw std::runtime_error(path + ": no LoRA tensors for " + pa.module + ", which the plan adapts");
+    const gguf::LoraPair &p = *it->second;
+    if (p.rank != pa.rank || p.in != pa.in_features || p.out != pa.out_features)
+      throw std::runtime_error(path + ": " + pa.module + " has rank " + std::to_string(p.rank) + ", [" +
+                               std::to_string(p.in) + " -> " + std::to_string(p.out) + "] but the plan expects rank " +
+                               std::to_string(pa.rank) + ", [" + std::to_string(pa.in_features) + " -> " +
+                               std::to_string(pa.out_features) + "]");
+    a[i] = p.a;
+    b[i] = p.b;
+    used.insert(pa.module);
+  }
+  for (const gguf::LoraPair &p : ad.pairs)
+    if (!used.count(p.module))
+      throw std::runtime_error(path + ": adapts " + p.module + ", which the plan does not (compile with --lora-targets covering it)");
+  if (std::fabs(ad.scale - plan.lora_scale) > 1e-6 * std::fabs(plan.lora_scale)) {
+    double alpha = plan.rslora ? ad.scale * std::sqrt(double(plan.lora_rank)) : ad.scale * double(plan.lora_rank);
+    std::fprintf(stderr, "warning: %s scales its product by %g, the plan by %g: compile with --lora-alpha %g%s to match\n",
+                 path.c_str(), ad.scale, plan.lora_scale, alpha, plan.rslora ? " --rslora" : "");
+  }
+}
+
+} // namespace
+
 void readAdapter(const std::string &dir, const plan::Plan &plan, std::vector<std::vector<float>> &a,
                  std::vector<std::vector<float>> &b) {
+  if (gguf::isGgufFile(dir)) {
+    readGgufAdapter(dir, plan, a, b);
+    return;
+  }
   fs::path file = fs::path(dir) / "adapter_model.safetensors";
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw std::runtime_error(dir + ": adapter directory not found");

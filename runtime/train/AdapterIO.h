@@ -24,7 +24,10 @@ void writeAdapter(const std::string &dir, const plan::Plan &plan, const std::vec
                   const std::vector<std::vector<float>> &b);
 
 // Reads DIR/adapter_model.safetensors, checks every adapter of the plan is
-// there with the plan's shapes, and returns the values in plan order.
+// there with the plan's shapes, and returns the values in plan order. DIR may
+// also be a llama.cpp / QVAC Fabric LoRA GGUF file (runtime/gguf/LoraAdapter.h):
+// its architecture must be the plan's, it must adapt exactly the plan's
+// layers, and llama q/k rows are un-permuted with the plan's head counts.
 void readAdapter(const std::string &dir, const plan::Plan &plan, std::vector<std::vector<float>> &a,
                  std::vector<std::vector<float>> &b);
 

@@ -572,6 +572,7 @@ EvalResult runEvaluation(const EvalOptions &o) {
   double weighted = 0, gpuTotal = 0;
   int64_t tokens = 0, gpuRuns = 0;
   size_t batches = s.batcher().evalBatches();
+  std::string perBatch;
   s.writeHParams(s.planAdamW(), s.plan().lr, 1);
   for (size_t i = 0; i < batches; ++i) {
     data::Batch batch = s.batcher().evalBatch(i);
@@ -584,6 +585,12 @@ EvalResult runEvaluation(const EvalOptions &o) {
       throw std::runtime_error("the eval loss of batch " + std::to_string(i + 1) + " is not finite (" + std::to_string(loss) + ")");
     weighted += double(loss) * double(n);
     tokens += n;
+    if (!o.losses.empty()) {
+      char line[160];
+      std::snprintf(line, sizeof(line), "{\"batch\": %zu, \"first_line\": %zu, \"loss\": %.9g, \"tokens\": %lld}\n", i + 1,
+                    i * size_t(s.plan().batch) + 1, double(loss), (long long)n);
+      perBatch += line;
+    }
     if (t.gpu_ms >= 0) {
       gpuTotal += t.gpu_ms;
       ++gpuRuns;
@@ -592,6 +599,7 @@ EvalResult runEvaluation(const EvalOptions &o) {
   if (tokens == 0)
     throw std::runtime_error(o.data + ": no tokens to evaluate (every label is -100, or every line has a single token)");
   EvalResult r{weighted / double(tokens), tokens};
+  if (!o.losses.empty()) util::writeFileAtomic(o.losses, perBatch);
   if (gpuRuns) std::fprintf(stderr, "eval: %zu batches, %.2f GPU ms/batch\n", batches, gpuTotal / double(gpuRuns));
   std::printf("eval loss %.6f over %lld tokens\n", r.loss, (long long)r.tokens);
   std::fflush(stdout);

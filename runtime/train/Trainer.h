@@ -42,6 +42,7 @@ struct EvalOptions {
   std::string plan, weights, data;
   int device = 0;
   std::string init_adapter;
+  std::string losses; // JSONL, one {"batch", "first_line", "loss", "tokens"} per batch ("" = none)
 };
 
 struct TrainResult {

@@ -42,27 +42,36 @@ inline uint16_t floatToBf16(float f) {
   return uint16_t((bits + 0x7fffu + ((bits >> 16) & 1)) >> 16);
 }
 
-// Round to nearest even, saturating finite values at +-65504 as the kernels'
-// f16 stores do (KernelBuilder.h); NaN stays NaN, inf stays inf.
+// float -> binary16, rounding to nearest even (as numpy's astype(float16) and
+// ggml's FP32_TO_FP16); overflow gives +-inf, NaN stays NaN.
 inline uint16_t floatToHalf(float f) {
-  uint32_t bits = floatToBits(f);
-  uint16_t sign = uint16_t((bits >> 16) & 0x8000);
-  uint32_t mag = bits & 0x7fffffffu;
-  if (mag > 0x7f800000u) return uint16_t(sign | 0x7e00);  // NaN
-  if (mag == 0x7f800000u) return uint16_t(sign | 0x7c00); // inf
-  if (mag >= 0x477ff000u) return uint16_t(sign | 0x7bff); // rounds to >= 65520: saturate
-  if (mag < 0x38800000u) {                                // below the smallest normal half: subnormal or 0
-    if (mag < 0x33000000u) return sign;                   // < 2^-25: rounds to 0
-    uint32_t exp = mag >> 23, mant = (mag & 0x7fffff) | 0x800000;
-    uint32_t shift = 126 - exp; // value = mant * 2^(exp-150); half subnormal unit 2^-24
-    uint32_t q = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (q & 1))) ++q;
-    return uint16_t(sign | q);
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  uint16_t sign = uint16_t((x >> 16) & 0x8000);
+  uint32_t a = x & 0x7fffffffu;
+  if (a > 0x7f800000u) return sign | 0x7e00;     // NaN
+  if (a >= 0x477ff000u) return sign | 0x7c00;    // >= 65520 rounds to inf
+  if (a >= 0x38800000u) {                        // normal half (>= 2^-14)
+    uint32_t h = ((((a >> 23) - 112) << 10) | ((a & 0x7fffff) >> 13));
+    uint32_t rem = a & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) ++h; // a carry moves into the exponent
+    return uint16_t(sign | h);
   }
-  uint32_t h = ((mag >> 13) - (112u << 10)); // rebias exponent, keep 10 mantissa bits
-  uint32_t rem = mag & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) ++h;
+  if (a < 0x33000000u) return sign;              // below half the smallest subnormal
+  uint32_t m = (a & 0x7fffff) | 0x800000;        // subnormal half: units of 2^-24
+  uint32_t shift = 126 - (a >> 23);
+  uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+  if (rem > half || (rem == half && (h & 1))) ++h;
   return uint16_t(sign | h);
+}
+
+// As floatToHalf, but finite values beyond the half range saturate at
+// +-65504 as the kernels' f16 stores do (KernelBuilder.h): how a plan's f16
+// weights are made.
+inline uint16_t floatToHalfSaturating(float f) {
+  uint16_t h = floatToHalf(f);
+  if ((h & 0x7fff) == 0x7c00 && (floatToBits(f) & 0x7fffffffu) != 0x7f800000u) return uint16_t((h & 0x8000) | 0x7bff);
+  return h;
 }
 
 } // namespace tessera::util

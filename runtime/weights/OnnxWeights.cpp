@@ -343,7 +343,7 @@ void OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &
   auto storeAt = [&](uint64_t i, float v) {
     switch (storage) {
     case Storage::F32: static_cast<float *>(dstBytes)[i] = v; break;
-    case Storage::F16: static_cast<uint16_t *>(dstBytes)[i] = util::floatToHalf(v); break;
+    case Storage::F16: static_cast<uint16_t *>(dstBytes)[i] = util::floatToHalfSaturating(v); break;
     case Storage::BF16: static_cast<uint16_t *>(dstBytes)[i] = util::floatToBf16(v); break;
     }
   };

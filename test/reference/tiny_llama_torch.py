@@ -22,6 +22,8 @@ Subcommands (all print JSON on stdout):
   grads           --model M --data D --batch B --seq T --adapter DIR [--scale S] --out F.safetensors
   random-adapter  --model M --rank R --targets q_proj,v_proj|all-linear --out DIR [--seed S] [--alpha A]
   train           --model M --data D --batch B --seq T --adapter DIR [--scale S] --steps N --lr X [--out DIR]
+  generate        --model M --prompt-ids 1,2,3 --max-new-tokens N [--adapter DIR]   greedy, a full forward per token;
+                  also the margin between the two best logits at each step (how safe a comparison of argmaxes is)
 """
 import argparse
 import json
@@ -497,6 +499,20 @@ def cmd_train(args):
                       bool(acfg.get("use_rslora")))
 
 
+def cmd_generate(args):
+    model, _ = _load(args)
+    lora, scale = _adapter(args)
+    ids = [int(x) for x in args.prompt_ids.split(",")]
+    out, margins = [], []
+    with torch.no_grad():
+        for _ in range(args.max_new_tokens):
+            logits = model.forward(torch.tensor([ids + out]), lora, scale)[0, -1]
+            top = torch.topk(logits, 2)
+            out.append(int(top.indices[0]))
+            margins.append(float(top.values[0] - top.values[1]))
+    print(json.dumps({"tokens": out, "margins": margins}))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="PyTorch float64 reference of Tessera's tiny Llama + LoRA")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -553,6 +569,14 @@ def main(argv=None):
     p.add_argument("--dropout-seed", type=int, default=0, help="the run seed tessera train used (plan --seed)")
     p.add_argument("--out", help="write the trained adapter here")
     p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("generate", help="greedy generation, one full forward per new token")
+    common(p, data=False)
+    p.add_argument("--adapter")
+    p.add_argument("--scale", type=float)
+    p.add_argument("--prompt-ids", required=True)
+    p.add_argument("--max-new-tokens", type=int, required=True)
+    p.set_defaults(fn=cmd_generate)
 
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

@@ -1,6 +1,7 @@
 // tessera: the full command line (compiler + runtime commands).
 // tessera-rt carries the runtime commands alone, without MLIR.
 #include "compiler/Pipeline.h"
+#include "compiler/export/ExportGguf.h"
 #include "compiler/raise/Inspect.h"
 #include "runtime/cli/Commands.h"
 
@@ -39,6 +40,9 @@ void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
       ->capture_default_str();
   cmd->add_flag("--recompute", o.recompute,
                 "recompute each decoder layer's forward during the backward (less memory, more time)");
+  cmd->add_flag("--generate", o.generate,
+                "write a generation plan (prefill + one-token decode with a KV cache of --seq positions) for "
+                "tessera generate, instead of a training plan");
   cmd->add_flag("!--no-buffer-reuse", o.reuse_buffers,
                 "give every activation its own buffer (debugging the memory plan)");
   cmd->callback([&o] {
@@ -63,6 +67,30 @@ void addInspectCommand(CLI::App &app, tessera::InspectOptions &o) {
   });
 }
 
+void addExportCommand(CLI::App &app, tessera::ExportOptions &o) {
+  CLI::App *cmd = app.add_subcommand(
+      "export", "Write the model and/or its LoRA adapter as GGUF files for llama.cpp (llama-cli -m BASE.gguf --lora ADAPTER.gguf)");
+  cmd->add_option("--weights", o.weights, "ONNX model (the one the adapter was trained on)")->required();
+  cmd->add_option("--tokenizer", o.tokenizer,
+                  "Hugging Face tokenizer folder (tokenizer.json, tokenizer_config.json) for the base model's vocabulary; "
+                  "without it a placeholder byte vocabulary (token ids only)");
+  cmd->add_option("--adapter", o.adapter, "PEFT adapter folder to convert (tessera train --out)");
+  cmd->add_option("--gguf-base", o.gguf_base, "write the base model here");
+  cmd->add_option("--gguf-adapter", o.gguf_adapter, "write the LoRA adapter here (llama.cpp's format)");
+  cmd->add_option("--type", o.type, "weight type: f32, f16 or q8_0")->capture_default_str();
+  cmd->add_option("--config", o.config, "the model's Hugging Face config.json (default: the one beside the model)");
+  cmd->add_option("--context-length", o.context_length,
+                  "context length to record (default: config.json's max_position_embeddings)");
+  cmd->add_option("--seq", o.seq, "sequence length the graph is specialised to while reading it")->capture_default_str();
+  cmd->add_flag("--vocab-only", o.vocab_only,
+                "with --tokenizer: write --gguf-base with the metadata and tokenizer only, no weights (a vocab-only GGUF)");
+  cmd->callback([&o] {
+    std::string error;
+    if (tessera::exportGguf(o, error) != 0)
+      throw std::runtime_error(error);
+  });
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -72,6 +100,8 @@ int main(int argc, char **argv) {
   addCompileCommand(app, compile);
   tessera::InspectOptions inspect;
   addInspectCommand(app, inspect);
+  tessera::ExportOptions exportOptions;
+  addExportCommand(app, exportOptions);
   tessera::addRuntimeCommands(app);
   return tessera::runApp(app, argc, argv);
 }
