@@ -1,5 +1,6 @@
 #include "runtime/cli/Commands.h"
 
+#include "runtime/cli/TextCommands.h"
 #include "runtime/train/Trainer.h"
 #include "runtime/vulkan/Context.h"
 
@@ -33,6 +34,7 @@ std::string oneLine(std::string s) {
 } // namespace
 
 void addRuntimeCommands(CLI::App &app) {
+  addTextCommands(app);
   CLI::App *devices = app.add_subcommand("devices", "List the Vulkan devices (index, name, limits)");
   devices->callback([] { listDevices(); });
 

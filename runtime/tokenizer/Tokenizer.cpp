@@ -140,6 +140,8 @@ Tokenizer Tokenizer::fromJson(std::string_view tokenizerJson, std::string_view c
     }
     t.bosToken_ = tokenText(config, "bos_token");
     t.eosToken_ = tokenText(config, "eos_token");
+    t.padToken_ = tokenText(config, "pad_token");
+    t.unkToken_ = tokenText(config, "unk_token");
     t.cleanUpSpaces_ = config.value("clean_up_tokenization_spaces", false) == true;
   }
   return t;

@@ -56,6 +56,8 @@ public:
   const std::string &chatTemplate() const { return chatTemplate_; }
   const std::string &bosToken() const { return bosToken_; }
   const std::string &eosToken() const { return eosToken_; }
+  const std::string &padToken() const { return padToken_; }
+  const std::string &unkToken() const { return unkToken_; }
   std::optional<int32_t> eosId() const { return tokenToId(eosToken_); }
   std::optional<int32_t> bosId() const { return tokenToId(bosToken_); }
   // A short description, e.g. "BPE, 151669 tokens (byte-level)".
@@ -70,7 +72,7 @@ private:
   std::unique_ptr<Decoder> decoder_;
   AddedVocabulary added_;
   int64_t vocabSize_ = 0;
-  std::string chatTemplate_, bosToken_, eosToken_;
+  std::string chatTemplate_, bosToken_, eosToken_, padToken_, unkToken_;
   bool cleanUpSpaces_ = false, byteLevel_ = false, byteFallback_ = false;
 };
 
