@@ -23,6 +23,9 @@ and its <|im_end|>. Checked against it:
 import json
 import math
 import os
+import signal
+import subprocess
+import time
 import xml.etree.ElementTree as ET
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -52,7 +55,8 @@ LINES = [
 
 def reference_prepare(lines, seq):
     """The tiny tokenizer's samples, by hand: ids are bytes, specials are 1 and 2."""
-    config = json.load(open(os.path.join(TOK, "tokenizer_config.json")))
+    with open(os.path.join(TOK, "tokenizer_config.json")) as f:
+        config = json.load(f)
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     template = env.from_string(config["chat_template"])
     out = []
@@ -97,6 +101,12 @@ def write_lines(path, rows):
         for r in rows:
             f.write(json.dumps(r) + "\n")
     return path
+
+
+def svg_points(path):
+    svg = ET.parse(path).getroot()
+    return {p.get("class"): [tuple(map(float, xy.split(","))) for xy in p.get("points").split()]
+            for p in svg.iter("{http://www.w3.org/2000/svg}polyline")}
 
 
 def metrics(path):
@@ -154,9 +164,7 @@ class TextData(TempDirTest):
         _, _, plain = self.train("no_val", "--data", train, "--steps", 4)
         self.assertEqual([m["loss"] for m in got], [m["loss"] for m in plain])
         # loss.svg: one train point per step, one eval point per evaluation, higher loss = higher on the page.
-        svg = ET.parse(os.path.join(out, "loss.svg")).getroot()
-        lines = {p.get("class"): [tuple(map(float, xy.split(","))) for xy in p.get("points").split()]
-                 for p in svg.iter("{http://www.w3.org/2000/svg}polyline")}
+        lines = svg_points(os.path.join(out, "loss.svg"))
         self.assertEqual(len(lines["train"]), 4)
         self.assertEqual(len(lines["eval"]), 2)
         losses = [m["loss"] for m in got]
@@ -169,6 +177,40 @@ class TextData(TempDirTest):
         e = tessera("eval", self.plan, "--weights", self.model, "--tokenizer", TOK, "--data", held,
                     "--assistant-only-loss", "--init-adapter", out)
         self.assertAlmostEqual(common.parse_eval(e)[0], evals[-1][1], delta=1e-5)
+
+    def test_interrupted_text_run_resumes_with_its_plot(self):
+        # Ctrl-C after a few steps: checkpoint + loss.svg of the steps done; --resume continues exactly and
+        # the final plot has every step (the earlier ones from the metrics file).
+        steps = 12
+        args = ["--tokenizer", TOK, "--data", self.raw, "--assistant-only-loss", "--steps", steps, "--val-split", 0.25,
+                "--eval-every", 3, "--checkpoint-every", 1]
+        _, full, want = self.train("resume_full", *args)
+        out = self.path("resume_cut")
+        cmd = [str(a) for a in [common.ARGS.tessera, "train", self.plan, "--weights", self.model, "--out", out,
+                                "--metrics", out + ".jsonl", "--lr", 3e-3, *args]]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 240
+        while proc.poll() is None and time.time() < deadline:
+            if os.path.exists(out + ".jsonl") and len(metrics(out + ".jsonl")) >= 4:
+                break
+            time.sleep(0.02)
+        self.assertIsNone(proc.poll(), "the run ended before it could be interrupted")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130, err)
+        done = len(metrics(out + ".jsonl"))
+        self.assertLess(done, steps)
+        self.assertEqual(len(svg_points(os.path.join(out, "loss.svg"))["train"]), done)
+        # Another data preparation is another run.
+        r = tessera("train", self.plan, "--weights", self.model, "--out", out, "--metrics", out + ".jsonl",
+                    "--lr", 3e-3, *args[:4], *args[5:], "--resume", check=False)
+        self.assertEqual(r.rc, 1)
+        self.assertIn("data preparation", r.stderr)
+        r, _, got = self.train("resume_cut", *args, "--resume")
+        self.assertIn(f"resuming from {out}/checkpoint at step {done}", r.stderr)
+        self.assertEqual([m["loss"] for m in got], [m["loss"] for m in want])
+        self.assertEqual([m.get("eval_loss") for m in got], [m.get("eval_loss") for m in want])
+        self.assertEqual(svg_points(os.path.join(out, "loss.svg")), svg_points(os.path.join(full, "loss.svg")))
 
     def test_val_data_file(self):
         val = write_lines(self.path("val_raw.jsonl"), LINES[:3])
