@@ -148,6 +148,14 @@ int64_t lengthOf(const Value &v, int line) {
   }
 }
 
+bool lessThan(const Value &a, const Value &b, int line) {
+  if (a.isNumber() && b.isNumber()) return a.asDouble() < b.asDouble();
+  if (a.isString() && b.isString()) return a.str() < b.str();
+  fail("'<' not supported between '" + a.typeName() + "' and '" + b.typeName() + "'", line);
+}
+
+} // namespace
+
 List iterate(const Value &v, int line) {
   switch (v.kind) {
   case Value::Kind::Undefined: return {};
@@ -166,14 +174,6 @@ List iterate(const Value &v, int line) {
   default: fail("'" + v.typeName() + "' object is not iterable", line);
   }
 }
-
-bool lessThan(const Value &a, const Value &b, int line) {
-  if (a.isNumber() && b.isNumber()) return a.asDouble() < b.asDouble();
-  if (a.isString() && b.isString()) return a.str() < b.str();
-  fail("'<' not supported between '" + a.typeName() + "' and '" + b.typeName() + "'", line);
-}
-
-} // namespace
 
 bool isPythonSpace(char32_t c) {
   return (c >= 9 && c <= 13) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||

@@ -22,6 +22,9 @@ std::optional<Value> boundMethod(const Value &v, const std::string &name, int li
 // raise_exception, strftime_now, namespace, range, dict.
 std::optional<Value> globalFunction(const std::string &name);
 
+// Python's iteration: list items, dict keys, string characters (undefined: none).
+List iterate(const Value &v, int line);
+
 // Python's str.isspace for one code point.
 bool isPythonSpace(char32_t c);
 

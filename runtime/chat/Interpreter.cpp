@@ -119,32 +119,8 @@ private:
     for (size_t k = 0; k < targets.size(); ++k) scopes_.back()[targets[k]] = (*v.list)[k];
   }
 
-  static List items(const Value &v, int line) {
-    switch (v.kind) {
-    case Value::Kind::Undefined: return {};
-    case Value::Kind::List: return *v.list;
-    case Value::Kind::Dict: {
-      List keys;
-      for (const auto &kv : *v.dict) keys.push_back(Value::string(kv.first));
-      return keys;
-    }
-    case Value::Kind::String: {
-      List chars;
-      const std::string &s = v.str();
-      size_t i = 0;
-      while (i < s.size()) {
-        size_t b = i;
-        text::decodeUtf8(s, i);
-        chars.push_back(Value::string(v.s->substr(b, i)));
-      }
-      return chars;
-    }
-    default: fail("'" + v.typeName() + "' object is not iterable", line);
-    }
-  }
-
   Flow execFor(const Stmt &s) {
-    List all = items(eval(*s.expr), s.line);
+    List all = iterate(eval(*s.expr), s.line);
     List chosen;
     if (s.filter) {
       for (const Value &x : all) {
@@ -240,7 +216,7 @@ private:
           if (auto m = boundMethod(obj, key.str(), line)) return *m;
         fail(obj.typeName() + " indices must be integers, not " + key.typeName(), line);
       }
-      List seq = obj.isList() ? *obj.list : items(obj, line);
+      List seq = obj.isList() ? *obj.list : iterate(obj, line);
       int64_t k = key.kind == Value::Kind::Bool ? int64_t(key.b) : key.i;
       int64_t n = int64_t(seq.size());
       if (k < 0) k += n;
@@ -265,7 +241,7 @@ private:
     if (!hasStep) step = 1;
     if (step == 0) fail("slice step cannot be zero", e.line);
     if (obj.isUndefined()) fail("'" + obj.undefinedName + "' is undefined (slicing it)", e.line);
-    List seq = items(obj, e.line);
+    List seq = iterate(obj, e.line);
     int64_t n = int64_t(seq.size());
     // Python's slice.indices().
     auto norm = [&](int64_t v, bool given, int64_t dflt) {

@@ -1,5 +1,7 @@
 #include "runtime/chat/Parser.h"
 
+#include "runtime/tokenizer/Utf8.h"
+
 #include <cctype>
 #include <cstdlib>
 
@@ -123,23 +125,6 @@ struct Tok {
   double f = 0;
 };
 
-void appendUtf8(std::string &out, uint32_t cp) {
-  if (cp < 0x80) out += char(cp);
-  else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
-}
-
 std::vector<Tok> lexExpr(const std::string &s, int line) {
   std::vector<Tok> out;
   size_t i = 0;
@@ -208,7 +193,7 @@ std::vector<Tok> lexExpr(const std::string &s, int line) {
           case 'U': {
             size_t n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
             if (j + n >= s.size()) throw TemplateError("bad \\" + std::string(1, e) + " escape in a string", line);
-            appendUtf8(v, uint32_t(std::strtoul(s.substr(j + 1, n).c_str(), nullptr, 16)));
+            text::appendUtf8(v, char32_t(std::strtoul(s.substr(j + 1, n).c_str(), nullptr, 16)));
             j += n;
             break;
           }

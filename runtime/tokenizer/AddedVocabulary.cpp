@@ -102,11 +102,6 @@ bool isWordChar(char32_t c) {
          (cat >= UTF8PROC_CATEGORY_MN && cat <= UTF8PROC_CATEGORY_ME);
 }
 
-bool isSpace(char32_t c) {
-  return c == ' ' || (c >= 9 && c <= 13) || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
-         c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
 // The code point that ends just before byte i.
 char32_t codePointBefore(const std::string &s, size_t i, size_t &start) {
   start = i - 1;
@@ -146,13 +141,13 @@ std::vector<Segment> AddedVocabulary::split(const AlignedText &in, bool normaliz
     if (t.lstrip)
       while (b > textStart) {
         size_t start = 0;
-        if (!isSpace(codePointBefore(s, b, start))) break;
+        if (!isWhiteSpace(codePointBefore(s, b, start))) break;
         b = start;
       }
     if (t.rstrip)
       while (e < s.size()) {
         size_t k = e;
-        if (!isSpace(decodeUtf8(s, k))) break;
+        if (!isWhiteSpace(decodeUtf8(s, k))) break;
         e = k;
       }
     if (b > textStart) out.push_back({in.slice(textStart, b), -1});

@@ -14,19 +14,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string replaceAll(std::string s, const std::string &from, const std::string &to) {
-  if (from.empty()) return s;
-  std::string out;
-  size_t last = 0;
-  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, last)) {
-    out.append(s, last, p - last);
-    out += to;
-    last = p + from.size();
-  }
-  out.append(s, last, std::string::npos);
-  return out;
-}
-
 class ByteLevelDec : public Decoder {
 public:
   std::vector<std::string> apply(std::vector<std::string> tokens) const override {

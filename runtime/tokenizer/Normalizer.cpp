@@ -120,11 +120,6 @@ private:
   std::string prefix_;
 };
 
-bool isSpaceCp(char32_t c) {
-  return c == ' ' || (c >= 9 && c <= 13) || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
-         c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
 class Strip : public Normalizer {
 public:
   Strip(bool left, bool right) : left_(left), right_(right) {}
@@ -133,7 +128,7 @@ public:
     if (left_)
       while (b < e) {
         size_t k = b;
-        if (!isSpaceCp(decodeUtf8(in.text, k))) break;
+        if (!isWhiteSpace(decodeUtf8(in.text, k))) break;
         b = k;
       }
     if (right_)
@@ -141,7 +136,7 @@ public:
         size_t s = e - 1;
         while (s > b && (static_cast<unsigned char>(in.text[s]) & 0xC0) == 0x80) --s;
         size_t k = s;
-        if (!isSpaceCp(decodeUtf8(in.text, k))) break;
+        if (!isWhiteSpace(decodeUtf8(in.text, k))) break;
         e = s;
       }
     return in.slice(b, e);

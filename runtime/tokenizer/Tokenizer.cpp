@@ -37,18 +37,7 @@ std::string cleanUpSpaces(std::string s) {
   static const std::pair<const char *, const char *> kRules[] = {
       {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
       {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
-  for (auto [from, to] : kRules) {
-    std::string out;
-    std::string f = from;
-    size_t last = 0;
-    for (size_t p = s.find(f); p != std::string::npos; p = s.find(f, last)) {
-      out.append(s, last, p - last);
-      out += to;
-      last = p + f.size();
-    }
-    out.append(s, last, std::string::npos);
-    s = std::move(out);
-  }
+  for (auto [from, to] : kRules) s = replaceAll(s, from, to);
   return s;
 }
 

@@ -65,6 +65,24 @@ size_t firstInvalidUtf8(std::string_view s) {
   return std::string_view::npos;
 }
 
+bool isWhiteSpace(char32_t c) {
+  return c == ' ' || (c >= 9 && c <= 13) || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
+         c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+std::string replaceAll(std::string_view s, std::string_view from, std::string_view to) {
+  if (from.empty()) return std::string(s);
+  std::string out;
+  size_t last = 0;
+  for (size_t p = s.find(from); p != std::string_view::npos; p = s.find(from, last)) {
+    out.append(s, last, p - last);
+    out.append(to);
+    last = p + from.size();
+  }
+  out.append(s, last, std::string_view::npos);
+  return out;
+}
+
 size_t codePointCount(std::string_view s) {
   size_t n = 0;
   for (unsigned char c : s) n += (c & 0xC0) != 0x80;

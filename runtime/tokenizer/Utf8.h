@@ -30,4 +30,10 @@ size_t firstInvalidUtf8(std::string_view s);
 // Number of code points.
 size_t codePointCount(std::string_view s);
 
+// Unicode White_Space (Oniguruma's \s): what lstrip/rstrip and Strip remove.
+bool isWhiteSpace(char32_t c);
+
+// s with every occurrence of `from` replaced by `to`.
+std::string replaceAll(std::string_view s, std::string_view from, std::string_view to);
+
 } // namespace tessera::text

@@ -4,6 +4,8 @@
 // small templates exercising the rest of the supported subset.
 #include "runtime/chat/ChatTemplate.h"
 
+#include "TextTestUtil.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -12,16 +14,9 @@
 
 using namespace tessera::chat;
 using json = nlohmann::ordered_json;
+using tessera::test::readJson;
 
 namespace {
-
-json readJson(const std::string &path) {
-  std::ifstream f(path);
-  if (!f) return nullptr;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return json::parse(ss.str());
-}
 
 std::string npm(const std::string &rel) { return std::string(TESSERA_NPM_DIR) + "/" + rel; }
 

@@ -6,6 +6,8 @@
 // UTF-8 bytes (so the expected ids are written by hand).
 #include "runtime/data/Prepare.h"
 
+#include "TextTestUtil.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -17,16 +19,9 @@
 
 using namespace tessera;
 using json = nlohmann::ordered_json;
+using tessera::test::readJson;
 
 namespace {
-
-json readJson(const std::string &path) {
-  std::ifstream f(path);
-  if (!f) return nullptr;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return json::parse(ss.str());
-}
 
 std::vector<std::string> countedRuns(const text::Tokenizer &tok, const data::Sample &s) {
   std::vector<std::string> runs;
