@@ -46,7 +46,7 @@ void addRuntimeCommands(CLI::App &app) {
   trainCmd->add_option("--weights", t->weights, "ONNX model holding the frozen weights")->required();
   trainCmd->add_option("--data", t->data, "training data: JSON lines {\"input_ids\": [...], \"labels\": [...]}; "
                        "with --tokenizer: text, chat or prompt/completion JSONL, or .txt (as for prepare)")->required();
-  trainCmd->add_option("--steps", t->steps, "optimizer steps (or --epochs)");
+  CLI::Option *stepsOpt = trainCmd->add_option("--steps", t->steps, "optimizer steps (or --epochs)");
   CLI::Option *lrOpt = trainCmd->add_option("--lr", *lr, "learning rate (default: the plan's)");
   trainCmd->add_option("--out", t->out, "adapter directory to write (PEFT format)")->capture_default_str();
   trainCmd->add_option("--metrics", t->metrics, "write one JSON object per step to FILE.jsonl");
@@ -89,8 +89,11 @@ void addRuntimeCommands(CLI::App &app) {
   trainCmd->add_option("--val-split", t->val_split, "hold out this fraction of --data (its last lines) as validation data");
   trainCmd->add_option("--eval-every", t->eval_every,
                        "eval loss on the validation data every N steps (default: --checkpoint-every) and at the end");
-  trainCmd->add_option("--epochs", t->epochs, "passes over the training data instead of --steps (may be fractional)");
-  trainCmd->callback([t, lr, seed, lrOpt, seedOpt, adamw, wdOpt, b1Opt, b2Opt, epsOpt, trainText] {
+  CLI::Option *epochsOpt =
+      trainCmd->add_option("--epochs", t->epochs, "passes over the training data instead of --steps (may be fractional)");
+  trainCmd->callback([t, lr, seed, lrOpt, seedOpt, adamw, wdOpt, b1Opt, b2Opt, epsOpt, trainText, stepsOpt, epochsOpt] {
+    if (!stepsOpt->count() && !epochsOpt->count()) throw std::runtime_error("--steps N or --epochs E is required");
+    checkTextDataFlags(*trainText);
     train::TrainOptions o = *t;
     o.text.tokenizer = trainText->tokenizer;
     o.text.prepare = trainText->prepare;
@@ -115,6 +118,7 @@ void addRuntimeCommands(CLI::App &app) {
   evalCmd->add_option("--tokenizer", evalText->tokenizer, "tokenize --data with this tokenizer folder (as train --tokenizer)");
   addTextDataFlags(*evalCmd, *evalText);
   evalCmd->callback([e, evalText] {
+    checkTextDataFlags(*evalText);
     train::EvalOptions o = *e;
     o.text.tokenizer = evalText->tokenizer;
     o.text.prepare = evalText->prepare;

@@ -19,6 +19,21 @@ void addTextDataFlags(CLI::App &cmd, TextDataFlags &f) {
   cmd.add_flag("--no-eos", f.noEos, "do not end text and prompt/completion samples with the eos token");
 }
 
+void checkTextDataFlags(const TextDataFlags &f) {
+  if (!f.tokenizer.empty()) return;
+  const data::PrepareOptions &p = f.prepare;
+  const char *flag = p.assistantOnlyLoss ? "--assistant-only-loss"
+                     : p.pack            ? "--pack"
+                     : p.stride          ? "--stride"
+                     : p.skipBadLines    ? "--skip-bad-lines"
+                     : p.dropLong        ? "--drop-long"
+                     : f.noEos           ? "--no-eos"
+                                         : nullptr;
+  if (flag)
+    throw std::runtime_error(std::string(flag) + " prepares text data and needs --tokenizer DIR "
+                             "(token-id data already carries its labels)");
+}
+
 namespace {
 
 text::Tokenizer loadTokenizer(const std::string &dir) {

@@ -22,6 +22,8 @@ struct TextDataFlags {
 };
 // Adds --assistant-only-loss, --pack, --stride, --skip-bad-lines, --drop-long, --no-eos.
 void addTextDataFlags(CLI::App &cmd, TextDataFlags &flags);
+// Throws when a data preparation flag is given without --tokenizer (it would do nothing).
+void checkTextDataFlags(const TextDataFlags &flags);
 
 void addTextCommands(CLI::App &app);
 

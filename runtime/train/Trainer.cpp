@@ -434,7 +434,7 @@ TrainResult runTraining(const TrainOptions &options) {
   TrainOptions o = options;
   if (o.epochs < 0 || !std::isfinite(o.epochs)) throw std::runtime_error("--epochs must be a positive number");
   if (o.epochs > 0 && o.steps > 0) throw std::runtime_error("--steps and --epochs are alternatives: give one");
-  if (o.steps < 1 && o.epochs <= 0) throw std::runtime_error("--steps must be at least 1 (or give --epochs)");
+  if (o.steps < 1 && o.epochs <= 0) throw std::runtime_error("--steps must be at least 1");
   if (o.val_split < 0 || o.val_split >= 1) throw std::runtime_error("--val-split must be in [0, 1)");
   if (o.val_split > 0 && !o.val_data.empty()) throw std::runtime_error("--val-split and --val-data are alternatives: give one");
   if (o.eval_every < 0) throw std::runtime_error("--eval-every must be >= 0");

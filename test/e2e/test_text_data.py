@@ -250,6 +250,12 @@ class TextData(TempDirTest):
         r = tessera("train", self.plan, "--weights", self.model, "--data", bad, "--tokenizer", TOK, "--steps", 1,
                     "--out", self.path("bad_out2"), "--skip-bad-lines", "--checkpoint-every", 0)
         self.assertIn("1 bad lines skipped", r.stderr)
+        r = tessera("train", self.plan, "--weights", self.model, "--data", self.raw, "--steps", 1,
+                    "--assistant-only-loss", check=False)
+        self.assertEqual(r.stderr.strip().splitlines()[-1], "error: --assistant-only-loss prepares text data and "
+                         "needs --tokenizer DIR (token-id data already carries its labels)")
+        r = tessera("train", self.plan, "--weights", self.model, "--data", self.raw, "--tokenizer", TOK, check=False)
+        self.assertEqual(r.stderr.strip().splitlines()[-1], "error: --steps N or --epochs E is required")
         r = tessera("prepare", "--tokenizer", self.path("nowhere"), "--in", self.raw, "--out", self.path("x.jsonl"),
                     "--seq", 8, check=False)
         self.assertIn("not a tokenizer folder", r.stderr)
