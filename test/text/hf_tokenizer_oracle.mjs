@@ -7,7 +7,7 @@ import path from "path";
 import { createRequire } from "module";
 
 const [nodeModules, casesPath, outDir] = process.argv.slice(2);
-const require = createRequire(path.join(nodeModules, "x.js"));
+const require = createRequire(path.join(path.resolve(nodeModules), "x.js"));
 const { Tokenizer } = require("@huggingface/tokenizers");
 const cases = JSON.parse(fs.readFileSync(casesPath, "utf8"));
 fs.mkdirSync(outDir, { recursive: true });
