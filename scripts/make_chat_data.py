@@ -5,8 +5,8 @@
 
 Each "Question: ... Answer: ..." paragraph of the corpus becomes a chat line
 {"messages": [user, assistant]}; every other paragraph becomes {"text": ...}
-lines of whole sentences, at most --max-chars characters each where a sentence
-allows (the tiny model's tokens are bytes).
+lines of whole sentences, at most --max-chars characters each (a longer
+sentence is cut at a space; the tiny model's tokens are bytes).
 `tessera train --tokenizer scripts/tiny-tokenizer --assistant-only-loss`
 tokenizes it (the tiny model's byte-level tokenizer and ChatML template).
 """
@@ -33,7 +33,15 @@ def main():
                                        {"role": "assistant", "content": a.strip()}]})
         else:
             chunk = ""
+            pieces = []
             for sentence in p.replace(". ", ".\n").split("\n"):
+                while len(sentence) > args.max_chars:  # a long sentence: cut at a space
+                    cut = sentence.rfind(" ", 0, args.max_chars)
+                    cut = cut if cut > 0 else args.max_chars
+                    pieces.append(sentence[:cut])
+                    sentence = sentence[cut:].lstrip()
+                pieces.append(sentence)
+            for sentence in pieces:
                 if chunk and len(chunk) + 1 + len(sentence) > args.max_chars:
                     lines.append({"text": chunk})
                     chunk = ""
