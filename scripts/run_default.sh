@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job on the bundled default: set up, build, generate the tiny
-# Llama-style model and the byte-level data set, compile a LoRA training plan,
-# train it on the first Vulkan device (lavapipe when there is no GPU), write
-# the adapter and evaluate it.
+# Llama-style model and its text data (chat and plain-text JSON lines), compile
+# a LoRA training plan, train it through the tiny model's tokenizer
+# (scripts/tiny-tokenizer) on the assistant's answers and the text, with a
+# held-out validation loss, on the first Vulkan device (lavapipe when there is
+# no GPU), write the adapter and its loss plot, and evaluate it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -11,13 +13,17 @@ OUT=${OUT:-build/default}
 STEPS=${STEPS:-100}
 mkdir -p "$OUT"
 /usr/bin/python3 scripts/make_tiny_model.py --out "$OUT/tiny-llama.onnx"
-/usr/bin/python3 scripts/make_data.py --out "$OUT/data.jsonl" --seq 64
+/usr/bin/python3 scripts/make_data.py --out "$OUT/data.jsonl" --seq 64   # token ids (scripts/device_run.sh)
+/usr/bin/python3 scripts/make_chat_data.py --out "$OUT/chat.jsonl"
+TOK=scripts/tiny-tokenizer
 build/bin/tessera compile "$OUT/tiny-llama.onnx" -o "$OUT/tiny-llama.tplan" \
-  --batch 4 --seq 64 --lora-rank 8 --lora-alpha 16 --lora-targets all-linear
+  --batch 4 --seq 128 --lora-rank 8 --lora-alpha 16 --lora-targets all-linear
 build/bin/tessera train "$OUT/tiny-llama.tplan" --weights "$OUT/tiny-llama.onnx" \
-  --data "$OUT/data.jsonl" --steps "$STEPS" --lr 2e-3 --out "$OUT/adapter" --metrics "$OUT/metrics.jsonl"
+  --tokenizer "$TOK" --data "$OUT/chat.jsonl" --assistant-only-loss --val-split 0.1 \
+  --steps "$STEPS" --lr 2e-3 --out "$OUT/adapter" --metrics "$OUT/metrics.jsonl"
 echo "base model:"
-build/bin/tessera eval "$OUT/tiny-llama.tplan" --weights "$OUT/tiny-llama.onnx" --data "$OUT/data.jsonl"
-echo "with the trained adapter ($OUT/adapter):"
-build/bin/tessera eval "$OUT/tiny-llama.tplan" --weights "$OUT/tiny-llama.onnx" --data "$OUT/data.jsonl" \
-  --init-adapter "$OUT/adapter"
+build/bin/tessera eval "$OUT/tiny-llama.tplan" --weights "$OUT/tiny-llama.onnx" \
+  --tokenizer "$TOK" --data "$OUT/chat.jsonl" --assistant-only-loss
+echo "with the trained adapter ($OUT/adapter, loss plot $OUT/adapter/loss.svg):"
+build/bin/tessera eval "$OUT/tiny-llama.tplan" --weights "$OUT/tiny-llama.onnx" \
+  --tokenizer "$TOK" --data "$OUT/chat.jsonl" --assistant-only-loss --init-adapter "$OUT/adapter"

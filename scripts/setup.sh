@@ -7,8 +7,12 @@ PKGS=(
   libvulkan-dev mesa-vulkan-drivers vulkan-tools spirv-tools vulkan-validationlayers
   libonnx-dev libprotobuf-dev protobuf-compiler
   libcli11-dev nlohmann-json3-dev libgtest-dev
-  python3 python3-numpy python3-onnx python3-torch python3-yaml
+  libpcre2-dev libutf8proc-dev
+  python3 python3-numpy python3-onnx python3-torch python3-yaml python3-jinja2
 )
+# node + npm run the text tests' oracles (scripts/npm_oracles.sh); a node
+# from elsewhere (e.g. nodesource, which bundles npm) is kept as it is.
+command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,7 @@
 #include "runtime/cli/Commands.h"
 
 #include "runtime/generate/Generator.h"
+#include "runtime/cli/TextCommands.h"
 #include "runtime/train/Trainer.h"
 #include "runtime/vulkan/Context.h"
 
@@ -47,6 +48,7 @@ std::string oneLine(std::string s) {
 } // namespace
 
 void addRuntimeCommands(CLI::App &app) {
+  addTextCommands(app);
   CLI::App *devices = app.add_subcommand("devices", "List the Vulkan devices (index, name, limits)");
   devices->callback([] { listDevices(); });
 
@@ -56,8 +58,9 @@ void addRuntimeCommands(CLI::App &app) {
   CLI::App *trainCmd = app.add_subcommand("train", "Train a LoRA adapter with a compiled plan");
   trainCmd->add_option("plan", t->plan, "plan file (tessera compile)")->required();
   trainCmd->add_option("--weights", t->weights, "ONNX model holding the frozen weights")->required();
-  trainCmd->add_option("--data", t->data, "training data: JSON lines {\"input_ids\": [...], \"labels\": [...]}")->required();
-  trainCmd->add_option("--steps", t->steps, "optimizer steps")->required();
+  trainCmd->add_option("--data", t->data, "training data: JSON lines {\"input_ids\": [...], \"labels\": [...]}; "
+                       "with --tokenizer: text, chat or prompt/completion JSONL, or .txt (as for prepare)")->required();
+  CLI::Option *stepsOpt = trainCmd->add_option("--steps", t->steps, "optimizer steps (or --epochs)");
   CLI::Option *lrOpt = trainCmd->add_option("--lr", *lr, "learning rate (default: the plan's)");
   trainCmd->add_option("--out", t->out, "adapter directory to write (PEFT format)")->capture_default_str();
   trainCmd->add_option("--metrics", t->metrics, "write one JSON object per step to FILE.jsonl");
@@ -92,8 +95,24 @@ void addRuntimeCommands(CLI::App &app) {
   CLI::Option *b1Opt = trainCmd->add_option("--beta1", adamw->beta1, "AdamW beta1 (default: the plan's, 0.9)");
   CLI::Option *b2Opt = trainCmd->add_option("--beta2", adamw->beta2, "AdamW beta2 (default: the plan's, 0.999)");
   CLI::Option *epsOpt = trainCmd->add_option("--eps", adamw->eps, "AdamW epsilon (default: the plan's, 1e-8)");
-  trainCmd->callback([t, lr, seed, lrOpt, seedOpt, adamw, wdOpt, b1Opt, b2Opt, epsOpt] {
+  // Text data (runtime/data/Prepare.h), validation and epochs.
+  auto trainText = std::make_shared<TextDataFlags>();
+  trainCmd->add_option("--tokenizer", trainText->tokenizer,
+                       "tokenize --data (text/chat/prompt-completion JSONL or .txt) with this tokenizer folder, as prepare does");
+  addTextDataFlags(*trainCmd, *trainText);
+  trainCmd->add_option("--val-data", t->val_data, "validation data (same format as --data): an eval loss every --eval-every steps");
+  trainCmd->add_option("--val-split", t->val_split, "hold out this fraction of --data (its last lines) as validation data");
+  trainCmd->add_option("--eval-every", t->eval_every,
+                       "eval loss on the validation data every N steps (default: --checkpoint-every) and at the end");
+  CLI::Option *epochsOpt =
+      trainCmd->add_option("--epochs", t->epochs, "passes over the training data instead of --steps (may be fractional)");
+  trainCmd->callback([t, lr, seed, lrOpt, seedOpt, adamw, wdOpt, b1Opt, b2Opt, epsOpt, trainText, stepsOpt, epochsOpt] {
+    if (!stepsOpt->count() && !epochsOpt->count()) throw std::runtime_error("--steps N or --epochs E is required");
+    checkTextDataFlags(*trainText);
     train::TrainOptions o = *t;
+    o.text.tokenizer = trainText->tokenizer;
+    o.text.prepare = trainText->prepare;
+    o.text.prepare.addEos = !trainText->noEos;
     if (lrOpt->count()) o.lr = *lr;
     if (seedOpt->count()) o.seed = *seed;
     if (wdOpt->count()) o.weight_decay = adamw->weight_decay;
@@ -113,7 +132,17 @@ void addRuntimeCommands(CLI::App &app) {
                       "evaluate with this adapter: a PEFT directory or a llama.cpp LoRA .gguf");
   evalCmd->add_option("--losses", e->losses,
                       "also write each batch's mean loss and token count to FILE.jsonl (with --batch 1 plans: per line)");
-  evalCmd->callback([e] { train::runEvaluation(*e); });
+  auto evalText = std::make_shared<TextDataFlags>();
+  evalCmd->add_option("--tokenizer", evalText->tokenizer, "tokenize --data with this tokenizer folder (as train --tokenizer)");
+  addTextDataFlags(*evalCmd, *evalText);
+  evalCmd->callback([e, evalText] {
+    checkTextDataFlags(*evalText);
+    train::EvalOptions o = *e;
+    o.text.tokenizer = evalText->tokenizer;
+    o.text.prepare = evalText->prepare;
+    o.text.prepare.addEos = !evalText->noEos;
+    train::runEvaluation(o);
+  });
 
   struct GenerateFlags {
     generate::GenerateOptions o;

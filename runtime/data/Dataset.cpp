@@ -95,6 +95,32 @@ Dataset Dataset::parseJsonl(std::string_view text, const std::string &origin, in
   return d;
 }
 
+Dataset Dataset::fromRows(const std::vector<std::vector<int32_t>> &ids, const std::vector<std::vector<int32_t>> &labels,
+                          const std::string &origin, int64_t vocab) {
+  Dataset d;
+  for (size_t r = 0; r < ids.size(); ++r) {
+    if (ids[r].empty()) continue;
+    for (int32_t id : ids[r])
+      if (id < 0 || (vocab > 0 && id >= vocab))
+        throw DataError(origin + ": token id " + std::to_string(id) + " out of range for vocabulary " + std::to_string(vocab));
+    d.ids_.insert(d.ids_.end(), ids[r].begin(), ids[r].end());
+    d.labels_.insert(d.labels_.end(), labels[r].begin(), labels[r].end());
+    d.offsets_.push_back(d.ids_.size());
+  }
+  if (d.size() == 0) throw DataError(origin + ": no examples");
+  return d;
+}
+
+Dataset Dataset::slice(size_t begin, size_t end) const {
+  Dataset d;
+  for (size_t i = begin; i < end && i < size(); ++i) {
+    d.ids_.insert(d.ids_.end(), ids(i), ids(i) + length(i));
+    d.labels_.insert(d.labels_.end(), labels(i), labels(i) + length(i));
+    d.offsets_.push_back(d.ids_.size());
+  }
+  return d;
+}
+
 size_t Dataset::countLongerThan(int64_t seq) const {
   size_t n = 0;
   for (size_t i = 0; i < size(); ++i) n += int64_t(length(i)) > seq;

@@ -33,6 +33,12 @@ public:
   // Same from text in memory (origin names it in errors).
   static Dataset parseJsonl(std::string_view text, const std::string &origin, int64_t vocab);
 
+  // From rows already in memory (prepared text); origin names it in errors.
+  static Dataset fromRows(const std::vector<std::vector<int32_t>> &ids, const std::vector<std::vector<int32_t>> &labels,
+                          const std::string &origin, int64_t vocab);
+  // Lines [begin, end) (a held-out validation part).
+  Dataset slice(size_t begin, size_t end) const;
+
   size_t size() const { return offsets_.size() - 1; }
   size_t length(size_t i) const { return offsets_[i + 1] - offsets_[i]; }
   const int32_t *ids(size_t i) const { return ids_.data() + offsets_[i]; }

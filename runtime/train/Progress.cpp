@@ -44,12 +44,16 @@ void Progress::update(int64_t step, double loss) {
     int filled = int(double(width) * double(step) / double(total_));
     std::string bar(size_t(filled), '=');
     if (filled < width) bar += '>' + std::string(size_t(width - filled - 1), ' ');
-    std::fprintf(stderr, "\rstep %lld/%lld [%s] loss %.4f | %.0f tok/s | ETA %s   ", (long long)step,
-                 (long long)total_, bar.c_str(), loss, tokensPerS, formatDuration(eta).c_str());
+    char evalText[32] = "";
+    if (hasEval_) std::snprintf(evalText, sizeof(evalText), " eval %.4f", evalLoss_);
+    std::fprintf(stderr, "\rstep %lld/%lld [%s] loss %.4f%s | %.0f tok/s | ETA %s   ", (long long)step,
+                 (long long)total_, bar.c_str(), loss, evalText, tokensPerS, formatDuration(eta).c_str());
     if (last) std::fputc('\n', stderr);
   } else if (ran == 1 || last || step % every_ == 0) {
-    std::fprintf(stderr, "step %lld/%lld loss %.4f tok/s %.0f eta %s\n", (long long)step, (long long)total_, loss,
-                 tokensPerS, formatDuration(eta).c_str());
+    char evalText[32] = "";
+    if (hasEval_) std::snprintf(evalText, sizeof(evalText), " eval %.4f", evalLoss_);
+    std::fprintf(stderr, "step %lld/%lld loss %.4f%s tok/s %.0f eta %s\n", (long long)step, (long long)total_, loss,
+                 evalText, tokensPerS, formatDuration(eta).c_str());
   }
   std::fflush(stderr);
 }

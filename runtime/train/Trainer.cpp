@@ -4,6 +4,7 @@
 #include "runtime/plan/Plan.h"
 #include "runtime/train/AdapterIO.h"
 #include "runtime/train/Checkpoint.h"
+#include "runtime/train/LossPlot.h"
 #include "runtime/train/LrSchedule.h"
 #include "runtime/train/Progress.h"
 #include "runtime/util/File.h"
@@ -82,8 +83,9 @@ struct AdamW {
 class Session {
 public:
   Session(const std::string &planPath, const std::string &weightsPath, const std::string &dataPath, int device,
-          const std::string &initAdapter, std::optional<uint64_t> seed, const char *program)
-      : plan_(plan::readPlanFile(planPath)), planPath_(planPath) {
+          const std::string &initAdapter, std::optional<uint64_t> seed, const char *program,
+          const TextData &text = TextData())
+      : plan_(plan::readPlanFile(planPath)), planPath_(planPath), text_(text) {
     // Check the plan has what this command needs before touching the GPU.
     if (!plan_.program(program))
       throw std::runtime_error(planPath + ": the plan has no program '" + program + "'");
@@ -98,7 +100,7 @@ public:
       throw std::runtime_error(planPath + ": batch and seq must be positive (batch " + std::to_string(plan_.batch) +
                                ", seq " + std::to_string(plan_.seq) + ")");
 
-    data_ = std::make_unique<data::Dataset>(data::Dataset::readJsonl(dataPath, plan_.vocab));
+    data_ = loadData(dataPath);
     size_t longer = data_->countLongerThan(plan_.seq);
     if (longer)
       std::fprintf(stderr, "warning: %zu of %zu lines of %s are longer than %lld tokens and are truncated\n", longer,
@@ -150,6 +152,88 @@ public:
 
   const plan::Plan &plan() const { return plan_; }
   data::Batcher &batcher() { return *batcher_; }
+  const data::Dataset &dataset() const { return *data_; }
+
+  // JSONL token ids, or text/chat data through the tokenizer (TextData).
+  std::unique_ptr<data::Dataset> loadData(const std::string &path) {
+    if (text_.tokenizer.empty())
+      return std::make_unique<data::Dataset>(data::Dataset::readJsonl(path, plan_.vocab));
+    if (!tokenizer_) {
+      tokenizer_ = std::make_unique<text::Tokenizer>(text::Tokenizer::fromDirectory(text_.tokenizer));
+      if (plan_.vocab > 0 && tokenizer_->vocabSize() > plan_.vocab)
+        throw std::runtime_error(text_.tokenizer + ": the tokenizer has " + std::to_string(tokenizer_->vocabSize()) +
+                                 " tokens but the model's embedding has " + std::to_string(plan_.vocab) +
+                                 " rows: this tokenizer does not belong to the model of " + planPath_);
+      std::fprintf(stderr, "tokenizer: %s (%s)\n", text_.tokenizer.c_str(), tokenizer_->describe().c_str());
+    }
+    data::PrepareOptions po = text_.prepare;
+    po.seq = plan_.seq;
+    data::Preparer prep(*tokenizer_, po);
+    data::PrepareStats stats;
+    std::vector<data::Sample> samples = prep.prepareFile(path, stats);
+    for (const std::string &m : stats.skippedMessages) std::fprintf(stderr, "skipped: %s\n", m.c_str());
+    if (stats.truncated)
+      std::fprintf(stderr, "warning: %zu samples of %s were longer than %lld tokens and were truncated "
+                           "(--drop-long drops them)\n", stats.truncated, path.c_str(), (long long)plan_.seq);
+    std::fprintf(stderr, "data: %s: %s\n", path.c_str(), stats.summary().c_str());
+    std::vector<std::vector<int32_t>> ids, labels;
+    for (data::Sample &x : samples) {
+      ids.push_back(std::move(x.ids));
+      labels.push_back(std::move(x.labels));
+    }
+    return std::make_unique<data::Dataset>(data::Dataset::fromRows(ids, labels, path, plan_.vocab));
+  }
+
+  // Validation data: a file, or the last `fraction` of the lines (taken out of training).
+  void setValidation(const std::string &path, double fraction) {
+    if (!path.empty()) {
+      val_ = loadData(path);
+    } else if (fraction > 0) {
+      if (!(fraction < 1)) throw std::runtime_error("--val-split must be in (0, 1)");
+      size_t n = data_->size(), held = std::max<size_t>(1, size_t(std::ceil(double(n) * fraction)));
+      if (held >= n) throw std::runtime_error("--val-split " + std::to_string(fraction) + " leaves no training lines (" +
+                                              std::to_string(n) + " lines)");
+      val_ = std::make_unique<data::Dataset>(data_->slice(n - held, n));
+      data_ = std::make_unique<data::Dataset>(data_->slice(0, n - held));
+      batcher_ = std::make_unique<data::Batcher>(*data_, plan_.batch, plan_.seq);
+    }
+    if (val_) valBatcher_ = std::make_unique<data::Batcher>(*val_, plan_.batch, plan_.seq);
+  }
+  bool hasValidation() const { return valBatcher_ != nullptr; }
+  size_t validationLines() const { return val_ ? val_->size() : 0; }
+
+  // The token-weighted mean loss of the plan's eval program over `batcher`.
+  // Token-weighted mean loss over every batch of b; with perBatch, one
+  // {"batch", "first_line", "loss", "tokens"} JSON line per counted batch.
+  std::pair<double, int64_t> evaluate(const data::Batcher &b, double *gpuMs = nullptr, size_t *gpuRuns = nullptr,
+                                      std::string *perBatch = nullptr) {
+    double weighted = 0;
+    int64_t tokens = 0;
+    for (size_t i = 0; i < b.evalBatches(); ++i) {
+      data::Batch batch = b.evalBatch(i);
+      int64_t n = batch.countedTokens();
+      if (n == 0) continue; // nothing counted: the batch cannot change the mean
+      upload(batch);
+      vk::ProgramTiming t = exec_->run("eval");
+      float l = loss();
+      if (!std::isfinite(l))
+        throw std::runtime_error("the eval loss of batch " + std::to_string(i + 1) + " is not finite (" + std::to_string(l) + ")");
+      weighted += double(l) * double(n);
+      tokens += n;
+      if (perBatch) {
+        char line[160];
+        std::snprintf(line, sizeof(line), "{\"batch\": %zu, \"first_line\": %zu, \"loss\": %.9g, \"tokens\": %lld}\n",
+                      i + 1, i * size_t(plan_.batch) + 1, double(l), (long long)n);
+        *perBatch += line;
+      }
+      if (gpuMs && t.gpu_ms >= 0) {
+        *gpuMs += t.gpu_ms;
+        ++*gpuRuns;
+      }
+    }
+    return {tokens ? weighted / double(tokens) : 0.0, tokens};
+  }
+  std::pair<double, int64_t> evaluateValidation() { return evaluate(*valBatcher_); }
   vk::Executor &exec() { return *exec_; }
   int64_t tokensPerBatch() const { return plan_.batch * plan_.seq; }
 
@@ -279,6 +363,10 @@ private:
 
   plan::Plan plan_;
   std::string planPath_;
+  TextData text_;
+  std::unique_ptr<text::Tokenizer> tokenizer_;
+  std::unique_ptr<data::Dataset> val_;
+  std::unique_ptr<data::Batcher> valBatcher_;
   std::unique_ptr<data::Dataset> data_;
   std::unique_ptr<data::Batcher> batcher_;
   std::unique_ptr<weights::OnnxWeights> weights_;
@@ -360,16 +448,33 @@ void checkHyperParameter(const char *flag, double v, bool ok, const char *range)
 
 } // namespace
 
-TrainResult runTraining(const TrainOptions &o) {
-  if (o.steps < 1) throw std::runtime_error("--steps must be at least 1");
+TrainResult runTraining(const TrainOptions &options) {
+  TrainOptions o = options;
+  if (o.epochs < 0 || !std::isfinite(o.epochs)) throw std::runtime_error("--epochs must be a positive number");
+  if (o.epochs > 0 && o.steps > 0) throw std::runtime_error("--steps and --epochs are alternatives: give one");
+  if (o.steps < 1 && o.epochs <= 0) throw std::runtime_error("--steps must be at least 1");
+  if (o.val_split < 0 || o.val_split >= 1) throw std::runtime_error("--val-split must be in [0, 1)");
+  if (o.val_split > 0 && !o.val_data.empty()) throw std::runtime_error("--val-split and --val-data are alternatives: give one");
+  if (o.eval_every < 0) throw std::runtime_error("--eval-every must be >= 0");
   if (o.grad_accum < 1) throw std::runtime_error("--grad-accum must be at least 1");
   if (o.warmup_steps < 0) throw std::runtime_error("--warmup-steps must be >= 0");
   LrSchedule schedule;
   schedule.kind = parseLrSchedule(o.lr_schedule);
   if (o.max_grad_norm < 0 || !std::isfinite(o.max_grad_norm))
     throw std::runtime_error("--max-grad-norm must be a positive number (0: no clipping)");
-  Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, o.seed, "train_step");
+  Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, o.seed, "train_step", o.text);
   const plan::Plan &p = s.plan();
+  s.setValidation(o.val_data, o.val_split);
+  if (s.hasValidation())
+    std::fprintf(stderr, "validation: %zu lines (%s)\n", s.validationLines(),
+                 o.val_data.empty() ? ("the last " + std::to_string(s.validationLines()) + " of the data").c_str()
+                                    : o.val_data.c_str());
+  if (o.epochs > 0) {
+    double perStep = double(p.batch * o.grad_accum);
+    o.steps = std::max<int64_t>(1, int64_t(std::ceil(o.epochs * double(s.dataset().size()) / perStep)));
+    std::fprintf(stderr, "%g epochs of %zu lines: %lld steps\n", o.epochs, s.dataset().size(), (long long)o.steps);
+  }
+  schedule.total_steps = o.steps;
   schedule.lr = o.lr ? *o.lr : p.lr;
   schedule.warmup_steps = o.warmup_steps;
   schedule.total_steps = o.steps;
@@ -406,11 +511,21 @@ TrainResult runTraining(const TrainOptions &o) {
       {"--warmup-steps", std::to_string(o.warmup_steps)}, {"--max-grad-norm", text(o.max_grad_norm)},
       {"--weight-decay", text(adamw.weight_decay)}, {"--beta1", text(adamw.beta1)}, {"--beta2", text(adamw.beta2)},
       {"--eps", text(adamw.eps)}, {"--seed", std::to_string(s.seed())}};
+  RunSettings textSettings = settings;
+  if (!o.text.tokenizer.empty()) {
+    const data::PrepareOptions &po = o.text.prepare;
+    textSettings.push_back({"--tokenizer", fileHash((std::filesystem::path(o.text.tokenizer) / "tokenizer.json").string())});
+    textSettings.push_back({"data preparation", std::string(po.assistantOnlyLoss ? "assistant-only " : "") +
+                                                    (po.pack ? "pack " : "") + (po.dropLong ? "drop-long " : "") +
+                                                    (po.skipBadLines ? "skip-bad " : "") + (po.addEos ? "eos " : "") +
+                                                    "stride " + std::to_string(po.stride)});
+  }
+  if (o.val_split > 0) textSettings.push_back({"--val-split", text(o.val_split)});
   TrainResult result;
   int64_t updates = 0, first = 1; // the first step this run trains
   if (std::optional<CheckpointState> c = readCheckpoint(o.out)) {
     if (o.resume) {
-      checkSameRun(*c, settings, o.out);
+      checkSameRun(*c, textSettings, o.out);
       if (c->step > o.steps) throw std::runtime_error(checkpointDir(o.out) + ": the checkpoint is past --steps");
       s.loadTrainingState(c->tensors, checkpointDir(o.out));
       s.batcher().skipTrain(c->step * accum);
@@ -448,10 +563,43 @@ TrainResult runTraining(const TrainOptions &o) {
   Progress progress(first - 1, o.steps, s.tokensPerBatch() * accum);
   double gpuTotal = 0, wallTotal = 0;
   int64_t gpuSteps = 0;
+  // OUT/loss.svg at each checkpoint and at the end; a resumed run takes the
+  // earlier steps from its metrics file.
+  LossCurve trainCurve, evalCurve;
+  if (first > 1 && !o.metrics.empty()) {
+    std::vector<uint8_t> bytes = util::readFile(o.metrics);
+    std::string all(bytes.begin(), bytes.end());
+    size_t pos = 0;
+    while (pos < all.size()) {
+      size_t eol = all.find('\n', pos);
+      if (eol == std::string::npos) eol = all.size();
+      nlohmann::json m = nlohmann::json::parse(all.substr(pos, eol - pos), nullptr, false);
+      pos = eol + 1;
+      if (!m.is_object() || !m.contains("step")) continue;
+      if (m.contains("loss") && m["loss"].is_number()) trainCurve.push_back({m["step"].get<int64_t>(), m["loss"].get<double>()});
+      if (m.contains("eval_loss") && m["eval_loss"].is_number())
+        evalCurve.push_back({m["step"].get<int64_t>(), m["eval_loss"].get<double>()});
+    }
+  }
+  auto plot = [&] {
+    std::filesystem::create_directories(o.out);
+    writeLossPlot((std::filesystem::path(o.out) / "loss.svg").string(), trainCurve, evalCurve, o.steps);
+  };
+  const int64_t evalEvery = o.eval_every > 0 ? o.eval_every
+                            : o.checkpoint_every > 0 ? o.checkpoint_every
+                                                     : std::max<int64_t>(1, o.steps / 10);
+  auto runValidation = [&](int64_t step) {
+    auto [loss, tokens] = s.evaluateValidation();
+    if (tokens == 0) throw std::runtime_error("the validation data has no tokens to evaluate (every label is -100)");
+    evalCurve.push_back({step, loss});
+    progress.setEvalLoss(loss);
+    return loss;
+  };
   auto checkpoint = [&](int64_t step) {
-    CheckpointState c{step, updates, result.skipped_steps, settings, s.trainingState()};
+    CheckpointState c{step, updates, result.skipped_steps, textSettings, s.trainingState()};
     if (!writeCurrentAdapter(s, o.out)) return; // non-finite: keep the last good checkpoint
     writeCheckpoint(o.out, c);
+    plot();
   };
   StopSignals stopSignals;
   for (int64_t step = first; step <= o.steps; ++step) {
@@ -521,12 +669,16 @@ TrainResult runTraining(const TrainOptions &o) {
       ++gpuSteps;
     }
     nlohmann::json lossJson = counted ? nlohmann::json(lossSum / double(counted)) : nlohmann::json(nullptr);
+    if (counted) trainCurve.push_back({step, lossSum / double(counted)});
+    nlohmann::json evalJson = nullptr;
+    if (s.hasValidation() && (step % evalEvery == 0 || step == o.steps)) evalJson = runValidation(step);
     if (metrics) {
       nlohmann::json m = {{"step", step}, {"loss", lossJson}, {"tokens_per_s", tokensPerS}, {"lr", lr},
                           {"grad_norm", normJson}, {"clip_coef", coefJson}, {"micro_batches", counted},
                           {"gpu_ms", timed && counted ? nlohmann::json(gpuMs) : nlohmann::json(nullptr)},
                           {"wall_ms", seconds * 1000.0}};
       if (!counted) m["skipped"] = true;
+      if (!evalJson.is_null()) m["eval_loss"] = evalJson;
       std::string line = m.dump() + "\n";
       if (std::fputs(line.c_str(), metrics) < 0 || std::fflush(metrics) != 0)
         throw std::runtime_error(o.metrics + ": write error");
@@ -550,7 +702,9 @@ TrainResult runTraining(const TrainOptions &o) {
 
   if (!writeCurrentAdapter(s, o.out))
     throw std::runtime_error("the trained adapter has non-finite values; " + o.out + " was not written");
-  if (o.checkpoint_every > 0) writeCheckpoint(o.out, {o.steps, updates, result.skipped_steps, settings, s.trainingState()});
+  std::optional<double> finalEval = evalCurve.empty() ? std::nullopt : std::optional<double>(evalCurve.back().second);
+  if (o.checkpoint_every > 0) writeCheckpoint(o.out, {o.steps, updates, result.skipped_steps, textSettings, s.trainingState()});
+  plot();
   const int64_t trained = o.steps - first + 1;
   if (trained == 0) {
     result.steps = o.steps;
@@ -563,42 +717,21 @@ TrainResult runTraining(const TrainOptions &o) {
                result.final_loss);
   if (gpuSteps) std::fprintf(stderr, ", %.2f GPU ms/step", gpuTotal / double(gpuSteps));
   if (result.skipped_steps) std::fprintf(stderr, ", %lld step(s) skipped", (long long)result.skipped_steps);
-  std::fprintf(stderr, "\nadapter written to %s\n", o.out.c_str());
+  if (finalEval) std::fprintf(stderr, ", eval loss %.4f", *finalEval);
+  std::fprintf(stderr, "\nadapter written to %s (loss plot: %s/loss.svg)\n", o.out.c_str(), o.out.c_str());
   return result;
 }
 
 EvalResult runEvaluation(const EvalOptions &o) {
-  Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, std::nullopt, "eval");
-  double weighted = 0, gpuTotal = 0;
-  int64_t tokens = 0, gpuRuns = 0;
-  size_t batches = s.batcher().evalBatches();
-  std::string perBatch;
+  Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, std::nullopt, "eval", o.text);
   s.writeHParams(s.planAdamW(), s.plan().lr, 1);
-  for (size_t i = 0; i < batches; ++i) {
-    data::Batch batch = s.batcher().evalBatch(i);
-    int64_t n = batch.countedTokens();
-    if (n == 0) continue; // nothing counted: the batch cannot change the mean
-    s.upload(batch);
-    vk::ProgramTiming t = s.exec().run("eval");
-    float loss = s.loss();
-    if (!std::isfinite(loss))
-      throw std::runtime_error("the eval loss of batch " + std::to_string(i + 1) + " is not finite (" + std::to_string(loss) + ")");
-    weighted += double(loss) * double(n);
-    tokens += n;
-    if (!o.losses.empty()) {
-      char line[160];
-      std::snprintf(line, sizeof(line), "{\"batch\": %zu, \"first_line\": %zu, \"loss\": %.9g, \"tokens\": %lld}\n", i + 1,
-                    i * size_t(s.plan().batch) + 1, double(loss), (long long)n);
-      perBatch += line;
-    }
-    if (t.gpu_ms >= 0) {
-      gpuTotal += t.gpu_ms;
-      ++gpuRuns;
-    }
-  }
+  double gpuTotal = 0;
+  size_t gpuRuns = 0, batches = s.batcher().evalBatches();
+  std::string perBatch;
+  auto [loss, tokens] = s.evaluate(s.batcher(), &gpuTotal, &gpuRuns, o.losses.empty() ? nullptr : &perBatch);
   if (tokens == 0)
     throw std::runtime_error(o.data + ": no tokens to evaluate (every label is -100, or every line has a single token)");
-  EvalResult r{weighted / double(tokens), tokens};
+  EvalResult r{loss, tokens};
   if (!o.losses.empty()) util::writeFileAtomic(o.losses, perBatch);
   if (gpuRuns) std::fprintf(stderr, "eval: %zu batches, %.2f GPU ms/batch\n", batches, gpuTotal / double(gpuRuns));
   std::printf("eval loss %.6f over %lld tokens\n", r.loss, (long long)r.tokens);

@@ -3,12 +3,21 @@
 // a one-line message; the CLI prints it as `error: ...`.
 #pragma once
 
+#include "runtime/data/Prepare.h"
+
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
 
 namespace tessera::train {
+
+// Raw text or chat data through a tokenizer (runtime/data/Prepare.h);
+// tokenizer "" = the data is already {"input_ids", "labels"} JSONL.
+struct TextData {
+  std::string tokenizer;
+  data::PrepareOptions prepare; // prepare.seq is the plan's
+};
 
 struct TrainOptions {
   std::string plan, weights, data;
@@ -31,6 +40,14 @@ struct TrainOptions {
   // and at the end (0: never); --resume continues from it.
   int64_t checkpoint_every = 50;
   bool resume = false;
+  TextData text;
+  // Validation: a separate file, or the last fraction of the data; an eval
+  // loss every eval_every steps (0: at each checkpoint and at the end).
+  std::string val_data;
+  double val_split = 0;
+  int64_t eval_every = 0;
+  // Passes over the data instead of --steps (steps = ceil(epochs * lines / (batch * grad_accum))).
+  double epochs = 0;
 };
 
 // Training stopped by SIGINT/SIGTERM after a checkpoint (the CLI exits with 130).
@@ -43,6 +60,7 @@ struct EvalOptions {
   int device = 0;
   std::string init_adapter;
   std::string losses; // JSONL, one {"batch", "first_line", "loss", "tokens"} per batch ("" = none)
+  TextData text;
 };
 
 struct TrainResult {
