@@ -7,17 +7,23 @@
 // Runtime only (no MLIR): it rewrites the plan's programs into one program
 // per distinct dispatch (same kernel, buffers and groups), each repeating that
 // dispatch --repeat times, runs each a few times and reports the best GPU
-// time per dispatch. Buffers hold zeros (timings of these kernels do not
-// depend on the data). Output: one line per distinct dispatch, slowest total
-// first, then totals per kernel family and the measured whole program.
+// time per dispatch. Buffers hold zeros, or with --random uniform values in
+// [-1, 1) in their storage type (zeros can run faster than real data on
+// tensor cores). Output: one line per distinct dispatch, slowest total
+// first, then totals per kernel family and the measured whole program; with
+// --names also one line per dispatch in program order: the name of its last
+// bound buffer (the result), us/dispatch and the kernel's config.
 #include "runtime/plan/Plan.h"
 #include "runtime/vulkan/Context.h"
 #include "runtime/vulkan/Executor.h"
+
+#include "runtime/util/Half.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -37,7 +43,7 @@ std::string family(const std::string &kernel) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: tessera-kbench PLAN [--program NAME] [--repeat N] [--device N] [--top N]\n");
+  std::fprintf(stderr, "usage: tessera-kbench PLAN [--program NAME] [--repeat N] [--device N] [--top N] [--random] [--names]\n");
   return 2;
 }
 
@@ -46,6 +52,7 @@ int usage() {
 int main(int argc, char **argv) {
   std::string planPath, programName = "train_step";
   int repeat = 10, device = 0, top = 25;
+  bool random = false, names = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> const char * { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -58,6 +65,10 @@ int main(int argc, char **argv) {
       device = std::atoi(v);
     else if (a == "--top" && (v = next()))
       top = std::atoi(v);
+    else if (a == "--random")
+      random = true;
+    else if (a == "--names")
+      names = true;
     else if (a.size() && a[0] != '-' && planPath.empty())
       planPath = a;
     else
@@ -100,9 +111,23 @@ int main(int argc, char **argv) {
     if (!ctx.info().timestamps)
       throw std::runtime_error(ctx.info().name + " has no compute timestamps");
     vk::Executor exec(ctx, bench);
-    for (size_t i = 0; i < bench.buffers.size(); ++i)
-      if (bench.buffers[i].alias_of < 0)
-        std::memset(exec.data(i), 0, bench.buffers[i].bytes);
+    std::mt19937 gen(7);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    for (size_t i = 0; i < bench.buffers.size(); ++i) {
+      const plan::Buffer &b = bench.buffers[i];
+      if (b.alias_of >= 0)
+        continue;
+      std::memset(exec.data(i), 0, b.bytes);
+      if (!random || b.kind == plan::BufferKind::Input || b.kind == plan::BufferKind::HParams)
+        continue;
+      uint64_t n = b.bytes / plan::bytesPerElement(b.dtype);
+      if (b.dtype == plan::DType::F32)
+        for (uint64_t e = 0; e < n; ++e) static_cast<float *>(exec.data(i))[e] = uniform(gen);
+      else if (b.dtype == plan::DType::F16)
+        for (uint64_t e = 0; e < n; ++e) static_cast<uint16_t *>(exec.data(i))[e] = util::floatToHalf(uniform(gen));
+      else if (b.dtype == plan::DType::BF16)
+        for (uint64_t e = 0; e < n; ++e) static_cast<uint16_t *>(exec.data(i))[e] = util::floatToBf16(uniform(gen));
+    }
 
     double whole = 1e30;
     for (int r = 0; r < 3; ++r)
@@ -156,6 +181,14 @@ int main(int argc, char **argv) {
       std::printf("  %-20s %5d dispatches %10.3f ms %6.1f%%\n", name.c_str(), v.second,
                   v.first / 1000.0, 100.0 * v.first / sum);
     std::printf("\nsum of dispatches %.3f ms; whole program measured %.3f ms\n", sum / 1000.0, whole);
+    if (names) {
+      std::printf("\ndispatches in program order (result buffer, us/dispatch, config):\n");
+      for (const Entry &e : entries) {
+        const plan::Kernel &k = original.kernels[e.dispatch.kernel];
+        const std::string &out = original.buffers[e.dispatch.bindings.back()].name;
+        std::printf("%s %10.1f %s\n", out.c_str(), e.us, k.config.c_str());
+      }
+    }
   } catch (const std::exception &e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -112,10 +112,41 @@ void validate(const DeviceProfile &p, const std::string &o) {
   for (size_t i = 0; i < p.matmul.size(); ++i) {
     const MatmulVariant &v = p.matmul[i];
     std::string f = "matmul.variants[" + std::to_string(i) + "]";
-    if (v.kind != "tiled" && v.kind != "direct")
-      fail(o, f + ".kind", "unsupported kind '" + v.kind + "' (supported: tiled, direct)");
+    if (v.kind != "tiled" && v.kind != "direct" && v.kind != "coopmat")
+      fail(o, f + ".kind", "unsupported kind '" + v.kind + "' (supported: tiled, direct, coopmat)");
+    if (v.kind == "coopmat") {
+      if (v.precision != "f16" && v.precision != "bf16")
+        fail(o, f + ".precision", "coopmat variants multiply f16 or bf16 operands: precision must be f16 or bf16");
+      bool offered = false;
+      for (const CoopMatShape &s : p.features.cooperative_matrix)
+        offered |= s.m == v.mma_m && s.n == v.mma_n && s.k == v.mma_k && s.a == v.precision &&
+                   s.b == v.precision && s.c == "f32" && s.result == "f32";
+      if (!offered)
+        fail(o, f, "cooperative-matrix shape " + std::to_string(v.mma_m) + "x" + std::to_string(v.mma_n) + "x" +
+                       std::to_string(v.mma_k) + " " + v.precision + "*" + v.precision +
+                       "+f32 is not in device.features.cooperative_matrix");
+      if (!p.features.float16 || !p.features.storage16)
+        fail(o, f, "coopmat variants need device.features float16 and storage16");
+      if (v.precision == "bf16" && !p.features.bfloat16)
+        fail(o, f, "bf16 coopmat variants need device.features.bfloat16 (VK_KHR_shader_bfloat16)");
+      if (v.subgroups_m < 1 || v.subgroups_n < 1 || v.tile_m % (v.subgroups_m * v.mma_m) ||
+          v.tile_n % (v.subgroups_n * v.mma_n) || v.tile_k % v.mma_k)
+        fail(o, f, "tile_m/tile_n/tile_k must be multiples of subgroups_m*mma_m, subgroups_n*mma_n and mma_k");
+      if (v.vector_width != 1 && v.vector_width != 2 && v.vector_width != 4 && v.vector_width != 8)
+        fail(o, f + ".vector_width", "must be 1, 2, 4 or 8");
+      if (v.threads(p.subgroup_size) > p.max_workgroup_invocations)
+        fail(o, f, "subgroups_m*subgroups_n*subgroup_size threads exceed device.max_workgroup_invocations");
+      // Two stages of f16 A and B tiles (rows padded by 8) and a 16x16 f32
+      // scratch fragment per subgroup.
+      int64_t shared = 2 * (v.tile_m + v.tile_n) * (v.tile_k + 8) * 2 +
+                       v.subgroups_m * v.subgroups_n * v.mma_m * v.mma_n * 4;
+      if (shared > p.shared_memory_bytes)
+        fail(o, f, "tiles need " + std::to_string(shared) + " bytes of shared memory, more than device.shared_memory_bytes (" +
+                       std::to_string(p.shared_memory_bytes) + ")");
+      continue;
+    }
     if (v.precision != "f32")
-      fail(o, f + ".precision", "unsupported precision '" + v.precision + "' (supported: f32)");
+      fail(o, f + ".precision", "unsupported precision '" + v.precision + "' for kind " + v.kind + " (supported: f32)");
     for (auto [name, val] : {std::pair{"tile_m", v.tile_m}, std::pair{"tile_n", v.tile_n},
                              std::pair{"tile_k", v.tile_k}, std::pair{"thread_m", v.thread_m},
                              std::pair{"thread_n", v.thread_n}})
@@ -180,7 +211,31 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
     readInt(*d, "shared_memory_bytes", origin, "device", p.shared_memory_bytes);
     readInt(*d, "max_workgroup_count", origin, "device", p.max_workgroup_count);
     if (const json *f = section(*d, "features", origin)) {
-      checkKeys(*f, origin, "device.features", {"float16", "int16", "storage16", "bfloat16", "int8"});
+      checkKeys(*f, origin, "device.features",
+                {"float16", "int16", "storage16", "bfloat16", "int8", "cooperative_matrix"});
+      if (auto cm = f->find("cooperative_matrix"); cm != f->end()) {
+        if (!cm->is_array())
+          fail(origin, "device.features.cooperative_matrix", "expected an array of {m, n, k, a, b, c, result}");
+        p.features.cooperative_matrix.clear();
+        for (size_t i = 0; i < cm->size(); ++i) {
+          const json &e = (*cm)[i];
+          std::string where = "device.features.cooperative_matrix[" + std::to_string(i) + "]";
+          if (!e.is_object())
+            fail(origin, where, std::string("expected an object, got ") + typeName(e));
+          checkKeys(e, origin, where, {"m", "n", "k", "a", "b", "c", "result"});
+          CoopMatShape s;
+          readInt(e, "m", origin, where, s.m);
+          readInt(e, "n", origin, where, s.n);
+          readInt(e, "k", origin, where, s.k);
+          readString(e, "a", origin, where, s.a);
+          readString(e, "b", origin, where, s.b);
+          readString(e, "c", origin, where, s.c);
+          readString(e, "result", origin, where, s.result);
+          if (s.m <= 0 || s.n <= 0 || s.k <= 0)
+            fail(origin, where, "m, n and k must be positive");
+          p.features.cooperative_matrix.push_back(s);
+        }
+      }
       readBool(*f, "float16", origin, "device.features", p.features.float16);
       readBool(*f, "int16", origin, "device.features", p.features.int16);
       readBool(*f, "storage16", origin, "device.features", p.features.storage16);
@@ -222,7 +277,8 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
           fail(origin, where, std::string("expected an object, got ") + typeName(v));
         checkKeys(v, origin, where,
                   {"name", "kind", "precision", "max_m", "max_n", "max_k", "min_k", "min_tiles",
-                   "tile_m", "tile_n", "tile_k", "thread_m", "thread_n", "split_k"});
+                   "tile_m", "tile_n", "tile_k", "thread_m", "thread_n", "split_k", "mma_m", "mma_n",
+                   "mma_k", "subgroups_m", "subgroups_n", "vector_width"});
         MatmulVariant mv;
         mv.name = "variant" + std::to_string(i);
         readString(v, "name", origin, where, mv.name);
@@ -239,6 +295,12 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
         readInt(v, "tile_k", origin, where, mv.tile_k);
         readInt(v, "thread_m", origin, where, mv.thread_m);
         readInt(v, "thread_n", origin, where, mv.thread_n);
+        readInt(v, "mma_m", origin, where, mv.mma_m);
+        readInt(v, "mma_n", origin, where, mv.mma_n);
+        readInt(v, "mma_k", origin, where, mv.mma_k);
+        readInt(v, "subgroups_m", origin, where, mv.subgroups_m);
+        readInt(v, "subgroups_n", origin, where, mv.subgroups_n);
+        readInt(v, "vector_width", origin, where, mv.vector_width);
         p.matmul.push_back(mv);
       }
     }
@@ -284,10 +346,10 @@ std::string DeviceProfile::unsupportedPrecision(Precision p) const {
   return "";
 }
 
-const MatmulVariant &DeviceProfile::selectMatmul(int64_t m, int64_t n, int64_t k,
-                                                int64_t batch) const {
+const MatmulVariant &DeviceProfile::selectMatmul(int64_t m, int64_t n, int64_t k, int64_t batch,
+                                                const std::string &operands) const {
   for (const MatmulVariant &v : matmul)
-    if (v.admits(m, n, k, batch))
+    if (v.admits(m, n, k, batch, operands))
       return v;
   throw ProfileError(origin + ": matmul.variants: no variant admits M=" + std::to_string(m) +
                      " N=" + std::to_string(n) + " K=" + std::to_string(k));

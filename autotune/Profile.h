@@ -30,20 +30,35 @@ struct ProfileError : std::runtime_error {
 struct MatmulVariant {
   std::string name;
   std::string kind = "tiled";    // "tiled": shared-memory tiles + register tiles;
-                                 // "direct": register tiles read straight from memory
-  std::string precision = "f32"; // "f32" (fp32 storage and accumulation)
+                                 // "direct": register tiles read straight from memory;
+                                 // "coopmat": cooperative-matrix fragments (tensor cores)
+  std::string precision = "f32"; // arithmetic of the products: "f32" (SIMT FMA), "f16"
+                                 // (coopmat: f16 operands, f32 accumulation)
   int64_t max_m = 0, max_n = 0, max_k = 0;
   int64_t min_k = 0, min_tiles = 0;
   int64_t tile_m = 64, tile_n = 64, tile_k = 16; // workgroup tile of C and K step
   int64_t thread_m = 4, thread_n = 4;            // register tile of C per thread
   int64_t split_k = 1;
+  // coopmat: the cooperative-matrix shape, the subgroup grid, the width of
+  // the global loads (elements); thread_m/thread_n are unused.
+  int64_t mma_m = 16, mma_n = 16, mma_k = 16;
+  int64_t subgroups_m = 2, subgroups_n = 2;
+  int64_t vector_width = 8;
 
-  int64_t threads() const { return (tile_m / thread_m) * (tile_n / thread_n); }
+  int64_t threads(int64_t subgroupSize = 32) const {
+    return kind == "coopmat" ? subgroups_m * subgroups_n * subgroupSize : (tile_m / thread_m) * (tile_n / thread_n);
+  }
   int64_t tiles(int64_t m, int64_t n, int64_t batch) const {
     return batch * ((m + tile_m - 1) / tile_m) * ((n + tile_n - 1) / tile_n);
   }
   bool constrained() const { return max_m || max_n || max_k || min_k || min_tiles; }
-  bool admits(int64_t m, int64_t n, int64_t k, int64_t batch = 1) const {
+  // `operands`: the storage type both operands share ("f32", "f16", "bf16";
+  // "" when they differ). A coopmat variant converts its operands to its
+  // precision exactly only when they already have it, so it admits those
+  // alone; the f32 kinds admit every operand type.
+  bool admits(int64_t m, int64_t n, int64_t k, int64_t batch = 1, const std::string &operands = "f32") const {
+    if (kind == "coopmat" && operands != precision)
+      return false;
     return (!max_m || m <= max_m) && (!max_n || n <= max_n) && (!max_k || k <= max_k) &&
            k >= min_k && tiles(m, n, batch) >= min_tiles;
   }
@@ -59,12 +74,20 @@ Precision parsePrecision(const std::string &s, const std::string &where);
 
 // Optional device features kernels may use. A plan's kernels need the
 // features of the types they touch (runtime/plan: Plan::features).
+// A cooperative-matrix shape the device offers (VK_KHR_cooperative_matrix):
+// A [m x k] * B [k x n] + C -> result, subgroup scope.
+struct CoopMatShape {
+  int64_t m = 0, n = 0, k = 0;
+  std::string a = "f16", b = "f16", c = "f32", result = "f32";
+};
+
 struct DeviceFeatures {
   bool float16 = false;   // shaderFloat16: f16 arithmetic and conversions
   bool int16 = false;     // shaderInt16 (bf16 storage is handled as 16-bit words)
   bool storage16 = false; // storageBuffer16BitAccess
   bool bfloat16 = false;  // VK_KHR_shader_bfloat16
   bool int8 = false;      // shaderInt8 + storageBuffer8BitAccess
+  std::vector<CoopMatShape> cooperative_matrix; // empty: no VK_KHR_cooperative_matrix
 };
 
 struct DeviceProfile {
@@ -100,7 +123,8 @@ struct DeviceProfile {
 
   // The variant for a batch of M x N x K products (throws ProfileError when
   // none admits it).
-  const MatmulVariant &selectMatmul(int64_t m, int64_t n, int64_t k, int64_t batch = 1) const;
+  const MatmulVariant &selectMatmul(int64_t m, int64_t n, int64_t k, int64_t batch = 1,
+                                    const std::string &operands = "f32") const;
 };
 
 // Parses `text` on top of the built-in default; `origin` names the source in

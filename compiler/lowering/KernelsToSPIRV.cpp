@@ -12,6 +12,7 @@
 //  4. a serialisation check; with dump-dir=<dir> the binary is also written
 //     to <dir>/<k>.spv (lit tests run spirv-val on them).
 #include "Tessera/Transforms/Passes.h"
+#include "compiler/lowering/SpirvBf16.h"
 
 #include "mlir/AsmParser/AsmParser.h"
 #include "mlir/Conversion/ArithToSPIRV/ArithToSPIRV.h"
@@ -20,6 +21,7 @@
 #include "mlir/Conversion/MathToSPIRV/MathToSPIRV.h"
 #include "mlir/Conversion/MemRefToSPIRV/MemRefToSPIRV.h"
 #include "mlir/Conversion/SCFToSPIRV/SCFToSPIRV.h"
+#include "mlir/Conversion/VectorToSPIRV/VectorToSPIRV.h"
 #include "mlir/Dialect/SPIRV/IR/SPIRVOps.h"
 #include "mlir/Dialect/SPIRV/IR/TargetAndABI.h"
 #include "mlir/Dialect/SPIRV/Transforms/Passes.h"
@@ -48,6 +50,36 @@ std::optional<spirv::StorageClass> vulkanStorageClass(Attribute space) {
   return spirv::mapMemorySpaceToVulkanStorageClass(space);
 }
 
+// gpu.lane_id -> SubgroupLocalInvocationId (MLIR 19's GPU-to-SPIR-V patterns
+// lower gpu.subgroup_id but not gpu.lane_id; the cooperative-matrix epilogue
+// needs both).
+struct LaneIdToSPIRV final : OpConversionPattern<gpu::LaneIdOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(gpu::LaneIdOp op, OpAdaptor, ConversionPatternRewriter &rewriter) const override {
+    auto &converter = *getTypeConverter<SPIRVTypeConverter>();
+    Type i32 = rewriter.getI32Type();
+    // An Input variable decorated SubgroupLocalInvocationId (MLIR's
+    // getBuiltinVariableValue does not know this built-in).
+    Operation *table = op->getParentWithTrait<OpTrait::SymbolTable>();
+    StringRef name = "__builtin__SubgroupLocalInvocationId__";
+    auto var = dyn_cast_or_null<spirv::GlobalVariableOp>(SymbolTable::lookupSymbolIn(table, name));
+    if (!var) {
+      OpBuilder::InsertionGuard g(rewriter);
+      rewriter.setInsertionPointToStart(&table->getRegion(0).front());
+      var = rewriter.create<spirv::GlobalVariableOp>(
+          op.getLoc(), spirv::PointerType::get(i32, spirv::StorageClass::Input), name,
+          spirv::BuiltIn::SubgroupLocalInvocationId);
+    }
+    Value ptr = rewriter.create<spirv::AddressOfOp>(op.getLoc(), var);
+    Value lane = rewriter.create<spirv::LoadOp>(op.getLoc(), ptr);
+    Type index = converter.getIndexType();
+    if (index != i32)
+      lane = rewriter.create<spirv::UConvertOp>(op.getLoc(), index, lane);
+    rewriter.replaceOp(op, lane);
+    return success();
+  }
+};
+
 const char *kDefaultTargetEnv =
     "#spirv.target_env<#spirv.vce<v1.3, [Shader, GroupNonUniform, GroupNonUniformArithmetic, "
     "GroupNonUniformBallot, GroupNonUniformShuffle], [SPV_KHR_storage_buffer_storage_class]>, "
@@ -71,6 +103,7 @@ struct TesseraKernelsToSPIRVPass : impl::TesseraKernelsToSPIRVBase<TesseraKernel
     for (gpu::GPUModuleOp gm : kernels) {
       std::string name = gm.getName().str();
       Attribute config = gm->getAttr("tessera.config"); // what the plan records
+      bool bf16 = gm->hasAttr(::tessera::lowering::kBf16AsF16Attr);
       Operation *before = gm->getPrevNode();
 
       spirv::MemorySpaceToStorageClassConverter spaces(vulkanStorageClass);
@@ -84,6 +117,12 @@ struct TesseraKernelsToSPIRVPass : impl::TesseraKernelsToSPIRVBase<TesseraKernel
       RewritePatternSet patterns(ctx);
       ScfToSPIRVContext scfContext;
       populateGPUToSPIRVPatterns(typeConverter, patterns);
+      populateVectorToSPIRVPatterns(typeConverter, patterns);
+      // Cooperative-matrix matmuls (kernels/MatmulCoopMat.cpp): gpu.subgroup_mma_*
+      // -> SPV_KHR_cooperative_matrix.
+      populateMMAToSPIRVCoopMatrixTypeConversion(typeConverter);
+      populateGpuWMMAToSPIRVCoopMatrixKHRConversionPatterns(typeConverter, patterns);
+      patterns.add<LaneIdToSPIRV>(typeConverter, ctx);
       populateSCFToSPIRVPatterns(typeConverter, scfContext, patterns);
       arith::populateArithToSPIRVPatterns(typeConverter, patterns);
       populateMathToSPIRVPatterns(typeConverter, patterns);
@@ -107,6 +146,8 @@ struct TesseraKernelsToSPIRVPass : impl::TesseraKernelsToSPIRVBase<TesseraKernel
       spv.setSymName(name);
       if (config)
         spv->setAttr("tessera.config", config);
+      if (bf16)
+        spv->setAttr(::tessera::lowering::kBf16AsF16Attr, UnitAttr::get(ctx));
       bool leftover = false;
       spv.walk([&](UnrealizedConversionCastOp cast) {
         if (cast->use_empty())
@@ -124,10 +165,42 @@ struct TesseraKernelsToSPIRVPass : impl::TesseraKernelsToSPIRVBase<TesseraKernel
       pm.addPass(spirv::createSPIRVUpdateVCEPass());
       if (failed(runPipeline(pm, spv)))
         return signalPassFailure();
+      // The subgroup built-ins (SubgroupId, SubgroupLocalInvocationId of
+      // LaneIdToSPIRV, ...) need GroupNonUniform, which spirv-update-vce does
+      // not deduce from a built-in decoration.
+      bool subgroupBuiltin = false;
+      for (auto var : spv.getOps<spirv::GlobalVariableOp>())
+        if (auto b = var->getAttrOfType<StringAttr>("built_in"))
+          subgroupBuiltin |= llvm::is_contained({"SubgroupId", "SubgroupLocalInvocationId", "NumSubgroups",
+                                                 "SubgroupSize"}, b.getValue());
+      if (subgroupBuiltin && spv.getVceTriple()) {
+        spirv::VerCapExtAttr vce = *spv.getVceTriple();
+        SmallVector<spirv::Capability> caps(vce.getCapabilities());
+        if (!llvm::is_contained(caps, spirv::Capability::GroupNonUniform)) {
+          caps.push_back(spirv::Capability::GroupNonUniform);
+          SmallVector<spirv::Extension> exts(vce.getExtensions());
+          spv.setVceTripleAttr(spirv::VerCapExtAttr::get(vce.getVersion(), caps, exts, ctx));
+        }
+      }
+      // From SPIR-V 1.4 on, an entry point lists every global variable it
+      // uses, not only the Input/Output ones spirv-lower-abi-attrs lists
+      // (cooperative-matrix kernels are 1.6).
+      if (spv.getVceTriple() && spv.getVceTriple()->getVersion() >= spirv::Version::V_1_4) {
+        SmallVector<Attribute> vars;
+        for (auto var : spv.getOps<spirv::GlobalVariableOp>())
+          vars.push_back(FlatSymbolRefAttr::get(var.getSymNameAttr()));
+        for (auto ep : spv.getOps<spirv::EntryPointOp>())
+          ep.setInterfaceAttr(ArrayAttr::get(ctx, vars));
+      }
 
       SmallVector<uint32_t> binary;
       if (failed(spirv::serialize(spv, binary))) {
         mlir::emitError(spv.getLoc(), "kernel ") << name << ": SPIR-V serialisation failed";
+        return signalPassFailure();
+      }
+      std::string retypeError;
+      if (bf16 && !::tessera::lowering::retypeHalfAsBf16(binary, retypeError)) {
+        mlir::emitError(spv.getLoc(), "kernel ") << name << ": bf16 retyping: " << retypeError;
         return signalPassFailure();
       }
       if (!dumpDir.empty()) {

@@ -65,13 +65,37 @@ spirv::TargetEnvAttr targetEnvFor(MLIRContext *ctx, const autotune::DeviceProfil
     exts.push_back(Extension::SPV_KHR_8bit_storage);
   }
   Builder b(ctx);
+  // SPV_KHR_cooperative_matrix needs SPIR-V 1.6 (Vulkan 1.3); spirv-update-vce
+  // still gives every other kernel the lowest version it needs.
+  spirv::Version version = spirv::Version::V_1_3;
+  SmallVector<Attribute> coopProps;
+  if (!f.cooperative_matrix.empty()) {
+    version = spirv::Version::V_1_6;
+    caps.push_back(Capability::CooperativeMatrixKHR);
+    exts.push_back(Extension::SPV_KHR_cooperative_matrix);
+    auto type = [&](const std::string &name) -> Type {
+      if (name == "f16") return b.getF16Type();
+      if (name == "f32") return b.getF32Type();
+      if (name == "s8") return b.getIntegerType(8);
+      if (name == "s32") return b.getIntegerType(32);
+      return Type();
+    };
+    for (const autotune::CoopMatShape &s : f.cooperative_matrix) {
+      Type a = type(s.a), bt = type(s.b), c = type(s.c), r = type(s.result);
+      if (!a || !bt || !c || !r)
+        continue; // a shape of types MLIR 19's SPIR-V dialect cannot name (bf16)
+      coopProps.push_back(spirv::CooperativeMatrixPropertiesKHRAttr::get(
+          ctx, uint32_t(s.m), uint32_t(s.n), uint32_t(s.k), a, bt, c, r, false,
+          spirv::ScopeAttr::get(ctx, spirv::Scope::Subgroup)));
+    }
+  }
   auto limits = spirv::ResourceLimitsAttr::get(
       ctx, p.shared_memory_bytes, p.max_workgroup_invocations,
       b.getI32ArrayAttr({int32_t(p.max_workgroup_invocations), int32_t(p.max_workgroup_invocations), 64}),
       p.subgroup_size, /*min_subgroup_size=*/std::nullopt, /*max_subgroup_size=*/std::nullopt,
-      /*cooperative_matrix_properties_khr=*/b.getArrayAttr({}),
+      /*cooperative_matrix_properties_khr=*/b.getArrayAttr(coopProps),
       /*cooperative_matrix_properties_nv=*/b.getArrayAttr({}));
-  auto vce = spirv::VerCapExtAttr::get(spirv::Version::V_1_3, caps, exts, ctx);
+  auto vce = spirv::VerCapExtAttr::get(version, caps, exts, ctx);
   return spirv::TargetEnvAttr::get(vce, limits, spirv::ClientAPI::Vulkan, spirv::Vendor::Unknown,
                                    spirv::DeviceType::Unknown, spirv::TargetEnvAttr::kUnknownDeviceID);
 }
@@ -87,16 +111,28 @@ ReductionConfigAttr reduction(MLIRContext *ctx, bool serial, int64_t serialWg, i
 
 FailureOr<Attribute> selectMatmul(const autotune::DeviceProfile &p, MatmulOp op) {
   ::tessera::lowering::MatmulProblem mp = matmulProblem(op);
+  // The storage type both operands share ("f32", "f16", "bf16"; "" when they
+  // differ): cooperative-matrix variants take only operands of their type.
+  auto elem = [](Value v) { return cast<ShapedType>(v.getType()).getElementType(); };
+  Type l = elem(op.getLhs()), r = elem(op.getRhs());
+  std::string operands = l != r ? "" : l.isF16() ? "f16" : l.isBF16() ? "bf16" : l.isF32() ? "f32" : "";
   const autotune::MatmulVariant *v;
   try {
-    v = &p.selectMatmul(mp.m, mp.n, mp.k, mp.batch);
+    v = &p.selectMatmul(mp.m, mp.n, mp.k, mp.batch, operands);
   } catch (const std::exception &e) {
     return op.emitOpError(e.what()), failure();
   }
   MLIRContext *ctx = op.getContext();
+  if (v->kind == "coopmat")
+    return Attribute(MatmulConfigAttr::get(ctx, StringAttr::get(ctx, v->name), MatmulKind::coopmat,
+                                           {v->tile_m, v->tile_n, v->tile_k}, {p.subgroup_size, v->vector_width},
+                                           v->split_k, {v->mma_m, v->mma_n, v->mma_k},
+                                           {v->subgroups_m, v->subgroups_n},
+                                           v->precision == "bf16" ? Type(Builder(ctx).getBF16Type())
+                                                                  : Type(Builder(ctx).getF16Type())));
   return Attribute(MatmulConfigAttr::get(
       ctx, StringAttr::get(ctx, v->name), v->kind == "direct" ? MatmulKind::direct : MatmulKind::tiled,
-      {v->tile_m, v->tile_n, v->tile_k}, {v->thread_m, v->thread_n}, v->split_k));
+      {v->tile_m, v->tile_n, v->tile_k}, {v->thread_m, v->thread_n}, v->split_k, {}, {}, Type()));
 }
 
 // The config of one op, or a null attribute for ops that are no kernel.

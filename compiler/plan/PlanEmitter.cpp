@@ -1,5 +1,6 @@
 // PlanEmitter.cpp - fills plan::Plan from a lowered module.
 #include "compiler/plan/PlanEmitter.h"
+#include "compiler/lowering/SpirvBf16.h"
 
 #include "Tessera/IR/TesseraOps.h"
 
@@ -170,6 +171,7 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
         case spirv::Capability::StorageBuffer16BitAccess: features.insert(plan::kFeatureStorage16); break;
         case spirv::Capability::Int8:
         case spirv::Capability::StorageBuffer8BitAccess: features.insert(plan::kFeatureInt8); break;
+        case spirv::Capability::CooperativeMatrixKHR: features.insert(plan::kFeatureCoopMat); break;
         default: break;
         }
       }
@@ -198,6 +200,12 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
     SmallVector<uint32_t> words;
     if (failed(spirv::serialize(m, words)))
       return mlir::emitError(m.getLoc(), "kernel ") << k.name << ": SPIR-V serialisation failed", failure();
+    std::string retypeError;
+    if (m->hasAttr(lowering::kBf16AsF16Attr)) {
+      if (!lowering::retypeHalfAsBf16(words, retypeError))
+        return mlir::emitError(m.getLoc(), "kernel ") << k.name << ": bf16 retyping: " << retypeError, failure();
+      features.insert(plan::kFeatureBf16CoopMat);
+    }
     std::vector<uint8_t> blob(words.size() * 4);
     std::memcpy(blob.data(), words.data(), blob.size());
     k.spirv_blob = p.blobs.size();

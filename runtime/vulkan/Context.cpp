@@ -183,9 +183,25 @@ struct VkCooperativeMatrixPropertiesKHR {
   int32_t scope; // VkScopeKHR
 };
 constexpr VkStructureType kCooperativeMatrixPropertiesType = VkStructureType(1000506001);
+struct VkPhysicalDeviceCooperativeMatrixFeaturesKHR {
+  VkStructureType sType;
+  void *pNext;
+  VkBool32 cooperativeMatrix;
+  VkBool32 cooperativeMatrixRobustBufferAccess;
+};
+constexpr VkStructureType kCooperativeMatrixFeaturesType = VkStructureType(1000506000);
 #else
+constexpr VkStructureType kCooperativeMatrixFeaturesType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR;
 constexpr VkStructureType kCooperativeMatrixPropertiesType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
 #endif
+// VK_KHR_shader_bfloat16 (headers 1.4.313+).
+struct Bfloat16Features {
+  VkStructureType sType;
+  void *pNext;
+  VkBool32 shaderBFloat16Type, shaderBFloat16DotProduct, shaderBFloat16CooperativeMatrix;
+};
+constexpr VkStructureType kBfloat16FeaturesType = VkStructureType(1000141000);
+
 using GetCooperativeMatrixProperties = VkResult(VKAPI_PTR *)(VkPhysicalDevice, uint32_t *,
                                                               VkCooperativeMatrixPropertiesKHR *);
 
@@ -312,6 +328,7 @@ DeviceInfo describe(VkPhysicalDevice pd, uint32_t index, uint32_t instanceApi, u
     if (hidden("int16")) info.int16 = false;
     if (hidden("storage16")) info.storage16 = false;
     if (hidden("int8")) info.int8 = false;
+    if (hidden("cooperative_matrix")) info.cooperativeMatrix.clear();
   }
   return info;
 }
@@ -319,6 +336,8 @@ DeviceInfo describe(VkPhysicalDevice pd, uint32_t index, uint32_t instanceApi, u
 } // namespace
 
 bool DeviceInfo::hasFeature(const std::string &name) const {
+  if (name == "cooperative_matrix") return !cooperativeMatrix.empty();
+  if (name == "bfloat16_cooperative_matrix") return bfloat16CoopMatEnabled;
   if (name == "float16") return float16;
   if (name == "int16") return int16;
   if (name == "storage16") return storage16;
@@ -366,8 +385,12 @@ Context::Context(int index) {
     std::vector<VkExtensionProperties> exts(extCount);
     vkEnumerateDeviceExtensionProperties(physical_, nullptr, &extCount, exts.data());
     std::vector<const char *> enabled;
-    for (const auto &e : exts)
+    bool coopMat = false, bf16 = false;
+    for (const auto &e : exts) {
       if (std::strcmp(e.extensionName, "VK_KHR_portability_subset") == 0) enabled.push_back("VK_KHR_portability_subset");
+      if (std::strcmp(e.extensionName, "VK_KHR_cooperative_matrix") == 0) coopMat = true;
+      if (std::strcmp(e.extensionName, "VK_KHR_shader_bfloat16") == 0) bf16 = true;
+    }
 
     // Enable the optional shader features kernels may use, where supported.
     uint32_t api = props_.apiVersion < inst.apiVersion ? props_.apiVersion : inst.apiVersion;
@@ -394,6 +417,34 @@ Context::Context(int index) {
       want12.vulkanMemoryModel = have12.vulkanMemoryModel;
       want11.pNext = &want12;
       featureChain = &want11;
+    }
+    // Tensor-core kernels (kind = coopmat) need VK_KHR_cooperative_matrix.
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR haveCm{}, wantCm{};
+    haveCm.sType = wantCm.sType = kCooperativeMatrixFeaturesType;
+    if (coopMat && api >= VK_API_VERSION_1_2) {
+      VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+      f2.pNext = &haveCm;
+      vkGetPhysicalDeviceFeatures2(physical_, &f2);
+      if (haveCm.cooperativeMatrix) {
+        wantCm.cooperativeMatrix = VK_TRUE;
+        want12.pNext = &wantCm;
+        enabled.push_back("VK_KHR_cooperative_matrix");
+        coopMatEnabled_ = true;
+      }
+    }
+    // bf16 fragments (kernels retyped by compiler/lowering/SpirvBf16.cpp).
+    Bfloat16Features haveBf{}, wantBf{};
+    haveBf.sType = wantBf.sType = kBfloat16FeaturesType;
+    if (bf16 && coopMatEnabled_) {
+      VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+      f2.pNext = &haveBf;
+      vkGetPhysicalDeviceFeatures2(physical_, &f2);
+      if (haveBf.shaderBFloat16Type && haveBf.shaderBFloat16CooperativeMatrix) {
+        wantBf.shaderBFloat16Type = wantBf.shaderBFloat16CooperativeMatrix = VK_TRUE;
+        wantCm.pNext = &wantBf;
+        enabled.push_back("VK_KHR_shader_bfloat16");
+        info_.bfloat16CoopMatEnabled = true;
+      }
     }
 
     float priority = 1.0f;

@@ -47,6 +47,7 @@ struct DeviceInfo {
   bool int8 = false;      // shaderInt8 + storageBuffer8BitAccess
   bool bfloat16 = false;  // VK_KHR_shader_bfloat16
   std::vector<CooperativeMatrixShape> cooperativeMatrix; // VK_KHR_cooperative_matrix, when present
+  bool bfloat16CoopMatEnabled = false; // a device opened with bf16 cooperative matrices (Context only)
 
   // Whether the device has plan feature `name` (plan::kFeature*).
   bool hasFeature(const std::string &name) const;
@@ -83,6 +84,7 @@ private:
   VkPhysicalDeviceMemoryProperties memProps_{};
   uint64_t maxAllocationSize_ = 0;
   uint64_t timestampMask_ = 0;
+  bool coopMatEnabled_ = false;
   DeviceInfo info_;
 };
 

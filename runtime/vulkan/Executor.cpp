@@ -64,7 +64,9 @@ Executor::Executor(Context &ctx, const plan::Plan &plan) : ctx_(ctx), plan_(plan
       {plan::kFeatureFloat16, "shaderFloat16"},
       {plan::kFeatureInt16, "shaderInt16"},
       {plan::kFeatureStorage16, "storageBuffer16BitAccess"},
-      {plan::kFeatureInt8, "shaderInt8 + storageBuffer8BitAccess"}};
+      {plan::kFeatureInt8, "shaderInt8 + storageBuffer8BitAccess"},
+      {plan::kFeatureCoopMat, "VK_KHR_cooperative_matrix"},
+      {plan::kFeatureBf16CoopMat, "VK_KHR_shader_bfloat16 cooperative matrices"}};
   for (const std::string &f : plan_.features)
     if (!ctx_.info().hasFeature(f)) {
       std::string vkName = f;

@@ -22,7 +22,17 @@ namespace tessera::lowering {
 std::string opKey(Operation *op) {
   std::string s;
   llvm::raw_string_ostream os(s);
-  os << op->getName() << " " << op->getAttrDictionary() << " (";
+  // What determines the code: the op's own attributes and its kernel config,
+  // not the annotations earlier passes left (tessera.layer, tessera.module,
+  // ...), so that the same op of every decoder layer shares one kernel.
+  os << op->getName() << " {";
+  for (NamedAttribute a : op->getAttrDictionary()) {
+    StringRef name = a.getName().getValue();
+    if (name.contains('.') && name != mlir::tessera::TesseraDialect::getKernelConfigAttrName())
+      continue;
+    os << name << " = " << a.getValue() << ", ";
+  }
+  os << "} (";
   for (Type t : op->getOperandTypes())
     os << t << ",";
   os << ")->(";

@@ -66,6 +66,13 @@ KernelHandle LoweringContext::getOrCreate(
   return handle;
 }
 
+void groupLoop(KernelBuilder &kb, int64_t n, int64_t groups, Value id, const std::function<void(Value)> &body) {
+  if (groups >= n)
+    body(id);
+  else
+    kb.forLoop(id, kb.idx(n), kb.idx(groups), body);
+}
+
 void workgroupLoop(KernelBuilder &kb, int64_t n, int64_t groups,
                    const std::function<void(Value)> &body) {
   Value bid = kb.blockId();

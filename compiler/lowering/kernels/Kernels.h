@@ -87,6 +87,11 @@ private:
 void workgroupLoop(KernelBuilder &kb, int64_t n, int64_t groups,
                    const std::function<void(mlir::Value)> &body);
 
+/// Visits items id, id + groups, ... < n for one grid dimension (`id` a
+/// block id; uniform per workgroup).
+void groupLoop(KernelBuilder &kb, int64_t n, int64_t groups, mlir::Value id,
+               const std::function<void(mlir::Value)> &body);
+
 /// Key prefix of an op: name, attributes, operand and result types.
 std::string opKey(mlir::Operation *op);
 
@@ -127,6 +132,12 @@ mlir::FailureOr<OpLowering> lowerGather(LoweringContext &, mlir::tessera::Gather
 mlir::FailureOr<OpLowering> lowerReduce(LoweringContext &, mlir::tessera::ReduceOp);
 mlir::FailureOr<OpLowering> lowerSoftmax(LoweringContext &, mlir::tessera::SoftmaxOp);
 mlir::FailureOr<OpLowering> lowerMatmul(LoweringContext &, mlir::tessera::MatmulOp);
+/// The kernel that adds S f32 partial products [S, n] into a result of n
+/// elements (split-K matmuls); slots: 0 partials, 1 result.
+KernelHandle splitKSum(LoweringContext &, int64_t S, int64_t n, mlir::ShapedType out);
+/// MatmulCoopMat.cpp: the kind = coopmat config (tensor cores).
+mlir::FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &, mlir::tessera::MatmulOp,
+                                               mlir::tessera::MatmulConfigAttr config);
 mlir::FailureOr<OpLowering> lowerCrossEntropy(LoweringContext &, mlir::tessera::CrossEntropyOp);
 mlir::FailureOr<OpLowering> lowerCrossEntropyGrad(LoweringContext &,
                                                   mlir::tessera::CrossEntropyGradOp);

@@ -46,14 +46,6 @@ namespace {
 // loops around the K loop (header comment).
 constexpr int64_t kLoopBudget = 60000;
 
-// Visits items id, id + groups, ... < n for one grid dimension.
-void groupLoop(KernelBuilder &kb, int64_t n, int64_t groups, Value id,
-               const std::function<void(Value)> &body) {
-  if (groups >= n)
-    body(id);
-  else
-    kb.forLoop(id, kb.idx(n), kb.idx(groups), body);
-}
 
 } // namespace
 
@@ -101,6 +93,8 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
   }
 
   auto config = kernelConfig<MatmulConfigAttr>(op);
+  if (config.isCoopMat())
+    return lowerMatmulCoopMat(ctx, op, config);
   const bool direct = config.getKind() == MatmulKind::direct;
   const std::string kindName = stringifyMatmulKind(config.getKind()).str();
   const int64_t TM = config.tileM(), TN = config.tileN(), TK = config.tileK();
@@ -136,7 +130,8 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
   }
   // The plan records the split actually used.
   ctx.currentConfig = MatmulConfigAttr::get(op.getContext(), config.getVariant(), config.getKind(),
-                                            config.getTile(), config.getThread(), S);
+                                            config.getTile(), config.getThread(), S, config.getMma(),
+                                            config.getSubgroups(), config.getOperands());
   const int64_t gx = std::min(tilesN, maxG), gy = std::min(tilesM, maxG),
                 gz = S > 1 ? S : std::max<int64_t>(1, std::min(batch, maxG));
   const bool needM = M % TM != 0, needN = N % TN != 0, needK = K % TK != 0;
@@ -282,12 +277,21 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
     lowering.steps.push_back({k, {0, 1, 2}});
     return lowering;
   }
-  // Sum the S partial products in a fixed order (deterministic).
-  int64_t n = M * N, wg = ctx.elementwiseWorkgroup;
-  int64_t groups = gridGroups(n, wg, maxG);
-  KernelHandle sum = ctx.getOrCreate(
+  // Slots: 0 lhs, 1 rhs, 2 result, 3 partials.
+  lowering.scratch.push_back({partialsT, "partials"});
+  lowering.steps.push_back({k, {0, 1, 3}});
+  lowering.steps.push_back({splitKSum(ctx, S, M * N, outT), {3, 2}});
+  return lowering;
+}
+
+KernelHandle splitKSum(LoweringContext &ctx, int64_t S, int64_t n, ShapedType out) {
+  // The S partial products, added in a fixed order (deterministic).
+  int64_t wg = ctx.elementwiseWorkgroup;
+  int64_t groups = gridGroups(n, wg, ctx.maxWorkgroupCount);
+  MemRefType partialsT = MemRefType::get({S * n}, Float32Type::get(out.getContext()));
+  return ctx.getOrCreate(
       "matmul_splitk_sum", "splitk_sum " + std::to_string(S) + " " + std::to_string(n),
-      {partialsT, flatMemRefType(outT)}, {wg, 1, 1}, [&](KernelBuilder &kb) {
+      {partialsT, flatMemRefType(out)}, {wg, 1, 1}, [&](KernelBuilder &kb) {
         kb.gridStrideLoop(n, wg, groups, [&](Value i) {
           Value acc = kb.load(kb.arg(0), i);
           for (int64_t s = 1; s < S; ++s)
@@ -296,11 +300,6 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
         });
         return std::array<int64_t, 3>{groups, 1, 1};
       });
-  // Slots: 0 lhs, 1 rhs, 2 result, 3 partials.
-  lowering.scratch.push_back({partialsT, "partials"});
-  lowering.steps.push_back({k, {0, 1, 3}});
-  lowering.steps.push_back({sum, {3, 2}});
-  return lowering;
 }
 
 } // namespace tessera::lowering

@@ -22,13 +22,31 @@ using namespace mlir::tessera;
 static bool isPowerOfTwo(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
 LogicalResult MatmulConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError, StringAttr,
-                                       MatmulKind, ArrayRef<int64_t> tile, ArrayRef<int64_t> thread,
-                                       int64_t splitK) {
+                                       MatmulKind kind, ArrayRef<int64_t> tile, ArrayRef<int64_t> thread,
+                                       int64_t splitK, ArrayRef<int64_t> mma, ArrayRef<int64_t> subgroups,
+                                       Type operands) {
   if (tile.size() != 3 || thread.size() != 2)
     return emitError() << "matmul_config needs tile = [m, n, k] and thread = [m, n]";
   for (int64_t v : {tile[0], tile[1], tile[2], thread[0], thread[1], splitK})
     if (v < 1)
       return emitError() << "matmul_config sizes must be >= 1";
+  if (kind == MatmulKind::coopmat) {
+    if (mma.size() != 3 || subgroups.size() != 2)
+      return emitError() << "a coopmat matmul_config needs mma = [m, n, k] and subgroups = [m, n]";
+    for (int64_t v : {mma[0], mma[1], mma[2], subgroups[0], subgroups[1]})
+      if (v < 1)
+        return emitError() << "matmul_config sizes must be >= 1";
+    if (tile[0] % (subgroups[0] * mma[0]) || tile[1] % (subgroups[1] * mma[1]) || tile[2] % mma[2])
+      return emitError() << "coopmat tile [" << tile[0] << ", " << tile[1] << ", " << tile[2]
+                         << "] is not a multiple of subgroups x mma";
+    if (!isPowerOfTwo(thread[1]) || thread[1] > 8)
+      return emitError() << "coopmat vector width (thread[1]) must be 1, 2, 4 or 8";
+    if (!operands || !(operands.isF16() || operands.isBF16()))
+      return emitError() << "a coopmat matmul_config needs operands = f16 or bf16";
+    return success();
+  }
+  if (!mma.empty() || !subgroups.empty() || operands)
+    return emitError() << "mma, subgroups and operands belong to coopmat configs";
   if (tile[0] % thread[0] || tile[1] % thread[1])
     return emitError() << "matmul_config tile [" << tile[0] << ", " << tile[1]
                        << "] is not a multiple of the thread tile [" << thread[0] << ", "

@@ -14,7 +14,8 @@ include "TesseraDialect.td"
 
 def Tessera_MatmulKind : I32EnumAttr<"MatmulKind", "how a matmul kernel walks its tiles", [
     I32EnumAttrCase<"tiled", 0>,   // shared-memory A/B tiles + per-thread register tiles
-    I32EnumAttrCase<"direct", 1>   // register tiles read straight from memory (CPU devices)
+    I32EnumAttrCase<"direct", 1>,  // register tiles read straight from memory (CPU devices)
+    I32EnumAttrCase<"coopmat", 2>  // cooperative-matrix fragments per subgroup (tensor cores)
   ]> {
   let cppNamespace = "::mlir::tessera";
   let genSpecializedAttr = 0;
@@ -42,14 +43,30 @@ def Tessera_MatmulConfigAttr : Tessera_Attr<"MatmulConfig", "matmul_config"> {
     partial tiles a second kernel sums in a fixed order (the lowering may
     raise it to stay under llvmpipe's loop limit). `variant` names the
     profile entry the config came from ("" when injected).
+
+    kind = coopmat (VK_KHR_cooperative_matrix, kernels/MatmulCoopMat.cpp):
+    `mma` = [m, n, k] is the cooperative-matrix shape the device offers,
+    `subgroups` = [sm, sn] the grid of subgroups in a workgroup, each
+    computing (tile_m / (sm * m)) x (tile_n / (sn * n)) f32 accumulator
+    fragments from `operands` (f16 or bf16) staged in shared memory
+    (double-buffered, `thread` = [subgroup size, global vector width in
+    elements]). bf16 operands need VK_KHR_shader_bfloat16: MLIR 19's SPIR-V
+    dialect has no bf16 type, so such kernels are built with f16 types
+    holding bf16 bits and their binaries retyped (lowering/SpirvBf16.cpp).
     Example: #tessera.matmul_config<variant = "general", kind = tiled,
              tile = [64, 64, 16], thread = [4, 4], split_k = 1>
+             #tessera.matmul_config<variant = "tc", kind = coopmat,
+             tile = [128, 128, 32], thread = [32, 8], split_k = 1,
+             mma = [16, 16, 16], subgroups = [2, 2], operands = f16>
   }];
   let parameters = (ins "::mlir::StringAttr":$variant,
                         EnumParameter<Tessera_MatmulKind>:$kind,
                         ArrayRefParameter<"int64_t">:$tile,
                         ArrayRefParameter<"int64_t">:$thread,
-                        "int64_t":$split_k);
+                        "int64_t":$split_k,
+                        OptionalArrayRefParameter<"int64_t">:$mma,
+                        OptionalArrayRefParameter<"int64_t">:$subgroups,
+                        OptionalParameter<"::mlir::Type">:$operands);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
@@ -58,7 +75,16 @@ def Tessera_MatmulConfigAttr : Tessera_Attr<"MatmulConfig", "matmul_config"> {
     int64_t tileK() const { return getTile()[2]; }
     int64_t threadM() const { return getThread()[0]; }
     int64_t threadN() const { return getThread()[1]; }
-    int64_t threads() const { return (tileM() / threadM()) * (tileN() / threadN()); }
+    bool isCoopMat() const { return getKind() == MatmulKind::coopmat; }
+    // coopmat: subgroup size and vector width (`thread`), fragments per subgroup.
+    int64_t subgroupSize() const { return getThread()[0]; }
+    int64_t vectorWidth() const { return getThread()[1]; }
+    int64_t fragmentsM() const { return tileM() / (getSubgroups()[0] * getMma()[0]); }
+    int64_t fragmentsN() const { return tileN() / (getSubgroups()[1] * getMma()[1]); }
+    int64_t threads() const {
+      return isCoopMat() ? getSubgroups()[0] * getSubgroups()[1] * subgroupSize()
+                         : (tileM() / threadM()) * (tileN() / threadN());
+    }
   }];
 }
 

@@ -123,7 +123,8 @@ def TesseraLowerToKernels : Pass<"tessera-lower-to-kernels", "ModuleOp"> {
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::scf::SCFDialect",
                            "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect",
-                           "::mlir::math::MathDialect", "::mlir::spirv::SPIRVDialect"];
+                           "::mlir::math::MathDialect", "::mlir::vector::VectorDialect",
+                           "::mlir::spirv::SPIRVDialect"];
 }
 
 def TesseraKernelsToSPIRV : Pass<"tessera-kernels-to-spirv", "ModuleOp"> {

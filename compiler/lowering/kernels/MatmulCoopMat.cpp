@@ -1,0 +1,427 @@
+// MatmulCoopMat.cpp - matmuls on cooperative matrices (tensor cores), for
+// configs of kind = coopmat (VK_KHR_cooperative_matrix through MLIR's
+// gpu.subgroup_mma_* ops).
+//
+// A workgroup computes a tile_m x tile_n tile of C with sm x sn subgroups;
+// subgroup (i, j) owns fm x fn accumulator fragments of mma_m x mma_n f32
+// (fm = tile_m / (sm * mma_m), fn likewise). K is walked tile_k at a time:
+// the workgroup stages the A tile and the B tile in shared memory as f16,
+// each in the orientation it has in memory (rows padded by 8 halves against
+// bank conflicts), and every subgroup loads its A and B fragments from there
+// (column-major loads for the transposed operands) and multiplies them.
+// The staging is double-buffered: the global loads of tile k+1 are issued
+// into registers before the fragments of tile k are multiplied, and written
+// to the other buffer after, so one barrier per K tile suffices.
+//
+// Global loads are vectors of up to `vector width` elements along each
+// operand's contiguous dimension when that dimension (and hence every tile
+// offset) is a multiple of the width, else scalars. Operands are converted
+// to the config's operand type on the way into shared memory (the selection
+// only picks coopmat for operands already of that type, so this is exact);
+// the products accumulate in f32. With bf16 operands the kernel is written
+// with f16 types that hold bf16 bits (shared memory and fragments are only
+// loaded, stored and multiplied, never computed with), and
+// tessera-kernels-to-spirv retypes the binary's f16 as bf16
+// (lowering/SpirvBf16.cpp).
+//
+// Epilogue: a fragment inside the matrix is converted to C's type (f32, or
+// the kernel's half type) and stored cooperatively; a fragment on an edge of
+// C (or a C of another type) goes through a scratch fragment in shared memory
+// from which the subgroup's lanes write the elements inside the matrix.
+#include "compiler/lowering/SpirvBf16.h"
+#include "compiler/lowering/kernels/Kernels.h"
+
+#include "mlir/Dialect/SPIRV/IR/SPIRVOps.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::tessera;
+
+namespace tessera::lowering {
+namespace {
+
+constexpr int64_t kPad = 8; // halves of padding per shared row
+
+// Largest power of two <= want that divides `extent` (the operand's
+// contiguous dimension) and `tileExtent`, and fits 16 bytes.
+int64_t vectorWidthFor(int64_t want, int64_t extent, int64_t tileExtent, Type storage) {
+  int64_t bytes = storage.getIntOrFloatBitWidth() / 8;
+  int64_t v = std::min<int64_t>(want, 16 / bytes);
+  while (v > 1 && (extent % v || tileExtent % v))
+    v /= 2;
+  return std::max<int64_t>(v, 1);
+}
+
+// The binding of an operand read `width` elements at a time. Vulkan's SPIR-V
+// vectors have at most 4 components, so 8 halves are read as 4 x i32.
+MemRefType vectorMemRef(ShapedType tensor, int64_t width) {
+  MemRefType flat = flatMemRefType(tensor);
+  if (width == 1)
+    return flat;
+  Type elem = flat.getElementType();
+  if (width == 8)
+    return MemRefType::get({flat.getNumElements() / 8}, VectorType::get({4}, IntegerType::get(elem.getContext(), 32)));
+  return MemRefType::get({flat.getNumElements() / width}, VectorType::get({width}, elem));
+}
+
+// One operand's staging: a tile of `rows` x `cols` elements in its memory
+// orientation (cols contiguous), loaded with vectors of `width`.
+struct Stage {
+  int64_t rows = 0, cols = 0, ld = 0; // ld: global row stride (elements)
+  int64_t width = 1;
+  int64_t rowsTotal = 0, colsTotal = 0; // the matrix, for bounds
+  int64_t sharedLd = 0, sharedSize = 0;
+  int64_t vectorsPerThread = 0;
+};
+
+} // namespace
+
+FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, MatmulConfigAttr config) {
+  auto lhsT = cast<ShapedType>(op.getLhs().getType());
+  auto rhsT = cast<ShapedType>(op.getRhs().getType());
+  auto outT = cast<ShapedType>(op.getResult().getType());
+  ArrayRef<int64_t> l = lhsT.getShape(), r = rhsT.getShape(), o = outT.getShape();
+  const bool tl = op.getTransposeLhs(), tr = op.getTransposeRhs();
+  MatmulProblem problem = matmulProblem(op);
+  const int64_t M = problem.m, K = problem.k, N = problem.n, batch = problem.batch;
+  OpLowering lowering;
+  if (numElements(o) == 0)
+    return lowering;
+
+  SmallVector<DimMap> aMap, bMap;
+  if (!problem.foldedBatch) {
+    aMap = broadcastIndexMap(o.drop_back(2), l.drop_back(2));
+    bMap = broadcastIndexMap(o.drop_back(2), r.drop_back(2));
+    for (DimMap &d : aMap)
+      d.inStride *= M * K;
+    for (DimMap &d : bMap)
+      d.inStride *= K * N;
+  }
+
+  const int64_t TM = config.tileM(), TN = config.tileN(), TK = config.tileK();
+  const int64_t MM = config.getMma()[0], MN = config.getMma()[1], MK = config.getMma()[2];
+  const int64_t SGM = config.getSubgroups()[0], SGN = config.getSubgroups()[1];
+  const int64_t FM = config.fragmentsM(), FN = config.fragmentsN();
+  const int64_t SG = config.subgroupSize(), NT = SGM * SGN * SG;
+  const int64_t maxG = ctx.maxWorkgroupCount;
+  const int64_t tilesM = ceilDiv(M, TM), tilesN = ceilDiv(N, TN), tilesK = ceilDiv(K, TK);
+  // Split-K (unbatched products with a long K, e.g. the loss gradient against
+  // a tied embedding): S workgroups per tile, each over kPer K tiles, writing
+  // f32 partial tiles that splitKSum adds.
+  int64_t S = 1, kPer = tilesK;
+  if (config.getSplitK() > 1 && batch == 1 && tilesK > 1) {
+    S = std::min({config.getSplitK(), tilesK, maxG});
+    kPer = ceilDiv(tilesK, S);
+    S = ceilDiv(tilesK, kPer); // every split gets at least one K tile
+  }
+
+  Type storageA = storageElementType(lhsT.getElementType());
+  Type storageB = storageElementType(rhsT.getElementType());
+
+  // A: [M, K] (tl: [K, M]); B: [K, N] (tr: [N, K]); tiles in memory orientation.
+  Stage a, b;
+  a.rows = tl ? TK : TM, a.cols = tl ? TM : TK, a.ld = tl ? M : K;
+  a.rowsTotal = tl ? K : M, a.colsTotal = tl ? M : K;
+  b.rows = tr ? TN : TK, b.cols = tr ? TK : TN, b.ld = tr ? K : N;
+  b.rowsTotal = tr ? N : K, b.colsTotal = tr ? K : N;
+  for (Stage *s : {&a, &b}) {
+    Type st = s == &a ? storageA : storageB;
+    s->width = vectorWidthFor(config.vectorWidth(), s->ld, s->cols, st);
+    s->sharedLd = s->cols + kPad;
+    s->sharedSize = s->rows * s->sharedLd;
+    int64_t vectors = s->rows * s->cols / s->width;
+    s->vectorsPerThread = ceilDiv(vectors, NT);
+  }
+  const bool wholeTiles = M % TM == 0 && N % TN == 0;
+  const ShapedType resultT = outT;
+  MemRefType partialsT = MemRefType::get({S * M * N}, Float32Type::get(op.getContext()));
+  if (S > 1)
+    outT = RankedTensorType::get({S * M * N}, Float32Type::get(op.getContext()));
+  Type storageC = storageElementType(outT.getElementType());
+  // C in the kernel's half type is bound as f16 (bf16 bits in a bf16 kernel,
+  // retyped with the rest), so fragments convert and store cooperatively.
+  const bool cHalf = config.getOperands().isBF16() ? outT.getElementType().isBF16() : outT.getElementType().isF16();
+
+  std::string key = opKey(op) + " coopmat";
+  MemRefType cMem = flatMemRefType(outT);
+  if (cHalf)
+    cMem = MemRefType::get(cMem.getShape(), Float16Type::get(op.getContext()));
+  SmallVector<Type> args = {vectorMemRef(lhsT, a.width), vectorMemRef(rhsT, b.width), cMem};
+  const int64_t gx = std::min(tilesN, maxG), gy = std::min(tilesM, maxG),
+                gz = S > 1 ? S : std::max<int64_t>(1, std::min(batch, maxG));
+
+  KernelHandle k = ctx.getOrCreate("matmul_coopmat", key, args, {NT, 1, 1}, [&](KernelBuilder &kb) {
+    ImplicitLocOpBuilder &bb = kb.b;
+    Type f16 = bb.getF16Type(), f32 = bb.getF32Type();
+    Value A = kb.arg(0), B = kb.arg(1), C = kb.arg(2);
+    Value As = kb.sharedArray(2 * a.sharedSize, f16);
+    Value Bs = kb.sharedArray(2 * b.sharedSize, f16);
+    Value scratch = wholeTiles && (cHalf || storageC.isF32()) ? Value() : kb.sharedArray(SGM * SGN * MM * MN, f32);
+    // One f32 into C at `at`: a bf16 kernel's C holds bf16 bits in f16.
+    auto storeC = [&](Value v, Value at) {
+      if (cHalf && config.getOperands().isBF16())
+        bb.create<memref::StoreOp>(bb.create<arith::BitcastOp>(f16, kb.f32ToBf16(v)), C, ValueRange{at});
+      else
+        kb.store(v, C, at);
+    };
+    // Only the subgroup's lanes share its scratch fragment.
+    auto subgroupBarrier = [&] {
+      bb.create<spirv::ControlBarrierOp>(spirv::Scope::Subgroup, spirv::Scope::Subgroup,
+                                         spirv::MemorySemantics::AcquireRelease |
+                                             spirv::MemorySemantics::WorkgroupMemory);
+    };
+    Value tid = kb.threadId();
+    Value sg = bb.create<gpu::SubgroupIdOp>(/*upperBound=*/nullptr);
+    Value lane = bb.create<gpu::LaneIdOp>(/*upperBound=*/nullptr);
+    Value sgm = kb.udiv(sg, kb.idx(SGN)), sgn = kb.urem(sg, kb.idx(SGN));
+    auto aType = gpu::MMAMatrixType::get({MM, MK}, f16, "AOp");
+    auto bType = gpu::MMAMatrixType::get({MK, MN}, f16, "BOp");
+    auto cType = gpu::MMAMatrixType::get({MM, MN}, f32, "COp");
+
+    const bool bf16 = config.getOperands().isBF16();
+    if (bf16)
+      kb.gpuModule->setAttr(kBf16AsF16Attr, bb.getUnitAttr());
+    // One stored element (f32, f16, or bf16 as i16) as the shared-memory
+    // element: f16, or bf16 bits in an f16.
+    auto toShared = [&](Value x) -> Value {
+      Type t = x.getType();
+      if (bf16) {
+        Value bits = t.isInteger(16) ? x : kb.f32ToBf16(t.isF16() ? bb.create<arith::ExtFOp>(f32, x).getResult() : x);
+        return bb.create<arith::BitcastOp>(f16, bits);
+      }
+      if (t.isF16())
+        return x;
+      Value v = t.isInteger(16) ? kb.bf16ToF32(x) : x;
+      Value lim = kb.f32(65504.0);
+      v = bb.create<arith::MinimumFOp>(bb.create<arith::MaximumFOp>(v, bb.create<arith::NegFOp>(lim)), lim);
+      return bb.create<arith::TruncFOp>(f16, v);
+    };
+    Value zeroShared = bb.create<arith::ConstantOp>(bb.getF16FloatAttr(0.0)); // +0 in f16 and bf16
+
+    // The vectors of one stage a thread loads, as shared elements (zero
+    // outside the matrix).
+    auto loadStage = [&](const Stage &s, Value mem, Value base, Value row0, Value col0) {
+      SmallVector<Value> values;
+      Type storage = cast<MemRefType>(mem.getType()).getElementType();
+      int64_t vecCols = s.cols / s.width;
+      for (int64_t j = 0; j < s.vectorsPerThread; ++j) {
+        Value v = kb.addi(tid, j * NT);
+        Value row = kb.udiv(v, kb.idx(vecCols)), vc = kb.urem(v, kb.idx(vecCols));
+        Value grow = kb.add(row0, row), gcol = kb.add(col0, kb.muli(vc, s.width));
+        Value inside = kb.andi(kb.ulti(grow, s.rowsTotal), kb.ulti(gcol, s.colsTotal));
+        if (s.rows * s.cols / s.width % NT)
+          inside = kb.andi(inside, kb.ulti(v, s.rows * vecCols));
+        Value at = kb.add(base, kb.add(kb.muli(grow, s.ld), gcol)); // in elements
+        SmallVector<Type> types(s.width, f16);
+        auto ifOp = bb.create<scf::IfOp>(types, inside, true, true);
+        {
+          OpBuilder::InsertionGuard g(bb);
+          bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
+          SmallVector<Value> lanes;
+          if (s.width == 1) {
+            lanes.push_back(toShared(bb.create<memref::LoadOp>(mem, ValueRange{at})));
+          } else {
+            Value vec = bb.create<memref::LoadOp>(mem, ValueRange{kb.udiv(at, kb.idx(s.width))});
+            if (s.width == 8) {
+              // Pairs of halves in i32 words, the lower address in the low bits.
+              bool isF16 = (&s == &a ? storageA : storageB).isF16();
+              for (int64_t e = 0; e < 4; ++e) {
+                Value word = bb.create<vector::ExtractOp>(vec, ArrayRef<int64_t>{e});
+                for (int half = 0; half < 2; ++half) {
+                  Value bits = half ? bb.create<arith::ShRUIOp>(word, kb.i32(16)).getResult() : word;
+                  Value h = bb.create<arith::TruncIOp>(bb.getIntegerType(16), bits);
+                  lanes.push_back(toShared(isF16 ? bb.create<arith::BitcastOp>(f16, h).getResult() : h));
+                }
+              }
+            } else {
+              for (int64_t e = 0; e < s.width; ++e)
+                lanes.push_back(toShared(bb.create<vector::ExtractOp>(vec, ArrayRef<int64_t>{e})));
+            }
+          }
+          bb.create<scf::YieldOp>(lanes);
+          bb.setInsertionPointToStart(&ifOp.getElseRegion().front());
+          bb.create<scf::YieldOp>(SmallVector<Value>(s.width, zeroShared));
+        }
+        values.append(ifOp.getResults().begin(), ifOp.getResults().end());
+      }
+      return values;
+    };
+    auto storeStage = [&](const Stage &s, Value shared, Value buffer, ArrayRef<Value> values) {
+      int64_t vecCols = s.cols / s.width;
+      Value base = kb.muli(buffer, s.sharedSize);
+      for (int64_t j = 0; j < s.vectorsPerThread; ++j) {
+        Value v = kb.addi(tid, j * NT);
+        auto body = [&] {
+          Value row = kb.udiv(v, kb.idx(vecCols)), vc = kb.urem(v, kb.idx(vecCols));
+          Value at = kb.add(base, kb.add(kb.muli(row, s.sharedLd), kb.muli(vc, s.width)));
+          for (int64_t e = 0; e < s.width; ++e)
+            bb.create<memref::StoreOp>(values[j * s.width + e], shared, ValueRange{kb.addi(at, e)});
+        };
+        if (s.rows * s.cols / s.width % NT)
+          kb.ifThen(kb.ulti(v, s.rows * vecCols), body);
+        else
+          body();
+      }
+    };
+
+    groupLoop(kb, S > 1 ? S : batch, gz, kb.blockId(gpu::Dimension::z), [&](Value zIdx) {
+      Value bIdx = S > 1 ? kb.idx(0) : zIdx;
+      Value aBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, aMap, batch);
+      Value bBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, bMap, batch);
+      Value cBase = S > 1 ? kb.muli(zIdx, M * N) : batch == 1 ? kb.idx(0) : kb.muli(bIdx, M * N);
+      Value ktBegin = kb.idx(0), ktEnd = kb.idx(tilesK);
+      if (S > 1) {
+        ktBegin = kb.muli(zIdx, kPer);
+        ktEnd = kb.b.create<arith::MinUIOp>(kb.addi(ktBegin, kPer), kb.idx(tilesK));
+      }
+      groupLoop(kb, tilesM, gy, kb.blockId(gpu::Dimension::y), [&](Value tm) {
+        Value m0 = kb.muli(tm, TM);
+        groupLoop(kb, tilesN, gx, kb.blockId(gpu::Dimension::x), [&](Value tn) {
+          Value n0 = kb.muli(tn, TN);
+          // Tile kt of A / B: (row0, col0) in memory orientation.
+          auto aOrigin = [&](Value k0) { return tl ? std::pair{k0, m0} : std::pair{m0, k0}; };
+          auto bOrigin = [&](Value k0) { return tr ? std::pair{n0, k0} : std::pair{k0, n0}; };
+          auto loadTiles = [&](Value kt) {
+            Value k0 = kb.muli(kt, TK);
+            auto [ar, ac] = aOrigin(k0);
+            auto [br, bc] = bOrigin(k0);
+            SmallVector<Value> av = loadStage(a, A, aBase, ar, ac);
+            SmallVector<Value> bv = loadStage(b, B, bBase, br, bc);
+            return std::pair{av, bv};
+          };
+          {
+            auto [av, bv] = loadTiles(ktBegin);
+            storeStage(a, As, kb.idx(0), av);
+            storeStage(b, Bs, kb.idx(0), bv);
+          }
+          kb.barrier();
+
+          Value zeroC = bb.create<gpu::SubgroupMmaConstantMatrixOp>(cType, kb.f32(0.0));
+          SmallVector<Value> init(FM * FN, zeroC);
+          SmallVector<Value> acc = kb.forLoopIter(
+              ktBegin, ktEnd, kb.idx(1), init, [&](Value kt, ValueRange accIn) -> SmallVector<Value> {
+                // Buffers alternate by position in this workgroup's K range.
+                Value buffer = kb.urem(kb.sub(kt, ktBegin), kb.idx(2));
+                Value next = kb.addi(kt, 1);
+                Value more = kb.ult(next, ktEnd);
+                // Prefetch tile kt + 1 into registers.
+                SmallVector<Value> prefetched;
+                if (tilesK > 1) {
+                  SmallVector<Type> types(a.vectorsPerThread * a.width + b.vectorsPerThread * b.width, f16);
+                  auto ifOp = bb.create<scf::IfOp>(types, more, true, true);
+                  OpBuilder::InsertionGuard g(bb);
+                  bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
+                  auto [av, bv] = loadTiles(next);
+                  av.append(bv.begin(), bv.end());
+                  bb.create<scf::YieldOp>(av);
+                  bb.setInsertionPointToStart(&ifOp.getElseRegion().front());
+                  bb.create<scf::YieldOp>(SmallVector<Value>(types.size(), zeroShared));
+                  prefetched.assign(ifOp.getResults().begin(), ifOp.getResults().end());
+                }
+                // Multiply the fragments of tile kt.
+                SmallVector<Value> out(accIn.begin(), accIn.end());
+                Value aBuf = kb.muli(buffer, a.sharedSize), bBuf = kb.muli(buffer, b.sharedSize);
+                for (int64_t ks = 0; ks < TK / MK; ++ks) {
+                  SmallVector<Value> af, bf;
+                  for (int64_t i = 0; i < FM; ++i) {
+                    Value row = kb.muli(kb.addi(kb.muli(sgm, FM), i), MM); // m within the tile
+                    Value at = tl ? kb.add(aBuf, kb.add(kb.idx(ks * MK * a.sharedLd), row))
+                                  : kb.add(aBuf, kb.addi(kb.muli(row, a.sharedLd), ks * MK));
+                    auto load = bb.create<gpu::SubgroupMmaLoadMatrixOp>(aType, As, ValueRange{at},
+                                                                        bb.getIndexAttr(a.sharedLd),
+                                                                        tl ? bb.getUnitAttr() : UnitAttr());
+                    af.push_back(load);
+                  }
+                  for (int64_t j = 0; j < FN; ++j) {
+                    Value col = kb.muli(kb.addi(kb.muli(sgn, FN), j), MN); // n within the tile
+                    Value at = tr ? kb.add(bBuf, kb.addi(kb.muli(col, b.sharedLd), ks * MK))
+                                  : kb.add(bBuf, kb.add(kb.idx(ks * MK * b.sharedLd), col));
+                    auto load = bb.create<gpu::SubgroupMmaLoadMatrixOp>(bType, Bs, ValueRange{at},
+                                                                        bb.getIndexAttr(b.sharedLd),
+                                                                        tr ? bb.getUnitAttr() : UnitAttr());
+                    bf.push_back(load);
+                  }
+                  for (int64_t i = 0; i < FM; ++i)
+                    for (int64_t j = 0; j < FN; ++j)
+                      out[i * FN + j] = bb.create<gpu::SubgroupMmaComputeOp>(cType, af[i], bf[j], out[i * FN + j],
+                                                                              UnitAttr(), UnitAttr());
+                }
+                // Write tile kt + 1 into the other buffer.
+                if (tilesK > 1)
+                  kb.ifThen(more, [&] {
+                    Value other = kb.urem(kb.sub(next, ktBegin), kb.idx(2));
+                    ArrayRef<Value> all(prefetched);
+                    storeStage(a, As, other, all.take_front(a.vectorsPerThread * a.width));
+                    storeStage(b, Bs, other, all.drop_front(a.vectorsPerThread * a.width));
+                  });
+                kb.barrier();
+                return out;
+              });
+
+          // Epilogue: each fragment in C's type, stored cooperatively when it
+          // lies inside the matrix; an edge fragment goes through the
+          // subgroup's scratch fragment, its lanes writing the elements inside
+          // (a uniform branch per subgroup: subgroup barriers only).
+          for (int64_t i = 0; i < FM; ++i)
+            for (int64_t j = 0; j < FN; ++j) {
+              Value frag = acc[i * FN + j];
+              Value row0 = kb.add(m0, kb.muli(kb.addi(kb.muli(sgm, FM), i), MM));
+              Value col0 = kb.add(n0, kb.muli(kb.addi(kb.muli(sgn, FN), j), MN));
+              auto whole = [&] {
+                Value out = frag;
+                if (cHalf) // f32 -> C's half type (spirv.FConvert on the fragment)
+                  out = bb.create<gpu::SubgroupMmaElementwiseOp>(
+                      gpu::MMAMatrixType::get({MM, MN}, f16, "COp"), ValueRange{frag}, gpu::MMAElementwiseOp::EXTF);
+                Value at = kb.add(cBase, kb.add(kb.muli(row0, N), col0));
+                bb.create<gpu::SubgroupMmaStoreMatrixOp>(out, C, ValueRange{at}, bb.getIndexAttr(N), UnitAttr());
+              };
+              if (wholeTiles && (cHalf || storageC.isF32())) {
+                whole();
+                continue;
+              }
+              auto edge = [&] {
+                Value mine = kb.muli(sg, MM * MN);
+                bb.create<gpu::SubgroupMmaStoreMatrixOp>(frag, scratch, ValueRange{mine}, bb.getIndexAttr(MN),
+                                                         UnitAttr());
+                subgroupBarrier();
+                kb.forLoop(lane, kb.idx(MM * MN), kb.idx(SG), [&](Value e) {
+                  Value rr = kb.udiv(e, kb.idx(MN)), cc = kb.urem(e, kb.idx(MN));
+                  Value gr = kb.add(row0, rr), gc = kb.add(col0, cc);
+                  kb.ifThen(kb.andi(kb.ulti(gr, M), kb.ulti(gc, N)), [&] {
+                    storeC(kb.load(scratch, kb.add(mine, e)), kb.add(cBase, kb.add(kb.muli(gr, N), gc)));
+                  });
+                });
+                subgroupBarrier();
+              };
+              if (!(cHalf || storageC.isF32())) {
+                edge();
+                continue;
+              }
+              Value inside = kb.andi(kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ule, kb.addi(row0, MM), kb.idx(M)),
+                                     kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ule, kb.addi(col0, MN), kb.idx(N)));
+              auto ifOp = bb.create<scf::IfOp>(TypeRange{}, inside, true, true);
+              OpBuilder::InsertionGuard g(bb);
+              bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
+              whole();
+              bb.create<scf::YieldOp>();
+              bb.setInsertionPointToStart(&ifOp.getElseRegion().front());
+              edge();
+              bb.create<scf::YieldOp>();
+            }
+        });
+      });
+    });
+    return std::array<int64_t, 3>{gx, gy, gz};
+  });
+  if (S == 1) {
+    lowering.steps.push_back({k, {0, 1, 2}});
+    return lowering;
+  }
+  // Slots: 0 lhs, 1 rhs, 2 result, 3 partials.
+  lowering.scratch.push_back({partialsT, "partials"});
+  lowering.steps.push_back({k, {0, 1, 3}});
+  lowering.steps.push_back({splitKSum(ctx, S, M * N, resultT), {3, 2}});
+  return lowering;
+}
+
+} // namespace tessera::lowering
