@@ -50,7 +50,10 @@ def Tessera_MatmulConfigAttr : Tessera_Attr<"MatmulConfig", "matmul_config"> {
                         ArrayRefParameter<"int64_t">:$tile,
                         ArrayRefParameter<"int64_t">:$thread,
                         "int64_t":$split_k);
-  let assemblyFormat = "`<` struct(params) `>`";
+  // The arrays in brackets: struct(params) prints them as bare comma lists,
+  // which its parser cannot tell from the next parameter.
+  let assemblyFormat = "`<` `variant` `=` $variant `,` `kind` `=` $kind `,` `tile` `=` `[` $tile `]` `,` "
+                       "`thread` `=` `[` $thread `]` `,` `split_k` `=` $split_k `>`";
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
     int64_t tileM() const { return getTile()[0]; }
