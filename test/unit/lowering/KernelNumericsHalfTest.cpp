@@ -280,6 +280,33 @@ TEST(HalfStores, StoreRounding) {
   }
 }
 
+// Every 16-bit pattern, loaded and widened to f32 (a T -> f32 cast): exact,
+// subnormals, infinities and NaNs included.
+TEST(HalfStores, LoadsAreExact) {
+  const std::vector<int64_t> shape = {65536};
+  std::string body = param("h", shape, "f16") + param("b", shape, "bf16") + "    %r_h = tessera.cast %h : " +
+                     tensorType(shape, "f16") + " -> " + tensorType(shape) + " loc(\"r_h\")\n" +
+                     "    %r_b = tessera.cast %b : " + tensorType(shape, "bf16") + " -> " + tensorType(shape) +
+                     " loc(\"r_b\")\n";
+  GpuRun r(lossModule(body, {{"%r_h", shape, "f32"}, {"%r_b", shape, "f32"}}), kProfileDir + "/lavapipe.json");
+  std::vector<uint16_t> all(65536);
+  for (uint32_t i = 0; i < 65536; ++i)
+    all[i] = uint16_t(i);
+  r.setBits("h", all);
+  r.setBits("b", all);
+  r.run();
+  std::vector<float> h = r.get("r_h"), b = r.get("r_b");
+  int bad = 0;
+  for (uint32_t i = 0; i < 65536; ++i) {
+    for (const Half *t : {&kF16, &kBF16}) {
+      double want = t->decode(uint16_t(i)), got = t->f16() ? h[i] : b[i];
+      bool same = std::isnan(want) ? std::isnan(got) : (got == want && std::signbit(got) == std::signbit(want));
+      if (!same && bad++ < 10)
+        ADD_FAILURE() << t->name << " bits 0x" << std::hex << i << std::dec << ": loaded as " << got << ", is " << want;
+    }
+  }
+}
+
 // ---------------------------------------------------------------- elementwise
 
 TEST_P(HalfNumerics, Unary) {
