@@ -84,6 +84,7 @@ struct Val {
   std::string paramName;                    // name the runtime reads it by
   mlir::Value v;                            // the IR value (dynamic, or a materialised constant)
   std::shared_ptr<Val> nanTestOf;           // IsNaN of this computed value (only a Where guard may use it)
+  std::string integerWeight;                // "'name' [dims] UINT8": the integer weight-like initializer it folds from
 };
 using ValP = std::shared_ptr<Val>;
 
@@ -437,9 +438,11 @@ ValP Importer::tensorVal(const onnx::TensorProto &t, const std::string &name) {
   int64_t nonUnit = 0;
   for (int64_t d : r->shape)
     nonUnit += d > 1;
-  r->heavy = r->dt == DType::F32 &&
-             (numElements(r->shape) > 1024 || nonUnit >= 2 || endsWith(name, ".weight") ||
-              endsWith(name, ".bias"));
+  bool weightLike = numElements(r->shape) > 1024 || nonUnit >= 2 || endsWith(name, ".weight") ||
+                    endsWith(name, ".bias");
+  r->heavy = r->dt == DType::F32 && weightLike;
+  if (r->dt == DType::I64 && weightLike)
+    r->integerWeight = "'" + name + "' " + shapeStr(r->shape) + " of " + onnxTypeName(t.data_type());
   return r;
 }
 
@@ -592,6 +595,14 @@ mlir::Value Importer::materialize(Val &v) {
 mlir::Value Importer::asFloat(const ValP &v, const std::string &what) {
   if (v->dt == DType::F32)
     return materialize(*v);
+  // An integer (e.g. quantized) weight where a float operand is expected:
+  // converting it would silently bake its raw codes into the plan.
+  if (!v->integerWeight.empty()) {
+    nodeFail("initializer " + v->integerWeight +
+             " is used as a float operand: weights must be FLOAT, FLOAT16, BFLOAT16 or DOUBLE "
+             "(quantized weights are not supported)");
+    return {};
+  }
   if (v->isConst) {
     if (!dataOf(*v, what))
       return {};
@@ -1001,10 +1012,16 @@ bool Importer::importNode(int idx) {
       if (r == FoldResult::Error)
         return nodeFail(err);
       if (r == FoldResult::Folded) {
+        std::string integerWeight;
+        for (const ValP &v : in)
+          if (v && !v->integerWeight.empty())
+            integerWeight = v->integerWeight;
         for (Tensor &t : res) {
           if (t.numel() > kMaxFoldElements)
             return nodeFail("folded constant " + shapeStr(t.shape) + " is too large");
           out.push_back(constVal(std::move(t)));
+          if (out.back()->dt == DType::I64) // an explicit Cast to float drops it
+            out.back()->integerWeight = integerWeight;
         }
       }
     }

@@ -85,6 +85,20 @@ const char *kDefaultTargetEnv =
     "GroupNonUniformBallot, GroupNonUniformShuffle], [SPV_KHR_storage_buffer_storage_class]>, "
     "api=Vulkan, #spirv.resource_limits<>>";
 
+// A kernel whose buffers hold 16-bit elements (f16, bf16 as i16) needs
+// StorageBuffer16BitAccess in the target environment.
+LogicalResult checkNarrowStorage(gpu::GPUModuleOp gm, spirv::TargetEnvAttr env) {
+  if (spirv::TargetEnv(env).allows(spirv::Capability::StorageBuffer16BitAccess))
+    return success();
+  for (auto f : gm.getOps<gpu::GPUFuncOp>())
+    for (Type t : f.getArgumentTypes())
+      if (auto m = dyn_cast<MemRefType>(t); m && m.getElementType().getIntOrFloatBitWidth() == 16)
+        return mlir::emitError(f.getLoc(), "kernel ")
+               << gm.getName() << " reads or writes 16-bit (f16/bf16) buffers, but the SPIR-V target has no "
+               << "StorageBuffer16BitAccess: use a device profile whose device.features has storage16, or fp32";
+  return success();
+}
+
 struct TesseraKernelsToSPIRVPass : impl::TesseraKernelsToSPIRVBase<TesseraKernelsToSPIRVPass> {
   using TesseraKernelsToSPIRVBase::TesseraKernelsToSPIRVBase;
 
@@ -110,9 +124,15 @@ struct TesseraKernelsToSPIRVPass : impl::TesseraKernelsToSPIRVBase<TesseraKernel
       spirv::convertMemRefTypesAndAttrs(gm, spaces);
 
       spirv::TargetEnvAttr targetAttr = spirv::lookupTargetEnvOrDefault(gm);
+      // f16/bf16 buffers need 16-bit storage access: without it the type
+      // converter would widen them to 32-bit words the plan's 2-byte buffers
+      // do not hold (garbage reads past the end), so refuse instead.
+      if (failed(checkNarrowStorage(gm, targetAttr)))
+        return signalPassFailure();
       std::unique_ptr<ConversionTarget> target = SPIRVConversionTarget::get(targetAttr);
       SPIRVConversionOptions options;
       options.use64bitIndex = false;
+      options.emulateLT32BitScalarTypes = false;
       SPIRVTypeConverter typeConverter(targetAttr, options);
       RewritePatternSet patterns(ctx);
       ScfToSPIRVContext scfContext;

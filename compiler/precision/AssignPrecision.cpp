@@ -24,7 +24,8 @@
 //   data movement                    its input's type
 //
 // N, the values that must stay f32: the float operands of reduce, softmax,
-// cross_entropy(_grad) and adamw_update (LoRA gradients), and, through
+// cross_entropy(_grad) and adamw_update (LoRA gradients), the LoRA gradients
+// @loss_grad returns (results with tessera.grad_of), and, through
 // chains of single-use elementwise or data-movement ops, what only feeds
 // them (the attention scores before the mask and the softmax, the logits
 // chunks of the loss). A value with other uses stays in its own precision.
@@ -101,6 +102,10 @@ private:
         if (isFloatTensor(v) && needsF32.insert(v).second)
           work.push_back(v);
     });
+    auto ret = cast<func::ReturnOp>(f.getBody().front().getTerminator());
+    for (auto [i, v] : llvm::enumerate(ret.getOperands()))
+      if (f.getResultAttr(i, "tessera.grad_of") && isFloatTensor(v) && needsF32.insert(v).second)
+        work.push_back(v);
     while (!work.empty()) {
       Value v = work.pop_back_val();
       Operation *def = v.getDefiningOp();

@@ -459,7 +459,8 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
   uint32_t version = getU32(bytes.data() + 8);
   if (version != kFormatVersion)
     r.fail("plan format version " + std::to_string(version) + ", this runtime reads version " +
-           std::to_string(kFormatVersion) + ": recompile the plan");
+           std::to_string(kFormatVersion) + ": recompile the plan with this version (tessera compile)" +
+           (version > kFormatVersion ? " or use the newer runtime that wrote it" : ""));
   uint32_t flags = getU32(bytes.data() + 12);
   if (flags != 0) r.fail("header flags = " + std::to_string(flags) + ", this runtime knows none");
   uint64_t manifestBytes = getU64(bytes.data() + 16);

@@ -333,14 +333,23 @@ private:
     // Everything starts at zero: optimizer state, gradients, LoRA B, activations.
     for (size_t i = 0; i < plan_.buffers.size(); ++i)
       if (plan_.buffers[i].alias_of < 0) std::memset(exec_->data(i), 0, plan_.buffers[i].bytes);
+    size_t saturatedWeights = 0;
     for (size_t i = 0; i < plan_.buffers.size(); ++i) {
       const plan::Buffer &b = plan_.buffers[i];
       if (b.alias_of >= 0) continue;
-      if (b.kind == BufferKind::Weight)
-        weights_->loadInto(b.name, b.shape, weightStorage(b.dtype), exec_->data(i));
-      else if (b.kind == BufferKind::Constant)
+      if (b.kind == BufferKind::Weight) {
+        weights::OnnxWeights::Conversion c = weights_->loadInto(b.name, b.shape, weightStorage(b.dtype), exec_->data(i));
+        // A half plan cannot hold them: say so (the run goes on with +-65504).
+        if (c.saturated && saturatedWeights++ < 5)
+          std::fprintf(stderr, "warning: weight '%s': %llu values beyond the f16 range (largest |value| %g) are saturated to +-65504\n",
+                       b.name.c_str(), (unsigned long long)c.saturated, double(c.largest));
+      } else if (b.kind == BufferKind::Constant) {
         std::memcpy(exec_->data(i), plan_.blobs[size_t(b.init_blob)].data(), b.bytes);
+      }
     }
+    if (saturatedWeights > 5)
+      std::fprintf(stderr, "warning: %zu more weights have values beyond the f16 range, saturated to +-65504\n",
+                   saturatedWeights - 5);
     weights_.reset(); // unmap the model file
     if (!initA_.empty()) {
       for (size_t i = 0; i < plan_.adapters.size(); ++i) {

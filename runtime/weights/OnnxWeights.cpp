@@ -11,6 +11,8 @@
 
 #include "runtime/util/Half.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -23,10 +25,12 @@ enum WireType { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
 enum OnnxType : int32_t { kFloat = 1, kFloat16 = 10, kDouble = 11, kBFloat16 = 16 };
 
 const char *typeName(int32_t t) {
-  static const char *names[] = {"UNDEFINED", "FLOAT",  "UINT8",  "INT8",      "UINT16",    "INT16",
-                                "INT32",     "INT64",  "STRING", "BOOL",      "FLOAT16",   "DOUBLE",
-                                "UINT32",    "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16"};
-  return t >= 0 && t <= 16 ? names[t] : "UNKNOWN";
+  static const char *names[] = {"UNDEFINED",  "FLOAT",          "UINT8",        "INT8",           "UINT16",
+                                "INT16",      "INT32",          "INT64",        "STRING",         "BOOL",
+                                "FLOAT16",    "DOUBLE",         "UINT32",       "UINT64",         "COMPLEX64",
+                                "COMPLEX128", "BFLOAT16",       "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2",
+                                "FLOAT8E5M2FNUZ", "UINT4",      "INT4",         "FLOAT4E2M1"};
+  return t >= 0 && t < int32_t(sizeof(names) / sizeof(names[0])) ? names[t] : "UNKNOWN";
 }
 
 size_t elementBytes(int32_t t) {
@@ -260,8 +264,8 @@ void OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &
   loadInto(name, expectedShape, Storage::F32, dst);
 }
 
-void OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &expectedShape, Storage storage,
-                           void *dstBytes) const {
+OnnxWeights::Conversion OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &expectedShape,
+                                              Storage storage, void *dstBytes) const {
   auto it = index_.find(name);
   if (it == index_.end()) fail("initializer '" + name + "' not found");
   const Entry &e = it->second;
@@ -340,10 +344,17 @@ void OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &
   }
 
   // Element i of the destination, in its storage type.
+  Conversion report;
   auto storeAt = [&](uint64_t i, float v) {
     switch (storage) {
     case Storage::F32: static_cast<float *>(dstBytes)[i] = v; break;
-    case Storage::F16: static_cast<uint16_t *>(dstBytes)[i] = util::floatToHalfSaturating(v); break;
+    case Storage::F16:
+      if (std::fabs(v) > 65504.0f && std::isfinite(v)) {
+        ++report.saturated;
+        report.largest = std::max(report.largest, std::fabs(v));
+      }
+      static_cast<uint16_t *>(dstBytes)[i] = util::floatToHalfSaturating(v);
+      break;
     case Storage::BF16: static_cast<uint16_t *>(dstBytes)[i] = util::floatToBf16(v); break;
     }
   };
@@ -378,7 +389,7 @@ void OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &
         std::memcpy(dstBytes, raw, n * 2);
       else
         convert(raw, n, static_cast<float *>(dstBytes));
-      return;
+      return report;
     }
     // Through f32 in chunks (no full-size temporary).
     constexpr uint64_t kChunk = 1 << 16;
@@ -388,7 +399,7 @@ void OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &
       convert(raw + start * esize, c, tmp.data());
       for (uint64_t i = 0; i < c; ++i) storeAt(start + i, tmp[i]);
     }
-    return;
+    return report;
   }
 
   // Typed fields: FLOAT -> float_data (fixed32), DOUBLE -> double_data (fixed64),
@@ -428,6 +439,7 @@ void OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &
   for (uint64_t s : scalars) put(s);
   if (count != n)
     fail(what + " holds " + std::to_string(count) + " values, shape " + shapeText(e.dims) + " needs " + std::to_string(n));
+  return report;
 }
 
 } // namespace tessera::weights

@@ -44,8 +44,13 @@ public:
   // (f16: round to nearest even, saturating at +-65504; bf16: round to
   // nearest even), tensors already of that type are copied bit for bit.
   enum class Storage { F32, F16, BF16 };
-  void loadInto(const std::string &name, const std::vector<int64_t> &expectedShape, Storage storage,
-                void *dst) const;
+  // What a conversion to f16 changed beyond rounding.
+  struct Conversion {
+    uint64_t saturated = 0; // finite values beyond +-65504, stored as +-65504
+    float largest = 0;      // the largest |value| among them
+  };
+  Conversion loadInto(const std::string &name, const std::vector<int64_t> &expectedShape, Storage storage,
+                      void *dst) const;
 
   const std::string &path() const { return file_.path(); }
 

@@ -8,7 +8,13 @@ Train / eval: data that is not JSON (names the line), a token id outside the
 vocabulary (names the line), an empty data file, missing plan / weights /
 data / adapter, an adapter of the wrong rank, truncated weights, no Vulkan
 device, a plan file with a flipped byte or cut short.
+Half precision: --precision f16/bf16 with a profile without 16-bit storage
+(the built-in one) or an unknown precision; a weight of an integer or other
+unsupported type (UINT8, INT4, STRING: named with its type) at compile and
+in --weights at train; a device without the 16-bit features a plan needs
+(TESSERA_HIDE_FEATURES); a plan of format version 1.
 """
+import struct
 import os
 
 import numpy as np
@@ -178,6 +184,83 @@ class Errors(TempDirTest):
             self.train(plan=p)
         self.train(plan=self.write("short.tplan", bytes(raw[: len(raw) // 2])))
         self.train(plan=self.write("notaplan.tplan", b"hello\n"))
+
+    # ------------------------------------------------------------------ half precision
+
+    def bad_weight(self, kind, name="model.layers.0.self_attn.q_proj.weight"):
+        """The bundled model with one weight stored as UINT8 codes, INT4 or STRING."""
+        m = onnx.load(self.model)
+        t = next(t for t in m.graph.initializer if t.name == name)
+        n = int(np.prod(t.dims))
+        dims = list(t.dims)
+        if kind == "UINT8":
+            t.CopyFrom(numpy_helper.from_array(np.zeros(dims, np.uint8), name))
+        else:
+            t.Clear()
+            t.name = name
+            t.dims.extend(dims)
+            if kind == "INT4":
+                t.data_type, t.raw_data = 22, bytes((n + 1) // 2)  # ONNX 1.16's INT4
+            else:
+                t.data_type = onnx.TensorProto.STRING
+                t.string_data.extend([b"x"] * n)
+        d = self.path(f"weights-{kind}")
+        os.makedirs(d, exist_ok=True)
+        p = os.path.join(d, "model.onnx")
+        onnx.save(m, p)
+        return p
+
+    def test_precision_needs_16bit_storage(self):
+        for mode in ("f16", "bf16"):
+            self.expect_error("compile", self.model, "-o", self.path("h.tplan"), "--precision", mode,
+                              contains=(f"--precision {mode}", "storage16", "profile 'default'", "--precision fp32"))
+        self.expect_error("compile", self.model, "-o", self.path("h.tplan"), "--precision", "fp8",
+                          contains=("--precision", "'fp8'", "fp32, f16 or bf16"))
+        self.assertFalse(os.path.exists(self.path("h.tplan")))
+
+    def test_weight_of_unsupported_type(self):
+        name = "model.layers.0.self_attn.q_proj.weight"
+        for kind in ("UINT8", "INT4", "STRING"):
+            model = self.bad_weight(kind)
+            with self.subTest(kind=kind, at="compile"):
+                self.expect_error("compile", model, "-o", self.path("w.tplan"), contains=(f"'{name}'", kind))
+            with self.subTest(kind=kind, at="train"):
+                # A plan compiled from the good model, the weights from this one.
+                self.train(weights=model, contains=(f"initializer '{name}'", kind,
+                                                    "weights must be FLOAT, FLOAT16, BFLOAT16 or DOUBLE"))
+
+    def test_device_without_16bit_features(self):
+        lavapipe = os.path.join(common.ROOT, "autotune", "profiles", "lavapipe.json")
+        plans = {}
+        for mode in ("f16", "bf16"):
+            plans[mode] = self.path(f"{mode}.tplan")
+            tessera("compile", self.model, "-o", plans[mode], "--batch", 1, "--seq", 16, "--lora-rank", 2,
+                    "--lora-targets", "q_proj", "--profile", lavapipe, "--precision", mode)
+        # What each plan needs (its features) against what the device seems to lack.
+        for mode, hidden, vk in (("f16", "storage16", "storageBuffer16BitAccess"), ("f16", "float16", "shaderFloat16"),
+                                 ("bf16", "int16", "shaderInt16"), ("bf16", "storage16", "storageBuffer16BitAccess")):
+            with self.subTest(mode=mode, hidden=hidden):
+                env = {"TESSERA_HIDE_FEATURES": hidden}
+                self.train(plan=plans[mode], env=env,
+                           contains=(f"precision {mode}", vk, "device 0", "--precision fp32"))
+                self.expect_error("eval", plans[mode], "--weights", self.model, "--data", self.data, env=env,
+                                  contains=(vk,))
+        # An fp32 plan needs none of them.
+        r = tessera("eval", self.plan, "--weights", self.model, "--data", self.data,
+                    env={"TESSERA_HIDE_FEATURES": "float16,int16,storage16,int8"})
+        common.parse_eval(r)
+
+    def test_plan_format_version_1(self):
+        with open(self.plan, "rb") as f:
+            raw = bytearray(f.read())
+        self.assertEqual(struct.unpack("<I", raw[8:12])[0], 2)
+        raw[8:12] = struct.pack("<I", 1)  # the header of a plan written before half precision
+        p = self.write("v1.tplan", bytes(raw))
+        for cmd in ("train", "eval"):
+            args = [p, "--weights", self.model, "--data", self.data] + (["--steps", 1, "--out", self.path("o")]
+                                                                         if cmd == "train" else [])
+            self.expect_error(cmd, *args, contains=("v1.tplan", "plan format version 1", "reads version 2",
+                                                    "recompile the plan with this version"))
 
 
 if __name__ == "__main__":

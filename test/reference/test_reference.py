@@ -309,6 +309,77 @@ class TestFiles(unittest.TestCase):
                 self.assertEqual("".join(plain.split()), "".join(corpus.split()))
 
 
+HF = os.path.join(ROOT, "test", "fixtures", "hf")
+
+
+class TestHfArchitectures(unittest.TestCase):
+    """The reference's Llama 3, Qwen 3 and Gemma 3 (from each fixture's
+    transformers config, weights found by their use in the graph) against what
+    the fixtures recorded on the export machine."""
+
+    def model(self, arch, form):
+        path = os.path.join(HF, f"{arch}-{form}", "model.onnx")
+        cfg = R.load_config(path)
+        return cfg, R.weights(path, cfg)
+
+    def test_losses_match_transformers(self):
+        # transformers' float64 loss, stored as float32 (ulp 4.8e-7 at 5.8).
+        for arch in ("llama", "qwen3", "gemma3"):
+            for form in ("dynamic", "static"):
+                cfg, w = self.model(arch, form)
+                net = R.TinyLlama(w, cfg)
+                with open(os.path.join(HF, f"{arch}-{form}", "reference.json")) as f:
+                    want = json.load(f)
+                for T in (16, 64):
+                    with self.subTest(arch=arch, form=form, T=T):
+                        ids = torch.tensor([r[:T] for r in want["ids"]])
+                        with torch.no_grad():
+                            s, n = R.causal_lm_loss_sum(net.forward(ids), ids)
+                        self.assertLess(abs(float(s) / n - want["losses"][str(T)]), 2e-6)
+
+    def test_training_matches_peft(self):
+        # 40 steps of LoRA AdamW from PEFT's initial adapter: PEFT's per-step losses (fp32, TF32 off).
+        for arch in ("qwen3", "gemma3"):
+            with self.subTest(arch=arch):
+                run_dir = os.path.join(HF, f"peft-{arch}")
+                with open(os.path.join(run_dir, "run.json")) as f:
+                    run = json.load(f)
+                hp = run["hparams"]
+                cfg, w = self.model(arch, "dynamic")
+                adapters, acfg = R.read_adapter(os.path.join(run_dir, "init"))
+                lora = R.lora_params(adapters, requires_grad=True)
+                lines = R.read_jsonl(os.path.join(run_dir, "data.jsonl"))
+                losses = R.train(R.TinyLlama(w, cfg), lines, hp["micro_batch"], hp["seq"], lora, R.adapter_scale(acfg),
+                                 hp["steps"], hp["lr"], weight_decay=hp["weight_decay"])
+                self.assertLess(max(abs(a - b) for a, b in zip(losses, run["losses"])), 1e-5)
+
+    def test_precision_emulation(self):
+        # The half stores: f32 first, round to nearest even, f16 saturates.
+        for name, vals, want in (
+                ("bf16", [1 + 2 ** -8, 1 + 3 * 2 ** -8, 3.4e38], [1.0, 1 + 2 ** -6, float("inf")]),
+                ("f16", [1 + 2 ** -11, 1 + 3 * 2 ** -11, 7e4, -1e9, 2 ** -25, 3 * 2 ** -25],
+                 [1.0, 1 + 2 ** -9, 65504.0, -65504.0, 0.0, 2 ** -23])):
+            p = R.Precision(name)
+            got = p.store(torch.tensor(vals, dtype=torch.float64)).tolist()
+            self.assertEqual(got, want, name)
+        # The gradient passes through an f16 store, and is rounded by a bf16 one.
+        for name, g in (("f16", 1 + 2 ** -9), ("bf16", 1.0)):
+            x = torch.tensor([2.0], dtype=torch.float64, requires_grad=True)
+            y = R.Precision(name).store(x)
+            y.backward(torch.tensor([1 + 2 ** -9], dtype=torch.float64))
+            self.assertEqual(x.grad.tolist(), [g], name)
+        # A half plan's loss: close to the fp32 one, not equal.
+        f = Fixture.get()
+        ids, labels = R.train_batch(f.lines, 0, 2, 32)
+        losses = {}
+        for name in ("fp32", "f16", "bf16"):
+            with torch.no_grad():
+                losses[name] = float(R.batch_loss(R.TinyLlama(f.weights, f.cfg, precision=name), ids, labels)[0])
+        for name in ("f16", "bf16"):
+            self.assertGreater(abs(losses[name] - losses["fp32"]), 1e-7, losses)
+            self.assertLess(abs(losses[name] - losses["fp32"]), 1e-2, losses)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     unittest.main()

@@ -1,11 +1,31 @@
 #!/usr/bin/python3
-"""Independent PyTorch (float64) reference of Tessera's Llama-architecture decoder with LoRA.
+"""Independent PyTorch (float64) reference of the decoders Tessera trains, with LoRA.
 
-It reads the parameter tensors from the ONNX file by name (onnx.numpy_helper,
-external data too) but never executes the ONNX graph: the architecture is
-written out here from config.json (Hugging Face keys, found beside the model
-unless --config is given): RMSNorm, RoPE (rotate_half), GQA attention with a
-causal mask, SwiGLU MLP, untied lm_head.
+It reads the parameter tensors from the ONNX file (onnx.numpy_helper, external
+data too) but never executes the ONNX graph: the architecture is written out
+here from config.json (Hugging Face keys, found beside the model unless
+--config is given; the HF fixtures keep theirs in reference.json):
+
+- llama (the bundled model): RMSNorm, RoPE (rotate_half), GQA attention with a
+  causal mask, SwiGLU MLP, lm_head (tied or not);
+- qwen3: + RMSNorm of each query and key head before RoPE (q_norm, k_norm);
+- gemma3: embeddings scaled by sqrt(hidden), (1 + w) RMSNorms also after the
+  attention and around the MLP, q/k norms, queries scaled by
+  query_pre_attn_scalar^-1/2, sliding-window layers with their own RoPE theta,
+  GELU(tanh) gated MLP, tied embeddings.
+
+Weights are found by their Hugging Face names, or, in exports whose linear
+weights are anonymous (the dynamo exports of test/fixtures/hf: `val_N`, `[in,
+out]`), by walking the graph for the order in which they are used (weights()).
+
+--precision f16|bf16 computes what a plan of that precision computes
+(compiler/precision/AssignPrecision.cpp is the policy): frozen weights rounded
+to the half type, and every activation the plan stores in the half type
+rounded where it is stored (f32 arithmetic in between is done in float64);
+the residual stream, norm statistics, attention scores before the softmax,
+logits, the loss and LoRA factors stay unrounded. f16 stores saturate at
++-65504 as the kernels' do. The backward pass differentiates the rounded
+forward pass (a rounding passes its gradient through unchanged).
 
 LoRA (PEFT layout): y = x W^T + scale * (x A^T) B^T, A [r, in], B [out, r],
 adapter dir = adapter_model.safetensors (base_model.model.model.<module>.lora_A.weight)
@@ -19,9 +39,11 @@ token-weighted mean over every line once.
 
 Subcommands (all print JSON on stdout):
   loss            --model M --data D --batch B --seq T [--adapter DIR] [--scale S] [--first-batch] [--float32]
+                  [--precision fp32|f16|bf16] [--saturation]   (--saturation: where f16 stores saturate)
   grads           --model M --data D --batch B --seq T --adapter DIR [--scale S] --out F.safetensors
   random-adapter  --model M --rank R --targets q_proj,v_proj|all-linear --out DIR [--seed S] [--alpha A]
   train           --model M --data D --batch B --seq T --adapter DIR [--scale S] --steps N --lr X [--out DIR]
+                  [--precision fp32|f16|bf16]
   generate        --model M --prompt-ids 1,2,3 --max-new-tokens N [--adapter DIR]   greedy, a full forward per token;
                   also the margin between the two best logits at each step (how safe a comparison of argmaxes is)
 """
@@ -48,16 +70,34 @@ PEFT_PREFIX = "base_model.model.model."
 
 
 def load_config(model_path, config_path=None):
-    path = config_path or os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
-    if not os.path.exists(path):
+    here = os.path.dirname(os.path.abspath(model_path))
+    path = config_path or os.path.join(here, "config.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            cfg = json.load(f)
+        if config_path is None and "config" in cfg and "hidden_size" not in cfg:
+            cfg = cfg["config"]
+    elif os.path.exists(os.path.join(here, "reference.json")):  # test/fixtures/hf/*: the transformers config
+        with open(os.path.join(here, "reference.json")) as f:
+            cfg = json.load(f)["config"]
+    else:
         raise SystemExit(f"error: no config.json beside {model_path}; pass --config")
-    with open(path) as f:
-        cfg = json.load(f)
+    cfg.setdefault("model_type", "llama")
     cfg.setdefault("head_dim", cfg["hidden_size"] // cfg["num_attention_heads"])
     cfg.setdefault("num_key_value_heads", cfg["num_attention_heads"])
-    cfg.setdefault("rope_theta", 10000.0)
     cfg.setdefault("rms_norm_eps", 1e-6)
-    cfg.setdefault("tie_word_embeddings", False)
+    cfg.setdefault("tie_word_embeddings", cfg["model_type"] == "gemma3_text")
+    n = cfg["num_hidden_layers"]
+    cfg.setdefault("layer_types", ["full_attention"] * n)
+    # RoPE theta per layer: transformers 5 keeps it in rope_parameters (per
+    # layer type for Gemma 3), older configs in rope_theta / rope_local_base_freq.
+    rp = cfg.get("rope_parameters") or {}
+    thetas = []
+    for t in cfg["layer_types"]:
+        p = rp.get(t, rp) if isinstance(rp.get(t), dict) else rp
+        default = cfg.get("rope_local_base_freq", 10000.0) if t == "sliding_attention" else cfg.get("rope_theta", 10000.0)
+        thetas.append(float(p.get("rope_theta", default)))
+    cfg["_rope_thetas"] = thetas
     return cfg
 
 
@@ -65,6 +105,77 @@ def load_onnx_weights(model_path):
     """All initializers of the ONNX file (external data resolved) as numpy arrays, by name."""
     model = onnx.load(model_path, load_external_data=True)
     return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+def norm_names(cfg, i):
+    """The RMSNorm weights of decoder layer i, in the order the layer uses them."""
+    p = f"model.layers.{i}."
+    names = [p + "input_layernorm.weight"]
+    if cfg["model_type"] in ("qwen3", "gemma3_text"):
+        names += [p + "self_attn.q_norm.weight", p + "self_attn.k_norm.weight"]
+    names.append(p + "post_attention_layernorm.weight")
+    if cfg["model_type"] == "gemma3_text":
+        names += [p + "pre_feedforward_layernorm.weight", p + "post_feedforward_layernorm.weight"]
+    return names
+
+
+LINEAR_ORDER = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+
+
+def weights(model_path, cfg):
+    """{Hugging Face parameter name: array} of the decoder. Norm weights are the
+    multipliers the graph applies: w, or for Gemma 3 (1 + w).
+
+    Exports that keep the names (the bundled model) are read by name. The
+    dynamo exports of test/fixtures/hf name their linear weights `val_N`
+    (pre-transposed, [in, out]) and fold Gemma's 1 + w into `add_N`: there the
+    weights are taken in the order the graph uses them, which is the order of
+    the forward pass: the Gather's table is the embedding; per layer, the 7
+    MatMuls with a 2-D initializer are q, k, v, o, gate, up, down (then the
+    untied lm_head); the Muls by a 1-D initializer are the norms of
+    norm_names(), then the final norm.
+    """
+    raw = load_onnx_weights(model_path)
+    L = cfg["num_hidden_layers"]
+    need = ["model.embed_tokens.weight", "model.norm.weight"]
+    for i in range(L):
+        need += norm_names(cfg, i) + [f"model.layers.{i}.{m}.weight" for m in LINEAR_ORDER]
+    if not cfg["tie_word_embeddings"]:
+        need.append("lm_head.weight")
+    for prefix in ("", "m."):
+        if all(prefix + n in raw for n in need):
+            out = {n: raw[prefix + n] for n in need}
+            if cfg["model_type"] == "gemma3_text":
+                for n in need:
+                    if "norm" in n:
+                        out[n] = 1.0 + out[n]
+            return out
+    graph = onnx.load(model_path, load_external_data=False).graph
+    shapes = {t.name: list(t.dims) for t in graph.initializer}
+    table, linears, norms = None, [], []
+    for node in graph.node:
+        if node.op_type == "Gather" and table is None and len(shapes.get(node.input[0], [])) == 2:
+            table = node.input[0]
+        elif node.op_type == "MatMul" and len(shapes.get(node.input[1], [])) == 2:
+            linears.append(node.input[1])
+        elif node.op_type == "Mul":
+            norms += [x for x in node.input if len(shapes.get(x, [])) == 1 and shapes[x][0] > 1]
+    per_layer = len(norm_names(cfg, 0))
+    want_linears = 7 * L + (0 if cfg["tie_word_embeddings"] else 1)
+    if table is None or len(linears) != want_linears or len(norms) != per_layer * L + 1:
+        raise SystemExit(f"error: {model_path}: cannot find the weights by their use "
+                         f"({len(linears)} linear weights for {want_linears}, {len(norms)} norms for "
+                         f"{per_layer * L + 1})")
+    out = {"model.embed_tokens.weight": raw[table], "model.norm.weight": raw[norms[-1]]}
+    for i in range(L):
+        for k, n in enumerate(norm_names(cfg, i)):
+            out[n] = raw[norms[per_layer * i + k]]
+        for k, m in enumerate(LINEAR_ORDER):
+            out[f"model.layers.{i}.{m}.weight"] = raw[linears[7 * i + k]].T
+    if not cfg["tie_word_embeddings"]:
+        out["lm_head.weight"] = raw[linears[-1]].T
+    return out
 
 
 def module_shapes(cfg):
@@ -81,50 +192,149 @@ def module_shapes(cfg):
     return out
 
 
+F16_MAX = 65504.0
+
+
+class _Store(torch.autograd.Function):
+    """A value written into a half buffer: forward rounds; backward rounds the
+    gradient too when the plan's backward stores it in the half type."""
+
+    @staticmethod
+    def forward(ctx, x, prec, grad_half):
+        ctx.prec, ctx.grad_half = prec, grad_half
+        return prec._round(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (ctx.prec._round(g) if ctx.grad_half else g), None, None
+
+
+class _GradStore(torch.autograd.Function):
+    """Identity forward; the gradient is stored in the half type (bf16 backward)."""
+
+    @staticmethod
+    def forward(ctx, x, prec):
+        ctx.prec = prec
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return ctx.prec._round(g), None
+
+
+class Precision:
+    """Where a plan of precision fp32 / f16 / bf16 stores values in the half type.
+
+    store(x, site): the value a kernel writes into a half buffer: the float64
+    value rounded to f32 (the kernel computes in f32), then to the half type,
+    round to nearest even; f16 saturates at +-65504. Counts saturated elements
+    per site when asked to.
+
+    The backward: f16 plans keep every gradient in f32, so the gradient passes
+    unchanged. bf16 plans store the gradients of half-stored values in bf16
+    (matmul and elementwise results of bf16 operands): store(..., grad_half)
+    rounds the incoming gradient where the plan does, and grad(x) rounds the
+    gradient of a value that is f32 in the forward but whose gradient is not
+    (the logits: cross_entropy_grad; a norm's normalised value times a bf16
+    weight).
+    """
+
+    def __init__(self, name="fp32"):
+        if name not in ("fp32", "f16", "bf16"):
+            raise SystemExit(f"error: unknown precision {name} (fp32, f16, bf16)")
+        self.name = name
+        self.half = {"f16": torch.float16, "bf16": torch.bfloat16}.get(name)
+        self.saturated = None  # {site: [saturated elements, stored elements, largest |value|]} when counting
+
+    def _round(self, x):
+        y = x.detach().to(torch.float32)
+        if self.half is torch.float16:
+            y = y.clamp(-F16_MAX, F16_MAX)
+        return y.to(self.half).to(x.dtype)
+
+    def store(self, x, site="activation", grad_half=True):
+        if self.half is None:
+            return x
+        if self.saturated is not None and self.half is torch.float16:
+            a = x.detach().abs()
+            rec = self.saturated.setdefault(site, [0, 0, 0.0])
+            rec[0] += int((a > F16_MAX).sum())
+            rec[1] += a.numel()
+            rec[2] = max(rec[2], float(a.max()) if a.numel() else 0.0)
+        return _Store.apply(x, self, grad_half and self.half is torch.bfloat16)
+
+    def grad(self, x):
+        return _GradStore.apply(x, self) if self.half is torch.bfloat16 else x
+
+    def weight(self, w, site="weight"):
+        return self.store(w.detach(), site, False) if self.half is not None else w
+
+
 class TinyLlama:
     """The decoder as plain tensor code; parameters are frozen tensors of `dtype`."""
 
-    def __init__(self, weights, cfg, dtype=torch.float64):
+    def __init__(self, weights, cfg, dtype=torch.float64, precision="fp32"):
         self.cfg = cfg
         self.dtype = dtype
+        self.p = precision if isinstance(precision, Precision) else Precision(precision)
+        self.arch = cfg["model_type"]
+        self.gemma = self.arch == "gemma3_text"
+        self.qk_norm = self.arch in ("qwen3", "gemma3_text")
         self.w = {}
         need = ["model.embed_tokens.weight", "model.norm.weight"]
         if not cfg["tie_word_embeddings"]:
             need.append("lm_head.weight")
         for i in range(cfg["num_hidden_layers"]):
             p = f"model.layers.{i}."
-            need += [p + "input_layernorm.weight", p + "post_attention_layernorm.weight"]
+            need += norm_names(cfg, i)
             need += [p + f"self_attn.{m}.weight" for m in ("q_proj", "k_proj", "v_proj", "o_proj")]
             need += [p + f"mlp.{m}.weight" for m in ("gate_proj", "up_proj", "down_proj")]
         for n in need:
             if n not in weights:
                 raise SystemExit(f"error: the model has no initializer {n}")
-            self.w[n] = torch.tensor(np.asarray(weights[n], dtype=np.float64), dtype=dtype)
+            w = torch.tensor(np.asarray(weights[n], dtype=np.float64), dtype=dtype)
+            self.w[n] = self.p.weight(w, n)  # the plan keeps frozen weights in the half type
         if cfg["tie_word_embeddings"]:
             self.w["lm_head.weight"] = self.w["model.embed_tokens.weight"]
         hd = cfg["head_dim"]
-        self.inv_freq = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+        self.inv_freq = [1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+                         for theta in cfg["_rope_thetas"]]
+        self.embed_scale = float(np.float32(math.sqrt(cfg["hidden_size"]))) if self.gemma else 1.0
+        self.attn_scale = cfg.get("query_pre_attn_scalar", hd) ** -0.5  # Gemma 3's
 
     def rms_norm(self, x, w):
+        """RMSNorm with the multiplier w (Gemma's 1 + w is folded into w): statistics in f32."""
         var = x.pow(2).mean(-1, keepdim=True)
         return w * (x * torch.rsqrt(var + self.cfg["rms_norm_eps"]))
+
+    def narrowed_norm(self, x, w):
+        """A norm whose output only matmuls read: narrowed to the half type.
+        In the backward, (gradient x w) is a product of half values."""
+        var = x.pow(2).mean(-1, keepdim=True)
+        return self.p.store(w * self.p.grad(x * torch.rsqrt(var + self.cfg["rms_norm_eps"])), "norm")
 
     # LoRA dropout (PEFT's lora_dropout on the adapter's input) with Tessera's
     # counter-based mask, so that both draw the same masks: (rate, seed of the
     # current micro-batch) or None for no dropout (eval, rate 0).
     dropout = None
 
-    def linear(self, x, module, lora, scale):
+    def linear(self, x, module, lora, scale, grad_half=True):
+        """x W^T (+ LoRA): a matmul result is stored in the half type, so are the
+        LoRA path's products and the sum. x is already as stored. grad_half:
+        whether the output's gradient is half too (bf16), i.e. whether its
+        readers are half ops, not the f32 residual add or an f32 norm."""
+        h = self.p.store
         w = self.w[f"model.{module}.weight"] if module != "lm_head" else self.w["lm_head.weight"]
-        y = x @ w.T
+        y = h(x @ w.T, module, grad_half)
         if lora is not None and module in lora:
             a, b = lora[module]
             xd = x
             if self.dropout is not None:
                 rate, seed = self.dropout
                 keep = dropout_keep(seed, fnv1a32(module), x.shape, rate)
-                xd = x * torch.tensor(keep, dtype=x.dtype) * float(np.float32(1.0 / (1.0 - rate)))
-            y = y + scale * ((xd @ a.T) @ b.T)
+                xd = h(x * torch.tensor(keep, dtype=x.dtype) * float(np.float32(1.0 / (1.0 - rate))), module)
+            t = h(h(xd @ a.T, module) * scale, module)
+            y = h(y + h(t @ b.T, module, grad_half), module, grad_half)
         return y
 
     @staticmethod
@@ -132,37 +342,78 @@ class TinyLlama:
         h = x.shape[-1] // 2
         return torch.cat([-x[..., h:], x[..., :h]], dim=-1)
 
+    def rope(self, x, cos, sin, stored_half):
+        """x cos + rotate_half(x) sin. A half-stored x (a projection) keeps the
+        products and the sum in the half type; an f32 x (after a q/k norm) does
+        not: its products are f32 (promotion)."""
+        h = self.p.store if stored_half else (lambda v, site=None: v)
+        return h(h(x * cos) + h(self.rotate_half(x) * sin))
+
     def forward(self, ids, lora=None, scale=1.0):
-        cfg = self.cfg
+        cfg, h_ = self.cfg, self.p.store
         B, T = ids.shape
         nh, nkv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
-        h = self.w["model.embed_tokens.weight"][ids]
+        # The lookup is f32 (the residual stream starts here) of half-stored weights.
+        h = self.w["model.embed_tokens.weight"][ids] * self.embed_scale
         pos = torch.arange(T, dtype=torch.float64)
-        freqs = torch.outer(pos, self.inv_freq)
-        emb = torch.cat([freqs, freqs], dim=-1)
-        cos, sin = emb.cos().to(self.dtype), emb.sin().to(self.dtype)  # [T, hd]
         causal = torch.ones(T, T, dtype=torch.bool).tril()
         for i in range(cfg["num_hidden_layers"]):
             p = f"layers.{i}."
-            x = self.rms_norm(h, self.w[f"model.{p}input_layernorm.weight"])
-            q = self.linear(x, p + "self_attn.q_proj", lora, scale).view(B, T, nh, hd).transpose(1, 2)
-            k = self.linear(x, p + "self_attn.k_proj", lora, scale).view(B, T, nkv, hd).transpose(1, 2)
+            norm = lambda x, n: self.rms_norm(x, self.w[f"model.{p}{n}.weight"])  # noqa: E731
+            narrowed = lambda x, n: self.narrowed_norm(x, self.w[f"model.{p}{n}.weight"])  # noqa: E731
+            if self.p.half is None:
+                freqs = torch.outer(pos, self.inv_freq[i])
+            else:  # the plan's f32 RoPE tables: f32 inverse frequencies (the model's buffer) times positions
+                freqs = torch.outer(pos, self.inv_freq[i].float().double()).float().double()
+            emb = torch.cat([freqs, freqs], dim=-1)
+            cos, sin = emb.cos(), emb.sin()  # [T, hd]
+            if self.p.half is not None:
+                cos, sin = cos.float(), sin.float()
+            cos, sin = cos.to(self.dtype), sin.to(self.dtype)
+            mask = causal
+            if cfg["layer_types"][i] == "sliding_attention":
+                idx = torch.arange(T)
+                mask = causal & (idx[:, None] - idx[None, :] < cfg["sliding_window"])
+            x = narrowed(h, "input_layernorm")
+            # With q/k norms the projections' gradients come from f32 norm ops.
+            gq = not self.qk_norm
+            q = self.linear(x, p + "self_attn.q_proj", lora, scale, gq).view(B, T, nh, hd).transpose(1, 2)
+            k = self.linear(x, p + "self_attn.k_proj", lora, scale, gq).view(B, T, nkv, hd).transpose(1, 2)
             v = self.linear(x, p + "self_attn.v_proj", lora, scale).view(B, T, nkv, hd).transpose(1, 2)
-            q = q * cos + self.rotate_half(q) * sin
-            k = k * cos + self.rotate_half(k) * sin
+            if self.qk_norm:
+                # Normalised heads are f32 (the f32 statistics promote) through
+                # RoPE; the query is then read only by the scores matmul:
+                # narrowed. The key too, unless a GQA broadcast reads it
+                # (narrowing passes reshapes and transposes only).
+                q = h_(self.rope(norm(q, "self_attn.q_norm"), cos, sin, False), "q")
+                k = self.rope(norm(k, "self_attn.k_norm"), cos, sin, False)
+                if nkv == nh:
+                    k = h_(k, "k")
+            else:
+                q = self.rope(q, cos, sin, True)
+                k = self.rope(k, cos, sin, True)
             k = k.repeat_interleave(nh // nkv, dim=1)  # head j uses kv head j // (nh / nkv)
             v = v.repeat_interleave(nh // nkv, dim=1)
-            s = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
-            s = s.masked_fill(~causal, float("-inf"))
-            a = torch.softmax(s, dim=-1) @ v
+            s = q @ k.transpose(-1, -2)  # scores, scale and mask stay f32
+            s = s * self.attn_scale if self.gemma else s / math.sqrt(hd)
+            s = s.masked_fill(~mask, float("-inf"))
+            a = h_(h_(torch.softmax(s, dim=-1), "softmax") @ v, "attention")
             a = a.transpose(1, 2).reshape(B, T, nh * hd)
-            h = h + self.linear(a, p + "self_attn.o_proj", lora, scale)
-            x = self.rms_norm(h, self.w[f"model.{p}post_attention_layernorm.weight"])
+            o = self.linear(a, p + "self_attn.o_proj", lora, scale, False)
+            if self.gemma:
+                o = norm(o, "post_attention_layernorm")  # added to the residual: f32
+            h = h + o
+            x = narrowed(h, "pre_feedforward_layernorm" if self.gemma else "post_attention_layernorm")
             g = self.linear(x, p + "mlp.gate_proj", lora, scale)
             u = self.linear(x, p + "mlp.up_proj", lora, scale)
-            h = h + self.linear(torch.nn.functional.silu(g) * u, p + "mlp.down_proj", lora, scale)
-        x = self.rms_norm(h, self.w["model.norm.weight"])
-        return self.linear(x, "lm_head", None, scale)
+            act = (torch.nn.functional.gelu(g, approximate="tanh") if self.gemma else torch.nn.functional.silu(g))
+            d = self.linear(h_(h_(act, "activation") * u, "mlp"), p + "mlp.down_proj", lora, scale, False)
+            if self.gemma:
+                d = norm(d, "post_feedforward_layernorm")
+            h = h + d
+        x = self.narrowed_norm(h, self.w["model.norm.weight"])
+        # The logits feed only the loss: f32; their gradient is bf16 in a bf16 plan.
+        return self.p.grad(x @ self.w["lm_head.weight"].T)
 
 
 _U32 = 0xFFFFFFFF
@@ -438,7 +689,7 @@ def train(model, lines, batch, seq, lora, scale, steps, lr, weight_decay=0.0, lo
 
 def _load(args, dtype=torch.float64):
     cfg = load_config(args.model, getattr(args, "config", None))
-    return TinyLlama(load_onnx_weights(args.model), cfg, dtype), cfg
+    return TinyLlama(weights(args.model, cfg), cfg, dtype, getattr(args, "precision", "fp32")), cfg
 
 
 def _adapter(args, dtype=torch.float64, requires_grad=False):
@@ -452,6 +703,8 @@ def _adapter(args, dtype=torch.float64, requires_grad=False):
 def cmd_loss(args):
     dtype = torch.float32 if args.float32 else torch.float64
     model, _ = _load(args, dtype)
+    if args.saturation:
+        model.p.saturated = {}
     lines = read_jsonl(args.data)
     lora, scale = _adapter(args, dtype)
     if args.first_batch:
@@ -461,7 +714,10 @@ def cmd_loss(args):
         loss = float(loss)
     else:
         loss, n = eval_loss(model, lines, args.batch, args.seq, lora, scale)
-    print(json.dumps({"loss": loss, "tokens": n}))
+    out = {"loss": loss, "tokens": n}
+    if args.saturation:  # {site: [elements beyond +-65504, elements stored, largest |value|]}
+        out["saturated"] = model.p.saturated
+    print(json.dumps(out))
 
 
 def cmd_grads(args):
@@ -531,6 +787,10 @@ def main(argv=None):
     p.add_argument("--scale", type=float, help="LoRA scale (default: lora_alpha / r of the adapter)")
     p.add_argument("--first-batch", action="store_true", help="loss of the first training batch only")
     p.add_argument("--float32", action="store_true", help="compute in float32 instead of float64")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "f16", "bf16"],
+                   help="emulate a plan of this storage precision")
+    p.add_argument("--saturation", action="store_true",
+                   help="also report, per kind of stored value, how many f16 stores saturate")
     p.set_defaults(fn=cmd_loss)
 
     p = sub.add_parser("grads", help="autograd gradients of the first batch's loss w.r.t. every LoRA factor")
@@ -565,6 +825,8 @@ def main(argv=None):
     p.add_argument("--beta2", type=float, default=0.999)
     p.add_argument("--eps", type=float, default=1e-8)
     p.add_argument("--float32", action="store_true", help="train in float32 (default float64)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "f16", "bf16"],
+                   help="emulate a plan of this storage precision")
     p.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout with tessera's masks")
     p.add_argument("--dropout-seed", type=int, default=0, help="the run seed tessera train used (plan --seed)")
     p.add_argument("--out", help="write the trained adapter here")

@@ -67,7 +67,12 @@ def Tessera_MatmulConfigAttr : Tessera_Attr<"MatmulConfig", "matmul_config"> {
                         OptionalArrayRefParameter<"int64_t">:$mma,
                         OptionalArrayRefParameter<"int64_t">:$subgroups,
                         OptionalParameter<"::mlir::Type">:$operands);
-  let assemblyFormat = "`<` struct(params) `>`";
+  // The arrays in brackets: struct(params) prints them as bare comma lists,
+  // which its parser cannot tell from the next parameter. The cooperative-
+  // matrix parameters come together (the verifier requires all or none).
+  let assemblyFormat = "`<` `variant` `=` $variant `,` `kind` `=` $kind `,` `tile` `=` `[` $tile `]` `,` "
+                       "`thread` `=` `[` $thread `]` `,` `split_k` `=` $split_k "
+                       "(`,` `mma` `=` `[` $mma^ `]` `,` `subgroups` `=` `[` $subgroups `]` `,` `operands` `=` $operands)? `>`";
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
     int64_t tileM() const { return getTile()[0]; }

@@ -8,18 +8,18 @@
 // RUN: %python %S/Inputs/spirv_bf16_check.py %t | FileCheck %s --check-prefix=BINARY
 
 // CONFIG-LABEL: func.func @loss
-// CONFIG: tessera.matmul %{{.*}}, %{{.*}} {tessera.kernel_config = #tessera.matmul_config<variant = "tc", kind = coopmat, tile = [128, 128, 32], thread = [32, 8], split_k = 1, mma = [16, 16, 16], subgroups = [2, 2], operands = bf16>, transpose_rhs = true} : (tensor<512x512xbf16>, tensor<512x512xbf16>)
+// CONFIG: tessera.matmul %{{.*}}, %{{.*}} {tessera.kernel_config = #tessera.matmul_config<variant = "tc_bf16", kind = coopmat, tile = [128, 128, 32], thread = [32, 8], split_k = 1, mma = [16, 16, 16], subgroups = [2, 2], operands = bf16>, transpose_rhs = true} : (tensor<512x512xbf16>, tensor<512x512xbf16>)
 // CONFIG: tessera.matmul %{{.*}}, %{{.*}} {tessera.kernel_config = #tessera.matmul_config<variant = "tc", kind = coopmat, {{.*}} operands = f16>} : (tensor<4x256x64xf16>, tensor<4x64x256xf16>)
 // CONFIG: tessera.matmul %{{.*}}, %{{.*}} {tessera.kernel_config = #tessera.matmul_config<variant = "general", kind = tiled
 // CONFIG-SAME: (tensor<512x512xf32>, tensor<512x512xf32>)
 // CONFIG: tessera.matmul %{{.*}}, %{{.*}} {tessera.kernel_config = #tessera.matmul_config<variant = "general", kind = tiled
 // CONFIG-SAME: (tensor<512x512xbf16>, tensor<512x512xf32>)
 
-// SPIRV-DAG: spirv.module @matmul_coopmat_0 Logical GLSL450 requires #spirv.vce<v1.6, [{{.*}}CooperativeMatrixKHR{{.*}}]
+// SPIRV-DAG: spirv.module @matmul_coopmat_0 Logical GLSL450 requires #spirv.vce<v1.6, [{{[^]]*}}CooperativeMatrixKHR{{[^]]*}}]
 // SPIRV-DAG: spirv.KHR.CooperativeMatrixMulAdd {{.*}} : !spirv.coopmatrix<16x16xf16, Subgroup, MatrixA>, !spirv.coopmatrix<16x16xf16, Subgroup, MatrixB> -> !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>
 // SPIRV-DAG: tessera.bf16_as_f16
 
-// BINARY: matmul_coopmat_0.spv: bf16 types 1, f16 types 0, capabilities BFloat16TypeKHR BFloat16CooperativeMatrixKHR CooperativeMatrixKHR, extension SPV_KHR_bfloat16
+// BINARY: matmul_coopmat_0.spv: bf16 types 1, f16 types 0, capabilities BFloat16CooperativeMatrixKHR BFloat16TypeKHR CooperativeMatrixKHR, extension SPV_KHR_bfloat16
 // BINARY: matmul_coopmat_1.spv: bf16 types 0, f16 types 1, capabilities CooperativeMatrixKHR
 
 module {

@@ -1,5 +1,6 @@
 // OnnxWeights against ONNX files written at test time by python3-onnx.
 #include "runtime/weights/OnnxWeights.h"
+#include "runtime/util/Half.h"
 
 #include "TestUtil.h"
 
@@ -90,6 +91,13 @@ TEST_F(OnnxWeightsTest, Errors) {
   EXPECT_EQ(error([&] { w.load("w_raw", {3, 2}); }), m + ": initializer 'w_raw' has shape [2,3] but the plan expects [3,2]");
   EXPECT_EQ(error([&] { w.load("w_int64", {2}); }),
             m + ": initializer 'w_int64' has data type INT64 (7); weights must be FLOAT, FLOAT16, BFLOAT16 or DOUBLE");
+  EXPECT_EQ(error([&] { w.load("w_uint8", {2, 2}); }),
+            m + ": initializer 'w_uint8' has data type UINT8 (2); weights must be FLOAT, FLOAT16, BFLOAT16 or DOUBLE");
+  EXPECT_EQ(error([&] { w.load("w_int4", {4}); }),
+            m + ": initializer 'w_int4' has data type INT4 (22); weights must be FLOAT, FLOAT16, BFLOAT16 or DOUBLE");
+  uint16_t half[2];
+  EXPECT_EQ(error([&] { w.loadInto("w_string", {2}, OnnxWeights::Storage::F16, half); }),
+            m + ": initializer 'w_string' has data type STRING (8); weights must be FLOAT, FLOAT16, BFLOAT16 or DOUBLE");
 
   std::string noext = file("model_noext.onnx");
   OnnxWeights w2(noext);
@@ -107,4 +115,33 @@ TEST_F(OnnxWeightsTest, Errors) {
   EXPECT_EQ(e.rfind(file("garbage.onnx") + ": not a valid ONNX file", 0), 0u) << e;
   test::writeText(file("empty.onnx"), "");
   EXPECT_EQ(error([&] { OnnxWeights bad(file("empty.onnx")); }), file("empty.onnx") + ": not a valid ONNX file (no graph)");
+}
+
+// Into a half plan's storage: f16 rounds to nearest even and saturates finite
+// values beyond +-65504 (reported), keeps infinities; bf16 rounds to nearest
+// even; a tensor stored in the plan's type is copied bit for bit.
+TEST_F(OnnxWeightsTest, ConvertsToHalfStorage) {
+  OnnxWeights w(file("model.onnx"));
+  using S = OnnxWeights::Storage;
+  std::vector<uint16_t> h(6), b(6);
+  OnnxWeights::Conversion c = w.loadInto("w_large", {6}, S::F16, h.data());
+  EXPECT_EQ(h, (std::vector<uint16_t>{0x7bff, 0xfbff, 0x7bff, 0x3c00, 0x7bff, 0x7c00}));
+  EXPECT_EQ(c.saturated, 3u); // 1e5, -70000 and 65519 (which rounds to 65504 anyway); not inf
+  EXPECT_EQ(c.largest, 1e5f);
+  c = w.loadInto("w_large", {6}, S::BF16, b.data());
+  EXPECT_EQ(b, (std::vector<uint16_t>{0x47c3, 0xc789, 0x4780, 0x3f80, 0x4780, 0x7f80}));
+  EXPECT_EQ(c.saturated, 0u);
+  c = w.loadInto("w_raw", {2, 3}, S::F16, h.data());
+  EXPECT_EQ(c.saturated, 0u);
+  // f16 weights into f16 storage: the file's bits (numpy's float16).
+  std::vector<float> f16 = expected("w_fp16");
+  w.loadInto("w_fp16", {6}, S::F16, h.data());
+  for (size_t i = 0; i < 6; ++i)
+    EXPECT_EQ(util::halfToFloat(h[i]), f16[i]) << i;
+  std::vector<uint16_t> b3(3);
+  w.loadInto("w_bf16", {3}, S::BF16, b3.data());
+  EXPECT_EQ(b3, (std::vector<uint16_t>{0x3f80, 0xc020, 0x4049}));
+  // Doubles go through f32: 0.125, -1e10 (bf16 0xd015), 2.5.
+  w.loadInto("w_double", {3}, S::BF16, b3.data());
+  EXPECT_EQ(b3, (std::vector<uint16_t>{0x3e00, 0xd015, 0x4020}));
 }

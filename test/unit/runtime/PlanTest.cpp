@@ -309,9 +309,11 @@ TEST(Plan, RejectsBadPrecisionFields) {
 TEST(Plan, RejectsOtherVersion) {
   std::vector<uint8_t> b = serialize(samplePlan());
   b[8] = 1; // a plan from before half precision
-  EXPECT_EQ(parseError(b), "plan.tplan: plan format version 1, this runtime reads version 2: recompile the plan");
+  EXPECT_EQ(parseError(b), "plan.tplan: plan format version 1, this runtime reads version 2: recompile the plan "
+                           "with this version (tessera compile)");
   b[8] = 3;
-  EXPECT_EQ(parseError(b), "plan.tplan: plan format version 3, this runtime reads version 2: recompile the plan");
+  EXPECT_EQ(parseError(b), "plan.tplan: plan format version 3, this runtime reads version 2: recompile the plan "
+                           "with this version (tessera compile) or use the newer runtime that wrote it");
 }
 
 TEST(Plan, RejectsChecksumMismatch) {

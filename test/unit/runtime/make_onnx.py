@@ -38,7 +38,14 @@ inits = [
     helper.make_tensor("w_double", TensorProto.DOUBLE, [3], w_double.tolist(), raw=False),
     numpy_helper.from_array(big, "model.layers.0.mlp.up_proj.weight"),
     helper.make_tensor("w_int64", TensorProto.INT64, [2], [1, 2]),
+    # Beyond f16's range (a half plan saturates them), and types weights cannot have.
+    numpy_helper.from_array(np.array([1e5, -70000.0, 65504.0, 1.0, 65519.0, np.inf], np.float32), "w_large"),
+    numpy_helper.from_array(np.array([[1, 2], [3, 250]], np.uint8), "w_uint8"),
+    helper.make_tensor("w_string", TensorProto.STRING, [2], [b"a", b"b"]),
 ]
+# INT4 (ONNX 1.16; this onnx may predate it): data_type 22, two values per byte.
+w_int4 = TensorProto(name="w_int4", data_type=22, dims=[4], raw_data=bytes([0x21, 0x43]))
+inits.append(w_int4)
 assert not inits[1].raw_data and len(inits[1].float_data) == 4
 assert not inits[3].raw_data and len(inits[3].int32_data) == 4
 assert not inits[5].raw_data and len(inits[5].double_data) == 3
