@@ -1,9 +1,9 @@
 """tessera export (GGUF for llama.cpp) and --init-adapter ADAPTER.gguf, checked
 by real llama.cpp.
 
-The oracles (test/e2e/llama_cpp/install.sh, installed once into
-build/oracles/llama-cpp): node-llama-cpp 3.21.1's prebuilt CPU llama.cpp, run
-with flash attention off and an F32 KV cache, and @huggingface/tokenizers.
+The oracles (scripts/npm_oracles.sh, installed once per build tree into
+build/npm): node-llama-cpp 3.21.1's prebuilt CPU llama.cpp, run with flash
+attention off and an F32 KV cache, and @huggingface/tokenizers.
 
 - Base models of the tiny Hugging Face fixtures (Llama 3, Qwen 3, Gemma 3;
   dynamo exports, dynamic and static) evaluated by llama.cpp give the float64
@@ -38,7 +38,6 @@ import common
 from common import ROOT, TempDirTest, make_data, parse_eval, run, tessera
 
 HF = os.path.join(ROOT, "test", "fixtures", "hf")
-ORACLE_SRC = os.path.join(ROOT, "test", "e2e", "llama_cpp")
 ARCHS = ["llama", "qwen3", "gemma3"]
 # Per-position log-prob tolerance (absolute) of llama.cpp against tessera.
 TOL = {"llama": 1e-4, "qwen3": 1e-4, "gemma3": 2e-3}
@@ -47,13 +46,8 @@ T = 16
 
 
 def install_oracle():
-    r = run(["bash", os.path.join(ORACLE_SRC, "install.sh")], timeout=900)
-    if r.rc != 0:
-        raise AssertionError("installing the llama.cpp oracle failed:\n" + r.describe())
-    d = r.stdout.strip().splitlines()[-1]
-    for f in ("oracle.mjs", "hf_tokenize.mjs"):
-        shutil.copy(os.path.join(ORACLE_SRC, f), os.path.join(d, f))
-    return d
+    """The npm oracle cache, with test/e2e/llama_cpp's node scripts in it."""
+    return common.npm_oracles()
 
 
 class GgufTest(TempDirTest):
