@@ -4,7 +4,10 @@
 # a LoRA training plan, train it through the tiny model's tokenizer
 # (scripts/tiny-tokenizer) on the assistant's answers and the text, with a
 # held-out validation loss, on the first Vulkan device (lavapipe when there is
-# no GPU), write the adapter and its loss plot, and evaluate it.
+# no GPU), write the adapter and its loss plot, evaluate it, ask it a question
+# (a generation plan and a chat turn through the tokenizer's template), and
+# write the model and the adapter as GGUF files for llama.cpp. README's
+# walk-through is these commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -27,3 +30,11 @@ build/bin/tessera eval "$OUT/tiny-llama.tplan" --weights "$OUT/tiny-llama.onnx" 
 echo "with the trained adapter ($OUT/adapter, loss plot $OUT/adapter/loss.svg):"
 build/bin/tessera eval "$OUT/tiny-llama.tplan" --weights "$OUT/tiny-llama.onnx" \
   --tokenizer "$TOK" --data "$OUT/chat.jsonl" --assistant-only-loss --init-adapter "$OUT/adapter"
+build/bin/tessera compile "$OUT/tiny-llama.onnx" -o "$OUT/tiny-gen.tplan" --generate \
+  --batch 1 --seq 256 --lora-rank 8 --lora-alpha 16 --lora-targets all-linear
+echo "the adapter's answer (the tiny model's weights are random: 100 LoRA steps teach it little):"
+echo "When should I water my vegetables?" | build/bin/tessera generate "$OUT/tiny-gen.tplan" \
+  --weights "$OUT/tiny-llama.onnx" --tokenizer "$TOK" --adapter "$OUT/adapter" --chat --max-new-tokens 48
+build/bin/tessera export --weights "$OUT/tiny-llama.onnx" --tokenizer "$TOK" --adapter "$OUT/adapter" \
+  --gguf-base "$OUT/tiny-llama.gguf" --gguf-adapter "$OUT/tiny-llama-LoRA.gguf"
+echo "for llama.cpp: llama-cli -m $OUT/tiny-llama.gguf --lora $OUT/tiny-llama-LoRA.gguf"

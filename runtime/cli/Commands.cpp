@@ -1,6 +1,6 @@
 #include "runtime/cli/Commands.h"
 
-#include "runtime/generate/Generator.h"
+#include "runtime/cli/GenerateCommand.h"
 #include "runtime/cli/TextCommands.h"
 #include "runtime/train/Trainer.h"
 #include "runtime/vulkan/Context.h"
@@ -144,50 +144,7 @@ void addRuntimeCommands(CLI::App &app) {
     train::runEvaluation(o);
   });
 
-  struct GenerateFlags {
-    generate::GenerateOptions o;
-    std::string promptIds, stopIds, prompt, tokenizer;
-    bool printIds = false, chat = false;
-  };
-  auto g = std::make_shared<GenerateFlags>();
-  CLI::App *genCmd = app.add_subcommand("generate", "Generate tokens with a generation plan (tessera compile --generate)");
-  genCmd->add_option("plan", g->o.plan, "generation plan")->required();
-  genCmd->add_option("--weights", g->o.weights, "ONNX model holding the frozen weights")->required();
-  genCmd->add_option("--adapter", g->o.adapter, "LoRA adapter: a PEFT directory or a llama.cpp LoRA .gguf");
-  genCmd->add_option("--prompt-ids", g->promptIds, "the prompt as token ids, e.g. 1,2,3");
-  genCmd->add_option("--prompt", g->prompt, "the prompt as text (needs --tokenizer)");
-  genCmd->add_flag("--chat", g->chat, "read chat turns from stdin, rendered with the model's template (needs --tokenizer)");
-  genCmd->add_option("--tokenizer", g->tokenizer, "Hugging Face tokenizer folder");
-  genCmd->add_flag("--print-ids", g->printIds, "print the generated token ids (models without a tokenizer)");
-  genCmd->add_option("--max-new-tokens", g->o.max_new_tokens, "tokens to generate")->required();
-  genCmd->add_option("--temperature", g->o.sampling.temperature, "0: greedy (default); > 0: sample")->capture_default_str();
-  genCmd->add_option("--top-k", g->o.sampling.top_k, "sample among the k most likely tokens (0: all)")->capture_default_str();
-  genCmd->add_option("--top-p", g->o.sampling.top_p, "sample among the most likely tokens of total probability p")
-      ->capture_default_str();
-  genCmd->add_option("--seed", g->o.sampling.seed, "seed of the sampling stream")->capture_default_str();
-  genCmd->add_option("--stop-ids", g->stopIds, "end-of-sequence ids that stop generation, e.g. 2 or 106,1");
-  genCmd->add_option("--device", g->o.device, "Vulkan device index (see `devices`)")->capture_default_str();
-  genCmd->callback([g] {
-    generate::GenerateOptions o = g->o;
-    if (!g->prompt.empty() || g->chat || !g->tokenizer.empty())
-      throw std::runtime_error("--prompt, --chat and --tokenizer need the tokenizer (runtime/tokenizer), which this "
-                               "build does not have yet: use --prompt-ids and --print-ids");
-    if (g->promptIds.empty()) throw std::runtime_error("give the prompt: --prompt-ids 1,2,3");
-    if (!g->printIds) throw std::runtime_error("without a tokenizer the output is token ids: pass --print-ids");
-    o.prompt = generate::parseIds(g->promptIds, "--prompt-ids");
-    if (!g->stopIds.empty()) o.stop_ids = generate::parseIds(g->stopIds, "--stop-ids");
-    bool firstId = true;
-    generate::GenerateResult r = generate::generate(o, [&](int32_t id) {
-      std::printf(firstId ? "%d" : ",%d", id);
-      firstId = false;
-      std::fflush(stdout);
-    });
-    std::printf("\n");
-    double perToken = r.tokens.size() > 1 ? r.decode_ms / double(r.tokens.size() - 1) : 0;
-    std::fprintf(stderr, "%zu tokens (stopped: %s); prefill %zu tokens in %.1f ms; decode %.1f tokens/s (%.2f ms/token)\n",
-                 r.tokens.size(), r.stop.c_str(), o.prompt.size(), r.prefill_ms,
-                 perToken > 0 ? 1000.0 / perToken : 0.0, perToken);
-  });
+  addGenerateCommand(app);
 }
 
 int runApp(CLI::App &app, int argc, char **argv) {

@@ -24,6 +24,12 @@ bool overlaps(const text::Span &s, size_t b, size_t e) { return s.start < e && b
 
 } // namespace
 
+void addSpecialTokenVariables(const text::Tokenizer &tok, json &variables) {
+  for (auto [key, value] : {std::pair{"bos_token", tok.bosToken()}, {"eos_token", tok.eosToken()},
+                            {"pad_token", tok.padToken()}, {"unk_token", tok.unkToken()}})
+    if (!value.empty()) variables[key] = value;
+}
+
 std::string PrepareStats::summary() const {
   std::string s = std::to_string(lines) + " samples, " + std::to_string(rows) + " rows, " + std::to_string(tokens) +
                   " tokens (" + std::to_string(counted) + " counted in the loss)";
@@ -67,9 +73,7 @@ Sample Preparer::chat(const json &messages, const std::string &where) const {
     throw PrepareError(where + "a chat line, but the tokenizer has no chat_template (tokenizer_config.json)");
   }
   chat::RenderOptions ro;
-  for (auto [key, value] : {std::pair{"bos_token", tok_.bosToken()}, {"eos_token", tok_.eosToken()},
-                            {"pad_token", tok_.padToken()}, {"unk_token", tok_.unkToken()}})
-    if (!value.empty()) ro.variables[key] = value;
+  addSpecialTokenVariables(tok_, ro.variables);
   chat::RenderedChat r;
   try {
     r = template_->render(messages, ro);

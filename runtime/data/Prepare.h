@@ -96,6 +96,10 @@ private:
   std::string templateError_;
 };
 
+// The chat template's special-token variables (bos_token, eos_token,
+// pad_token, unk_token) from the tokenizer, as apply_chat_template passes them.
+void addSpecialTokenVariables(const text::Tokenizer &tokenizer, nlohmann::ordered_json &variables);
+
 // Writes samples as {"input_ids": [...], "labels": [...]} lines, atomically.
 void writeSamples(const std::string &path, const std::vector<Sample> &samples);
 

@@ -192,6 +192,9 @@ Metadata tokenizerVocab(const std::string &dir, int64_t vocabSize, const Special
       else throw std::runtime_error(file + ": pre_tokenizer: the Split regex " + json(re).dump() +
                                     " is not one llama.cpp knows (Llama 3's or Qwen 2/3's)");
     }
+    // Without merges every byte is its own token however the text is split
+    // (the bundled tiny tokenizer), so llama.cpp's default split is exact.
+    if (pre.empty() && splits.empty() && merges.empty()) pre = "default";
     if (pre.empty())
       throw std::runtime_error(file + ": pre_tokenizer: byte-level without a Split regex is not supported");
     for (int64_t i = 0; i < n; ++i) {

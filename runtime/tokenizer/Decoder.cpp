@@ -133,23 +133,29 @@ private:
 
 } // namespace
 
+// Each maximal subpart of an ill-formed sequence becomes one U+FFFD (Unicode
+// 3.9 "U+FFFD substitution of maximal subparts", what Rust's
+// String::from_utf8_lossy, which `tokenizers` uses, and Python do): a lead
+// byte followed by the continuation bytes that can still complete it.
 std::string utf8Lossy(const std::string &bytes) {
+  auto cont = [&](size_t k, unsigned lo, unsigned hi) {
+    if (k >= bytes.size()) return false;
+    unsigned c = static_cast<unsigned char>(bytes[k]);
+    return c >= lo && c <= hi;
+  };
   std::string out;
   size_t i = 0;
   while (i < bytes.size()) {
-    size_t bad = firstInvalidUtf8(std::string_view(bytes).substr(i));
-    if (bad == std::string_view::npos) {
-      out.append(bytes, i, std::string::npos);
-      break;
-    }
-    out.append(bytes, i, bad);
-    out += "\xEF\xBF\xBD";
-    i += bad;
-    // Skip the lead byte and the continuation bytes of its truncated sequence.
-    size_t n = utf8Length(static_cast<unsigned char>(bytes[i]));
+    unsigned b = static_cast<unsigned char>(bytes[i]);
+    size_t n = b < 0x80 ? 1 : b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3 : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
+    // The second byte's range depends on the lead (no overlongs, surrogates or values past U+10FFFF).
+    unsigned lo = b == 0xE0 ? 0xA0 : b == 0xF0 ? 0x90 : 0x80, hi = b == 0xED ? 0x9F : b == 0xF4 ? 0x8F : 0xBF;
     size_t k = i + 1;
-    while (n > 1 && k < bytes.size() && k < i + n && (static_cast<unsigned char>(bytes[k]) & 0xC0) == 0x80) ++k;
-    i = k;
+    if (n > 1 && cont(k, lo, hi)) ++k;
+    while (n > 1 && k > i + 1 && k < i + n && cont(k, 0x80, 0xBF)) ++k;
+    if (n >= 1 && k == i + n) out.append(bytes, i, n);
+    else out += "\xEF\xBF\xBD";
+    i = n == 0 ? i + 1 : k;
   }
   return out;
 }

