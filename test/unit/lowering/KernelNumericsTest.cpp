@@ -8,9 +8,18 @@
 // Tolerance: |gpu - ref| <= 1e-5 * (|ref| + scale), where scale is the
 // condition of the computation (e.g. sum |a_ik b_kj| for a matmul), 0 for
 // plain elementwise maps.
+//
+// TESSERA_KCHECK_EXPORT=DIR also writes every plan a test runs, the inputs
+// it wrote, the results it checked with their float64 references and
+// tolerances, as cases for tessera-kcheck (docs/kernel-checks.md): the same
+// suite then runs where MLIR is not (Debian 13's lavapipe with cooperative
+// matrices, the H200). Checks go through expectClose / expectEqual on the
+// result of GpuRun::get / geti. A plan the local device cannot run (e.g.
+// cooperative-matrix kernels on Debian 12's lavapipe) is then only exported.
 #include "compiler/plan/PlanEmitter.h"
 #include "runtime/plan/Plan.h"
 #include "runtime/vulkan/Executor.h"
+#include "test/unit/kcheck/Recorder.h"
 
 #include "Tessera/Transforms/Passes.h"
 
@@ -84,23 +93,81 @@ vk::Context &device() {
   return *ctx;
 }
 
+// The case name of the current test's next plan: "Suite.Test", then
+// "Suite.Test.2", ... when it runs several.
+std::string caseName() {
+  const testing::TestInfo *t = testing::UnitTest::GetInstance()->current_test_info();
+  std::string n = t ? std::string(t->test_suite_name()) + "." + t->name() : "case";
+  for (char &c : n)
+    if (c == '/')
+      c = '_';
+  static std::map<std::string, int> seen;
+  int k = ++seen[n];
+  return k == 1 ? n : n + "." + std::to_string(k);
+}
+
+struct GpuRun;
+GpuRun *activeRun = nullptr; // the run expectClose reports its checks to
+
 struct GpuRun {
   plan::Plan plan;
-  std::unique_ptr<vk::Executor> exec;
+  std::unique_ptr<vk::Executor> exec;        // null: the device lacks `missing`
+  std::vector<std::vector<uint8_t>> host;    // the buffers then (exported, not run)
+  std::string missing;                       // plan features the device lacks
+  std::unique_ptr<kcheck::Recorder> recorder; // TESSERA_KCHECK_EXPORT
+  GpuRun *previous = nullptr;
 
-  explicit GpuRun(const std::string &source, const std::string &profile = "")
+  // `deferrable`: when the device lacks a feature the plan needs, do not
+  // fail: skipReason() says why (the test skips) or, when exporting, the
+  // plan is only exported (tessera-kcheck runs it where it can).
+  explicit GpuRun(const std::string &source, const std::string &profile = "", bool deferrable = false)
       : plan(compile(source, profile)) {
-    exec = std::make_unique<vk::Executor>(device(), plan);
+    for (const std::string &f : plan.features)
+      if (!device().info().hasFeature(f))
+        missing += (missing.empty() ? "" : ", ") + f;
+    std::string exportTo = kcheck::exportDir();
+    if (missing.empty() || !deferrable)
+      exec = std::make_unique<vk::Executor>(device(), plan); // throws naming the missing feature
+    else {
+      host.resize(plan.buffers.size());
+      for (size_t i = 0; i < plan.buffers.size(); ++i)
+        if (plan.buffers[i].alias_of < 0)
+          host[i].resize(plan.buffers[i].bytes);
+    }
     for (size_t i = 0; i < plan.buffers.size(); ++i) {
       const plan::Buffer &b = plan.buffers[i];
       if (b.alias_of >= 0)
         continue;
       if (b.kind == plan::BufferKind::Constant)
-        std::memcpy(exec->data(i), plan.blobs[b.init_blob].data(), b.bytes);
+        std::memcpy(data(i), plan.blobs[b.init_blob].data(), b.bytes);
       else
-        std::memset(exec->data(i), 0, b.bytes);
+        std::memset(data(i), 0, b.bytes);
     }
+    if (!exportTo.empty())
+      recorder = std::make_unique<kcheck::Recorder>(
+          exportTo, caseName(), plan, profile, [this](size_t i) { return (const void *)data(i); },
+          exec != nullptr);
+    previous = activeRun;
+    activeRun = this;
   }
+  ~GpuRun() { activeRun = previous; }
+
+  bool executed() const { return exec != nullptr; }
+  // Non-empty when the plan neither runs here nor is exported.
+  std::string skipReason() const {
+    if (exec || recorder)
+      return "";
+    return "device " + device().info().name + " lacks " + missing +
+           "; run the exported case with tessera-kcheck (docs/kernel-checks.md)";
+  }
+  void *data(size_t i) {
+    if (exec)
+      return exec->data(i);
+    while (plan.buffers[i].alias_of >= 0)
+      i = plan.buffers[i].alias_of;
+    return host[i].data();
+  }
+  const void *data(size_t i) const { return const_cast<GpuRun *>(this)->data(i); }
 
   size_t buffer(const std::string &name) const {
     for (size_t i = 0; i < plan.buffers.size(); ++i)
@@ -114,40 +181,74 @@ struct GpuRun {
   void set(const std::string &name, const std::vector<float> &v) {
     size_t i = buffer(name);
     EXPECT_EQ(plan.buffers[i].bytes, v.size() * 4) << name;
-    std::memcpy(exec->data(i), v.data(), v.size() * 4);
+    std::memcpy(data(i), v.data(), v.size() * 4);
   }
   void seti(const std::string &name, const std::vector<int32_t> &v) {
     size_t i = buffer(name);
     EXPECT_EQ(plan.buffers[i].bytes, v.size() * 4) << name;
-    std::memcpy(exec->data(i), v.data(), v.size() * 4);
+    std::memcpy(data(i), v.data(), v.size() * 4);
   }
-  std::vector<float> get(const std::string &name) const {
+  // Elements [offset, offset + count) of a buffer (count -1: to its end).
+  std::vector<float> get(const std::string &name, int64_t offset = 0, int64_t count = -1) const {
     size_t i = buffer(name);
     std::vector<float> v(plan.buffers[i].bytes / 4);
-    std::memcpy(v.data(), exec->data(i), v.size() * 4);
+    std::memcpy(v.data(), data(i), v.size() * 4);
+    v = slice(v, offset, count);
+    noteRead(i, offset, v);
     return v;
   }
-  std::vector<int32_t> geti(const std::string &name) const {
+  std::vector<int32_t> geti(const std::string &name, int64_t offset = 0, int64_t count = -1) const {
     size_t i = buffer(name);
     std::vector<int32_t> v(plan.buffers[i].bytes / 4);
-    std::memcpy(v.data(), exec->data(i), v.size() * 4);
+    std::memcpy(v.data(), data(i), v.size() * 4);
+    v = slice(v, offset, count);
+    noteRead(i, offset, v);
     return v;
   }
-  void run(const std::string &program = "eval") { exec->run(program); }
+  void run(const std::string &program = "eval") {
+    if (recorder)
+      recorder->beforeRun(program);
+    if (exec)
+      exec->run(program);
+    if (recorder)
+      recorder->afterRun();
+  }
+
+private:
+  template <class T> static std::vector<T> slice(const std::vector<T> &v, int64_t offset, int64_t count) {
+    if (count < 0)
+      count = int64_t(v.size()) - offset;
+    if (offset < 0 || offset + count > int64_t(v.size()))
+      throw std::runtime_error("get: elements outside the buffer");
+    return std::vector<T>(v.begin() + offset, v.begin() + offset + count);
+  }
+  template <class T> void noteRead(size_t i, int64_t offset, const std::vector<T> &v) const {
+    if (recorder)
+      recorder->noteRead(i, offset, std::vector<double>(v.begin(), v.end()));
+  }
 };
+
+// Reports a check to the export; false when it is not to be asserted here
+// (the plan was only exported).
+bool recordCheck(const std::vector<double> &got, const std::vector<double> &ref,
+                 const std::vector<double> &scale, double rel, double abs, const std::string &what) {
+  if (!activeRun || !activeRun->recorder)
+    return true;
+  std::string why = activeRun->recorder->check(got, ref, scale, rel, abs, what);
+  if (!why.empty())
+    ADD_FAILURE() << "kcheck export of " << what << ": " << why;
+  return activeRun->executed();
+}
 
 // ---------------------------------------------------------------- helpers
 
-std::mt19937 &rng() {
-  static std::mt19937 g(1234);
-  return g;
-}
-
+// Uniform in [lo, hi) from the generator the case format names
+// (test/unit/kcheck/Case.h), one stream per call: exported as its seed.
 std::vector<float> uniform(int64_t n, double lo, double hi) {
-  std::uniform_real_distribution<double> d(lo, hi);
-  std::vector<float> v(n);
-  for (float &x : v)
-    x = (float)d(rng());
+  static uint64_t nextSeed = 1234;
+  uint64_t seed = nextSeed++;
+  std::vector<float> v = kcheck::uniformFloats(seed, n, lo, hi);
+  kcheck::noteUniform(seed, n, lo, hi, v);
   return v;
 }
 
@@ -243,6 +344,9 @@ int64_t bcast(const std::vector<int64_t> &outCoords, const std::vector<int64_t> 
 void expectClose(const std::vector<float> &got, const std::vector<double> &ref,
                  const std::vector<double> &scale, const std::string &what, double rel = 1e-5) {
   ASSERT_EQ(got.size(), ref.size()) << what;
+  const double floor = 1.2e-38; // GPUs may flush fp32 denormals to zero
+  if (!recordCheck(std::vector<double>(got.begin(), got.end()), ref, scale, rel, floor, what))
+    return;
   int bad = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
     if (std::isnan(ref[i]) && std::isnan(got[i]))
@@ -250,7 +354,7 @@ void expectClose(const std::vector<float> &got, const std::vector<double> &ref,
     if (std::isinf(ref[i]) && got[i] == ref[i])
       continue;
     double tol = rel * (std::fabs(ref[i]) + (scale.empty() ? 0.0 : scale[i]));
-    tol = std::max(tol, 1.2e-38); // GPUs may flush fp32 denormals to zero
+    tol = std::max(tol, floor);
     if (!(std::fabs(got[i] - ref[i]) <= tol) && bad++ < 5)
       ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", expected " << ref[i]
                     << " (tolerance " << tol << ")";
@@ -260,6 +364,18 @@ void expectClose(const std::vector<float> &got, const std::vector<double> &ref,
 void expectClose(const std::vector<float> &got, const std::vector<double> &ref,
                  const std::string &what, double rel = 1e-5) {
   expectClose(got, ref, {}, what, rel);
+}
+
+// Exact equality of integer results.
+void expectEqual(const std::vector<int32_t> &got, const std::vector<int32_t> &want, const std::string &what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  if (!recordCheck(std::vector<double>(got.begin(), got.end()), std::vector<double>(want.begin(), want.end()), {},
+                   0.0, 0.0, what))
+    return;
+  int bad = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (got[i] != want[i] && bad++ < 5)
+      ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", expected " << want[i];
 }
 
 // ---------------------------------------------------------------- elementwise
@@ -417,9 +533,10 @@ TEST(KernelNumerics, SelectAndCast) {
   }
   expectClose(r.get("r_sel"), sel, "select");
   expectClose(r.get("r_b2f"), b2f, "cast i1");
-  std::vector<int32_t> f2i = r.geti("r_f2i");
+  std::vector<int32_t> f2i(12);
   for (int i = 0; i < 12; ++i)
-    EXPECT_EQ(f2i[i], (int32_t)std::trunc(l[i])) << "f2i " << i;
+    f2i[i] = (int32_t)std::trunc(l[i]);
+  expectEqual(r.geti("r_f2i"), f2i, "f2i");
   std::vector<double> i2f(ids.begin(), ids.end());
   expectClose(r.get("r_i2f"), i2f, "cast i32->f32");
 }
@@ -956,12 +1073,11 @@ TEST(KernelNumerics, AdamWAccumulatedAndClipped) {
     for (auto &[name, g] : acc)
       for (double x : g) sq += x * x;
     double norm = std::sqrt(sq), coef = std::min(1.0, maxNorm / (norm + 1e-6));
-    std::vector<float> gn = r.get("grad_norm");
     if (poisoned) {
-      EXPECT_TRUE(std::isnan(gn[1]));
+      expectClose(r.get("grad_norm", 1, 1), {NAN}, "grad_norm of a NaN gradient");
     } else {
-      expectClose({gn[1]}, {norm}, "grad_norm");
-      expectClose({gn[2]}, {coef}, "clip coefficient");
+      expectClose(r.get("grad_norm", 1, 1), {norm}, "grad_norm");
+      expectClose(r.get("grad_norm", 2, 1), {coef}, "clip coefficient");
       EXPECT_LT(coef, 1.0); // the test clips
       for (const char *name : {"a", "b"})
         for (size_t i = 0; i < p[name].size(); ++i) {
@@ -972,12 +1088,13 @@ TEST(KernelNumerics, AdamWAccumulatedAndClipped) {
           p[name][i] -= lr * (mh / (std::sqrt(vh) + eps) + wd * p[name][i]);
         }
     }
-    EXPECT_EQ(gn[0], 0.0f); // the running sum is left at zero
+    expectClose(r.get("grad_norm", 0, 1), {0.0}, "grad_norm running sum", 0.0); // left at zero
     for (const char *name : {"a", "b"}) {
       std::vector<double> scale(p[name].size(), lr * 10);
       expectClose(r.get(param[name]), p[name], scale, param[name] + " step " + std::to_string(t));
       expectClose(r.get(param[name] + ".exp_avg"), m[name], param[name] + ".exp_avg");
-      for (float x : r.get(param[name] + ".grad_accum")) EXPECT_EQ(x, 0.0f); // ready for the next step
+      expectClose(r.get(param[name] + ".grad_accum"), std::vector<double>(p[name].size(), 0.0),
+                  param[name] + ".grad_accum", 0.0); // ready for the next step
     }
   }
 }
@@ -1021,21 +1138,21 @@ TEST(KernelNumerics, Dropout) {
     hp[10] = float(seed);
     r.set("hparams", hp);
     r.run("train_step");
-    std::vector<float> y = r.get("dropped");
     std::vector<bool> keep(x.size());
-    int64_t kept = 0, wrong = 0;
+    std::vector<double> want(x.size());
+    int64_t kept = 0;
     double sum = 0;
     for (size_t i = 0; i < x.size(); ++i) {
       keep[i] = dropoutKeeps(seed, site, uint32_t(i), rate);
-      float want = keep[i] ? x[i] * scale : 0.0f;
-      wrong += y[i] != want;
+      want[i] = keep[i] ? x[i] * scale : 0.0f;
       kept += keep[i];
-      sum += want;
+      sum += want[i];
     }
-    EXPECT_EQ(wrong, 0) << "seed " << seed << ": elements whose mask or value differs from the reference";
+    // Exact: the mask and the scaled value of every element.
+    expectClose(r.get("dropped"), want, "dropout seed " + std::to_string(seed), 0.0);
     // 5000 Bernoulli(0.7) draws: mean 3500, sd 32.4; 5 sd either way.
     EXPECT_NEAR(double(kept), 3500.0, 162.0) << "seed " << seed;
-    EXPECT_NEAR(r.get("loss")[0], sum, 1e-3 * sum);
+    expectClose(r.get("loss"), {sum}, "dropout loss seed " + std::to_string(seed), 1e-3);
     masks.push_back(keep);
   }
   EXPECT_NE(masks[0], masks[1]);
@@ -1043,7 +1160,7 @@ TEST(KernelNumerics, Dropout) {
   r.run("eval");
   double total = 0;
   for (float v : x) total += v;
-  EXPECT_NEAR(r.get("loss")[0], total, 1e-4 * total) << "eval must not drop";
+  expectClose(r.get("loss"), {total}, "eval must not drop", 1e-4);
 }
 
 } // namespace
