@@ -4,7 +4,8 @@
 // outputs compared with their float64 references after it. One line per
 // case, then "kcheck: N passed, M failed"; exit 1 when any case failed.
 //
-//   tessera-kcheck CASES... [--device N] [--filter TEXT] [--require-config TEXT] [--skip-unsupported]
+//   tessera-kcheck CASES... [--device N] [--filter TEXT] [--exclude TEXT]... [--require-config TEXT]
+//                  [--skip-unsupported]
 //   tessera-kcheck CASES... --dump-spirv DIR    (writes DIR/<case>/<kernel>.spv, needs no device)
 //
 // KernelNumericsTest writes the cases (TESSERA_KCHECK_EXPORT=DIR), so its
@@ -178,11 +179,13 @@ int main(int argc, char **argv) {
   std::vector<std::string> roots;
   int device = 0;
   std::string filter, requireConfig, dumpDir;
+  std::vector<std::string> excludes;
   bool skipUnsupported = false;
   app.add_option("cases", roots, "Case folders, or folders of case folders (KernelNumericsTest with TESSERA_KCHECK_EXPORT=DIR)")
       ->required();
   app.add_option("--device", device, "Vulkan device index (tessera-rt devices)");
   app.add_option("--filter", filter, "Run only the cases whose name contains TEXT");
+  app.add_option("--exclude", excludes, "Leave out the cases whose name contains TEXT (repeatable)");
   app.add_option("--require-config", requireConfig,
                  "Fail a case none of whose kernels' configs contains TEXT (e.g. coopmat)");
   app.add_flag("--skip-unsupported", skipUnsupported,
@@ -222,6 +225,9 @@ int main(int argc, char **argv) {
       kcheck::Case c = kcheck::readCase(dir);
       label = c.name;
       if (!filter.empty() && c.name.find(filter) == std::string::npos) continue;
+      bool excluded = false;
+      for (const std::string &x : excludes) excluded = excluded || c.name.find(x) != std::string::npos;
+      if (excluded) continue;
       plan::Plan p = plan::readPlanFile((fs::path(dir) / c.plan).string());
       if (!requireConfig.empty()) {
         bool found = false;
