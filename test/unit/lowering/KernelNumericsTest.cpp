@@ -18,6 +18,7 @@
 // cooperative-matrix kernels on Debian 12's lavapipe) is then only exported.
 #include "compiler/plan/PlanEmitter.h"
 #include "runtime/plan/Plan.h"
+#include "runtime/util/Half.h"
 #include "runtime/vulkan/Executor.h"
 #include "test/unit/kcheck/Recorder.h"
 
@@ -178,21 +179,38 @@ struct GpuRun {
         return i;
     throw std::runtime_error("no buffer named " + name);
   }
+  // Writes v in the buffer's dtype (f16 / bf16: rounded to nearest even).
   void set(const std::string &name, const std::vector<float> &v) {
     size_t i = buffer(name);
-    EXPECT_EQ(plan.buffers[i].bytes, v.size() * 4) << name;
-    std::memcpy(data(i), v.data(), v.size() * 4);
+    const plan::Buffer &b = plan.buffers[i];
+    EXPECT_EQ(b.bytes, v.size() * plan::bytesPerElement(b.dtype)) << name;
+    if (b.dtype == plan::DType::F16 || b.dtype == plan::DType::BF16) {
+      std::vector<uint16_t> h(v.size());
+      for (size_t k = 0; k < v.size(); ++k)
+        h[k] = b.dtype == plan::DType::F16 ? util::floatToHalf(v[k]) : util::floatToBf16(v[k]);
+      std::memcpy(data(i), h.data(), std::min<size_t>(b.bytes, h.size() * 2));
+    } else {
+      std::memcpy(data(i), v.data(), std::min<size_t>(b.bytes, v.size() * 4));
+    }
   }
   void seti(const std::string &name, const std::vector<int32_t> &v) {
     size_t i = buffer(name);
     EXPECT_EQ(plan.buffers[i].bytes, v.size() * 4) << name;
     std::memcpy(data(i), v.data(), v.size() * 4);
   }
-  // Elements [offset, offset + count) of a buffer (count -1: to its end).
+  // Elements [offset, offset + count) of a buffer (count -1: to its end), as float.
   std::vector<float> get(const std::string &name, int64_t offset = 0, int64_t count = -1) const {
     size_t i = buffer(name);
-    std::vector<float> v(plan.buffers[i].bytes / 4);
-    std::memcpy(v.data(), data(i), v.size() * 4);
+    const plan::Buffer &b = plan.buffers[i];
+    std::vector<float> v(b.bytes / plan::bytesPerElement(b.dtype));
+    if (b.dtype == plan::DType::F16 || b.dtype == plan::DType::BF16) {
+      std::vector<uint16_t> h(v.size());
+      std::memcpy(h.data(), data(i), h.size() * 2);
+      for (size_t k = 0; k < v.size(); ++k)
+        v[k] = b.dtype == plan::DType::F16 ? util::halfToFloat(h[k]) : util::bf16ToFloat(h[k]);
+    } else {
+      std::memcpy(v.data(), data(i), v.size() * 4);
+    }
     v = slice(v, offset, count);
     noteRead(i, offset, v);
     return v;
@@ -341,10 +359,11 @@ int64_t bcast(const std::vector<int64_t> &outCoords, const std::vector<int64_t> 
   return off;
 }
 
+// `floor`: the smallest tolerance (by default: GPUs may flush fp32 denormals to zero).
 void expectClose(const std::vector<float> &got, const std::vector<double> &ref,
-                 const std::vector<double> &scale, const std::string &what, double rel = 1e-5) {
+                 const std::vector<double> &scale, const std::string &what, double rel = 1e-5,
+                 double floor = 1.2e-38) {
   ASSERT_EQ(got.size(), ref.size()) << what;
-  const double floor = 1.2e-38; // GPUs may flush fp32 denormals to zero
   if (!recordCheck(std::vector<double>(got.begin(), got.end()), ref, scale, rel, floor, what))
     return;
   int bad = 0;
@@ -779,6 +798,55 @@ std::vector<int64_t> matmulShape(const MatmulCase &c, int64_t &M, int64_t &N, in
   return out;
 }
 
+// The module computing r<k> = a<k> * b<k> for every case, operands stored as
+// `in`, results as `out`.
+std::string matmulModule(const std::vector<MatmulCase> &cases, const std::string &in = "f32",
+                         const std::string &out = "f32") {
+  std::string body;
+  std::vector<std::tuple<std::string, std::vector<int64_t>, std::string>> keep;
+  for (size_t k = 0; k < cases.size(); ++k) {
+    const MatmulCase &c = cases[k];
+    int64_t M, N, K;
+    std::vector<int64_t> os = matmulShape(c, M, N, K);
+    std::string n = std::to_string(k);
+    std::string attrs;
+    if (c.tl || c.tr)
+      attrs = std::string(" {") + (c.tl ? "transpose_lhs = true" : "") + (c.tl && c.tr ? ", " : "") +
+              (c.tr ? "transpose_rhs = true" : "") + "}";
+    body += "    %a" + n + " = tessera.param frozen \"a" + n + "\" : " + tensorType(c.lhs, in) + "\n" +
+            "    %b" + n + " = tessera.param frozen \"b" + n + "\" : " + tensorType(c.rhs, in) + "\n" +
+            "    %r" + n + " = tessera.matmul %a" + n + ", %b" + n + attrs + " : (" + tensorType(c.lhs, in) +
+            ", " + tensorType(c.rhs, in) + ") -> " + tensorType(os, out) + " loc(\"r" + n + "\")\n";
+    keep.push_back({"%r" + n, os, out});
+  }
+  return lossModule(body, keep);
+}
+
+// The float64 product of case c and its condition, sum_k |a_mk b_kn|.
+void matmulReference(const MatmulCase &c, const std::vector<float> &a, const std::vector<float> &b,
+                     std::vector<double> &ref, std::vector<double> &scale) {
+  int64_t M, N, K;
+  std::vector<int64_t> out = matmulShape(c, M, N, K);
+  std::vector<int64_t> lbShape(c.lhs.begin(), c.lhs.end() - 2), rbShape(c.rhs.begin(), c.rhs.end() - 2);
+  ref.assign(numel(out), 0.0);
+  scale.assign(numel(out), 0.0);
+  for (int64_t i = 0; i < numel(out); ++i) {
+    auto co = unravel(i, out);
+    std::vector<int64_t> bc(co.begin(), co.end() - 2);
+    int64_t m = co[co.size() - 2], n = co.back();
+    int64_t la = bcast(bc, lbShape) * M * K, rbo = bcast(bc, rbShape) * K * N;
+    double s = 0, sa = 0;
+    for (int64_t kk = 0; kk < K; ++kk) {
+      double x = a[la + (c.tl ? kk * M + m : m * K + kk)];
+      double y = b[rbo + (c.tr ? n * K + kk : kk * N + n)];
+      s += x * y;
+      sa += std::fabs(x * y);
+    }
+    ref[i] = s;
+    scale[i] = sa;
+  }
+}
+
 void runMatmuls(const std::string &profile) {
   std::vector<MatmulCase> cases = {
       {{2, 37, 19}, {19, 23}},                  // linear layer, folded, ragged tiles
@@ -793,25 +861,7 @@ void runMatmuls(const std::string &profile) {
       {{70, 33000}, {66, 33000}, false, true},  // vocabulary-long K (nvidia: split-K 32)
       {{20, 151936}, {20, 151936}, false, true}, // Qwen 3's vocabulary: split for llvmpipe's loop limit
   };
-  std::string body;
-  std::vector<std::tuple<std::string, std::vector<int64_t>, std::string>> keep;
-  std::vector<std::vector<int64_t>> outs;
-  for (size_t k = 0; k < cases.size(); ++k) {
-    const MatmulCase &c = cases[k];
-    int64_t M, N, K;
-    std::vector<int64_t> out = matmulShape(c, M, N, K);
-    outs.push_back(out);
-    std::string n = std::to_string(k);
-    std::string attrs;
-    if (c.tl || c.tr)
-      attrs = std::string(" {") + (c.tl ? "transpose_lhs = true" : "") + (c.tl && c.tr ? ", " : "") +
-              (c.tr ? "transpose_rhs = true" : "") + "}";
-    body += param("a" + n, c.lhs) + param("b" + n, c.rhs) + "    %r" + n + " = tessera.matmul %a" +
-            n + ", %b" + n + attrs + " : (" + tensorType(c.lhs) + ", " + tensorType(c.rhs) +
-            ") -> " + tensorType(out) + " loc(\"r" + n + "\")\n";
-    keep.push_back({"%r" + n, out, "f32"});
-  }
-  GpuRun r(lossModule(body, keep), profile);
+  GpuRun r(matmulModule(cases), profile);
   std::vector<std::vector<float>> as, bs;
   for (size_t k = 0; k < cases.size(); ++k) {
     as.push_back(uniform(numel(cases[k].lhs), -1, 1));
@@ -821,27 +871,8 @@ void runMatmuls(const std::string &profile) {
   }
   r.run();
   for (size_t k = 0; k < cases.size(); ++k) {
-    const MatmulCase &c = cases[k];
-    int64_t M, N, K;
-    std::vector<int64_t> out = matmulShape(c, M, N, K);
-    std::vector<int64_t> lbShape(c.lhs.begin(), c.lhs.end() - 2), rbShape(c.rhs.begin(), c.rhs.end() - 2);
-    std::vector<int64_t> obShape(out.begin(), out.end() - 2);
-    std::vector<double> ref(numel(out)), scale(numel(out));
-    for (int64_t i = 0; i < numel(out); ++i) {
-      auto co = unravel(i, out);
-      std::vector<int64_t> bc(co.begin(), co.end() - 2);
-      int64_t m = co[co.size() - 2], n = co.back();
-      int64_t la = bcast(bc, lbShape) * M * K, rbo = bcast(bc, rbShape) * K * N;
-      double s = 0, sa = 0;
-      for (int64_t kk = 0; kk < K; ++kk) {
-        double a = as[k][la + (c.tl ? kk * M + m : m * K + kk)];
-        double b = bs[k][rbo + (c.tr ? n * K + kk : kk * N + n)];
-        s += a * b;
-        sa += std::fabs(a * b);
-      }
-      ref[i] = s;
-      scale[i] = sa;
-    }
+    std::vector<double> ref, scale;
+    matmulReference(cases[k], as[k], bs[k], ref, scale);
     expectClose(r.get("r" + std::to_string(k)), ref, scale,
                 "matmul case " + std::to_string(k) + " profile '" + profile + "'");
   }
@@ -872,6 +903,118 @@ TEST(KernelNumerics, MatmulDirectSplitK) {
     {"name": "general", "kind": "direct", "tile_m": 32, "tile_n": 32, "tile_k": 16, "thread_m": 4,
      "thread_n": 4}]}})";
   runMatmuls(path);
+}
+
+// ---------------------------------------------------------------- cooperative matrices
+
+// Every product a training step has, in the shapes the tensor-core kernels
+// see (M, N, K mostly not multiples of their tiles).
+std::vector<MatmulCase> trainingMatmuls() {
+  return {
+      {{2, 37, 72}, {50, 72}, false, true},        // X W^T: linear forward (folded batch)
+      {{2, 37, 50}, {50, 72}},                     // dY W: activation gradient (no transpose)
+      {{74, 50}, {74, 72}, true, false},           // dY^T X: weight gradient, K = tokens
+      {{2, 37, 72}, {8, 72}, false, true},         // X A^T: LoRA down, N = rank
+      {{2, 37, 8}, {50, 8}, false, true},          // (X A^T) B^T: LoRA up, K = rank
+      {{74, 8}, {74, 72}, true, false},            // dZ^T X: LoRA A gradient, M = rank
+      {{2, 3, 33, 16}, {2, 3, 33, 16}, false, true}, // Q K^T: attention scores
+      {{2, 3, 33, 33}, {2, 3, 33, 16}},            // P V
+      {{2, 3, 33, 33}, {2, 3, 33, 16}, true, false}, // P^T dO: dV
+      {{2, 4, 33, 16}, {2, 1, 33, 16}, false, true}, // grouped-query heads: K broadcast
+      {{64, 64}, {64, 64}},                        // whole tiles
+      {{1, 1}, {1, 1}},                            // 1 x 1 x 1
+      {{24, 1000}, {20, 1000}, false, true},       // long K
+  };
+}
+
+double unitRoundoff(const std::string &type) {
+  if (type == "f16")
+    return 0x1p-11;
+  if (type == "bf16")
+    return 0x1p-8;
+  return 0.0;
+}
+
+std::vector<float> roundedTo(const std::string &type, std::vector<float> v) {
+  for (float &x : v)
+    x = type == "f16" ? util::halfToFloat(util::floatToHalf(x))
+        : type == "bf16" ? util::bf16ToFloat(util::floatToBf16(x))
+                         : x;
+  return v;
+}
+
+// The same forms at sizes nvidia.json gives to its coopmat variant (at least
+// 16 tiles of 128 x 128; attention: 16 batches).
+std::vector<MatmulCase> largeTrainingMatmuls() {
+  return {
+      {{4, 130, 72}, {400, 72}, false, true},          // X W^T: 520 x 400, K = 72
+      {{4, 130, 50}, {50, 400}},                       // dY W: 520 x 400, K = 50
+      {{520, 400}, {520, 390}, true, false},           // dY^T X: 400 x 390, K = 520
+      {{2, 8, 33, 16}, {2, 8, 33, 16}, false, true},   // Q K^T
+      {{2, 8, 33, 33}, {2, 8, 33, 16}},                // P V
+      {{2, 8, 33, 33}, {2, 8, 33, 16}, true, false},   // P^T dO
+      {{2, 8, 33, 16}, {2, 1, 33, 16}, false, true},   // grouped-query heads
+  };
+}
+
+// `cases` with `in` operands and `out` results under `profile`;
+// `coopmat`: whether every matmul kernel must be a cooperative-matrix one
+// (else none may be). A plan this device cannot run is exported only (or
+// skipped): docs/kernel-checks.md. Reference: float64 from the rounded
+// operands. Tolerance: f32 accumulation as in runMatmuls, 1e-5 (|ref| +
+// sum |ab|), plus the unit roundoff of the result type times |ref|, plus
+// half its smallest subnormal (f16: 2^-25).
+void runTypedMatmuls(const std::vector<MatmulCase> &cases, const std::string &profile, const std::string &in,
+                     const std::string &out, bool coopmat) {
+  GpuRun r(matmulModule(cases, in, out), profile, /*deferrable=*/true);
+  int matmuls = 0, coop = 0;
+  for (const plan::Kernel &k : r.plan.kernels)
+    if (k.config.rfind("matmul ", 0) == 0) {
+      ++matmuls;
+      coop += k.config.find("kind = coopmat") != std::string::npos;
+    }
+  EXPECT_GE(matmuls, (int)cases.size());
+  EXPECT_EQ(coop, coopmat ? matmuls : 0) << "matmul kernels of kind coopmat under " << profile;
+  if (!r.skipReason().empty())
+    GTEST_SKIP() << r.skipReason();
+  std::vector<std::vector<float>> as, bs;
+  for (size_t k = 0; k < cases.size(); ++k) {
+    as.push_back(roundedTo(in, uniform(numel(cases[k].lhs), -1, 1)));
+    bs.push_back(roundedTo(in, uniform(numel(cases[k].rhs), -1, 1)));
+    r.set("a" + std::to_string(k), as.back());
+    r.set("b" + std::to_string(k), bs.back());
+  }
+  r.run();
+  const double u = unitRoundoff(out), acc = 1e-5;
+  for (size_t k = 0; k < cases.size(); ++k) {
+    std::vector<double> ref, scale;
+    matmulReference(cases[k], as[k], bs[k], ref, scale);
+    // tol = (acc + u) |ref| + acc sum|ab|, as rel * (|ref| + scale).
+    for (double &x : scale)
+      x *= acc / (acc + u);
+    expectClose(r.get("r" + std::to_string(k)), ref, scale,
+                in + " -> " + out + " matmul case " + std::to_string(k) + " profile '" + profile + "'", acc + u,
+                out == "f16" ? 0x1p-25 : 1.2e-38);
+  }
+}
+
+// lavapipe's shapes (8x8x8 f16 * f16 + f32): Debian 13's Mesa 26.1; on
+// Debian 12 these are exported only (ctest kcheck_coopmat_trixie runs them).
+const std::string kCoopMatLavapipe = kProfileDir + "/lavapipe-coopmat.json";
+TEST(KernelNumerics, CoopMat8x8x8F16ToF32) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f16", "f32", true); }
+TEST(KernelNumerics, CoopMat8x8x8F16ToF16) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f16", "f16", true); }
+TEST(KernelNumerics, CoopMat8x8x8F16ToBf16) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f16", "bf16", true); }
+// Operands the device has no cooperative matrices for fall back to SIMT.
+TEST(KernelNumerics, CoopMatFallbackBf16) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "bf16", "bf16", false); }
+TEST(KernelNumerics, CoopMatFallbackF32) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f32", "f16", false); }
+// nvidia.json (16x16x16): exported here, run on the GPU (bench/kernel_numerics_gpu.sh).
+TEST(KernelNumerics, CoopMatNvidiaF16ToF32) {
+  runTypedMatmuls(largeTrainingMatmuls(), kProfileDir + "/nvidia.json", "f16", "f32", true);
+}
+TEST(KernelNumerics, CoopMatNvidiaF16ToF16) {
+  std::vector<MatmulCase> attention = largeTrainingMatmuls();
+  attention.erase(attention.begin(), attention.begin() + 3); // the linear shapes are in F16ToF32
+  runTypedMatmuls(attention, kProfileDir + "/nvidia.json", "f16", "f16", true);
 }
 
 // ---------------------------------------------------------------- cross-entropy
