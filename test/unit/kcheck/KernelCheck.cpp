@@ -28,6 +28,8 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <regex>
+#include <set>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -163,6 +165,30 @@ Counts runCase(vk::Context &ctx, const std::string &dir, const kcheck::Case &c, 
   return n;
 }
 
+// The cooperative-matrix shapes the plan's kernels use (their configs:
+// "kind = coopmat", "mma = [m, n, k]", "operands = t", f32 accumulators)
+// that the device does not offer, e.g. "8x8x8 f16*f16+f32".
+std::string missingCoopMatShapes(const plan::Plan &p, const vk::DeviceInfo &d) {
+  static const std::regex mma(R"(mma = \[(\d+), (\d+), (\d+)\])"), operands(R"(operands = (\w+))");
+  std::set<std::string> missing;
+  for (const plan::Kernel &k : p.kernels) {
+    std::smatch m, t;
+    if (k.config.find("kind = coopmat") == std::string::npos || !std::regex_search(k.config, m, mma) ||
+        !std::regex_search(k.config, t, operands))
+      continue;
+    uint32_t M = std::stoul(m[1]), N = std::stoul(m[2]), K = std::stoul(m[3]);
+    bool offered = false;
+    for (const vk::CooperativeMatrixShape &s : d.cooperativeMatrix)
+      offered = offered || (s.m == M && s.n == N && s.k == K && s.a == t[1] && s.b == t[1] && s.c == "f32" &&
+                            s.result == "f32" && s.scope == "subgroup");
+    if (!offered)
+      missing.insert(m[1].str() + "x" + m[2].str() + "x" + m[3].str() + " " + t[1].str() + "*" + t[1].str() + "+f32");
+  }
+  std::string out;
+  for (const std::string &s : missing) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
 void dumpSpirv(const plan::Plan &p, const std::string &caseName, const std::string &outDir) {
   fs::path d = fs::path(outDir) / caseName;
   fs::create_directories(d);
@@ -243,11 +269,16 @@ int main(int argc, char **argv) {
       std::string missing;
       for (const std::string &f : p.features)
         if (!ctx->info().hasFeature(f)) missing += (missing.empty() ? "" : ", ") + f;
+      if (std::string shapes = missingCoopMatShapes(p, ctx->info()); !shapes.empty())
+        missing += (missing.empty() ? "" : ", ") + std::string("cooperative matrices ") + shapes;
       if (!missing.empty() && skipUnsupported) {
         std::printf("SKIP %s: the device lacks %s\n", c.name.c_str(), missing.c_str());
         ++skipped;
         continue;
       }
+      if (!missing.empty())
+        throw Failure("device " + std::to_string(device) + " (" + ctx->info().name + ") lacks " + missing +
+                      " (compiled with profile '" + c.profile + "')");
       Counts n = runCase(*ctx, dir, c, p);
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       std::printf("PASS %s (%zu step%s, %d checks, %lld elements, %.0f ms)\n", c.name.c_str(), c.steps.size(),
