@@ -13,8 +13,9 @@
 #   scripts/trixie_env.sh path     print the folder's path
 #   scripts/trixie_env.sh run [--in PATH]... -- CMD [ARG]...
 #       copies each PATH (file or folder) into the folder at the same absolute
-#       path, runs CMD inside it as root (cwd /, environment: PATH, HOME and the
-#       caller's TESSERA_* variables), then removes the copies
+#       path, runs CMD inside it as root (cwd /, environment: PATH, HOME, a
+#       capped Mesa shader cache and the caller's TESSERA_* variables), then
+#       removes the copies
 #
 # The folder is $TESSERA_TRIXIE_DIR, by default /var/cache/tessera/trixie:
 # outside the work tree, so CI's fresh clones on the same machine reuse it.
@@ -115,7 +116,10 @@ run() {
     cp -a "$abs" "$DIR$abs"
     copied+=("$DIR$abs")
   done
-  local envs=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8)
+  # Mesa keeps compiled shaders in /root/.cache of the folder (reruns skip
+  # llvmpipe's compiles); capped so that the kept folder stays small.
+  local envs=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
+              MESA_SHADER_CACHE_MAX_SIZE=128M)
   local name
   for name in $(compgen -e); do
     case "$name" in TESSERA_*) envs+=("$name=${!name}") ;; esac

@@ -91,11 +91,15 @@ double element(const plan::Buffer &b, const uint8_t *data, int64_t i) {
 struct Counts {
   int checks = 0;
   int64_t elements = 0;
+  double setupMs = 0; // pipelines and buffers (Executor construction)
 };
 
 // Runs one case; throws Failure (or CaseError / PlanError / VulkanError) with what went wrong.
 Counts runCase(vk::Context &ctx, const std::string &dir, const kcheck::Case &c, const plan::Plan &p) {
+  auto t0 = std::chrono::steady_clock::now();
   vk::Executor exec(ctx, p);
+  Counts n;
+  n.setupMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   for (size_t i = 0; i < p.buffers.size(); ++i) {
     const plan::Buffer &b = p.buffers[i];
     if (b.alias_of >= 0) continue;
@@ -104,7 +108,6 @@ Counts runCase(vk::Context &ctx, const std::string &dir, const kcheck::Case &c, 
     else
       std::memset(exec.data(i), 0, b.bytes);
   }
-  Counts n;
   std::vector<std::string> mismatches;
   for (size_t si = 0; si < c.steps.size(); ++si) {
     const kcheck::Step &s = c.steps[si];
@@ -166,10 +169,10 @@ Counts runCase(vk::Context &ctx, const std::string &dir, const kcheck::Case &c, 
 }
 
 // The cooperative-matrix shapes the plan's kernels use (their configs:
-// "kind = coopmat", "mma = [m, n, k]", "operands = t", f32 accumulators)
+// "kind = coopmat", "mma = m, n, k", "operands = t", f32 accumulators)
 // that the device does not offer, e.g. "8x8x8 f16*f16+f32".
 std::string missingCoopMatShapes(const plan::Plan &p, const vk::DeviceInfo &d) {
-  static const std::regex mma(R"(mma = \[(\d+), (\d+), (\d+)\])"), operands(R"(operands = (\w+))");
+  static const std::regex mma(R"(mma = \[?(\d+), (\d+), (\d+))"), operands(R"(operands = (\w+))");
   std::set<std::string> missing;
   for (const plan::Kernel &k : p.kernels) {
     std::smatch m, t;
@@ -281,8 +284,9 @@ int main(int argc, char **argv) {
                       " (compiled with profile '" + c.profile + "')");
       Counts n = runCase(*ctx, dir, c, p);
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      std::printf("PASS %s (%zu step%s, %d checks, %lld elements, %.0f ms)\n", c.name.c_str(), c.steps.size(),
-                  c.steps.size() == 1 ? "" : "s", n.checks, (long long)n.elements, ms);
+      std::printf("PASS %s (%zu step%s, %d checks, %lld elements, %.0f ms of which pipelines %.0f ms)\n",
+                  c.name.c_str(), c.steps.size(), c.steps.size() == 1 ? "" : "s", n.checks, (long long)n.elements, ms,
+                  n.setupMs);
       ++passed;
     } catch (const std::exception &e) {
       std::printf("FAIL %s: %s\n", label.c_str(), e.what());
