@@ -947,8 +947,8 @@ std::vector<float> roundedTo(const std::string &type, std::vector<float> v) {
 // 16 tiles of 128 x 128; attention: 16 batches).
 std::vector<MatmulCase> largeTrainingMatmuls() {
   return {
-      {{4, 130, 72}, {400, 72}, false, true},          // X W^T: 520 x 400, K = 72
-      {{4, 130, 50}, {50, 400}},                       // dY W: 520 x 400, K = 50
+      {{4, 100, 72}, {400, 72}, false, true},          // X W^T: 400 x 400, K = 72
+      {{4, 100, 50}, {50, 400}},                       // dY W: 400 x 400, K = 50
       {{520, 400}, {520, 390}, true, false},           // dY^T X: 400 x 390, K = 520
       {{2, 8, 33, 64}, {2, 8, 33, 64}, false, true},   // Q K^T
       {{2, 8, 33, 33}, {2, 8, 33, 64}},                // P V (N = 64: not nvidia's narrow_n)
@@ -1014,10 +1014,18 @@ TEST(KernelNumerics, CoopMatFallbackF32) { runTypedMatmuls(trainingMatmuls(), kC
 TEST(KernelNumerics, CoopMatNvidiaF16ToF32) {
   runTypedMatmuls(largeTrainingMatmuls(), kProfileDir + "/nvidia.json", "f16", "f32", true);
 }
+// The attention shapes alone for the other types (the linear ones are in F16ToF32).
+std::vector<MatmulCase> largeAttentionMatmuls() {
+  std::vector<MatmulCase> c = largeTrainingMatmuls();
+  c.erase(c.begin(), c.begin() + 3);
+  return c;
+}
 TEST(KernelNumerics, CoopMatNvidiaF16ToF16) {
-  std::vector<MatmulCase> attention = largeTrainingMatmuls();
-  attention.erase(attention.begin(), attention.begin() + 3); // the linear shapes are in F16ToF32
-  runTypedMatmuls(attention, kProfileDir + "/nvidia.json", "f16", "f16", true);
+  runTypedMatmuls(largeAttentionMatmuls(), kProfileDir + "/nvidia.json", "f16", "f16", true);
+}
+// bf16 cooperative matrices (VK_KHR_shader_bfloat16).
+TEST(KernelNumerics, CoopMatNvidiaBf16ToF32) {
+  runTypedMatmuls(largeAttentionMatmuls(), kProfileDir + "/nvidia.json", "bf16", "f32", true);
 }
 
 // ---------------------------------------------------------------- cross-entropy
