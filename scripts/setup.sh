@@ -2,7 +2,7 @@
 # Installs every Debian 12 package Tessera needs to build, run and test. Idempotent; run as root.
 set -euo pipefail
 PKGS=(
-  cmake ninja-build g++ pkg-config git
+  cmake ninja-build g++ pkg-config git debootstrap
   llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
   libvulkan-dev mesa-vulkan-drivers vulkan-tools spirv-tools vulkan-validationlayers
   libonnx-dev libprotobuf-dev protobuf-compiler

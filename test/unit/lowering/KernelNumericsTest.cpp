@@ -8,6 +8,14 @@
 // Tolerance: |gpu - ref| <= 1e-5 * (|ref| + scale), where scale is the
 // condition of the computation (e.g. sum |a_ik b_kj| for a matmul), 0 for
 // plain elementwise maps.
+//
+// TESSERA_KCHECK_EXPORT=DIR also writes every plan a test runs, the inputs
+// it wrote, the results it checked with their float64 references and
+// tolerances, as cases for tessera-kcheck (docs/kernel-checks.md): the same
+// suite then runs where MLIR is not (Debian 13's lavapipe with cooperative
+// matrices, the H200). Checks go through expectClose / expectEqual on the
+// result of GpuRun::get / geti. A plan the local device cannot run (e.g.
+// cooperative-matrix kernels on Debian 12's lavapipe) is then only exported.
 #include "KernelTestSupport.h"
 
 #include <fstream>
@@ -174,9 +182,10 @@ TEST(KernelNumerics, SelectAndCast) {
   }
   expectClose(r.get("r_sel"), sel, "select");
   expectClose(r.get("r_b2f"), b2f, "cast i1");
-  std::vector<int32_t> f2i = r.geti("r_f2i");
+  std::vector<int32_t> f2i(12);
   for (int i = 0; i < 12; ++i)
-    EXPECT_EQ(f2i[i], (int32_t)std::trunc(l[i])) << "f2i " << i;
+    f2i[i] = (int32_t)std::trunc(l[i]);
+  expectEqual(r.geti("r_f2i"), f2i, "f2i");
   std::vector<double> i2f(ids.begin(), ids.end());
   expectClose(r.get("r_i2f"), i2f, "cast i32->f32");
 }
@@ -396,6 +405,57 @@ TEST(KernelNumerics, Softmax) {
 
 // ---------------------------------------------------------------- matmul
 
+
+
+// The module computing r<k> = a<k> * b<k> for every case, operands stored as
+// `in`, results as `out`.
+std::string matmulModule(const std::vector<MatmulCase> &cases, const std::string &in = "f32",
+                         const std::string &out = "f32") {
+  std::string body;
+  std::vector<std::tuple<std::string, std::vector<int64_t>, std::string>> keep;
+  for (size_t k = 0; k < cases.size(); ++k) {
+    const MatmulCase &c = cases[k];
+    int64_t M, N, K;
+    std::vector<int64_t> os = matmulShape(c, M, N, K);
+    std::string n = std::to_string(k);
+    std::string attrs;
+    if (c.tl || c.tr)
+      attrs = std::string(" {") + (c.tl ? "transpose_lhs = true" : "") + (c.tl && c.tr ? ", " : "") +
+              (c.tr ? "transpose_rhs = true" : "") + "}";
+    body += "    %a" + n + " = tessera.param frozen \"a" + n + "\" : " + tensorType(c.lhs, in) + "\n" +
+            "    %b" + n + " = tessera.param frozen \"b" + n + "\" : " + tensorType(c.rhs, in) + "\n" +
+            "    %r" + n + " = tessera.matmul %a" + n + ", %b" + n + attrs + " : (" + tensorType(c.lhs, in) +
+            ", " + tensorType(c.rhs, in) + ") -> " + tensorType(os, out) + " loc(\"r" + n + "\")\n";
+    keep.push_back({"%r" + n, os, out});
+  }
+  return lossModule(body, keep);
+}
+
+// The float64 product of case c and its condition, sum_k |a_mk b_kn|.
+void matmulReference(const MatmulCase &c, const std::vector<float> &a, const std::vector<float> &b,
+                     std::vector<double> &ref, std::vector<double> &scale) {
+  int64_t M, N, K;
+  std::vector<int64_t> out = matmulShape(c, M, N, K);
+  std::vector<int64_t> lbShape(c.lhs.begin(), c.lhs.end() - 2), rbShape(c.rhs.begin(), c.rhs.end() - 2);
+  ref.assign(numel(out), 0.0);
+  scale.assign(numel(out), 0.0);
+  for (int64_t i = 0; i < numel(out); ++i) {
+    auto co = unravel(i, out);
+    std::vector<int64_t> bc(co.begin(), co.end() - 2);
+    int64_t m = co[co.size() - 2], n = co.back();
+    int64_t la = bcast(bc, lbShape) * M * K, rbo = bcast(bc, rbShape) * K * N;
+    double s = 0, sa = 0;
+    for (int64_t kk = 0; kk < K; ++kk) {
+      double x = a[la + (c.tl ? kk * M + m : m * K + kk)];
+      double y = b[rbo + (c.tr ? n * K + kk : kk * N + n)];
+      s += x * y;
+      sa += std::fabs(x * y);
+    }
+    ref[i] = s;
+    scale[i] = sa;
+  }
+}
+
 void runMatmuls(const std::string &profile) {
   std::vector<MatmulCase> cases = {
       {{2, 37, 19}, {19, 23}},                  // linear layer, folded, ragged tiles
@@ -410,25 +470,7 @@ void runMatmuls(const std::string &profile) {
       {{70, 33000}, {66, 33000}, false, true},  // vocabulary-long K (nvidia: split-K 32)
       {{20, 151936}, {20, 151936}, false, true}, // Qwen 3's vocabulary: split for llvmpipe's loop limit
   };
-  std::string body;
-  std::vector<std::tuple<std::string, std::vector<int64_t>, std::string>> keep;
-  std::vector<std::vector<int64_t>> outs;
-  for (size_t k = 0; k < cases.size(); ++k) {
-    const MatmulCase &c = cases[k];
-    int64_t M, N, K;
-    std::vector<int64_t> out = matmulShape(c, M, N, K);
-    outs.push_back(out);
-    std::string n = std::to_string(k);
-    std::string attrs;
-    if (c.tl || c.tr)
-      attrs = std::string(" {") + (c.tl ? "transpose_lhs = true" : "") + (c.tl && c.tr ? ", " : "") +
-              (c.tr ? "transpose_rhs = true" : "") + "}";
-    body += param("a" + n, c.lhs) + param("b" + n, c.rhs) + "    %r" + n + " = tessera.matmul %a" +
-            n + ", %b" + n + attrs + " : (" + tensorType(c.lhs) + ", " + tensorType(c.rhs) +
-            ") -> " + tensorType(out) + " loc(\"r" + n + "\")\n";
-    keep.push_back({"%r" + n, out, "f32"});
-  }
-  GpuRun r(lossModule(body, keep), profile);
+  GpuRun r(matmulModule(cases), profile);
   std::vector<std::vector<float>> as, bs;
   for (size_t k = 0; k < cases.size(); ++k) {
     as.push_back(uniform(numel(cases[k].lhs), -1, 1));
@@ -438,27 +480,8 @@ void runMatmuls(const std::string &profile) {
   }
   r.run();
   for (size_t k = 0; k < cases.size(); ++k) {
-    const MatmulCase &c = cases[k];
-    int64_t M, N, K;
-    std::vector<int64_t> out = matmulShape(c, M, N, K);
-    std::vector<int64_t> lbShape(c.lhs.begin(), c.lhs.end() - 2), rbShape(c.rhs.begin(), c.rhs.end() - 2);
-    std::vector<int64_t> obShape(out.begin(), out.end() - 2);
-    std::vector<double> ref(numel(out)), scale(numel(out));
-    for (int64_t i = 0; i < numel(out); ++i) {
-      auto co = unravel(i, out);
-      std::vector<int64_t> bc(co.begin(), co.end() - 2);
-      int64_t m = co[co.size() - 2], n = co.back();
-      int64_t la = bcast(bc, lbShape) * M * K, rbo = bcast(bc, rbShape) * K * N;
-      double s = 0, sa = 0;
-      for (int64_t kk = 0; kk < K; ++kk) {
-        double a = as[k][la + (c.tl ? kk * M + m : m * K + kk)];
-        double b = bs[k][rbo + (c.tr ? n * K + kk : kk * N + n)];
-        s += a * b;
-        sa += std::fabs(a * b);
-      }
-      ref[i] = s;
-      scale[i] = sa;
-    }
+    std::vector<double> ref, scale;
+    matmulReference(cases[k], as[k], bs[k], ref, scale);
     expectClose(r.get("r" + std::to_string(k)), ref, scale,
                 "matmul case " + std::to_string(k) + " profile '" + profile + "'");
   }
@@ -491,7 +514,132 @@ TEST(KernelNumerics, MatmulDirectSplitK) {
   runMatmuls(path);
 }
 
+// ---------------------------------------------------------------- cooperative matrices
+
+// Every product a training step has, in the shapes the tensor-core kernels
+// see (M, N, K mostly not multiples of their tiles).
+std::vector<MatmulCase> trainingMatmuls() {
+  return {
+      {{2, 37, 72}, {50, 72}, false, true},        // X W^T: linear forward (folded batch)
+      {{2, 37, 50}, {50, 72}},                     // dY W: activation gradient (no transpose)
+      {{74, 50}, {74, 72}, true, false},           // dY^T X: weight gradient, K = tokens
+      {{2, 37, 72}, {8, 72}, false, true},         // X A^T: LoRA down, N = rank
+      {{2, 37, 8}, {50, 8}, false, true},          // (X A^T) B^T: LoRA up, K = rank
+      {{74, 8}, {74, 72}, true, false},            // dZ^T X: LoRA A gradient, M = rank
+      {{2, 3, 33, 16}, {2, 3, 33, 16}, false, true}, // Q K^T: attention scores
+      {{2, 3, 33, 33}, {2, 3, 33, 16}},            // P V
+      {{2, 3, 33, 33}, {2, 3, 33, 16}, true, false}, // P^T dO: dV
+      {{2, 4, 33, 16}, {2, 1, 33, 16}, false, true}, // grouped-query heads: K broadcast
+      {{64, 64}, {64, 64}},                        // whole tiles
+      {{1, 1}, {1, 1}},                            // 1 x 1 x 1
+      {{24, 1000}, {20, 1000}, false, true},       // long K
+  };
+}
+
+double unitRoundoff(const std::string &type) {
+  if (type == "f16")
+    return 0x1p-11;
+  if (type == "bf16")
+    return 0x1p-8;
+  return 0.0;
+}
+
+std::vector<float> roundedTo(const std::string &type, std::vector<float> v) {
+  for (float &x : v)
+    x = type == "f16" ? util::halfToFloat(util::floatToHalf(x))
+        : type == "bf16" ? util::bf16ToFloat(util::floatToBf16(x))
+                         : x;
+  return v;
+}
+
+// The same forms at sizes nvidia.json gives to its coopmat variant (at least
+// 16 tiles of 128 x 128; attention: 16 batches).
+std::vector<MatmulCase> largeTrainingMatmuls() {
+  return {
+      {{4, 100, 72}, {400, 72}, false, true},          // X W^T: 400 x 400, K = 72
+      {{4, 100, 50}, {50, 400}},                       // dY W: 400 x 400, K = 50
+      {{520, 400}, {520, 390}, true, false},           // dY^T X: 400 x 390, K = 520
+      {{2, 8, 33, 64}, {2, 8, 33, 64}, false, true},   // Q K^T
+      {{2, 8, 33, 33}, {2, 8, 33, 64}},                // P V (N = 64: not nvidia's narrow_n)
+      {{2, 8, 33, 33}, {2, 8, 33, 64}, true, false},   // P^T dO
+      {{2, 8, 33, 64}, {2, 1, 33, 64}, false, true},   // grouped-query heads
+  };
+}
+
+// `cases` with `in` operands and `out` results under `profile`;
+// `coopmat`: whether every matmul kernel must be a cooperative-matrix one
+// (else none may be). A plan this device cannot run is exported only (or
+// skipped): docs/kernel-checks.md. Reference: float64 from the rounded
+// operands. Tolerance: f32 accumulation as in runMatmuls, 1e-5 (|ref| +
+// sum |ab|), plus the unit roundoff of the result type times |ref|, plus
+// half its smallest subnormal (f16: 2^-25).
+void runTypedMatmuls(const std::vector<MatmulCase> &cases, const std::string &profile, const std::string &in,
+                     const std::string &out, bool coopmat) {
+  GpuRun r(matmulModule(cases, in, out), profile, /*deferrable=*/true);
+  // The matmul dispatches (not the split-K sums) and how many are coopmat.
+  int matmuls = 0, coop = 0;
+  for (const plan::Dispatch &d : r.plan.program("eval")->dispatches) {
+    const std::string &config = r.plan.kernels[d.kernel].config;
+    if (config.rfind("matmul", 0) == 0 && config.rfind("matmul_splitk_sum", 0) != 0) {
+      ++matmuls;
+      coop += config.find("kind = coopmat") != std::string::npos;
+    }
+  }
+  EXPECT_EQ(matmuls, (int)cases.size());
+  EXPECT_EQ(coop, coopmat ? matmuls : 0) << "matmul dispatches of kind coopmat under " << profile;
+  if (!r.skipReason().empty())
+    GTEST_SKIP() << r.skipReason();
+  std::vector<std::vector<float>> as, bs;
+  for (size_t k = 0; k < cases.size(); ++k) {
+    as.push_back(roundedTo(in, uniform(numel(cases[k].lhs), -1, 1)));
+    bs.push_back(roundedTo(in, uniform(numel(cases[k].rhs), -1, 1)));
+    r.set("a" + std::to_string(k), as.back());
+    r.set("b" + std::to_string(k), bs.back());
+  }
+  r.run();
+  const double u = unitRoundoff(out), acc = 1e-5;
+  for (size_t k = 0; k < cases.size(); ++k) {
+    std::vector<double> ref, scale;
+    matmulReference(cases[k], as[k], bs[k], ref, scale);
+    // tol = (acc + u) |ref| + acc sum|ab|, as rel * (|ref| + scale).
+    for (double &x : scale)
+      x *= acc / (acc + u);
+    expectClose(r.get("r" + std::to_string(k)), ref, scale,
+                in + " -> " + out + " matmul case " + std::to_string(k) + " profile '" + profile + "'", acc + u,
+                out == "f16" ? 0x1p-25 : 1.2e-38);
+  }
+}
+
+// lavapipe's shapes (8x8x8 f16 * f16 + f32): Debian 13's Mesa 26.1; on
+// Debian 12 these are exported only (ctest kcheck_coopmat_trixie runs them).
+const std::string kCoopMatLavapipe = kProfileDir + "/lavapipe-coopmat.json";
+TEST(KernelNumerics, CoopMat8x8x8F16ToF32) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f16", "f32", true); }
+TEST(KernelNumerics, CoopMat8x8x8F16ToF16) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f16", "f16", true); }
+TEST(KernelNumerics, CoopMat8x8x8F16ToBf16) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f16", "bf16", true); }
+// Operands the device has no cooperative matrices for fall back to SIMT.
+TEST(KernelNumerics, CoopMatFallbackBf16) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "bf16", "bf16", false); }
+TEST(KernelNumerics, CoopMatFallbackF32) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f32", "f16", false); }
+// nvidia.json (16x16x16): exported here, run on the GPU (bench/kernel_numerics_gpu.sh).
+TEST(KernelNumerics, CoopMatNvidiaF16ToF32) {
+  runTypedMatmuls(largeTrainingMatmuls(), kProfileDir + "/nvidia.json", "f16", "f32", true);
+}
+// The attention shapes alone for the other types (the linear ones are in F16ToF32).
+std::vector<MatmulCase> largeAttentionMatmuls() {
+  std::vector<MatmulCase> c = largeTrainingMatmuls();
+  c.erase(c.begin(), c.begin() + 3);
+  return c;
+}
+TEST(KernelNumerics, CoopMatNvidiaF16ToF16) {
+  runTypedMatmuls(largeAttentionMatmuls(), kProfileDir + "/nvidia.json", "f16", "f16", true);
+}
+// bf16 cooperative matrices (VK_KHR_shader_bfloat16).
+TEST(KernelNumerics, CoopMatNvidiaBf16ToF32) {
+  runTypedMatmuls(largeAttentionMatmuls(), kProfileDir + "/nvidia.json", "bf16", "f32", true);
+}
+
 // ---------------------------------------------------------------- cross-entropy
+
+
 
 void runCrossEntropy(int64_t B, int64_t T, int64_t V, bool shift, std::vector<int32_t> labels) {
   std::vector<int64_t> ls = {B, T, V};
@@ -649,12 +797,11 @@ TEST(KernelNumerics, AdamWAccumulatedAndClipped) {
     for (auto &[name, g] : acc)
       for (double x : g) sq += x * x;
     double norm = std::sqrt(sq), coef = std::min(1.0, maxNorm / (norm + 1e-6));
-    std::vector<float> gn = r.get("grad_norm");
     if (poisoned) {
-      EXPECT_TRUE(std::isnan(gn[1]));
+      expectClose(r.get("grad_norm", 1, 1), {NAN}, "grad_norm of a NaN gradient");
     } else {
-      expectClose({gn[1]}, {norm}, "grad_norm");
-      expectClose({gn[2]}, {coef}, "clip coefficient");
+      expectClose(r.get("grad_norm", 1, 1), {norm}, "grad_norm");
+      expectClose(r.get("grad_norm", 2, 1), {coef}, "clip coefficient");
       EXPECT_LT(coef, 1.0); // the test clips
       for (const char *name : {"a", "b"})
         for (size_t i = 0; i < p[name].size(); ++i) {
@@ -665,18 +812,20 @@ TEST(KernelNumerics, AdamWAccumulatedAndClipped) {
           p[name][i] -= lr * (mh / (std::sqrt(vh) + eps) + wd * p[name][i]);
         }
     }
-    EXPECT_EQ(gn[0], 0.0f); // the running sum is left at zero
+    expectClose(r.get("grad_norm", 0, 1), {0.0}, "grad_norm running sum", 0.0); // left at zero
     for (const char *name : {"a", "b"}) {
       std::vector<double> scale(p[name].size(), lr * 10);
       expectClose(r.get(param[name]), p[name], scale, param[name] + " step " + std::to_string(t));
       expectClose(r.get(param[name] + ".exp_avg"), m[name], param[name] + ".exp_avg");
-      for (float x : r.get(param[name] + ".grad_accum")) EXPECT_EQ(x, 0.0f); // ready for the next step
+      expectClose(r.get(param[name] + ".grad_accum"), std::vector<double>(p[name].size(), 0.0),
+                  param[name] + ".grad_accum", 0.0); // ready for the next step
     }
   }
 }
 
 
 // ---------------------------------------------------------------- dropout
+
 
 TEST(KernelNumerics, Dropout) {
   // train_step: x through dropout (seed in hparams[10]); eval: the identity.
@@ -700,21 +849,21 @@ TEST(KernelNumerics, Dropout) {
     hp[10] = float(seed);
     r.set("hparams", hp);
     r.run("train_step");
-    std::vector<float> y = r.get("dropped");
     std::vector<bool> keep(x.size());
-    int64_t kept = 0, wrong = 0;
+    std::vector<double> want(x.size());
+    int64_t kept = 0;
     double sum = 0;
     for (size_t i = 0; i < x.size(); ++i) {
       keep[i] = dropoutKeeps(seed, site, uint32_t(i), rate);
-      float want = keep[i] ? x[i] * scale : 0.0f;
-      wrong += y[i] != want;
+      want[i] = keep[i] ? x[i] * scale : 0.0f;
       kept += keep[i];
-      sum += want;
+      sum += want[i];
     }
-    EXPECT_EQ(wrong, 0) << "seed " << seed << ": elements whose mask or value differs from the reference";
+    // Exact: the mask and the scaled value of every element.
+    expectClose(r.get("dropped"), want, "dropout seed " + std::to_string(seed), 0.0);
     // 5000 Bernoulli(0.7) draws: mean 3500, sd 32.4; 5 sd either way.
     EXPECT_NEAR(double(kept), 3500.0, 162.0) << "seed " << seed;
-    EXPECT_NEAR(r.get("loss")[0], sum, 1e-3 * sum);
+    expectClose(r.get("loss"), {sum}, "dropout loss seed " + std::to_string(seed), 1e-3);
     masks.push_back(keep);
   }
   EXPECT_NE(masks[0], masks[1]);
@@ -722,7 +871,7 @@ TEST(KernelNumerics, Dropout) {
   r.run("eval");
   double total = 0;
   for (float v : x) total += v;
-  EXPECT_NEAR(r.get("loss")[0], total, 1e-4 * total) << "eval must not drop";
+  expectClose(r.get("loss"), {total}, "eval must not drop", 1e-4);
 }
 
 } // namespace

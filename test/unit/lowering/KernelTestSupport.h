@@ -2,12 +2,16 @@
 // module -> tessera-select-kernel-configs -> tessera-lower-to-kernels ->
 // tessera-kernels-to-spirv -> buildPlan -> plan serialise/parse round trip ->
 // runtime Executor on the local Vulkan device (lavapipe in CI), and the
-// float64 references and comparisons the tests share.
+// float64 references and comparisons the tests share. With
+// TESSERA_KCHECK_EXPORT=DIR every plan a test runs is also exported as a
+// tessera-kcheck case (docs/kernel-checks.md).
 #pragma once
 
 #include "compiler/plan/PlanEmitter.h"
 #include "runtime/plan/Plan.h"
+#include "runtime/util/Half.h"
 #include "runtime/vulkan/Executor.h"
+#include "test/unit/kcheck/Recorder.h"
 
 #include "Tessera/Transforms/Passes.h"
 
@@ -21,6 +25,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -83,23 +88,81 @@ inline vk::Context &device() {
   return *ctx;
 }
 
+// The case name of the current test's next plan: "Suite.Test", then
+// "Suite.Test.2", ... when it runs several.
+inline std::string caseName() {
+  const testing::TestInfo *t = testing::UnitTest::GetInstance()->current_test_info();
+  std::string n = t ? std::string(t->test_suite_name()) + "." + t->name() : "case";
+  for (char &c : n)
+    if (c == '/')
+      c = '_';
+  static std::map<std::string, int> seen;
+  int k = ++seen[n];
+  return k == 1 ? n : n + "." + std::to_string(k);
+}
+
+struct GpuRun;
+inline GpuRun *activeRun = nullptr; // the run expectClose reports its checks to
+
 struct GpuRun {
   plan::Plan plan;
-  std::unique_ptr<vk::Executor> exec;
+  std::unique_ptr<vk::Executor> exec;        // null: the device lacks `missing`
+  std::vector<std::vector<uint8_t>> host;    // the buffers then (exported, not run)
+  std::string missing;                       // plan features the device lacks
+  std::unique_ptr<kcheck::Recorder> recorder; // TESSERA_KCHECK_EXPORT
+  GpuRun *previous = nullptr;
 
-  explicit GpuRun(const std::string &source, const std::string &profile = "")
+  // `deferrable`: when the device lacks a feature the plan needs, do not
+  // fail: skipReason() says why (the test skips) or, when exporting, the
+  // plan is only exported (tessera-kcheck runs it where it can).
+  explicit GpuRun(const std::string &source, const std::string &profile = "", bool deferrable = false)
       : plan(compile(source, profile)) {
-    exec = std::make_unique<vk::Executor>(device(), plan);
+    for (const std::string &f : plan.features)
+      if (!device().info().hasFeature(f))
+        missing += (missing.empty() ? "" : ", ") + f;
+    std::string exportTo = kcheck::exportDir();
+    if (missing.empty() || !deferrable)
+      exec = std::make_unique<vk::Executor>(device(), plan); // throws naming the missing feature
+    else {
+      host.resize(plan.buffers.size());
+      for (size_t i = 0; i < plan.buffers.size(); ++i)
+        if (plan.buffers[i].alias_of < 0)
+          host[i].resize(plan.buffers[i].bytes);
+    }
     for (size_t i = 0; i < plan.buffers.size(); ++i) {
       const plan::Buffer &b = plan.buffers[i];
       if (b.alias_of >= 0)
         continue;
       if (b.kind == plan::BufferKind::Constant)
-        std::memcpy(exec->data(i), plan.blobs[b.init_blob].data(), b.bytes);
+        std::memcpy(data(i), plan.blobs[b.init_blob].data(), b.bytes);
       else
-        std::memset(exec->data(i), 0, b.bytes);
+        std::memset(data(i), 0, b.bytes);
     }
+    if (!exportTo.empty())
+      recorder = std::make_unique<kcheck::Recorder>(
+          exportTo, caseName(), plan, profile, [this](size_t i) { return (const void *)data(i); },
+          exec != nullptr);
+    previous = activeRun;
+    activeRun = this;
   }
+  ~GpuRun() { activeRun = previous; }
+
+  bool executed() const { return exec != nullptr; }
+  // Non-empty when the plan neither runs here nor is exported.
+  std::string skipReason() const {
+    if (exec || recorder)
+      return "";
+    return "device " + device().info().name + " lacks " + missing +
+           "; run the exported case with tessera-kcheck (docs/kernel-checks.md)";
+  }
+  void *data(size_t i) {
+    if (exec)
+      return exec->data(i);
+    while (plan.buffers[i].alias_of >= 0)
+      i = plan.buffers[i].alias_of;
+    return host[i].data();
+  }
+  const void *data(size_t i) const { return const_cast<GpuRun *>(this)->data(i); }
 
   size_t buffer(const std::string &name) const {
     for (size_t i = 0; i < plan.buffers.size(); ++i)
@@ -110,26 +173,48 @@ struct GpuRun {
         return i;
     throw std::runtime_error("no buffer named " + name);
   }
+  // Writes v in the buffer's dtype (f16 / bf16: rounded to nearest even).
   void set(const std::string &name, const std::vector<float> &v) {
     size_t i = buffer(name);
-    EXPECT_EQ(plan.buffers[i].bytes, v.size() * 4) << name;
-    std::memcpy(exec->data(i), v.data(), v.size() * 4);
+    const plan::Buffer &b = plan.buffers[i];
+    EXPECT_EQ(b.bytes, v.size() * plan::bytesPerElement(b.dtype)) << name;
+    if (b.dtype == plan::DType::F16 || b.dtype == plan::DType::BF16) {
+      std::vector<uint16_t> h(v.size());
+      for (size_t k = 0; k < v.size(); ++k)
+        h[k] = b.dtype == plan::DType::F16 ? util::floatToHalf(v[k]) : util::floatToBf16(v[k]);
+      std::memcpy(data(i), h.data(), std::min<size_t>(b.bytes, h.size() * 2));
+    } else {
+      std::memcpy(data(i), v.data(), std::min<size_t>(b.bytes, v.size() * 4));
+    }
   }
   void seti(const std::string &name, const std::vector<int32_t> &v) {
     size_t i = buffer(name);
     EXPECT_EQ(plan.buffers[i].bytes, v.size() * 4) << name;
-    std::memcpy(exec->data(i), v.data(), v.size() * 4);
+    std::memcpy(data(i), v.data(), v.size() * 4);
   }
-  std::vector<float> get(const std::string &name) const {
+  // Elements [offset, offset + count) of a buffer (count -1: to its end), as float.
+  std::vector<float> get(const std::string &name, int64_t offset = 0, int64_t count = -1) const {
     size_t i = buffer(name);
-    std::vector<float> v(plan.buffers[i].bytes / 4);
-    std::memcpy(v.data(), exec->data(i), v.size() * 4);
+    const plan::Buffer &b = plan.buffers[i];
+    std::vector<float> v(b.bytes / plan::bytesPerElement(b.dtype));
+    if (b.dtype == plan::DType::F16 || b.dtype == plan::DType::BF16) {
+      std::vector<uint16_t> h(v.size());
+      std::memcpy(h.data(), data(i), h.size() * 2);
+      for (size_t k = 0; k < v.size(); ++k)
+        v[k] = b.dtype == plan::DType::F16 ? util::halfToFloat(h[k]) : util::bf16ToFloat(h[k]);
+    } else {
+      std::memcpy(v.data(), data(i), v.size() * 4);
+    }
+    v = slice(v, offset, count);
+    noteRead(i, offset, v);
     return v;
   }
-  std::vector<int32_t> geti(const std::string &name) const {
+  std::vector<int32_t> geti(const std::string &name, int64_t offset = 0, int64_t count = -1) const {
     size_t i = buffer(name);
     std::vector<int32_t> v(plan.buffers[i].bytes / 4);
-    std::memcpy(v.data(), exec->data(i), v.size() * 4);
+    std::memcpy(v.data(), data(i), v.size() * 4);
+    v = slice(v, offset, count);
+    noteRead(i, offset, v);
     return v;
   }
   plan::DType dtype(const std::string &name) const { return plan.buffers[buffer(name)].dtype; }
@@ -137,29 +222,59 @@ struct GpuRun {
   void setBits(const std::string &name, const std::vector<uint16_t> &v) {
     size_t i = buffer(name);
     EXPECT_EQ(plan.buffers[i].bytes, v.size() * 2) << name;
-    std::memcpy(exec->data(i), v.data(), v.size() * 2);
+    std::memcpy(data(i), v.data(), v.size() * 2);
   }
   std::vector<uint16_t> getBits(const std::string &name) const {
     size_t i = buffer(name);
     std::vector<uint16_t> v(plan.buffers[i].bytes / 2);
-    std::memcpy(v.data(), exec->data(i), v.size() * 2);
+    std::memcpy(v.data(), data(i), v.size() * 2);
+    noteRead(i, 0, v);
     return v;
   }
-  void run(const std::string &program = "eval") { exec->run(program); }
+  void run(const std::string &program = "eval") {
+    if (recorder)
+      recorder->beforeRun(program);
+    if (exec)
+      exec->run(program);
+    if (recorder)
+      recorder->afterRun();
+  }
+
+private:
+  template <class T> static std::vector<T> slice(const std::vector<T> &v, int64_t offset, int64_t count) {
+    if (count < 0)
+      count = int64_t(v.size()) - offset;
+    if (offset < 0 || offset + count > int64_t(v.size()))
+      throw std::runtime_error("get: elements outside the buffer");
+    return std::vector<T>(v.begin() + offset, v.begin() + offset + count);
+  }
+  template <class T> void noteRead(size_t i, int64_t offset, const std::vector<T> &v) const {
+    if (recorder)
+      recorder->noteRead(i, offset, std::vector<double>(v.begin(), v.end()));
+  }
 };
+
+// Reports a check to the export; false when it is not to be asserted here
+// (the plan was only exported).
+inline bool recordCheck(const std::vector<double> &got, const std::vector<double> &ref,
+                 const std::vector<double> &scale, double rel, double abs, const std::string &what) {
+  if (!activeRun || !activeRun->recorder)
+    return true;
+  std::string why = activeRun->recorder->check(got, ref, scale, rel, abs, what);
+  if (!why.empty())
+    ADD_FAILURE() << "kcheck export of " << what << ": " << why;
+  return activeRun->executed();
+}
 
 // ---------------------------------------------------------------- helpers
 
-inline std::mt19937 &rng() {
-  static std::mt19937 g(1234);
-  return g;
-}
-
+// Uniform in [lo, hi) from the generator the case format names
+// (test/unit/kcheck/Case.h), one stream per call: exported as its seed.
 inline std::vector<float> uniform(int64_t n, double lo, double hi) {
-  std::uniform_real_distribution<double> d(lo, hi);
-  std::vector<float> v(n);
-  for (float &x : v)
-    x = (float)d(rng());
+  static uint64_t nextSeed = 1234;
+  uint64_t seed = nextSeed++;
+  std::vector<float> v = kcheck::uniformFloats(seed, n, lo, hi);
+  kcheck::noteUniform(seed, n, lo, hi, v);
   return v;
 }
 
@@ -253,9 +368,13 @@ inline int64_t bcast(const std::vector<int64_t> &outCoords, const std::vector<in
   return off;
 }
 
+// `floor`: the smallest tolerance (by default: GPUs may flush fp32 denormals to zero).
 inline void expectClose(const std::vector<float> &got, const std::vector<double> &ref,
-                 const std::vector<double> &scale, const std::string &what, double rel = 1e-5) {
+                 const std::vector<double> &scale, const std::string &what, double rel = 1e-5,
+                 double floor = 1.2e-38) {
   ASSERT_EQ(got.size(), ref.size()) << what;
+  if (!recordCheck(std::vector<double>(got.begin(), got.end()), ref, scale, rel, floor, what))
+    return;
   int bad = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
     if (std::isnan(ref[i]) && std::isnan(got[i]))
@@ -263,7 +382,7 @@ inline void expectClose(const std::vector<float> &got, const std::vector<double>
     if (std::isinf(ref[i]) && got[i] == ref[i])
       continue;
     double tol = rel * (std::fabs(ref[i]) + (scale.empty() ? 0.0 : scale[i]));
-    tol = std::max(tol, 1.2e-38); // GPUs may flush fp32 denormals to zero
+    tol = std::max(tol, floor);
     if (!(std::fabs(got[i] - ref[i]) <= tol) && bad++ < 5)
       ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", expected " << ref[i]
                     << " (tolerance " << tol << ")";
@@ -273,6 +392,18 @@ inline void expectClose(const std::vector<float> &got, const std::vector<double>
 inline void expectClose(const std::vector<float> &got, const std::vector<double> &ref,
                  const std::string &what, double rel = 1e-5) {
   expectClose(got, ref, {}, what, rel);
+}
+
+// Exact equality of integer results.
+inline void expectEqual(const std::vector<int32_t> &got, const std::vector<int32_t> &want, const std::string &what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  if (!recordCheck(std::vector<double>(got.begin(), got.end()), std::vector<double>(want.begin(), want.end()), {},
+                   0.0, 0.0, what))
+    return;
+  int bad = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (got[i] != want[i] && bad++ < 5)
+      ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", expected " << want[i];
 }
 
 struct MatmulCase {
