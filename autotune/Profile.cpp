@@ -1,6 +1,8 @@
 // Profile.cpp - reading and validating device profiles.
 #include "autotune/Profile.h"
 
+#include "runtime/util/Json.h"
+
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -44,6 +46,11 @@ void readInt(const json &obj, const char *key, const std::string &origin, const 
   std::string field = where.empty() ? key : where + "." + key;
   if (!it->is_number_integer())
     fail(origin, field, std::string("expected an integer, got ") + typeName(*it));
+  // Sizes, counts and tiles: 32-bit, so that products of them cannot overflow.
+  constexpr int64_t kLimit = int64_t(1) << 31;
+  if ((it->is_number_unsigned() && it->get<uint64_t>() >= uint64_t(kLimit)) ||
+      (!it->is_number_unsigned() && (it->get<int64_t>() >= kLimit || it->get<int64_t>() < -kLimit)))
+    fail(origin, field, "out of range (got " + tessera::util::describeJson(*it) + ")");
   out = it->get<int64_t>();
 }
 
@@ -153,8 +160,8 @@ void validate(const DeviceProfile &p, const std::string &o) {
 DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::string &origin) {
   json root;
   try {
-    root = json::parse(text);
-  } catch (const json::parse_error &e) {
+    root = tessera::util::parseJson(text);
+  } catch (const tessera::util::JsonError &e) {
     fail(origin, "", std::string("invalid JSON: ") + e.what());
   }
   if (!root.is_object())

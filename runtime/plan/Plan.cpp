@@ -8,9 +8,11 @@
 #include "runtime/plan/Plan.h"
 
 #include "runtime/util/File.h"
+#include "runtime/util/Json.h"
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <set>
@@ -88,10 +90,10 @@ struct Reader {
   int64_t integer(const json &v, const std::string &path) const {
     if (v.is_number_unsigned()) {
       if (v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
-        fail(path + " = " + v.dump() + " is too large");
+        fail(path + " = " + util::describeJson(v) + " is too large");
       return int64_t(v.get<uint64_t>());
     }
-    if (!v.is_number_integer()) fail(path + " must be an integer, not " + v.dump());
+    if (!v.is_number_integer()) fail(path + " must be an integer, not " + util::describeJson(v));
     return v.get<int64_t>();
   }
   int64_t i64(const json &obj, const char *key, const std::string &path) const {
@@ -115,21 +117,21 @@ struct Reader {
     const json &v = field(obj, key, path);
     if (v.is_number_unsigned()) return v.get<uint64_t>();
     if (v.is_number_integer() && v.get<int64_t>() >= 0) return uint64_t(v.get<int64_t>());
-    fail(path + " must be a non-negative integer, not " + v.dump());
+    fail(path + " must be a non-negative integer, not " + util::describeJson(v));
   }
   double number(const json &obj, const char *key, const std::string &path) const {
     const json &v = field(obj, key, path);
-    if (!v.is_number()) fail(path + " must be a number, not " + v.dump());
+    if (!v.is_number()) fail(path + " must be a number, not " + util::describeJson(v));
     return v.get<double>();
   }
   bool boolean(const json &obj, const char *key, const std::string &path) const {
     const json &v = field(obj, key, path);
-    if (!v.is_boolean()) fail(path + " must be true or false, not " + v.dump());
+    if (!v.is_boolean()) fail(path + " must be true or false, not " + util::describeJson(v));
     return v.get<bool>();
   }
   std::string string(const json &obj, const char *key, const std::string &path) const {
     const json &v = field(obj, key, path);
-    if (!v.is_string()) fail(path + " must be a string, not " + v.dump());
+    if (!v.is_string()) fail(path + " must be a string, not " + util::describeJson(v));
     return v.get<std::string>();
   }
   const json &array(const json &obj, const char *key, const std::string &path) const {
@@ -329,6 +331,11 @@ const char *dtypeName(DType t) {
 
 // ---------------------------------------------------------------------------
 std::vector<uint8_t> serialize(const Plan &plan) {
+  // JSON has no nan/inf (nlohmann writes null): a plan the runtime could not read.
+  for (auto [name, v] : {std::pair{"lora_alpha", plan.lora_alpha}, {"lora_scale", plan.lora_scale},
+                         {"lora_dropout", plan.lora_dropout}, {"lr", plan.lr}, {"beta1", plan.beta1},
+                         {"beta2", plan.beta2}, {"eps", plan.eps}, {"weight_decay", plan.weight_decay}})
+    if (!std::isfinite(v)) throw PlanError(std::string("serialize: ") + name + " is not a finite number");
   json m;
   m["model_file"] = plan.model_file;
   m["batch"] = plan.batch;
@@ -472,8 +479,8 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
 
   json m;
   try {
-    m = json::parse(bytes.begin() + kHeaderBytes, bytes.begin() + kHeaderBytes + long(manifestBytes));
-  } catch (const json::exception &e) {
+    m = util::parseJson(bytes.data() + kHeaderBytes, size_t(manifestBytes));
+  } catch (const util::JsonError &e) {
     r.fail(std::string("the manifest is not valid JSON: ") + e.what());
   }
   r.object(m, "manifest");
