@@ -1,5 +1,7 @@
 #include "runtime/vulkan/Executor.h"
 
+#include "runtime/vulkan/Faults.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -178,10 +180,11 @@ void Executor::allocateBuffers() {
     Block block;
     VkResult res = VK_ERROR_OUT_OF_DEVICE_MEMORY;
     int types[2] = {findType(pendingBits, preferred), findType(pendingBits, fallback)};
+    VkResult injected = injectedFault(FaultSite::Allocate);
     for (int t : types) {
       if (t < 0) continue;
       ai.memoryTypeIndex = uint32_t(t);
-      res = vkAllocateMemory(dev, &ai, nullptr, &block.memory);
+      res = injected != VK_SUCCESS ? injected : vkAllocateMemory(dev, &ai, nullptr, &block.memory);
       if (res == VK_SUCCESS) break;
     }
     std::string what = pending.size() == 1 ? bufferName(plan_, pending[0].first)
@@ -422,8 +425,16 @@ ProgramTiming Executor::run(const std::string &program) {
   si.commandBufferCount = 1;
   si.pCommandBuffers = &rec.cmd;
   auto start = std::chrono::steady_clock::now();
-  check(vkQueueSubmit(ctx_.queue(), 1, &si, fence_), "program '" + program + "': vkQueueSubmit");
-  VkResult r = vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX);
+  VkResult r = injectedFault(FaultSite::Submit);
+  if (r == VK_SUCCESS) r = vkQueueSubmit(ctx_.queue(), 1, &si, fence_);
+  if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
+    throw VulkanError(std::string("out of ") + (r == VK_ERROR_OUT_OF_HOST_MEMORY ? "host" : "device") +
+                      " memory submitting program '" + program + "' (" + resultName(r) + ")");
+  if (r == VK_ERROR_DEVICE_LOST)
+    throw VulkanError("the GPU stopped responding (VK_ERROR_DEVICE_LOST) when program '" + program + "' was submitted");
+  check(r, "program '" + program + "': vkQueueSubmit");
+  r = injectedFault(FaultSite::Wait);
+  if (r == VK_SUCCESS) r = vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX);
   if (r == VK_ERROR_DEVICE_LOST)
     throw VulkanError("the GPU stopped responding (VK_ERROR_DEVICE_LOST) while running program '" + program + "'");
   check(r, "program '" + program + "': vkWaitForFences");
