@@ -95,6 +95,8 @@ public:
         fileLoc(mlir::FileLineColLoc::get(&ctx, path, 0, 0)), loc(fileLoc) {}
 
   mlir::OwningOpRef<mlir::ModuleOp> run();
+  /// Read the model from these bytes instead of `path` (importOnnxBytes).
+  void setMemory(const std::string_view *bytes) { memory = bytes; }
   /// Shape of every imported value (after run()).
   std::unordered_map<std::string, Shape> valueShapes() const {
     std::unordered_map<std::string, Shape> r;
@@ -110,6 +112,7 @@ private:
   std::string &error;
   mlir::OpBuilder b;
   mlir::Location fileLoc, loc;
+  const std::string_view *memory = nullptr;
 
   onnx::ModelProto model;
   std::string dir;
@@ -249,14 +252,20 @@ private:
 //===----------------------------------------------------------------------===//
 
 bool Importer::load() {
-  auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
-  if (!buf)
-    return fail("cannot read file: " + buf.getError().message());
-  if ((*buf)->getBufferSize() > (size_t)INT_MAX)
-    return fail("model file is larger than 2 GiB; store the weights as external data");
-  if (!model.ParseFromArray((*buf)->getBufferStart(), (int)(*buf)->getBufferSize()))
-    return fail("not a valid ONNX model (protobuf parse failed)");
-  buf->reset();
+  if (memory) {
+    if (memory->size() > (size_t)INT_MAX)
+      return fail("model file is larger than 2 GiB; store the weights as external data");
+    if (!model.ParseFromArray(memory->data(), (int)memory->size()))
+      return fail("not a valid ONNX model (protobuf parse failed)");
+  } else {
+    auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
+    if (!buf)
+      return fail("cannot read file: " + buf.getError().message());
+    if ((*buf)->getBufferSize() > (size_t)INT_MAX)
+      return fail("model file is larger than 2 GiB; store the weights as external data");
+    if (!model.ParseFromArray((*buf)->getBufferStart(), (int)(*buf)->getBufferSize()))
+      return fail("not a valid ONNX model (protobuf parse failed)");
+  }
   if (!model.has_graph() || model.ir_version() == 0)
     return fail(std::string("not a valid ONNX model (") +
                 (model.has_graph() ? "no ir_version" : "no graph") + ")");
@@ -1916,6 +1925,7 @@ mlir::OwningOpRef<mlir::ModuleOp> Importer::run() {
         exportOpts.seq = have[1];
         std::string exportErr;
         Importer first(ctx, path, exportOpts, exportErr);
+        first.setMemory(memory);
         if (!first.run()) { // the graph's own errors show at the export shape already
           error = exportErr.empty() ? path + ": import failed" : exportErr;
           return nullptr;
@@ -1960,6 +1970,18 @@ mlir::OwningOpRef<mlir::ModuleOp> Importer::run() {
 }
 
 } // namespace
+
+mlir::OwningOpRef<mlir::ModuleOp> importOnnxBytes(mlir::MLIRContext &ctx, std::string_view bytes,
+                                                  const std::string &path, const ImportOptions &options,
+                                                  std::string &error) {
+  error.clear();
+  Importer imp(ctx, path, options, error);
+  imp.setMemory(&bytes);
+  mlir::OwningOpRef<mlir::ModuleOp> m = imp.run();
+  if (!m && error.empty())
+    error = path + ": import failed";
+  return m;
+}
 
 mlir::OwningOpRef<mlir::ModuleOp> importOnnx(mlir::MLIRContext &ctx, const std::string &path,
                                              const ImportOptions &options, std::string &error) {

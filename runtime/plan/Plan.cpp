@@ -7,6 +7,8 @@
 // checksum = FNV-1a 64 over every byte after the header. Integers little-endian.
 #include "runtime/plan/Plan.h"
 
+#include "runtime/plan/KernelInterface.h"
+
 #include "runtime/util/File.h"
 #include "runtime/util/Json.h"
 
@@ -315,6 +317,9 @@ void validate(const Plan &p, const Reader &r) {
     factor(a.m_b, "m_b", false, a.out_features, a.rank);
     factor(a.v_b, "v_b", false, a.out_features, a.rank);
   }
+
+  // Kernel interfaces: the SPIR-V and every dispatch against them (the trust model).
+  detail::checkInterfaces(p, r.origin);
 }
 
 } // namespace
@@ -382,7 +387,8 @@ std::vector<uint8_t> serialize(const Plan &plan) {
                        {"num_bindings", k.num_bindings},
                        {"local_size", k.local_size},
                        {"push_constant_bytes", k.push_constant_bytes},
-                       {"config", k.config}});
+                       {"config", k.config},
+                       {"interface", detail::interfaceToJson(k.interface)}});
   m["kernels"] = std::move(kernels);
 
   json programs = json::array();
@@ -618,6 +624,7 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     k.local_size = r.u32Array<3>(j, "local_size", path + ".local_size");
     k.push_constant_bytes = r.u32(j, "push_constant_bytes", path + ".push_constant_bytes");
     k.config = r.string(j, "config", path + ".config");
+    k.interface = detail::interfaceFromJson(j, path, origin);
     p.kernels.push_back(std::move(k));
   }
 

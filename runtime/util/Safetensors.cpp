@@ -95,13 +95,13 @@ std::map<std::string, TensorF32> parseSafetensors(const uint8_t *bytes, size_t s
       if (dim && n > (uint64_t(1) << 62) / dim) tooLarge = true;
       else n *= dim;
     }
-    if (tooLarge || n > dataBytes / esize)
-      throw fail(where + ": shape " + describeJson(e["shape"]) + " of " + dtype + " needs more bytes than the file holds (" +
-                 std::to_string(dataBytes) + " bytes of data)");
     const json &offs = e["data_offsets"];
     if (!offs[0].is_number_unsigned() || !offs[1].is_number_unsigned()) throw fail(where + ": bad data_offsets");
     uint64_t begin = offs[0].get<uint64_t>(), end = offs[1].get<uint64_t>();
     if (begin > end || end > dataBytes) throw fail(where + ": data_offsets [" + std::to_string(begin) + "," + std::to_string(end) + "] beyond the end of the file");
+    if (tooLarge || n > dataBytes / esize)
+      throw fail(where + ": shape " + describeJson(e["shape"]) + " of " + dtype + " needs more bytes than the file holds (" +
+                 std::to_string(dataBytes) + " bytes of data)");
     if (end - begin != n * esize)
       throw fail(where + ": data_offsets cover " + std::to_string(end - begin) + " bytes, shape " + describeJson(e["shape"]) +
                  " of " + dtype + " needs " + std::to_string(n * esize));

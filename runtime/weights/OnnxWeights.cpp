@@ -278,7 +278,7 @@ void OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &
   uint64_t elements = 1;
   for (int64_t d : e.dims) {
     if (d < 0) fail(what + " has a negative dimension " + shapeText(e.dims));
-    if (d && elements > (uint64_t(1) << 62) / uint64_t(d)) fail(what + " has an impossibly large shape " + shapeText(e.dims));
+    if (d && elements > (uint64_t(1) << 60) / uint64_t(d)) fail(what + " has an impossibly large shape " + shapeText(e.dims));
     elements *= uint64_t(d);
   }
   if (e.dims != expectedShape && squeezed(e.dims) != squeezed(expectedShape))

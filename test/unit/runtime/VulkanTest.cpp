@@ -36,7 +36,7 @@ Plan addPlan(uint32_t n, int64_t N) {
   p.buffers = {f32("a", BufferKind::Input, N), f32("b", BufferKind::Constant, N), f32("c", BufferKind::Activation, N),
                f32("c_alias", BufferKind::Activation, N), f32("d", BufferKind::Output, N)};
   p.buffers[3].alias_of = 2;
-  p.blobs.push_back(test::kernel("add"));
+  p.blobs.push_back(test::kernel("add", {{"@NAME@", "add"}, {"@N@", std::to_string(N)}}));
   std::vector<uint8_t> bdata(size_t(N) * 4);
   for (int64_t i = 0; i < N; ++i) {
     float v = float(i) * 0.5f;
@@ -62,6 +62,7 @@ Plan addPlan(uint32_t n, int64_t N) {
   d2.bindings = {3, 1, 4};
   prog.dispatches = {d1, d2};
   p.programs = {prog};
+  test::finishInterfaces(p);
   return parse(serialize(p), "add.tplan"); // validated like a real plan
 }
 
