@@ -1,6 +1,7 @@
 #include "runtime/vulkan/Executor.h"
 
 #include "runtime/vulkan/Faults.h"
+#include "runtime/vulkan/KernelCheck.h"
 
 #include <algorithm>
 #include <chrono>
@@ -141,10 +142,19 @@ void Executor::allocateBuffers() {
     for (const plan::Dispatch &d : p.dispatches)
       for (uint32_t b : d.bindings) bound[b] = true;
   for (size_t i = 0; i < n; ++i)
-    if (bound[i] && plan_.buffers[i].bytes > range)
+    if (bound[i] && plan_.buffers[i].bytes > range) {
+      // Only activations shrink with the batch; a weight or an adapter has its size.
+      plan::BufferKind kind = plan_.buffers[root_[i]].kind;
+      std::string hint = kind == plan::BufferKind::Weight
+                             ? "this model's weight is too large for this device's buffers; use another device"
+                         : kind == plan::BufferKind::Lora || kind == plan::BufferKind::OptimizerState ||
+                                 kind == plan::BufferKind::Gradient
+                             ? "compile the plan with a smaller --lora-rank, or use another device"
+                             : "compile the plan with a smaller --batch, --seq or --loss-chunk-tokens, or use another device";
       throw VulkanError(bufferName(plan_, i) + " is " + mib(plan_.buffers[i].bytes) +
                         ", more than this device's maxStorageBufferRange (" + mib(range) + ", " + ctx_.info().name +
-                        "): compile the plan with a smaller batch or sequence length, or use another device");
+                        "): " + hint);
+    }
 
   const VkMemoryPropertyFlags preferred =
       VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
@@ -253,6 +263,7 @@ void Executor::createPipelines() {
                         ") has no compute entry point '" + kernel.name + "' (" +
                         (list.empty() ? std::string("it has none") : "it has " + list) + ")");
     }
+    checkKernelForDevice(ctx_, plan_, k, name); // capabilities, workgroup memory, SPIR-V validation
     VkShaderModuleCreateInfo smci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
     smci.codeSize = spv.size();
     std::vector<uint32_t> words(spv.size() / 4);
@@ -356,6 +367,7 @@ void Executor::recordPrograms() {
         for (size_t b = 0; b < d.bindings.size(); ++b) {
           size_t buf = d.bindings[b];
           infos.push_back({buffers_[root_[buf]], 0, storageBytes(plan_.buffers[buf].bytes)});
+          if (di == 0 && b == 0 && injectedFault(RecordingFault::ShortDescriptor)) infos.back().range = 4;
           VkWriteDescriptorSet w{VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
           w.dstSet = dsets[di];
           w.dstBinding = uint32_t(b);
@@ -394,7 +406,7 @@ void Executor::recordPrograms() {
     for (size_t di = 0; di < prog.dispatches.size(); ++di) {
       const plan::Dispatch &d = prog.dispatches[di];
       const Pipeline &p = pipelines_[d.kernel];
-      if (di > 0)
+      if (di > 0 && !injectedFault(RecordingFault::NoBarriers))
         barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                 VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
       if (bound != int64_t(d.kernel)) {

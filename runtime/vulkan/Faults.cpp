@@ -12,6 +12,7 @@ namespace {
 
 struct Fault {
   bool parsed = false, active = false;
+  bool noBarriers = false, shortDescriptor = false;
   FaultSite site = FaultSite::Submit;
   VkResult result = VK_SUCCESS;
   unsigned long long at = 0;
@@ -25,6 +26,10 @@ Fault &fault() {
   const char *env = std::getenv("TESSERA_FAULT");
   if (!env || !*env) return f;
   std::string spec(env);
+  if (spec == "no-barriers" || spec == "short-descriptor") {
+    (spec == "no-barriers" ? f.noBarriers : f.shortDescriptor) = true;
+    return f;
+  }
   size_t colon = spec.find(':');
   std::string kind = spec.substr(0, colon);
   char *end = nullptr;
@@ -35,7 +40,8 @@ Fault &fault() {
   else if (kind == "oom-alloc") f.site = FaultSite::Allocate, f.result = VK_ERROR_OUT_OF_DEVICE_MEMORY;
   else known = false;
   if (!known || n == 0 || !end || *end)
-    throw VulkanError("TESSERA_FAULT=" + spec + ": expected device-lost:N, oom-submit:N or oom-alloc:N (N >= 1)");
+    throw VulkanError("TESSERA_FAULT=" + spec +
+                      ": expected device-lost:N, oom-submit:N, oom-alloc:N (N >= 1), no-barriers or short-descriptor");
   f.at = n;
   f.active = true;
   return f;
@@ -47,6 +53,11 @@ VkResult injectedFault(FaultSite site) {
   Fault &f = fault();
   if (!f.active || site != f.site) return VK_SUCCESS;
   return ++f.calls[int(site)] == f.at ? f.result : VK_SUCCESS;
+}
+
+bool injectedFault(RecordingFault which) {
+  Fault &f = fault();
+  return which == RecordingFault::NoBarriers ? f.noBarriers : f.shortDescriptor;
 }
 
 } // namespace tessera::vk

@@ -5,6 +5,10 @@
 //   device-lost:N  the fence wait of the N-th queue submission returns VK_ERROR_DEVICE_LOST
 //   oom-submit:N   the N-th vkQueueSubmit returns VK_ERROR_OUT_OF_DEVICE_MEMORY
 //   oom-alloc:N    the N-th vkAllocateMemory returns VK_ERROR_OUT_OF_DEVICE_MEMORY
+// and two mistakes in recording, the negative controls of the validation-layer
+// test (test/e2e/test_validation.py: the layers must report them):
+//   no-barriers       no memory barrier between dispatches (a hazard for synchronization validation)
+//   short-descriptor  the first binding of the first dispatch gets a 4-byte range (for GPU-assisted validation)
 // Unset (the default), nothing is injected and the cost is one comparison.
 #pragma once
 
@@ -17,5 +21,8 @@ enum class FaultSite { Allocate, Submit, Wait };
 // VK_SUCCESS, or the result to report instead of calling Vulkan at this call
 // of `site`. Throws VulkanError when TESSERA_FAULT is malformed.
 VkResult injectedFault(FaultSite site);
+
+enum class RecordingFault { NoBarriers, ShortDescriptor };
+bool injectedFault(RecordingFault fault);
 
 } // namespace tessera::vk
