@@ -1,6 +1,7 @@
 // Profile.cpp - reading and validating device profiles.
 #include "autotune/Profile.h"
 
+#include "runtime/util/File.h"
 #include "runtime/util/Json.h"
 
 #include <nlohmann/json.hpp>
@@ -17,7 +18,7 @@ namespace {
 using json = nlohmann::json;
 
 [[noreturn]] void fail(const std::string &origin, const std::string &field, const std::string &msg) {
-  throw ProfileError(origin + ": " + (field.empty() ? "" : field + ": ") + msg);
+  throw ProfileError(tessera::util::oneLine(origin + ": " + (field.empty() ? "" : field + ": ") + msg));
 }
 
 const char *typeName(const json &j) { return j.type_name(); }

@@ -97,7 +97,7 @@ public:
     return std::move(d_);
   }
 
-  [[noreturn]] void fail(const std::string &msg) const { throw DataError(where_ + msg); }
+  [[noreturn]] void fail(const std::string &msg) const { throw DataError(util::oneLine(where_ + msg)); }
 
 private:
   const std::string &origin_;

@@ -1,6 +1,7 @@
 #include "runtime/plan/KernelInterface.h"
 
 #include "runtime/plan/SpirvModule.h"
+#include "runtime/util/File.h"
 #include "runtime/util/Json.h"
 
 #include <algorithm>
@@ -41,7 +42,7 @@ json interfaceToJson(const KernelInterface &ki) {
 }
 
 KernelInterface interfaceFromJson(const json &kernel, const std::string &kpath, const std::string &origin) {
-  auto fail = [&](const std::string &msg) { throw PlanError(origin + ": " + msg); };
+  auto fail = [&](const std::string &msg) { throw PlanError(util::oneLine(origin + ": " + msg)); };
   std::string path = kpath + ".interface";
   auto it = kernel.find("interface");
   if (it == kernel.end())
@@ -87,7 +88,7 @@ KernelInterface interfaceFromJson(const json &kernel, const std::string &kpath, 
 }
 
 void checkInterfaces(const Plan &p, const std::string &origin) {
-  auto fail = [&](const std::string &msg) { throw PlanError(origin + ": " + msg); };
+  auto fail = [&](const std::string &msg) { throw PlanError(util::oneLine(origin + ": " + msg)); };
 
   // Kernels: the SPIR-V must declare what the interface records, no more.
   for (size_t k = 0; k < p.kernels.size(); ++k) {

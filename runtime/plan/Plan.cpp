@@ -82,7 +82,7 @@ std::string shapeText(const std::vector<int64_t> &shape) {
 struct Reader {
   const std::string &origin;
 
-  [[noreturn]] void fail(const std::string &msg) const { throw PlanError(origin + ": " + msg); }
+  [[noreturn]] void fail(const std::string &msg) const { throw PlanError(util::oneLine(origin + ": " + msg)); }
 
   const json &field(const json &obj, const char *key, const std::string &path) const {
     auto it = obj.find(key);

@@ -66,7 +66,7 @@ void writeCheckpoint(const std::string &out, const CheckpointState &s) {
 }
 
 CheckpointState parseCheckpointState(const uint8_t *bytes, size_t size, const std::string &path) {
-  auto bad = [&](const std::string &why) { return CheckpointError(path + ": " + why); };
+  auto bad = [&](const std::string &why) { return CheckpointError(util::oneLine(path + ": " + why)); };
   json st;
   try {
     st = util::parseJson(bytes, size);
@@ -115,7 +115,7 @@ void parseCheckpointTensors(CheckpointState &s, const uint8_t *bytes, size_t siz
   try {
     s.tensors = util::parseSafetensors(bytes, size, path);
   } catch (const std::runtime_error &e) {
-    throw CheckpointError(e.what());
+    throw CheckpointError(util::oneLine(e.what()));
   }
 }
 

@@ -71,6 +71,12 @@ std::string Fnv1a64::hex() const {
   return buf;
 }
 
+std::string oneLine(std::string text) {
+  for (char &c : text)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  return text;
+}
+
 bool processAlive(long pid) {
 #if defined(_WIN32)
   return pid > 0;

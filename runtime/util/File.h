@@ -33,6 +33,10 @@ std::string tempSuffix();
 // <pid> is no longer running. Returns how many were removed; never throws.
 size_t removeStaleTemporaries(const std::string &path);
 
+// `text` with control characters (newlines, tabs, escapes) replaced by
+// spaces: error messages quote names read from files, and stay one line.
+std::string oneLine(std::string text);
+
 // Whether process `pid` is running (false for pid <= 0).
 bool processAlive(long pid);
 

@@ -55,7 +55,7 @@ std::map<std::string, TensorF32> readSafetensors(const std::string &path) {
 }
 
 std::map<std::string, TensorF32> parseSafetensors(const uint8_t *bytes, size_t size, const std::string &path) {
-  auto fail = [&](const std::string &msg) -> std::runtime_error { return std::runtime_error(path + ": " + msg); };
+  auto fail = [&](const std::string &msg) -> std::runtime_error { return std::runtime_error(oneLine(path + ": " + msg)); };
   if (size < 8) throw fail("not a safetensors file (shorter than 8 bytes)");
   uint64_t len = 0;
   for (int i = 0; i < 8; ++i) len |= uint64_t(bytes[i]) << (8 * i);

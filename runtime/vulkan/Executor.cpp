@@ -367,7 +367,12 @@ void Executor::recordPrograms() {
         for (size_t b = 0; b < d.bindings.size(); ++b) {
           size_t buf = d.bindings[b];
           infos.push_back({buffers_[root_[buf]], 0, storageBytes(plan_.buffers[buf].bytes)});
-          if (di == 0 && b == 0 && injectedFault(RecordingFault::ShortDescriptor)) infos.back().range = 4;
+          if (di == 0 && b == 0 && injectedFault(RecordingFault::ShortDescriptor)) { // the smallest buffer instead
+            size_t small = root_[buf];
+            for (size_t r = 0; r < root_.size(); ++r)
+              if (root_[r] == r && plan_.buffers[r].bytes < plan_.buffers[small].bytes) small = r;
+            infos.back() = {buffers_[small], 0, storageBytes(plan_.buffers[small].bytes)};
+          }
           VkWriteDescriptorSet w{VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
           w.dstSet = dsets[di];
           w.dstBinding = uint32_t(b);

@@ -8,7 +8,8 @@
 // and two mistakes in recording, the negative controls of the validation-layer
 // test (test/e2e/test_validation.py: the layers must report them):
 //   no-barriers       no memory barrier between dispatches (a hazard for synchronization validation)
-//   short-descriptor  the first binding of the first dispatch gets a 4-byte range (for GPU-assisted validation)
+//   short-descriptor  the first binding of each program's first dispatch is the plan's smallest buffer
+//                     (what a plan redirecting a binding did; for GPU-assisted validation)
 // Unset (the default), nothing is injected and the cost is one comparison.
 #pragma once
 

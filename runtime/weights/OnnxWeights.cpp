@@ -168,7 +168,7 @@ void OnnxWeights::open() {
 
 OnnxWeights::~OnnxWeights() = default;
 
-void OnnxWeights::fail(const std::string &msg) const { throw WeightsError(file_.path() + ": " + msg); }
+void OnnxWeights::fail(const std::string &msg) const { throw WeightsError(util::oneLine(file_.path() + ": " + msg)); }
 
 void OnnxWeights::indexModel() {
   Walker model(file_.data(), file_.size());
