@@ -1032,8 +1032,14 @@ bool Importer::importNode(int idx) {
           if (t.numel() > kMaxFoldElements)
             return nodeFail("folded constant " + shapeStr(t.shape) + " is too large");
           out.push_back(constVal(std::move(t)));
-          if ((op == "Cast" || op == "CastLike") && in[0])
-            out.back()->integerWeight = integerWeightOf(*in[0]);
+          // A quantized weight stays one through casts, layout changes and
+          // scaling: the MatMul it reaches reports it.
+          static const std::set<std::string> dataOps = {"Cast", "CastLike", "Transpose", "Reshape", "Squeeze",
+                                                        "Unsqueeze", "Flatten", "Identity"};
+          static const std::set<std::string> scaleOps = {"Mul", "Div", "Sub", "Add"};
+          for (size_t a = 0; a < in.size() && out.back()->integerWeight.empty(); ++a)
+            if (in[a] && ((a == 0 && dataOps.count(op)) || scaleOps.count(op)))
+              out.back()->integerWeight = integerWeightOf(*in[a]);
         }
       }
     }
