@@ -31,9 +31,14 @@ FailureOr<plan::KernelInterface> recordInterface(spirv::ModuleOp module, uint32_
       b.dtype = plan::DType::F32;
     else if (elem.isInteger(32))
       b.dtype = plan::DType::I32;
+    else if (elem.isF16())
+      b.dtype = plan::DType::F16;
+    else if (elem.isInteger(16)) // bf16 words (KernelBuilder.h)
+      b.dtype = plan::DType::BF16;
     else
-      return gv.emitError("a kernel buffer must hold f32 or i32, not ") << elem, failure();
-    b.bytes = uint64_t(arr.getNumElements()) * (arr.getArrayStride() ? arr.getArrayStride() : 4);
+      return gv.emitError("a kernel buffer must hold f32, i32, f16 or i16 (bf16), not ") << elem, failure();
+    b.bytes = uint64_t(arr.getNumElements()) *
+              (arr.getArrayStride() ? arr.getArrayStride() : plan::bytesPerElement(b.dtype));
     bindingOf[gv.getSymName()] = *binding;
     declared[*binding] = true;
   }

@@ -12,7 +12,7 @@
 namespace tessera {
 
 /// Fails with a diagnostic on the module when a binding is not a storage
-/// buffer holding one sized array of f32 / i32. max_groups is left at 1:
+/// buffer holding one sized array of f32 / i32 / f16 / i16 (bf16). max_groups is left at 1:
 /// buildPlan fills it from the dispatches.
 mlir::FailureOr<plan::KernelInterface> recordInterface(mlir::spirv::ModuleOp module, uint32_t numBindings);
 

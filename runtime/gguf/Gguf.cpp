@@ -249,7 +249,14 @@ void File::fail(const std::string &field, const std::string &what) const {
   throw GgufError(path() + ": " + field + ": " + what);
 }
 
-File::File(const std::string &path) : file_(path) {
+File::File(const std::string &path) : file_(path) { parse(); }
+
+File::File(std::vector<uint8_t> bytes, const std::string &path)
+    : file_(util::MappedFile::fromBytes(path, std::move(bytes))) {
+  parse();
+}
+
+void File::parse() {
   In in{file_.data(), file_.size()};
   auto need = [&](size_t n, const std::string &field) {
     if (in.left() < n)

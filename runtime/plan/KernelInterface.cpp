@@ -13,7 +13,6 @@ using json = nlohmann::json;
 
 namespace {
 
-const char *dtypeName(DType d) { return d == DType::I32 ? "i32" : "f32"; }
 const char *accessName(Access a) { return a == Access::Read ? "read" : a == Access::Write ? "write" : "read_write"; }
 bool writes(Access a) { return a == Access::Write || a == Access::ReadWrite; }
 
@@ -22,6 +21,8 @@ bool sameElement(const SpirvBuffer &b, DType d) {
   switch (d) {
   case DType::F32: return b.is_float && b.element_bits == 32;
   case DType::I32: return !b.is_float && b.element_bits == 32;
+  case DType::F16: return b.is_float && b.element_bits == 16;
+  case DType::BF16: return !b.is_float && b.element_bits == 16; // bf16 is stored as its 16-bit pattern
   }
   return false;
 }
@@ -32,7 +33,7 @@ std::string groupsText(const std::array<uint32_t, 3> &g) {
 
 } // namespace
 
-uint64_t dtypeBytes(DType) { return 4; }
+uint64_t dtypeBytes(DType d) { return bytesPerElement(d); }
 
 json interfaceToJson(const KernelInterface &ki) {
   json bindings = json::array();
@@ -64,7 +65,9 @@ KernelInterface interfaceFromJson(const json &kernel, const std::string &kpath, 
     std::string dtype = str("dtype"), access = str("access");
     if (dtype == "f32") bi.dtype = DType::F32;
     else if (dtype == "i32") bi.dtype = DType::I32;
-    else fail(bpath + ".dtype = '" + dtype + "' is not f32 or i32");
+    else if (dtype == "f16") bi.dtype = DType::F16;
+    else if (dtype == "bf16") bi.dtype = DType::BF16;
+    else fail(bpath + ".dtype = '" + dtype + "' is not f32, i32, f16 or bf16");
     if (access == "read") bi.access = Access::Read;
     else if (access == "write") bi.access = Access::Write;
     else if (access == "read_write") bi.access = Access::ReadWrite;

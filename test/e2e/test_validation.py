@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """e2e: validation-clean Vulkan. `tessera train` (train_step and
-optimizer_step: clipping, accumulation, LoRA dropout) and `tessera eval` run
+optimizer_step: clipping, accumulation, LoRA dropout), `tessera eval` and
+`tessera generate` (prefill and KV-cached decode programs) run
 under VK_LAYER_KHRONOS_validation with synchronization validation and
 GPU-assisted validation (every kernel instrumented for out-of-bounds
 descriptor accesses) on the first device (lavapipe in CI); any error,
@@ -73,6 +74,15 @@ class Validation(TempDirTest):
         _, reports, text = self.validated("eval", "eval", self.plan, "--weights", self.model, "--data", self.data,
                                           "--init-adapter", out)
         self.assertEqual(reports, [], "eval: the validation layers reported:\n" + text[-6000:])
+
+    def test_generate_is_clean(self):
+        plan = self.path("gen.tplan")
+        tessera("compile", self.model, "-o", plan, "--generate", "--batch", 1, "--seq", 8, "--lora-rank", 2,
+                "--lora-targets", "q_proj,v_proj")
+        r, reports, text = self.validated("generate", "generate", plan, "--weights", self.model, "--prompt-ids",
+                                          "72,101,108", "--print-ids", "--max-new-tokens", 3)
+        self.assertEqual(len(r.stdout.strip().split(",")), 3, r.describe())
+        self.assertEqual(reports, [], "generate: the validation layers reported:\n" + text[-6000:])
 
     def test_negative_controls(self):
         args = ["eval", self.small_plan, "--weights", self.small, "--data", self.small_data]

@@ -100,8 +100,94 @@ def main():
             tensors = f.read()
         for flag in (0, 1):
             put(ck_dir, f"checkpoint-{flag}", bytes([flag]) + struct.pack("<I", len(state)) + state + tensors)
+        # GGUF: the trained adapter and its base model, as tessera export writes them.
+        d = seeds("gguf")
+        for kind in ("f32", "f16", "q8_0"):
+            base, lora = os.path.join(tmp, f"base-{kind}.gguf"), os.path.join(tmp, f"lora-{kind}.gguf")
+            run(a.tessera, "export", "--weights", model, "--adapter", out, "--gguf-base", base, "--gguf-adapter", lora,
+                "--type", kind)
+            for p in (base, lora):
+                with open(p, "rb") as f:
+                    data = f.read()
+                if len(data) < 200000:
+                    put(d, os.path.basename(p), data)
+
+        # Tokenizers: small hand-made tokenizer.json files (byte-level BPE as
+        # in Qwen / Llama 3, byte fallback as in Gemma), a NUL, a text.
+        d = seeds("tokenizer")
+        for name, tok in tokenizers().items():
+            for i, text in enumerate(["Hello world! 123", "h\u00e9llo  w\u00f6rld\n\ttab <|im_end|>"]):
+                put(d, f"{name}-{i}", json.dumps(tok).encode() + b"\0" + text.encode())
+
+        # Chat templates written for the test: loops, conditions, filters,
+        # macros, namespaces, generation blocks, raise_exception.
+        d = seeds("chat_template")
+        for name, t in CHAT_TEMPLATES.items():
+            put(d, name, t)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bytes_to_unicode():
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) + \
+        list(range(ord("\u00ae"), ord("\u00ff") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def tokenizers():
+    byte = bytes_to_unicode()
+    vocab = {byte[b]: i for i, b in enumerate(range(256))}
+    merges = []
+    for pair in ["H e", "l l", "ll o", "w o", "r l", "wo rl", "\u0120 w"]:
+        a_, b_ = pair.split(" ")
+        if a_ in vocab and b_ in vocab and a_ + b_ not in vocab:
+            vocab[a_ + b_] = len(vocab)
+            merges.append(pair)
+    added = [{"id": len(vocab), "content": "<|im_end|>", "special": True, "single_word": False, "lstrip": False,
+              "rstrip": False, "normalized": False}]
+    byte_level = {
+        "version": "1.0", "added_tokens": added, "normalizer": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": True},
+        "post_processor": None, "decoder": {"type": "ByteLevel"},
+        "model": {"type": "BPE", "vocab": vocab, "merges": merges, "byte_fallback": False}}
+    fb_vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        fb_vocab[f"<0x{b:02X}>"] = len(fb_vocab)
+    for t in ["\u2581", "h", "e", "l", "o", "\u2581h", "ll", "llo"]:
+        fb_vocab.setdefault(t, len(fb_vocab))
+    fallback = {
+        "version": "1.0", "added_tokens": [],
+        "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+        "pre_tokenizer": None, "post_processor": None,
+        "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+                                                     {"type": "ByteFallback"}, {"type": "Fuse"}]},
+        "model": {"type": "BPE", "vocab": fb_vocab, "merges": ["l l", "ll o", "\u2581 h"], "byte_fallback": True,
+                  "unk_token": "<unk>"}}
+    return {"byte-level": byte_level, "byte-fallback": fallback}
+
+
+CHAT_TEMPLATES = {
+    "chatml": "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] | trim"
+              " + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
+              "{% endif %}",
+    "system-first": "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set system = messages[0]['content'] %}"
+                    "{% set loop_messages = messages[1:] %}{% else %}{% set loop_messages = messages %}{% endif %}"
+                    "{% for m in loop_messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+                    "{{ raise_exception('roles must alternate') }}{% endif %}{% if m['role'] == 'assistant' %}"
+                    "{% generation %}{{ m['content'] }}{{ eos_token }}{% endgeneration %}{% else %}"
+                    "[INST] {{ (system ~ '\\n\\n' if loop.first and system is defined else '') ~ m['content'] }} [/INST]"
+                    "{% endif %}{% endfor %}",
+    "macros": "{%- macro render(m) -%}{{ m.role | upper }}: {{ m.content | replace('world', 'there') }}{%- endmacro -%}"
+              "{%- set ns = namespace(n=0) -%}{%- for m in messages if m.role != 'system' -%}{%- set ns.n = ns.n + 1 -%}"
+              "{{ render(m) }}{{ '\\n' if not loop.last }}{%- endfor -%}{{ ns.n }} {{ messages | length }} "
+              "{{ messages[-1] | tojson }} {{ strftime_now('%Y') | length > 0 }}",
+}
 
 
 if __name__ == "__main__":
