@@ -201,7 +201,7 @@ class Hardening(TempDirTest):
                           "--lora-targets", "q_proj", contains=("--lora-rank",))
         self.expect_error("compile", self.model, "-o", self.path("r.tplan"), "--lora-rank", 1000,
                           "--lora-targets", "q_proj", contains=("--lora-rank 1000 is larger than",
-                                                               "smaller dimension", "use --lora-rank 64 or less"))
+                                                               "smaller dimension", "use --lora-rank 128 or less"))
         self.assertFalse(os.path.exists(self.path("r.tplan")))
 
     # ----------------------------------------------------------------- importer

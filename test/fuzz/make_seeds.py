@@ -100,17 +100,22 @@ def main():
             tensors = f.read()
         for flag in (0, 1):
             put(ck_dir, f"checkpoint-{flag}", bytes([flag]) + struct.pack("<I", len(state)) + state + tensors)
-        # GGUF: the trained adapter and its base model, as tessera export writes them.
+        # GGUF: LoRA adapters of the bundled tiny Llama as tessera export writes them.
         d = seeds("gguf")
-        for kind in ("f32", "f16", "q8_0"):
-            base, lora = os.path.join(tmp, f"base-{kind}.gguf"), os.path.join(tmp, f"lora-{kind}.gguf")
-            run(a.tessera, "export", "--weights", model, "--adapter", out, "--gguf-base", base, "--gguf-adapter", lora,
-                "--type", kind)
-            for p in (base, lora):
-                with open(p, "rb") as f:
-                    data = f.read()
-                if len(data) < 200000:
-                    put(d, os.path.basename(p), data)
+        tiny = os.path.join(tmp, "tiny", "tiny-llama.onnx")
+        run(sys.executable, os.path.join(ROOT, "scripts", "make_tiny_model.py"), "--out", tiny)
+        tplan, tout = os.path.join(tmp, "tiny.tplan"), os.path.join(tmp, "tiny-out")
+        run(a.tessera, "compile", tiny, "-o", tplan, "--batch", 1, "--seq", 8, "--lora-rank", 2, "--lora-targets",
+            "q_proj,v_proj")
+        with open(os.path.join(tmp, "tiny.jsonl"), "w") as f:
+            f.write('{"input_ids": [1, 2, 3, 4, 5, 6, 7, 8]}\n')
+        run(a.tessera, "train", tplan, "--weights", tiny, "--data", os.path.join(tmp, "tiny.jsonl"), "--steps", 1,
+            "--out", tout)
+        for kind in ("f32", "f16"):
+            lora = os.path.join(tmp, f"lora-{kind}.gguf")
+            run(a.tessera, "export", "--weights", tiny, "--adapter", tout, "--gguf-adapter", lora, "--type", kind)
+            with open(lora, "rb") as f:
+                put(d, os.path.basename(lora), f.read())
 
         # Tokenizers: small hand-made tokenizer.json files (byte-level BPE as
         # in Qwen / Llama 3, byte fallback as in Gemma), a NUL, a text.
