@@ -246,7 +246,9 @@ void Writer::write(const std::string &path) const {
 }
 
 void File::fail(const std::string &field, const std::string &what) const {
-  throw GgufError(path() + ": " + field + ": " + what);
+  // Keys come from the file: one line, and not longer than a key should be.
+  std::string f = field.size() > 96 ? field.substr(0, 93) + "..." : field;
+  throw GgufError(util::oneLine(path() + ": " + f + ": " + what));
 }
 
 File::File(const std::string &path) : file_(path) { parse(); }
