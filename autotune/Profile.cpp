@@ -1,6 +1,9 @@
 // Profile.cpp - reading and validating device profiles.
 #include "autotune/Profile.h"
 
+#include "runtime/util/File.h"
+#include "runtime/util/Json.h"
+
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -15,7 +18,7 @@ namespace {
 using json = nlohmann::json;
 
 [[noreturn]] void fail(const std::string &origin, const std::string &field, const std::string &msg) {
-  throw ProfileError(origin + ": " + (field.empty() ? "" : field + ": ") + msg);
+  throw ProfileError(tessera::util::oneLine(origin + ": " + (field.empty() ? "" : field + ": ") + msg));
 }
 
 const char *typeName(const json &j) { return j.type_name(); }
@@ -44,6 +47,11 @@ void readInt(const json &obj, const char *key, const std::string &origin, const 
   std::string field = where.empty() ? key : where + "." + key;
   if (!it->is_number_integer())
     fail(origin, field, std::string("expected an integer, got ") + typeName(*it));
+  // Sizes, counts and tiles: 32-bit, so that products of them cannot overflow.
+  constexpr int64_t kLimit = int64_t(1) << 31;
+  if ((it->is_number_unsigned() && it->get<uint64_t>() >= uint64_t(kLimit)) ||
+      (!it->is_number_unsigned() && (it->get<int64_t>() >= kLimit || it->get<int64_t>() < -kLimit)))
+    fail(origin, field, "out of range (got " + tessera::util::describeJson(*it) + ")");
   out = it->get<int64_t>();
 }
 
@@ -184,8 +192,8 @@ void validate(const DeviceProfile &p, const std::string &o) {
 DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::string &origin) {
   json root;
   try {
-    root = json::parse(text);
-  } catch (const json::parse_error &e) {
+    root = tessera::util::parseJson(text);
+  } catch (const tessera::util::JsonError &e) {
     fail(origin, "", std::string("invalid JSON: ") + e.what());
   }
   if (!root.is_object())

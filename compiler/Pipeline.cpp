@@ -16,6 +16,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cmath>
 #include <cstdio>
 #include <map>
 
@@ -100,6 +101,20 @@ int compileModel(const CompileOptions &o, std::string &error) {
 
   if (o.batch < 1 || o.seq < 2) {
     error = "--batch must be >= 1 and --seq >= 2";
+    return 1;
+  }
+  if (o.batch > kMaxBatch || o.seq > kMaxSeq || o.batch * o.seq > kMaxTokensPerStep) {
+    error = "--batch " + std::to_string(o.batch) + " x --seq " + std::to_string(o.seq) +
+            " is too large: at most " + std::to_string(kMaxBatch) + " sequences of " + std::to_string(kMaxSeq) +
+            " tokens and " + std::to_string(kMaxTokensPerStep) + " tokens per step (use --grad-accum in train for larger batches)";
+    return 1;
+  }
+  if (!std::isfinite(o.lora_alpha) || o.lora_alpha == 0) {
+    char alpha[32];
+    std::snprintf(alpha, sizeof(alpha), "%g", o.lora_alpha);
+    error = std::string("--lora-alpha ") + alpha +
+            (o.lora_alpha == 0 ? ": the adapter's scale alpha/r would be 0 and the loss could never move (PEFT's default is 8)"
+                               : ": must be a finite number");
     return 1;
   }
   if (o.loss_chunk_tokens < 0) {

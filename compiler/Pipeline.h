@@ -6,6 +6,13 @@
 
 namespace tessera {
 
+// Shapes a plan may be specialised for: every kernel indexes with 32-bit
+// integers and no device binds a buffer beyond 4 GiB, so larger requests can
+// only fail, after minutes of compiling and gigabytes of memory.
+constexpr int64_t kMaxBatch = 65536;
+constexpr int64_t kMaxSeq = 1 << 20;
+constexpr int64_t kMaxTokensPerStep = 1 << 24; // batch * seq
+
 struct CompileOptions {
   std::string model;           // ONNX file
   std::string output;          // plan file

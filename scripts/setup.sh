@@ -7,6 +7,7 @@ PKGS=(
   libvulkan-dev mesa-vulkan-drivers vulkan-tools spirv-tools vulkan-validationlayers
   libonnx-dev libprotobuf-dev protobuf-compiler
   libcli11-dev nlohmann-json3-dev libgtest-dev
+  clang-19 libclang-rt-19-dev
   libpcre2-dev libutf8proc-dev
   python3 python3-numpy python3-onnx python3-torch python3-yaml python3-jinja2
 )

@@ -26,10 +26,14 @@ const char *dtypeName(DType t) {
   return "?";
 }
 
+// The largest constant the importer evaluates (the importer's kMaxFoldElements).
+constexpr int64_t kMaxConstantElements = int64_t(1) << 26;
+
 int64_t numElements(const Shape &s) {
   int64_t n = 1;
   for (int64_t d : s)
-    n *= d;
+    if (__builtin_mul_overflow(n, d, &n)) // a shape from the file: saturate, the callers' size checks refuse it
+      return INT64_MAX;
   return n;
 }
 
@@ -97,14 +101,27 @@ Tensor Tensor::scalarI(int64_t v) {
   return t;
 }
 
+int64_t Tensor::saturatingInt(double v) {
+  if (std::isnan(v)) return 0;
+  if (v >= 9.2233720368547758e18) return std::numeric_limits<int64_t>::max();
+  if (v <= -9.2233720368547758e18) return std::numeric_limits<int64_t>::min();
+  return (int64_t)v;
+}
+
+double Tensor::roundToFloat(double v) {
+  if (std::isfinite(v) && std::fabs(v) > (double)std::numeric_limits<float>::max()) {
+    // Beyond the largest float: what round-to-nearest gives (max or inf).
+    double top = (double)std::numeric_limits<float>::max() * (1.0 + 0x1p-25);
+    return std::fabs(v) >= top ? std::copysign(INFINITY, v) : std::copysign((double)std::numeric_limits<float>::max(), v);
+  }
+  return (double)(float)v;
+}
+
 void Tensor::set(int64_t k, double v) {
   switch (dt) {
-  case DType::F32: f[k] = (double)(float)v; break;
+  case DType::F32: f[k] = roundToFloat(v); break;
   case DType::I64:
-    if (std::isnan(v)) i[k] = 0;
-    else if (v >= 9.2233720368547758e18) i[k] = std::numeric_limits<int64_t>::max();
-    else if (v <= -9.2233720368547758e18) i[k] = std::numeric_limits<int64_t>::min();
-    else i[k] = (int64_t)v;
+    i[k] = saturatingInt(v);
     break;
   case DType::Bool: i[k] = v != 0.0; break;
   }
@@ -112,7 +129,7 @@ void Tensor::set(int64_t k, double v) {
 
 void Tensor::setI(int64_t k, int64_t v) {
   switch (dt) {
-  case DType::F32: f[k] = (double)(float)v; break;
+  case DType::F32: f[k] = roundToFloat(v); break;
   case DType::I64: i[k] = v; break;
   case DType::Bool: i[k] = v != 0; break;
   }
@@ -221,7 +238,10 @@ bool reshapeTarget(const Shape &in, const std::vector<int64_t> &spec, bool allow
       return false;
     }
     o[i] = d;
-    known *= d;
+    if (__builtin_mul_overflow(known, d, &known)) {
+      err = "reshape target " + shapeStr(spec) + " is too large";
+      return false;
+    }
   }
   int64_t total = numElements(in);
   if (inferAt >= 0) {
@@ -506,7 +526,7 @@ bool applyBinary(const std::string &op, DType dt, const Tensor &a, int64_t ia, c
     else if (op == "Min") r = std::min(x, y);
     else if (op == "Mod") r = fmod ? std::fmod(x, y) : x - std::floor(x / y) * y;
     else return false;
-    out.set(k, (double)(float)r);
+    out.set(k, Tensor::roundToFloat(r));
     return true;
   }
   int64_t x = a.getI(ia), y = b.getI(ib), r;
@@ -903,7 +923,7 @@ FoldResult foldNode(const onnx::NodeProto &node, int64_t opset, const std::vecto
           t.i[k] = op == "Neg" ? -v : op == "Abs" ? std::llabs(v) : op == "Relu" ? std::max<int64_t>(v, 0)
                                                                                  : (v > 0) - (v < 0);
         } else {
-          t.set(k, (double)(float)applyUnary(op, x->getF(k), ok));
+          t.set(k, Tensor::roundToFloat(applyUnary(op, x->getF(k), ok)));
         }
       }
       out.push_back(t);
@@ -1246,10 +1266,18 @@ FoldResult foldNode(const onnx::NodeProto &node, int64_t opset, const std::vecto
         err = "negative dim in ConstantOfShape";
         return fail();
       }
+    if (numElements(s) > kMaxConstantElements) { // checked before allocating: the shape comes from the file
+      err = "ConstantOfShape of " + shapeStr(s) + " is too large to evaluate";
+      return fail();
+    }
     Tensor v = Tensor::zeros(DType::F32, {1});
     if (const auto *a = findAttr(node, "value")) {
       if (!decodeTensor(a->t(), nullptr, 0, v, err)) {
         err = "value: " + err;
+        return fail();
+      }
+      if (v.numel() != 1) {
+        err = "value must hold one element, not " + std::to_string(v.numel());
         return fail();
       }
     }

@@ -49,6 +49,8 @@ constexpr int64_t kMinIrVersion = 3, kMaxIrVersion = 10;
 constexpr int64_t kMaxBroadcastFold = int64_t(1) << 20;
 // No folded constant may exceed this.
 constexpr int64_t kMaxFoldElements = int64_t(1) << 26;
+// The largest value the graph may compute (kernels index with 32-bit integers).
+constexpr int64_t kMaxValueElements = int64_t(1) << 31;
 
 const char *kSupportedOps =
     "Abs, Add, And, Cast, CastLike, Ceil, Concat, Constant, ConstantOfShape, Cos, CumSum, Div, "
@@ -84,8 +86,19 @@ struct Val {
   std::string paramName;                    // name the runtime reads it by
   mlir::Value v;                            // the IR value (dynamic, or a materialised constant)
   std::shared_ptr<Val> nanTestOf;           // IsNaN of this computed value (only a Where guard may use it)
-  std::string integerWeight;                // "'name' [dims] UINT8": the integer weight-like initializer it folds from
+  std::string integerWeight;                // "'name' [dims] of INT8": the integer weight-like initializer it comes from
 };
+
+// The integer initializer (more than one element) a value is, or was cast
+// from: a quantized weight that a MatMul must not silently bake in as a
+// constant (LoRA would skip the layer).
+std::string integerWeightOf(const Val &v) {
+  if (!v.integerWeight.empty())
+    return v.integerWeight;
+  if (v.proto && v.dt != DType::F32 && v.proto->data_type() != onnx::TensorProto::BOOL && numElements(v.shape) > 1)
+    return "'" + v.paramName + "' " + shapeStr(v.shape) + " of " + onnxTypeName(v.proto->data_type());
+  return {};
+}
 using ValP = std::shared_ptr<Val>;
 
 class Importer {
@@ -96,6 +109,8 @@ public:
         fileLoc(mlir::FileLineColLoc::get(&ctx, path, 0, 0)), loc(fileLoc) {}
 
   mlir::OwningOpRef<mlir::ModuleOp> run();
+  /// Read the model from these bytes instead of `path` (importOnnxBytes).
+  void setMemory(const std::string_view *bytes) { memory = bytes; }
   /// Shape of every imported value (after run()).
   std::unordered_map<std::string, Shape> valueShapes() const {
     std::unordered_map<std::string, Shape> r;
@@ -111,6 +126,7 @@ private:
   std::string &error;
   mlir::OpBuilder b;
   mlir::Location fileLoc, loc;
+  const std::string_view *memory = nullptr;
 
   onnx::ModelProto model;
   std::string dir;
@@ -132,8 +148,12 @@ private:
 
   //===- errors -----------------------------------------------------------===//
   bool fail(const std::string &msg) {
-    if (error.empty())
+    if (error.empty()) {
       error = path + ": " + msg;
+      for (char &c : error) // names from the file may hold control characters: one line
+        if ((unsigned char)c < 0x20 || c == 0x7f)
+          c = ' ';
+    }
     return false;
   }
   std::string nodeDesc(int idx) const {
@@ -250,14 +270,20 @@ private:
 //===----------------------------------------------------------------------===//
 
 bool Importer::load() {
-  auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
-  if (!buf)
-    return fail("cannot read file: " + buf.getError().message());
-  if ((*buf)->getBufferSize() > (size_t)INT_MAX)
-    return fail("model file is larger than 2 GiB; store the weights as external data");
-  if (!model.ParseFromArray((*buf)->getBufferStart(), (int)(*buf)->getBufferSize()))
-    return fail("not a valid ONNX model (protobuf parse failed)");
-  buf->reset();
+  if (memory) {
+    if (memory->size() > (size_t)INT_MAX)
+      return fail("model file is larger than 2 GiB; store the weights as external data");
+    if (!model.ParseFromArray(memory->data(), (int)memory->size()))
+      return fail("not a valid ONNX model (protobuf parse failed)");
+  } else {
+    auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
+    if (!buf)
+      return fail("cannot read file: " + buf.getError().message());
+    if ((*buf)->getBufferSize() > (size_t)INT_MAX)
+      return fail("model file is larger than 2 GiB; store the weights as external data");
+    if (!model.ParseFromArray((*buf)->getBufferStart(), (int)(*buf)->getBufferSize()))
+      return fail("not a valid ONNX model (protobuf parse failed)");
+  }
   if (!model.has_graph() || model.ir_version() == 0)
     return fail(std::string("not a valid ONNX model (") +
                 (model.has_graph() ? "no ir_version" : "no graph") + ")");
@@ -528,11 +554,11 @@ mlir::Value Importer::makeConst(const Tensor &t) {
   int64_t n = t.numel();
   if (t.dt == DType::F32) {
     bool splat = n > 0 && std::all_of(t.f.begin(), t.f.end(), [&](double v) {
-                   return (float)v == (float)t.f[0] || (std::isnan(v) && std::isnan(t.f[0]));
+                   return (float)Tensor::roundToFloat(v) == (float)Tensor::roundToFloat(t.f[0]) || (std::isnan(v) && std::isnan(t.f[0]));
                  });
     std::vector<float> vals(splat ? 1 : n);
     for (size_t k = 0; k < vals.size(); ++k)
-      vals[k] = (float)t.f[k];
+      vals[k] = (float)Tensor::roundToFloat(t.f[k]);
     attr = mlir::DenseElementsAttr::get(type, llvm::ArrayRef<float>(vals));
   } else if (t.dt == DType::I64) {
     std::vector<int32_t> vals(n);
@@ -1020,8 +1046,16 @@ bool Importer::importNode(int idx) {
           if (t.numel() > kMaxFoldElements)
             return nodeFail("folded constant " + shapeStr(t.shape) + " is too large");
           out.push_back(constVal(std::move(t)));
-          if (out.back()->dt == DType::I64) // an explicit Cast to float drops it
+          if (out.back()->dt == DType::I64) // still integer codes
             out.back()->integerWeight = integerWeight;
+          // A quantized weight stays one through casts, layout changes and
+          // scaling: the MatMul it reaches reports it.
+          static const std::set<std::string> dataOps = {"Cast", "CastLike", "Transpose", "Reshape", "Squeeze",
+                                                        "Unsqueeze", "Flatten", "Identity"};
+          static const std::set<std::string> scaleOps = {"Mul", "Div", "Sub", "Add"};
+          for (size_t a = 0; a < in.size() && out.back()->integerWeight.empty(); ++a)
+            if (in[a] && ((a == 0 && dataOps.count(op)) || scaleOps.count(op)))
+              out.back()->integerWeight = integerWeightOf(*in[a]);
         }
       }
     }
@@ -1137,6 +1171,23 @@ bool Importer::specializeInputs(const onnx::NodeProto &n, std::vector<ValP> &in)
         break;
       }
     }
+    // A mask that is plainly causal at the export length may be a sliding
+    // window of at least that many tokens: when another mask of the model is
+    // causal too, they differ somewhere beyond the export length (else the
+    // model would not have two), and a longer --seq cannot be built from them.
+    if (ok && want[want.size() - 2] > c[c.size() - 2] && isPlainCausalMask(*in[k]->data))
+      for (const auto &other : model.graph().initializer()) {
+        if (other.name() == name || Shape(other.dims().begin(), other.dims().end()) != c)
+          continue;
+        auto it = values.find(other.name());
+        if (it == values.end() || it->second->dt != DType::F32 || !dataOf(*it->second, other.name()))
+          return false;
+        if (isPlainCausalMask(*it->second->data))
+          return nodeFail("initializers '" + name + "' and '" + other.name() + "' are both plain causal masks at the "
+                          "export length " + std::to_string(exportDims[1]) + ": a model with two masks has a sliding "
+                          "window in one of them, longer than the export, which the baked masks cannot show; export "
+                          "the model at --seq " + std::to_string(opts.seq) + " or longer, or with dynamic shapes");
+      }
     if (!ok)
       return nodeFail("initializer '" + name + "' " + shapeStr(c) + " has the export shape [" +
                       std::to_string(exportDims[0]) + "," + std::to_string(exportDims[1]) +
@@ -1183,6 +1234,10 @@ bool Importer::emitDynamic(const onnx::NodeProto &n, std::vector<ValP> &in, std:
   auto push = [&](mlir::Value v) -> bool {
     if (!v)
       return false;
+    // Kernels index with 32-bit integers: a larger value is a malformed (or
+    // hostile) shape, refused here rather than after minutes of lowering.
+    if (numElements(shapeOf(v)) > kMaxValueElements)
+      return nodeFail("the result of shape " + shapeStr(shapeOf(v)) + " has more than 2^31 elements");
     out.push_back(dyn(v));
     return true;
   };
@@ -1309,6 +1364,11 @@ bool Importer::emitDynamic(const onnx::NodeProto &n, std::vector<ValP> &in, std:
   if (op == "MatMul" || op == "Gemm") {
     if (!needIn(0) || !needIn(1))
       return false;
+    for (int k = 0; k < 2; ++k)
+      if (std::string w = integerWeightOf(*arg(k)); !w.empty())
+        return nodeFail("input " + std::to_string(k) + " is the integer initializer " + w +
+                        " (a quantized weight): LoRA adapts float weights only; export the model in float32, "
+                        "float16 or bfloat16");
     mlir::Value a = asFloat(arg(0), n.input(0)), w = asFloat(arg(1), n.input(1));
     if (!a || !w)
       return false;
@@ -1762,9 +1822,14 @@ bool Importer::emitDynamic(const onnx::NodeProto &n, std::vector<ValP> &in, std:
     mlir::Value x = materialize(*arg(0));
     if (!x)
       return false;
+    // Each copy is a concat operand: bound the copies as well as the result.
+    int64_t tiled = numElements(shapeOf(x)), copies = 1;
+    for (size_t d = 0; d < rep.size(); ++d)
+      if (rep[d] < 1 || __builtin_mul_overflow(tiled, rep[d], &tiled) || tiled > kMaxValueElements ||
+          (copies *= rep[d]) > 65536)
+        return nodeFail(rep[d] < 1 ? "repeats must be >= 1"
+                                   : "repeats " + shapeStr(rep) + " are too many (at most 65536 copies, 2^31 elements)");
     for (size_t d = 0; d < rep.size(); ++d) {
-      if (rep[d] < 1)
-        return nodeFail("repeats must be >= 1");
       if (rep[d] > 1)
         x = concat(std::vector<mlir::Value>(rep[d], x), (int64_t)d);
     }
@@ -1933,6 +1998,7 @@ mlir::OwningOpRef<mlir::ModuleOp> Importer::run() {
         exportOpts.seq = have[1];
         std::string exportErr;
         Importer first(ctx, path, exportOpts, exportErr);
+        first.setMemory(memory);
         if (!first.run()) { // the graph's own errors show at the export shape already
           error = exportErr.empty() ? path + ": import failed" : exportErr;
           return nullptr;
@@ -1977,6 +2043,18 @@ mlir::OwningOpRef<mlir::ModuleOp> Importer::run() {
 }
 
 } // namespace
+
+mlir::OwningOpRef<mlir::ModuleOp> importOnnxBytes(mlir::MLIRContext &ctx, std::string_view bytes,
+                                                  const std::string &path, const ImportOptions &options,
+                                                  std::string &error) {
+  error.clear();
+  Importer imp(ctx, path, options, error);
+  imp.setMemory(&bytes);
+  mlir::OwningOpRef<mlir::ModuleOp> m = imp.run();
+  if (!m && error.empty())
+    error = path + ": import failed";
+  return m;
+}
 
 mlir::OwningOpRef<mlir::ModuleOp> importOnnx(mlir::MLIRContext &ctx, const std::string &path,
                                              const ImportOptions &options, std::string &error) {

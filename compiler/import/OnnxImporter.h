@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace tessera {
 
@@ -20,5 +21,11 @@ struct ImportOptions {
 /// the node / field at fault.
 mlir::OwningOpRef<mlir::ModuleOp> importOnnx(mlir::MLIRContext &ctx, const std::string &path,
                                              const ImportOptions &options, std::string &error);
+
+/// Same from a serialised ModelProto in memory (the fuzz harness's entry
+/// point); `path` names it in errors and locates external data.
+mlir::OwningOpRef<mlir::ModuleOp> importOnnxBytes(mlir::MLIRContext &ctx, std::string_view bytes,
+                                                  const std::string &path, const ImportOptions &options,
+                                                  std::string &error);
 
 } // namespace tessera

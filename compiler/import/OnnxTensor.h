@@ -36,7 +36,11 @@ struct Tensor {
   static Tensor scalarI(int64_t v);
   int64_t numel() const { return numElements(shape); }
   double getF(int64_t k) const { return dt == DType::F32 ? f[k] : (double)i[k]; }
-  int64_t getI(int64_t k) const { return dt == DType::F32 ? (int64_t)f[k] : i[k]; }
+  int64_t getI(int64_t k) const { return dt == DType::F32 ? saturatingInt(f[k]) : i[k]; }
+  /// A float value as an integer: truncated, nan as 0, beyond int64 clamped.
+  static int64_t saturatingInt(double v);
+  /// A double rounded to float, overflowing to +-inf as IEEE does (a plain cast beyond FLT_MAX is undefined).
+  static double roundToFloat(double v);
   /// Stores v converted to this tensor's class (rounded to float for F32).
   void set(int64_t k, double v);
   void setI(int64_t k, int64_t v);

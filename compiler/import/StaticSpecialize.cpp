@@ -294,6 +294,16 @@ bool ropeKind(const Tensor &t, bool &isCos) {
   return allEqual;
 }
 
+bool isPlainCausalMask(const Tensor &t) {
+  Tensor out;
+  std::string what, err;
+  size_t r = t.shape.size();
+  if (r < 2 || t.dt != DType::F32)
+    return false;
+  Shape same = t.shape;
+  return regenerateMask(t, same, out, what, err) && what == "causal mask";
+}
+
 bool regeneratePositionTable(const Tensor &table, const Tensor *sibling, const Shape &newShape, Tensor &out,
                              std::string &what, std::string &err) {
   size_t r = table.shape.size();

@@ -31,6 +31,11 @@ bool respecializeReshape(const Shape &oldIn, const std::vector<int64_t> &oldSpec
 bool respecializeExpand(const Shape &oldIn, const std::vector<int64_t> &oldSpec, const Shape &newIn,
                         std::vector<int64_t> &newSpec, std::string &err);
 
+/// Whether `t` is a 0 / -inf mask [.., T, T] that is plainly causal (every
+/// earlier key open): at the export length a sliding window of T or more
+/// tokens looks exactly like this.
+bool isPlainCausalMask(const Tensor &t);
+
 /// A position-dependent float table baked at the export length, regenerated for
 /// `newShape` (same rank; only the position dims differ). Recognised:
 ///  - additive attention masks [..., T, T] of 0 / a large negative value:

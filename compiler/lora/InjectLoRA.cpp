@@ -270,6 +270,16 @@ struct TesseraInjectLoRAPass : impl::TesseraInjectLoRABase<TesseraInjectLoRAPass
       return signalPassFailure();
     }
 
+    // A rank above min(in, out) adds parameters and memory but no capacity
+    // (the update B A has rank <= min(in, out) anyway): a typo, not a choice.
+    for (const LinearLayer &l : selected)
+      if (rank > std::min(l.in, l.out)) {
+        emitError(module.getLoc()) << "--lora-rank " << (int64_t)rank << " is larger than " << l.structural
+                                   << "'s smaller dimension (" << l.in << " in, " << l.out
+                                   << " out): a rank above min(in, out) adds memory but no capacity; use --lora-rank "
+                                   << std::min(l.in, l.out) << " or less";
+        return signalPassFailure();
+      }
     double scale = rslora ? alpha / std::sqrt((double)rank) : alpha / (double)rank;
     OpBuilder b(module.getContext());
     auto f32 = b.getF32Type();

@@ -2,6 +2,8 @@
 #include "compiler/plan/PlanEmitter.h"
 #include "compiler/lowering/SpirvBf16.h"
 
+#include "compiler/plan/RecordInterface.h"
+
 #include "Tessera/IR/TesseraOps.h"
 
 #include "mlir/Dialect/SPIRV/IR/SPIRVOps.h"
@@ -197,6 +199,10 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
         bindings = std::max(bindings, *binding + 1);
       }
     k.num_bindings = bindings;
+    FailureOr<plan::KernelInterface> interface = recordInterface(m, bindings);
+    if (failed(interface))
+      return failure();
+    k.interface = std::move(*interface);
     SmallVector<uint32_t> words;
     if (failed(spirv::serialize(m, words)))
       return mlir::emitError(m.getLoc(), "kernel ") << k.name << ": SPIR-V serialisation failed", failure();
@@ -243,6 +249,9 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
       ArrayRef<int64_t> groups = d.getWorkgroups();
       for (unsigned i = 0; i < 3 && i < groups.size(); ++i)
         pd.groups[i] = groups[i];
+      std::array<uint32_t, 3> &most = p.kernels[pd.kernel].interface.max_groups; // the kernel interface's bound
+      for (unsigned i = 0; i < 3; ++i)
+        most[i] = std::max(most[i], pd.groups[i]);
       pp.dispatches.push_back(std::move(pd));
     }
     p.programs.push_back(std::move(pp));

@@ -209,7 +209,7 @@ Value applyFilter(const std::string &name, const Value &v, Args &a, int line, co
     return name == "first" ? items.front() : items.back();
   }
   if (name == "join") {
-    const Value &sep = arg(a, 0, "d", Value::string(""));
+    const Value sep = arg(a, 0, "d", Value::string(""));
     const Value &attribute = arg(a, 1, "attribute", none);
     TaggedString out;
     List items = iterate(v, line);
@@ -220,8 +220,8 @@ Value applyFilter(const std::string &name, const Value &v, Args &a, int line, co
     return makeStr(out);
   }
   if (name == "default" || name == "d") {
-    const Value &def = arg(a, 0, "default_value", Value::string(""));
-    const Value &boolean = arg(a, 1, "boolean", Value::boolean(false));
+    const Value def = arg(a, 0, "default_value", Value::string(""));
+    const Value boolean = arg(a, 1, "boolean", Value::boolean(false));
     if (v.isUndefined() || (boolean.truthy() && !v.truthy())) return def;
     return v;
   }
@@ -423,7 +423,7 @@ std::optional<Value> boundMethod(const Value &v, const std::string &name, int li
       });
     if (name == "split")
       return str([](const TaggedString &s, Args &a, int l) {
-        const Value &m = arg(a, 1, "maxsplit", Value::integer(-1));
+        const Value m = arg(a, 1, "maxsplit", Value::integer(-1));
         return split(s, arg(a, 0, "sep", none), m.i, l);
       });
     if (name == "startswith" || name == "endswith")

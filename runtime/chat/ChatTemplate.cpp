@@ -1,5 +1,7 @@
 #include "runtime/chat/ChatTemplate.h"
 
+#include "runtime/util/File.h"
+
 #include "runtime/chat/Interpreter.h"
 #include "runtime/chat/Parser.h"
 
@@ -52,7 +54,9 @@ RenderedChat ChatTemplate::render(const nlohmann::ordered_json &messages, const 
 }
 
 std::string describe(const TemplateError &e) {
-  return "chat template" + (e.line > 0 ? " line " + std::to_string(e.line) : std::string()) + ": " + e.what();
+  // The message may quote template text: one line.
+  return util::oneLine("chat template" + (e.line > 0 ? " line " + std::to_string(e.line) : std::string()) + ": " +
+                       e.what());
 }
 
 } // namespace tessera::chat

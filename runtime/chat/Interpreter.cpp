@@ -37,7 +37,7 @@ private:
     for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
       auto f = it->find(name);
       if (f != it->end()) return &f->second;
-      if (it->count("\x01barrier")) break; // a macro body sees only its own scope and the globals
+      if (it->count("\x01" "barrier")) break; // a macro body sees only its own scope and the globals
     }
     auto g = scopes_.front().find(name);
     return g == scopes_.front().end() ? nullptr : &g->second;
@@ -161,7 +161,7 @@ private:
 
   Value callMacro(const Stmt &m, Args &a, int line) {
     Scope scope;
-    scope["\x01barrier"] = Value::none();
+    scope["\x01" "barrier"] = Value::none();
     for (size_t k = 0; k < m.params.size(); ++k) {
       const Value *given = k < a.positional.size() ? &a.positional[k] : nullptr;
       for (const auto &[name, v] : a.named)

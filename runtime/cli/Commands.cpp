@@ -1,6 +1,7 @@
 #include "runtime/cli/Commands.h"
 
 #include "runtime/cli/GenerateCommand.h"
+#include "runtime/cli/Numbers.h"
 #include "runtime/cli/TextCommands.h"
 #include "runtime/train/Trainer.h"
 #include "runtime/vulkan/Context.h"
@@ -13,6 +14,9 @@
 namespace tessera {
 
 namespace {
+
+// Steps (and step counts) beyond 10^12 are a typo; the bound keeps steps x micro-batches inside int64.
+constexpr int64_t kMaxSteps = 1000000000000;
 
 void listDevices() {
   std::vector<vk::DeviceInfo> devs = vk::Context::listDevices();
@@ -60,52 +64,63 @@ void addRuntimeCommands(CLI::App &app) {
   trainCmd->add_option("--weights", t->weights, "ONNX model holding the frozen weights")->required();
   trainCmd->add_option("--data", t->data, "training data: JSON lines {\"input_ids\": [...], \"labels\": [...]}; "
                        "with --tokenizer: text, chat or prompt/completion JSONL, or .txt (as for prepare)")->required();
-  CLI::Option *stepsOpt = trainCmd->add_option("--steps", t->steps, "optimizer steps (or --epochs)");
-  CLI::Option *lrOpt = trainCmd->add_option("--lr", *lr, "learning rate (default: the plan's)");
+  CLI::Option *stepsOpt =
+      trainCmd->add_option("--steps", t->steps, "optimizer steps (or --epochs)")->check(cli::integerIn(1, kMaxSteps));
+  CLI::Option *lrOpt = trainCmd->add_option("--lr", *lr, "learning rate (default: the plan's)")->check(cli::finiteNumber());
   trainCmd->add_option("--out", t->out, "adapter directory to write (PEFT format)")->capture_default_str();
   trainCmd->add_option("--metrics", t->metrics, "write one JSON object per step to FILE.jsonl");
-  trainCmd->add_option("--device", t->device, "Vulkan device index (see `devices`)")->capture_default_str();
+  trainCmd->add_option("--device", t->device, "Vulkan device index (see `devices`)")->capture_default_str()->check(cli::integerIn(0, 4095));
   trainCmd->add_option("--init-adapter", t->init_adapter,
                        "start from this adapter: a PEFT directory or a llama.cpp / QVAC Fabric LoRA .gguf");
   trainCmd->add_option("--dump-grads", t->dump_grads,
                        "debug: write step 1's LoRA values and gradients to FILE.safetensors");
-  CLI::Option *seedOpt = trainCmd->add_option("--seed", *seed, "seed of the LoRA A initialisation (default: the plan's)");
+  CLI::Option *seedOpt = trainCmd->add_option("--seed", *seed, "seed of the LoRA A initialisation (default: the plan's)")
+                               ->check(cli::unsignedInteger());
   trainCmd->add_option("--lr-schedule", t->lr_schedule, "learning-rate schedule: constant, linear or cosine (decay to 0 at --steps)")
       ->capture_default_str();
   trainCmd->add_option("--warmup-steps", t->warmup_steps, "linear warmup from 0 over this many optimizer steps")
-      ->capture_default_str();
+      ->capture_default_str()->check(cli::integerIn(0, kMaxSteps));
   trainCmd->add_option("--max-grad-norm", t->max_grad_norm,
                        "clip the global gradient norm to this (0: no clipping), as torch clip_grad_norm_")
-      ->capture_default_str();
+      ->capture_default_str()->check(cli::finiteNumber());
   trainCmd->add_option("--checkpoint-every", t->checkpoint_every,
                        "write OUT/checkpoint (and the adapter) every N steps and at the end; 0: never")
-      ->capture_default_str();
+      ->capture_default_str()->check(cli::integerIn(0, kMaxSteps));
+  trainCmd->add_flag("--robust-access", t->robust_access,
+                     "bounds-check every buffer access on the device (robustBufferAccess2 where present; slower)");
   trainCmd->add_flag("--resume", t->resume,
                      "continue from OUT/checkpoint when there is one (same plan, data and flags), else start");
   trainCmd->add_option("--grad-accum", t->grad_accum,
                        "micro-batches (of the plan's --batch lines) per optimizer step; the gradient is their mean")
-      ->capture_default_str();
+      ->capture_default_str()->check(cli::integerIn(1, 65536));
   // AdamW; unset = the plan's values, which are torch.optim.AdamW's defaults.
   struct AdamWFlags {
     double weight_decay = 0, beta1 = 0, beta2 = 0, eps = 0;
   };
   auto adamw = std::make_shared<AdamWFlags>();
   CLI::Option *wdOpt = trainCmd->add_option("--weight-decay", adamw->weight_decay,
-                                            "AdamW decoupled weight decay (default: the plan's, 0.01)");
-  CLI::Option *b1Opt = trainCmd->add_option("--beta1", adamw->beta1, "AdamW beta1 (default: the plan's, 0.9)");
-  CLI::Option *b2Opt = trainCmd->add_option("--beta2", adamw->beta2, "AdamW beta2 (default: the plan's, 0.999)");
-  CLI::Option *epsOpt = trainCmd->add_option("--eps", adamw->eps, "AdamW epsilon (default: the plan's, 1e-8)");
+                                            "AdamW decoupled weight decay (default: the plan's, 0.01)")
+                             ->check(cli::finiteNumber());
+  CLI::Option *b1Opt =
+      trainCmd->add_option("--beta1", adamw->beta1, "AdamW beta1 (default: the plan's, 0.9)")->check(cli::finiteNumber());
+  CLI::Option *b2Opt =
+      trainCmd->add_option("--beta2", adamw->beta2, "AdamW beta2 (default: the plan's, 0.999)")->check(cli::finiteNumber());
+  CLI::Option *epsOpt =
+      trainCmd->add_option("--eps", adamw->eps, "AdamW epsilon (default: the plan's, 1e-8)")->check(cli::finiteNumber());
   // Text data (runtime/data/Prepare.h), validation and epochs.
   auto trainText = std::make_shared<TextDataFlags>();
   trainCmd->add_option("--tokenizer", trainText->tokenizer,
                        "tokenize --data (text/chat/prompt-completion JSONL or .txt) with this tokenizer folder, as prepare does");
   addTextDataFlags(*trainCmd, *trainText);
   trainCmd->add_option("--val-data", t->val_data, "validation data (same format as --data): an eval loss every --eval-every steps");
-  trainCmd->add_option("--val-split", t->val_split, "hold out this fraction of --data (its last lines) as validation data");
+  trainCmd->add_option("--val-split", t->val_split, "hold out this fraction of --data (its last lines) as validation data")
+      ->check(cli::finiteNumber());
   trainCmd->add_option("--eval-every", t->eval_every,
-                       "eval loss on the validation data every N steps (default: --checkpoint-every) and at the end");
+                       "eval loss on the validation data every N steps (default: --checkpoint-every) and at the end")
+      ->check(cli::integerIn(0, kMaxSteps));
   CLI::Option *epochsOpt =
-      trainCmd->add_option("--epochs", t->epochs, "passes over the training data instead of --steps (may be fractional)");
+      trainCmd->add_option("--epochs", t->epochs, "passes over the training data instead of --steps (may be fractional)")
+          ->check(cli::finiteNumber());
   trainCmd->callback([t, lr, seed, lrOpt, seedOpt, adamw, wdOpt, b1Opt, b2Opt, epsOpt, trainText, stepsOpt, epochsOpt] {
     if (!stepsOpt->count() && !epochsOpt->count()) throw std::runtime_error("--steps N or --epochs E is required");
     checkTextDataFlags(*trainText);
@@ -127,7 +142,9 @@ void addRuntimeCommands(CLI::App &app) {
   evalCmd->add_option("plan", e->plan, "plan file (tessera compile)")->required();
   evalCmd->add_option("--weights", e->weights, "ONNX model holding the frozen weights")->required();
   evalCmd->add_option("--data", e->data, "data: JSON lines {\"input_ids\": [...], \"labels\": [...]}")->required();
-  evalCmd->add_option("--device", e->device, "Vulkan device index (see `devices`)")->capture_default_str();
+  evalCmd->add_option("--device", e->device, "Vulkan device index (see `devices`)")->capture_default_str()->check(cli::integerIn(0, 4095));
+  evalCmd->add_flag("--robust-access", e->robust_access,
+                    "bounds-check every buffer access on the device (robustBufferAccess2 where present; slower)");
   evalCmd->add_option("--init-adapter", e->init_adapter,
                       "evaluate with this adapter: a PEFT directory or a llama.cpp LoRA .gguf");
   evalCmd->add_option("--losses", e->losses,

@@ -1,4 +1,5 @@
 #include "runtime/cli/GenerateCommand.h"
+#include "runtime/cli/Numbers.h"
 
 #include "runtime/generate/ChatSession.h"
 #include "runtime/generate/Generator.h"
@@ -97,7 +98,7 @@ void addGenerateCommand(CLI::App &app) {
   CLI::Option *systemOpt = cmd->add_option("--system", g->system, "with --chat: a system message before the first turn");
   CLI::Option *idsOpt = cmd->add_option("--prompt-ids", g->promptIds, "the prompt as token ids, e.g. 1,2,3");
   cmd->add_flag("--print-ids", g->printIds, "print the generated token ids instead of text");
-  cmd->add_option("--max-new-tokens", g->o.max_new_tokens, "tokens to generate (per chat turn)")->required();
+  cmd->add_option("--max-new-tokens", g->o.max_new_tokens, "tokens to generate (per chat turn)")->required()->check(cli::integerIn(1, 1 << 24));
   cmd->add_option("--temperature", g->o.sampling.temperature, "0: greedy (default); > 0: sample")->capture_default_str();
   cmd->add_option("--top-k", g->o.sampling.top_k, "sample among the k most likely tokens (0: all)")->capture_default_str();
   cmd->add_option("--top-p", g->o.sampling.top_p, "sample among the most likely tokens of total probability p")
@@ -107,7 +108,7 @@ void addGenerateCommand(CLI::App &app) {
   cmd->add_flag("--ignore-eos", g->ignoreEos,
                 "do not stop at the tokenizer's eos / the template's end-of-turn token (only at --stop-ids)");
   cmd->add_flag("--verbose-prompt", g->verbosePrompt, "print the prompt (the rendered chat) and its token count on stderr");
-  cmd->add_option("--device", g->o.device, "Vulkan device index (see `devices`)")->capture_default_str();
+  cmd->add_option("--device", g->o.device, "Vulkan device index (see `devices`)")->capture_default_str()->check(cli::integerIn(0, 4095));
   cmd->callback([g, promptOpt, idsOpt, systemOpt] {
     generate::GenerateOptions o = g->o;
     int sources = int(promptOpt->count() > 0) + int(g->chat) + int(idsOpt->count() > 0);

@@ -1,11 +1,17 @@
 #include "runtime/data/Dataset.h"
 
 #include "runtime/util/File.h"
-
-#include <nlohmann/json.hpp>
+#include "runtime/util/Json.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
 #include <memory>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace tessera::data {
 
@@ -13,63 +19,56 @@ using json = nlohmann::json;
 
 namespace {
 
-// nlohmann's messages start with "[json.exception.parse_error.101] "; drop that.
-std::string jsonMessage(const std::string &what) {
-  if (!what.empty() && what[0] == '[') {
-    size_t close = what.find("] ");
-    if (close != std::string::npos) return what.substr(close + 2);
-  }
-  return what;
-}
-
 bool blank(std::string_view line) {
   return line.find_first_not_of(" \t\r\n") == std::string::npos;
 }
 
-} // namespace
-
-Dataset Dataset::readJsonl(const std::string &path, int64_t vocab) {
-  std::unique_ptr<util::MappedFile> file;
-  try {
-    file = std::make_unique<util::MappedFile>(path);
-  } catch (const std::runtime_error &e) {
-    throw DataError(e.what());
+// An id as int64, or nothing when it is not an integer or beyond int64
+// (2^64-1 must not read as -1).
+bool integerValue(const json &v, int64_t &out) {
+  if (v.is_number_unsigned()) {
+    if (v.get<uint64_t>() > uint64_t(INT64_MAX)) {
+      out = INT64_MAX;
+      return true;
+    }
+    out = int64_t(v.get<uint64_t>());
+    return true;
   }
-  return parseJsonl(std::string_view(reinterpret_cast<const char *>(file->data()), file->size()), path, vocab);
+  if (!v.is_number_integer()) return false;
+  out = v.get<int64_t>();
+  return true;
 }
 
-Dataset Dataset::parseJsonl(std::string_view text, const std::string &origin, int64_t vocab) {
-  Dataset d;
-  size_t pos = 0, lineNo = 0;
-  std::string where;
-  auto fail = [&](const std::string &msg) { throw DataError(where + msg); };
-  while (pos < text.size()) {
-    size_t eol = text.find('\n', pos);
-    if (eol == std::string_view::npos) eol = text.size();
-    std::string_view line = text.substr(pos, eol - pos);
-    pos = eol + 1;
-    ++lineNo;
-    if (blank(line)) continue;
-    where = origin + ":" + std::to_string(lineNo) + ": ";
+} // namespace
+
+// Parses lines one at a time (the streaming reader hands them over as they arrive).
+class Dataset::Parser {
+public:
+  Parser(const std::string &origin, int64_t vocab) : origin_(origin), vocab_(vocab) {}
+
+  void line(std::string_view line, size_t lineNo) {
+    if (blank(line)) return;
+    where_ = origin_ + ":" + std::to_string(lineNo) + ": ";
+    if (line.size() > kMaxLineBytes) fail("the line is longer than " + std::to_string(kMaxLineBytes >> 20) + " MiB");
     json j;
     try {
-      j = json::parse(line.begin(), line.end());
-    } catch (const json::exception &e) {
-      fail("not valid JSON: " + jsonMessage(e.what()));
+      j = util::parseJson(line);
+    } catch (const util::JsonError &e) {
+      fail(std::string("not valid JSON: ") + e.what());
     }
     if (!j.is_object()) fail("expected a JSON object like {\"input_ids\": [...]}");
     auto ids = j.find("input_ids");
     if (ids == j.end()) fail("missing \"input_ids\"");
     if (!ids->is_array()) fail("\"input_ids\" must be an array of token ids");
     if (ids->empty()) fail("\"input_ids\" is empty");
-    size_t start = d.ids_.size();
+    size_t start = d_.ids_.size();
     for (size_t i = 0; i < ids->size(); ++i) {
       const json &v = (*ids)[i];
-      if (!v.is_number_integer()) fail("input_ids[" + std::to_string(i) + "] = " + v.dump() + " is not an integer");
-      int64_t id = v.get<int64_t>();
-      if (id < 0 || (vocab > 0 && id >= vocab) || id > INT32_MAX)
-        fail("token id " + std::to_string(id) + " out of range for vocabulary " + std::to_string(vocab));
-      d.ids_.push_back(int32_t(id));
+      int64_t id;
+      if (!integerValue(v, id)) fail("input_ids[" + std::to_string(i) + "] = " + util::describeJson(v) + " is not an integer");
+      if (id < 0 || (vocab_ > 0 && id >= vocab_) || id > INT32_MAX)
+        fail("token id " + util::describeJson(v) + " out of range for vocabulary " + std::to_string(vocab_));
+      d_.ids_.push_back(int32_t(id));
     }
     auto labels = j.find("labels");
     if (labels != j.end() && !labels->is_null()) {
@@ -79,20 +78,94 @@ Dataset Dataset::parseJsonl(std::string_view text, const std::string &origin, in
              std::to_string(ids->size()) + ")");
       for (size_t i = 0; i < labels->size(); ++i) {
         const json &v = (*labels)[i];
-        if (!v.is_number_integer()) fail("labels[" + std::to_string(i) + "] = " + v.dump() + " is not an integer");
-        int64_t id = v.get<int64_t>();
-        if (id != kIgnoreIndex && (id < 0 || (vocab > 0 && id >= vocab) || id > INT32_MAX))
-          fail("label " + std::to_string(id) + " out of range for vocabulary " + std::to_string(vocab) +
+        int64_t id;
+        if (!integerValue(v, id)) fail("labels[" + std::to_string(i) + "] = " + util::describeJson(v) + " is not an integer");
+        if (id != kIgnoreIndex && (id < 0 || (vocab_ > 0 && id >= vocab_) || id > INT32_MAX))
+          fail("label " + util::describeJson(v) + " out of range for vocabulary " + std::to_string(vocab_) +
                " (use -100 to ignore a position)");
-        d.labels_.push_back(int32_t(id));
+        d_.labels_.push_back(int32_t(id));
       }
     } else {
-      d.labels_.insert(d.labels_.end(), d.ids_.begin() + long(start), d.ids_.end());
+      d_.labels_.insert(d_.labels_.end(), d_.ids_.begin() + long(start), d_.ids_.end());
     }
-    d.offsets_.push_back(d.ids_.size());
+    d_.offsets_.push_back(d_.ids_.size());
   }
-  if (d.size() == 0) throw DataError(origin + ": no examples (the file is empty)");
-  return d;
+
+  Dataset finish(std::string hash) {
+    if (d_.size() == 0) throw DataError(origin_ + ": no examples (the file is empty)");
+    d_.hash_ = std::move(hash);
+    return std::move(d_);
+  }
+
+  [[noreturn]] void fail(const std::string &msg) const { throw DataError(util::oneLine(where_ + msg)); }
+
+private:
+  const std::string &origin_;
+  int64_t vocab_;
+  std::string where_;
+  Dataset d_;
+};
+
+Dataset Dataset::readJsonl(const std::string &path, int64_t vocab) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) throw DataError(path + ": cannot open: " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) throw DataError(path + ": cannot open: is a directory");
+  if (S_ISREG(st.st_mode)) {
+    std::unique_ptr<util::MappedFile> file;
+    try {
+      file = std::make_unique<util::MappedFile>(path);
+    } catch (const std::runtime_error &e) {
+      throw DataError(e.what());
+    }
+    return parseJsonl(std::string_view(reinterpret_cast<const char *>(file->data()), file->size()), path, vocab);
+  }
+  // A pipe, FIFO or device: read it once, parsing each line as it arrives.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw DataError(path + ": cannot open: " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  Parser parser(path, vocab);
+  util::Fnv1a64 hash;
+  std::string pending; // the line being read
+  std::vector<char> chunk(size_t(1) << 20);
+  size_t lineNo = 0, offset = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw DataError(path + ": read error: " + std::strerror(errno));
+    if (n == 0) break;
+    hash.update(chunk.data(), size_t(n));
+    std::string_view got(chunk.data(), size_t(n));
+    if (size_t nul = got.find('\0'); nul != std::string_view::npos)
+      throw DataError(path + ": byte " + std::to_string(offset + nul) + " is a NUL byte: not a JSON lines text file");
+    offset += size_t(n);
+    size_t pos = 0;
+    for (size_t eol; (eol = got.find('\n', pos)) != std::string_view::npos; pos = eol + 1) {
+      pending.append(got.substr(pos, eol - pos));
+      parser.line(pending, ++lineNo);
+      pending.clear();
+    }
+    pending.append(got.substr(pos));
+    if (pending.size() > kMaxLineBytes)
+      throw DataError(path + ":" + std::to_string(lineNo + 1) + ": the line is longer than " +
+                      std::to_string(kMaxLineBytes >> 20) + " MiB");
+  }
+  if (!pending.empty()) parser.line(pending, ++lineNo);
+  return parser.finish(hash.hex());
+}
+
+Dataset Dataset::parseJsonl(std::string_view text, const std::string &origin, int64_t vocab) {
+  Parser parser(origin, vocab);
+  size_t pos = 0, lineNo = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    parser.line(text.substr(pos, eol - pos), ++lineNo);
+    pos = eol + 1;
+  }
+  return parser.finish(util::fnv1a64Hex(text.data(), text.size()));
 }
 
 Dataset Dataset::fromRows(const std::vector<std::vector<int32_t>> &ids, const std::vector<std::vector<int32_t>> &labels,

@@ -29,6 +29,9 @@ class Dataset {
 public:
   // Reads a JSONL file; vocab > 0 bounds every id (and every label but -100).
   // Errors name file:line, e.g. "data.jsonl:17: token id 300 out of range for vocabulary 256".
+  // A regular file is mapped; anything else (a pipe, a FIFO, /dev/stdin) is
+  // read once, as it arrives: a NUL byte (not text: /dev/zero) or a line
+  // longer than kMaxLineBytes is an error at once instead of an unbounded read.
   static Dataset readJsonl(const std::string &path, int64_t vocab);
   // Same from text in memory (origin names it in errors).
   static Dataset parseJsonl(std::string_view text, const std::string &origin, int64_t vocab);
@@ -39,6 +42,12 @@ public:
   // Lines [begin, end) (a held-out validation part).
   Dataset slice(size_t begin, size_t end) const;
 
+  static constexpr size_t kMaxLineBytes = size_t(64) << 20;
+
+  // FNV-1a 64 of the bytes read, as 16 hex digits (a checkpoint records it:
+  // the data is identified by content, and never read twice).
+  const std::string &contentHash() const { return hash_; }
+
   size_t size() const { return offsets_.size() - 1; }
   size_t length(size_t i) const { return offsets_[i + 1] - offsets_[i]; }
   const int32_t *ids(size_t i) const { return ids_.data() + offsets_[i]; }
@@ -47,7 +56,9 @@ public:
   size_t countLongerThan(int64_t seq) const;
 
 private:
+  class Parser;
   std::vector<int32_t> ids_, labels_;
+  std::string hash_;
   std::vector<size_t> offsets_{0};
 };
 

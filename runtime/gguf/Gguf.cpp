@@ -246,10 +246,19 @@ void Writer::write(const std::string &path) const {
 }
 
 void File::fail(const std::string &field, const std::string &what) const {
-  throw GgufError(path() + ": " + field + ": " + what);
+  // Keys come from the file: one line, and not longer than a key should be.
+  std::string f = field.size() > 96 ? field.substr(0, 93) + "..." : field;
+  throw GgufError(util::oneLine(path() + ": " + f + ": " + what));
 }
 
-File::File(const std::string &path) : file_(path) {
+File::File(const std::string &path) : file_(path) { parse(); }
+
+File::File(std::vector<uint8_t> bytes, const std::string &path)
+    : file_(util::MappedFile::fromBytes(path, std::move(bytes))) {
+  parse();
+}
+
+void File::parse() {
   In in{file_.data(), file_.size()};
   auto need = [&](size_t n, const std::string &field) {
     if (in.left() < n)

@@ -96,6 +96,8 @@ private:
 class File {
 public:
   explicit File(const std::string &path);
+  // A file already in memory, named `path` in errors (the fuzz harness's entry point).
+  File(std::vector<uint8_t> bytes, const std::string &path);
 
   const std::string &path() const { return file_.path(); }
   uint32_t version() const { return version_; }
@@ -113,6 +115,7 @@ public:
 
 private:
   [[noreturn]] void fail(const std::string &field, const std::string &what) const;
+  void parse();
   util::MappedFile file_;
   uint32_t version_ = 0;
   uint64_t dataStart_ = 0;

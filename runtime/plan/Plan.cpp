@@ -7,10 +7,14 @@
 // checksum = FNV-1a 64 over every byte after the header. Integers little-endian.
 #include "runtime/plan/Plan.h"
 
+#include "runtime/plan/KernelInterface.h"
+
 #include "runtime/util/File.h"
+#include "runtime/util/Json.h"
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <set>
@@ -78,7 +82,7 @@ std::string shapeText(const std::vector<int64_t> &shape) {
 struct Reader {
   const std::string &origin;
 
-  [[noreturn]] void fail(const std::string &msg) const { throw PlanError(origin + ": " + msg); }
+  [[noreturn]] void fail(const std::string &msg) const { throw PlanError(util::oneLine(origin + ": " + msg)); }
 
   const json &field(const json &obj, const char *key, const std::string &path) const {
     auto it = obj.find(key);
@@ -88,10 +92,10 @@ struct Reader {
   int64_t integer(const json &v, const std::string &path) const {
     if (v.is_number_unsigned()) {
       if (v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
-        fail(path + " = " + v.dump() + " is too large");
+        fail(path + " = " + util::describeJson(v) + " is too large");
       return int64_t(v.get<uint64_t>());
     }
-    if (!v.is_number_integer()) fail(path + " must be an integer, not " + v.dump());
+    if (!v.is_number_integer()) fail(path + " must be an integer, not " + util::describeJson(v));
     return v.get<int64_t>();
   }
   int64_t i64(const json &obj, const char *key, const std::string &path) const {
@@ -115,21 +119,21 @@ struct Reader {
     const json &v = field(obj, key, path);
     if (v.is_number_unsigned()) return v.get<uint64_t>();
     if (v.is_number_integer() && v.get<int64_t>() >= 0) return uint64_t(v.get<int64_t>());
-    fail(path + " must be a non-negative integer, not " + v.dump());
+    fail(path + " must be a non-negative integer, not " + util::describeJson(v));
   }
   double number(const json &obj, const char *key, const std::string &path) const {
     const json &v = field(obj, key, path);
-    if (!v.is_number()) fail(path + " must be a number, not " + v.dump());
+    if (!v.is_number()) fail(path + " must be a number, not " + util::describeJson(v));
     return v.get<double>();
   }
   bool boolean(const json &obj, const char *key, const std::string &path) const {
     const json &v = field(obj, key, path);
-    if (!v.is_boolean()) fail(path + " must be true or false, not " + v.dump());
+    if (!v.is_boolean()) fail(path + " must be true or false, not " + util::describeJson(v));
     return v.get<bool>();
   }
   std::string string(const json &obj, const char *key, const std::string &path) const {
     const json &v = field(obj, key, path);
-    if (!v.is_string()) fail(path + " must be a string, not " + v.dump());
+    if (!v.is_string()) fail(path + " must be a string, not " + util::describeJson(v));
     return v.get<std::string>();
   }
   const json &array(const json &obj, const char *key, const std::string &path) const {
@@ -313,6 +317,9 @@ void validate(const Plan &p, const Reader &r) {
     factor(a.m_b, "m_b", false, a.out_features, a.rank);
     factor(a.v_b, "v_b", false, a.out_features, a.rank);
   }
+
+  // Kernel interfaces: the SPIR-V and every dispatch against them (the trust model).
+  detail::checkInterfaces(p, r.origin);
 }
 
 } // namespace
@@ -329,6 +336,11 @@ const char *dtypeName(DType t) {
 
 // ---------------------------------------------------------------------------
 std::vector<uint8_t> serialize(const Plan &plan) {
+  // JSON has no nan/inf (nlohmann writes null): a plan the runtime could not read.
+  for (auto [name, v] : {std::pair{"lora_alpha", plan.lora_alpha}, {"lora_scale", plan.lora_scale},
+                         {"lora_dropout", plan.lora_dropout}, {"lr", plan.lr}, {"beta1", plan.beta1},
+                         {"beta2", plan.beta2}, {"eps", plan.eps}, {"weight_decay", plan.weight_decay}})
+    if (!std::isfinite(v)) throw PlanError(std::string("serialize: ") + name + " is not a finite number");
   json m;
   m["model_file"] = plan.model_file;
   m["batch"] = plan.batch;
@@ -375,7 +387,8 @@ std::vector<uint8_t> serialize(const Plan &plan) {
                        {"num_bindings", k.num_bindings},
                        {"local_size", k.local_size},
                        {"push_constant_bytes", k.push_constant_bytes},
-                       {"config", k.config}});
+                       {"config", k.config},
+                       {"interface", detail::interfaceToJson(k.interface)}});
   m["kernels"] = std::move(kernels);
 
   json programs = json::array();
@@ -473,8 +486,8 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
 
   json m;
   try {
-    m = json::parse(bytes.begin() + kHeaderBytes, bytes.begin() + kHeaderBytes + long(manifestBytes));
-  } catch (const json::exception &e) {
+    m = util::parseJson(bytes.data() + kHeaderBytes, size_t(manifestBytes));
+  } catch (const util::JsonError &e) {
     r.fail(std::string("the manifest is not valid JSON: ") + e.what());
   }
   r.object(m, "manifest");
@@ -613,6 +626,7 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     k.local_size = r.u32Array<3>(j, "local_size", path + ".local_size");
     k.push_constant_bytes = r.u32(j, "push_constant_bytes", path + ".push_constant_bytes");
     k.config = r.string(j, "config", path + ".config");
+    k.interface = detail::interfaceFromJson(j, path, origin);
     p.kernels.push_back(std::move(k));
   }
 

@@ -49,6 +49,22 @@ struct Buffer {
   int64_t alias_of = -1;      // >= 0: shares the storage of that buffer (reshape)
 };
 
+// What a kernel may touch, recorded by the compiler and checked by the
+// reader against the kernel's SPIR-V and every dispatch (docs/plan-format.md,
+// "Trust model"): a dispatch binds buffers of at least `bytes` with this
+// element type, never a frozen buffer to a binding the kernel writes, with
+// at most `max_groups` workgroups per dimension.
+enum class Access : uint32_t { Read = 1, Write = 2, ReadWrite = 3 };
+struct BindingInterface {
+  DType dtype = DType::F32; // element type the kernel reads / writes
+  Access access = Access::ReadWrite;
+  uint64_t bytes = 0;       // bytes from offset 0 the kernel may touch (its declared array)
+};
+struct KernelInterface {
+  std::vector<BindingInterface> bindings;   // one per binding
+  std::array<uint32_t, 3> max_groups{1, 1, 1}; // the largest workgroup counts the compiler dispatches it with
+};
+
 struct Kernel {
   std::string name;           // unique; also the SPIR-V entry point name
   uint32_t spirv_blob = 0;    // index into Plan::blobs (a SPIR-V module, 4-byte words)
@@ -56,6 +72,7 @@ struct Kernel {
   std::array<uint32_t, 3> local_size{1, 1, 1};
   uint32_t push_constant_bytes = 0;
   std::string config;         // how it was generated, e.g. "matmul tiled 64x64x16 thread 4x4 split 1" (informational)
+  KernelInterface interface;  // manifest field "interface"
 };
 
 struct Dispatch {

@@ -20,7 +20,13 @@ BpeModel::BpeModel(const json &j, const std::string &where) {
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0)
       throw std::runtime_error(where + ": model.vocab[\"" + it.key() + "\"] is not a token id");
-    int32_t id = int32_t(it.value().get<int64_t>());
+    // Ids index a table: a sparse id far beyond the vocabulary's size is
+    // damage, not a model (and must not allocate gigabytes).
+    int64_t raw = it.value().get<int64_t>();
+    if (raw >= std::max<int64_t>(int64_t(1) << 20, 4 * int64_t(vocab.size())))
+      throw std::runtime_error(where + ": model.vocab[\"" + it.key() + "\"] = " + std::to_string(raw) +
+                               " is far beyond the vocabulary's " + std::to_string(vocab.size()) + " tokens");
+    int32_t id = int32_t(raw);
     vocab_.emplace(it.key(), id);
     maxId = std::max(maxId, id);
   }

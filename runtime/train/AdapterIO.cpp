@@ -2,6 +2,7 @@
 
 #include "runtime/gguf/LoraAdapter.h"
 #include "runtime/util/File.h"
+#include "runtime/util/Json.h"
 #include "runtime/util/Safetensors.h"
 
 #include <nlohmann/json.hpp>
@@ -142,7 +143,7 @@ void readAdapter(const std::string &dir, const plan::Plan &plan, std::vector<std
   if (fs::exists(configPath, ec)) {
     try {
       std::vector<uint8_t> bytes = util::readFile(configPath.string());
-      json c = json::parse(bytes.begin(), bytes.end());
+      json c = util::parseJson(bytes.data(), bytes.size());
       if (c.contains("lora_alpha") && c["lora_alpha"].is_number() &&
           std::fabs(c["lora_alpha"].get<double>() - plan.lora_alpha) > 1e-9)
         std::fprintf(stderr, "warning: %s has lora_alpha %g, the plan was compiled with %g: the adapter's scale differs\n",

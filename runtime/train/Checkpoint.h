@@ -1,6 +1,7 @@
 // Checkpoint.h - the resumable state of a training run, in OUT/checkpoint/:
 //   state.json              steps done, AdamW updates applied, the run's
-//                           settings, the name of the tensor file
+//                           settings, the name of the tensor file and its
+//                           FNV-1a 64 checksum (a flipped bit is an error)
 //   step-<S>.safetensors    per adapter: lora_A and lora_B (PEFT's names) and
 //                           their AdamW moments (<name>.exp_avg, .exp_avg_sq)
 // The tensor file is complete before state.json is replaced (atomically) to
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,9 +32,16 @@ using RunSettings = std::vector<std::pair<std::string, std::string>>;
 struct CheckpointState {
   int64_t step = 0;          // optimizer steps done
   int64_t updates = 0;       // AdamW updates applied (skipped steps apply none)
-  int64_t skipped_steps = 0;
+  int64_t skipped_steps = 0; // updates + skipped_steps == step
   RunSettings settings;
   std::map<std::string, util::TensorF32> tensors;
+  std::string tensor_file, tensor_hash; // as recorded in state.json (filled by reading)
+};
+
+// A checkpoint that exists but cannot be used: damaged, truncated, of
+// another format. The message names the file and says how to discard it.
+struct CheckpointError : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 std::string checkpointDir(const std::string &out); // OUT/checkpoint
@@ -40,8 +49,14 @@ std::string checkpointDir(const std::string &out); // OUT/checkpoint
 void writeCheckpoint(const std::string &out, const CheckpointState &state);
 
 // The checkpoint in OUT/checkpoint, or nullopt when there is none. A
-// checkpoint that cannot be read is an error naming the file.
+// checkpoint that cannot be read throws CheckpointError naming the file.
 std::optional<CheckpointState> readCheckpoint(const std::string &out);
+
+// The two halves of readCheckpoint, on bytes (also the fuzz harness's entry):
+// state.json (`path` names it in errors; tensors left empty), then the tensor
+// file, verified against the checksum state.json recorded.
+CheckpointState parseCheckpointState(const uint8_t *bytes, size_t size, const std::string &path);
+void parseCheckpointTensors(CheckpointState &state, const uint8_t *bytes, size_t size, const std::string &path);
 
 // Throws, naming the first setting that differs, unless `now` equals the
 // checkpoint's settings.

@@ -6,6 +6,8 @@
 #include "runtime/train/Checkpoint.h"
 #include "runtime/train/LossPlot.h"
 #include "runtime/train/LrSchedule.h"
+#include "runtime/train/MetricsLog.h"
+#include "runtime/train/OutputLock.h"
 #include "runtime/train/Progress.h"
 #include "runtime/util/File.h"
 #include "runtime/util/Safetensors.h"
@@ -84,8 +86,8 @@ class Session {
 public:
   Session(const std::string &planPath, const std::string &weightsPath, const std::string &dataPath, int device,
           const std::string &initAdapter, std::optional<uint64_t> seed, const char *program,
-          const TextData &text = TextData())
-      : plan_(plan::readPlanFile(planPath)), planPath_(planPath), text_(text) {
+          const TextData &text = TextData(), bool robustAccess = false)
+      : plan_(readPlan(planPath, planHash_)), planPath_(planPath), text_(text) {
     // Check the plan has what this command needs before touching the GPU.
     if (!plan_.program(program))
       throw std::runtime_error(planPath + ": the plan has no program '" + program + "'");
@@ -101,6 +103,8 @@ public:
                                ", seq " + std::to_string(plan_.seq) + ")");
 
     data_ = loadData(dataPath);
+    // JSONL is hashed as it is read (a FIFO cannot be opened twice); prepared text by its file.
+    dataHash_ = !data_->contentHash().empty() ? data_->contentHash() : fileHash(dataPath);
     size_t longer = data_->countLongerThan(plan_.seq);
     if (longer)
       std::fprintf(stderr, "warning: %zu of %zu lines of %s are longer than %lld tokens and are truncated\n", longer,
@@ -143,14 +147,18 @@ public:
     }
     seed_ = seed ? *seed : plan_.seed;
 
-    ctx_ = std::make_unique<vk::Context>(device);
+    ctx_ = std::make_unique<vk::Context>(device, vk::ContextOptions{robustAccess});
     exec_ = std::make_unique<vk::Executor>(*ctx_, plan_);
-    std::fprintf(stderr, "device %d: %s (%s), %.1f MiB of buffers\n", device, ctx_->info().name.c_str(),
-                 ctx_->info().type.c_str(), double(exec_->allocatedBytes()) / (1024.0 * 1024.0));
+    std::fprintf(stderr, "device %d: %s (%s), %.1f MiB of buffers%s%s\n", device, ctx_->info().name.c_str(),
+                 ctx_->info().type.c_str(), double(exec_->allocatedBytes()) / (1024.0 * 1024.0),
+                 ctx_->robustAccess().empty() ? "" : ", ", ctx_->robustAccess().c_str());
     fillBuffers();
   }
 
   const plan::Plan &plan() const { return plan_; }
+  // Content hashes of the plan and the data as read (each file is read once).
+  const std::string &planHash() const { return planHash_; }
+  const std::string &dataHash() const { return dataHash_; }
   data::Batcher &batcher() { return *batcher_; }
   const data::Dataset &dataset() const { return *data_; }
 
@@ -370,6 +378,18 @@ private:
     }
   }
 
+  static plan::Plan readPlan(const std::string &path, std::string &hash) {
+    std::vector<uint8_t> bytes;
+    try {
+      bytes = util::readFile(path);
+    } catch (const std::runtime_error &e) {
+      throw plan::PlanError(e.what());
+    }
+    hash = util::fnv1a64Hex(bytes.data(), bytes.size());
+    return plan::parse(bytes, path);
+  }
+
+  std::string planHash_, dataHash_; // before plan_: readPlan fills planHash_ while plan_ is built
   plan::Plan plan_;
   std::string planPath_;
   TextData text_;
@@ -428,26 +448,6 @@ bool writeCurrentAdapter(Session &s, const std::string &dir) {
                            " was not written (try a lower --lr or --max-grad-norm)");
 }
 
-// A resumed run rewrites its metrics file from the checkpoint on: the lines
-// of steps after it (written before the interruption) are dropped.
-void keepMetricsUpTo(const std::string &path, int64_t step) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return;
-  std::vector<uint8_t> bytes = util::readFile(path);
-  std::string kept, line;
-  for (size_t i = 0; i <= bytes.size(); ++i) {
-    if (i < bytes.size() && bytes[i] != '\n') {
-      line += char(bytes[i]);
-      continue;
-    }
-    nlohmann::json m = nlohmann::json::parse(line, nullptr, false);
-    if (m.is_object() && m.contains("step") && m["step"].is_number_integer() && m["step"].get<int64_t>() <= step)
-      kept += line + "\n";
-    line.clear();
-  }
-  util::writeFileAtomic(path, kept);
-}
-
 void checkHyperParameter(const char *flag, double v, bool ok, const char *range) {
   if (std::isfinite(v) && ok) return;
   char value[32];
@@ -471,7 +471,14 @@ TrainResult runTraining(const TrainOptions &options) {
   schedule.kind = parseLrSchedule(o.lr_schedule);
   if (o.max_grad_norm < 0 || !std::isfinite(o.max_grad_norm))
     throw std::runtime_error("--max-grad-norm must be a positive number (0: no clipping)");
-  Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, o.seed, "train_step", o.text);
+  // One run per --out (OutputLock.h); then clear what killed runs left there.
+  OutputLock lock(o.out);
+  size_t stale = util::removeStaleTemporaries(o.out) + util::removeStaleTemporaries(checkpointDir(o.out)) +
+                 (o.metrics.empty() ? 0 : util::removeStaleTemporaries(o.metrics));
+  if (stale)
+    std::fprintf(stderr, "note: removed %zu temporary file(s) that an interrupted run left in or beside %s\n", stale,
+                 o.out.c_str());
+  Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, o.seed, "train_step", o.text, o.robust_access);
   const plan::Plan &p = s.plan();
   s.setValidation(o.val_data, o.val_split);
   if (s.hasValidation())
@@ -515,7 +522,7 @@ TrainResult runTraining(const TrainOptions &options) {
     return std::string(b);
   };
   const RunSettings settings = {
-      {"plan", fileHash(o.plan)}, {"data", fileHash(o.data)}, {"--steps", std::to_string(o.steps)},
+      {"plan", s.planHash()}, {"data", s.dataHash()}, {"--steps", std::to_string(o.steps)},
       {"--grad-accum", std::to_string(accum)}, {"--lr", text(schedule.lr)}, {"--lr-schedule", o.lr_schedule},
       {"--warmup-steps", std::to_string(o.warmup_steps)}, {"--max-grad-norm", text(o.max_grad_norm)},
       {"--weight-decay", text(adamw.weight_decay)}, {"--beta1", text(adamw.beta1)}, {"--beta2", text(adamw.beta2)},
@@ -532,7 +539,18 @@ TrainResult runTraining(const TrainOptions &options) {
   if (o.val_split > 0) textSettings.push_back({"--val-split", text(o.val_split)});
   TrainResult result;
   int64_t updates = 0, first = 1; // the first step this run trains
-  if (std::optional<CheckpointState> c = readCheckpoint(o.out)) {
+  std::optional<CheckpointState> c;
+  try {
+    c = readCheckpoint(o.out);
+  } catch (const CheckpointError &e) {
+    // A damaged checkpoint blocks only --resume; a fresh run replaces it.
+    if (o.resume)
+      throw std::runtime_error(std::string(e.what()) + " (delete " + checkpointDir(o.out) +
+                               " to discard it, or train without --resume to start over)");
+    std::fprintf(stderr, "warning: %s: the checkpoint cannot be used; this run starts over and replaces it at its "
+                         "first checkpoint (delete %s to discard it now)\n", e.what(), checkpointDir(o.out).c_str());
+  }
+  if (c) {
     if (o.resume) {
       checkSameRun(*c, textSettings, o.out);
       if (c->step > o.steps) throw std::runtime_error(checkpointDir(o.out) + ": the checkpoint is past --steps");
@@ -552,16 +570,8 @@ TrainResult runTraining(const TrainOptions &options) {
     std::fprintf(stderr, "no checkpoint in %s: starting at step 1\n", checkpointDir(o.out).c_str());
   }
 
-  std::FILE *metrics = nullptr;
-  if (!o.metrics.empty()) {
-    if (first > 1) keepMetricsUpTo(o.metrics, first - 1);
-    metrics = std::fopen(o.metrics.c_str(), first > 1 ? "a" : "w");
-    if (!metrics) throw std::runtime_error(o.metrics + ": cannot write: " + std::strerror(errno));
-  }
-  struct Closer {
-    std::FILE *&f;
-    ~Closer() { if (f) std::fclose(f); }
-  } closer{metrics};
+  std::unique_ptr<MetricsLog> metrics;
+  if (!o.metrics.empty()) metrics = std::make_unique<MetricsLog>(o.metrics, first > 1 ? first - 1 : -1);
 
   std::fprintf(stderr, "training %lld steps: %lld x %lld lines x %lld tokens, %zu LoRA modules, lr %g (%s",
                (long long)o.steps, (long long)accum, (long long)p.batch, (long long)p.seq, p.adapters.size(),
@@ -604,109 +614,127 @@ TrainResult runTraining(const TrainOptions &options) {
     progress.setEvalLoss(loss);
     return loss;
   };
+  int64_t lastCheckpoint = c ? c->step : -1;
   auto checkpoint = [&](int64_t step) {
     CheckpointState c{step, updates, result.skipped_steps, textSettings, s.trainingState()};
     if (!writeCurrentAdapter(s, o.out)) return; // non-finite: keep the last good checkpoint
     writeCheckpoint(o.out, c);
+    lastCheckpoint = step;
     plot();
   };
   StopSignals stopSignals;
-  for (int64_t step = first; step <= o.steps; ++step) {
-    auto t0 = Clock::now();
-    const double lr = schedule.at(step - 1);
-    // Bias correction counts the updates made, this one included.
-    s.writeHParams(adamw, lr, updates + 1, o.max_grad_norm, accum);
-    std::vector<std::vector<float>> a0, b0;
-    if (step == 1 && !o.dump_grads.empty())
-      for (const plan::Adapter &a : p.adapters) {
-        a0.push_back(s.read(a.a));
-        b0.push_back(s.read(a.b));
+  int64_t current = first;
+  // A lost device or exhausted memory mid-run: nothing more is written (the
+  // GPU's state is gone); the last checkpoint stays as it was.
+  auto deviceFailure = [&](const vk::VulkanError &e) {
+    std::string where = "at step " + std::to_string(current) + " of " + std::to_string(o.steps) + "; ";
+    if (lastCheckpoint >= 0)
+      return std::runtime_error(std::string(e.what()) + " " + where + "the checkpoint of step " +
+                                std::to_string(lastCheckpoint) + " in " + checkpointDir(o.out) +
+                                " is intact: the same command with --resume continues from it");
+    return std::runtime_error(std::string(e.what()) + " " + where + "no checkpoint was written yet" +
+                              (o.checkpoint_every > 0 ? " (--checkpoint-every " + std::to_string(o.checkpoint_every) + ")"
+                                                      : std::string(" (--checkpoint-every 0)")));
+  };
+  try {
+    for (int64_t step = first; step <= o.steps; ++step) {
+      current = step;
+      auto t0 = Clock::now();
+      const double lr = schedule.at(step - 1);
+      // Bias correction counts the updates made, this one included.
+      s.writeHParams(adamw, lr, updates + 1, o.max_grad_norm, accum);
+      std::vector<std::vector<float>> a0, b0;
+      if (step == 1 && !o.dump_grads.empty())
+        for (const plan::Adapter &a : p.adapters) {
+          a0.push_back(s.read(a.a));
+          b0.push_back(s.read(a.b));
+        }
+      // Micro-batches: each adds grad / K to the accumulators (train_step).
+      double lossSum = 0, gpuMs = 0;
+      int64_t counted = 0;
+      bool timed = true;
+      for (int64_t k = 0; k < accum; ++k) {
+        data::Batch batch = s.batcher().nextTrain();
+        if (batch.countedTokens() == 0) continue; // no loss, no gradient: contributes nothing
+        s.upload(batch);
+        s.writeDropoutSeed((step - 1) * accum + k);
+        vk::ProgramTiming timing = s.exec().run("train_step");
+        timed = timed && timing.gpu_ms >= 0;
+        gpuMs += timing.gpu_ms;
+        float loss = s.loss();
+        if (!std::isfinite(loss)) {
+          std::string what = "the loss is " + std::string(std::isnan(loss) ? "nan" : "inf") + " at step " +
+                             std::to_string(step) + (accum > 1 ? " (micro-batch " + std::to_string(k + 1) + ")" : "");
+          if (!staged) throw std::runtime_error(what + ": try a lower --lr");
+          stopWithLastGoodAdapter(s, what, step, o.out); // this step's update has not run
+        }
+        lossSum += loss;
+        ++counted;
       }
-    // Micro-batches: each adds grad / K to the accumulators (train_step).
-    double lossSum = 0, gpuMs = 0;
-    int64_t counted = 0;
-    bool timed = true;
-    for (int64_t k = 0; k < accum; ++k) {
-      data::Batch batch = s.batcher().nextTrain();
-      if (batch.countedTokens() == 0) continue; // no loss, no gradient: contributes nothing
-      s.upload(batch);
-      s.writeDropoutSeed((step - 1) * accum + k);
-      vk::ProgramTiming timing = s.exec().run("train_step");
-      timed = timed && timing.gpu_ms >= 0;
-      gpuMs += timing.gpu_ms;
-      float loss = s.loss();
-      if (!std::isfinite(loss)) {
-        std::string what = "the loss is " + std::string(std::isnan(loss) ? "nan" : "inf") + " at step " +
-                           std::to_string(step) + (accum > 1 ? " (micro-batch " + std::to_string(k + 1) + ")" : "");
-        if (!staged) throw std::runtime_error(what + ": try a lower --lr");
-        stopWithLastGoodAdapter(s, what, step, o.out); // this step's update has not run
+      nlohmann::json normJson = nullptr, coefJson = nullptr;
+      if (counted == 0) {
+        // Nothing counted in this step: no update (adapter, moments and the
+        // bias-correction count unchanged); the schedule still advances.
+        if (result.skipped_steps++ == 0)
+          std::fprintf(stderr, "warning: step %lld: every label of its %lld line(s) is -100 or past the first token; "
+                               "the step is skipped (no update)\n", (long long)step, (long long)(accum * p.batch));
+      } else if (staged) {
+        vk::ProgramTiming timing = s.exec().run("optimizer_step");
+        timed = timed && timing.gpu_ms >= 0;
+        gpuMs += timing.gpu_ms;
+        const float *norm = s.exec().f32(size_t(gradNorm));
+        float total = norm[plan::kGradTotalNorm];
+        if (!std::isfinite(total)) // adamw_accum skipped the update
+          stopWithLastGoodAdapter(s, "the gradient norm is " + std::string(std::isnan(total) ? "nan" : "inf") +
+                                         " at step " + std::to_string(step), step, o.out);
+        normJson = total;
+        coefJson = norm[plan::kGradClipCoef];
+        ++updates;
+      } else {
+        ++updates; // AdamW ran inside train_step
       }
-      lossSum += loss;
-      ++counted;
-    }
-    nlohmann::json normJson = nullptr, coefJson = nullptr;
-    if (counted == 0) {
-      // Nothing counted in this step: no update (adapter, moments and the
-      // bias-correction count unchanged); the schedule still advances.
-      if (result.skipped_steps++ == 0)
-        std::fprintf(stderr, "warning: step %lld: every label of its %lld line(s) is -100 or past the first token; "
-                             "the step is skipped (no update)\n", (long long)step, (long long)(accum * p.batch));
-    } else if (staged) {
-      vk::ProgramTiming timing = s.exec().run("optimizer_step");
-      timed = timed && timing.gpu_ms >= 0;
-      gpuMs += timing.gpu_ms;
-      const float *norm = s.exec().f32(size_t(gradNorm));
-      float total = norm[plan::kGradTotalNorm];
-      if (!std::isfinite(total)) // adamw_accum skipped the update
-        stopWithLastGoodAdapter(s, "the gradient norm is " + std::string(std::isnan(total) ? "nan" : "inf") +
-                                       " at step " + std::to_string(step), step, o.out);
-      normJson = total;
-      coefJson = norm[plan::kGradClipCoef];
-      ++updates;
-    } else {
-      ++updates; // AdamW ran inside train_step
-    }
-    if (step == 1 && !o.dump_grads.empty()) {
-      dumpGrads(o.dump_grads, s, a0, b0);
-      std::fprintf(stderr, "gradients of step 1 written to %s\n", o.dump_grads.c_str());
-    }
-    double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    double tokensPerS = seconds > 0 ? double(s.tokensPerBatch() * accum) / seconds : 0;
-    wallTotal += seconds;
-    if (timed && counted) {
-      gpuTotal += gpuMs;
-      ++gpuSteps;
-    }
-    nlohmann::json lossJson = counted ? nlohmann::json(lossSum / double(counted)) : nlohmann::json(nullptr);
-    if (counted) trainCurve.push_back({step, lossSum / double(counted)});
-    nlohmann::json evalJson = nullptr;
-    if (s.hasValidation() && (step % evalEvery == 0 || step == o.steps)) evalJson = runValidation(step);
-    if (metrics) {
-      nlohmann::json m = {{"step", step}, {"loss", lossJson}, {"tokens_per_s", tokensPerS}, {"lr", lr},
-                          {"grad_norm", normJson}, {"clip_coef", coefJson}, {"micro_batches", counted},
-                          {"gpu_ms", timed && counted ? nlohmann::json(gpuMs) : nlohmann::json(nullptr)},
-                          {"wall_ms", seconds * 1000.0}};
-      if (!counted) m["skipped"] = true;
-      if (!evalJson.is_null()) m["eval_loss"] = evalJson;
-      std::string line = m.dump() + "\n";
-      if (std::fputs(line.c_str(), metrics) < 0 || std::fflush(metrics) != 0)
-        throw std::runtime_error(o.metrics + ": write error");
-    }
-    if (counted) result.final_loss = lossSum / double(counted);
-    progress.update(step, result.final_loss); // a skipped step shows the last loss
-    result.steps = step;
-    if (o.checkpoint_every > 0 && step < o.steps && step % o.checkpoint_every == 0) checkpoint(step);
-    if (gStopRequested && step < o.steps) {
-      if (o.checkpoint_every > 0) {
-        checkpoint(step);
+      if (step == 1 && !o.dump_grads.empty()) {
+        dumpGrads(o.dump_grads, s, a0, b0);
+        std::fprintf(stderr, "gradients of step 1 written to %s\n", o.dump_grads.c_str());
+      }
+      double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      double tokensPerS = seconds > 0 ? double(s.tokensPerBatch() * accum) / seconds : 0;
+      wallTotal += seconds;
+      if (timed && counted) {
+        gpuTotal += gpuMs;
+        ++gpuSteps;
+      }
+      nlohmann::json lossJson = counted ? nlohmann::json(lossSum / double(counted)) : nlohmann::json(nullptr);
+      if (counted) trainCurve.push_back({step, lossSum / double(counted)});
+      nlohmann::json evalJson = nullptr;
+      if (s.hasValidation() && (step % evalEvery == 0 || step == o.steps)) evalJson = runValidation(step);
+      if (metrics) {
+        nlohmann::json m = {{"step", step}, {"loss", lossJson}, {"tokens_per_s", tokensPerS}, {"lr", lr},
+                            {"grad_norm", normJson}, {"clip_coef", coefJson}, {"micro_batches", counted},
+                            {"gpu_ms", timed && counted ? nlohmann::json(gpuMs) : nlohmann::json(nullptr)},
+                            {"wall_ms", seconds * 1000.0}};
+        if (!counted) m["skipped"] = true;
+        if (!evalJson.is_null()) m["eval_loss"] = evalJson;
+        metrics->append(m.dump() + "\n");
+      }
+      if (counted) result.final_loss = lossSum / double(counted);
+      progress.update(step, result.final_loss); // a skipped step shows the last loss
+      result.steps = step;
+      if (o.checkpoint_every > 0 && step < o.steps && step % o.checkpoint_every == 0) checkpoint(step);
+      if (gStopRequested && step < o.steps) {
+        if (o.checkpoint_every > 0) {
+          checkpoint(step);
+          throw Interrupted("interrupted after step " + std::to_string(step) + " of " + std::to_string(o.steps) +
+                            ": the adapter and " + checkpointDir(o.out) +
+                            " were written; the same command with --resume continues");
+        }
+        writeCurrentAdapter(s, o.out);
         throw Interrupted("interrupted after step " + std::to_string(step) + " of " + std::to_string(o.steps) +
-                          ": the adapter and " + checkpointDir(o.out) +
-                          " were written; the same command with --resume continues");
+                          ": the adapter was written to " + o.out + " (no checkpoint: --checkpoint-every 0)");
       }
-      writeCurrentAdapter(s, o.out);
-      throw Interrupted("interrupted after step " + std::to_string(step) + " of " + std::to_string(o.steps) +
-                        ": the adapter was written to " + o.out + " (no checkpoint: --checkpoint-every 0)");
     }
+  } catch (const vk::VulkanError &e) {
+    throw deviceFailure(e);
   }
 
   if (!writeCurrentAdapter(s, o.out))
@@ -732,7 +760,7 @@ TrainResult runTraining(const TrainOptions &options) {
 }
 
 EvalResult runEvaluation(const EvalOptions &o) {
-  Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, std::nullopt, "eval", o.text);
+  Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, std::nullopt, "eval", o.text, o.robust_access);
   s.writeHParams(s.planAdamW(), s.plan().lr, 1);
   double gpuTotal = 0;
   size_t gpuRuns = 0, batches = s.batcher().evalBatches();

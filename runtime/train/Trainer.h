@@ -48,6 +48,7 @@ struct TrainOptions {
   int64_t eval_every = 0;
   // Passes over the data instead of --steps (steps = ceil(epochs * lines / (batch * grad_accum))).
   double epochs = 0;
+  bool robust_access = false; // robustBufferAccess(2): defence in depth against a hostile plan
 };
 
 // Training stopped by SIGINT/SIGTERM after a checkpoint (the CLI exits with 130).
@@ -61,6 +62,7 @@ struct EvalOptions {
   std::string init_adapter;
   std::string losses; // JSONL, one {"batch", "first_line", "loss", "tokens"} per batch ("" = none)
   TextData text;
+  bool robust_access = false;
 };
 
 struct TrainResult {

@@ -1,5 +1,6 @@
 #include "runtime/util/File.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +16,7 @@
 #else
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #define TESSERA_GETPID getpid
@@ -32,10 +34,23 @@ std::vector<uint8_t> readFile(const std::string &path) {
     throw std::runtime_error(path + ": cannot open: is a directory");
   std::FILE *f = std::fopen(path.c_str(), "rb");
   if (!f) throw std::runtime_error(path + ": cannot open: " + errnoText());
+  // A pipe or device has no size: read it up to a bound (/dev/zero never ends).
+  bool regular = true;
+#if !defined(_WIN32)
+  struct stat st;
+  regular = ::fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+#endif
   std::vector<uint8_t> bytes;
   uint8_t chunk[1 << 16];
   size_t n;
-  while ((n = std::fread(chunk, 1, sizeof(chunk), f)) > 0) bytes.insert(bytes.end(), chunk, chunk + n);
+  while ((n = std::fread(chunk, 1, sizeof(chunk), f)) > 0) {
+    if (!regular && bytes.size() + n > kMaxStreamBytes) {
+      std::fclose(f);
+      throw std::runtime_error(path + ": is not a regular file and holds more than " +
+                               std::to_string(kMaxStreamBytes >> 20) + " MiB");
+    }
+    bytes.insert(bytes.end(), chunk, chunk + n);
+  }
   bool bad = std::ferror(f) != 0;
   std::fclose(f);
   if (bad) throw std::runtime_error(path + ": read error");
@@ -48,6 +63,67 @@ std::string tempSuffix() {
   char buf[64];
   std::snprintf(buf, sizeof(buf), ".tmp-%d-%06x", int(TESSERA_GETPID()), unsigned(gen() & 0xffffff));
   return buf;
+}
+
+std::string Fnv1a64::hex() const {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", (unsigned long long)h);
+  return buf;
+}
+
+std::string oneLine(std::string text) {
+  for (char &c : text)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  return text;
+}
+
+bool processAlive(long pid) {
+#if defined(_WIN32)
+  return pid > 0;
+#else
+  return pid > 0 && (::kill(pid_t(pid), 0) == 0 || errno == EPERM);
+#endif
+}
+
+namespace {
+// The pid of a temporary name "<base>.tmp-<pid>-<hex>" of `base`, or -1.
+long temporaryPid(const std::string &name, const std::string &base) {
+  const std::string mark = base + ".tmp-";
+  if (name.compare(0, mark.size(), mark) != 0) return -1;
+  size_t p = mark.size(), digits = 0;
+  long pid = 0;
+  while (p < name.size() && name[p] >= '0' && name[p] <= '9' && digits < 10) pid = pid * 10 + (name[p++] - '0'), ++digits;
+  if (!digits || p >= name.size() || name[p] != '-' || p + 1 == name.size()) return -1;
+  for (size_t i = p + 1; i < name.size(); ++i)
+    if (!std::isxdigit(static_cast<unsigned char>(name[i]))) return -1;
+  return pid;
+}
+} // namespace
+
+size_t removeStaleTemporaries(const std::string &path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  size_t removed = 0;
+  auto sweep = [&](const fs::path &dir, const std::string &base) {
+    for (fs::directory_iterator it(dir.empty() ? fs::path(".") : dir, ec), end; !ec && it != end; it.increment(ec)) {
+      std::string name = it->path().filename().string();
+      std::string prefix = base;
+      if (prefix.empty()) { // any "<x>.tmp-<pid>-<hex>" inside the directory
+        size_t mark = name.rfind(".tmp-");
+        if (mark == std::string::npos || mark == 0) continue;
+        prefix = name.substr(0, mark);
+      }
+      long pid = temporaryPid(name, prefix);
+      if (pid < 0 || processAlive(pid)) continue;
+      std::error_code rec;
+      if (fs::remove_all(it->path(), rec) > 0 && !rec) ++removed;
+    }
+  };
+  fs::path p(path);
+  while (!p.empty() && p.filename().empty()) p = p.parent_path(); // "dir/" -> "dir"
+  sweep(p.parent_path(), p.filename().string());
+  if (fs::is_directory(p, ec)) sweep(p, "");
+  return removed;
 }
 
 void writeFileAtomic(const std::string &path, const void *data, size_t size) {
@@ -106,6 +182,15 @@ MappedFile::MappedFile(const std::string &path) : path_(path) {
     size_ = fallback_.size();
   }
 #endif
+}
+
+MappedFile MappedFile::fromBytes(const std::string &path, std::vector<uint8_t> bytes) {
+  MappedFile f;
+  f.path_ = path;
+  f.fallback_ = std::move(bytes);
+  f.data_ = f.fallback_.data();
+  f.size_ = f.fallback_.size();
+  return f;
 }
 
 void MappedFile::release() {

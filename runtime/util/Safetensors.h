@@ -18,6 +18,10 @@ struct TensorF32 {
   std::vector<float> data; // product(shape) values
 };
 
+// The bytes of a safetensors file of F32 tensors (in the given order); `path`
+// names it in errors. Throws std::runtime_error.
+std::vector<uint8_t> serializeSafetensors(const std::string &path, const std::vector<TensorF32> &tensors,
+                                          const std::map<std::string, std::string> &metadata = {{"format", "pt"}});
 // Writes F32 tensors (in the given order) atomically. Throws std::runtime_error.
 void writeSafetensors(const std::string &path, const std::vector<TensorF32> &tensors,
                       const std::map<std::string, std::string> &metadata = {{"format", "pt"}});
@@ -25,5 +29,7 @@ void writeSafetensors(const std::string &path, const std::vector<TensorF32> &ten
 // Reads every tensor of a safetensors file as f32 (F32, F16, BF16 and F64 are
 // converted; other dtypes are an error). Errors name the file and tensor.
 std::map<std::string, TensorF32> readSafetensors(const std::string &path);
+// Same from bytes in memory (`origin` names them in errors).
+std::map<std::string, TensorF32> parseSafetensors(const uint8_t *bytes, size_t size, const std::string &origin);
 
 } // namespace tessera::util

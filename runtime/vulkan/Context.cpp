@@ -360,7 +360,7 @@ std::vector<DeviceInfo> Context::listDevices() {
   return out;
 }
 
-Context::Context(int index) {
+Context::Context(int index, ContextOptions options) {
   Instance inst = createInstance();
   instance_ = inst.instance;
   messenger_ = inst.messenger;
@@ -385,11 +385,12 @@ Context::Context(int index) {
     std::vector<VkExtensionProperties> exts(extCount);
     vkEnumerateDeviceExtensionProperties(physical_, nullptr, &extCount, exts.data());
     std::vector<const char *> enabled;
-    bool coopMat = false, bf16 = false;
+    bool coopMat = false, bf16 = false, hasRobustness2 = false;
     for (const auto &e : exts) {
       if (std::strcmp(e.extensionName, "VK_KHR_portability_subset") == 0) enabled.push_back("VK_KHR_portability_subset");
       if (std::strcmp(e.extensionName, "VK_KHR_cooperative_matrix") == 0) coopMat = true;
       if (std::strcmp(e.extensionName, "VK_KHR_shader_bfloat16") == 0) bf16 = true;
+      hasRobustness2 = hasRobustness2 || std::strcmp(e.extensionName, VK_EXT_ROBUSTNESS_2_EXTENSION_NAME) == 0;
     }
 
     // Enable the optional shader features kernels may use, where supported.
@@ -400,6 +401,15 @@ Context::Context(int index) {
     want.shaderInt64 = have.shaderInt64;
     want.shaderInt16 = have.shaderInt16;
     want.shaderFloat64 = have.shaderFloat64;
+    VkPhysicalDeviceRobustness2FeaturesEXT haveRobust2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ROBUSTNESS_2_FEATURES_EXT};
+    VkPhysicalDeviceRobustness2FeaturesEXT wantRobust2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ROBUSTNESS_2_FEATURES_EXT};
+    if (options.robust_access) {
+      if (!have.robustBufferAccess)
+        throw VulkanError("--robust-access: device " + std::to_string(index) + " (" + info_.name +
+                          ") supports neither robustBufferAccess nor robustBufferAccess2");
+      want.robustBufferAccess = VK_TRUE;
+      robust_ = "robustBufferAccess";
+    }
     VkPhysicalDeviceVulkan11Features have11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
     VkPhysicalDeviceVulkan12Features have12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
     VkPhysicalDeviceVulkan11Features want11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
@@ -417,6 +427,17 @@ Context::Context(int index) {
       want12.vulkanMemoryModel = have12.vulkanMemoryModel;
       want11.pNext = &want12;
       featureChain = &want11;
+      if (options.robust_access && hasRobustness2) {
+        VkPhysicalDeviceFeatures2 r2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+        r2.pNext = &haveRobust2;
+        vkGetPhysicalDeviceFeatures2(physical_, &r2);
+        if (haveRobust2.robustBufferAccess2) {
+          wantRobust2.robustBufferAccess2 = VK_TRUE;
+          want12.pNext = &wantRobust2;
+          enabled.push_back(VK_EXT_ROBUSTNESS_2_EXTENSION_NAME);
+          robust_ = "robustBufferAccess2";
+        }
+      }
     }
     // Tensor-core kernels (kind = coopmat) need VK_KHR_cooperative_matrix.
     VkPhysicalDeviceCooperativeMatrixFeaturesKHR haveCm{}, wantCm{};
@@ -427,6 +448,7 @@ Context::Context(int index) {
       vkGetPhysicalDeviceFeatures2(physical_, &f2);
       if (haveCm.cooperativeMatrix) {
         wantCm.cooperativeMatrix = VK_TRUE;
+        wantCm.pNext = want12.pNext; // after robustness2, if enabled
         want12.pNext = &wantCm;
         enabled.push_back("VK_KHR_cooperative_matrix");
         coopMatEnabled_ = true;
@@ -441,6 +463,7 @@ Context::Context(int index) {
       vkGetPhysicalDeviceFeatures2(physical_, &f2);
       if (haveBf.shaderBFloat16Type && haveBf.shaderBFloat16CooperativeMatrix) {
         wantBf.shaderBFloat16Type = wantBf.shaderBFloat16CooperativeMatrix = VK_TRUE;
+        wantBf.pNext = wantCm.pNext;
         wantCm.pNext = &wantBf;
         enabled.push_back("VK_KHR_shader_bfloat16");
         info_.bfloat16CoopMatEnabled = true;
@@ -460,6 +483,15 @@ Context::Context(int index) {
     dci.ppEnabledExtensionNames = enabled.data();
     dci.pEnabledFeatures = &want;
     check(vkCreateDevice(physical_, &dci, nullptr, &device_), "vkCreateDevice (" + info_.name + ")");
+    apiVersion_ = api;
+    features_.int64 = want.shaderInt64;
+    features_.int16 = want.shaderInt16;
+    features_.float64 = want.shaderFloat64;
+    features_.float16 = featureChain && want12.shaderFloat16;
+    features_.int8 = featureChain && want12.shaderInt8;
+    features_.storage16 = featureChain && want11.storageBuffer16BitAccess;
+    features_.storage8 = featureChain && want12.storageBuffer8BitAccess;
+    features_.vulkanMemoryModel = featureChain && want12.vulkanMemoryModel;
     vkGetDeviceQueue(device_, queueFamily_, 0, &queue_);
   } catch (...) {
     if (device_) vkDestroyDevice(device_, nullptr);

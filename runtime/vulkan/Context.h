@@ -53,13 +53,23 @@ struct DeviceInfo {
   bool hasFeature(const std::string &name) const;
 };
 
+// What a run asks of the device beyond the defaults.
+struct ContextOptions {
+  // Enable robustBufferAccess (core) and, where the device has
+  // VK_EXT_robustness2, robustBufferAccess2: accesses outside a bound
+  // buffer's range are discarded (writes) or read zeros, whatever the kernel
+  // computes. Defence in depth against a hostile plan (docs/plan-format.md);
+  // an error on a device that has neither.
+  bool robust_access = false;
+};
+
 class Context {
 public:
   // Lists every Vulkan device. Throws VulkanError("no Vulkan device found: ...") when there is none.
   static std::vector<DeviceInfo> listDevices();
 
   // Opens device `index` (the order of listDevices / `tessera devices`).
-  explicit Context(int index = 0);
+  explicit Context(int index = 0, ContextOptions options = {});
   ~Context();
   Context(const Context &) = delete;
   Context &operator=(const Context &) = delete;
@@ -72,6 +82,16 @@ public:
   uint32_t queueFamily() const { return queueFamily_; }
   uint64_t maxAllocationSize() const { return maxAllocationSize_; }
   uint64_t timestampMask() const { return timestampMask_; }
+  // "robustBufferAccess2", "robustBufferAccess" or "" (not requested).
+  const std::string &robustAccess() const { return robust_; }
+  // Shader capabilities the device was created with (for checking kernels before pipeline creation).
+  struct Features {
+    bool int64 = false, int16 = false, int8 = false, float64 = false, float16 = false;
+    bool storage16 = false, storage8 = false, vulkanMemoryModel = false;
+  };
+  const Features &features() const { return features_; }
+  uint32_t apiVersion() const { return apiVersion_; } // min(instance, device)
+  bool cooperativeMatrixEnabled() const { return coopMatEnabled_; }
 
 private:
   VkInstance instance_ = VK_NULL_HANDLE;
@@ -86,6 +106,9 @@ private:
   uint64_t timestampMask_ = 0;
   bool coopMatEnabled_ = false;
   DeviceInfo info_;
+  std::string robust_;
+  Features features_;
+  uint32_t apiVersion_ = VK_API_VERSION_1_0;
 };
 
 } // namespace tessera::vk

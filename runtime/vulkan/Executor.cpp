@@ -1,5 +1,8 @@
 #include "runtime/vulkan/Executor.h"
 
+#include "runtime/vulkan/Faults.h"
+#include "runtime/vulkan/KernelCheck.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -141,10 +144,19 @@ void Executor::allocateBuffers() {
     for (const plan::Dispatch &d : p.dispatches)
       for (uint32_t b : d.bindings) bound[b] = true;
   for (size_t i = 0; i < n; ++i)
-    if (bound[i] && plan_.buffers[i].bytes > range)
+    if (bound[i] && plan_.buffers[i].bytes > range) {
+      // Only activations shrink with the batch; a weight or an adapter has its size.
+      plan::BufferKind kind = plan_.buffers[root_[i]].kind;
+      std::string hint = kind == plan::BufferKind::Weight
+                             ? "this model's weight is too large for this device's buffers; use another device"
+                         : kind == plan::BufferKind::Lora || kind == plan::BufferKind::OptimizerState ||
+                                 kind == plan::BufferKind::Gradient
+                             ? "compile the plan with a smaller --lora-rank, or use another device"
+                             : "compile the plan with a smaller --batch, --seq or --loss-chunk-tokens, or use another device";
       throw VulkanError(bufferName(plan_, i) + " is " + mib(plan_.buffers[i].bytes) +
                         ", more than this device's maxStorageBufferRange (" + mib(range) + ", " + ctx_.info().name +
-                        "): compile the plan with a smaller batch or sequence length, or use another device");
+                        "): " + hint);
+    }
 
   const VkMemoryPropertyFlags preferred =
       VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
@@ -180,10 +192,11 @@ void Executor::allocateBuffers() {
     Block block;
     VkResult res = VK_ERROR_OUT_OF_DEVICE_MEMORY;
     int types[2] = {findType(pendingBits, preferred), findType(pendingBits, fallback)};
+    VkResult injected = injectedFault(FaultSite::Allocate);
     for (int t : types) {
       if (t < 0) continue;
       ai.memoryTypeIndex = uint32_t(t);
-      res = vkAllocateMemory(dev, &ai, nullptr, &block.memory);
+      res = injected != VK_SUCCESS ? injected : vkAllocateMemory(dev, &ai, nullptr, &block.memory);
       if (res == VK_SUCCESS) break;
     }
     std::string what = pending.size() == 1 ? bufferName(plan_, pending[0].first)
@@ -252,6 +265,7 @@ void Executor::createPipelines() {
                         ") has no compute entry point '" + kernel.name + "' (" +
                         (list.empty() ? std::string("it has none") : "it has " + list) + ")");
     }
+    checkKernelForDevice(ctx_, plan_, k, name); // capabilities, workgroup memory, SPIR-V validation
     VkShaderModuleCreateInfo smci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
     smci.codeSize = spv.size();
     std::vector<uint32_t> words(spv.size() / 4);
@@ -355,6 +369,12 @@ void Executor::recordPrograms() {
         for (size_t b = 0; b < d.bindings.size(); ++b) {
           size_t buf = d.bindings[b];
           infos.push_back({buffers_[root_[buf]], 0, storageBytes(plan_.buffers[buf].bytes)});
+          if (di == 0 && b == 0 && injectedFault(RecordingFault::ShortDescriptor)) { // the smallest buffer instead
+            size_t small = root_[buf];
+            for (size_t r = 0; r < root_.size(); ++r)
+              if (root_[r] == r && plan_.buffers[r].bytes < plan_.buffers[small].bytes) small = r;
+            infos.back() = {buffers_[small], 0, storageBytes(plan_.buffers[small].bytes)};
+          }
           VkWriteDescriptorSet w{VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
           w.dstSet = dsets[di];
           w.dstBinding = uint32_t(b);
@@ -393,7 +413,7 @@ void Executor::recordPrograms() {
     for (size_t di = 0; di < prog.dispatches.size(); ++di) {
       const plan::Dispatch &d = prog.dispatches[di];
       const Pipeline &p = pipelines_[d.kernel];
-      if (di > 0)
+      if (di > 0 && !injectedFault(RecordingFault::NoBarriers))
         barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                 VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
       if (bound != int64_t(d.kernel)) {
@@ -424,8 +444,16 @@ ProgramTiming Executor::run(const std::string &program) {
   si.commandBufferCount = 1;
   si.pCommandBuffers = &rec.cmd;
   auto start = std::chrono::steady_clock::now();
-  check(vkQueueSubmit(ctx_.queue(), 1, &si, fence_), "program '" + program + "': vkQueueSubmit");
-  VkResult r = vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX);
+  VkResult r = injectedFault(FaultSite::Submit);
+  if (r == VK_SUCCESS) r = vkQueueSubmit(ctx_.queue(), 1, &si, fence_);
+  if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
+    throw VulkanError(std::string("out of ") + (r == VK_ERROR_OUT_OF_HOST_MEMORY ? "host" : "device") +
+                      " memory submitting program '" + program + "' (" + resultName(r) + ")");
+  if (r == VK_ERROR_DEVICE_LOST)
+    throw VulkanError("the GPU stopped responding (VK_ERROR_DEVICE_LOST) when program '" + program + "' was submitted");
+  check(r, "program '" + program + "': vkQueueSubmit");
+  r = injectedFault(FaultSite::Wait);
+  if (r == VK_SUCCESS) r = vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX);
   if (r == VK_ERROR_DEVICE_LOST)
     throw VulkanError("the GPU stopped responding (VK_ERROR_DEVICE_LOST) while running program '" + program + "'");
   check(r, "program '" + program + "': vkWaitForFences");

@@ -151,7 +151,16 @@ OnnxWeights::OnnxWeights(const std::string &path) {
   } catch (const std::runtime_error &e) {
     throw WeightsError(e.what());
   }
-  dir_ = std::filesystem::path(path).parent_path().string();
+  open();
+}
+
+OnnxWeights::OnnxWeights(std::vector<uint8_t> bytes, const std::string &path)
+    : file_(util::MappedFile::fromBytes(path, std::move(bytes))) {
+  open();
+}
+
+void OnnxWeights::open() {
+  dir_ = std::filesystem::path(file_.path()).parent_path().string();
   try {
     indexModel();
   } catch (const WeightsError &) {
@@ -163,7 +172,7 @@ OnnxWeights::OnnxWeights(const std::string &path) {
 
 OnnxWeights::~OnnxWeights() = default;
 
-void OnnxWeights::fail(const std::string &msg) const { throw WeightsError(file_.path() + ": " + msg); }
+void OnnxWeights::fail(const std::string &msg) const { throw WeightsError(util::oneLine(file_.path() + ": " + msg)); }
 
 void OnnxWeights::indexModel() {
   Walker model(file_.data(), file_.size());
@@ -270,6 +279,12 @@ OnnxWeights::Conversion OnnxWeights::loadInto(const std::string &name, const std
   if (it == index_.end()) fail("initializer '" + name + "' not found");
   const Entry &e = it->second;
   std::string what = "initializer '" + name + "'";
+  uint64_t elements = 1;
+  for (int64_t d : e.dims) {
+    if (d < 0) fail(what + " has a negative dimension " + shapeText(e.dims));
+    if (d && elements > (uint64_t(1) << 60) / uint64_t(d)) fail(what + " has an impossibly large shape " + shapeText(e.dims));
+    elements *= uint64_t(d);
+  }
   if (e.dims != expectedShape && squeezed(e.dims) != squeezed(expectedShape))
     fail(what + " has shape " + shapeText(e.dims) + " but the plan expects " + shapeText(expectedShape));
   size_t esize = elementBytes(e.dataType);

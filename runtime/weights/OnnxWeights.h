@@ -27,6 +27,8 @@ struct WeightsError : std::runtime_error {
 class OnnxWeights {
 public:
   explicit OnnxWeights(const std::string &path); // throws WeightsError
+  // A model in memory named `path` (external data relative to its directory).
+  OnnxWeights(std::vector<uint8_t> bytes, const std::string &path);
   ~OnnxWeights();
 
   bool contains(const std::string &name) const { return index_.count(name) != 0; }
@@ -61,6 +63,7 @@ private:
     std::vector<int64_t> dims;
     int32_t dataType = 0;
   };
+  void open();
   void indexModel();
   [[noreturn]] void fail(const std::string &msg) const;
   const util::MappedFile &external(const std::string &location) const;

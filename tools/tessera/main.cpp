@@ -4,6 +4,7 @@
 #include "compiler/export/ExportGguf.h"
 #include "compiler/raise/Inspect.h"
 #include "runtime/cli/Commands.h"
+#include "runtime/cli/Numbers.h"
 
 #include <CLI/CLI.hpp>
 
@@ -15,20 +16,20 @@ void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
   CLI::App *cmd = app.add_subcommand("compile", "Compile an ONNX model into a LoRA training plan");
   cmd->add_option("model", o.model, "ONNX model file")->required();
   cmd->add_option("-o,--output", o.output, "plan file to write")->required();
-  cmd->add_option("--batch", o.batch, "sequences per step")->capture_default_str();
-  cmd->add_option("--seq", o.seq, "tokens per sequence")->capture_default_str();
-  cmd->add_option("--lora-rank", o.lora_rank, "LoRA rank r")->capture_default_str();
-  cmd->add_option("--lora-alpha", o.lora_alpha, "LoRA alpha")->capture_default_str();
+  cmd->add_option("--batch", o.batch, "sequences per step")->capture_default_str()->check(tessera::cli::integerIn(1, tessera::kMaxBatch));
+  cmd->add_option("--seq", o.seq, "tokens per sequence")->capture_default_str()->check(tessera::cli::integerIn(2, tessera::kMaxSeq));
+  cmd->add_option("--lora-rank", o.lora_rank, "LoRA rank r")->capture_default_str()->check(tessera::cli::integerIn(1, 65536));
+  cmd->add_option("--lora-alpha", o.lora_alpha, "LoRA alpha (scale alpha/r; not 0)")->capture_default_str()->check(tessera::cli::finiteNumber());
   cmd->add_option("--lora-targets", o.lora_targets,
                   "linear layers to adapt: comma-separated names (q_proj,v_proj) or all-linear")
       ->capture_default_str();
   cmd->add_flag("--rslora", o.rslora, "scale by alpha/sqrt(r) instead of alpha/r");
   cmd->add_option("--lora-dropout", o.lora_dropout,
                   "dropout on each adapter's input during training (PEFT's lora_dropout)")
-      ->capture_default_str();
+      ->capture_default_str()->check(tessera::cli::finiteNumber());
   cmd->add_option("--lora-layers", o.lora_layers,
                   "decoder layers to adapt, e.g. 0,2,5-7 (PEFT's layers_to_transform); default all");
-  cmd->add_option("--seed", o.seed, "seed of the LoRA A initialisation")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "seed of the LoRA A initialisation")->capture_default_str()->check(tessera::cli::unsignedInteger());
   cmd->add_option("--profile", o.profile, "device profile JSON (default: built-in)");
   cmd->add_option("--precision", o.precision,
                   "storage precision of weights and activations: fp32, f16 or bf16 (default: the "
@@ -37,7 +38,7 @@ void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
   cmd->add_option("--emit-mlir", o.emit_mlir, "also write the training graph (MLIR) to FILE");
   cmd->add_option("--loss-chunk-tokens", o.loss_chunk_tokens,
                   "token rows per cross-entropy chunk (0: as many as fit 64 MiB of logits)")
-      ->capture_default_str();
+      ->capture_default_str()->check(tessera::cli::integerIn(0, tessera::kMaxTokensPerStep));
   cmd->add_flag("--recompute", o.recompute,
                 "recompute each decoder layer's forward during the backward (less memory, more time)");
   cmd->add_flag("--generate", o.generate,
@@ -57,8 +58,8 @@ void addInspectCommand(CLI::App &app, tessera::InspectOptions &o) {
       "inspect", "Print the decoder architecture, linear layers (LoRA targets) and generic ops "
                  "recognised in an ONNX model");
   cmd->add_option("model", o.model, "ONNX model file")->required();
-  cmd->add_option("--batch", o.batch, "batch size to specialise the graph to")->capture_default_str();
-  cmd->add_option("--seq", o.seq, "sequence length to specialise the graph to")->capture_default_str();
+  cmd->add_option("--batch", o.batch, "batch size to specialise the graph to")->capture_default_str()->check(tessera::cli::integerIn(1, tessera::kMaxBatch));
+  cmd->add_option("--seq", o.seq, "sequence length to specialise the graph to")->capture_default_str()->check(tessera::cli::integerIn(1, tessera::kMaxSeq));
   cmd->callback([&o] {
     std::string report, error;
     if (tessera::inspectModel(o, report, error) != 0)

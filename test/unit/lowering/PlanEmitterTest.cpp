@@ -2,6 +2,7 @@
 // buffer table, well-known buffers, kernels (SPIR-V blobs, bindings, local
 // size), programs, adapters, LoRA settings; writeKernelsSpirv.
 #include "compiler/plan/PlanEmitter.h"
+#include "runtime/plan/SpirvModule.h"
 
 #include "Tessera/Transforms/Passes.h"
 
@@ -166,3 +167,40 @@ TEST(PlanEmitter, NeedsSpirv) {
 }
 
 } // namespace
+
+// The interface the compiler records (from the spirv.module ops) and the one
+// the runtime derives from the serialised binary agree for every kernel; the
+// matmul reads its operands and writes its result; max_groups covers every
+// dispatch (the plan reader checks the rest of the rules).
+TEST(PlanEmitter, KernelInterfacesMatchTheirSpirv) {
+  Lowered l(kLitDir + "/lowering/train-step.mlir");
+  mlir::FailureOr<plan::Plan> fp = buildPlan(*l.module, PlanOptions{});
+  ASSERT_TRUE(mlir::succeeded(fp));
+  const plan::Plan &p = *fp;
+  bool sawMatmul = false;
+  for (const plan::Kernel &k : p.kernels) {
+    const std::vector<uint8_t> &blob = p.blobs[k.spirv_blob];
+    plan::SpirvModule m = plan::inspectSpirv(blob.data(), blob.size());
+    ASSERT_EQ(k.interface.bindings.size(), k.num_bindings) << k.name;
+    ASSERT_EQ(m.buffers.size(), k.num_bindings) << k.name;
+    for (const plan::SpirvBuffer &b : m.buffers) {
+      const plan::BindingInterface &bi = k.interface.bindings[b.binding];
+      EXPECT_EQ(bi.bytes, b.bytes) << k.name << " binding " << b.binding;
+      EXPECT_EQ(bi.dtype == plan::DType::F32, b.is_float) << k.name << " binding " << b.binding;
+      bool writes = bi.access != plan::Access::Read;
+      EXPECT_EQ(writes, b.written) << k.name << " binding " << b.binding;
+      if (b.read) EXPECT_NE(bi.access, plan::Access::Write) << k.name << " binding " << b.binding;
+    }
+    if (k.name.rfind("matmul_", 0) == 0 && k.num_bindings == 3) {
+      sawMatmul = true;
+      EXPECT_EQ(k.interface.bindings[0].access, plan::Access::Read) << k.name;
+      EXPECT_EQ(k.interface.bindings[1].access, plan::Access::Read) << k.name;
+      EXPECT_EQ(k.interface.bindings[2].access, plan::Access::Write) << k.name;
+    }
+  }
+  EXPECT_TRUE(sawMatmul);
+  for (const plan::Program &prog : p.programs)
+    for (const plan::Dispatch &d : prog.dispatches)
+      for (int g = 0; g < 3; ++g)
+        EXPECT_LE(d.groups[g], p.kernels[d.kernel].interface.max_groups[g]) << p.kernels[d.kernel].name;
+}

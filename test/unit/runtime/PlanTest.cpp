@@ -1,6 +1,7 @@
 // Plan format: round trip, and every rejection names the file and field.
 #include "runtime/plan/Plan.h"
 
+#include "TestSpirv.h"
 #include "TestUtil.h"
 
 #include <gtest/gtest.h>
@@ -15,12 +16,22 @@ using json = nlohmann::json;
 
 namespace {
 
-std::vector<uint8_t> fakeSpirv(size_t words) {
-  std::vector<uint8_t> b(words * 4, 0);
-  uint32_t magic = 0x07230203u;
-  std::memcpy(b.data(), &magic, 4);
-  for (size_t i = 4; i < b.size(); ++i) b[i] = uint8_t(i * 7);
-  return b;
+// k1: reads the weight (6 f32), writes lora_A (4 f32), 8 bytes of push constants.
+test::SpirvKernel k1Module() {
+  test::SpirvKernel k;
+  k.name = "k1";
+  k.localSize = {64, 1, 1};
+  k.pushConstantBytes = 8;
+  k.bindings = {{DType::F32, 6, true, false}, {DType::F32, 4, false, true}};
+  return k;
+}
+// k2: reads w_flat (6 f32) and c (3 f32), writes loss (1 f32).
+test::SpirvKernel k2Module() {
+  test::SpirvKernel k;
+  k.name = "k2";
+  k.localSize = {8, 8, 2};
+  k.bindings = {{DType::F32, 6, true, false}, {DType::F32, 3, true, false}, {DType::F32, 1, false, true}};
+  return k;
 }
 
 Buffer buf(const std::string &name, BufferKind kind, std::vector<int64_t> shape, DType dtype = DType::F32) {
@@ -71,20 +82,23 @@ Plan samplePlan() {
   p.labels = 1;
   p.hparams = 2;
   p.loss = 3;
-  p.blobs.push_back(fakeSpirv(9));               // 36 bytes: the next blob is padded to 48
+  p.blobs.push_back(test::spirvKernel(k1Module())); // the next blob starts at the next 16-byte offset
   p.blobs.push_back({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
-  p.blobs.push_back(fakeSpirv(5));
+  p.blobs.push_back(test::spirvKernel(k2Module()));
   Kernel k1;
   k1.name = "k1";
   k1.spirv_blob = 0;
   k1.num_bindings = 2;
   k1.local_size = {64, 1, 1};
   k1.push_constant_bytes = 8;
+  k1.interface = test::interfaceOf(k1Module());
+  k1.interface.max_groups = {3, 2, 1};
   Kernel k2;
   k2.name = "k2";
   k2.spirv_blob = 2;
   k2.num_bindings = 3;
   k2.local_size = {8, 8, 2};
+  k2.interface = test::interfaceOf(k2Module());
   p.kernels = {k1, k2};
   Program train;
   train.name = "train_step";
@@ -182,7 +196,7 @@ TEST(Plan, HeaderLayout) {
     EXPECT_EQ(m["blobs"][i]["size"].get<uint64_t>(), samplePlan().blobs[i].size());
     EXPECT_EQ(0, std::memcmp(b.data() + start + off, samplePlan().blobs[i].data(), samplePlan().blobs[i].size()));
   }
-  EXPECT_EQ(m["blobs"][1]["offset"].get<uint64_t>(), 48u);
+  EXPECT_EQ(m["blobs"][1]["offset"].get<uint64_t>(), (samplePlan().blobs[0].size() + 15) / 16 * 16);
   EXPECT_EQ(m["buffers"][0]["kind"], "input");
   EXPECT_EQ(m["buffers"][0]["dtype"], "i32");
   EXPECT_EQ(m["programs"][0]["dispatches"][0]["push_constants"], "deadbeef000102ff");
@@ -361,12 +375,17 @@ TEST(Plan, RejectsInconsistentFields) {
             "plan.tplan: buffers[4].bytes = 20 does not match shape [3,2] of f32 (24 bytes)");
   EXPECT_EQ(editError([](json &m) { m["buffers"][4]["kind"] = "frozen"; }),
             "plan.tplan: buffers[4].kind = 'frozen' is not a buffer kind");
+  const Plan sample = samplePlan();
   EXPECT_EQ(editError([](json &m) { m["buffers"][10]["init_blob"] = 0; }),
-            "plan.tplan: buffers[10].init_blob = 0 holds 36 bytes, the buffer has 12");
+            "plan.tplan: buffers[10].init_blob = 0 holds " + std::to_string(sample.blobs[0].size()) +
+                " bytes, the buffer has 12");
   EXPECT_EQ(editError([](json &m) { m["buffers"][10].erase("init_blob"); }),
             "plan.tplan: buffers[10].init_blob is missing: constant buffer 'c' needs its data");
-  EXPECT_EQ(editError([](json &m) { m["blobs"][2]["size"] = 1000; }),
-            "plan.tplan: blobs[2] = {offset 64, size 1000} is beyond the end of the blob section (96 bytes)");
+  const uint64_t blob2 = (sample.blobs[0].size() + 15) / 16 * 16 + 16;
+  const uint64_t section = (blob2 + sample.blobs[2].size() + 15) / 16 * 16;
+  EXPECT_EQ(editError([](json &m) { m["blobs"][2]["size"] = 100000; }),
+            "plan.tplan: blobs[2] = {offset " + std::to_string(blob2) +
+                ", size 100000} is beyond the end of the blob section (" + std::to_string(section) + " bytes)");
   EXPECT_EQ(editError([](json &m) { m["blobs"][1]["offset"] = 40; }),
             "plan.tplan: blobs[1].offset = 40 is not 16-byte aligned");
   EXPECT_EQ(editError([](json &m) { m["kernels"][0]["spirv_blob"] = 1; }),
@@ -385,7 +404,8 @@ TEST(Plan, RejectsInconsistentFields) {
   EXPECT_EQ(editError([](json &m) { m["buffers"][2]["shape"][0] = "8"; }),
             "plan.tplan: buffers[2].shape[0] must be an integer, not \"8\"");
   EXPECT_EQ(editError([](json &m) { m["blob_section_bytes"] = 100; }),
-            "plan.tplan: blob_section_bytes = 100 does not match the file size (96 bytes after the manifest)");
+            "plan.tplan: blob_section_bytes = 100 does not match the file size (" + std::to_string(section) +
+                " bytes after the manifest)");
   EXPECT_EQ(editError([](json &m) { m["programs"][1]["name"] = "train_step"; }),
             "plan.tplan: programs[1].name = 'train_step' is used by another program");
   // The unedited plan parses.
@@ -399,4 +419,128 @@ TEST(Plan, RejectsBadManifestJson) {
   std::memcpy(b.data() + 24, &sum, 8);
   std::string e = parseError(b);
   EXPECT_EQ(e.rfind("plan.tplan: the manifest is not valid JSON: ", 0), 0u) << e;
+}
+
+// ---------------------------------------------------------------------------
+// Kernel interfaces (docs/plan-format.md, "Trust model").
+
+namespace {
+
+// The sample plan with kernel `k`'s module rebuilt from `module` (interface unchanged).
+std::string moduleError(int k, const test::SpirvKernel &module) {
+  Plan p = samplePlan();
+  p.blobs[p.kernels[size_t(k)].spirv_blob] = test::spirvKernel(module);
+  return parseError(serialize(p));
+}
+
+} // namespace
+
+TEST(PlanInterface, RoundTrips) {
+  Plan b = parse(serialize(samplePlan()), "mem");
+  const KernelInterface &ki = b.kernels[1].interface;
+  ASSERT_EQ(ki.bindings.size(), 3u);
+  EXPECT_EQ(ki.bindings[0].access, Access::Read);
+  EXPECT_EQ(ki.bindings[2].access, Access::Write);
+  EXPECT_EQ(ki.bindings[1].bytes, 12u);
+  EXPECT_EQ(b.kernels[0].interface.max_groups, (std::array<uint32_t, 3>{3, 2, 1}));
+  std::vector<uint8_t> f = serialize(samplePlan());
+  json m = json::parse(f.begin() + 32, f.begin() + 32 + long(u64At(f, 16)));
+  EXPECT_EQ(m["kernels"][1]["interface"],
+            json::parse(R"({"bindings": [{"dtype": "f32", "access": "read", "bytes": 24},
+                                         {"dtype": "f32", "access": "read", "bytes": 12},
+                                         {"dtype": "f32", "access": "write", "bytes": 4}],
+                            "max_groups": [1, 1, 1]})"));
+}
+
+TEST(PlanInterface, DispatchesMustFitTheirKernel) {
+  // The observed attack: a binding redirected to a smaller buffer.
+  EXPECT_EQ(editError([](json &m) { m["programs"][1]["dispatches"][0]["bindings"][0] = 3; }),
+            "plan.tplan: programs[1].dispatches[0].bindings[0] = 3: buffer 'loss' has 4 bytes, kernel 'k2' may touch "
+            "24 (kernels[1].interface)");
+  // A group count raised past what the compiler emitted (the minutes-long dispatch).
+  EXPECT_EQ(editError([](json &m) { m["programs"][0]["dispatches"][0]["groups"][0] = 65535; }),
+            "plan.tplan: programs[0].dispatches[0].groups[0] = 65535 is more than the 3 the compiler dispatches "
+            "kernel 'k1' with (kernels[0].interface.max_groups)");
+  // ... and the interface raised with it: still no more workgroups than elements.
+  EXPECT_EQ(editError([](json &m) {
+              m["programs"][0]["dispatches"][0]["groups"][0] = 65535;
+              m["kernels"][0]["interface"]["max_groups"][0] = 65535;
+            }),
+            "plan.tplan: programs[0].dispatches[0]: 131070 workgroups, more than the 6 elements of the largest buffer "
+            "kernel 'k1' touches");
+  // A frozen weight bound where the kernel writes.
+  EXPECT_EQ(editError([](json &m) { m["programs"][0]["dispatches"][0]["bindings"] = {4, 4}; }),
+            "plan.tplan: programs[0].dispatches[0].bindings[1] = 4: buffer 'model.w' holds a frozen weight, which "
+            "kernel 'k1' would write (binding 1 is write)");
+  EXPECT_EQ(editError([](json &m) { m["programs"][1]["dispatches"][0]["bindings"][2] = 10; }),
+            "plan.tplan: programs[1].dispatches[0].bindings[2] = 10: buffer 'c' holds a constant, which kernel 'k2' "
+            "would write (binding 2 is write)");
+  EXPECT_EQ(editError([](json &m) { m["programs"][1]["dispatches"][0]["bindings"][2] = 4; }),
+            "plan.tplan: programs[1].dispatches[0].bindings[2] = 4: buffer 'model.w' holds a frozen weight, which "
+            "kernel 'k2' would write (binding 2 is write)");
+  EXPECT_EQ(editError([](json &m) { m["buffers"][3]["dtype"] = "i32"; m["loss"] = -1; }),
+            "plan.tplan: programs[0].dispatches[1].bindings[2] = 3: buffer 'loss' is i32, kernel 'k2' reads it as f32");
+}
+
+TEST(PlanInterface, InterfaceFieldErrors) {
+  EXPECT_EQ(editError([](json &m) { m["kernels"][0].erase("interface"); }),
+            "plan.tplan: manifest field kernels[0].interface is missing (the plan was compiled by an older tessera: "
+            "recompile it)");
+  EXPECT_EQ(editError([](json &m) { m["kernels"][1]["interface"]["bindings"][1]["access"] = "rw"; }),
+            "plan.tplan: kernels[1].interface.bindings[1].access = 'rw' is not read, write or read_write");
+  EXPECT_EQ(editError([](json &m) { m["kernels"][1]["interface"]["bindings"].erase(2); }),
+            "plan.tplan: kernels[1] ('k2').interface.bindings has 2 entries, the kernel 3 bindings");
+  EXPECT_EQ(editError([](json &m) { m["kernels"][1]["interface"]["max_groups"][2] = 0; }),
+            "plan.tplan: kernels[1].interface.max_groups[2] = 0 is not in [1, 2^32)");
+  // The interface must say what the SPIR-V declares: a smaller extent or a
+  // read-only binding the module writes is a lie.
+  EXPECT_EQ(editError([](json &m) { m["kernels"][1]["interface"]["bindings"][0]["bytes"] = 4; }),
+            "plan.tplan: kernels[1] ('k2'): binding 0 is declared as 24 bytes in its SPIR-V but as 4 in "
+            "kernels[1] ('k2').interface.bindings[0].bytes");
+  EXPECT_EQ(editError([](json &m) { m["kernels"][1]["interface"]["bindings"][2]["access"] = "read"; }),
+            "plan.tplan: kernels[1] ('k2'): its SPIR-V writes binding 2 but kernels[1] ('k2').interface.bindings[2].access "
+            "is read");
+  EXPECT_EQ(editError([](json &m) { m["kernels"][1]["interface"]["bindings"][1]["dtype"] = "i32"; }),
+            "plan.tplan: kernels[1] ('k2'): binding 1 of its SPIR-V is not an array of i32 (kernels[1] "
+            "('k2').interface.bindings[1].dtype)");
+}
+
+TEST(PlanInterface, ModulesMustDeclareOnlyTheirInterface) {
+  test::SpirvKernel k = k2Module();
+  k.bindings[0].runtimeArray = true;
+  EXPECT_EQ(moduleError(1, k), "plan.tplan: kernels[1] ('k2'): binding 0 of its SPIR-V is a runtime-sized array: its "
+                               "extent is not declared");
+  k = k2Module();
+  k.bindings.push_back({DType::F32, 4, false, true});
+  EXPECT_EQ(moduleError(1, k), "plan.tplan: kernels[1] ('k2'): its SPIR-V declares a buffer at set 0 binding 3, the "
+                               "plan binds set 0 bindings 0..2");
+  k = k2Module();
+  k.bindings[1].set = 1;
+  EXPECT_EQ(moduleError(1, k), "plan.tplan: kernels[1] ('k2'): its SPIR-V declares a buffer at set 1 binding 1, the "
+                               "plan binds set 0 bindings 0..2");
+  k = k2Module();
+  k.bindings[0].elements = 7; // declares more than the interface (and the bound buffer) holds
+  EXPECT_EQ(moduleError(1, k), "plan.tplan: kernels[1] ('k2'): binding 0 is declared as 28 bytes in its SPIR-V but as "
+                               "24 in kernels[1] ('k2').interface.bindings[0].bytes");
+  k = k2Module();
+  k.bindings[0].write = true;
+  EXPECT_EQ(moduleError(1, k), "plan.tplan: kernels[1] ('k2'): its SPIR-V writes binding 0 but kernels[1] "
+                               "('k2').interface.bindings[0].access is read");
+  k = k2Module();
+  k.extraCapabilities = {5347};
+  EXPECT_EQ(moduleError(1, k), "plan.tplan: kernels[1] ('k2'): its SPIR-V declares the capability "
+                               "PhysicalStorageBufferAddresses, which plans may not use");
+  k = k2Module();
+  k.localSize = {1024, 1024, 1};
+  EXPECT_EQ(moduleError(1, k), "plan.tplan: kernels[1] ('k2'): its SPIR-V entry point's workgroup size [1024,1024,1] "
+                               "differs from local_size [8,8,2]");
+  k = k1Module();
+  k.pushConstantBytes = 64;
+  EXPECT_EQ(moduleError(0, k), "plan.tplan: kernels[0] ('k1'): its SPIR-V declares 64 bytes of push constants, the "
+                               "kernel 8");
+  // A module cut inside an instruction.
+  Plan p = samplePlan();
+  p.blobs[2][p.blobs[2].size() - 2] = 5; // OpFunctionEnd claims 5 words
+  std::string e = parseError(serialize(p));
+  EXPECT_EQ(e.rfind("plan.tplan: kernels[1] ('k2'): its SPIR-V module is malformed: instruction at word ", 0), 0u) << e;
 }

@@ -1,7 +1,13 @@
 // TestUtil.h - helpers shared by the runtime tests.
 #pragma once
 
+#include "runtime/plan/Plan.h"
+#include "runtime/plan/SpirvModule.h"
+
 #include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <map>
 
 #include <cstdio>
 #include <cstdlib>
@@ -75,8 +81,45 @@ inline std::vector<uint8_t> readBytes(const std::string &path) {
   return std::vector<uint8_t>(s.begin(), s.end());
 }
 
-inline std::vector<uint8_t> kernel(const std::string &name) {
-  return readBytes(std::string(TESSERA_TEST_KERNEL_DIR) + "/" + name + ".spv");
+// Assembles kernels/<name>.spvasm with spirv-as after replacing each key of
+// `substitutions` (e.g. "@N@") by its value, and checks it with spirv-val.
+inline std::vector<uint8_t> kernel(const std::string &name, const std::map<std::string, std::string> &substitutions) {
+  std::string text = readText(std::string(TESSERA_TEST_SOURCE_DIR) + "/kernels/" + name + ".spvasm");
+  for (const auto &[key, value] : substitutions)
+    for (size_t at; (at = text.find(key)) != std::string::npos;) text.replace(at, key.size(), value);
+  TempDir dir;
+  writeText(dir / "k.spvasm", text);
+  RunResult r = run(std::string(TESSERA_TEST_SPIRV_AS) + " --target-env vulkan1.1 " + quote(dir / "k.spvasm") +
+                        " -o " + quote(dir / "k.spv") + " && " + TESSERA_TEST_SPIRV_VAL + " --target-env vulkan1.1 " +
+                        quote(dir / "k.spv"),
+                    dir);
+  if (r.code != 0) {
+    std::fprintf(stderr, "assembling %s failed:\n%s\n", name.c_str(), r.err.c_str());
+    std::abort();
+  }
+  return readBytes(dir / "k.spv");
+}
+
+// Fills each kernel's interface from its SPIR-V (element types, sizes, writes)
+// and its dispatches (max_groups), as the compiler records it.
+inline void finishInterfaces(plan::Plan &p) {
+  for (plan::Kernel &k : p.kernels) {
+    const std::vector<uint8_t> &blob = p.blobs[k.spirv_blob];
+    plan::SpirvModule m = plan::inspectSpirv(blob.data(), blob.size());
+    k.interface.bindings.assign(k.num_bindings, {});
+    for (const plan::SpirvBuffer &b : m.buffers) {
+      if (b.binding >= k.num_bindings) continue;
+      plan::BindingInterface &bi = k.interface.bindings[b.binding];
+      bi.dtype = b.is_float ? plan::DType::F32 : plan::DType::I32;
+      bi.bytes = b.bytes;
+      bi.access = b.written ? (b.read ? plan::Access::ReadWrite : plan::Access::Write) : plan::Access::Read;
+    }
+    k.interface.max_groups = {1, 1, 1};
+  }
+  for (const plan::Program &prog : p.programs)
+    for (const plan::Dispatch &d : prog.dispatches)
+      for (int g = 0; g < 3; ++g)
+        p.kernels[d.kernel].interface.max_groups[g] = std::max(p.kernels[d.kernel].interface.max_groups[g], d.groups[g]);
 }
 
 // Reads a safetensors file with the independent python reader.

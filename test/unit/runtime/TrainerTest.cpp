@@ -35,9 +35,10 @@ Buffer mk(const std::string &name, BufferKind kind, std::vector<int64_t> shape, 
   return b;
 }
 
+// Kernels 0, 1, 2: `add` over 6, 8 and 1 elements (kernels are sized like their buffers).
 Dispatch add(uint32_t a, uint32_t b, uint32_t c, uint32_t n) {
   Dispatch d;
-  d.kernel = 0;
+  d.kernel = n == 6 ? 0 : n == 8 ? 1 : 2;
   d.bindings = {a, b, c};
   d.groups = {1, 1, 1};
   d.push_constants.resize(4);
@@ -75,8 +76,8 @@ Plan toyPlan() {
   p.labels = 1;
   p.hparams = 2;
   p.loss = 3;
-  p.blobs.push_back(test::kernel("add"));
-  p.blobs.push_back(test::kernel("first_to_float"));
+  p.blobs.push_back(test::kernel("add", {{"@NAME@", "add6"}, {"@N@", "6"}}));
+  p.blobs.push_back(test::kernel("first_to_float", {{"@IDS@", "8"}, {"@OUT@", "1"}}));
   std::vector<uint8_t> half(32);
   for (int i = 0; i < 8; ++i) {
     float v = 0.5f;
@@ -84,7 +85,7 @@ Plan toyPlan() {
   }
   p.blobs.push_back(half);
   Kernel k0;
-  k0.name = "add";
+  k0.name = "add6";
   k0.spirv_blob = 0;
   k0.num_bindings = 3;
   k0.local_size = {64, 1, 1};
@@ -93,14 +94,21 @@ Plan toyPlan() {
   k1.name = "first_to_float";
   k1.spirv_blob = 1;
   k1.num_bindings = 2;
-  p.kernels = {k0, k1};
+  Kernel k8 = k0, k1add = k0;
+  k8.name = "add8";
+  k8.spirv_blob = uint32_t(p.blobs.size());
+  p.blobs.push_back(test::kernel("add", {{"@NAME@", "add8"}, {"@N@", "8"}}));
+  k1add.name = "add1";
+  k1add.spirv_blob = uint32_t(p.blobs.size());
+  p.blobs.push_back(test::kernel("add", {{"@NAME@", "add1"}, {"@N@", "1"}}));
+  p.kernels = {k0, k8, k1add, k1};
   Program train;
   train.name = "train_step";
   train.dispatches = {add(5, 9, 7, 6), add(6, 9, 8, 8), add(5, 9, 5, 6), add(2, 10, 3, 1)};
   Program eval;
   eval.name = "eval";
   Dispatch e;
-  e.kernel = 1;
+  e.kernel = 3;
   e.bindings = {0, 3};
   eval.dispatches = {e};
   p.programs = {train, eval};
@@ -115,6 +123,7 @@ Plan toyPlan() {
   a.grad_b = 8;
   a.m_a = 11;
   p.adapters = {a};
+  test::finishInterfaces(p);
   return p;
 }
 
@@ -275,7 +284,8 @@ TEST_F(TrainerTest, FailuresAreOneErrorLine) {
 
   r = rt("train " + base() + data + " --steps 0");
   EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(errorLine(r), "error: --steps must be at least 1");
+  EXPECT_EQ(errorLine(r), "error: --steps: '0' is out of range: expected an integer in [1, 1000000000000] (run with "
+                          "--help for usage)");
 
   ASSERT_EQ(test::run(std::string(TESSERA_TEST_PYTHON) + " " + TESSERA_TEST_SOURCE_DIR + "/make_tiny_onnx.py " +
                           quote(dir / "wrong.onnx") + " model.w 3,3 1,2,3,4,5,6,7,8,9",

@@ -1,6 +1,7 @@
 // The Vulkan executor on the local device (lavapipe here): a plan with the
 // `add` kernel assembled from kernels/add.spvasm at build time.
 #include "runtime/vulkan/Executor.h"
+#include "runtime/vulkan/KernelCheck.h"
 
 #include "TestUtil.h"
 
@@ -31,12 +32,12 @@ std::vector<uint8_t> u32Bytes(uint32_t v) {
 
 // c = a + b over n of N elements (the rest of c must stay untouched), then
 // d = c + b through an alias of c.
-Plan addPlan(uint32_t n, int64_t N) {
+Plan addPlan(uint32_t n, int64_t N, BufferKind aKind = BufferKind::Input) {
   Plan p;
-  p.buffers = {f32("a", BufferKind::Input, N), f32("b", BufferKind::Constant, N), f32("c", BufferKind::Activation, N),
+  p.buffers = {f32("a", aKind, N), f32("b", BufferKind::Constant, N), f32("c", BufferKind::Activation, N),
                f32("c_alias", BufferKind::Activation, N), f32("d", BufferKind::Output, N)};
   p.buffers[3].alias_of = 2;
-  p.blobs.push_back(test::kernel("add"));
+  p.blobs.push_back(test::kernel("add", {{"@NAME@", "add"}, {"@N@", std::to_string(N)}}));
   std::vector<uint8_t> bdata(size_t(N) * 4);
   for (int64_t i = 0; i < N; ++i) {
     float v = float(i) * 0.5f;
@@ -62,6 +63,7 @@ Plan addPlan(uint32_t n, int64_t N) {
   d2.bindings = {3, 1, 4};
   prog.dispatches = {d1, d2};
   p.programs = {prog};
+  test::finishInterfaces(p);
   return parse(serialize(p), "add.tplan"); // validated like a real plan
 }
 
@@ -138,6 +140,17 @@ TEST(Vulkan, RejectsBufferBeyondStorageRange) {
     std::string msg = e.what();
     EXPECT_EQ(msg.rfind("buffer 'a' (buffers[0]) is ", 0), 0u) << msg;
     EXPECT_NE(msg.find("more than this device's maxStorageBufferRange"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("compile the plan with a smaller --batch, --seq or --loss-chunk-tokens"), std::string::npos) << msg;
+  }
+  // A weight does not shrink with the batch: the hint says so.
+  Plan w = addPlan(64, N, BufferKind::Weight);
+  try {
+    vk::Executor ex(ctx, w);
+    FAIL();
+  } catch (const vk::VulkanError &e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("this model's weight is too large for this device's buffers"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("--batch"), std::string::npos) << msg;
   }
 }
 
@@ -151,5 +164,36 @@ TEST(Vulkan, RejectsBadEntryPoint) {
   } catch (const vk::VulkanError &e) {
     EXPECT_EQ(std::string(e.what()), "kernel 'not_in_module' (kernels[0]): its SPIR-V module (blob 0) has no compute "
                                      "entry point 'not_in_module' (it has 'add')");
+  }
+}
+
+// A module the plan reader accepts (its declarations match the interface)
+// but that is not valid SPIR-V: OpFAdd turned into OpIAdd on floats. It must
+// never reach the driver.
+TEST(Vulkan, ValidatesSpirvBeforePipelineCreation) {
+  if (!vk::spirvValidatorLinked()) GTEST_SKIP() << "built without the SPIR-V validator";
+  Plan p = addPlan(64, 64);
+  std::vector<uint8_t> &spv = p.blobs[p.kernels[0].spirv_blob];
+  bool changed = false;
+  for (size_t i = 20; i + 4 <= spv.size();) {
+    uint32_t w;
+    std::memcpy(&w, spv.data() + i, 4);
+    if ((w & 0xffff) == 129) { // OpFAdd
+      w = (w & 0xffff0000u) | 128; // OpIAdd
+      std::memcpy(spv.data() + i, &w, 4);
+      changed = true;
+      break;
+    }
+    i += 4 * (w >> 16);
+  }
+  ASSERT_TRUE(changed);
+  Plan q = parse(serialize(p), "add.tplan"); // the reader's checks pass
+  vk::Context ctx(0);
+  try {
+    vk::Executor ex(ctx, q);
+    FAIL() << "an invalid module reached pipeline creation";
+  } catch (const vk::VulkanError &e) {
+    std::string msg = e.what();
+    EXPECT_EQ(msg.rfind("kernel 'add' (kernels[0]): its SPIR-V module is not valid (", 0), 0u) << msg;
   }
 }
