@@ -14,7 +14,12 @@ namespace {
 void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
   CLI::App *cmd = app.add_subcommand("compile", "Compile an ONNX model into a LoRA training plan");
   cmd->add_option("model", o.model, "ONNX model file")->required();
-  cmd->add_option("-o,--output", o.output, "plan file to write")->required();
+  cmd->add_option("-o,--output", o.output, "plan file to write");
+  cmd->add_option("--tuning-plan", o.tuning_plan,
+                  "also (or, without -o, only) write the candidate kernels of every kernel problem to FILE.ttune "
+                  "for tessera-rt tune (docs/autotune.md)");
+  cmd->add_option("--tune-candidates", o.tune_candidates, "candidates per matmul problem in the tuning plan")
+      ->capture_default_str();
   cmd->add_option("--batch", o.batch, "sequences per step")->capture_default_str();
   cmd->add_option("--seq", o.seq, "tokens per sequence")->capture_default_str();
   cmd->add_option("--lora-rank", o.lora_rank, "LoRA rank r")->capture_default_str();
