@@ -82,6 +82,13 @@ void addTuneCommands(CLI::App &app) {
     runTuning(f->o);
   });
 
+  addTuneWorkerCommand(app);
+}
+
+void addTuneWorkerCommand(CLI::App &app) {
+  struct Flags {
+    TuneOptions o;
+  };
   // The measuring process `tune` starts (not for users: no help entry).
   auto w = std::make_shared<Flags>();
   auto deadline = std::make_shared<double>(0);

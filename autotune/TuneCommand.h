@@ -15,6 +15,8 @@ namespace tessera::autotune {
 
 // Registers `tune` and `tune-worker` on app.
 void addTuneCommands(CLI::App &app);
+// Only the hidden `tune-worker` (tessera's own `tune` takes a model).
+void addTuneWorkerCommand(CLI::App &app);
 
 // The flags `tune` and `tessera tune` share (--out, --budget, --device, ...),
 // added to `cmd`; `budget` and `timeout` receive the duration texts.

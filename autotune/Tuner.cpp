@@ -23,6 +23,7 @@
 #include "autotune/CostModel.h"
 #include "autotune/TuningPlan.h"
 #include "runtime/train/Progress.h"
+#include "runtime/train/Trainer.h"
 #include "runtime/util/File.h"
 #include "runtime/vulkan/Context.h"
 
@@ -258,24 +259,29 @@ private:
     return *bench_;
   }
 
-  // Test hook (docs/autotune.md, "Tests"): TESSERA_TUNE_FAULT=<what>:<problem>:<candidate>
-  // with what = hang | lost | crash makes this worker hang, lose the device
-  // or die when it measures that candidate.
+  // Test hook (docs/autotune.md, "Tests"): TESSERA_TUNE_FAULT is a comma-
+  // separated list of <what>:<problem>:<candidate> with what = hang | lost |
+  // crash: this worker hangs, loses the device or dies when it measures
+  // that candidate.
   void injectFault(size_t p, int c) {
-    const char *f = std::getenv("TESSERA_TUNE_FAULT");
-    if (!f)
+    const char *env = std::getenv("TESSERA_TUNE_FAULT");
+    if (!env)
       return;
-    char what[16] = "";
-    int fp = -1, fc = -1;
-    if (std::sscanf(f, "%15[a-z]:%d:%d", what, &fp, &fc) != 3 || fp != int(p) || fc != c)
-      return;
-    if (!std::strcmp(what, "hang"))
-      for (;;)
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-    if (!std::strcmp(what, "lost"))
-      throw vk::VulkanError("the GPU stopped responding (VK_ERROR_DEVICE_LOST) while running program 'x1'");
-    if (!std::strcmp(what, "crash"))
-      std::abort();
+    std::stringstream list(env);
+    std::string item;
+    while (std::getline(list, item, ',')) {
+      char what[16] = "";
+      int fp = -1, fc = -1;
+      if (std::sscanf(item.c_str(), "%15[a-z]:%d:%d", what, &fp, &fc) != 3 || fp != int(p) || fc != c)
+        continue;
+      if (!std::strcmp(what, "hang"))
+        for (;;)
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+      if (!std::strcmp(what, "lost"))
+        throw vk::VulkanError("the GPU stopped responding (VK_ERROR_DEVICE_LOST) while running program 'x1'");
+      if (!std::strcmp(what, "crash"))
+        std::abort();
+    }
   }
 
   // Measures (p, c) in `round` unless the journal has it.
@@ -512,7 +518,7 @@ public:
     sigaction(SIGTERM, &oldTerm, nullptr);
     if (gInterrupted) {
       clearLine();
-      throw std::runtime_error("interrupted: " + std::to_string(journal_.results.size()) +
+      throw train::Interrupted("interrupted: " + std::to_string(journal_.results.size()) +
                                " measurements are kept in " + o_.journal +
                                "; run the same command again to resume (no profile written)");
     }

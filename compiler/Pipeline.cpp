@@ -6,7 +6,7 @@
 #include "compiler/import/OnnxImporter.h"
 #include "compiler/inference/CompileInference.h"
 #include "compiler/plan/PlanEmitter.h"
-#include "compiler/tuning/TuningPlanEmitter.h"
+#include "autotune/TuningPlan.h"
 #include "runtime/plan/Plan.h"
 #include "Tessera/Transforms/Passes.h"
 
@@ -192,30 +192,26 @@ int compileModel(const CompileOptions &o, std::string &error) {
     return 1;
   }
   if (!o.tuning_plan.empty()) {
-    try {
-      autotune::DeviceProfile profile = autotune::loadProfileOrDefault(o.profile);
-      TuningPlanOptions tuneOptions;
-      tuneOptions.model_file = o.model;
-      tuneOptions.matmul_candidates = o.tune_candidates;
-      mlir::FailureOr<autotune::TuningPlan> t = buildTuningPlan(*module, profile, tuneOptions);
-      if (mlir::failed(t)) {
-        error = "tuning plan: " + first.message;
-        return 1;
-      }
-      autotune::writeTuningPlanFile(*t, o.tuning_plan);
-      if (!o.quiet) {
-        size_t candidates = 0, bytes = 0;
-        for (const autotune::TuneProblem &p : t->problems)
-          candidates += p.candidates.size();
-        for (const auto &b : t->blobs)
-          bytes += b.size();
-        std::printf("wrote %s: %zu kernel problems, %zu candidates (profile '%s'), %.1f MiB\n",
-                    o.tuning_plan.c_str(), t->problems.size(), candidates, profile.name.c_str(),
-                    bytes / 1048576.0);
-      }
-    } catch (const std::exception &e) {
-      error = e.what();
+    mlir::PassManager tuning(&ctx);
+    mlir::tessera::TesseraWriteTuningPlanOptions tuneOptions;
+    tuneOptions.output = o.tuning_plan;
+    tuneOptions.profile = o.profile;
+    tuneOptions.candidates = unsigned(o.tune_candidates);
+    tuneOptions.model = o.model;
+    tuning.addPass(mlir::tessera::createTesseraWriteTuningPlan(tuneOptions));
+    if (mlir::failed(tuning.run(*module))) {
+      error = first.message;
       return 1;
+    }
+    if (!o.quiet) {
+      autotune::TuningPlan t = autotune::readTuningPlanFile(o.tuning_plan);
+      size_t candidates = 0, bytes = 0;
+      for (const autotune::TuneProblem &p : t.problems)
+        candidates += p.candidates.size();
+      for (const auto &b : t.blobs)
+        bytes += b.size();
+      std::printf("wrote %s: %zu kernel problems, %zu candidates, %.1f MiB\n", o.tuning_plan.c_str(),
+                  t.problems.size(), candidates, bytes / 1048576.0);
     }
     if (o.output.empty())
       return 0;

@@ -130,6 +130,7 @@ struct TesseraSelectKernelConfigsPass
       Builder b(ctx);
       NamedAttribute fields[] = {
           b.getNamedAttr("profile", b.getStringAttr(prof.name)),
+          b.getNamedAttr("profile_file", b.getStringAttr(profile)), // what the tuning-plan writer reads
           b.getNamedAttr("max_workgroup_count", b.getI64IntegerAttr(prof.max_workgroup_count)),
           b.getNamedAttr("elementwise", workgroup(ctx, prof.elementwise_workgroup)),
           b.getNamedAttr("reduce", reduction(ctx, false, 0, prof.reduce_workgroup))};
@@ -138,8 +139,13 @@ struct TesseraSelectKernelConfigsPass
     StringAttr name = StringAttr::get(ctx, TesseraDialect::getKernelConfigAttrName());
     std::set<std::string> used;
     WalkResult r = module.walk([&](Operation *op) {
-      if (op->getDialect() != ctx->getLoadedDialect<TesseraDialect>() || op->hasAttr(name))
+      if (op->getDialect() != ctx->getLoadedDialect<TesseraDialect>())
         return WalkResult::advance();
+      if (op->hasAttr(name)) { // injected: it wins, and its entry is not unused
+        if (std::string key = ::tessera::lowering::problemKey(op); !key.empty())
+          used.insert(key);
+        return WalkResult::advance();
+      }
       FailureOr<Attribute> c = selectConfig(prof, op, used);
       if (failed(c))
         return WalkResult::interrupt();
@@ -149,16 +155,14 @@ struct TesseraSelectKernelConfigsPass
     });
     if (r.wasInterrupted())
       return signalPassFailure();
-    if (used.size() < prof.exact.size()) {
-      std::string example;
-      for (const autotune::ExactEntry &e : prof.exact)
-        if (!used.count(e.key)) {
-          example = e.key;
-          break;
-        }
+    size_t unused = 0;
+    std::string example;
+    for (const autotune::ExactEntry &e : prof.exact)
+      if (!used.count(e.key) && unused++ == 0)
+        example = e.key;
+    if (unused) {
       mlir::emitRemark(module.getLoc())
-          << "device profile '" << prof.name << "' (" << prof.origin << "): " << prof.exact.size() - used.size()
-          << " of " << prof.exact.size()
+          << "device profile '" << prof.name << "' (" << prof.origin << "): " << unused << " of " << prof.exact.size()
           << " exact-shape entries match no kernel here (tuned for another model or shape, or by another "
              "compiler version) and are ignored, e.g. '"
           << example << "'";

@@ -27,6 +27,11 @@
 using namespace mlir;
 using namespace mlir::tessera;
 
+namespace mlir::tessera {
+#define GEN_PASS_DEF_TESSERAWRITETUNINGPLAN
+#include "Tessera/Transforms/Passes.h.inc"
+} // namespace mlir::tessera
+
 namespace tessera {
 namespace {
 
@@ -381,4 +386,37 @@ FailureOr<autotune::TuningPlan> buildTuningPlan(ModuleOp module, const autotune:
   return t;
 }
 
+namespace {
+
+struct WriteTuningPlanPass : mlir::tessera::impl::TesseraWriteTuningPlanBase<WriteTuningPlanPass> {
+  using TesseraWriteTuningPlanBase::TesseraWriteTuningPlanBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (output.empty()) {
+      mlir::emitError(module.getLoc(), "tessera-write-tuning-plan needs output=FILE");
+      return signalPassFailure();
+    }
+    try {
+      // By default the profile tessera-select-kernel-configs chose the configs with.
+      std::string file = profile;
+      if (auto target = module->getAttrOfType<DictionaryAttr>(TesseraDialect::getKernelTargetAttrName()))
+        if (auto f = target.getAs<StringAttr>("profile_file"); f && file.empty())
+          file = f.str();
+      autotune::DeviceProfile prof = autotune::loadProfileOrDefault(file);
+      TuningPlanOptions o;
+      o.model_file = model;
+      o.matmul_candidates = candidates;
+      FailureOr<autotune::TuningPlan> t = buildTuningPlan(module, prof, o);
+      if (failed(t))
+        return signalPassFailure();
+      autotune::writeTuningPlanFile(*t, output);
+    } catch (const std::exception &e) {
+      mlir::emitError(module.getLoc(), "tuning plan: ") << e.what();
+      return signalPassFailure();
+    }
+  }
+};
+
+} // namespace
 } // namespace tessera
