@@ -614,9 +614,12 @@ DeviceProfile profileFromProperties(const DeviceIdentity &d, const DeviceLimits 
     p.reduce_workgroup /= 2, p.softmax_workgroup /= 2, p.cross_entropy_workgroup /= 2;
   // On a CPU barriers are expensive and caches stage the tiles: register
   // tiles straight from memory (the "direct" kind).
-  if (d.type == "CPU")
-    for (MatmulVariant &v : p.matmul)
+  for (MatmulVariant &v : p.matmul)
+    if (d.type == "CPU")
       v.kind = "direct", v.split_k = 1;
+    else if (!whyInvalid(v.config(), p).empty())
+      v.kind = "direct"; // too little shared memory for the tiles
+
   p.indexExact();
   validate(p, p.origin);
   return p;

@@ -410,17 +410,32 @@ struct Tally {
 // What the journal says about each problem: the baseline, the winner.
 struct Outcome {
   const Measurement *baseline = nullptr;
+  double baseline_us = 0; // over both rounds, as the winner's
   int winner = -1;
   double winner_us = 0;
   size_t tried = 0; // candidates measured (round 0) besides the baseline
 };
 
+// The median over both rounds of a candidate's timed runs (0 when it has no ok result).
+double combinedUs(const Journal &j, size_t p, size_t c) {
+  auto r0 = j.results.find({int(p), int(c), 0});
+  if (r0 == j.results.end() || r0->second.status != "ok")
+    return 0;
+  std::vector<double> samples = r0->second.samples;
+  auto r1 = j.results.find({int(p), int(c), 1});
+  if (r1 != j.results.end() && r1->second.status == "ok")
+    samples.insert(samples.end(), r1->second.samples.begin(), r1->second.samples.end());
+  return samples.empty() ? r0->second.us : robustMedian(samples);
+}
+
 Outcome outcomeOf(const TuningPlan &t, const Journal &j, size_t p) {
   Outcome o;
   const TuneProblem &tp = t.problems[p];
   auto it = j.results.find({int(p), int(tp.rule), 0});
-  if (it != j.results.end())
+  if (it != j.results.end()) {
     o.baseline = &it->second;
+    o.baseline_us = combinedUs(j, p, size_t(tp.rule));
+  }
   double best = INFINITY;
   for (size_t c = 0; c < tp.candidates.size(); ++c) {
     auto r0 = j.results.find({int(p), int(c), 0});
@@ -428,14 +443,8 @@ Outcome outcomeOf(const TuningPlan &t, const Journal &j, size_t p) {
       continue;
     if (int(c) != int(tp.rule))
       o.tried++;
-    if (r0->second.status != "ok")
-      continue;
-    std::vector<double> samples = r0->second.samples;
-    auto r1 = j.results.find({int(p), int(c), 1});
-    if (r1 != j.results.end() && r1->second.status == "ok")
-      samples.insert(samples.end(), r1->second.samples.begin(), r1->second.samples.end());
-    double us = samples.empty() ? r0->second.us : robustMedian(samples);
-    if (us < best)
+    double us = combinedUs(j, p, c);
+    if (us > 0 && us < best)
       best = us, o.winner = int(c);
   }
   o.winner_us = best;
@@ -696,8 +705,8 @@ private:
         continue;
       done++;
       double w = double(t_.problems[p].count);
-      before += w * o.baseline->us;
-      after += w * (o.winner >= 0 ? std::min(o.winner_us, o.baseline->us) : o.baseline->us);
+      before += w * o.baseline_us;
+      after += w * (o.winner >= 0 ? std::min(o.winner_us, o.baseline_us) : o.baseline_us);
     }
     if (doneProblems)
       *doneProblems = done;
@@ -806,7 +815,7 @@ void Supervisor::writeProfile() {
     if (oc.winner < 0 || oc.tried == 0)
       continue;
     const TuneCandidate &win = tp.candidates[size_t(oc.winner)];
-    double ruleUs = oc.baseline && oc.baseline->status == "ok" ? oc.baseline->us : 0;
+    double ruleUs = oc.baseline_us;
     ExactEntry e;
     e.key = tp.key;
     e.config = win.config;
