@@ -6,8 +6,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <set>
+#include <utility>
 #include <sstream>
 
 namespace tessera::autotune {
@@ -120,8 +124,9 @@ void validate(const DeviceProfile &p, const std::string &o) {
   for (size_t i = 0; i < p.matmul.size(); ++i) {
     const MatmulVariant &v = p.matmul[i];
     std::string f = "matmul.variants[" + std::to_string(i) + "]";
-    if (v.kind != "tiled" && v.kind != "direct" && v.kind != "coopmat")
-      fail(o, f + ".kind", "unsupported kind '" + v.kind + "' (supported: tiled, direct, coopmat)");
+    const MatmulKindInfo *kind = findMatmulKind(v.kind);
+    if (!kind)
+      fail(o, f + ".kind", "unsupported kind '" + v.kind + "' (supported: " + matmulKindList() + ")");
     if (v.kind == "coopmat") {
       if (v.precision != "f16" && v.precision != "bf16")
         fail(o, f + ".precision", "coopmat variants multiply f16 or bf16 operands: precision must be f16 or bf16");
@@ -175,11 +180,23 @@ void validate(const DeviceProfile &p, const std::string &o) {
                      " threads per workgroup ((tile_m/thread_m)*(tile_n/thread_n)) exceed "
                      "device.max_workgroup_invocations (" +
                      std::to_string(p.max_workgroup_invocations) + ")");
-    int64_t shared = ((v.tile_m + 1) + (v.tile_n + 1)) * v.tile_k * 4;
-    if (shared > p.shared_memory_bytes)
-      fail(o, f, "tiles need " + std::to_string(shared) +
-                     " bytes of shared memory, more than device.shared_memory_bytes (" +
-                     std::to_string(p.shared_memory_bytes) + ")");
+    if (std::string why = whyInvalid(v.config(), p); !why.empty())
+      fail(o, f, why); // shared memory, the kind's own constraints
+  }
+  positive("device.max_buffer_bytes", p.max_buffer_bytes);
+  for (size_t i = 0; i < p.exact.size(); ++i) {
+    const ExactEntry &e = p.exact[i];
+    std::string f = "exact[" + std::to_string(i) + "]";
+    if (std::string why = whyInvalid(e.config, p); !why.empty())
+      fail(o, f + ".config", why + " (key '" + e.key + "')");
+    // The key names the op: its config must be of that op's kind.
+    std::string op = e.key.substr(0, e.key.find(' '));
+    ConfigKind want = op == "matmul" ? ConfigKind::Matmul
+                      : op == "reduce" || op == "softmax" ? ConfigKind::Reduction
+                                                          : ConfigKind::Elementwise;
+    if (e.config.kind != want)
+      fail(o, f + ".config", std::string("a ") + configKindName(e.config.kind) + " config for a '" + op +
+                                 "' kernel (expected " + configKindName(want) + ")");
   }
   if (std::string why = p.unsupportedPrecision(p.default_precision); !why.empty())
     fail(o, "precision", why);
@@ -200,9 +217,10 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
     fail(origin, "", "the profile must be a JSON object");
   checkKeys(root, origin, "",
             {"name", "description", "device", "precision", "elementwise", "copy", "reduce", "softmax",
-             "cross_entropy", "adamw", "matmul"});
+             "cross_entropy", "adamw", "matmul", "exact", "tuning"});
   p.origin = origin;
   readString(root, "name", origin, "", p.name);
+  readString(root, "description", origin, "", p.description);
   if (root.contains("precision")) {
     std::string prec;
     readString(root, "precision", origin, "", prec);
@@ -213,7 +231,24 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
   if (const json *d = section(root, "device", origin)) {
     checkKeys(*d, origin, "device",
               {"subgroup_size", "max_workgroup_invocations", "shared_memory_bytes",
-               "max_workgroup_count", "features"});
+               "max_workgroup_count", "max_buffer_bytes", "features", "match"});
+    readInt(*d, "max_buffer_bytes", origin, "device", p.max_buffer_bytes);
+    if (const json *m = section(*d, "match", origin)) {
+      checkKeys(*m, origin, "device.match", {"vendor_id", "device_id", "driver_version", "name", "type", "driver"});
+      DeviceMatch dm;
+      // Vulkan's IDs and driver versions are 32-bit unsigned.
+      for (auto [field, out] : {std::pair{"vendor_id", &dm.vendor_id}, std::pair{"device_id", &dm.device_id},
+                                std::pair{"driver_version", &dm.driver_version}})
+        if (auto v = m->find(field); v != m->end()) {
+          if (!v->is_number_integer() || v->get<int64_t>() < 0 || v->get<int64_t>() > int64_t(UINT32_MAX))
+            fail(origin, std::string("device.match.") + field, "expected a 32-bit unsigned integer");
+          *out = v->get<int64_t>();
+        }
+      readString(*m, "name", origin, "device.match", dm.name);
+      readString(*m, "type", origin, "device.match", dm.type);
+      readString(*m, "driver", origin, "device.match", dm.driver);
+      p.match = dm;
+    }
     readInt(*d, "subgroup_size", origin, "device", p.subgroup_size);
     readInt(*d, "max_workgroup_invocations", origin, "device", p.max_workgroup_invocations);
     readInt(*d, "shared_memory_bytes", origin, "device", p.shared_memory_bytes);
@@ -313,6 +348,45 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
       }
     }
   }
+  if (auto it = root.find("exact"); it != root.end()) {
+    if (!it->is_array())
+      fail(origin, "exact", std::string("expected an array, got ") + typeName(*it));
+    p.exact.clear();
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json &e = (*it)[i];
+      std::string where = "exact[" + std::to_string(i) + "]";
+      if (!e.is_object())
+        fail(origin, where, std::string("expected an object, got ") + typeName(e));
+      checkKeys(e, origin, where, {"key", "config", "count", "us", "rule_us", "rule"});
+      ExactEntry x;
+      readString(e, "key", origin, where, x.key);
+      if (x.key.empty())
+        fail(origin, where + ".key", "is missing");
+      auto c = e.find("config");
+      if (c == e.end())
+        fail(origin, where + ".config", "is missing");
+      x.config = parseConfigJson(c->dump(), origin + ": " + where + ".config");
+      readInt(e, "count", origin, where, x.count);
+      readString(e, "rule", origin, where, x.rule);
+      for (auto [key, out] : {std::pair{"us", &x.us}, std::pair{"rule_us", &x.rule_us}})
+        if (auto t = e.find(key); t != e.end()) {
+          if (!t->is_number())
+            fail(origin, where + "." + key, std::string("expected a number, got ") + typeName(*t));
+          *out = t->get<double>();
+        }
+      p.exact.push_back(std::move(x));
+    }
+  }
+  p.indexExact();
+  if (p.exact_index.size() != p.exact.size())
+    for (size_t i = 0; i < p.exact.size(); ++i)
+      if (p.exact_index.at(p.exact[i].key) != i)
+        fail(origin, "exact[" + std::to_string(i) + "].key", "'" + p.exact[i].key + "' is listed twice");
+  if (auto it = root.find("tuning"); it != root.end()) {
+    if (!it->is_object())
+      fail(origin, "tuning", std::string("expected an object, got ") + typeName(*it));
+    p.tuning = it->dump();
+  }
   validate(p, origin);
   return p;
 }
@@ -363,6 +437,28 @@ const MatmulVariant &DeviceProfile::selectMatmul(int64_t m, int64_t n, int64_t k
                      " N=" + std::to_string(n) + " K=" + std::to_string(k));
 }
 
+MatmulConfig MatmulVariant::config(int64_t subgroupSize) const {
+  MatmulConfig c{kind, tile_m, tile_n, tile_k, thread_m, thread_n, split_k};
+  if (kind == "coopmat") {
+    c.thread_m = subgroupSize, c.thread_n = vector_width;
+    c.mma_m = mma_m, c.mma_n = mma_n, c.mma_k = mma_k;
+    c.subgroups_m = subgroups_m, c.subgroups_n = subgroups_n;
+    c.operands = precision;
+  }
+  return c;
+}
+
+const ExactEntry *DeviceProfile::findExact(const std::string &key) const {
+  auto it = exact_index.find(key);
+  return it == exact_index.end() ? nullptr : &exact[it->second];
+}
+
+void DeviceProfile::indexExact() {
+  exact_index.clear();
+  for (size_t i = 0; i < exact.size(); ++i)
+    exact_index.emplace(exact[i].key, i); // the first of duplicates
+}
+
 const std::string &defaultProfileJson() {
   static const std::string text = kDefaultProfileJson;
   return text;
@@ -388,7 +484,226 @@ DeviceProfile loadProfile(const std::string &path) {
 }
 
 DeviceProfile loadProfileOrDefault(const std::string &path) {
-  return path.empty() ? defaultProfile() : loadProfile(path);
+  if (path.empty())
+    return defaultProfile();
+  if (path.find('/') == std::string::npos && !std::ifstream(path))
+    for (const BundledProfile &b : bundledProfiles())
+      if (b.profile.name == path || b.file == path)
+        return b.profile;
+  return loadProfile(path);
+}
+
+std::string describeIdentity(const DeviceIdentity &d) {
+  char ids[64];
+  std::snprintf(ids, sizeof ids, "vendor 0x%x device 0x%x", d.vendor_id, d.device_id);
+  return "'" + d.name + "' (" + ids + ")";
+}
+
+int DeviceMatch::score(const DeviceIdentity &d) const {
+  if (otherDevice(d))
+    return -1;
+  // Vendor, device and type must be equal; name and driver only add to the
+  // score (a tuned profile still serves its GPU after a driver update).
+  return (vendor_id >= 0) + (device_id >= 0) + !type.empty() + (!name.empty() && name == d.name) +
+         (!driver.empty() && driver == d.driver) + (driver_version >= 0 && driver_version == int64_t(d.driver_version));
+}
+
+bool DeviceMatch::exact(const DeviceIdentity &d) const {
+  return !otherDevice(d) && (name.empty() || name == d.name) && (driver.empty() || driver == d.driver) &&
+         (driver_version < 0 || driver_version == int64_t(d.driver_version));
+}
+
+bool DeviceMatch::otherDevice(const DeviceIdentity &d) const {
+  return (vendor_id >= 0 && vendor_id != int64_t(d.vendor_id)) ||
+         (device_id >= 0 && device_id != int64_t(d.device_id)) || (!type.empty() && type != d.type);
+}
+
+void checkProfileForDevice(const DeviceProfile &p, const DeviceIdentity &d) {
+  if (!p.match.otherDevice(d))
+    return;
+  std::string of;
+  char ids[64] = "";
+  if (p.match.vendor_id >= 0)
+    std::snprintf(ids, sizeof ids, "vendor 0x%llx", (unsigned long long)p.match.vendor_id);
+  of = ids;
+  if (p.match.device_id >= 0) {
+    std::snprintf(ids, sizeof ids, " device 0x%llx", (unsigned long long)p.match.device_id);
+    of += ids;
+  }
+  if (!p.match.type.empty())
+    of += (of.empty() ? "type " : ", type ") + p.match.type;
+  std::string name = p.match.name.empty() ? p.name : p.match.name;
+  throw ProfileError(p.origin + ": a profile of '" + name + "' (" + of + "), not of device " + describeIdentity(d) +
+                     ": use this device's profile (tessera devices lists them) or tune it (tessera tune)");
+}
+
+namespace {
+
+#include "BundledProfiles.inc"
+
+nlohmann::ordered_json variantJson(const MatmulVariant &v) {
+  nlohmann::ordered_json j = {{"name", v.name}, {"kind", v.kind}, {"precision", v.precision}};
+  for (auto [key, val] : {std::pair{"max_m", v.max_m}, std::pair{"max_n", v.max_n}, std::pair{"max_k", v.max_k},
+                          std::pair{"min_k", v.min_k}, std::pair{"min_tiles", v.min_tiles}})
+    if (val)
+      j[key] = val;
+  if (v.split_k != 1)
+    j["split_k"] = v.split_k;
+  j["tile_m"] = v.tile_m, j["tile_n"] = v.tile_n, j["tile_k"] = v.tile_k;
+  j["thread_m"] = v.thread_m, j["thread_n"] = v.thread_n;
+  return j;
+}
+
+} // namespace
+
+std::string profileToJson(const DeviceProfile &p) {
+  using ojson = nlohmann::ordered_json;
+  ojson j = ojson::object();
+  j["name"] = p.name;
+  if (!p.description.empty())
+    j["description"] = p.description;
+  j["precision"] = precisionName(p.default_precision);
+  ojson d = {{"subgroup_size", p.subgroup_size},
+            {"max_workgroup_invocations", p.max_workgroup_invocations},
+            {"shared_memory_bytes", p.shared_memory_bytes},
+            {"max_workgroup_count", p.max_workgroup_count},
+            {"max_buffer_bytes", p.max_buffer_bytes},
+            {"features",
+             {{"float16", p.features.float16},
+              {"int16", p.features.int16},
+              {"storage16", p.features.storage16},
+              {"bfloat16", p.features.bfloat16},
+              {"int8", p.features.int8}}}};
+  if (!p.match.empty()) {
+    ojson m = ojson::object();
+    if (p.match.vendor_id >= 0) m["vendor_id"] = p.match.vendor_id;
+    if (p.match.device_id >= 0) m["device_id"] = p.match.device_id;
+    if (!p.match.type.empty()) m["type"] = p.match.type;
+    if (!p.match.name.empty()) m["name"] = p.match.name;
+    if (!p.match.driver.empty()) m["driver"] = p.match.driver;
+    if (p.match.driver_version >= 0) m["driver_version"] = p.match.driver_version;
+    d["match"] = m;
+  }
+  j["device"] = d;
+  j["elementwise"] = {{"workgroup_size", p.elementwise_workgroup}};
+  j["copy"] = {{"workgroup_size", p.copy_workgroup}};
+  j["reduce"] = {{"workgroup_size", p.reduce_workgroup},
+                 {"serial_max", p.reduce_serial_max},
+                 {"serial_min_outputs", p.reduce_serial_min_outputs}};
+  j["softmax"] = {{"workgroup_size", p.softmax_workgroup}, {"serial_max", p.softmax_serial_max}};
+  j["cross_entropy"] = {{"workgroup_size", p.cross_entropy_workgroup}};
+  j["adamw"] = {{"workgroup_size", p.adamw_workgroup}};
+  ojson variants = ojson::array();
+  for (const MatmulVariant &v : p.matmul)
+    variants.push_back(variantJson(v));
+  j["matmul"] = {{"variants", variants}};
+  if (!p.exact.empty()) {
+    ojson ex = ojson::array();
+    for (const ExactEntry &e : p.exact) {
+      ojson x = {{"key", e.key}, {"config", ojson::parse(configJson(e.config))}};
+      if (e.count) x["count"] = e.count;
+      if (e.us > 0) x["us"] = std::round(e.us * 100) / 100;
+      if (e.rule_us > 0) x["rule_us"] = std::round(e.rule_us * 100) / 100;
+      if (!e.rule.empty()) x["rule"] = e.rule;
+      ex.push_back(std::move(x));
+    }
+    j["exact"] = std::move(ex);
+  }
+  if (!p.tuning.empty())
+    j["tuning"] = ojson::parse(p.tuning);
+  // One exact entry per line keeps tuned profiles readable and diffable.
+  std::string out = "{\n";
+  bool first = true;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    out += first ? "" : ",\n";
+    first = false;
+    out += "  " + ojson(it.key()).dump() + ": ";
+    if (it.key() == "exact" || it.key() == "matmul") {
+      const ojson &arr = it.key() == "exact" ? *it : (*it)["variants"];
+      std::string items;
+      for (size_t i = 0; i < arr.size(); ++i)
+        items += (i ? ",\n    " : "\n    ") + arr[i].dump();
+      out += it.key() == "exact" ? "[" + items + "\n  ]" : "{\"variants\": [" + items + "\n  ]}";
+    } else {
+      out += it->dump();
+    }
+  }
+  return out + "\n}\n";
+}
+
+const std::vector<BundledProfile> &bundledProfiles() {
+  static const std::vector<BundledProfile> all = [] {
+    std::vector<BundledProfile> out;
+    for (const auto &[file, text] : kBundledProfiles)
+      out.push_back({file, parseProfile(text, "autotune/profiles/" + std::string(file))});
+    return out;
+  }();
+  return all;
+}
+
+std::string describeProfileMatch(const DeviceIdentity &d) {
+  const BundledProfile *b = matchBundledProfile(d);
+  if (!b)
+    return "none names this device: rules from its properties (tessera tune writes a tuned one)";
+  std::string s = b->profile.name + " (autotune/profiles/" + b->file;
+  const DeviceMatch &m = b->profile.match;
+  std::string date;
+  if (!b->profile.tuning.empty())
+    date = json::parse(b->profile.tuning).value("date", "");
+  if (!b->profile.tuning.empty() && m.exact(d))
+    s += ", tuned for this device and driver" + (date.empty() ? "" : " on " + date);
+  else if (!b->profile.tuning.empty())
+    s += ", tuned for this GPU with driver '" + m.driver + "' " + std::to_string(m.driver_version) +
+         ": tessera tune would tune it for this driver";
+  else
+    s += ", written by hand for " + (m.vendor_id >= 0 ? "its vendor" : std::string("devices like it"));
+  return s + ")";
+}
+
+const BundledProfile *matchBundledProfile(const DeviceIdentity &d) {
+  const BundledProfile *best = nullptr;
+  int bestScore = 0;
+  for (const BundledProfile &b : bundledProfiles()) {
+    int s = b.profile.match.score(d);
+    if (s > bestScore)
+      best = &b, bestScore = s;
+  }
+  return best;
+}
+
+DeviceProfile profileFromProperties(const DeviceIdentity &d, const DeviceLimits &l) {
+  DeviceProfile p = defaultProfile();
+  p.name = "rules for " + d.name;
+  p.origin = "<rules from the properties of " + d.name + ">";
+  p.description = "Derived from the device's reported limits (no profile names this device): the default rules "
+                  "within them.";
+  p.match = {};
+  p.match.vendor_id = d.vendor_id;
+  p.match.device_id = d.device_id;
+  p.subgroup_size = std::max<int64_t>(1, l.subgroup_size);
+  p.max_workgroup_invocations = std::min<int64_t>(1024, std::max<int64_t>(64, l.max_workgroup_invocations));
+  p.shared_memory_bytes = std::min<int64_t>(49152, std::max<int64_t>(1024, l.shared_memory_bytes));
+  p.max_workgroup_count = std::min<int64_t>(65535, std::max<int64_t>(1, l.max_workgroup_count));
+  p.max_buffer_bytes = std::max<int64_t>(1 << 20, l.max_buffer_bytes);
+  p.features = l.features;
+  // Wider workgroups where the device allows them (the default stays within
+  // Vulkan's minimum of 128).
+  int64_t wg = p.max_workgroup_invocations >= 256 ? 256 : 128;
+  p.elementwise_workgroup = p.copy_workgroup = p.adamw_workgroup = wg;
+  p.reduce_workgroup = p.softmax_workgroup = p.cross_entropy_workgroup = wg;
+  while (p.reduce_workgroup * 8 > p.shared_memory_bytes && p.reduce_workgroup > 1)
+    p.reduce_workgroup /= 2, p.softmax_workgroup /= 2, p.cross_entropy_workgroup /= 2;
+  // On a CPU barriers are expensive and caches stage the tiles: register
+  // tiles straight from memory (the "direct" kind).
+  for (MatmulVariant &v : p.matmul)
+    if (d.type == "CPU")
+      v.kind = "direct", v.split_k = 1;
+    else if (!whyInvalid(v.config(), p).empty())
+      v.kind = "direct"; // too little shared memory for the tiles
+
+  p.indexExact();
+  validate(p, p.origin);
+  return p;
 }
 
 } // namespace tessera::autotune

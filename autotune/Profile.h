@@ -9,7 +9,10 @@
 // later `tessera tune` share one reader.
 #pragma once
 
+#include "autotune/KernelConfig.h"
+
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -45,6 +48,9 @@ struct MatmulVariant {
   int64_t subgroups_m = 2, subgroups_n = 2;
   int64_t vector_width = 8;
 
+  // The config this variant generates (coopmat: thread = [subgroup size,
+  // vector width], as #tessera.matmul_config records it).
+  MatmulConfig config(int64_t subgroupSize = 32) const;
   int64_t threads(int64_t subgroupSize = 32) const {
     return kind == "coopmat" ? subgroups_m * subgroups_n * subgroupSize : (tile_m / thread_m) * (tile_n / thread_n);
   }
@@ -90,15 +96,64 @@ struct DeviceFeatures {
   std::vector<CoopMatShape> cooperative_matrix; // empty: no VK_KHR_cooperative_matrix
 };
 
+// What a Vulkan device reports about itself (runtime/vulkan DeviceInfo),
+// as profiles are matched against it.
+struct DeviceIdentity {
+  uint32_t vendor_id = 0, device_id = 0, driver_version = 0;
+  std::string name;   // deviceName, e.g. "NVIDIA H200"
+  std::string driver; // driver name and info, e.g. "llvmpipe Mesa 22.3.6 (LLVM 15.0.6)"
+  std::string type;   // "discrete GPU", "CPU", ...
+};
+// "vendor 0x10de device 0x2335" (+ name).
+std::string describeIdentity(const DeviceIdentity &d);
+
+// Which devices a profile is for (profile field device.match). Every field
+// given must equal the device's; a profile without one is generic. A tuned
+// profile names the exact device and driver; a hand-written one may name
+// only the vendor.
+struct DeviceMatch {
+  int64_t vendor_id = -1, device_id = -1, driver_version = -1; // -1: any
+  std::string name, type, driver;                              // "": any
+  bool empty() const {
+    return vendor_id < 0 && device_id < 0 && driver_version < 0 && name.empty() && type.empty() && driver.empty();
+  }
+  // -1 when the vendor, device or type differs, else the number of fields
+  // that match (0 for a generic profile): the most specific match wins.
+  int score(const DeviceIdentity &d) const;
+  // Fields that identify the hardware (vendor, device, type) differ: the
+  // profile is of another device. Name or driver differences are not.
+  bool otherDevice(const DeviceIdentity &d) const;
+  // Every field given equals the device's (also its name and driver).
+  bool exact(const DeviceIdentity &d) const;
+};
+
+// A config measured best for one exact kernel problem (profile field
+// `exact`, written by `tessera tune`; tessera-select-kernel-configs uses it
+// before the family rules). `key` is the op as tessera compile prints it
+// (compiler/lowering/kernels: problemKey), e.g.
+//   "matmul {transpose_rhs = true} (tensor<512x128xf32>, tensor<8x128xf32>) -> tensor<512x8xf32>"
+struct ExactEntry {
+  std::string key;
+  KernelConfig config;
+  // Provenance (informational): occurrences in the tuned model, median
+  // times of the chosen config and of the rules' config.
+  int64_t count = 0;
+  double us = 0, rule_us = 0;
+  std::string rule; // label of the rules' config
+};
+
 struct DeviceProfile {
   std::string name;
   std::string origin; // file it was read from, or "<built-in default>"
+  std::string description;
+  DeviceMatch match;
 
   // Device limits the kernels are generated for.
   int64_t subgroup_size = 0;
   int64_t max_workgroup_invocations = 0;
   int64_t shared_memory_bytes = 0;
   int64_t max_workgroup_count = 0; // per dimension of a dispatch
+  int64_t max_buffer_bytes = int64_t(1) << 27; // a bound buffer (maxStorageBufferRange; Vulkan's minimum)
   DeviceFeatures features;
   // The precision `tessera compile` uses when --precision is not given.
   Precision default_precision = Precision::fp32;
@@ -121,10 +176,19 @@ struct DeviceProfile {
 
   std::vector<MatmulVariant> matmul;
 
+  // Exact-shape entries (tuned), and the tuning run's provenance as a JSON
+  // object's text ("" for a profile written by hand).
+  std::vector<ExactEntry> exact;
+  std::string tuning;
+
   // The variant for a batch of M x N x K products (throws ProfileError when
   // none admits it).
   const MatmulVariant &selectMatmul(int64_t m, int64_t n, int64_t k, int64_t batch = 1,
                                     const std::string &operands = "f32") const;
+  // The exact entry for `key`, or nullptr.
+  const ExactEntry *findExact(const std::string &key) const;
+  void indexExact(); // rebuilds exact_index after `exact` changed
+  std::map<std::string, size_t> exact_index;
 };
 
 // Parses `text` on top of the built-in default; `origin` names the source in
@@ -135,7 +199,42 @@ DeviceProfile loadProfile(const std::string &path);
 // The built-in default (autotune/profiles/default.json at build time).
 const DeviceProfile &defaultProfile();
 const std::string &defaultProfileJson();
-// Empty path: the built-in default; otherwise loadProfile(path).
+// Empty path: the built-in default; otherwise loadProfile(path). A name of
+// a bundled profile (autotune/profiles/NAME.json, see bundledProfiles) is
+// accepted too when no file of that name exists.
 DeviceProfile loadProfileOrDefault(const std::string &path);
+
+// The whole profile as JSON (what parseProfile reads back to an equal profile).
+std::string profileToJson(const DeviceProfile &p);
+
+// The profiles of autotune/profiles, compiled in at build time: the
+// database `tessera devices` and `tessera tune` match devices against.
+struct BundledProfile {
+  std::string file; // "lavapipe.json"
+  DeviceProfile profile;
+};
+const std::vector<BundledProfile> &bundledProfiles();
+
+// The bundled profile that matches the device best (most specific
+// device.match), or nullptr when none names it (the generic default does
+// not count).
+const BundledProfile *matchBundledProfile(const DeviceIdentity &d);
+
+// What `tessera devices` says of the profile for `d`: the bundled match
+// and how exact it is, or that the rules come from its properties.
+std::string describeProfileMatch(const DeviceIdentity &d);
+
+// Rules for a device no profile names, from what it reports: the default's
+// rules within its limits ("direct" matmuls on a CPU device).
+struct DeviceLimits {
+  int64_t subgroup_size = 32, max_workgroup_invocations = 128, shared_memory_bytes = 16384,
+          max_workgroup_count = 65535, max_buffer_bytes = int64_t(1) << 27;
+  DeviceFeatures features;
+};
+DeviceProfile profileFromProperties(const DeviceIdentity &d, const DeviceLimits &limits);
+
+// Throws ProfileError when profile `p` (read from `origin`) is of another
+// device than `d` ("<origin>: a profile of <its device>, not of device ...").
+void checkProfileForDevice(const DeviceProfile &p, const DeviceIdentity &d);
 
 } // namespace tessera::autotune

@@ -6,6 +6,7 @@
 #include "compiler/import/OnnxImporter.h"
 #include "compiler/inference/CompileInference.h"
 #include "compiler/plan/PlanEmitter.h"
+#include "autotune/TuningPlan.h"
 #include "runtime/plan/Plan.h"
 #include "Tessera/Transforms/Passes.h"
 
@@ -83,6 +84,11 @@ std::vector<std::string> splitList(const std::string &s) {
 } // namespace
 
 int compileModel(const CompileOptions &o, std::string &error) {
+  if (o.generate && !o.tuning_plan.empty()) {
+    error = "--tuning-plan is for training plans (tune with the training plan's shapes; a profile tuned "
+            "for them serves --generate plans' matmuls through its rules)";
+    return 1;
+  }
   if (o.generate)
     return compileInferencePlan(o, error);
   mlir::MLIRContext ctx;
@@ -96,8 +102,14 @@ int compileModel(const CompileOptions &o, std::string &error) {
   FirstError first;
   mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
     first.capture(d);
+    if (d.getSeverity() == mlir::DiagnosticSeverity::Remark && !o.quiet)
+      std::fprintf(stderr, "note: %s\n", d.str().c_str());
     return mlir::success();
   });
+  if (o.output.empty() && o.tuning_plan.empty()) {
+    error = "nothing to write: give -o PLAN and/or --tuning-plan FILE";
+    return 1;
+  }
 
   if (o.batch < 1 || o.seq < 2) {
     error = "--batch must be >= 1 and --seq >= 2";
@@ -185,12 +197,43 @@ int compileModel(const CompileOptions &o, std::string &error) {
   if (!o.emit_mlir.empty() && !writeText(o.emit_mlir, *module, error))
     return 1;
 
-  // Kernels: configs, buffers, dispatches, SPIR-V.
-  mlir::PassManager lowering(&ctx);
-
+  // Kernel configs: the profile's exact entries, else its rules.
+  mlir::PassManager configs(&ctx);
   mlir::tessera::TesseraSelectKernelConfigsOptions configOptions;
   configOptions.profile = o.profile;
-  lowering.addPass(mlir::tessera::createTesseraSelectKernelConfigs(configOptions));
+  configs.addPass(mlir::tessera::createTesseraSelectKernelConfigs(configOptions));
+  if (mlir::failed(configs.run(*module))) {
+    error = "selecting kernel configs failed: " + first.message;
+    return 1;
+  }
+  if (!o.tuning_plan.empty()) {
+    mlir::PassManager tuning(&ctx);
+    mlir::tessera::TesseraWriteTuningPlanOptions tuneOptions;
+    tuneOptions.output = o.tuning_plan;
+    tuneOptions.profile = o.profile;
+    tuneOptions.candidates = unsigned(o.tune_candidates);
+    tuneOptions.model = o.model;
+    tuning.addPass(mlir::tessera::createTesseraWriteTuningPlan(tuneOptions));
+    if (mlir::failed(tuning.run(*module))) {
+      error = first.message;
+      return 1;
+    }
+    if (!o.quiet) {
+      autotune::TuningPlan t = autotune::readTuningPlanFile(o.tuning_plan);
+      size_t candidates = 0, bytes = 0;
+      for (const autotune::TuneProblem &p : t.problems)
+        candidates += p.candidates.size();
+      for (const auto &b : t.blobs)
+        bytes += b.size();
+      std::printf("wrote %s: %zu kernel problems, %zu candidates, %.1f MiB\n", o.tuning_plan.c_str(),
+                  t.problems.size(), candidates, bytes / 1048576.0);
+    }
+    if (o.output.empty())
+      return 0;
+  }
+
+  // Kernels: buffers, dispatches, SPIR-V.
+  mlir::PassManager lowering(&ctx);
   lowering.addPass(mlir::tessera::createTesseraLowerToKernels());
   if (o.reuse_buffers)
     lowering.addPass(mlir::tessera::createTesseraReuseBuffers());

@@ -15,7 +15,9 @@ constexpr int64_t kMaxTokensPerStep = 1 << 24; // batch * seq
 
 struct CompileOptions {
   std::string model;           // ONNX file
-  std::string output;          // plan file
+  std::string output;          // plan file ("" with tuning_plan: write only that)
+  std::string tuning_plan;     // also write the tuning plan (.ttune) here (docs/autotune.md)
+  size_t tune_candidates = 32; // candidates per matmul problem in the tuning plan
   int64_t batch = 4, seq = 64; // training shapes the plan is specialised for
   int64_t lora_rank = 8;
   double lora_alpha = 16.0;

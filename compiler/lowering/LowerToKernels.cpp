@@ -233,28 +233,7 @@ private:
       dispatch(pb, loc, step.kernel, {from, to});
   }
 
-  FailureOr<OpLowering> lowerTensorOp(Operation *op) {
-    ctx.currentConfig = configOf(op);
-    return llvm::TypeSwitch<Operation *, FailureOr<OpLowering>>(op)
-        .Case([&](UnaryOp o) { return lowerUnary(ctx, o); })
-        .Case([&](BinaryOp o) { return lowerBinary(ctx, o); })
-        .Case([&](SelectOp o) { return lowerSelect(ctx, o); })
-        .Case([&](CastOp o) { return lowerCast(ctx, o); })
-        .Case([&](TransposeOp o) { return lowerTranspose(ctx, o); })
-        .Case([&](BroadcastOp o) { return lowerBroadcast(ctx, o); })
-        .Case([&](SliceOp o) { return lowerSlice(ctx, o); })
-        .Case([&](PadOp o) { return lowerPad(ctx, o); })
-        .Case([&](ConcatOp o) { return lowerConcat(ctx, o); })
-        .Case([&](GatherOp o) { return lowerGather(ctx, o); })
-        .Case([&](ReduceOp o) { return lowerReduce(ctx, o); })
-        .Case([&](SoftmaxOp o) { return lowerSoftmax(ctx, o); })
-        .Case([&](MatmulOp o) { return lowerMatmul(ctx, o); })
-        .Case([&](CrossEntropyOp o) { return lowerCrossEntropy(ctx, o); })
-        .Case([&](CrossEntropyGradOp o) { return lowerCrossEntropyGrad(ctx, o); })
-        .Default([&](Operation *o) -> FailureOr<OpLowering> {
-          return o->emitOpError("cannot be lowered to a kernel"), failure();
-        });
-  }
+  FailureOr<OpLowering> lowerTensorOp(Operation *op) { return lowerKernelOp(ctx, op); }
 };
 
 LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
@@ -494,8 +473,7 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
     FailureOr<OpLowering> l;
     if (auto d = dyn_cast<DropoutOp>(op)) {
       slots.push_back(valueBuf.lookup(f.getArgument(2)));
-      ctx.currentConfig = configOf(d);
-      l = lowerDropout(ctx, d, cast<ShapedType>(f.getArgument(2).getType()));
+      l = lowerKernelOp(ctx, d, cast<ShapedType>(f.getArgument(2).getType()));
     } else {
       l = lowerTensorOp(op);
     }

@@ -3,14 +3,18 @@
 //
 // For every tensor op of the programs that becomes a kernel, sets
 // `tessera.kernel_config` (TesseraKernelConfigs.td) unless the op already has
-// one: a tuner or a test injects configs that way. On the module it sets,
+// one: a test injects configs that way. The profile's exact-shape entries
+// (written by `tessera tune`, keyed by problemKey) come first, its family
+// rules after; entries that match no kernel of the module are reported in
+// one remark and ignored (a profile tuned for another model, or keys of an
+// older compiler). On the module it sets,
 // unless present, the SPIR-V target environment built from the profile
 // (capabilities and extensions of the profile's device features, resource
 // limits) and `tessera.kernel_target` (device limits and the configs of the
 // kernels the lowering adds itself). tessera-lower-to-kernels reads only
 // these attributes.
 //
-// The rules (docs/design.md, "Kernels and device profiles"):
+// The rules (docs/design.md, "Kernels and device profiles"; autotune::ruleConfig):
 //   matmul        the profile's first matmul variant that admits the problem
 //                 (M, N, K, batch after folding the linear layer's batch)
 //   reduce        serial (one thread per output) when the reduced extent is
@@ -21,7 +25,8 @@
 //   elementwise   unary, binary, select, cast, dropout: elementwise.workgroup_size
 //   data movement transpose, broadcast, slice, pad, concat, gather: copy.workgroup_size
 //   cross_entropy(_grad): cross_entropy.workgroup_size; adamw_update: adamw.workgroup_size
-#include "autotune/Profile.h"
+#include "autotune/SearchSpace.h"
+#include "compiler/lowering/KernelConfigs.h"
 #include "compiler/lowering/kernels/Kernels.h"
 
 #include "Tessera/Transforms/Passes.h"
@@ -30,6 +35,8 @@
 
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <set>
+
 namespace mlir::tessera {
 #define GEN_PASS_DEF_TESSERASELECTKERNELCONFIGS
 #include "Tessera/Transforms/Passes.h.inc"
@@ -37,8 +44,6 @@ namespace mlir::tessera {
 namespace {
 
 namespace autotune = ::tessera::autotune;
-using ::tessera::lowering::matmulProblem;
-using ::tessera::lowering::reduceProblem;
 
 // Vulkan 1.1 (SPIR-V 1.3) with the capabilities of the profile's device
 // features; tessera-kernels-to-spirv trims each kernel's list to what it uses
@@ -109,58 +114,24 @@ ReductionConfigAttr reduction(MLIRContext *ctx, bool serial, int64_t serialWg, i
                                   serial ? serialWg : treeWg);
 }
 
-FailureOr<Attribute> selectMatmul(const autotune::DeviceProfile &p, MatmulOp op) {
-  ::tessera::lowering::MatmulProblem mp = matmulProblem(op);
-  // The storage type both operands share ("f32", "f16", "bf16"; "" when they
-  // differ): cooperative-matrix variants take only operands of their type.
-  auto elem = [](Value v) { return cast<ShapedType>(v.getType()).getElementType(); };
-  Type l = elem(op.getLhs()), r = elem(op.getRhs());
-  std::string operands = l != r ? "" : l.isF16() ? "f16" : l.isBF16() ? "bf16" : l.isF32() ? "f32" : "";
-  const autotune::MatmulVariant *v;
-  try {
-    v = &p.selectMatmul(mp.m, mp.n, mp.k, mp.batch, operands);
-  } catch (const std::exception &e) {
-    return op.emitOpError(e.what()), failure();
+// The config of one op (exact entry, else the rules), or a null attribute
+// for ops that are no kernel.
+FailureOr<Attribute> selectConfig(const autotune::DeviceProfile &p, Operation *op, std::set<std::string> &used) {
+  autotune::ProblemShape shape = ::tessera::lowering::problemShape(op);
+  if (shape.family == autotune::RuleFamily::None)
+    return Attribute();
+  std::string key = ::tessera::lowering::problemKey(op);
+  if (const autotune::ExactEntry *e = p.findExact(key)) {
+    used.insert(key);
+    return ::tessera::lowering::configAttr(op->getContext(), e->config, "exact");
   }
-  MLIRContext *ctx = op.getContext();
-  if (v->kind == "coopmat")
-    return Attribute(MatmulConfigAttr::get(ctx, StringAttr::get(ctx, v->name), MatmulKind::coopmat,
-                                           {v->tile_m, v->tile_n, v->tile_k}, {p.subgroup_size, v->vector_width},
-                                           v->split_k, {v->mma_m, v->mma_n, v->mma_k},
-                                           {v->subgroups_m, v->subgroups_n},
-                                           v->precision == "bf16" ? Type(Builder(ctx).getBF16Type())
-                                                                  : Type(Builder(ctx).getF16Type())));
-  return Attribute(MatmulConfigAttr::get(
-      ctx, StringAttr::get(ctx, v->name), v->kind == "direct" ? MatmulKind::direct : MatmulKind::tiled,
-      {v->tile_m, v->tile_n, v->tile_k}, {v->thread_m, v->thread_n}, v->split_k, {}, {}, Type()));
-}
-
-// The config of one op, or a null attribute for ops that are no kernel.
-FailureOr<Attribute> selectConfig(const autotune::DeviceProfile &p, Operation *op) {
-  MLIRContext *ctx = op->getContext();
-  return llvm::TypeSwitch<Operation *, FailureOr<Attribute>>(op)
-      .Case([&](MatmulOp o) { return selectMatmul(p, o); })
-      .Case([&](ReduceOp o) -> FailureOr<Attribute> {
-        ::tessera::lowering::ReduceProblem r = reduceProblem(o);
-        bool serial = r.extent <= p.reduce_serial_max ||
-                      (!r.innermostReduced && r.outputs >= p.reduce_serial_min_outputs);
-        return Attribute(reduction(ctx, serial, p.elementwise_workgroup, p.reduce_workgroup));
-      })
-      .Case([&](SoftmaxOp o) -> FailureOr<Attribute> {
-        auto t = cast<ShapedType>(o.getInput().getType());
-        int64_t len = t.getRank() ? t.getShape().back() : 1;
-        return Attribute(reduction(ctx, len <= p.softmax_serial_max, p.elementwise_workgroup,
-                                   p.softmax_workgroup));
-      })
-      .Case<UnaryOp, BinaryOp, SelectOp, CastOp, DropoutOp>(
-          [&](Operation *) -> FailureOr<Attribute> { return Attribute(workgroup(ctx, p.elementwise_workgroup)); })
-      .Case<TransposeOp, BroadcastOp, SliceOp, PadOp, ConcatOp, GatherOp>(
-          [&](Operation *) -> FailureOr<Attribute> { return Attribute(workgroup(ctx, p.copy_workgroup)); })
-      .Case<CrossEntropyOp, CrossEntropyGradOp>([&](Operation *) -> FailureOr<Attribute> {
-        return Attribute(workgroup(ctx, p.cross_entropy_workgroup));
-      })
-      .Case([&](AdamWUpdateOp) -> FailureOr<Attribute> { return Attribute(workgroup(ctx, p.adamw_workgroup)); })
-      .Default([](Operation *) -> FailureOr<Attribute> { return Attribute(); });
+  try {
+    std::string variant;
+    autotune::KernelConfig c = autotune::ruleConfig(shape, p, &variant);
+    return ::tessera::lowering::configAttr(op->getContext(), c, variant);
+  } catch (const std::exception &e) {
+    return op->emitOpError(e.what()), failure();
+  }
 }
 
 struct TesseraSelectKernelConfigsPass
@@ -183,16 +154,23 @@ struct TesseraSelectKernelConfigsPass
       Builder b(ctx);
       NamedAttribute fields[] = {
           b.getNamedAttr("profile", b.getStringAttr(prof.name)),
+          b.getNamedAttr("profile_file", b.getStringAttr(profile)), // what the tuning-plan writer reads
           b.getNamedAttr("max_workgroup_count", b.getI64IntegerAttr(prof.max_workgroup_count)),
           b.getNamedAttr("elementwise", workgroup(ctx, prof.elementwise_workgroup)),
           b.getNamedAttr("reduce", reduction(ctx, false, 0, prof.reduce_workgroup))};
       module->setAttr(TesseraDialect::getKernelTargetAttrName(), b.getDictionaryAttr(fields));
     }
     StringAttr name = StringAttr::get(ctx, TesseraDialect::getKernelConfigAttrName());
+    std::set<std::string> used;
     WalkResult r = module.walk([&](Operation *op) {
-      if (op->getDialect() != ctx->getLoadedDialect<TesseraDialect>() || op->hasAttr(name))
+      if (op->getDialect() != ctx->getLoadedDialect<TesseraDialect>())
         return WalkResult::advance();
-      FailureOr<Attribute> c = selectConfig(prof, op);
+      if (op->hasAttr(name)) { // injected: it wins, and its entry is not unused
+        if (std::string key = ::tessera::lowering::problemKey(op); !key.empty())
+          used.insert(key);
+        return WalkResult::advance();
+      }
+      FailureOr<Attribute> c = selectConfig(prof, op, used);
       if (failed(c))
         return WalkResult::interrupt();
       if (*c)
@@ -200,7 +178,19 @@ struct TesseraSelectKernelConfigsPass
       return WalkResult::advance();
     });
     if (r.wasInterrupted())
-      signalPassFailure();
+      return signalPassFailure();
+    size_t unused = 0;
+    std::string example;
+    for (const autotune::ExactEntry &e : prof.exact)
+      if (!used.count(e.key) && unused++ == 0)
+        example = e.key;
+    if (unused) {
+      mlir::emitRemark(module.getLoc())
+          << "device profile '" << prof.name << "' (" << prof.origin << "): " << unused << " of " << prof.exact.size()
+          << " exact-shape entries match no kernel here (tuned for another model or shape, or by another "
+             "compiler version) and are ignored, e.g. '"
+          << example << "'";
+    }
   }
 };
 

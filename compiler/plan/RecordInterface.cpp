@@ -1,5 +1,7 @@
 #include "compiler/plan/RecordInterface.h"
 
+#include "compiler/lowering/SpirvBf16.h"
+
 #include "mlir/Dialect/SPIRV/IR/SPIRVTypes.h"
 
 #include "llvm/ADT/SmallVector.h"
@@ -26,7 +28,19 @@ FailureOr<plan::KernelInterface> recordInterface(spirv::ModuleOp module, uint32_
     if (!ptr || ptr.getStorageClass() != spirv::StorageClass::StorageBuffer || !arr)
       return gv.emitError("a kernel buffer must be a StorageBuffer struct of one sized array"), failure();
     Type elem = arr.getElementType();
+    // The vector loads of cooperative-matrix kernels: vectors of f16 / i16
+    // count as their scalars; vectors of i32 pack two halves each, bf16 where
+    // the module is retyped to bf16, else f16.
+    if (auto vec = dyn_cast<VectorType>(elem)) {
+      Type c = vec.getElementType();
+      elem = c.isInteger(32) ? (module->hasAttr(lowering::kBf16AsF16Attr) ? Type(IntegerType::get(c.getContext(), 16))
+                                                                               : Type(Float16Type::get(c.getContext())))
+                             : c.isF16() || c.isInteger(16) ? c : Type(vec);
+    }
     plan::BindingInterface &b = ki.bindings[*binding];
+    // Every f16 of a module retyped to bf16 (SpirvBf16.h) is bf16 in the binary.
+    if (elem.isF16() && module->hasAttr(lowering::kBf16AsF16Attr))
+      elem = IntegerType::get(elem.getContext(), 16);
     if (elem.isF32())
       b.dtype = plan::DType::F32;
     else if (elem.isInteger(32))

@@ -1,5 +1,6 @@
 #include "runtime/cli/Commands.h"
 
+#include "autotune/Profile.h"
 #include "runtime/cli/GenerateCommand.h"
 #include "runtime/cli/Numbers.h"
 #include "runtime/cli/TextCommands.h"
@@ -31,6 +32,10 @@ void listDevices() {
                 yes(d.storage16), yes(d.float16), yes(d.int16), yes(d.int8), yes(d.bfloat16));
     std::printf("   precisions: fp32%s%s\n", d.storage16 && d.float16 ? ", f16" : "",
                 d.storage16 && d.int16 ? ", bf16" : "");
+    autotune::DeviceIdentity id{d.vendorID, d.deviceID, d.driverVersion, d.name, d.driver, d.type};
+    std::printf("   ids: vendor 0x%x, device 0x%x, driver version %u; %u invocations per workgroup\n", d.vendorID,
+                d.deviceID, d.driverVersion, d.maxWorkgroupInvocations);
+    std::printf("   profile: %s\n", autotune::describeProfileMatch(id).c_str());
     if (d.cooperativeMatrix.empty()) {
       std::printf("   cooperative matrices: none\n");
     } else {

@@ -18,11 +18,14 @@ bool writes(Access a) { return a == Access::Write || a == Access::ReadWrite; }
 
 // Whether a SPIR-V buffer's element is this dtype.
 bool sameElement(const SpirvBuffer &b, DType d) {
+  if (b.packed16)
+    return d == DType::F16 || d == DType::BF16;
   switch (d) {
   case DType::F32: return b.is_float && b.element_bits == 32;
   case DType::I32: return !b.is_float && b.element_bits == 32;
-  case DType::F16: return b.is_float && b.element_bits == 16;
-  case DType::BF16: return !b.is_float && b.element_bits == 16; // bf16 is stored as its 16-bit pattern
+  case DType::F16: return b.is_float && !b.bfloat && b.element_bits == 16;
+  // bf16: its 16-bit pattern (SIMT kernels) or the SPV_KHR_bfloat16 type
+  case DType::BF16: return (!b.is_float || b.bfloat) && b.element_bits == 16;
   }
   return false;
 }

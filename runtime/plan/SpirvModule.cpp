@@ -167,6 +167,9 @@ private:
     if (m.unsupported.empty()) m.unsupported = why;
   }
 
+  // OpTypeFloat 16 with the BFloat16KHR encoding (SPV_KHR_bfloat16).
+  static bool isBfloat(const Type &t) { return t.op == OpTypeFloat && t.operands.size() > 1 && t.operands[1] == 0; }
+
   const Type &type(uint32_t id) const {
     auto it = types_.find(id);
     if (it == types_.end()) fail("id " + std::to_string(id) + " is used as a type but is not declared as one");
@@ -263,9 +266,30 @@ private:
             const Type &elem = type(operand(arr, 0));
             auto ad = decorations_.find(member);
             uint32_t stride = ad != decorations_.end() ? ad->second.stride : 0;
-            if ((elem.op == OpTypeFloat || elem.op == OpTypeInt) && stride * 8 == operand(elem, 0)) {
+            // Vectors (the vector loads of cooperative-matrix kernels): of
+            // 16-bit scalars, or of 32-bit integers packing two halves each.
+            bool vector = false;
+            if (elem.op == OpTypeVector) {
+              const Type &comp = type(operand(elem, 0));
+              uint32_t n = operand(elem, 1), bits = (comp.op == OpTypeInt || comp.op == OpTypeFloat) ? operand(comp, 0) : 0;
+              if (n >= 1 && n <= 4 && stride * 8 == n * bits && (bits == 16 || (bits == 32 && comp.op == OpTypeInt))) {
+                vector = true;
+                b.packed16 = bits == 32;
+                b.is_float = comp.op == OpTypeFloat;
+              }
+            }
+            if (vector) {
+              b.element_bits = 16;
+              b.bfloat = !b.packed16 && isBfloat(type(operand(elem, 0)));
+              if (arr.op == OpTypeArray) {
+                uint64_t len = arrayLength(operand(arr, 1));
+                b.sized = len > 0;
+                b.bytes = len * stride;
+              }
+            } else if ((elem.op == OpTypeFloat || elem.op == OpTypeInt) && stride * 8 == operand(elem, 0)) {
               b.is_float = elem.op == OpTypeFloat;
               b.element_bits = operand(elem, 0);
+              b.bfloat = isBfloat(elem);
               if (arr.op == OpTypeArray) {
                 uint64_t len = arrayLength(operand(arr, 1));
                 b.sized = len > 0;
@@ -396,6 +420,9 @@ bool allowedCapability(uint32_t c) {
   case 4449: // UniformAndStorageBuffer8BitAccess
   case 5345: // VulkanMemoryModel
   case 5346: // VulkanMemoryModelDeviceScope
+  case 6022: // CooperativeMatrixKHR (checked against the device: runtime/vulkan/KernelCheck.cpp)
+  case 5116: // BFloat16TypeKHR
+  case 5118: // BFloat16CooperativeMatrixKHR
     return true;
   default: return false;
   }

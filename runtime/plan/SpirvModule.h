@@ -30,6 +30,12 @@ struct SpirvBuffer {
   // The struct's single member: an array of scalars.
   bool is_float = false;            // OpTypeFloat, else OpTypeInt
   uint32_t element_bits = 0;        // 32 (f32/i32), 16
+  // The array's elements are vectors of 32-bit integers holding packed
+  // 16-bit values (the vector loads of cooperative-matrix kernels): f16 or
+  // bf16 data, which the SPIR-V alone does not tell apart. (Vectors of f16
+  // or i16 count as their scalars.)
+  bool packed16 = false;
+  bool bfloat = false;              // OpTypeFloat 16 with the BFloat16KHR encoding
   bool sized = false;               // OpTypeArray with a constant length (false: runtime array)
   uint64_t bytes = 0;               // length * ArrayStride, when sized
   bool read = false, written = false; // through OpLoad/OpStore/atomics/copies/calls of derived pointers

@@ -294,6 +294,11 @@ DeviceInfo describe(VkPhysicalDevice pd, uint32_t index, uint32_t instanceApi, u
   default: info.type = "other"; break;
   }
   info.api = versionText(props.apiVersion);
+  info.vendorID = props.vendorID;
+  info.deviceID = props.deviceID;
+  info.driverVersion = props.driverVersion;
+  info.maxWorkgroupInvocations = props.limits.maxComputeWorkGroupInvocations;
+  info.maxWorkgroupCount = props.limits.maxComputeWorkGroupCount[0];
   info.maxSharedMemory = props.limits.maxComputeSharedMemorySize;
   info.maxStorageBufferRange = props.limits.maxStorageBufferRange;
   info.driver = "driver version " + std::to_string(props.driverVersion);

@@ -36,6 +36,9 @@ struct DeviceInfo {
   std::string type;   // "discrete GPU", "integrated GPU", "virtual GPU", "CPU", "other"
   std::string driver; // driver name and version
   std::string api;    // "1.3.230"
+  uint32_t vendorID = 0, deviceID = 0, driverVersion = 0; // VkPhysicalDeviceProperties (profiles match on them)
+  uint32_t maxWorkgroupInvocations = 0; // maxComputeWorkGroupInvocations
+  uint32_t maxWorkgroupCount = 0;       // maxComputeWorkGroupCount[0]
   uint32_t subgroupSize = 0;
   uint32_t maxSharedMemory = 0;        // maxComputeSharedMemorySize, bytes
   uint64_t maxStorageBufferRange = 0;  // bytes

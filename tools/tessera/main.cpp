@@ -3,19 +3,23 @@
 #include "compiler/Pipeline.h"
 #include "compiler/export/ExportGguf.h"
 #include "compiler/raise/Inspect.h"
+#include "autotune/Profile.h"
+#include "autotune/TuneCommand.h"
 #include "runtime/cli/Commands.h"
 #include "runtime/cli/Numbers.h"
+#include "runtime/util/File.h"
+#include "runtime/vulkan/Context.h"
 
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <memory>
 
 namespace {
 
-void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
-  CLI::App *cmd = app.add_subcommand("compile", "Compile an ONNX model into a LoRA training plan");
+// The flags that shape the training graph (compile and tune).
+void addModelFlags(CLI::App *cmd, tessera::CompileOptions &o) {
   cmd->add_option("model", o.model, "ONNX model file")->required();
-  cmd->add_option("-o,--output", o.output, "plan file to write")->required();
   cmd->add_option("--batch", o.batch, "sequences per step")->capture_default_str()->check(tessera::cli::integerIn(1, tessera::kMaxBatch));
   cmd->add_option("--seq", o.seq, "tokens per sequence")->capture_default_str()->check(tessera::cli::integerIn(2, tessera::kMaxSeq));
   cmd->add_option("--lora-rank", o.lora_rank, "LoRA rank r")->capture_default_str()->check(tessera::cli::integerIn(1, 65536));
@@ -30,17 +34,29 @@ void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
   cmd->add_option("--lora-layers", o.lora_layers,
                   "decoder layers to adapt, e.g. 0,2,5-7 (PEFT's layers_to_transform); default all");
   cmd->add_option("--seed", o.seed, "seed of the LoRA A initialisation")->capture_default_str()->check(tessera::cli::unsignedInteger());
-  cmd->add_option("--profile", o.profile, "device profile JSON (default: built-in)");
   cmd->add_option("--precision", o.precision,
                   "storage precision of weights and activations: fp32, f16 or bf16 (default: the "
                   "profile's; the built-in profile's is fp32)");
-  cmd->add_option("--emit-spirv", o.emit_spirv_dir, "also write every kernel as DIR/<kernel>.spv");
-  cmd->add_option("--emit-mlir", o.emit_mlir, "also write the training graph (MLIR) to FILE");
   cmd->add_option("--loss-chunk-tokens", o.loss_chunk_tokens,
                   "token rows per cross-entropy chunk (0: as many as fit 64 MiB of logits)")
       ->capture_default_str()->check(tessera::cli::integerIn(0, tessera::kMaxTokensPerStep));
   cmd->add_flag("--recompute", o.recompute,
                 "recompute each decoder layer's forward during the backward (less memory, more time)");
+  cmd->add_option("--tune-candidates", o.tune_candidates, "candidates per matmul problem in the tuning plan")
+      ->capture_default_str();
+}
+
+void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
+  CLI::App *cmd = app.add_subcommand("compile", "Compile an ONNX model into a LoRA training plan");
+  addModelFlags(cmd, o);
+  cmd->add_option("-o,--output", o.output, "plan file to write");
+  cmd->add_option("--tuning-plan", o.tuning_plan,
+                  "also (or, without -o, only) write the candidate kernels of every kernel problem to FILE.ttune "
+                  "for tessera-rt tune (docs/autotune.md)");
+  cmd->add_option("--profile", o.profile,
+                  "device profile: a JSON file or the name of a bundled one (default: built-in; see tessera devices)");
+  cmd->add_option("--emit-spirv", o.emit_spirv_dir, "also write every kernel as DIR/<kernel>.spv");
+  cmd->add_option("--emit-mlir", o.emit_mlir, "also write the training graph (MLIR) to FILE");
   cmd->add_flag("--generate", o.generate,
                 "write a generation plan (prefill + one-token decode with a KV cache of --seq positions) for "
                 "tessera generate, instead of a training plan");
@@ -50,6 +66,71 @@ void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
     std::string error;
     if (tessera::compileModel(o, error) != 0)
       throw std::runtime_error(error);
+  });
+}
+
+// tessera tune MODEL.onnx: compile the tuning plan, tune it on this
+// machine's device, optionally compile the plan with the tuned profile.
+void addTuneModelCommand(CLI::App &app) {
+  struct Flags {
+    tessera::CompileOptions compile;
+    tessera::autotune::TuneOptions tune;
+    std::string budget = "120s", timeout = "60s", families, plan;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App *cmd = app.add_subcommand(
+      "tune", "Tune the kernels of MODEL.onnx on this machine's device: tessera compile --tuning-plan, then "
+              "tessera-rt tune, then (with -o) the plan compiled with the tuned profile");
+  addModelFlags(cmd, f->compile);
+  cmd->add_option("--profile", f->compile.profile,
+                  "base profile whose rules are the baseline (default: the bundled profile of the device, else "
+                  "rules from its properties)");
+  cmd->add_option("--tuning-plan", f->compile.tuning_plan, "where the tuning plan goes (default: OUT.ttune)");
+  cmd->add_option("-o,--output", f->plan, "also compile the training plan with the tuned profile");
+  tessera::autotune::addTuneFlags(*cmd, f->tune, f->budget, f->timeout, f->families);
+  cmd->callback([f] {
+    using namespace tessera::autotune;
+    finishTuneFlags(f->tune, f->budget, f->timeout, f->families);
+    if (f->tune.out.empty())
+      throw std::runtime_error("--out PROFILE.json is required");
+    std::vector<tessera::vk::DeviceInfo> devices = tessera::vk::Context::listDevices();
+    if (f->tune.device < 0 || size_t(f->tune.device) >= devices.size())
+      throw std::runtime_error("device " + std::to_string(f->tune.device) + " does not exist (see tessera devices)");
+    const tessera::vk::DeviceInfo &d = devices[size_t(f->tune.device)];
+    DeviceIdentity id{d.vendorID, d.deviceID, d.driverVersion, d.name, d.driver, d.type};
+    tessera::CompileOptions c = f->compile;
+    if (!c.profile.empty()) {
+      checkProfileForDevice(loadProfileOrDefault(c.profile), id);
+    } else if (const BundledProfile *b = matchBundledProfile(id)) {
+      c.profile = b->profile.name;
+    } else {
+      DeviceLimits l;
+      l.subgroup_size = d.subgroupSize;
+      l.max_workgroup_invocations = d.maxWorkgroupInvocations;
+      l.shared_memory_bytes = d.maxSharedMemory;
+      l.max_workgroup_count = d.maxWorkgroupCount;
+      l.max_buffer_bytes = int64_t(d.maxStorageBufferRange);
+      l.features = {d.float16, d.int16, d.storage16, d.bfloat16, d.int8};
+      c.profile = f->tune.out + ".base.json";
+      tessera::util::writeFileAtomic(c.profile, profileToJson(profileFromProperties(id, l)));
+      std::printf("no bundled profile names %s: the baseline is the rules from its properties (%s)\n",
+                  d.name.c_str(), c.profile.c_str());
+    }
+    if (c.tuning_plan.empty())
+      c.tuning_plan = f->tune.out + ".ttune";
+    c.output.clear();
+    std::string error;
+    if (tessera::compileModel(c, error) != 0)
+      throw std::runtime_error(error);
+    f->tune.ttune = c.tuning_plan;
+    runTuning(f->tune);
+    if (!f->plan.empty()) {
+      c.tuning_plan.clear();
+      c.output = f->plan;
+      c.profile = f->tune.out;
+      if (tessera::compileModel(c, error) != 0)
+        throw std::runtime_error(error);
+    }
   });
 }
 
@@ -104,5 +185,9 @@ int main(int argc, char **argv) {
   tessera::ExportOptions exportOptions;
   addExportCommand(app, exportOptions);
   tessera::addRuntimeCommands(app);
+  addTuneModelCommand(app);
+  // tessera-rt's `tune` takes a tuning plan; here `tune` takes the model, and
+  // the worker it starts is the same hidden command.
+  tessera::autotune::addTuneWorkerCommand(app);
   return tessera::runApp(app, argc, argv);
 }

@@ -118,6 +118,14 @@ struct ReduceProblem {
 };
 ReduceProblem reduceProblem(mlir::tessera::ReduceOp op);
 
+/// The dispatches of one tensor op's kernel with the op's config, as
+/// tessera-lower-to-kernels emits them (the tuning-plan emitter lowers
+/// candidate configs through this too). Slots: operands, then results;
+/// dropout also binds the program's hparams (`hparams`) as its last slot.
+/// AdamW updates are lowered by lowerAdamW / lowerAdamWAccumulated.
+mlir::FailureOr<OpLowering> lowerKernelOp(LoweringContext &, mlir::Operation *op,
+                                          mlir::ShapedType hparams = {});
+
 // Generators (each returns failure after emitting an error on the op).
 mlir::FailureOr<OpLowering> lowerUnary(LoweringContext &, mlir::tessera::UnaryOp);
 mlir::FailureOr<OpLowering> lowerBinary(LoweringContext &, mlir::tessera::BinaryOp);

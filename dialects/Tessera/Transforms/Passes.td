@@ -113,6 +113,29 @@ def TesseraSelectKernelConfigs : Pass<"tessera-select-kernel-configs", "ModuleOp
   let dependentDialects = ["::mlir::tessera::TesseraDialect", "::mlir::spirv::SPIRVDialect"];
 }
 
+def TesseraWriteTuningPlan : Pass<"tessera-write-tuning-plan", "ModuleOp"> {
+  let summary = "Write every kernel problem's candidate kernels as a tuning plan for tessera-rt tune";
+  let description = [{
+    After tessera-select-kernel-configs: for each distinct kernel problem
+    (op, shape-determining attributes, types) of @train_step, @loss,
+    @prefill and @decode, the candidates of the profile's search space
+    (autotune/SearchSpace.h; the op's own config first) and a reference
+    kernel, lowered and converted to SPIR-V, written to `output` as a
+    tuning plan (autotune/TuningPlan.h, docs/autotune.md). The module is
+    left unchanged. `tessera compile --tuning-plan` runs it.
+  }];
+  let options = [
+    Option<"output", "output", "std::string", /*default=*/"\"\"", "tuning plan file to write">,
+    Option<"profile", "profile", "std::string", /*default=*/"\"\"",
+           "device profile whose limits bound the search space (empty: built-in default)">,
+    Option<"candidates", "candidates", "unsigned", /*default=*/"32", "candidates per matmul problem">,
+    Option<"model", "model", "std::string", /*default=*/"\"\"", "model file the plan records">
+  ];
+  let dependentDialects = ["::mlir::tessera::TesseraDialect", "::mlir::spirv::SPIRVDialect",
+                           "::mlir::gpu::GPUDialect", "::mlir::scf::SCFDialect", "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect"];
+}
+
 def TesseraLowerToKernels : Pass<"tessera-lower-to-kernels", "ModuleOp"> {
   let summary = "Assign buffers and turn every tensor op of @train_step and @loss into GPU kernel dispatches";
   let description = [{

@@ -7,7 +7,7 @@
 // RUN: tessera-opt %S/Inputs/config-shapes.mlir --tessera-select-kernel-configs=profile=%repo/autotune/profiles/default.json | FileCheck %s
 
 // CHECK: spirv.target_env = #spirv.target_env<#spirv.vce<v1.3, [Shader, GroupNonUniform, GroupNonUniformArithmetic, GroupNonUniformBallot, GroupNonUniformShuffle], [SPV_KHR_storage_buffer_storage_class]>, api=Vulkan, #spirv.resource_limits<cooperative_matrix_properties_khr = [], cooperative_matrix_properties_nv = []>>
-// CHECK-SAME: tessera.kernel_target = {elementwise = #tessera.elementwise_config<workgroup_size = 128>, max_workgroup_count = 65535 : i64, profile = "default", reduce = #tessera.reduction_config<strategy = workgroup, workgroup_size = 128>}
+// CHECK-SAME: tessera.kernel_target = {elementwise = #tessera.elementwise_config<workgroup_size = 128>, max_workgroup_count = 65535 : i64, profile = "default", profile_file = "{{[^"]*}}", reduce = #tessera.reduction_config<strategy = workgroup, workgroup_size = 128>}
 
 // Linear layer: the general 64x64 tile, 4x8 register tiles (128 threads).
 // CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "general", kind = tiled, tile = [64, 64, 16], thread = [4, 8], split_k = 1>

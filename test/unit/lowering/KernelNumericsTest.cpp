@@ -612,7 +612,7 @@ void runTypedMatmuls(const std::vector<MatmulCase> &cases, const std::string &pr
 
 // lavapipe's shapes (8x8x8 f16 * f16 + f32): Debian 13's Mesa 26.1; on
 // Debian 12 these are exported only (ctest kcheck_coopmat_trixie runs them).
-const std::string kCoopMatLavapipe = kProfileDir + "/lavapipe-coopmat.json";
+const std::string kCoopMatLavapipe = std::string(TESSERA_TEST_PROFILE_DIR) + "/lavapipe-coopmat.json";
 TEST(KernelNumerics, CoopMat8x8x8F16ToF32) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f16", "f32", true); }
 TEST(KernelNumerics, CoopMat8x8x8F16ToF16) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f16", "f16", true); }
 TEST(KernelNumerics, CoopMat8x8x8F16ToBf16) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f16", "bf16", true); }

@@ -1,0 +1,373 @@
+// Bench.cpp - checked and timed runs of one problem's candidates (Bench.h).
+//
+// Each candidate runs in an executor of its own, built from the problem's
+// plan with only that candidate's kernels and these programs:
+//   check   the candidate's dispatches once (inputs refilled, outputs
+//           poisoned with NaN before it, compared with the reference after)
+//   x<N>    the dispatches N times over (N = 1, 4, 16, 64, 256): a timed
+//           run picks the N that makes it last about target_ms
+// so that a slow pipeline compile of one candidate costs nothing to the
+// others, and a candidate the device refuses fails alone.
+#include "autotune/Bench.h"
+
+#include "runtime/util/Half.h"
+#include "runtime/vulkan/Executor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+namespace tessera::autotune {
+
+namespace {
+
+const int kRepsChoices[] = {1, 4, 16, 64, 256};
+
+std::string programName(int reps) { return "x" + std::to_string(reps); }
+
+// Element i of a buffer as a double (NaN stays NaN).
+double element(const uint8_t *data, plan::DType t, size_t i) {
+  switch (t) {
+  case plan::DType::F32: {
+    float f;
+    std::memcpy(&f, data + 4 * i, 4);
+    return f;
+  }
+  case plan::DType::I32: {
+    int32_t v;
+    std::memcpy(&v, data + 4 * i, 4);
+    return v;
+  }
+  case plan::DType::F16: {
+    uint16_t h;
+    std::memcpy(&h, data + 2 * i, 2);
+    return util::halfToFloat(h);
+  }
+  case plan::DType::BF16: {
+    uint16_t h;
+    std::memcpy(&h, data + 2 * i, 2);
+    return util::bf16ToFloat(h);
+  }
+  }
+  return 0;
+}
+
+void store(uint8_t *data, plan::DType t, size_t i, double v) {
+  switch (t) {
+  case plan::DType::F32: {
+    float f = float(v);
+    std::memcpy(data + 4 * i, &f, 4);
+    break;
+  }
+  case plan::DType::I32: {
+    int32_t x = int32_t(v);
+    std::memcpy(data + 4 * i, &x, 4);
+    break;
+  }
+  case plan::DType::F16: {
+    uint16_t h = util::floatToHalf(float(v));
+    std::memcpy(data + 2 * i, &h, 2);
+    break;
+  }
+  case plan::DType::BF16: {
+    uint16_t h = util::floatToBf16(float(v));
+    std::memcpy(data + 2 * i, &h, 2);
+    break;
+  }
+  }
+}
+
+std::vector<uint8_t> makeFill(const plan::Buffer &b, const BufferFill &f, std::mt19937_64 &rng) {
+  std::vector<uint8_t> out(b.bytes, 0xff); // scratch and outputs: NaN (or -1) everywhere
+  size_t n = b.bytes / plan::bytesPerElement(b.dtype);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  for (size_t i = 0; i < n && f.kind != BufferFill::None; ++i) {
+    double v = 0;
+    switch (f.kind) {
+    case BufferFill::Signed: v = (0.25 + 0.75 * unit(rng)) * (unit(rng) < 0.5 ? -1 : 1); break;
+    case BufferFill::Positive: v = 0.5 + 1.5 * unit(rng); break;
+    case BufferFill::Index: v = double(f.lo + int64_t(unit(rng) * double(f.hi - f.lo + 1))); break;
+    case BufferFill::Labels:
+      v = unit(rng) < 0.125 ? double(f.ignore) : double(f.lo + int64_t(unit(rng) * double(f.hi - f.lo + 1)));
+      break;
+    case BufferFill::Bool: v = unit(rng) < 0.5 ? 0 : 1; break;
+    case BufferFill::Values: v = i < f.values.size() ? f.values[i] : 0; break;
+    case BufferFill::None: break;
+    }
+    if (f.kind == BufferFill::Index || f.kind == BufferFill::Labels)
+      v = std::min<double>(v, double(f.hi == f.lo ? f.lo : f.hi)); // unit(rng) < 1, but be exact
+    store(out.data(), b.dtype, i, v);
+  }
+  return out;
+}
+
+} // namespace
+
+double robustMedian(std::vector<double> &s, int *rejected) {
+  if (rejected)
+    *rejected = 0;
+  if (s.empty())
+    return 0;
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  };
+  double m = median(s);
+  std::vector<double> dev;
+  for (double v : s)
+    dev.push_back(std::abs(v - m));
+  double mad = median(dev);
+  double limit = m + 3 * std::max(mad, 0.01 * m);
+  std::vector<double> kept;
+  for (double v : s)
+    if (v <= limit)
+      kept.push_back(v);
+  if (rejected)
+    *rejected = int(s.size() - kept.size());
+  s = kept;
+  return median(kept);
+}
+
+struct ProblemBench::Impl {
+  vk::Context &ctx;
+  const TuningPlan &t;
+  const TuneProblem &problem;
+  std::string origin;
+  BenchOptions options;
+  plan::Plan base;
+  std::vector<std::vector<uint8_t>> inputs; // per buffer: what it holds before a checked run
+  std::vector<std::vector<double>> expected; // per compared buffer: the reference's output
+  Measurement ref;
+  bool refDone = false;
+
+  Impl(vk::Context &c, const TuningPlan &tp, size_t p, const std::string &o, BenchOptions opt)
+      : ctx(c), t(tp), problem(tp.problems.at(p)), origin(o), options(opt) {
+    std::string where = origin + ": problems[" + std::to_string(p) + "]";
+    try {
+      base = t.problemPlan(p, origin);
+    } catch (const plan::PlanError &e) {
+      throw TuningPlanError(e.what());
+    }
+    if (base.buffers.size() != problem.buffers.size())
+      throw TuningPlanError(where + ": its plan has " + std::to_string(base.buffers.size()) + " buffers, buffers lists " +
+                            std::to_string(problem.buffers.size()));
+    auto needProgram = [&](const std::string &name) {
+      if (!base.program(name))
+        throw TuningPlanError(where + ": its plan has no program '" + name + "'");
+    };
+    needProgram(problem.reference.program);
+    for (const TuneCandidate &c : problem.candidates)
+      needProgram(c.program);
+    std::mt19937_64 rng(options.seed ^ (uint64_t(p) * 0x9E3779B97F4A7C15ull));
+    for (size_t i = 0; i < base.buffers.size(); ++i)
+      inputs.push_back(makeFill(base.buffers[i], problem.buffers[i].fill, rng));
+    expected.resize(base.buffers.size());
+  }
+
+  bool compared(size_t i) const { return problem.buffers[i].role == "output" || problem.buffers[i].role == "inout"; }
+
+  // The problem's plan reduced to one program's kernels, with check and x<N> programs.
+  plan::Plan subPlan(const std::string &program) const {
+    plan::Plan sub;
+    sub.buffers = base.buffers;
+    const plan::Program *prog = base.program(program);
+    std::vector<int64_t> remap(base.kernels.size(), -1);
+    plan::Program check;
+    check.name = "check";
+    for (plan::Dispatch d : prog->dispatches) {
+      if (remap[d.kernel] < 0) {
+        plan::Kernel k = base.kernels[d.kernel];
+        k.spirv_blob = uint32_t(sub.blobs.size());
+        sub.blobs.push_back(base.blobs[base.kernels[d.kernel].spirv_blob]);
+        remap[d.kernel] = int64_t(sub.kernels.size());
+        sub.kernels.push_back(std::move(k));
+      }
+      d.kernel = uint32_t(remap[d.kernel]);
+      check.dispatches.push_back(std::move(d));
+    }
+    sub.programs.push_back(check);
+    for (int reps : kRepsChoices) {
+      plan::Program x;
+      x.name = programName(reps);
+      for (int r = 0; r < reps; ++r)
+        x.dispatches.insert(x.dispatches.end(), check.dispatches.begin(), check.dispatches.end());
+      sub.programs.push_back(std::move(x));
+    }
+    return sub;
+  }
+
+  void load(vk::Executor &exec) {
+    for (size_t i = 0; i < base.buffers.size(); ++i)
+      if (base.buffers[i].alias_of < 0)
+        std::memcpy(exec.data(i), inputs[i].data(), inputs[i].size());
+  }
+
+  // Runs `program`'s check once; fills `out` with the compared buffers.
+  double checkedRun(vk::Executor &exec) {
+    load(exec);
+    vk::ProgramTiming timing = exec.run("check");
+    return timing.gpu_ms >= 0 ? timing.gpu_ms : timing.wall_ms;
+  }
+
+  // Times the candidate's dispatches: the repetition count is chosen from
+  // one timed run, then `repeats` runs.
+  void time(vk::Executor &exec, double checkMs, Measurement &m) {
+    int reps = 1;
+    double per = std::max(checkMs, 1e-3);
+    for (int r : kRepsChoices)
+      if (double(r) * per <= options.target_ms)
+        reps = r;
+    auto run = [&](int n) {
+      vk::ProgramTiming timing = exec.run(programName(n));
+      return (timing.gpu_ms >= 0 ? timing.gpu_ms : timing.wall_ms) * 1000.0 / n;
+    };
+    // One warm-up at this repetition count (a first check run may include a
+    // lazy shader compile), which also refines it.
+    double warm = run(reps);
+    for (int r : kRepsChoices)
+      if (r > reps && double(r) * warm / 1000.0 <= options.target_ms)
+        reps = r;
+    m.reps = reps;
+    for (int i = 0; i < options.repeats; ++i)
+      m.samples.push_back(run(reps));
+    m.us = robustMedian(m.samples, &m.rejected_samples);
+  }
+};
+
+ProblemBench::ProblemBench(vk::Context &ctx, const TuningPlan &t, size_t problem, const std::string &origin,
+                           BenchOptions options)
+    : impl_(std::make_unique<Impl>(ctx, t, problem, origin, options)) {}
+
+ProblemBench::~ProblemBench() = default;
+
+std::string ProblemBench::unsupported(size_t c) const {
+  const KernelConfig &cfg = impl_->problem.candidates.at(c).config;
+  const vk::DeviceInfo &d = impl_->ctx.info();
+  if (cfg.threads() > int64_t(d.maxWorkgroupInvocations))
+    return std::to_string(cfg.threads()) + " threads per workgroup, the device allows " +
+           std::to_string(d.maxWorkgroupInvocations);
+  if (cfg.kind == ConfigKind::Matmul)
+    if (const MatmulKindInfo *k = findMatmulKind(cfg.matmul.kind); k && k->shared_bytes(cfg.matmul) > d.maxSharedMemory)
+      return std::to_string(k->shared_bytes(cfg.matmul)) + " bytes of shared memory, the device has " +
+             std::to_string(d.maxSharedMemory);
+  return "";
+}
+
+const Measurement &ProblemBench::reference() {
+  Impl &I = *impl_;
+  if (I.refDone)
+    return I.ref;
+  I.refDone = true;
+  try {
+    plan::Plan sub = I.subPlan(I.problem.reference.program);
+    vk::Executor exec(I.ctx, sub);
+    double ms = I.checkedRun(exec);
+    for (size_t i = 0; i < sub.buffers.size(); ++i) {
+      if (!I.compared(i))
+        continue;
+      const plan::Buffer &b = sub.buffers[i];
+      size_t n = b.bytes / plan::bytesPerElement(b.dtype);
+      const uint8_t *data = static_cast<const uint8_t *>(exec.data(i));
+      I.expected[i].resize(n);
+      for (size_t e = 0; e < n; ++e)
+        I.expected[i][e] = element(data, b.dtype, e);
+    }
+    I.ref.status = "ok";
+    I.ref.us = ms * 1000.0;
+  } catch (const std::exception &e) {
+    I.ref.status = "failed";
+    I.ref.reason = std::string("the reference kernel failed: ") + e.what();
+  }
+  return I.ref;
+}
+
+Measurement ProblemBench::measure(size_t c) {
+  Impl &I = *impl_;
+  Measurement m;
+  if (std::string why = unsupported(c); !why.empty()) {
+    m.status = "unsupported";
+    m.reason = why;
+    return m;
+  }
+  const Measurement &ref = reference();
+  if (ref.status != "ok") {
+    m.status = "failed";
+    m.reason = ref.reason;
+    return m;
+  }
+  plan::Plan sub = I.subPlan(I.problem.candidates.at(c).program);
+  std::unique_ptr<vk::Executor> exec;
+  try {
+    exec = std::make_unique<vk::Executor>(I.ctx, sub);
+  } catch (const vk::VulkanError &e) {
+    std::string what = e.what();
+    if (what.find("DEVICE_LOST") != std::string::npos)
+      throw; // the device is gone: the supervisor restarts the tuning process
+    m.status = "failed";
+    m.reason = what;
+    return m;
+  }
+  double checkMs = 0;
+  try {
+    checkMs = I.checkedRun(*exec);
+  } catch (const vk::VulkanError &e) {
+    if (std::string(e.what()).find("DEVICE_LOST") != std::string::npos)
+      throw;
+    m.status = "failed";
+    m.reason = e.what();
+    return m;
+  }
+  // Compare with the reference, element by element.
+  double worst = 0;
+  std::string where;
+  for (size_t i = 0; i < sub.buffers.size(); ++i) {
+    if (!I.compared(i))
+      continue;
+    const plan::Buffer &b = sub.buffers[i];
+    const uint8_t *data = static_cast<const uint8_t *>(exec->data(i));
+    const std::vector<double> &want = I.expected[i];
+    double scale = 0;
+    for (double v : want)
+      if (std::isfinite(v))
+        scale = std::max(scale, std::abs(v));
+    for (size_t e = 0; e < want.size(); ++e) {
+      double got = element(data, b.dtype, e), r = want[e];
+      double err;
+      if (std::isnan(r) || std::isnan(got))
+        err = std::isnan(r) && std::isnan(got) ? 0 : INFINITY;
+      else if (std::isinf(r) || std::isinf(got))
+        err = r == got ? 0 : INFINITY;
+      else
+        err = std::abs(got - r) / (I.problem.rtol * std::abs(r) + I.problem.atol * scale + 1e-30);
+      if (err > worst) {
+        worst = err;
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "%s[%zu] = %.6g, reference %.6g", b.name.c_str(), e, got, r);
+        where = buf;
+      }
+    }
+  }
+  m.max_error = worst;
+  if (!(worst <= 1.0)) {
+    m.status = "wrong";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3g", worst);
+    m.reason = "output differs from the reference kernel's (" + where + "; " + buf + "x the tolerance)";
+    return m;
+  }
+  try {
+    I.time(*exec, checkMs, m);
+  } catch (const vk::VulkanError &e) {
+    if (std::string(e.what()).find("DEVICE_LOST") != std::string::npos)
+      throw;
+    m.status = "failed";
+    m.reason = e.what();
+    return m;
+  }
+  m.status = "ok";
+  return m;
+}
+
+} // namespace tessera::autotune

@@ -1,0 +1,267 @@
+#!/usr/bin/python3
+"""e2e: the on-device tuner on lavapipe (docs/autotune.md).
+
+`tessera compile --tuning-plan` writes the bundled model's tuning plan;
+`tessera-rt tune` measures it with a small budget and writes a profile keyed
+by this device; `tessera compile --profile` with that profile puts the chosen
+configs into the plan, and the plan trains to the same losses as the default
+one. A planted wrong candidate (one that computes a single tile: fast and
+wrong) is rejected and never chosen; a candidate that hangs, loses the
+device or kills the tuning process is marked failed and tuning goes on; an
+interrupted run resumes from its journal. Bad input: a tuning plan of
+another compiler version, a truncated one, a training plan instead, a
+profile of another device, a malformed profile, and profile entries for
+shapes the compiler does not emit (ignored with a note). Every kernel of the
+tuning plan passes spirv-val.
+
+    test_tune.py --tessera build/bin/tessera [--keep]
+"""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+import common
+import ttune
+from common import TempDirTest, tessera
+
+BATCH, SEQ = 2, 32
+SHAPE = ["--batch", BATCH, "--seq", SEQ, "--lora-rank", 4, "--lora-targets", "all-linear"]
+
+
+def tessera_rt(*args, env=None, check=True, timeout=common.TIMEOUT):
+    rt = os.path.join(os.path.dirname(common.ARGS.tessera), "tessera-rt")
+    r = common.run([rt, *args], env=env, timeout=timeout)
+    if check and r.rc != 0:
+        raise AssertionError("tessera-rt failed:\n" + r.describe())
+    return r
+
+
+def journal(path):
+    out = []
+    with open(path) as f:
+        for line in f:
+            out.append(json.loads(line))
+    return out
+
+
+def kernel_configs(plan):
+    _, _, m, _ = ttune.read(plan)
+    return [k["config"] for k in m["kernels"]]
+
+
+def config_text(c):
+    """The plan's config string of an exact entry's config (the IR attribute as printed)."""
+    if "matmul" in c:
+        m = c["matmul"]
+        return (f'#tessera.matmul_config<variant = "exact", kind = {m["kind"]}, tile = '
+                f'{m["tile"][0]}, {m["tile"][1]}, {m["tile"][2]}, thread = {m["thread"][0]}, {m["thread"][1]}')
+    if "reduction" in c:
+        r = c["reduction"]
+        return f'#tessera.reduction_config<strategy = {r["strategy"]}, workgroup_size = {r["workgroup_size"]}>'
+    return f'#tessera.elementwise_config<workgroup_size = {c["elementwise"]["workgroup_size"]}>'
+
+
+class Tune(TempDirTest):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ttune = os.path.join(cls.dir, "tiny.ttune")
+        r = tessera("compile", cls.model, "--tuning-plan", cls.ttune, *SHAPE, "--tune-candidates", 12,
+                    "--profile", "lavapipe")
+        assert "kernel problems" in r.stdout, r.describe()
+        cls.profile = os.path.join(cls.dir, "tuned.json")
+        cls.tune = tessera_rt("tune", cls.ttune, "--out", cls.profile, "--budget", "20s")
+        _, _, cls.manifest, cls.blobs = ttune.read(cls.ttune)
+        cls.matmuls = [i for i, p in enumerate(cls.manifest["problems"]) if p["shape"]["op"] == "matmul"]
+
+    def test_profile_is_keyed_by_this_device(self):
+        out = self.tune.stdout
+        self.assertIn("wrote " + self.profile, out)
+        self.assertIn("estimated speed-up", out)
+        with open(self.profile) as f:
+            p = json.load(f)
+        devices = tessera("devices").stdout
+        match = p["device"]["match"]
+        self.assertIn(f'vendor 0x{match["vendor_id"]:x}, device 0x{match["device_id"]:x}, '
+                      f'driver version {match["driver_version"]}', devices)
+        self.assertIn(match["name"], devices)
+        self.assertGreater(len(p["exact"]), 0, out)
+        self.assertEqual(p["tuning"]["tool"], "tessera tune")
+        self.assertGreater(p["tuning"]["measured"], 0)
+        # Every entry was measured no slower than the rules' config.
+        for e in p["exact"]:
+            self.assertLessEqual(e["us"], e["rule_us"] * 1.0001, e)
+
+    def test_chosen_configs_are_in_the_plan(self):
+        plan = self.path("tuned.tplan")
+        r = tessera("compile", self.model, "-o", plan, *SHAPE, "--profile", self.profile)
+        self.assertNotIn("match no kernel", r.stderr, r.describe())  # every entry is this model's
+        configs = "\n".join(kernel_configs(plan))
+        with open(self.profile) as f:
+            exact = json.load(f)["exact"]
+        for e in exact:
+            self.assertIn(config_text(e["config"]), configs, e["key"])
+
+    def test_tuned_plan_trains_like_the_default(self):
+        data = common.make_data(self.path("data.jsonl"), SEQ)
+        plans = {"default": self.path("default.tplan"), "tuned": self.path("tuned2.tplan")}
+        tessera("compile", self.model, "-o", plans["default"], *SHAPE)
+        tessera("compile", self.model, "-o", plans["tuned"], *SHAPE, "--profile", self.profile)
+        losses = {}
+        for name, plan in plans.items():
+            metrics = self.path(f"m-{name}.jsonl")
+            tessera("train", plan, "--weights", self.model, "--data", data, "--steps", 4, "--out",
+                    self.path("ad-" + name), "--metrics", metrics)
+            with open(metrics) as f:
+                losses[name] = [json.loads(l)["loss"] for l in f]
+        for a, b in zip(losses["default"], losses["tuned"]):
+            self.assertAlmostEqual(a, b, delta=1e-4 * max(1.0, abs(a)), msg=losses)
+
+    def test_kernels_pass_spirv_val(self):
+        checked = 0
+        with tempfile.TemporaryDirectory() as d:
+            for p in self.manifest["problems"]:
+                _, _, pm, pblobs = ttune.read(self.blobs[p["plan_blob"]])
+                for i, k in enumerate(pm["kernels"]):
+                    if p["shape"]["op"] == "matmul" and i % 3:
+                        continue  # a third of the matmul candidates, every other kernel
+                    spv = os.path.join(d, f"k{checked}.spv")
+                    with open(spv, "wb") as f:
+                        f.write(pblobs[k["spirv_blob"]])
+                    r = common.run([common.ARGS.spirv_val, "--target-env", "vulkan1.1", spv])
+                    self.assertEqual(r.rc, 0, f'{p["key"]}: {k["name"]} ({k["config"]}):\n{r.describe()}')
+                    checked += 1
+        self.assertGreater(checked, 50)
+
+    def plant(self, problem, candidate, out):
+        """A copy of the tuning plan with only `problem`, whose candidate's
+        dispatches run one workgroup each: fast, and wrong."""
+        ttune.subset(self.ttune, out, [problem])
+        magic, version, m, blobs = ttune.read(out)
+        p = m["problems"][0]
+        pmagic, pversion, pm, pblobs = ttune.read(blobs[p["plan_blob"]])
+        name = p["candidates"][candidate]["program"]
+        prog = next(g for g in pm["programs"] if g["name"] == name)
+        for d in prog["dispatches"]:
+            d["groups"] = [1, 1, 1]
+        blobs[p["plan_blob"]] = ttune.write(pmagic, pversion, pm, pblobs)
+        with open(out, "wb") as f:
+            f.write(ttune.write(magic, version, m, blobs))
+        return p
+
+    def test_wrong_candidate_is_rejected(self):
+        # The largest matmul problem, its first candidate after the rules' (always measured).
+        big = max(self.matmuls, key=lambda i: self.manifest["problems"][i]["count"] *
+                  self.manifest["problems"][i]["shape"]["m"] * self.manifest["problems"][i]["shape"]["n"])
+        planted = self.path("planted.ttune")
+        p = self.plant(big, 1, planted)
+        prof = self.path("planted.json")
+        r = tessera_rt("tune", planted, "--out", prof, "--budget", "8s")
+        self.assertIn("rejected: matmul " + p["summary"], r.stderr, r.describe())
+        self.assertIn("output differs from the reference kernel's", r.stderr)
+        self.assertRegex(r.stdout, r"[1-9]\d* rejected")
+        results = [j for j in journal(prof + ".journal") if j["type"] == "result" and j["c"] == 1]
+        self.assertEqual(results[0]["status"], "wrong", results)
+        with open(prof) as f:
+            chosen = [e["config"] for e in json.load(f).get("exact", []) if e["key"] == p["key"]]
+        self.assertNotIn(p["candidates"][1]["config"], chosen)
+
+    def test_hung_lost_and_dead_candidates_fail_and_tuning_goes_on(self):
+        keep = self.matmuls[:4]
+        sub = ttune.subset(self.ttune, self.path("faults.ttune"), keep)
+        prof = self.path("faults.json")
+        # The rules' config (candidate 0) of problems 0, 1 and 2 of the subset.
+        r = tessera_rt("tune", sub, "--out", prof, "--budget", "12s", "--timeout", "3s",
+                       env={"TESSERA_TUNE_FAULT": "hang:0:0,lost:1:0,crash:2:0"}, timeout=120)
+        self.assertIn("timed out after 3 s", r.stderr, r.describe())
+        self.assertIn("VK_ERROR_DEVICE_LOST", r.stderr)
+        self.assertIn("the tuning process died (signal 6)", r.stderr)
+        failed = {j["p"] for j in journal(prof + ".journal") if j["type"] == "result" and j["status"] == "failed"}
+        self.assertEqual(failed, {0, 1, 2})
+        ok = [j for j in journal(prof + ".journal") if j["type"] == "result" and j["status"] == "ok" and j["p"] == 3]
+        self.assertGreater(len(ok), 1)  # the problem after them was tuned
+        self.assertIn("3 failed", r.stdout)
+
+    def test_interrupted_tuning_resumes(self):
+        sub = ttune.subset(self.ttune, self.path("resume.ttune"), self.matmuls[:6])
+        prof = self.path("resume.json")
+        rt = os.path.join(os.path.dirname(common.ARGS.tessera), "tessera-rt")
+        proc = subprocess.Popen([rt, "tune", sub, "--out", prof, "--budget", "60s"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while time.time() < deadline:  # until a few results are in
+            time.sleep(0.5)
+            if os.path.exists(prof + ".journal") and \
+                    sum(1 for j in journal(prof + ".journal") if j["type"] == "result") >= 6:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 130, err)
+        self.assertIn("run the same command again to resume", err)
+        self.assertFalse(os.path.exists(prof))
+        kept = sum(1 for j in journal(prof + ".journal") if j["type"] == "result")
+        r = tessera_rt("tune", sub, "--out", prof, "--budget", "6s")
+        self.assertIn(f"resuming from {prof}.journal: {kept} measurements kept", r.stderr, r.describe())
+        keys = [(j["p"], j["c"], j["round"]) for j in journal(prof + ".journal") if j["type"] == "result"]
+        self.assertEqual(len(keys), len(set(keys)), "a kept measurement was measured again")
+        self.assertTrue(os.path.exists(prof))
+
+    def test_bad_inputs(self):
+        magic, version, m, blobs = ttune.read(self.ttune)
+        other = dict(m, compiler_version="v0.0-other")
+        bad = self.path("other-version.ttune")
+        with open(bad, "wb") as f:
+            f.write(ttune.write(magic, version, other, blobs))
+        r = tessera_rt("tune", bad, "--out", self.path("x.json"), check=False)
+        self.assertEqual(r.rc, 1)
+        self.assertIn(f"{bad}: written by tessera v0.0-other, this is tessera", r.stderr)
+        self.assertIn("write the tuning plan again", r.stderr)
+
+        cut = self.path("cut.ttune")
+        with open(self.ttune, "rb") as f, open(cut, "wb") as g:
+            g.write(f.read()[:100000])
+        r = tessera_rt("tune", cut, "--out", self.path("x.json"), check=False)
+        self.assertIn(f"error: {cut}: checksum mismatch", r.stderr)
+
+        plan = self.compile(self.path("plain.tplan"), *SHAPE)
+        r = tessera_rt("tune", plan, "--out", self.path("x.json"), check=False)
+        self.assertIn("this is a training plan, not a tuning plan", r.stderr)
+
+        # A profile of another device at --out is not overwritten.
+        with open(self.profile) as f:
+            p = json.load(f)
+        p["device"]["match"]["vendor_id"] = 0x10de
+        p["device"]["match"]["name"] = "NVIDIA H200"
+        theirs = self.path("h200.json")
+        with open(theirs, "w") as f:
+            json.dump(p, f)
+        r = tessera_rt("tune", self.ttune, "--out", theirs, "--budget", "5s", check=False)
+        self.assertEqual(r.rc, 1, r.describe())
+        self.assertIn(f"{theirs}: a profile of 'NVIDIA H200' (vendor 0x10de device 0x0, type CPU), not of device",
+                      r.stderr)
+
+        # A malformed profile: one error naming the file and the field.
+        p["exact"][0]["config"] = {"matmul": {"kind": "tiled", "tile": [64, 64, 16], "thread": [3, 4]}}
+        bad_prof = self.path("bad.json")
+        with open(bad_prof, "w") as f:
+            json.dump(p, f)
+        r = tessera("compile", self.model, "-o", self.path("b.tplan"), *SHAPE, "--profile", bad_prof, check=False)
+        self.assertIn(f"{bad_prof}: exact[0].config: thread_m (3) must divide tile_m (64)", r.stderr, r.describe())
+
+        # Entries for shapes this compiler does not emit: ignored with a note.
+        with open(self.profile) as f:
+            p = json.load(f)
+        p["exact"].append(dict(p["exact"][0], key="matmul {transpose_lhs = false} (tensor<3x5xf32>) -> tensor<3x3xf32>"))
+        stale = self.path("stale.json")
+        with open(stale, "w") as f:
+            json.dump(p, f)
+        r = tessera("compile", self.model, "-o", self.path("s.tplan"), *SHAPE, "--profile", stale)
+        self.assertIn(f"note: device profile 'lavapipe' ({stale}): 1 of {len(p['exact'])} exact-shape entries "
+                      "match no kernel here", r.stderr)
+
+
+if __name__ == "__main__":
+    common.main()
