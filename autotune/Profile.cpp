@@ -550,7 +550,13 @@ nlohmann::ordered_json variantJson(const MatmulVariant &v) {
   if (v.split_k != 1)
     j["split_k"] = v.split_k;
   j["tile_m"] = v.tile_m, j["tile_n"] = v.tile_n, j["tile_k"] = v.tile_k;
-  j["thread_m"] = v.thread_m, j["thread_n"] = v.thread_n;
+  if (v.kind == "coopmat") {
+    j["mma_m"] = v.mma_m, j["mma_n"] = v.mma_n, j["mma_k"] = v.mma_k;
+    j["subgroups_m"] = v.subgroups_m, j["subgroups_n"] = v.subgroups_n;
+    j["vector_width"] = v.vector_width;
+  } else {
+    j["thread_m"] = v.thread_m, j["thread_n"] = v.thread_n;
+  }
   return j;
 }
 
@@ -574,6 +580,12 @@ std::string profileToJson(const DeviceProfile &p) {
               {"storage16", p.features.storage16},
               {"bfloat16", p.features.bfloat16},
               {"int8", p.features.int8}}}};
+  if (!p.features.cooperative_matrix.empty()) {
+    ojson shapes = ojson::array();
+    for (const CoopMatShape &c : p.features.cooperative_matrix)
+      shapes.push_back({{"m", c.m}, {"n", c.n}, {"k", c.k}, {"a", c.a}, {"b", c.b}, {"c", c.c}, {"result", c.result}});
+    d["features"]["cooperative_matrix"] = shapes;
+  }
   if (!p.match.empty()) {
     ojson m = ojson::object();
     if (p.match.vendor_id >= 0) m["vendor_id"] = p.match.vendor_id;

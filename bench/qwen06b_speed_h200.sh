@@ -43,7 +43,7 @@ print(f"Tessera {name}: {8 * 512 / (wall / 1000):,.0f} tokens/s (median wall {wa
 PY
   grep -E "peak|device memory|first step|pipelines" /tmp/t-$plan.log | head -3
 done
-for mode in eager-bf16 compile-bf16; do
+for mode in ${PEFT_MODES:-eager-bf16 compile-bf16}; do
   timeout 240 python3 bench/peft_speed.py --model qwen06b --batch 8 --seq 512 --mode $mode --steps 20 \
     --json $OUT/peft-$mode.json 2>&1 | grep -E "^PEFT|Error|error" | tail -2
 done

@@ -18,7 +18,8 @@
 //                                    is f32 (the residual stream, norm
 //                                    statistics) or when in N, else H; an f32
 //                                    result read only by matmuls (a norm's
-//                                    output) is narrowed to H
+//                                    output, also through the slices of the
+//                                    loss chunks) is narrowed to H
 //   embedding lookups (gather of a   f32    (the residual stream starts here)
 //   weight)
 //   data movement                    its input's type
@@ -125,7 +126,8 @@ private:
   }
 
   // Whether every use of v reads it as a matmul operand, directly or through
-  // reshapes, transposes and dropouts (which keep their input's precision).
+  // reshapes, transposes, slices (the loss chunks of the final norm's output)
+  // and dropouts, which keep their input's precision.
   bool onlyFeedsMatmuls(Value v) {
     if (v.use_empty())
       return false;
@@ -133,7 +135,7 @@ private:
       Operation *user = use.getOwner();
       if (isa<MatmulOp>(user))
         continue;
-      if (isa<ReshapeOp, TransposeOp, DropoutOp>(user) && onlyFeedsMatmuls(user->getResult(0)))
+      if (isa<ReshapeOp, TransposeOp, SliceOp, DropoutOp>(user) && onlyFeedsMatmuls(user->getResult(0)))
         continue;
       return false;
     }

@@ -112,7 +112,7 @@ class EdgeCases(TempDirTest):
             self.assertIn(f"{data}:3:", lines[0], name)
 
     def test_bad_optimizer_flags(self):
-        cases = {("--grad-accum", 0): "--grad-accum must be at least 1",
+        cases = {("--grad-accum", 0): "--grad-accum: '0' is out of range: expected an integer in [1, 
                  ("--lr-schedule", "step"): "--lr-schedule must be constant, linear or cosine",
                  ("--warmup-steps", -1): "--warmup-steps must be >= 0",
                  ("--max-grad-norm", -1): "--max-grad-norm must be a positive number",

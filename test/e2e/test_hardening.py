@@ -124,7 +124,7 @@ class Hardening(TempDirTest):
             if r.rc == 1:
                 refused += 1
                 self.assertEqual(len([l for l in r.stderr.splitlines() if l.startswith("error:")]), 1, r.describe())
-                self.assertRegex(r.stderr, r"error: .*kernel '[a-z_0-9]+'", r.describe())
+                self.assertRegex(r.stderr, r"error: .*(kernel '[a-z_0-9]+'|kernels\[\d+\] \('[a-z_0-9]+'\))", r.describe())
         self.assertGreater(refused, 0)
         # An opcode no SPIR-V has, in the middle of a kernel: refused by the validator.
         off, size = pf.kernel_blob(0)

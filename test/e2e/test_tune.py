@@ -57,7 +57,7 @@ def config_text(c):
     if "matmul" in c:
         m = c["matmul"]
         return (f'#tessera.matmul_config<variant = "exact", kind = {m["kind"]}, tile = '
-                f'{m["tile"][0]}, {m["tile"][1]}, {m["tile"][2]}, thread = {m["thread"][0]}, {m["thread"][1]}')
+                f'[{m["tile"][0]}, {m["tile"][1]}, {m["tile"][2]}], thread = [{m["thread"][0]}, {m["thread"][1]}]')
     if "reduction" in c:
         r = c["reduction"]
         return f'#tessera.reduction_config<strategy = {r["strategy"]}, workgroup_size = {r["workgroup_size"]}>'
@@ -254,7 +254,8 @@ class Tune(TempDirTest):
         # Entries for shapes this compiler does not emit: ignored with a note.
         with open(self.profile) as f:
             p = json.load(f)
-        p["exact"].append(dict(p["exact"][0], key="matmul {transpose_lhs = false} (tensor<3x5xf32>) -> tensor<3x3xf32>"))
+        matmul_entry = next(e for e in p["exact"] if "matmul" in e["config"])
+        p["exact"].append(dict(matmul_entry, key="matmul {transpose_lhs = false} (tensor<3x5xf32>) -> tensor<3x3xf32>"))
         stale = self.path("stale.json")
         with open(stale, "w") as f:
             json.dump(p, f)

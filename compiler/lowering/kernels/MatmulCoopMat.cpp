@@ -24,10 +24,11 @@
 // tessera-kernels-to-spirv retypes the binary's f16 as bf16
 // (lowering/SpirvBf16.cpp).
 //
-// Epilogue: a fragment inside the matrix is converted to C's type (f32, or
-// the kernel's half type) and stored cooperatively; a fragment on an edge of
-// C (or a C of another type) goes through a scratch fragment in shared memory
-// from which the subgroup's lanes write the elements inside the matrix.
+// Epilogue: in a workgroup whose tile lies inside the matrix each fragment is
+// converted to C's type (f32, or the kernel's half type) and stored
+// cooperatively; on an edge of C (or for a C of another type) each fragment
+// goes through a scratch fragment in shared memory from which the subgroup's
+// lanes write the elements inside the matrix.
 #include "compiler/lowering/SpirvBf16.h"
 #include "compiler/lowering/kernels/Kernels.h"
 
@@ -358,56 +359,62 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
                 return out;
               });
 
-          // Epilogue: each fragment in C's type, stored cooperatively when it
-          // lies inside the matrix; an edge fragment goes through the
-          // subgroup's scratch fragment, its lanes writing the elements inside
-          // (a uniform branch per subgroup: subgroup barriers only).
-          for (int64_t i = 0; i < FM; ++i)
-            for (int64_t j = 0; j < FN; ++j) {
-              Value frag = acc[i * FN + j];
-              Value row0 = kb.add(m0, kb.muli(kb.addi(kb.muli(sgm, FM), i), MM));
-              Value col0 = kb.add(n0, kb.muli(kb.addi(kb.muli(sgn, FN), j), MN));
-              auto whole = [&] {
-                Value out = frag;
-                if (cHalf) // f32 -> C's half type (spirv.FConvert on the fragment)
-                  out = bb.create<gpu::SubgroupMmaElementwiseOp>(
-                      gpu::MMAMatrixType::get({MM, MN}, f16, "COp"), ValueRange{frag}, gpu::MMAElementwiseOp::EXTF);
-                Value at = kb.add(cBase, kb.add(kb.muli(row0, N), col0));
-                bb.create<gpu::SubgroupMmaStoreMatrixOp>(out, C, ValueRange{at}, bb.getIndexAttr(N), UnitAttr());
-              };
-              if (wholeTiles && (cHalf || storageC.isF32())) {
-                whole();
-                continue;
-              }
-              auto edge = [&] {
-                Value mine = kb.muli(sg, MM * MN);
-                bb.create<gpu::SubgroupMmaStoreMatrixOp>(frag, scratch, ValueRange{mine}, bb.getIndexAttr(MN),
-                                                         UnitAttr());
-                subgroupBarrier();
-                kb.forLoop(lane, kb.idx(MM * MN), kb.idx(SG), [&](Value e) {
-                  Value rr = kb.udiv(e, kb.idx(MN)), cc = kb.urem(e, kb.idx(MN));
-                  Value gr = kb.add(row0, rr), gc = kb.add(col0, cc);
-                  kb.ifThen(kb.andi(kb.ulti(gr, M), kb.ulti(gc, N)), [&] {
-                    storeC(kb.load(scratch, kb.add(mine, e)), kb.add(cBase, kb.add(kb.muli(gr, N), gc)));
-                  });
-                });
-                subgroupBarrier();
-              };
-              if (!(cHalf || storageC.isF32())) {
-                edge();
-                continue;
-              }
-              Value inside = kb.andi(kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ule, kb.addi(row0, MM), kb.idx(M)),
-                                     kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ule, kb.addi(col0, MN), kb.idx(N)));
-              auto ifOp = bb.create<scf::IfOp>(TypeRange{}, inside, true, true);
-              OpBuilder::InsertionGuard g(bb);
-              bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
-              whole();
-              bb.create<scf::YieldOp>();
-              bb.setInsertionPointToStart(&ifOp.getElseRegion().front());
-              edge();
-              bb.create<scf::YieldOp>();
-            }
+          // Epilogue: each fragment in C's type. A workgroup whose tile lies
+          // inside C stores its fragments cooperatively; one on an edge of C
+          // (or a C of another type) passes each fragment through the
+          // subgroup's scratch fragment, its lanes writing the elements inside.
+          // The branch is uniform across the workgroup (lavapipe loses
+          // cooperative stores under branches that differ between subgroups).
+          auto whole = [&](int64_t i, int64_t j) {
+            Value frag = acc[i * FN + j];
+            Value row0 = kb.add(m0, kb.muli(kb.addi(kb.muli(sgm, FM), i), MM));
+            Value col0 = kb.add(n0, kb.muli(kb.addi(kb.muli(sgn, FN), j), MN));
+            Value out = frag;
+            if (cHalf) // f32 -> C's half type (spirv.FConvert on the fragment)
+              out = bb.create<gpu::SubgroupMmaElementwiseOp>(gpu::MMAMatrixType::get({MM, MN}, f16, "COp"),
+                                                            ValueRange{frag}, gpu::MMAElementwiseOp::EXTF);
+            Value at = kb.add(cBase, kb.add(kb.muli(row0, N), col0));
+            bb.create<gpu::SubgroupMmaStoreMatrixOp>(out, C, ValueRange{at}, bb.getIndexAttr(N), UnitAttr());
+          };
+          auto edge = [&](int64_t i, int64_t j) {
+            Value frag = acc[i * FN + j];
+            Value row0 = kb.add(m0, kb.muli(kb.addi(kb.muli(sgm, FM), i), MM));
+            Value col0 = kb.add(n0, kb.muli(kb.addi(kb.muli(sgn, FN), j), MN));
+            Value mine = kb.muli(sg, MM * MN);
+            bb.create<gpu::SubgroupMmaStoreMatrixOp>(frag, scratch, ValueRange{mine}, bb.getIndexAttr(MN),
+                                                     UnitAttr());
+            subgroupBarrier();
+            kb.forLoop(lane, kb.idx(MM * MN), kb.idx(SG), [&](Value e) {
+              Value rr = kb.udiv(e, kb.idx(MN)), cc = kb.urem(e, kb.idx(MN));
+              Value gr = kb.add(row0, rr), gc = kb.add(col0, cc);
+              kb.ifThen(kb.andi(kb.ulti(gr, M), kb.ulti(gc, N)), [&] {
+                storeC(kb.load(scratch, kb.add(mine, e)), kb.add(cBase, kb.add(kb.muli(gr, N), gc)));
+              });
+            });
+            subgroupBarrier();
+          };
+          auto storeAll = [&](bool direct) {
+            for (int64_t i = 0; i < FM; ++i)
+              for (int64_t j = 0; j < FN; ++j)
+                direct ? whole(i, j) : edge(i, j);
+          };
+          const bool coopStoreC = cHalf || storageC.isF32();
+          if (wholeTiles && coopStoreC) {
+            storeAll(true);
+          } else if (!coopStoreC) {
+            storeAll(false);
+          } else {
+            Value inside = kb.andi(kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ule, kb.addi(m0, TM), kb.idx(M)),
+                                   kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ule, kb.addi(n0, TN), kb.idx(N)));
+            auto ifOp = bb.create<scf::IfOp>(TypeRange{}, inside, true, true);
+            OpBuilder::InsertionGuard g(bb);
+            bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
+            storeAll(true);
+            bb.create<scf::YieldOp>();
+            bb.setInsertionPointToStart(&ifOp.getElseRegion().front());
+            storeAll(false);
+            bb.create<scf::YieldOp>();
+          }
         });
       });
     });

@@ -133,7 +133,8 @@ def TesseraWriteTuningPlan : Pass<"tessera-write-tuning-plan", "ModuleOp"> {
   ];
   let dependentDialects = ["::mlir::tessera::TesseraDialect", "::mlir::spirv::SPIRVDialect",
                            "::mlir::gpu::GPUDialect", "::mlir::scf::SCFDialect", "::mlir::arith::ArithDialect",
-                           "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect"];
+                           "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+                           "::mlir::vector::VectorDialect"];
 }
 
 def TesseraLowerToKernels : Pass<"tessera-lower-to-kernels", "ModuleOp"> {

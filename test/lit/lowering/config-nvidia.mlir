@@ -28,7 +28,8 @@
 // CHECK: tessera.cross_entropy {{.*}}tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 512>
 // CHECK: tessera.cross_entropy_grad {{.*}}tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 512>
 // The gradient against the embedding table: K = 151936.
-// CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "vocab_k", kind = tiled, tile = [64, 64, 16], thread = [4, 4], split_k = 32>
+// bf16 x bf16: cooperative matrices with split-K 16.
+// CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "vocab_k_tc_bf16", kind = coopmat, tile = [64, 128, 32], thread = [32, 8], split_k = 16, mma = [16, 16, 16], subgroups = [2, 2], operands = bf16>
 // CHECK: tessera.adamw_update {{.*}}tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 256>
 // CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "", kind = direct, tile = [8, 8, 8], thread = [2, 2], split_k = 2>
 // CHECK: tessera.reduce {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = serial, workgroup_size = 32>
