@@ -269,7 +269,11 @@ const Measurement &ProblemBench::reference() {
         continue;
       const plan::Buffer &b = sub.buffers[i];
       size_t n = b.bytes / plan::bytesPerElement(b.dtype);
-      const uint8_t *data = static_cast<const uint8_t *>(exec.data(i));
+      // One bulk copy first: the mapped memory may be uncached device memory
+      // (discrete GPUs), where every small read is a bus round trip.
+      std::vector<uint8_t> host(b.bytes);
+      std::memcpy(host.data(), exec.data(i), b.bytes);
+      const uint8_t *data = host.data();
       I.expected[i].resize(n);
       for (size_t e = 0; e < n; ++e)
         I.expected[i][e] = element(data, b.dtype, e);
@@ -326,7 +330,9 @@ Measurement ProblemBench::measure(size_t c) {
     if (!I.compared(i))
       continue;
     const plan::Buffer &b = sub.buffers[i];
-    const uint8_t *data = static_cast<const uint8_t *>(exec->data(i));
+    std::vector<uint8_t> host(b.bytes); // one bulk read of mapped memory (see reference())
+    std::memcpy(host.data(), exec->data(i), b.bytes);
+    const uint8_t *data = host.data();
     const std::vector<double> &want = I.expected[i];
     double scale = 0;
     for (double v : want)

@@ -2,6 +2,7 @@
 # One device call on the lent H200 that checks and times what this tree's tensor-core path does, in order:
 #   1. the kernel-numerics suite with tessera-kcheck (bench/kernel_numerics_gpu.sh; nvidia.json's coopmat cases)
 #   2. cooperative-matrix plans against SIMT plans of the same precision (bench/coopmat_check_h200.sh)
+#   tune: tessera-rt tune on the Qwen3-0.6B bf16 tuning plan for TUNE_BUDGET seconds (the profile in $OUT)
 #   3. the Qwen3-0.6B step (bench/qwen06b_speed_h200.sh) for the plans of bench/qwen06b_plans.sh, then
 #      PyTorch + PEFT eager bf16 in the same call; PEFT torch.compile when PEFT_MODES includes compile-bf16
 # Here: bash bench/qwen06b_plans.sh; bash bench/coopmat_check_plans.sh; bash bench/kernel_numerics_gpu.sh export;
@@ -28,6 +29,9 @@ for s in $stages; do
   echo "=== $s ($(( $(date +%s) - t0 )) s)"
   case $s in
   kcheck) timeout 150 bash bench/kernel_numerics_gpu.sh 2>&1 | tail -40 ;;
+  tune) source scripts/device_env.sh
+    timeout $(( ${TUNE_BUDGET:-60} + 40 )) build/bin/tessera-rt tune build/qwen06b/bf16.ttune --out "$OUT/h200-tuned.json" \
+      --name h200-tuned --budget ${TUNE_BUDGET:-60}s --timeout 20s 2>&1 | tail -14 ;;
   coopmat) timeout 200 bash bench/coopmat_check_h200.sh 2>&1 | tee "$OUT/coopmat-check.txt" ;;
   speed) PEFT_MODES=${PEFT_MODES:-eager-bf16} timeout 420 bash bench/qwen06b_speed_h200.sh ${PLANS:-bf16 bf16-chunk512 f16 bf16-simt} 2>&1 | tee "$OUT/qwen06b-speed.txt" ;;
   esac

@@ -11,6 +11,7 @@ export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}
 STEPS=${STEPS:-20}
 Q=/tmp/q
+rm -rf $Q # a warm machine keeps /tmp: the exporter would append to the old external data
 timeout 200 python3 test/fixtures/hf/export_hf.py qwen06b --out $Q --graph-only 2>&1 | grep -v -i warn | tail -1
 python3 - $Q/graph.json build/qwen06b/graph.json <<'PY' || exit 1
 import json, sys
