@@ -42,46 +42,43 @@ bool isFloatTensor(Value v) {
   return t && isa<FloatType>(t.getElementType());
 }
 
-/// Builds the tensor-level ops of the backward sweep, computing result types.
+/// Tensor arithmetic for the backward sweep at one location. Result types
+/// are the ops' own inference; scalar constants take the element type of the
+/// value they combine with and are created once per (value, type).
 struct GradBuilder {
   OpBuilder &b;
   Location loc;
-  std::map<double, Value> scalars; // rank-0 f32 constants, created once
+  std::map<std::pair<double, void *>, Value> scalars; // (value, element type)
 
   GradBuilder(OpBuilder &b, Location loc) : b(b), loc(loc) {}
 
-  RankedTensorType f32(ArrayRef<int64_t> shape) {
-    return RankedTensorType::get(shape, b.getF32Type());
-  }
+  static Type elementOf(Value v) { return cast<ShapedType>(v.getType()).getElementType(); }
 
-  Value cst(double v) {
-    auto it = scalars.find(v);
+  /// A rank-0 constant of `like`'s element type.
+  Value cst(double v, Value like) {
+    Type e = elementOf(like);
+    std::pair<double, void *> key{v, const_cast<void *>(e.getAsOpaquePointer())};
+    auto it = scalars.find(key);
     if (it != scalars.end())
       return it->second;
-    auto type = f32({});
-    Value c =
-        b.create<ConstantOp>(loc, DenseElementsAttr::get(type, b.getFloatAttr(b.getF32Type(), v)));
-    scalars[v] = c;
+    auto type = RankedTensorType::get({}, e);
+    Value c = b.create<ConstantOp>(loc, DenseElementsAttr::get(type, b.getFloatAttr(e, v)));
+    scalars[key] = c;
     return c;
   }
 
-  Value zeros(ArrayRef<int64_t> shape) {
-    auto type = f32(shape);
-    return b.create<ConstantOp>(loc,
-                                DenseElementsAttr::get(type, b.getFloatAttr(b.getF32Type(), 0.0)));
+  Value zeros(RankedTensorType type) {
+    return b.create<ConstantOp>(
+        loc, DenseElementsAttr::get(type, b.getFloatAttr(type.getElementType(), 0.0)));
   }
 
-  Value unary(UnaryFn fn, Value x) { return b.create<UnaryOp>(loc, x.getType(), fn, x); }
-
-  Value binary(BinaryFn fn, Value x, Value y) {
-    Shape s = *broadcastShapes(shapeOf(x), shapeOf(y));
-    return b.create<BinaryOp>(loc, f32(s), fn, x, y);
-  }
+  Value unary(UnaryFn fn, Value x) { return b.create<UnaryOp>(loc, fn, x); }
+  Value binary(BinaryFn fn, Value x, Value y) { return b.create<BinaryOp>(loc, fn, x, y); }
   Value add(Value x, Value y) { return binary(BinaryFn::add, x, y); }
   Value sub(Value x, Value y) { return binary(BinaryFn::sub, x, y); }
   Value mul(Value x, Value y) { return binary(BinaryFn::mul, x, y); }
   Value div(Value x, Value y) { return binary(BinaryFn::div, x, y); }
-  Value mul(Value x, double c) { return c == 1.0 ? x : mul(x, cst(c)); }
+  Value mul(Value x, double c) { return c == 1.0 ? x : mul(x, cst(c, x)); }
   Value neg(Value x) { return unary(UnaryFn::neg, x); }
 
   /// x != 0, elementwise, as an i1 mask.
@@ -90,67 +87,35 @@ struct GradBuilder {
     return b.create<CastOp>(loc, type, x);
   }
 
-  Value select(Value cond, Value x, Value y) {
-    Shape s = *broadcastShapes(*broadcastShapes(shapeOf(x), shapeOf(y)), shapeOf(cond));
-    return b.create<SelectOp>(loc, f32(s), cond, x, y);
-  }
+  Value select(Value cond, Value x, Value y) { return b.create<SelectOp>(loc, cond, x, y); }
 
   Value reduce(ReduceFn fn, Value x, ArrayRef<int64_t> axes, bool keepdims) {
-    ArrayRef<int64_t> in = shapeOf(x);
-    Shape out;
-    for (int64_t i = 0; i < (int64_t)in.size(); ++i) {
-      if (!llvm::is_contained(axes, i))
-        out.push_back(in[i]);
-      else if (keepdims)
-        out.push_back(1);
-    }
-    return b.create<ReduceOp>(loc, f32(out), fn, x, axes, keepdims);
+    return b.create<ReduceOp>(loc, fn, x, axes, keepdims);
   }
 
   Value reshape(Value x, ArrayRef<int64_t> shape) {
     if (shapeOf(x) == shape)
       return x;
-    return b.create<ReshapeOp>(loc, f32(shape), x);
+    return b.create<ReshapeOp>(loc, RankedTensorType::get(shape, elementOf(x)), x);
   }
 
   Value broadcastTo(Value x, ArrayRef<int64_t> shape) {
     if (shapeOf(x) == shape)
       return x;
-    return b.create<BroadcastOp>(loc, f32(shape), x);
+    return b.create<BroadcastOp>(loc, RankedTensorType::get(shape, elementOf(x)), x);
   }
 
-  Value transpose(Value x, ArrayRef<int64_t> perm) {
-    ArrayRef<int64_t> in = shapeOf(x);
-    Shape out;
-    for (int64_t p : perm)
-      out.push_back(in[p]);
-    return b.create<TransposeOp>(loc, f32(out), x, perm);
-  }
+  Value transpose(Value x, ArrayRef<int64_t> perm) { return b.create<TransposeOp>(loc, x, perm); }
 
-  Value matmul(Value x, Value y, bool tx, bool ty) {
-    ArrayRef<int64_t> l = shapeOf(x), r = shapeOf(y);
-    int64_t m = tx ? l.back() : l[l.size() - 2];
-    int64_t n = ty ? r[r.size() - 2] : r.back();
-    Shape s = *broadcastShapes(l.drop_back(2), r.drop_back(2));
-    s.push_back(m);
-    s.push_back(n);
-    return b.create<MatmulOp>(loc, f32(s), x, y, tx, ty);
-  }
+  Value matmul(Value x, Value y, bool tx, bool ty) { return b.create<MatmulOp>(loc, x, y, tx, ty); }
 
   Value slice(Value x, ArrayRef<int64_t> starts, ArrayRef<int64_t> limits,
               ArrayRef<int64_t> strides) {
-    Shape out;
-    for (size_t i = 0; i < starts.size(); ++i)
-      out.push_back((limits[i] - starts[i] + strides[i] - 1) / strides[i]);
-    return b.create<SliceOp>(loc, f32(out), x, starts, limits, strides);
+    return b.create<SliceOp>(loc, x, starts, limits, strides);
   }
 
   Value pad(Value x, ArrayRef<int64_t> low, ArrayRef<int64_t> high, ArrayRef<int64_t> interior) {
-    ArrayRef<int64_t> in = shapeOf(x);
-    Shape out;
-    for (size_t i = 0; i < in.size(); ++i)
-      out.push_back(low[i] + high[i] + in[i] + (in[i] > 0 ? (in[i] - 1) * interior[i] : 0));
-    return b.create<PadOp>(loc, f32(out), x, low, high, interior);
+    return b.create<PadOp>(loc, x, low, high, interior);
   }
 
   /// Sums a gradient of a broadcast result back to an operand's shape: reduce
@@ -220,14 +185,14 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
       dx = gb.neg(gb.mul(g, gb.mul(y, y)));
       break;
     case UnaryFn::sigmoid:
-      dx = gb.mul(g, gb.mul(y, gb.sub(gb.cst(1.0), y)));
+      dx = gb.mul(g, gb.mul(y, gb.sub(gb.cst(1.0, y), y)));
       break;
     case UnaryFn::tanh:
-      dx = gb.mul(g, gb.sub(gb.cst(1.0), gb.mul(y, y)));
+      dx = gb.mul(g, gb.sub(gb.cst(1.0, y), gb.mul(y, y)));
       break;
     case UnaryFn::silu: { // s (1 + x (1 - s))
       Value s = gb.unary(UnaryFn::sigmoid, x);
-      Value d = gb.mul(s, gb.add(gb.cst(1.0), gb.mul(x, gb.sub(gb.cst(1.0), s))));
+      Value d = gb.mul(s, gb.add(gb.cst(1.0, s), gb.mul(x, gb.sub(gb.cst(1.0, s), s))));
       dx = gb.mul(g, d);
       break;
     }
@@ -236,11 +201,11 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
       // dy/dx = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3 k x^2).
       const double c = std::sqrt(2.0 / M_PI), k = 0.044715;
       Value x2 = gb.mul(x, x);
-      Value u = gb.mul(gb.mul(x, gb.add(gb.cst(1.0), gb.mul(x2, k))), c);
+      Value u = gb.mul(gb.mul(x, gb.add(gb.cst(1.0, x), gb.mul(x2, k))), c);
       Value t = gb.unary(UnaryFn::tanh, u);
-      Value du = gb.mul(gb.add(gb.cst(1.0), gb.mul(x2, 3.0 * k)), c);
-      Value left = gb.mul(gb.add(gb.cst(1.0), t), 0.5);
-      Value right = gb.mul(gb.mul(gb.mul(x, 0.5), gb.sub(gb.cst(1.0), gb.mul(t, t))), du);
+      Value du = gb.mul(gb.add(gb.cst(1.0, x), gb.mul(x2, 3.0 * k)), c);
+      Value left = gb.mul(gb.add(gb.cst(1.0, t), t), 0.5);
+      Value right = gb.mul(gb.mul(gb.mul(x, 0.5), gb.sub(gb.cst(1.0, t), gb.mul(t, t))), du);
       dx = gb.mul(g, gb.add(left, right));
       break;
     }
@@ -251,11 +216,11 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
       dx = gb.mul(g, gb.unary(UnaryFn::cos, x));
       break;
     case UnaryFn::relu: // y != 0 <=> x > 0
-      dx = gb.select(gb.nonzero(y), g, gb.cst(0.0));
+      dx = gb.select(gb.nonzero(y), g, gb.cst(0.0, g));
       break;
     case UnaryFn::abs: { // sign(x), 0 at 0
-      Value signed_ = gb.select(gb.nonzero(gb.binary(BinaryFn::max, x, gb.cst(0.0))), g, gb.neg(g));
-      dx = gb.select(gb.nonzero(x), signed_, gb.cst(0.0));
+      Value signed_ = gb.select(gb.nonzero(gb.binary(BinaryFn::max, x, gb.cst(0.0, x))), g, gb.neg(g));
+      dx = gb.select(gb.nonzero(x), signed_, gb.cst(0.0, g));
       break;
     }
     }
@@ -299,9 +264,9 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
           else if (*e == 2.0)
             da = gb.mul(g, gb.mul(a, 2.0));
           else
-            da = gb.mul(g, gb.mul(gb.binary(BinaryFn::pow, a, gb.cst(*e - 1.0)), *e));
+            da = gb.mul(g, gb.mul(gb.binary(BinaryFn::pow, a, gb.cst(*e - 1.0, a)), *e));
         } else {
-          Value em1 = gb.sub(c, gb.cst(1.0));
+          Value em1 = gb.sub(c, gb.cst(1.0, c));
           da = gb.mul(g, gb.mul(c, gb.binary(BinaryFn::pow, a, em1)));
         }
       }
@@ -312,9 +277,9 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
     case BinaryFn::min: {
       // The larger (smaller) operand takes the gradient; ties split it evenly.
       Value d = gb.sub(a, c);
-      Value gt = gb.nonzero(gb.binary(BinaryFn::max, d, gb.cst(0.0)));
-      Value lt = gb.nonzero(gb.binary(BinaryFn::min, d, gb.cst(0.0)));
-      Value tie = gb.select(gb.nonzero(d), gb.cst(0.0), gb.mul(g, 0.5));
+      Value gt = gb.nonzero(gb.binary(BinaryFn::max, d, gb.cst(0.0, d)));
+      Value lt = gb.nonzero(gb.binary(BinaryFn::min, d, gb.cst(0.0, d)));
+      Value tie = gb.select(gb.nonzero(d), gb.cst(0.0, g), gb.mul(g, 0.5));
       bool isMax = op.getFn() == BinaryFn::max;
       if (needA)
         da = gb.select(isMax ? gt : lt, g, tie);
@@ -380,9 +345,9 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
     case ReduceFn::max: {
       // Mask of the elements equal to the max; ties share the gradient.
       Value ne = gb.nonzero(gb.sub(x, shapeOf(y).empty() ? y : gb.reshape(y, keep)));
-      Value isMax = gb.select(ne, gb.cst(0.0), gb.cst(1.0));
+      Value isMax = gb.select(ne, gb.cst(0.0, x), gb.cst(1.0, x));
       Value ties = gb.reduce(ReduceFn::sum, isMax, axes, /*keepdims=*/true);
-      dx = gb.select(ne, gb.cst(0.0), gb.div(gk, ties));
+      dx = gb.select(ne, gb.cst(0.0, x), gb.div(gk, ties));
       break;
     }
     }
@@ -461,10 +426,10 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
     if (auto o = dyn_cast<SelectOp>(op)) {
       if (active.contains(o.getLhs()))
         accumulate(gb, o.getLhs(),
-                   gb.unbroadcast(gb.select(o.getCond(), g, gb.cst(0.0)), shapeOf(o.getLhs())));
+                   gb.unbroadcast(gb.select(o.getCond(), g, gb.cst(0.0, g)), shapeOf(o.getLhs())));
       if (active.contains(o.getRhs()))
         accumulate(gb, o.getRhs(),
-                   gb.unbroadcast(gb.select(o.getCond(), gb.cst(0.0), g), shapeOf(o.getRhs())));
+                   gb.unbroadcast(gb.select(o.getCond(), gb.cst(0.0, g), g), shapeOf(o.getRhs())));
       return success();
     }
     if (auto o = dyn_cast<CastOp>(op)) {
@@ -476,7 +441,7 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
       // A fixed mask times a constant: the same op (same site, so the same
       // mask in the same program) applied to the gradient.
       accumulate(gb, o.getInput(),
-                 gb.b.create<DropoutOp>(gb.loc, g.getType(), g, o.getRateAttr(), o.getSiteAttr()));
+                 gb.b.create<DropoutOp>(gb.loc, g, o.getRateAttr(), o.getSiteAttr()));
       return success();
     }
     if (auto o = dyn_cast<MatmulOp>(op))
@@ -509,9 +474,8 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
       return success();
     }
     if (auto o = dyn_cast<CrossEntropyOp>(op)) {
-      Value dl = gb.b.create<CrossEntropyGradOp>(gb.loc, o.getLogits().getType(), o.getLogits(),
-                                                 o.getLabels(), g, o.getIgnoreIndexAttr(),
-                                                 o.getShiftAttr());
+      Value dl = gb.b.create<CrossEntropyGradOp>(gb.loc, o.getLogits(), o.getLabels(), g,
+                                                 o.getIgnoreIndexAttr(), o.getShiftAttr());
       accumulate(gb, o.getLogits(), dl);
       return success();
     }
@@ -582,7 +546,7 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
     b.setInsertionPoint(ret);
     GradBuilder gb(b, ret.getLoc());
     if (active.contains(lossValue))
-      grads[lossValue] = gb.cst(1.0);
+      grads[lossValue] = gb.cst(1.0, lossValue);
     for (Operation *op : llvm::reverse(ops)) {
       if (op->getNumResults() != 1 || isa<ParamOp, ConstantOp>(op))
         continue; // leaves
@@ -606,7 +570,7 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
           total = total ? gb.add(total, g) : g;
       }
       if (!total)
-        total = gb.zeros(shapeOf(params.front().getResult()));
+        total = gb.zeros(cast<RankedTensorType>(params.front().getType()));
       results.push_back(total);
       names.push_back(name);
     }

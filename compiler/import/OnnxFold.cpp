@@ -3,6 +3,8 @@
 // importer shares with it.
 #include "compiler/import/OnnxTensor.h"
 
+#include "Tessera/IR/TesseraOps.h"
+
 #include <algorithm>
 #include <cstring>
 #include <cmath>
@@ -196,18 +198,12 @@ bool broadcast(const Shape &a, const Shape &b, Shape &out, std::string &err) {
         err = "invalid shape " + shapeStr(*s);
         return false;
       }
-  size_t r = std::max(a.size(), b.size());
-  Shape o(r);
-  for (size_t i = 0; i < r; ++i) {
-    int64_t da = i < r - a.size() ? 1 : a[i - (r - a.size())];
-    int64_t db = i < r - b.size() ? 1 : b[i - (r - b.size())];
-    if (da != db && da != 1 && db != 1) {
-      err = "shapes " + shapeStr(a) + " and " + shapeStr(b) + " do not broadcast";
-      return false;
-    }
-    o[i] = da == 1 ? db : da;
+  auto r = mlir::tessera::broadcastShapes(a, b); // the dialect's rule, shared by every stage
+  if (mlir::failed(r)) {
+    err = "shapes " + shapeStr(a) + " and " + shapeStr(b) + " do not broadcast";
+    return false;
   }
-  out = std::move(o);
+  out.assign(r->begin(), r->end());
   return true;
 }
 

@@ -222,7 +222,7 @@ private:
   mlir::Value unary(tt::UnaryFn fn, mlir::Value x) {
     if (!x)
       return {};
-    return b.create<tt::UnaryOp>(loc, x.getType(), fn, x);
+    return b.create<tt::UnaryOp>(loc, fn, x);
   }
   mlir::Value binary(tt::BinaryFn fn, mlir::Value x, mlir::Value y);
   mlir::Value reshape(mlir::Value x, const Shape &s) {
@@ -667,36 +667,31 @@ mlir::Value Importer::binary(tt::BinaryFn fn, mlir::Value x, mlir::Value y) {
     nodeFail(err);
     return {};
   }
-  return b.create<tt::BinaryOp>(loc, tensorType(s, DType::F32), fn, x, y);
+  return b.create<tt::BinaryOp>(loc, fn, x, y);
 }
 
 mlir::Value Importer::transpose(mlir::Value x, const std::vector<int64_t> &perm) {
   if (!x)
     return {};
-  Shape in = shapeOf(x), out;
   bool identity = true;
-  for (size_t i = 0; i < perm.size(); ++i) {
-    out.push_back(in[perm[i]]);
+  for (size_t i = 0; i < perm.size(); ++i)
     identity &= perm[i] == (int64_t)i;
-  }
   if (identity)
     return x;
-  return b.create<tt::TransposeOp>(loc, tensorType(out, dtOf(x)), x, perm);
+  return b.create<tt::TransposeOp>(loc, x, perm);
 }
 
 mlir::Value Importer::slice(mlir::Value x, const std::vector<int64_t> &starts,
                             const std::vector<int64_t> &limits, const std::vector<int64_t> &strides) {
   if (!x)
     return {};
-  Shape in = shapeOf(x), out;
+  Shape in = shapeOf(x);
   bool identity = true;
-  for (size_t i = 0; i < in.size(); ++i) {
-    out.push_back((limits[i] - starts[i] + strides[i] - 1) / strides[i]);
+  for (size_t i = 0; i < in.size(); ++i)
     identity &= starts[i] == 0 && limits[i] == in[i] && strides[i] == 1;
-  }
   if (identity)
     return x;
-  return b.create<tt::SliceOp>(loc, tensorType(out, dtOf(x)), x, starts, limits, strides);
+  return b.create<tt::SliceOp>(loc, x, starts, limits, strides);
 }
 
 mlir::Value Importer::sliceAxis(mlir::Value x, int64_t axis, int64_t start, int64_t len, int64_t step) {
@@ -716,26 +711,13 @@ mlir::Value Importer::concat(const std::vector<mlir::Value> &xs, int64_t axis) {
       return {};
   if (xs.size() == 1)
     return xs[0];
-  Shape s = shapeOf(xs[0]);
-  s[axis] = 0;
-  for (mlir::Value x : xs)
-    s[axis] += shapeOf(x)[axis];
-  return b.create<tt::ConcatOp>(loc, tensorType(s, dtOf(xs[0])), mlir::ValueRange(xs),
-                                (uint64_t)axis);
+  return b.create<tt::ConcatOp>(loc, mlir::ValueRange(xs), (uint64_t)axis);
 }
 
 mlir::Value Importer::reduce(tt::ReduceFn fn, mlir::Value x, const std::vector<int64_t> &axes, bool keep) {
   if (!x)
     return {};
-  Shape in = shapeOf(x), out;
-  std::set<int64_t> ax(axes.begin(), axes.end());
-  for (size_t d = 0; d < in.size(); ++d) {
-    if (!ax.count(d))
-      out.push_back(in[d]);
-    else if (keep)
-      out.push_back(1);
-  }
-  return b.create<tt::ReduceOp>(loc, tensorType(out, DType::F32), fn, x, axes, keep);
+  return b.create<tt::ReduceOp>(loc, fn, x, axes, keep);
 }
 
 mlir::Value Importer::softmaxAlong(mlir::Value x, int64_t axis) {
@@ -743,7 +725,7 @@ mlir::Value Importer::softmaxAlong(mlir::Value x, int64_t axis) {
     return {};
   int64_t r = (int64_t)shapeOf(x).size();
   if (axis == r - 1)
-    return b.create<tt::SoftmaxOp>(loc, x.getType(), x);
+    return b.create<tt::SoftmaxOp>(loc, x);
   std::vector<int64_t> perm, inv(r);
   for (int64_t d = 0; d < r; ++d)
     if (d != axis)
@@ -752,7 +734,7 @@ mlir::Value Importer::softmaxAlong(mlir::Value x, int64_t axis) {
   for (int64_t d = 0; d < r; ++d)
     inv[perm[d]] = d;
   mlir::Value t = transpose(x, perm);
-  mlir::Value s = b.create<tt::SoftmaxOp>(loc, t.getType(), t);
+  mlir::Value s = b.create<tt::SoftmaxOp>(loc, t);
   return transpose(s, inv);
 }
 
@@ -1425,10 +1407,8 @@ bool Importer::emitDynamic(const onnx::NodeProto &n, std::vector<ValP> &in, std:
     Shape batch;
     if (!broadcast(Shape(sa.begin(), sa.end() - 2), Shape(sb.begin(), sb.end() - 2), batch, err))
       return nodeFail(err);
-    Shape rs = batch;
-    rs.push_back(M);
-    rs.push_back(N);
-    mlir::Value r = b.create<tt::MatmulOp>(loc, tensorType(rs, DType::F32), a, w, ta, tb);
+    mlir::Value r = b.create<tt::MatmulOp>(loc, a, w, ta, tb);
+    Shape rs = shapeOf(r);
     if (dropM || dropN) {
       Shape s = rs;
       if (dropN)
@@ -1748,7 +1728,7 @@ bool Importer::emitDynamic(const onnx::NodeProto &n, std::vector<ValP> &in, std:
       Tensor t = Tensor::zeros(DType::I64, idx->shape);
       t.i = ix;
       mlir::Value x = materialize(*data), iv = makeConst(t);
-      return x && iv && push(b.create<tt::GatherOp>(loc, tensorType(os, DType::F32), x, iv, (uint64_t)axis));
+      return x && iv && push(b.create<tt::GatherOp>(loc, x, iv, (uint64_t)axis));
     }
     if (data->dt != DType::F32)
       return nodeFail("gathering from integer data with indices computed from the token ids is not supported");
@@ -1757,10 +1737,7 @@ bool Importer::emitDynamic(const onnx::NodeProto &n, std::vector<ValP> &in, std:
       return false;
     if (dtOf(iv) != DType::I64)
       iv = b.create<tt::CastOp>(loc, tensorType(shapeOf(iv), DType::I64), iv);
-    Shape os(ds.begin(), ds.begin() + axis);
-    os.insert(os.end(), idx->shape.begin(), idx->shape.end());
-    os.insert(os.end(), ds.begin() + axis + 1, ds.end());
-    return push(b.create<tt::GatherOp>(loc, tensorType(os, DType::F32), x, iv, (uint64_t)axis));
+    return push(b.create<tt::GatherOp>(loc, x, iv, (uint64_t)axis));
   }
 
   if (op == "IsNaN") { // resolved by the Where that consumes it (softmaxNanGuard)
@@ -1789,7 +1766,7 @@ bool Importer::emitDynamic(const onnx::NodeProto &n, std::vector<ValP> &in, std:
     Shape s;
     if (!broadcast(shapeOf(c), shapeOf(x), s, err) || !broadcast(s, shapeOf(y), s, err))
       return nodeFail(err);
-    return push(b.create<tt::SelectOp>(loc, tensorType(s, DType::F32), c, x, y));
+    return push(b.create<tt::SelectOp>(loc, c, x, y));
   }
 
   if (op == "Trilu") {
@@ -1810,7 +1787,7 @@ bool Importer::emitDynamic(const onnx::NodeProto &n, std::vector<ValP> &in, std:
     mlir::Value x = asFloat(arg(0), n.input(0)), c = makeConst(mask);
     if (!x || !c)
       return false;
-    return push(b.create<tt::SelectOp>(loc, x.getType(), c, x, scalarF(0)));
+    return push(b.create<tt::SelectOp>(loc, c, x, scalarF(0)));
   }
 
   if (op == "Tile") {
@@ -1968,7 +1945,7 @@ mlir::Value Importer::softmaxNanGuard(mlir::Value s, const ValP &replacement) {
   mlir::Value c = asFloat(replacement, "replacement"), rowsNaN = makeConst(nanRow);
   if (!c || !rowsNaN)
     return {};
-  return b.create<tt::SelectOp>(loc, s.getType(), rowsNaN, c, s);
+  return b.create<tt::SelectOp>(loc, rowsNaN, c, s);
 }
 
 //===----------------------------------------------------------------------===//

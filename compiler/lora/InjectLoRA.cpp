@@ -295,23 +295,17 @@ struct TesseraInjectLoRAPass : impl::TesseraInjectLoRABase<TesseraInjectLoRAPass
                                    b.getStringAttr(l.structural + ".lora_A"));
       Value pb = b.create<ParamOp>(loc, bType, ParamKind::lora_b,
                                    b.getStringAttr(l.structural + ".lora_B"));
-      auto yType = cast<RankedTensorType>(mm.getType());
-      SmallVector<int64_t> smallShape(yType.getShape());
-      smallShape.back() = rank;
-      auto smallType = RankedTensorType::get(smallShape, f32);
       Value x = mm.getLhs();
       if (dropout > 0.0)
-        x = b.create<DropoutOp>(loc, x.getType(), x, b.getF64FloatAttr(dropout),
+        x = b.create<DropoutOp>(loc, x, b.getF64FloatAttr(dropout),
                                 b.getI64IntegerAttr(fnv1a32(l.structural)));
-      Value xa = b.create<MatmulOp>(loc, smallType, x, pa, mm.getTransposeLhs(),
-                                    /*transpose_rhs=*/true);
-      auto scalarType = RankedTensorType::get({}, f32);
-      Value c =
-          b.create<ConstantOp>(loc, DenseElementsAttr::get(scalarType, b.getFloatAttr(f32, scale)));
-      Value xs = b.create<BinaryOp>(loc, smallType, BinaryFn::mul, xa, c);
-      Value d = b.create<MatmulOp>(loc, yType, xs, pb, /*transpose_lhs=*/false,
-                                   /*transpose_rhs=*/true);
-      auto sum = b.create<BinaryOp>(loc, yType, BinaryFn::add, mm.getResult(), d);
+      Value xa = b.create<MatmulOp>(loc, x, pa, mm.getTransposeLhs(), /*transpose_rhs=*/true);
+      Type e = cast<ShapedType>(xa.getType()).getElementType();
+      Value c = b.create<ConstantOp>(
+          loc, DenseElementsAttr::get(RankedTensorType::get({}, e), b.getFloatAttr(e, scale)));
+      Value xs = b.create<BinaryOp>(loc, BinaryFn::mul, xa, c);
+      Value d = b.create<MatmulOp>(loc, xs, pb, /*transpose_lhs=*/false, /*transpose_rhs=*/true);
+      auto sum = b.create<BinaryOp>(loc, BinaryFn::add, mm.getResult(), d);
       mm.getResult().replaceAllUsesExcept(sum.getResult(), sum);
       if (Attribute layer = mm->getAttr("tessera.layer"))
         for (Value v : {x, xa, c, xs, d, Value(sum.getResult())})

@@ -88,20 +88,18 @@ SmallVector<Operation *> logitsChain(CrossEntropyOp ce) {
   }
 }
 
+/// Ops at one location; result types are the ops' own inference.
 struct Builder {
   OpBuilder &b;
   Location loc;
-  RankedTensorType f32(ArrayRef<int64_t> s) { return RankedTensorType::get(s, b.getF32Type()); }
   RankedTensorType i32(ArrayRef<int64_t> s) { return RankedTensorType::get(s, b.getI32Type()); }
-  Value scalar(double v) {
-    auto t = f32({});
-    return b.create<ConstantOp>(loc, DenseElementsAttr::get(t, b.getFloatAttr(b.getF32Type(), v)));
+  /// A rank-0 constant of `like`'s element type.
+  Value scalar(double v, Value like) {
+    Type e = cast<ShapedType>(like.getType()).getElementType();
+    auto t = RankedTensorType::get({}, e);
+    return b.create<ConstantOp>(loc, DenseElementsAttr::get(t, b.getFloatAttr(e, v)));
   }
-  Value binary(BinaryFn fn, Value x, Value y) {
-    ArrayRef<int64_t> sx = cast<ShapedType>(x.getType()).getShape();
-    ArrayRef<int64_t> sy = cast<ShapedType>(y.getType()).getShape();
-    return b.create<BinaryOp>(loc, f32(sx.size() >= sy.size() ? sx : sy), fn, x, y);
-  }
+  Value binary(BinaryFn fn, Value x, Value y) { return b.create<BinaryOp>(loc, fn, x, y); }
   Value reshape(Value x, ArrayRef<int64_t> shape) {
     auto t = cast<ShapedType>(x.getType());
     if (t.getShape() == shape)
@@ -109,19 +107,15 @@ struct Builder {
     return b.create<ReshapeOp>(loc, RankedTensorType::get(shape, t.getElementType()), x);
   }
   Value slice(Value x, ArrayRef<int64_t> starts, ArrayRef<int64_t> limits) {
-    auto t = cast<ShapedType>(x.getType());
-    SmallVector<int64_t> shape, strides(starts.size(), 1);
-    for (size_t i = 0; i < starts.size(); ++i)
-      shape.push_back(limits[i] - starts[i]);
-    return b.create<SliceOp>(loc, RankedTensorType::get(shape, t.getElementType()), x, starts, limits,
-                             strides);
+    SmallVector<int64_t> strides(starts.size(), 1);
+    return b.create<SliceOp>(loc, x, starts, limits, strides);
   }
   Value sumAll(Value x) {
     int64_t rank = cast<ShapedType>(x.getType()).getRank();
     SmallVector<int64_t> axes;
     for (int64_t i = 0; i < rank; ++i)
       axes.push_back(i);
-    return b.create<ReduceOp>(loc, f32({}), ReduceFn::sum, x, axes, false);
+    return b.create<ReduceOp>(loc, ReduceFn::sum, x, axes, false);
   }
 };
 
@@ -141,7 +135,8 @@ struct TesseraChunkLossPass : impl::TesseraChunkLossBase<TesseraChunkLossPass> {
     if (labelsT.getNumElements() != rows || (ignore >= 0 && ignore < vocab) || rows == 0)
       return success();
 
-    int64_t rowBytes = vocab * 4, chunkRows = chunkTokens;
+    auto logitsType = cast<ShapedType>(ce.getLogits().getType());
+    int64_t rowBytes = vocab * ((logitsType.getElementTypeBitWidth() + 7) / 8), chunkRows = chunkTokens;
     if (chunkRows <= 0) {
       if (rows * rowBytes <= budgetBytes)
         return success();
@@ -168,20 +163,21 @@ struct TesseraChunkLossPass : impl::TesseraChunkLossBase<TesseraChunkLossPass> {
       Value next = b.slice(l2, {0, 1}, {seqs, seq});
       auto padT = b.i32({seqs, 1});
       Value pad = ob.create<ConstantOp>(b.loc, DenseElementsAttr::get(padT, ob.getI32IntegerAttr(ignore)));
-      Value shifted = ob.create<ConcatOp>(b.loc, b.i32({seqs, seq}), ValueRange{next, pad}, 1);
+      Value shifted = ob.create<ConcatOp>(b.loc, ValueRange{next, pad}, 1);
       targets = b.reshape(shifted, {rows});
     } else {
       targets = b.reshape(ce.getLabels(), {rows});
     }
 
     // valid = clamp(t + 1, 0, 1) * clamp(V - t, 0, 1): 1 exactly for 0 <= t < V.
-    Value tf = ob.create<CastOp>(b.loc, b.f32({rows}), targets);
+    Type floatType = cast<ShapedType>(ce.getLogits().getType()).getElementType();
+    Value tf = ob.create<CastOp>(b.loc, RankedTensorType::get({rows}, floatType), targets);
     auto clamp01 = [&](Value x) {
-      return b.binary(BinaryFn::min, b.binary(BinaryFn::max, x, b.scalar(0.0)), b.scalar(1.0));
+      return b.binary(BinaryFn::min, b.binary(BinaryFn::max, x, b.scalar(0.0, x)), b.scalar(1.0, x));
     };
-    Value valid = b.binary(BinaryFn::mul, clamp01(b.binary(BinaryFn::add, tf, b.scalar(1.0))),
-                           clamp01(b.binary(BinaryFn::sub, b.scalar((double)vocab), tf)));
-    Value denom = b.binary(BinaryFn::max, b.sumAll(valid), b.scalar(1.0));
+    Value valid = b.binary(BinaryFn::mul, clamp01(b.binary(BinaryFn::add, tf, b.scalar(1.0, tf))),
+                           clamp01(b.binary(BinaryFn::sub, b.scalar((double)vocab, tf), tf)));
+    Value denom = b.binary(BinaryFn::max, b.sumAll(valid), b.scalar(1.0, valid));
 
     Value total;
     MLIRContext *ctx = ce.getContext();
@@ -201,12 +197,13 @@ struct TesseraChunkLossPass : impl::TesseraChunkLossBase<TesseraChunkLossPass> {
         Operation *clone = ob.clone(*op, map);
         clone->setLoc(NameLoc::get(StringAttr::get(ctx, tag + (isa<MatmulOp>(op) ? ".logits" : ".scale")),
                                    op->getLoc()));
-        clone->getResult(0).setType(b.f32({n, vocab}));
+        clone->getResult(0).setType(
+            RankedTensorType::get({n, vocab}, cast<ShapedType>(op->getResult(0).getType()).getElementType()));
         logits = clone->getResult(0);
       }
       Value targetsC = b.slice(targets, {r0}, {r1});
-      Value mean = ob.create<CrossEntropyOp>(b.loc, b.f32({}), logits, targetsC,
-                                             ob.getI64IntegerAttr(ignore), ob.getBoolAttr(false));
+      Value mean = ob.create<CrossEntropyOp>(b.loc, logits, targetsC, ob.getI64IntegerAttr(ignore),
+                                             ob.getBoolAttr(false));
       Value part = b.binary(BinaryFn::mul, mean, count);
       total = total ? b.binary(BinaryFn::add, total, part) : part;
     }

@@ -27,25 +27,25 @@ namespace mlir::tessera {
 namespace {
 
 /// Builds ops at one place with one location, tagging each with the layer.
+/// Result types are the ops' own inference.
 struct Emitter {
   OpBuilder &b;
   Location loc;
   Attribute layer;
 
   template <typename OpT, typename... Args>
-  Value make(Type type, Args &&...args) {
-    auto op = b.create<OpT>(loc, type, std::forward<Args>(args)...);
+  Value make(Args &&...args) {
+    auto op = b.create<OpT>(loc, std::forward<Args>(args)...);
     if (layer)
       op->setAttr("tessera.layer", layer);
     return op->getResult(0);
   }
 
-  Value scalar(double v) {
-    auto t = RankedTensorType::get({}, b.getF32Type());
-    auto c = b.create<ConstantOp>(loc, DenseElementsAttr::get(t, b.getFloatAttr(b.getF32Type(), v)));
-    if (layer)
-      c->setAttr("tessera.layer", layer);
-    return c.getResult();
+  /// A rank-0 constant of `like`'s element type.
+  Value scalar(double v, Value like) {
+    Type e = cast<ShapedType>(like.getType()).getElementType();
+    auto t = RankedTensorType::get({}, e);
+    return make<ConstantOp>(DenseElementsAttr::get(t, b.getFloatAttr(e, v)));
   }
 };
 
@@ -55,42 +55,35 @@ RankedTensorType withShape(Value like, ArrayRef<int64_t> shape) {
 
 Value decompose(RMSNormOp op, Emitter &e) {
   Value x = op.getInput();
-  auto t = cast<RankedTensorType>(x.getType());
-  SmallVector<int64_t> reduced(t.getShape());
-  reduced.back() = 1;
-  auto rt = withShape(x, reduced);
-  int64_t last = t.getRank() - 1;
-  Value sq = e.make<BinaryOp>(t, BinaryFn::mul, x, x);
-  Value mean = e.make<ReduceOp>(rt, ReduceFn::mean, sq, ArrayRef<int64_t>{last}, true);
-  Value plus = e.make<BinaryOp>(rt, BinaryFn::add, mean, e.scalar(op.getEps().convertToDouble()));
-  Value inv = e.make<UnaryOp>(rt, UnaryFn::rsqrt, plus);
-  Value normed = e.make<BinaryOp>(t, BinaryFn::mul, x, inv);
+  int64_t last = cast<RankedTensorType>(x.getType()).getRank() - 1;
+  Value sq = e.make<BinaryOp>(BinaryFn::mul, x, x);
+  Value mean = e.make<ReduceOp>(ReduceFn::mean, sq, ArrayRef<int64_t>{last}, true);
+  Value plus = e.make<BinaryOp>(BinaryFn::add, mean, e.scalar(op.getEps().convertToDouble(), x));
+  Value inv = e.make<UnaryOp>(UnaryFn::rsqrt, plus);
+  Value normed = e.make<BinaryOp>(BinaryFn::mul, x, inv);
   Value w = op.getWeight();
   if (double offset = op.getWeightOffset().convertToDouble(); offset != 0)
-    w = e.make<BinaryOp>(w.getType(), BinaryFn::add, w, e.scalar(offset));
-  return e.make<BinaryOp>(t, BinaryFn::mul, normed, w);
+    w = e.make<BinaryOp>(BinaryFn::add, w, e.scalar(offset, w));
+  return e.make<BinaryOp>(BinaryFn::mul, normed, w);
 }
 
 Value decompose(RopeOp op, Emitter &e) {
   Value x = op.getInput();
   auto t = cast<RankedTensorType>(x.getType());
   int64_t rank = t.getRank(), d = t.getShape().back();
-  SmallVector<int64_t> halfShape(t.getShape());
-  halfShape.back() = d / 2;
-  auto ht = withShape(x, halfShape);
   SmallVector<int64_t> zeros(rank, 0), ones(rank, 1), full(t.getShape()), mid(rank, 0);
   SmallVector<int64_t> lowLimit(t.getShape());
   lowLimit.back() = d / 2;
   mid.back() = d / 2;
-  Value low = e.make<SliceOp>(ht, x, ArrayRef<int64_t>(zeros), ArrayRef<int64_t>(lowLimit),
+  Value low = e.make<SliceOp>(x, ArrayRef<int64_t>(zeros), ArrayRef<int64_t>(lowLimit),
                               ArrayRef<int64_t>(ones));
-  Value high = e.make<SliceOp>(ht, x, ArrayRef<int64_t>(mid), ArrayRef<int64_t>(full),
+  Value high = e.make<SliceOp>(x, ArrayRef<int64_t>(mid), ArrayRef<int64_t>(full),
                                ArrayRef<int64_t>(ones));
-  Value negHigh = e.make<UnaryOp>(ht, UnaryFn::neg, high);
-  Value rotated = e.make<ConcatOp>(t, ValueRange{negHigh, low}, rank - 1);
-  Value a = e.make<BinaryOp>(t, BinaryFn::mul, x, op.getCos());
-  Value c = e.make<BinaryOp>(t, BinaryFn::mul, rotated, op.getSin());
-  return e.make<BinaryOp>(t, BinaryFn::add, a, c);
+  Value negHigh = e.make<UnaryOp>(UnaryFn::neg, high);
+  Value rotated = e.make<ConcatOp>(ValueRange{negHigh, low}, rank - 1);
+  Value a = e.make<BinaryOp>(BinaryFn::mul, x, op.getCos());
+  Value c = e.make<BinaryOp>(BinaryFn::mul, rotated, op.getSin());
+  return e.make<BinaryOp>(BinaryFn::add, a, c);
 }
 
 /// [B, K, S, D] -> [B, K * groups, S, D], each head repeated `groups` times in place.
@@ -107,27 +100,25 @@ Value decompose(AttentionOp op, Emitter &e) {
   int64_t groups = op.getKvGroups();
   Value k = repeatHeads(op.getKey(), groups, e);
   Value v = repeatHeads(op.getValue(), groups, e);
-  ArrayRef<int64_t> q = cast<RankedTensorType>(op.getQuery().getType()).getShape();
-  int64_t keys = cast<RankedTensorType>(k.getType()).getShape()[2];
-  auto st = withShape(op.getQuery(), {q[0], q[1], q[2], keys});
-  Value scores = e.make<MatmulOp>(st, op.getQuery(), k, false, true);
-  scores = e.make<BinaryOp>(st, BinaryFn::mul, scores, e.scalar(op.getScale().convertToDouble()));
+  Value scores = e.make<MatmulOp>(op.getQuery(), k, false, true);
+  scores = e.make<BinaryOp>(BinaryFn::mul, scores,
+                            e.scalar(op.getScale().convertToDouble(), scores));
   if (Value mask = op.getMask())
-    scores = e.make<BinaryOp>(st, BinaryFn::add, scores, mask);
-  Value probs = e.make<SoftmaxOp>(st, scores);
-  return e.make<MatmulOp>(op.getType(), probs, v, false, false);
+    scores = e.make<BinaryOp>(BinaryFn::add, scores, mask);
+  Value probs = e.make<SoftmaxOp>(scores);
+  return e.make<MatmulOp>(probs, v, false, false);
 }
 
 Value decompose(GluOp op, Emitter &e) {
   UnaryFn fn = op.getAct() == GluActivation::silu ? UnaryFn::silu : UnaryFn::gelu_tanh;
-  Value a = e.make<UnaryOp>(op.getType(), fn, op.getGate());
-  return e.make<BinaryOp>(op.getType(), BinaryFn::mul, a, op.getUp());
+  Value a = e.make<UnaryOp>(fn, op.getGate());
+  return e.make<BinaryOp>(BinaryFn::mul, a, op.getUp());
 }
 
 Value decompose(EmbeddingOp op, Emitter &e) {
-  Value g = e.make<GatherOp>(op.getType(), op.getTable(), op.getIds(), (int64_t)0);
+  Value g = e.make<GatherOp>(op.getTable(), op.getIds(), (uint64_t)0);
   if (double scale = op.getScale().convertToDouble(); scale != 1.0)
-    g = e.make<BinaryOp>(op.getType(), BinaryFn::mul, g, e.scalar(scale));
+    g = e.make<BinaryOp>(BinaryFn::mul, g, e.scalar(scale, g));
   return g;
 }
 

@@ -173,7 +173,7 @@ bool raiseRMSNorm(BinaryOp root, OpBuilder &b) {
   if (!ok || typeOf(x) != typeOf(root.getResult()))
     return false;
   b.setInsertionPoint(root);
-  auto norm = b.create<RMSNormOp>(root.getLoc(), typeOf(x), x, weight, b.getF64FloatAttr(eps),
+  auto norm = b.create<RMSNormOp>(root.getLoc(), x, weight, b.getF64FloatAttr(eps),
                                   b.getF64FloatAttr(offset));
   root.getResult().replaceAllUsesWith(norm.getResult());
   return true;
@@ -237,7 +237,7 @@ bool raiseRope(BinaryOp root, OpBuilder &b) {
     if (!broadcastsTo(table, shapeOf(x)))
       return false;
   b.setInsertionPoint(root);
-  auto rope = b.create<RopeOp>(root.getLoc(), typeOf(x), x, cos, sin);
+  auto rope = b.create<RopeOp>(root.getLoc(), x, cos, sin);
   root.getResult().replaceAllUsesWith(rope.getResult());
   return true;
 }
@@ -263,8 +263,7 @@ bool raiseGlu(BinaryOp root, OpBuilder &b) {
     return false;
   b.setInsertionPoint(root);
   auto fn = act.getFn() == UnaryFn::silu ? GluActivation::silu : GluActivation::gelu_tanh;
-  auto glu = b.create<GluOp>(root.getLoc(), typeOf(root.getResult()),
-                             GluActivationAttr::get(b.getContext(), fn), act.getInput(), up);
+  auto glu = b.create<GluOp>(root.getLoc(), fn, act.getInput(), up);
   root.getResult().replaceAllUsesWith(glu.getResult());
   return true;
 }
@@ -292,8 +291,8 @@ bool raiseEmbedding(GatherOp g, OpBuilder &b) {
     }
   }
   b.setInsertionPoint(result.getDefiningOp());
-  auto e = b.create<EmbeddingOp>(result.getDefiningOp()->getLoc(), typeOf(result), table,
-                                 g.getIndices(), b.getF64FloatAttr(scale));
+  auto e = b.create<EmbeddingOp>(result.getDefiningOp()->getLoc(), table, g.getIndices(),
+                                 b.getF64FloatAttr(scale));
   result.replaceAllUsesWith(e.getResult());
   return true;
 }
@@ -455,7 +454,7 @@ bool raiseAttention(MatmulOp pv, OpBuilder &b) {
   if (mask && !broadcastsTo(mask, scoreShape))
     return false;
   b.setInsertionPoint(pv);
-  auto att = b.create<AttentionOp>(pv.getLoc(), typeOf(pv.getResult()), q, k, v, mask,
+  auto att = b.create<AttentionOp>(pv.getLoc(), q, k, v, mask,
                                    b.getF64FloatAttr(scale), b.getI64IntegerAttr(kGroups));
   pv.getResult().replaceAllUsesWith(att.getResult());
   return true;
@@ -496,7 +495,7 @@ void raiseFusedOps(func::FuncOp f) {
       return;
     if (Value x = matchGeluTanh(op)) {
       b.setInsertionPoint(op);
-      auto g = b.create<UnaryOp>(op.getLoc(), typeOf(x), UnaryFn::gelu_tanh, x);
+      auto g = b.create<UnaryOp>(op.getLoc(), UnaryFn::gelu_tanh, x);
       op.getResult().replaceAllUsesWith(g.getResult());
     }
   });

@@ -68,7 +68,7 @@ struct TesseraAppendLossPass : impl::TesseraAppendLossBase<TesseraAppendLossPass
       b.clone(op, map);
     auto ret = cast<func::ReturnOp>(src.getTerminator());
     Value l = map.lookup(ret.getOperand(0));
-    Value ce = b.create<CrossEntropyOp>(ret.getLoc(), scalar, l, entry->getArgument(1),
+    Value ce = b.create<CrossEntropyOp>(ret.getLoc(), l, entry->getArgument(1),
                                         b.getI64IntegerAttr(-100), b.getBoolAttr(true));
     b.create<func::ReturnOp>(ret.getLoc(), ce);
   }

@@ -12,36 +12,30 @@
 using namespace mlir;
 using namespace mlir::tessera;
 
-FailureOr<SmallVector<int64_t>> mlir::tessera::broadcastShapes(ArrayRef<int64_t> a,
-                                                               ArrayRef<int64_t> b) {
-  size_t rank = std::max(a.size(), b.size());
-  SmallVector<int64_t> out(rank);
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
-    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    if (da != db && da != 1 && db != 1)
-      return failure();
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
+namespace {
+
+ArrayRef<int64_t> shapeOf(Value v) { return cast<ShapedType>(v.getType()).getShape(); }
+std::string shapeStr(ArrayRef<int64_t> s) { return shapeString(s); }
+
+/// The op's emitOpError, as the error sink of a shape rule.
+auto opError(Operation *op) {
+  return [op]() { return op->emitOpError(); };
 }
 
-static ArrayRef<int64_t> shapeOf(Value v) { return cast<ShapedType>(v.getType()).getShape(); }
-
-static std::string shapeStr(ArrayRef<int64_t> s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i)
-    r += (i ? "," : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
-static LogicalResult verifyBroadcastResult(Operation *op, ArrayRef<int64_t> expected,
-                                           Value result) {
-  if (shapeOf(result) != expected)
-    return op->emitOpError("result shape ") << shapeStr(shapeOf(result))
-           << " differs from broadcast shape " << shapeStr(expected);
+/// A result shape that differs from the inferred one: `what` names the rule
+/// ("broadcast shape"). Element types are not compared: a result's element
+/// type is its storage precision, which tessera-assign-precision may choose.
+LogicalResult verifyInferred(Operation *op, FailureOr<RankedTensorType> inferred, StringRef what) {
+  if (failed(inferred))
+    return failure();
+  auto actual = cast<ShapedType>(op->getResult(0).getType());
+  if (actual.getShape() != inferred->getShape())
+    return op->emitOpError("result shape ") << shapeStr(actual.getShape()) << " differs from " << what
+                                            << " " << shapeStr(inferred->getShape());
   return success();
 }
+
+} // namespace
 
 // `: T` when the result has the operand's type, else `: T -> U` (a unary,
 // softmax or dropout whose result is stored in another precision).
@@ -72,20 +66,12 @@ LogicalResult ConstantOp::verify() {
 }
 
 LogicalResult BinaryOp::verify() {
-  auto b = broadcastShapes(shapeOf(getLhs()), shapeOf(getRhs()));
-  if (failed(b))
-    return emitOpError("operands ") << shapeStr(shapeOf(getLhs())) << " and "
-                                    << shapeStr(shapeOf(getRhs())) << " do not broadcast";
-  return verifyBroadcastResult(*this, *b, getResult());
+  return verifyInferred(*this, inferBinaryType(getLhs(), getRhs(), opError(*this)), "broadcast shape");
 }
 
 LogicalResult SelectOp::verify() {
-  auto b = broadcastShapes(shapeOf(getLhs()), shapeOf(getRhs()));
-  if (succeeded(b))
-    b = broadcastShapes(*b, shapeOf(getCond()));
-  if (failed(b))
-    return emitOpError("operands do not broadcast");
-  return verifyBroadcastResult(*this, *b, getResult());
+  return verifyInferred(*this, inferSelectType(getCond(), getLhs(), getRhs(), opError(*this)),
+                        "broadcast shape");
 }
 
 LogicalResult DropoutOp::verify() {
@@ -99,63 +85,26 @@ LogicalResult DropoutOp::verify() {
 
 LogicalResult MatmulOp::verify() {
   ArrayRef<int64_t> l = shapeOf(getLhs()), r = shapeOf(getRhs());
-  if (l.size() < 2 || r.size() < 2)
-    return emitOpError("operands must have rank >= 2");
-  int64_t m = getTransposeLhs() ? l[l.size() - 1] : l[l.size() - 2];
-  int64_t kl = getTransposeLhs() ? l[l.size() - 2] : l[l.size() - 1];
-  int64_t kr = getTransposeRhs() ? r[r.size() - 1] : r[r.size() - 2];
-  int64_t n = getTransposeRhs() ? r[r.size() - 2] : r[r.size() - 1];
-  if (kl != kr)
-    return emitOpError("contraction sizes differ: ") << kl << " vs " << kr;
-  auto batch = broadcastShapes(l.drop_back(2), r.drop_back(2));
-  if (failed(batch))
-    return emitOpError("batch dimensions do not broadcast");
-  SmallVector<int64_t> expected = *batch;
-  expected.push_back(m);
-  expected.push_back(n);
-  return verifyBroadcastResult(*this, expected, getResult());
+  if (l.size() >= 2 && r.size() >= 2) {
+    int64_t kl = getTransposeLhs() ? l[l.size() - 2] : l[l.size() - 1];
+    int64_t kr = getTransposeRhs() ? r[r.size() - 1] : r[r.size() - 2];
+    if (kl != kr)
+      return emitOpError("contraction sizes differ: ") << kl << " vs " << kr;
+  }
+  return verifyInferred(*this,
+                        inferMatmulType(getLhs(), getRhs(), getTransposeLhs(), getTransposeRhs(),
+                                        opError(*this)),
+                        "broadcast shape");
 }
 
 LogicalResult ReduceOp::verify() {
-  ArrayRef<int64_t> in = shapeOf(getInput());
-  SmallVector<bool> reduced(in.size(), false);
-  for (int64_t a : getAxes()) {
-    if (a < 0 || a >= (int64_t)in.size())
-      return emitOpError("axis ") << a << " out of range for rank " << in.size();
-    if (reduced[a])
-      return emitOpError("axis ") << a << " repeated";
-    reduced[a] = true;
-  }
-  SmallVector<int64_t> expected;
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (!reduced[i])
-      expected.push_back(in[i]);
-    else if (getKeepdims())
-      expected.push_back(1);
-  }
-  if (shapeOf(getResult()) != ArrayRef<int64_t>(expected))
-    return emitOpError("result shape ") << shapeStr(shapeOf(getResult())) << ", expected "
-                                        << shapeStr(expected);
-  return success();
+  return verifyInferred(*this, inferReduceType(getInput(), getAxes(), getKeepdims(), opError(*this)),
+                        "reduced shape");
 }
 
 LogicalResult TransposeOp::verify() {
-  ArrayRef<int64_t> in = shapeOf(getInput()), out = shapeOf(getResult());
-  ArrayRef<int64_t> perm = getPerm();
-  if (perm.size() != in.size() || out.size() != in.size())
-    return emitOpError("permutation size must equal rank");
-  SmallVector<bool> seen(in.size(), false);
-  for (size_t i = 0; i < perm.size(); ++i) {
-    if (perm[i] < 0 || perm[i] >= (int64_t)in.size() || seen[perm[i]])
-      return emitOpError("invalid permutation");
-    seen[perm[i]] = true;
-    if (out[i] != in[perm[i]])
-      return emitOpError("result dim ") << i << " must be " << in[perm[i]];
-  }
-  if (cast<ShapedType>(getInput().getType()).getElementType() !=
-      cast<ShapedType>(getResult().getType()).getElementType())
-    return emitOpError("element types differ");
-  return success();
+  return verifyInferred(*this, inferTransposeType(getInput(), getPerm(), opError(*this)),
+                        "permuted shape");
 }
 
 LogicalResult ReshapeOp::verify() {
@@ -175,69 +124,26 @@ LogicalResult BroadcastOp::verify() {
 }
 
 LogicalResult SliceOp::verify() {
-  ArrayRef<int64_t> in = shapeOf(getInput()), out = shapeOf(getResult());
-  size_t r = in.size();
-  if (getStarts().size() != r || getLimits().size() != r || getStrides().size() != r ||
-      out.size() != r)
-    return emitOpError("starts/limits/strides must have one entry per dim");
-  for (size_t i = 0; i < r; ++i) {
-    int64_t s = getStarts()[i], l = getLimits()[i], st = getStrides()[i];
-    if (st < 1 || s < 0 || l > in[i] || s > l)
-      return emitOpError("invalid slice on dim ") << i;
-    if (out[i] != (l - s + st - 1) / st)
-      return emitOpError("result dim ") << i << " must be " << (l - s + st - 1) / st;
-  }
-  return success();
+  return verifyInferred(*this,
+                        inferSliceType(getInput(), getStarts(), getLimits(), getStrides(),
+                                       opError(*this)),
+                        "sliced shape");
 }
 
 LogicalResult PadOp::verify() {
-  ArrayRef<int64_t> in = shapeOf(getInput()), out = shapeOf(getResult());
-  size_t r = in.size();
-  if (getLow().size() != r || getHigh().size() != r || getInterior().size() != r ||
-      out.size() != r)
-    return emitOpError("low/high/interior must have one entry per dim");
-  for (size_t i = 0; i < r; ++i) {
-    int64_t expect = getLow()[i] + getHigh()[i] + in[i] +
-                     (in[i] > 0 ? (in[i] - 1) * getInterior()[i] : 0);
-    if (getLow()[i] < 0 || getHigh()[i] < 0 || getInterior()[i] < 0 || out[i] != expect)
-      return emitOpError("result dim ") << i << " must be " << expect;
-  }
-  return success();
+  return verifyInferred(*this,
+                        inferPadType(getInput(), getLow(), getHigh(), getInterior(), opError(*this)),
+                        "padded shape");
 }
 
 LogicalResult ConcatOp::verify() {
-  if (getInputs().empty())
-    return emitOpError("needs at least one input");
-  ArrayRef<int64_t> out = shapeOf(getResult());
-  int64_t axis = getAxis();
-  if (axis < 0 || axis >= (int64_t)out.size())
-    return emitOpError("axis out of range");
-  int64_t total = 0;
-  for (Value v : getInputs()) {
-    ArrayRef<int64_t> s = shapeOf(v);
-    if (s.size() != out.size())
-      return emitOpError("inputs must have the result's rank");
-    for (size_t i = 0; i < s.size(); ++i)
-      if ((int64_t)i != axis && s[i] != out[i])
-        return emitOpError("input dim ") << i << " differs from result";
-    total += s[axis];
-  }
-  if (total != out[axis])
-    return emitOpError("concatenated size ") << total << " differs from result " << out[axis];
-  return success();
+  return verifyInferred(*this, inferConcatType(getInputs(), getAxis(), opError(*this)),
+                        "concatenated shape");
 }
 
 LogicalResult GatherOp::verify() {
-  ArrayRef<int64_t> in = shapeOf(getInput()), idx = shapeOf(getIndices());
-  int64_t axis = getAxis();
-  if (axis < 0 || axis >= (int64_t)in.size())
-    return emitOpError("axis out of range");
-  SmallVector<int64_t> expected(in.begin(), in.begin() + axis);
-  expected.append(idx.begin(), idx.end());
-  expected.append(in.begin() + axis + 1, in.end());
-  if (shapeOf(getResult()) != ArrayRef<int64_t>(expected))
-    return emitOpError("result shape must be ") << shapeStr(expected);
-  return success();
+  return verifyInferred(*this, inferGatherType(getInput(), getIndices(), getAxis(), opError(*this)),
+                        "gathered shape");
 }
 
 static LogicalResult verifyLogitsLabels(Operation *op, Value logits, Value labels) {
@@ -304,13 +210,11 @@ LogicalResult AttentionOp::verify() {
 }
 
 LogicalResult EmbeddingOp::verify() {
-  ArrayRef<int64_t> t = shapeOf(getTable()), ids = shapeOf(getIds());
-  if (t.size() != 2)
-    return emitOpError("table must be [vocab, hidden]");
-  SmallVector<int64_t> expected(ids.begin(), ids.end());
-  expected.push_back(t[1]);
-  if (shapeOf(getResult()) != ArrayRef<int64_t>(expected))
-    return emitOpError("result shape must be ") << shapeStr(expected);
+  FailureOr<RankedTensorType> t = inferEmbeddingType(getTable(), getIds(), opError(*this));
+  if (failed(t))
+    return failure();
+  if (shapeOf(getResult()) != t->getShape())
+    return emitOpError("result shape must be ") << shapeStr(t->getShape());
   return success();
 }
 

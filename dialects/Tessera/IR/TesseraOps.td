@@ -14,6 +14,24 @@ def Tessera_FloatTensor : StaticShapeTensorOf<[F32, F16, BF16]>;
 def Tessera_IndexTensor : StaticShapeTensorOf<[I32]>;
 def Tessera_AnyTensor : StaticShapeTensorOf<[F32, F16, BF16, I32, I1]>;
 
+// Result types inferred from the operands and attributes (TesseraTypeInference.cpp):
+// the builders take no result type, and element types come from the operands.
+// (Ops whose result type a trait fixes, AllTypesMatch, declare
+// InferTypeOpInterface instead: ODS writes the rule; unary, softmax and
+// dropout, whose result may be stored in another precision, have a builder
+// defaulting to the input's type.) A given result shape is checked by the
+// op's verifier against the same inference, which names what differs; the
+// interface's generic mismatch report is therefore turned off, and element
+// types, the values' storage precision, are left to tessera-assign-precision.
+def Tessera_InferResultTypes : InferTypeOpAdaptorBase<[{
+  static ::llvm::LogicalResult refineReturnTypes(
+      ::mlir::MLIRContext *, std::optional<::mlir::Location>, ::mlir::ValueRange,
+      ::mlir::DictionaryAttr, ::mlir::OpaqueProperties, ::mlir::RegionRange,
+      ::llvm::SmallVectorImpl<::mlir::Type> &) {
+    return ::mlir::success();
+  }
+}]>;
+
 //===----------------------------------------------------------------------===//
 // Tensor level: leaves
 //===----------------------------------------------------------------------===//
@@ -54,7 +72,7 @@ def Tessera_UnaryOp : Tessera_Op<"unary", [Pure, SameOperandsAndResultShape]> {
   }]>];
 }
 
-def Tessera_BinaryOp : Tessera_Op<"binary", [Pure]> {
+def Tessera_BinaryOp : Tessera_Op<"binary", [Pure, Tessera_InferResultTypes]> {
   let summary = "elementwise function of two tensors with numpy broadcasting";
   let arguments = (ins Tessera_BinaryFnAttr:$fn, Tessera_FloatTensor:$lhs,
                        Tessera_FloatTensor:$rhs);
@@ -63,7 +81,7 @@ def Tessera_BinaryOp : Tessera_Op<"binary", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Tessera_SelectOp : Tessera_Op<"select", [Pure]> {
+def Tessera_SelectOp : Tessera_Op<"select", [Pure, Tessera_InferResultTypes]> {
   let summary = "cond ? lhs : rhs, elementwise with numpy broadcasting";
   let arguments = (ins StaticShapeTensorOf<[I1]>:$cond, Tessera_FloatTensor:$lhs,
                        Tessera_FloatTensor:$rhs);
@@ -83,7 +101,7 @@ def Tessera_CastOp : Tessera_Op<"cast", [Pure, SameOperandsAndResultShape]> {
 // Tensor level: contractions and reductions
 //===----------------------------------------------------------------------===//
 
-def Tessera_MatmulOp : Tessera_Op<"matmul", [Pure]> {
+def Tessera_MatmulOp : Tessera_Op<"matmul", [Pure, Tessera_InferResultTypes]> {
   let summary = "batched matrix product with numpy broadcasting of batch dims";
   let description = [{
     lhs [..., M, K] (or [..., K, M] when transpose_lhs), rhs [..., K, N] (or
@@ -98,7 +116,7 @@ def Tessera_MatmulOp : Tessera_Op<"matmul", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Tessera_ReduceOp : Tessera_Op<"reduce", [Pure]> {
+def Tessera_ReduceOp : Tessera_Op<"reduce", [Pure, Tessera_InferResultTypes]> {
   let summary = "sum, mean or max over the given axes";
   let arguments = (ins Tessera_ReduceFnAttr:$fn, Tessera_FloatTensor:$input,
                        DenseI64ArrayAttr:$axes,
@@ -144,7 +162,7 @@ def Tessera_DropoutOp : Tessera_Op<"dropout", [Pure, SameOperandsAndResultShape]
 // Tensor level: data movement
 //===----------------------------------------------------------------------===//
 
-def Tessera_TransposeOp : Tessera_Op<"transpose", [Pure]> {
+def Tessera_TransposeOp : Tessera_Op<"transpose", [Pure, Tessera_InferResultTypes]> {
   let summary = "permutation of dimensions: result dim i = input dim perm[i]";
   let arguments = (ins Tessera_AnyTensor:$input, DenseI64ArrayAttr:$perm);
   let results = (outs Tessera_AnyTensor:$result);
@@ -168,7 +186,7 @@ def Tessera_BroadcastOp : Tessera_Op<"broadcast", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Tessera_SliceOp : Tessera_Op<"slice", [Pure]> {
+def Tessera_SliceOp : Tessera_Op<"slice", [Pure, Tessera_InferResultTypes]> {
   let summary = "strided slice: for each dim, start, limit (exclusive), stride >= 1";
   let arguments = (ins Tessera_AnyTensor:$input, DenseI64ArrayAttr:$starts,
                        DenseI64ArrayAttr:$limits, DenseI64ArrayAttr:$strides);
@@ -177,7 +195,7 @@ def Tessera_SliceOp : Tessera_Op<"slice", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Tessera_PadOp : Tessera_Op<"pad", [Pure]> {
+def Tessera_PadOp : Tessera_Op<"pad", [Pure, Tessera_InferResultTypes]> {
   let summary = "zero padding: low/high edges and interior gaps per dim (gradient of slice)";
   let arguments = (ins Tessera_FloatTensor:$input, DenseI64ArrayAttr:$low,
                        DenseI64ArrayAttr:$high, DenseI64ArrayAttr:$interior);
@@ -186,7 +204,7 @@ def Tessera_PadOp : Tessera_Op<"pad", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Tessera_ConcatOp : Tessera_Op<"concat", [Pure]> {
+def Tessera_ConcatOp : Tessera_Op<"concat", [Pure, Tessera_InferResultTypes]> {
   let summary = "concatenation along one axis";
   let arguments = (ins Variadic<Tessera_AnyTensor>:$inputs, I64Attr:$axis);
   let results = (outs Tessera_AnyTensor:$result);
@@ -194,7 +212,7 @@ def Tessera_ConcatOp : Tessera_Op<"concat", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Tessera_GatherOp : Tessera_Op<"gather", [Pure]> {
+def Tessera_GatherOp : Tessera_Op<"gather", [Pure, Tessera_InferResultTypes]> {
   let summary = "ONNX Gather: result = input.shape[:axis] + indices.shape + input.shape[axis+1:]";
   let arguments = (ins Tessera_FloatTensor:$input, Tessera_IndexTensor:$indices,
                        DefaultValuedAttr<I64Attr, "0">:$axis);
@@ -211,7 +229,7 @@ def Tessera_GatherOp : Tessera_Op<"gather", [Pure]> {
 // back into the generic core above, which autodiff and lowering know.
 //===----------------------------------------------------------------------===//
 
-def Tessera_RMSNormOp : Tessera_Op<"rms_norm", [Pure, AllTypesMatch<["input", "result"]>]> {
+def Tessera_RMSNormOp : Tessera_Op<"rms_norm", [Pure, AllTypesMatch<["input", "result"]>, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
   let summary = "RMSNorm over the last axis: x * rsqrt(mean(x*x) + eps) * (weight + weight_offset)";
   let description = [{
     `weight` has the size of the input's last axis. `weight_offset` is 1 for a
@@ -225,7 +243,7 @@ def Tessera_RMSNormOp : Tessera_Op<"rms_norm", [Pure, AllTypesMatch<["input", "r
   let hasVerifier = 1;
 }
 
-def Tessera_RopeOp : Tessera_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]> {
+def Tessera_RopeOp : Tessera_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
   let summary = "rotary position embedding, rotate-half form: x * cos + rotate_half(x) * sin";
   let description = [{
     input [..., T, D] (D even), cos and sin broadcastable to it.
@@ -238,7 +256,7 @@ def Tessera_RopeOp : Tessera_Op<"rope", [Pure, AllTypesMatch<["input", "result"]
   let hasVerifier = 1;
 }
 
-def Tessera_AttentionOp : Tessera_Op<"attention", [Pure]> {
+def Tessera_AttentionOp : Tessera_Op<"attention", [Pure, Tessera_InferResultTypes]> {
   let summary = "scaled dot-product attention with grouped key/value heads and an additive mask";
   let description = [{
     q [B, H, T, D], k and v [B, H / kv_groups, S, D], optional mask (f32,
@@ -264,7 +282,7 @@ def Tessera_GluActivationAttr : EnumAttr<Tessera_Dialect, Tessera_GluActivation,
   let assemblyFormat = "$value";
 }
 
-def Tessera_GluOp : Tessera_Op<"glu", [Pure, AllTypesMatch<["gate", "up", "result"]>]> {
+def Tessera_GluOp : Tessera_Op<"glu", [Pure, AllTypesMatch<["gate", "up", "result"]>, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
   let summary = "gated linear unit: act(gate) * up (SwiGLU with silu, GeGLU with gelu_tanh)";
   let arguments = (ins Tessera_GluActivationAttr:$act, Tessera_FloatTensor:$gate,
                        Tessera_FloatTensor:$up);
@@ -272,7 +290,7 @@ def Tessera_GluOp : Tessera_Op<"glu", [Pure, AllTypesMatch<["gate", "up", "resul
   let assemblyFormat = "$act $gate `,` $up attr-dict `:` type($result)";
 }
 
-def Tessera_EmbeddingOp : Tessera_Op<"embedding", [Pure]> {
+def Tessera_EmbeddingOp : Tessera_Op<"embedding", [Pure, Tessera_InferResultTypes]> {
   let summary = "token embedding lookup: table[ids] * scale";
   let description = [{
     table [V, N], ids [B, T] -> [B, T, N]. `scale` is Gemma's sqrt(hidden)
@@ -289,7 +307,7 @@ def Tessera_EmbeddingOp : Tessera_Op<"embedding", [Pure]> {
 // Tensor level: training
 //===----------------------------------------------------------------------===//
 
-def Tessera_CrossEntropyOp : Tessera_Op<"cross_entropy", [Pure]> {
+def Tessera_CrossEntropyOp : Tessera_Op<"cross_entropy", [Pure, Tessera_InferResultTypes]> {
   let summary = "mean next-token cross-entropy over counted tokens";
   let description = [{
     logits [B, T, V], labels [B, T]. With `shift` (Hugging Face causal-LM
@@ -305,7 +323,7 @@ def Tessera_CrossEntropyOp : Tessera_Op<"cross_entropy", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Tessera_CrossEntropyGradOp : Tessera_Op<"cross_entropy_grad", [Pure]> {
+def Tessera_CrossEntropyGradOp : Tessera_Op<"cross_entropy_grad", [Pure, Tessera_InferResultTypes]> {
   let summary = "gradient of cross_entropy with respect to the logits, scaled by dloss";
   let arguments = (ins Tessera_FloatTensor:$logits, Tessera_IndexTensor:$labels,
                        0DTensorOf<[F32]>:$dloss,
