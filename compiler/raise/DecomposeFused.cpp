@@ -11,14 +11,18 @@
 //   glu(g, u)        act(g) * u
 //   embedding(t, i)  gather(t, i) [* scale]
 //
-// The new ops take the fused op's location and `tessera.layer`.
+// One OpRewritePattern per raised op (populateDecomposeFusedPatterns), applied
+// by the greedy driver to the raised ops only. The new ops take the fused
+// op's location and `tessera.layer`.
 //
 //===----------------------------------------------------------------------===//
 #include "Tessera/Transforms/Passes.h"
 
-#include "mlir/IR/Builders.h"
+#include "compiler/raise/Raise.h"
+
 #include "mlir/IR/BuiltinOps.h"
-#include "llvm/ADT/TypeSwitch.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::tessera {
 #define GEN_PASS_DEF_TESSERADECOMPOSEFUSED
@@ -122,6 +126,16 @@ Value decompose(EmbeddingOp op, Emitter &e) {
   return g;
 }
 
+template <typename OpT>
+struct Decompose : OpRewritePattern<OpT> {
+  using OpRewritePattern<OpT>::OpRewritePattern;
+  LogicalResult matchAndRewrite(OpT op, PatternRewriter &rewriter) const override {
+    Emitter e{rewriter, op->getLoc(), op->getAttr("tessera.layer")};
+    rewriter.replaceOp(op, decompose(op, e));
+    return success();
+  }
+};
+
 struct TesseraDecomposeFusedPass : impl::TesseraDecomposeFusedBase<TesseraDecomposeFusedPass> {
   void runOnOperation() override {
     SmallVector<Operation *> fused;
@@ -129,18 +143,21 @@ struct TesseraDecomposeFusedPass : impl::TesseraDecomposeFusedBase<TesseraDecomp
       if (isa<RMSNormOp, RopeOp, AttentionOp, GluOp, EmbeddingOp>(op))
         fused.push_back(op);
     });
-    OpBuilder b(&getContext());
-    for (Operation *op : fused) {
-      b.setInsertionPoint(op);
-      Emitter e{b, op->getLoc(), op->getAttr("tessera.layer")};
-      Value result = TypeSwitch<Operation *, Value>(op)
-                         .Case<RMSNormOp, RopeOp, AttentionOp, GluOp, EmbeddingOp>(
-                             [&](auto typed) { return decompose(typed, e); });
-      op->getResult(0).replaceAllUsesWith(result);
-      op->erase();
-    }
+    RewritePatternSet patterns(&getContext());
+    raise::populateDecomposeFusedPatterns(patterns);
+    // The raised ops alone (ExistingOps): what they expand into stays as built.
+    GreedyRewriteConfig config;
+    config.strictMode = GreedyRewriteStrictness::ExistingOps;
+    if (failed(applyOpPatternsAndFold(fused, std::move(patterns), config)))
+      return signalPassFailure();
   }
 };
 
 } // namespace
+
+void raise::populateDecomposeFusedPatterns(RewritePatternSet &patterns) {
+  patterns.add<Decompose<RMSNormOp>, Decompose<RopeOp>, Decompose<AttentionOp>, Decompose<GluOp>,
+               Decompose<EmbeddingOp>>(patterns.getContext());
+}
+
 } // namespace mlir::tessera

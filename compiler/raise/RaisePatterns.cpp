@@ -1,18 +1,21 @@
 //===- RaisePatterns.cpp - generic op chains -> raised ops ----------------===//
 //
-// Each matcher starts at the last op of a chain the importer produces for a
+// Each pattern starts at the last op of a chain the importer produces for a
 // Hugging Face export (TorchScript or dynamo) and, when the whole chain fits,
-// puts one raised op in its place. The chains it leaves behind die and are
-// erased at the end. Numerics: the raised op computes the same function, and
+// puts one raised op in its place; the greedy driver erases the chain that
+// dies. Numerics: the raised op computes the same function, and
 // tessera-decompose-fused expands it into the same generic ops (see
-// docs/raising.md for the forms accepted).
+// docs/raising.md for the forms accepted). Benefits order the patterns that
+// share a root: spelled-out GELU first (GeGLU matching needs the raised
+// `unary gelu_tanh`), then RMSNorm, RoPE, and the gated unit last.
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/raise/Match.h"
 #include "compiler/raise/Raise.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "mlir/IR/Builders.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::tessera::raise {
 namespace {
@@ -147,7 +150,7 @@ bool isNormalized(Value v, Value &x, double &eps) {
   });
 }
 
-bool raiseRMSNorm(BinaryOp root, OpBuilder &b) {
+bool raiseRMSNorm(BinaryOp root, PatternRewriter &b) {
   if (root.getFn() != BinaryFn::mul)
     return false;
   ArrayRef<int64_t> out = shapeOf(root.getResult());
@@ -175,7 +178,7 @@ bool raiseRMSNorm(BinaryOp root, OpBuilder &b) {
   b.setInsertionPoint(root);
   auto norm = b.create<RMSNormOp>(root.getLoc(), x, weight, b.getF64FloatAttr(eps),
                                   b.getF64FloatAttr(offset));
-  root.getResult().replaceAllUsesWith(norm.getResult());
+  b.replaceOp(root, norm.getResult());
   return true;
 }
 
@@ -215,7 +218,7 @@ bool isRotateHalf(Value v, Value x) {
          isHalfSlice(second, x, /*upper=*/false);
 }
 
-bool raiseRope(BinaryOp root, OpBuilder &b) {
+bool raiseRope(BinaryOp root, PatternRewriter &b) {
   if (root.getFn() != BinaryFn::add)
     return false;
   Value x, cos, sin;
@@ -238,7 +241,7 @@ bool raiseRope(BinaryOp root, OpBuilder &b) {
       return false;
   b.setInsertionPoint(root);
   auto rope = b.create<RopeOp>(root.getLoc(), x, cos, sin);
-  root.getResult().replaceAllUsesWith(rope.getResult());
+  b.replaceOp(root, rope.getResult());
   return true;
 }
 
@@ -246,7 +249,7 @@ bool raiseRope(BinaryOp root, OpBuilder &b) {
 // Gated linear units: act(gate) * up
 //===----------------------------------------------------------------------===//
 
-bool raiseGlu(BinaryOp root, OpBuilder &b) {
+bool raiseGlu(BinaryOp root, PatternRewriter &b) {
   if (root.getFn() != BinaryFn::mul || shapeOf(root.getLhs()) != shapeOf(root.getRhs()))
     return false;
   UnaryOp act;
@@ -264,7 +267,7 @@ bool raiseGlu(BinaryOp root, OpBuilder &b) {
   b.setInsertionPoint(root);
   auto fn = act.getFn() == UnaryFn::silu ? GluActivation::silu : GluActivation::gelu_tanh;
   auto glu = b.create<GluOp>(root.getLoc(), fn, act.getInput(), up);
-  root.getResult().replaceAllUsesWith(glu.getResult());
+  b.replaceOp(root, glu.getResult());
   return true;
 }
 
@@ -272,7 +275,7 @@ bool raiseGlu(BinaryOp root, OpBuilder &b) {
 // Embedding: gather(table, token ids) [* scale]
 //===----------------------------------------------------------------------===//
 
-bool raiseEmbedding(GatherOp g, OpBuilder &b) {
+bool raiseEmbedding(GatherOp g, PatternRewriter &b) {
   auto table = g.getInput().getDefiningOp<ParamOp>();
   if (!table || g.getAxis() != 0 || !isa<BlockArgument>(g.getIndices()) ||
       shapeOf(table.getResult()).size() != 2)
@@ -293,7 +296,7 @@ bool raiseEmbedding(GatherOp g, OpBuilder &b) {
   b.setInsertionPoint(result.getDefiningOp());
   auto e = b.create<EmbeddingOp>(result.getDefiningOp()->getLoc(), table, g.getIndices(),
                                  b.getF64FloatAttr(scale));
-  result.replaceAllUsesWith(e.getResult());
+  b.replaceOp(result.getDefiningOp(), e.getResult());
   return true;
 }
 
@@ -402,7 +405,7 @@ Value peelNanGuard(Value v) {
   return v;
 }
 
-bool raiseAttention(MatmulOp pv, OpBuilder &b) {
+bool raiseAttention(MatmulOp pv, PatternRewriter &b) {
   if (pv.getTransposeLhs() || pv.getTransposeRhs())
     return false;
   auto softmax = peelNanGuard(pv.getLhs()).getDefiningOp<SoftmaxOp>();
@@ -456,64 +459,58 @@ bool raiseAttention(MatmulOp pv, OpBuilder &b) {
   b.setInsertionPoint(pv);
   auto att = b.create<AttentionOp>(pv.getLoc(), q, k, v, mask,
                                    b.getF64FloatAttr(scale), b.getI64IntegerAttr(kGroups));
-  pv.getResult().replaceAllUsesWith(att.getResult());
+  b.replaceOp(pv, att.getResult());
   return true;
 }
 
-/// Erases ops without uses and without side effects, last first.
-void eraseDeadOps(func::FuncOp f) {
-  bool changed = true;
-  while (changed) {
-    changed = false;
-    SmallVector<Operation *> ops;
-    f.walk([&](Operation *op) { ops.push_back(op); });
-    for (Operation *op : llvm::reverse(ops)) {
-      if (op->getDialect() && isa<TesseraDialect>(op->getDialect()) && op->use_empty() &&
-          isPure(op)) {
-        op->erase();
-        changed = true;
-      }
-    }
-  }
+bool raiseGeluTanh(BinaryOp op, PatternRewriter &b) {
+  if (op.getFn() != BinaryFn::mul)
+    return false;
+  Value x = matchGeluTanh(op);
+  if (!x)
+    return false;
+  b.replaceOpWithNewOp<UnaryOp>(op, UnaryFn::gelu_tanh, x);
+  return true;
 }
 
-template <typename OpT, typename F>
-void forEach(func::FuncOp f, F &&fn) {
-  SmallVector<OpT> ops;
-  f.walk([&](OpT op) { ops.push_back(op); });
-  for (OpT op : ops)
-    fn(op);
-}
+/// A raising function as a pattern on its root op.
+template <typename OpT, bool (*Raise)(OpT, PatternRewriter &)>
+struct RaisePattern : OpRewritePattern<OpT> {
+  RaisePattern(MLIRContext *ctx, PatternBenefit benefit, StringRef name)
+      : OpRewritePattern<OpT>(ctx, benefit) {
+    this->setDebugName(name);
+  }
+  LogicalResult matchAndRewrite(OpT op, PatternRewriter &rewriter) const override {
+    return success(Raise(op, rewriter));
+  }
+};
 
 } // namespace
 
+void populateRaisePatterns(RewritePatternSet &patterns) {
+  MLIRContext *ctx = patterns.getContext();
+  patterns.add<RaisePattern<BinaryOp, raiseGeluTanh>>(ctx, 4, "raise-gelu-tanh");
+  patterns.add<RaisePattern<BinaryOp, raiseRMSNorm>>(ctx, 3, "raise-rms-norm");
+  patterns.add<RaisePattern<BinaryOp, raiseRope>>(ctx, 2, "raise-rope");
+  patterns.add<RaisePattern<BinaryOp, raiseGlu>>(ctx, 1, "raise-glu");
+  patterns.add<RaisePattern<GatherOp, raiseEmbedding>>(ctx, 1, "raise-embedding");
+  patterns.add<RaisePattern<MatmulOp, raiseAttention>>(ctx, 1, "raise-attention");
+}
+
 void raiseFusedOps(func::FuncOp f) {
-  OpBuilder b(f.getContext());
-  // Spelled-out GELU first: GeGLU matching sees `unary gelu_tanh`.
-  forEach<BinaryOp>(f, [&](BinaryOp op) {
-    if (op.getFn() != BinaryFn::mul)
-      return;
-    if (Value x = matchGeluTanh(op)) {
-      b.setInsertionPoint(op);
-      auto g = b.create<UnaryOp>(op.getLoc(), UnaryFn::gelu_tanh, x);
-      op.getResult().replaceAllUsesWith(g.getResult());
-    }
+  RewritePatternSet patterns(f.getContext());
+  populateRaisePatterns(patterns);
+  // Every op of @forward, in block order (the worklist is last in, first
+  // out); no region-wide constant hoisting, so only matched chains change.
+  SmallVector<Operation *> ops;
+  f.walk([&](Operation *op) {
+    if (op != f.getOperation())
+      ops.push_back(op);
   });
-  eraseDeadOps(f);
-  forEach<GatherOp>(f, [&](GatherOp op) { raiseEmbedding(op, b); });
-  forEach<BinaryOp>(f, [&](BinaryOp op) { raiseRMSNorm(op, b); });
-  eraseDeadOps(f);
-  forEach<BinaryOp>(f, [&](BinaryOp op) {
-    if (!op->use_empty())
-      raiseRope(op, b);
-  });
-  eraseDeadOps(f);
-  forEach<BinaryOp>(f, [&](BinaryOp op) {
-    if (!op->use_empty())
-      raiseGlu(op, b);
-  });
-  forEach<MatmulOp>(f, [&](MatmulOp op) { raiseAttention(op, b); });
-  eraseDeadOps(f);
+  std::reverse(ops.begin(), ops.end());
+  GreedyRewriteConfig config;
+  config.strictMode = GreedyRewriteStrictness::ExistingAndNewOps;
+  (void)applyOpPatternsAndFold(ops, std::move(patterns), config);
 }
 
 } // namespace mlir::tessera::raise

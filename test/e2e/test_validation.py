@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """e2e: validation-clean Vulkan. `tessera train` (train_step and
 optimizer_step: clipping, accumulation, LoRA dropout), `tessera eval` and
-`tessera generate` (prefill and KV-cached decode programs) run
+`tessera generate` (prefill and KV-cached decode programs) and `tessera tune`
+(the tuning plan's reference and candidate kernels) run
 under VK_LAYER_KHRONOS_validation with synchronization validation and
 GPU-assisted validation (every kernel instrumented for out-of-bounds
 descriptor accesses) on the first device (lavapipe in CI); any error,
@@ -83,6 +84,16 @@ class Validation(TempDirTest):
                                           "72,101,108", "--print-ids", "--max-new-tokens", 3)
         self.assertEqual(len(r.stdout.strip().split(",")), 3, r.describe())
         self.assertEqual(reports, [], "generate: the validation layers reported:\n" + text[-6000:])
+
+    def test_tune_is_clean(self):
+        # tessera tune: the tuning plan's reference and candidate kernels, run by the tuning processes
+        # (they inherit the layers' environment; each appends to the same log).
+        prof = self.path("tuned.json")
+        r, reports, text = self.validated("tune", "tune", self.small, "--batch", 1, "--seq", 4, "--lora-rank", 2,
+                                          "--tune-candidates", 2, "--out", prof, "--budget", "120s")
+        self.assertTrue(os.path.exists(prof), r.describe())
+        self.assertIn("candidates measured", r.stdout + r.stderr, r.describe())
+        self.assertEqual(reports, [], "tune: the validation layers reported:\n" + text[-6000:])
 
     def test_negative_controls(self):
         args = ["eval", self.small_plan, "--weights", self.small, "--data", self.small_data]

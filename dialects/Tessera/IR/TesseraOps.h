@@ -46,6 +46,11 @@ FailureOr<RankedTensorType> inferGatherType(Value input, Value indices, int64_t 
 FailureOr<RankedTensorType> inferEmbeddingType(Value table, Value ids, EmitFn emit);
 } // namespace mlir::tessera
 
+namespace mlir::tessera {
+class GradientBuilder;
+} // namespace mlir::tessera
+#include "Tessera/IR/TesseraInterfaces.h.inc"
+
 #define GET_OP_CLASSES
 #include "Tessera/IR/TesseraOps.h.inc"
 

@@ -4,6 +4,7 @@
 
 include "TesseraDialect.td"
 include "TesseraKernelConfigs.td"
+include "TesseraInterfaces.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
@@ -62,7 +63,7 @@ def Tessera_ConstantOp : Tessera_Op<"constant", [ConstantLike, Pure, AllTypesMat
 // Tensor level: elementwise (numpy broadcasting)
 //===----------------------------------------------------------------------===//
 
-def Tessera_UnaryOp : Tessera_Op<"unary", [Pure, SameOperandsAndResultShape]> {
+def Tessera_UnaryOp : Tessera_Op<"unary", [Pure, SameOperandsAndResultShape, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "elementwise function of one tensor";
   let arguments = (ins Tessera_UnaryFnAttr:$fn, Tessera_FloatTensor:$input);
   let results = (outs Tessera_FloatTensor:$result);
@@ -72,7 +73,7 @@ def Tessera_UnaryOp : Tessera_Op<"unary", [Pure, SameOperandsAndResultShape]> {
   }]>];
 }
 
-def Tessera_BinaryOp : Tessera_Op<"binary", [Pure, Tessera_InferResultTypes]> {
+def Tessera_BinaryOp : Tessera_Op<"binary", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "elementwise function of two tensors with numpy broadcasting";
   let arguments = (ins Tessera_BinaryFnAttr:$fn, Tessera_FloatTensor:$lhs,
                        Tessera_FloatTensor:$rhs);
@@ -81,7 +82,7 @@ def Tessera_BinaryOp : Tessera_Op<"binary", [Pure, Tessera_InferResultTypes]> {
   let hasVerifier = 1;
 }
 
-def Tessera_SelectOp : Tessera_Op<"select", [Pure, Tessera_InferResultTypes]> {
+def Tessera_SelectOp : Tessera_Op<"select", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "cond ? lhs : rhs, elementwise with numpy broadcasting";
   let arguments = (ins StaticShapeTensorOf<[I1]>:$cond, Tessera_FloatTensor:$lhs,
                        Tessera_FloatTensor:$rhs);
@@ -90,7 +91,7 @@ def Tessera_SelectOp : Tessera_Op<"select", [Pure, Tessera_InferResultTypes]> {
   let hasVerifier = 1;
 }
 
-def Tessera_CastOp : Tessera_Op<"cast", [Pure, SameOperandsAndResultShape]> {
+def Tessera_CastOp : Tessera_Op<"cast", [Pure, SameOperandsAndResultShape, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "element type conversion (f32, f16, bf16, i32, i1)";
   let arguments = (ins Tessera_AnyTensor:$input);
   let results = (outs Tessera_AnyTensor:$result);
@@ -101,7 +102,7 @@ def Tessera_CastOp : Tessera_Op<"cast", [Pure, SameOperandsAndResultShape]> {
 // Tensor level: contractions and reductions
 //===----------------------------------------------------------------------===//
 
-def Tessera_MatmulOp : Tessera_Op<"matmul", [Pure, Tessera_InferResultTypes]> {
+def Tessera_MatmulOp : Tessera_Op<"matmul", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "batched matrix product with numpy broadcasting of batch dims";
   let description = [{
     lhs [..., M, K] (or [..., K, M] when transpose_lhs), rhs [..., K, N] (or
@@ -116,7 +117,7 @@ def Tessera_MatmulOp : Tessera_Op<"matmul", [Pure, Tessera_InferResultTypes]> {
   let hasVerifier = 1;
 }
 
-def Tessera_ReduceOp : Tessera_Op<"reduce", [Pure, Tessera_InferResultTypes]> {
+def Tessera_ReduceOp : Tessera_Op<"reduce", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "sum, mean or max over the given axes";
   let arguments = (ins Tessera_ReduceFnAttr:$fn, Tessera_FloatTensor:$input,
                        DenseI64ArrayAttr:$axes,
@@ -126,7 +127,7 @@ def Tessera_ReduceOp : Tessera_Op<"reduce", [Pure, Tessera_InferResultTypes]> {
   let hasVerifier = 1;
 }
 
-def Tessera_SoftmaxOp : Tessera_Op<"softmax", [Pure, SameOperandsAndResultShape]> {
+def Tessera_SoftmaxOp : Tessera_Op<"softmax", [Pure, SameOperandsAndResultShape, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "softmax over the last axis";
   let arguments = (ins Tessera_FloatTensor:$input);
   let results = (outs Tessera_FloatTensor:$result);
@@ -136,7 +137,7 @@ def Tessera_SoftmaxOp : Tessera_Op<"softmax", [Pure, SameOperandsAndResultShape]
   }]>];
 }
 
-def Tessera_DropoutOp : Tessera_Op<"dropout", [Pure, SameOperandsAndResultShape]> {
+def Tessera_DropoutOp : Tessera_Op<"dropout", [Pure, SameOperandsAndResultShape, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "inverted dropout with a counter-based mask (LoRA dropout)";
   let description = [{
     In a training program (one with hparams) element i of the flattened
@@ -162,7 +163,7 @@ def Tessera_DropoutOp : Tessera_Op<"dropout", [Pure, SameOperandsAndResultShape]
 // Tensor level: data movement
 //===----------------------------------------------------------------------===//
 
-def Tessera_TransposeOp : Tessera_Op<"transpose", [Pure, Tessera_InferResultTypes]> {
+def Tessera_TransposeOp : Tessera_Op<"transpose", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "permutation of dimensions: result dim i = input dim perm[i]";
   let arguments = (ins Tessera_AnyTensor:$input, DenseI64ArrayAttr:$perm);
   let results = (outs Tessera_AnyTensor:$result);
@@ -170,7 +171,7 @@ def Tessera_TransposeOp : Tessera_Op<"transpose", [Pure, Tessera_InferResultType
   let hasVerifier = 1;
 }
 
-def Tessera_ReshapeOp : Tessera_Op<"reshape", [Pure]> {
+def Tessera_ReshapeOp : Tessera_Op<"reshape", [Pure, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "same elements, row-major, new static shape";
   let arguments = (ins Tessera_AnyTensor:$input);
   let results = (outs Tessera_AnyTensor:$result);
@@ -178,7 +179,7 @@ def Tessera_ReshapeOp : Tessera_Op<"reshape", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Tessera_BroadcastOp : Tessera_Op<"broadcast", [Pure]> {
+def Tessera_BroadcastOp : Tessera_Op<"broadcast", [Pure, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "numpy broadcast to the result shape (ONNX Expand)";
   let arguments = (ins Tessera_AnyTensor:$input);
   let results = (outs Tessera_AnyTensor:$result);
@@ -186,7 +187,7 @@ def Tessera_BroadcastOp : Tessera_Op<"broadcast", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Tessera_SliceOp : Tessera_Op<"slice", [Pure, Tessera_InferResultTypes]> {
+def Tessera_SliceOp : Tessera_Op<"slice", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "strided slice: for each dim, start, limit (exclusive), stride >= 1";
   let arguments = (ins Tessera_AnyTensor:$input, DenseI64ArrayAttr:$starts,
                        DenseI64ArrayAttr:$limits, DenseI64ArrayAttr:$strides);
@@ -195,7 +196,7 @@ def Tessera_SliceOp : Tessera_Op<"slice", [Pure, Tessera_InferResultTypes]> {
   let hasVerifier = 1;
 }
 
-def Tessera_PadOp : Tessera_Op<"pad", [Pure, Tessera_InferResultTypes]> {
+def Tessera_PadOp : Tessera_Op<"pad", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "zero padding: low/high edges and interior gaps per dim (gradient of slice)";
   let arguments = (ins Tessera_FloatTensor:$input, DenseI64ArrayAttr:$low,
                        DenseI64ArrayAttr:$high, DenseI64ArrayAttr:$interior);
@@ -204,7 +205,7 @@ def Tessera_PadOp : Tessera_Op<"pad", [Pure, Tessera_InferResultTypes]> {
   let hasVerifier = 1;
 }
 
-def Tessera_ConcatOp : Tessera_Op<"concat", [Pure, Tessera_InferResultTypes]> {
+def Tessera_ConcatOp : Tessera_Op<"concat", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "concatenation along one axis";
   let arguments = (ins Variadic<Tessera_AnyTensor>:$inputs, I64Attr:$axis);
   let results = (outs Tessera_AnyTensor:$result);
@@ -212,7 +213,7 @@ def Tessera_ConcatOp : Tessera_Op<"concat", [Pure, Tessera_InferResultTypes]> {
   let hasVerifier = 1;
 }
 
-def Tessera_GatherOp : Tessera_Op<"gather", [Pure, Tessera_InferResultTypes]> {
+def Tessera_GatherOp : Tessera_Op<"gather", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "ONNX Gather: result = input.shape[:axis] + indices.shape + input.shape[axis+1:]";
   let arguments = (ins Tessera_FloatTensor:$input, Tessera_IndexTensor:$indices,
                        DefaultValuedAttr<I64Attr, "0">:$axis);
@@ -307,7 +308,7 @@ def Tessera_EmbeddingOp : Tessera_Op<"embedding", [Pure, Tessera_InferResultType
 // Tensor level: training
 //===----------------------------------------------------------------------===//
 
-def Tessera_CrossEntropyOp : Tessera_Op<"cross_entropy", [Pure, Tessera_InferResultTypes]> {
+def Tessera_CrossEntropyOp : Tessera_Op<"cross_entropy", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "mean next-token cross-entropy over counted tokens";
   let description = [{
     logits [B, T, V], labels [B, T]. With `shift` (Hugging Face causal-LM
