@@ -3,6 +3,8 @@
 // importer shares with it.
 #include "compiler/import/OnnxTensor.h"
 
+#include "runtime/weights/OnnxTypes.h"
+
 #include "Tessera/IR/TesseraOps.h"
 
 #include <algorithm>
@@ -77,14 +79,7 @@ bool isOnnxFloat(int32_t t) {
   return dtypeFromOnnx(t, d) && d == DType::F32;
 }
 
-const char *onnxTypeName(int32_t t) {
-  static const char *names[] = {"UNDEFINED",   "FLOAT",         "UINT8",        "INT8",          "UINT16",
-                                "INT16",       "INT32",         "INT64",        "STRING",        "BOOL",
-                                "FLOAT16",     "DOUBLE",        "UINT32",       "UINT64",        "COMPLEX64",
-                                "COMPLEX128",  "BFLOAT16",      "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2",
-                                "FLOAT8E5M2FNUZ", "UINT4",      "INT4",         "FLOAT4E2M1"};
-  return t >= 0 && t < int32_t(sizeof(names) / sizeof(names[0])) ? names[t] : "UNKNOWN";
-}
+const char *onnxTypeName(int32_t t) { return ::tessera::weights::onnxDataTypeName(t); }
 
 Tensor Tensor::zeros(DType dt, Shape shape) {
   Tensor t;

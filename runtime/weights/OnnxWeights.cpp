@@ -10,6 +10,7 @@
 #include "runtime/weights/OnnxWeights.h"
 
 #include "runtime/util/Half.h"
+#include "runtime/weights/OnnxTypes.h"
 
 #include <algorithm>
 #include <cmath>
@@ -24,14 +25,7 @@ enum WireType { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
 
 enum OnnxType : int32_t { kFloat = 1, kFloat16 = 10, kDouble = 11, kBFloat16 = 16 };
 
-const char *typeName(int32_t t) {
-  static const char *names[] = {"UNDEFINED",  "FLOAT",          "UINT8",        "INT8",           "UINT16",
-                                "INT16",      "INT32",          "INT64",        "STRING",         "BOOL",
-                                "FLOAT16",    "DOUBLE",         "UINT32",       "UINT64",         "COMPLEX64",
-                                "COMPLEX128", "BFLOAT16",       "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2",
-                                "FLOAT8E5M2FNUZ", "UINT4",      "INT4",         "FLOAT4E2M1"};
-  return t >= 0 && t < int32_t(sizeof(names) / sizeof(names[0])) ? names[t] : "UNKNOWN";
-}
+const char *typeName(int32_t t) { return onnxDataTypeName(t); }
 
 size_t elementBytes(int32_t t) {
   switch (t) {

@@ -112,9 +112,9 @@ class EdgeCases(TempDirTest):
             self.assertIn(f"{data}:3:", lines[0], name)
 
     def test_bad_optimizer_flags(self):
-        cases = {("--grad-accum", 0): "--grad-accum: '0' is out of range: expected an integer in [1, 
+        cases = {("--grad-accum", 0): "--grad-accum: '0' is out of range: expected an integer in [1, ",
                  ("--lr-schedule", "step"): "--lr-schedule must be constant, linear or cosine",
-                 ("--warmup-steps", -1): "--warmup-steps must be >= 0",
+                 ("--warmup-steps", -1): "--warmup-steps: '-1' is out of range: expected an integer in [0, ",
                  ("--max-grad-norm", -1): "--max-grad-norm must be a positive number",
                  ("--beta2", 1): "--beta2 = 1 must be in [0, 1)",
                  ("--eps", 0): "--eps = 0 must be positive",

@@ -36,6 +36,12 @@ LogicalResult MatmulConfigAttr::verify(function_ref<InFlightDiagnostic()> emitEr
     for (int64_t v : {mma[0], mma[1], mma[2], subgroups[0], subgroups[1]})
       if (v < 1)
         return emitError() << "matmul_config sizes must be >= 1";
+    // Bounded before they are multiplied (a product must not wrap to 0).
+    for (int64_t v : {mma[0], mma[1], mma[2], subgroups[0], subgroups[1]})
+      if (v > 1024)
+        return emitError() << "coopmat mma and subgroups sizes must be <= 1024";
+    if (!isPowerOfTwo(thread[0]))
+      return emitError() << "coopmat subgroup size (thread[0]) must be a power of two";
     if (tile[0] % (subgroups[0] * mma[0]) || tile[1] % (subgroups[1] * mma[1]) || tile[2] % mma[2])
       return emitError() << "coopmat tile [" << tile[0] << ", " << tile[1] << ", " << tile[2]
                          << "] is not a multiple of subgroups x mma";
