@@ -32,6 +32,11 @@ LogicalResult verifyInferred(Operation *op, FailureOr<RankedTensorType> inferred
   if (actual.getShape() != inferred->getShape())
     return op->emitOpError("result shape ") << shapeStr(actual.getShape()) << " differs from " << what
                                             << " " << shapeStr(inferred->getShape());
+  // A result may be stored in another float type (tessera-assign-precision),
+  // never change between float and integer or between integer types.
+  Type want = inferred->getElementType(), got = actual.getElementType();
+  if (want != got && !(isa<FloatType>(want) && isa<FloatType>(got)))
+    return op->emitOpError("result element type ") << got << " differs from " << want;
   return success();
 }
 
@@ -120,6 +125,9 @@ LogicalResult BroadcastOp::verify() {
   if (failed(b) || ArrayRef<int64_t>(*b) != shapeOf(getResult()))
     return emitOpError("input ") << shapeStr(shapeOf(getInput())) << " does not broadcast to "
                                  << shapeStr(shapeOf(getResult()));
+  Type in = cast<ShapedType>(getInput().getType()).getElementType(), out = cast<ShapedType>(getResult().getType()).getElementType();
+  if (in != out && !(isa<FloatType>(in) && isa<FloatType>(out)))
+    return emitOpError("result element type ") << out << " differs from " << in;
   return success();
 }
 
@@ -171,7 +179,7 @@ LogicalResult RMSNormOp::verify() {
   if (in.empty() || w.size() != 1 || w[0] != in.back())
     return emitOpError("weight ") << shapeStr(w) << " must be [N] for input " << shapeStr(in)
                                   << " normalised over its last axis";
-  if (getEps().convertToDouble() < 0)
+  if (!(getEps().convertToDouble() >= 0)) // NaN too
     return emitOpError("eps must be >= 0");
   return success();
 }

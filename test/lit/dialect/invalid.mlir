@@ -1001,3 +1001,28 @@ func.func private @wrap() attributes {c = #tessera.matmul_config<variant = "", k
 
 // expected-error @+1 {{coopmat subgroup size (thread[0]) must be a power of two}}
 func.func private @sg() attributes {c = #tessera.matmul_config<variant = "", kind = coopmat, tile = [64, 64, 16], thread = [24, 8], split_k = 1, mma = [16, 16, 16], subgroups = [2, 2], operands = f16>}
+
+// -----
+
+// Data movement may store its result in another float type, never turn floats into integers.
+func.func @broadcast_to_int(%x: tensor<3xf32>) -> tensor<2x3xi32> {
+  // expected-error @+1 {{result element type 'i32' differs from 'f32'}}
+  %0 = tessera.broadcast %x : tensor<3xf32> -> tensor<2x3xi32>
+  return %0 : tensor<2x3xi32>
+}
+
+// -----
+
+func.func @transpose_to_bool(%x: tensor<3x2xf32>) -> tensor<2x3xi1> {
+  // expected-error @+1 {{result element type 'i1' differs from 'f32'}}
+  %0 = tessera.transpose %x [1, 0] : tensor<3x2xf32> -> tensor<2x3xi1>
+  return %0 : tensor<2x3xi1>
+}
+
+// -----
+
+func.func @rms_norm_nan_eps(%x: tensor<2x4xf32>, %w: tensor<4xf32>) -> tensor<2x4xf32> {
+  // expected-error @+1 {{eps must be >= 0}}
+  %0 = tessera.rms_norm %x, %w {eps = 0x7FF8000000000000 : f64} : (tensor<2x4xf32>, tensor<4xf32>) -> tensor<2x4xf32>
+  return %0 : tensor<2x4xf32>
+}
