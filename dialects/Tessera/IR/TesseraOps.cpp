@@ -9,6 +9,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 
+#include <limits>
+
 using namespace mlir;
 using namespace mlir::tessera;
 
@@ -228,3 +230,13 @@ LogicalResult EmbeddingOp::verify() {
 
 #define GET_OP_CLASSES
 #include "Tessera/IR/TesseraOps.cpp.inc"
+
+LogicalResult mlir::tessera::DispatchOp::verify() {
+  ArrayRef<int64_t> g = getWorkgroups();
+  if (g.size() != 3)
+    return emitOpError("workgroups must be [x, y, z], got ") << g.size() << " counts";
+  for (int64_t v : g)
+    if (v < 0 || v > std::numeric_limits<uint32_t>::max())
+      return emitOpError("workgroup counts must be in [0, 2^32 - 1], got ") << v;
+  return success();
+}

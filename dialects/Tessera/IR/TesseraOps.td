@@ -379,6 +379,7 @@ def Tessera_DispatchOp : Tessera_Op<"dispatch", [HasParent<"ProgramOp">]> {
   let arguments = (ins SymbolRefAttr:$kernel, SymbolRefArrayAttr:$buffers,
                        DenseI64ArrayAttr:$workgroups);
   let assemblyFormat = "$kernel $buffers `workgroups` $workgroups attr-dict";
+  let hasVerifier = 1;
 }
 
 #endif // TESSERA_OPS_TD

@@ -1026,3 +1026,17 @@ func.func @rms_norm_nan_eps(%x: tensor<2x4xf32>, %w: tensor<4xf32>) -> tensor<2x
   %0 = tessera.rms_norm %x, %w {eps = 0x7FF8000000000000 : f64} : (tensor<2x4xf32>, tensor<4xf32>) -> tensor<2x4xf32>
   return %0 : tensor<2x4xf32>
 }
+
+// -----
+
+tessera.program @p {
+  // expected-error @+1 {{workgroups must be [x, y, z], got 2 counts}}
+  tessera.dispatch @k [@a] workgroups [1, 1]
+}
+
+// -----
+
+tessera.program @p {
+  // expected-error @+1 {{workgroup counts must be in [0, 2^32 - 1], got -3}}
+  tessera.dispatch @k [@a] workgroups [1, -3, 1]
+}
