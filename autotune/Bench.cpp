@@ -11,6 +11,7 @@
 #include "autotune/Bench.h"
 
 #include "runtime/util/Half.h"
+#include "runtime/plan/Elements.h"
 #include "runtime/vulkan/Executor.h"
 
 #include <algorithm>
@@ -26,57 +27,9 @@ const int kRepsChoices[] = {1, 4, 16, 64, 256};
 
 std::string programName(int reps) { return "x" + std::to_string(reps); }
 
-// Element i of a buffer as a double (NaN stays NaN).
-double element(const uint8_t *data, plan::DType t, size_t i) {
-  switch (t) {
-  case plan::DType::F32: {
-    float f;
-    std::memcpy(&f, data + 4 * i, 4);
-    return f;
-  }
-  case plan::DType::I32: {
-    int32_t v;
-    std::memcpy(&v, data + 4 * i, 4);
-    return v;
-  }
-  case plan::DType::F16: {
-    uint16_t h;
-    std::memcpy(&h, data + 2 * i, 2);
-    return util::halfToFloat(h);
-  }
-  case plan::DType::BF16: {
-    uint16_t h;
-    std::memcpy(&h, data + 2 * i, 2);
-    return util::bf16ToFloat(h);
-  }
-  }
-  return 0;
-}
-
-void store(uint8_t *data, plan::DType t, size_t i, double v) {
-  switch (t) {
-  case plan::DType::F32: {
-    float f = float(v);
-    std::memcpy(data + 4 * i, &f, 4);
-    break;
-  }
-  case plan::DType::I32: {
-    int32_t x = int32_t(v);
-    std::memcpy(data + 4 * i, &x, 4);
-    break;
-  }
-  case plan::DType::F16: {
-    uint16_t h = util::floatToHalf(float(v));
-    std::memcpy(data + 2 * i, &h, 2);
-    break;
-  }
-  case plan::DType::BF16: {
-    uint16_t h = util::floatToBf16(float(v));
-    std::memcpy(data + 2 * i, &h, 2);
-    break;
-  }
-  }
-}
+// Element i of a buffer as a double (NaN stays NaN), and back.
+double element(const uint8_t *data, plan::DType t, size_t i) { return plan::readElement(data, t, i); }
+void store(uint8_t *data, plan::DType t, size_t i, double v) { plan::writeElement(data, t, i, v); }
 
 std::vector<uint8_t> makeFill(const plan::Buffer &b, const BufferFill &f, std::mt19937_64 &rng) {
   std::vector<uint8_t> out(b.bytes, 0xff); // scratch and outputs: NaN (or -1) everywhere

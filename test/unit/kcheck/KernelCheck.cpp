@@ -14,6 +14,7 @@
 // (bench/kernel_numerics_gpu.sh).
 #include "test/unit/kcheck/Case.h"
 
+#include "runtime/plan/Elements.h"
 #include "runtime/plan/Plan.h"
 #include "runtime/util/File.h"
 #include "runtime/util/Half.h"
@@ -62,31 +63,7 @@ const plan::Buffer &caseBuffer(const plan::Plan &p, int64_t index, const std::st
   return b;
 }
 
-double element(const plan::Buffer &b, const uint8_t *data, int64_t i) {
-  switch (b.dtype) {
-  case plan::DType::F32: {
-    float f;
-    std::memcpy(&f, data + 4 * i, 4);
-    return f;
-  }
-  case plan::DType::I32: {
-    int32_t v;
-    std::memcpy(&v, data + 4 * i, 4);
-    return v;
-  }
-  case plan::DType::F16: {
-    uint16_t h;
-    std::memcpy(&h, data + 2 * i, 2);
-    return util::halfToFloat(h);
-  }
-  case plan::DType::BF16: {
-    uint16_t h;
-    std::memcpy(&h, data + 2 * i, 2);
-    return util::bf16ToFloat(h);
-  }
-  }
-  return NAN;
-}
+double element(const plan::Buffer &b, const uint8_t *data, int64_t i) { return plan::readElement(data, b.dtype, size_t(i)); }
 
 struct Counts {
   int checks = 0;
