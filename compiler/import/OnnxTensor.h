@@ -1,5 +1,5 @@
-// OnnxTensor.h - CPU tensors and ONNX shape rules shared by the importer's
-// constant folder (OnnxFold.cpp) and its op mapping (OnnxImporter.cpp).
+// OnnxTensor.h - CPU tensors and ONNX shape rules shared by the importer
+// (OnnxImporter.cpp) and its op handlers (ops/).
 //
 // Folded values are kept in three element classes only: F32 (every ONNX float
 // type, values rounded to float), I64 (every ONNX integer type) and Bool.
@@ -86,13 +86,7 @@ bool reduceAxes(const onnx::NodeProto &n, int64_t rank, const Tensor *axesInput,
                 std::vector<int64_t> &axes, bool &noop, std::string &err);
 
 //===- constant folding ---------------------------------------------------===//
+/// Outcome of an op's fold handler (OpRegistry.h).
 enum class FoldResult { Folded, NotFoldable, Error };
-
-/// Evaluates `node` on constant inputs (null entries: absent optional inputs).
-/// NotFoldable: the op has no CPU implementation here (the caller maps it to IR).
-FoldResult foldNode(const onnx::NodeProto &node, int64_t opset, const std::vector<const Tensor *> &in,
-                    std::vector<Tensor> &out, std::string &err);
-/// Ops that foldNode implements.
-bool isFoldableOp(const std::string &opType);
 
 } // namespace tessera::onnximport
