@@ -137,7 +137,9 @@ public:
   bool constInts(const ValP &v, const std::string &what, std::vector<int64_t> &out);
   bool constScalar(const ValP &v, double &out);
 
-  // Plain tessera ops (result types are the ops' own inference); null in, null out.
+  // Plain tessera ops (result types are the ops' own inference), identities
+  // included: the canonicalizer of the importer's cleanup folds them and the
+  // algebra exports spell out (TesseraCanonicalize.cpp). Null in, null out.
   mlir::Value unary(tt::UnaryFn fn, mlir::Value x);
   mlir::Value binary(tt::BinaryFn fn, mlir::Value x, mlir::Value y);
   mlir::Value reshape(mlir::Value x, const Shape &s);

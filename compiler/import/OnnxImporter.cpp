@@ -482,18 +482,12 @@ mlir::Value Importer::unary(tt::UnaryFn fn, mlir::Value x) {
 mlir::Value Importer::reshape(mlir::Value x, const Shape &s) {
   if (!x)
     return {};
-  if (auto r = x.getDefiningOp<tt::ReshapeOp>()) // reshape(reshape(y)) -> reshape(y)
-    x = r.getInput();
-  if (shapeOf(x) == s)
-    return x;
   return b.create<tt::ReshapeOp>(loc, tensorType(s, dtOf(x)), x);
 }
 
 mlir::Value Importer::broadcastTo(mlir::Value x, const Shape &s) {
   if (!x)
     return {};
-  if (shapeOf(x) == s)
-    return x;
   return b.create<tt::BroadcastOp>(loc, tensorType(s, dtOf(x)), x);
 }
 
@@ -512,11 +506,6 @@ mlir::Value Importer::binary(tt::BinaryFn fn, mlir::Value x, mlir::Value y) {
 mlir::Value Importer::transpose(mlir::Value x, const std::vector<int64_t> &perm) {
   if (!x)
     return {};
-  bool identity = true;
-  for (size_t i = 0; i < perm.size(); ++i)
-    identity &= perm[i] == (int64_t)i;
-  if (identity)
-    return x;
   return b.create<tt::TransposeOp>(loc, x, perm);
 }
 
@@ -524,12 +513,6 @@ mlir::Value Importer::slice(mlir::Value x, const std::vector<int64_t> &starts,
                             const std::vector<int64_t> &limits, const std::vector<int64_t> &strides) {
   if (!x)
     return {};
-  Shape in = shapeOf(x);
-  bool identity = true;
-  for (size_t i = 0; i < in.size(); ++i)
-    identity &= starts[i] == 0 && limits[i] == in[i] && strides[i] == 1;
-  if (identity)
-    return x;
   return b.create<tt::SliceOp>(loc, x, starts, limits, strides);
 }
 
@@ -548,8 +531,6 @@ mlir::Value Importer::concat(const std::vector<mlir::Value> &xs, int64_t axis) {
   for (mlir::Value x : xs)
     if (!x)
       return {};
-  if (xs.size() == 1)
-    return xs[0];
   return b.create<tt::ConcatOp>(loc, mlir::ValueRange(xs), (uint64_t)axis);
 }
 

@@ -1,8 +1,9 @@
 // ops/Contraction.cpp - MatMul (numpy batching, rank-1 operands), Gemm, Einsum.
 //
-// MatMul and Gemm map to tessera.matmul, whose transpose flags absorb a
-// transpose of the last two dims of either operand (the weight stays a frozen
-// param); Gemm's alpha, beta and C become tessera.binary. Einsum folds only.
+// MatMul and Gemm map to tessera.matmul (canonicalization later folds a
+// transpose of an operand's last two dims into its transpose flag, so a
+// weight stays a frozen param); Gemm's alpha, beta and C become
+// tessera.binary. Einsum folds only.
 #include "compiler/import/FoldUtil.h"
 #include "compiler/import/Importer.h"
 #include "compiler/import/OpRegistry.h"
@@ -218,26 +219,6 @@ bool emitMatMul(Node &node) {
       w = imp.reshape(w, s);
       dropN = true;
     }
-  }
-  // MatMul(x, Transpose(W)) -> matmul {transpose_rhs}: the weight stays a param.
-  auto swapsLastTwo = [](mlir::Value v) -> mlir::Value {
-    auto t = v.getDefiningOp<tt::TransposeOp>();
-    if (!t)
-      return {};
-    auto perm = t.getPerm();
-    int64_t r = (int64_t)perm.size();
-    for (int64_t d = 0; d < r - 2; ++d)
-      if (perm[d] != d)
-        return {};
-    return r >= 2 && perm[r - 2] == r - 1 && perm[r - 1] == r - 2 ? t.getInput() : mlir::Value();
-  };
-  if (mlir::Value src = swapsLastTwo(w)) {
-    w = src;
-    tb = !tb;
-  }
-  if (mlir::Value src = swapsLastTwo(a)) {
-    a = src;
-    ta = !ta;
   }
   Shape sa = Importer::shapeOf(a), sb = Importer::shapeOf(w);
   int64_t ra = (int64_t)sa.size(), rb = (int64_t)sb.size();

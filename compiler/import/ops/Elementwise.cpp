@@ -246,13 +246,6 @@ const std::map<std::string, tt::BinaryFn> kBinaryFns = {
     {"Div", tt::BinaryFn::div}, {"Pow", tt::BinaryFn::pow}, {"Max", tt::BinaryFn::max},
     {"Min", tt::BinaryFn::min}, {"Sum", tt::BinaryFn::add}, {"Mean", tt::BinaryFn::add}};
 
-mlir::Value definedBy(mlir::Value v, tt::UnaryFn fn) {
-  if (auto u = v.getDefiningOp<tt::UnaryOp>())
-    if (u.getFn() == fn)
-      return u.getInput();
-  return {};
-}
-
 bool emitUnary(Node &node) {
   Importer &imp = node.imp;
   if (!node.need(0))
@@ -260,11 +253,7 @@ bool emitUnary(Node &node) {
   mlir::Value x = node.asFloat(0);
   if (!x)
     return false;
-  tt::UnaryFn fn = kUnaryFns.at(node.op());
-  if (fn == tt::UnaryFn::reciprocal)
-    if (mlir::Value s = definedBy(x, tt::UnaryFn::sqrt))
-      return node.push(imp.unary(tt::UnaryFn::rsqrt, s));
-  return node.push(imp.unary(fn, x));
+  return node.push(imp.unary(kUnaryFns.at(node.op()), x));
 }
 
 // Add, Sub, Mul, Div, Pow, Max, Min (two inputs), Sum, Mean (any number).
@@ -273,30 +262,6 @@ bool emitBinary(Node &node) {
   const std::string &op = node.op();
   if (!node.need(0) || !node.need(1))
     return false;
-  double c;
-  if (op == "Pow" && imp.constScalar(node.arg(1), c) && node.rank(1) <= node.rank(0) &&
-      (c == 1 || c == 2 || c == 0.5 || c == -0.5 || c == -1)) {
-    mlir::Value x = node.asFloat(0);
-    if (!x)
-      return false;
-    if (c == 1)
-      return node.push(x);
-    if (c == 2)
-      return node.push(imp.binary(tt::BinaryFn::mul, x, x));
-    if (c == 0.5)
-      return node.push(imp.unary(tt::UnaryFn::sqrt, x));
-    if (c == -0.5)
-      return node.push(imp.unary(tt::UnaryFn::rsqrt, x));
-    return node.push(imp.unary(tt::UnaryFn::reciprocal, x));
-  }
-  if (op == "Div" && imp.constScalar(node.arg(0), c) && c == 1 && node.rank(0) <= node.rank(1)) {
-    mlir::Value y = node.asFloat(1);
-    if (!y)
-      return false;
-    if (mlir::Value s = definedBy(y, tt::UnaryFn::sqrt))
-      return node.push(imp.unary(tt::UnaryFn::rsqrt, s));
-    return node.push(imp.unary(tt::UnaryFn::reciprocal, y));
-  }
   std::vector<mlir::Value> xs;
   for (size_t k = 0; k < node.in.size(); ++k) {
     if (!node.need(k))
@@ -306,11 +271,6 @@ bool emitBinary(Node &node) {
       return false;
     xs.push_back(x);
   }
-  if (op == "Mul" && xs.size() == 2) // x * sigmoid(x) -> silu(x)
-    for (int k = 0; k < 2; ++k)
-      if (mlir::Value s = definedBy(xs[k], tt::UnaryFn::sigmoid))
-        if (s == xs[1 - k] && Importer::shapeOf(s) == Importer::shapeOf(xs[k]))
-          return node.push(imp.unary(tt::UnaryFn::silu, s));
   tt::BinaryFn fn = kBinaryFns.at(op);
   mlir::Value acc = xs[0];
   for (size_t k = 1; k < xs.size() && acc; ++k)

@@ -71,6 +71,7 @@ def Tessera_UnaryOp : Tessera_Op<"unary", [Pure, SameOperandsAndResultShape, Dec
   let builders = [OpBuilder<(ins "UnaryFn":$fn, "Value":$input), [{
     build($_builder, $_state, input.getType(), fn, input);
   }]>];
+  let hasCanonicalizer = 1;
 }
 
 def Tessera_BinaryOp : Tessera_Op<"binary", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
@@ -80,6 +81,7 @@ def Tessera_BinaryOp : Tessera_Op<"binary", [Pure, Tessera_InferResultTypes, Dec
   let results = (outs Tessera_FloatTensor:$result);
   let assemblyFormat = "$fn $lhs `,` $rhs attr-dict `:` `(` type($lhs) `,` type($rhs) `)` `->` type($result)";
   let hasVerifier = 1;
+  let hasCanonicalizer = 1;
 }
 
 def Tessera_SelectOp : Tessera_Op<"select", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
@@ -96,6 +98,7 @@ def Tessera_CastOp : Tessera_Op<"cast", [Pure, SameOperandsAndResultShape, Decla
   let arguments = (ins Tessera_AnyTensor:$input);
   let results = (outs Tessera_AnyTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasFolder = 1;
 }
 
 //===----------------------------------------------------------------------===//
@@ -115,6 +118,7 @@ def Tessera_MatmulOp : Tessera_Op<"matmul", [Pure, Tessera_InferResultTypes, Dec
   let results = (outs Tessera_FloatTensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` `(` type($lhs) `,` type($rhs) `)` `->` type($result)";
   let hasVerifier = 1;
+  let hasCanonicalizer = 1;
 }
 
 def Tessera_ReduceOp : Tessera_Op<"reduce", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
@@ -169,6 +173,7 @@ def Tessera_TransposeOp : Tessera_Op<"transpose", [Pure, Tessera_InferResultType
   let results = (outs Tessera_AnyTensor:$result);
   let assemblyFormat = "$input $perm attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
+  let hasFolder = 1;
 }
 
 def Tessera_ReshapeOp : Tessera_Op<"reshape", [Pure, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
@@ -177,6 +182,7 @@ def Tessera_ReshapeOp : Tessera_Op<"reshape", [Pure, DeclareOpInterfaceMethods<T
   let results = (outs Tessera_AnyTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
+  let hasFolder = 1;
 }
 
 def Tessera_BroadcastOp : Tessera_Op<"broadcast", [Pure, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
@@ -185,6 +191,7 @@ def Tessera_BroadcastOp : Tessera_Op<"broadcast", [Pure, DeclareOpInterfaceMetho
   let results = (outs Tessera_AnyTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
+  let hasFolder = 1;
 }
 
 def Tessera_SliceOp : Tessera_Op<"slice", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
@@ -194,6 +201,7 @@ def Tessera_SliceOp : Tessera_Op<"slice", [Pure, Tessera_InferResultTypes, Decla
   let results = (outs Tessera_AnyTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
+  let hasFolder = 1;
 }
 
 def Tessera_PadOp : Tessera_Op<"pad", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
@@ -211,6 +219,7 @@ def Tessera_ConcatOp : Tessera_Op<"concat", [Pure, Tessera_InferResultTypes, Dec
   let results = (outs Tessera_AnyTensor:$result);
   let assemblyFormat = "$inputs attr-dict `:` functional-type($inputs, $result)";
   let hasVerifier = 1;
+  let hasFolder = 1;
 }
 
 def Tessera_GatherOp : Tessera_Op<"gather", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
