@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <utility>
@@ -486,7 +487,10 @@ DeviceProfile loadProfile(const std::string &path) {
 DeviceProfile loadProfileOrDefault(const std::string &path) {
   if (path.empty())
     return defaultProfile();
-  if (path.find('/') == std::string::npos && !std::ifstream(path))
+  // A bare name is a bundled profile unless a file of that name is here (a
+  // folder of that name, e.g. build/default, is not a profile).
+  std::error_code ec;
+  if (path.find('/') == std::string::npos && !std::filesystem::is_regular_file(path, ec))
     for (const BundledProfile &b : bundledProfiles())
       if (b.profile.name == path || b.file == path)
         return b.profile;
