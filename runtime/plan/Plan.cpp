@@ -12,6 +12,8 @@
 #include "runtime/util/File.h"
 #include "runtime/util/Json.h"
 
+#include "runtime/plan/ContainerBytes.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -28,33 +30,7 @@ namespace {
 constexpr size_t kHeaderBytes = 32;
 constexpr uint64_t kBlobAlign = 16;
 
-uint64_t alignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
-
-uint64_t fnv1a64(const uint8_t *p, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
-void putU32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = uint8_t(v >> (8 * i));
-}
-void putU64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = uint8_t(v >> (8 * i));
-}
-uint32_t getU32(const uint8_t *p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= uint32_t(p[i]) << (8 * i);
-  return v;
-}
-uint64_t getU64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t(p[i]) << (8 * i);
-  return v;
-}
+using namespace ::tessera::plan::bytes;
 
 const char *const kKindNames[] = {"input",    "weight",     "constant", "lora",  "optimizer_state",
                                   "gradient", "activation", "output",   "hparams"};
