@@ -13,6 +13,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <unistd.h>
 #include <set>
 
 using namespace tessera::autotune;
@@ -103,6 +105,25 @@ TEST(Profile, BundledDatabase) {
   EXPECT_EQ(matchBundledProfile(amd), nullptr);
   EXPECT_NE(describeProfileMatch(amd).find("rules from its properties"), std::string::npos);
   EXPECT_EQ(loadProfileOrDefault("lavapipe").name, "lavapipe"); // by name
+}
+
+TEST(Profile, BundledNameBesideAFolderOfThatName) {
+  // A folder named like a bundled profile in the working directory (e.g.
+  // build/default, written by scripts/run_default.sh) is not a profile file.
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("tessera-profile-" + std::to_string(::getpid()));
+  fs::create_directories(dir / "nvidia");
+  fs::path was = fs::current_path();
+  fs::current_path(dir);
+  std::string name;
+  try {
+    name = loadProfileOrDefault("nvidia").name;
+  } catch (const std::exception &e) {
+    name = e.what();
+  }
+  fs::current_path(was);
+  fs::remove_all(dir);
+  EXPECT_EQ(name, "nvidia");
 }
 
 TEST(Profile, RulesFromProperties) {
