@@ -17,7 +17,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <chrono>
+#include <mutex>
 #include <random>
+#include <thread>
 
 namespace tessera::autotune {
 
@@ -31,11 +34,20 @@ std::string programName(int reps) { return "x" + std::to_string(reps); }
 double element(const uint8_t *data, plan::DType t, size_t i) { return plan::readElement(data, t, i); }
 void store(uint8_t *data, plan::DType t, size_t i, double v) { plan::writeElement(data, t, i, v); }
 
+// Inputs repeat with a prime period of elements: large buffers (a logits
+// chunk holds ~10^9 values) are filled in milliseconds, and no row or tile of
+// a power-of-two shape sees the same values as its neighbour.
+constexpr size_t kFillPeriod = 1048573;
+
 std::vector<uint8_t> makeFill(const plan::Buffer &b, const BufferFill &f, std::mt19937_64 &rng) {
   std::vector<uint8_t> out(b.bytes, 0xff); // scratch and outputs: NaN (or -1) everywhere
-  size_t n = b.bytes / plan::bytesPerElement(b.dtype);
+  const size_t width = plan::bytesPerElement(b.dtype);
+  const size_t n = b.bytes / width;
+  if (f.kind == BufferFill::None)
+    return out;
+  const size_t period = f.kind == BufferFill::Values ? n : std::min(n, kFillPeriod);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
-  for (size_t i = 0; i < n && f.kind != BufferFill::None; ++i) {
+  for (size_t i = 0; i < period; ++i) {
     double v = 0;
     switch (f.kind) {
     case BufferFill::Signed: v = (0.25 + 0.75 * unit(rng)) * (unit(rng) < 0.5 ? -1 : 1); break;
@@ -52,7 +64,27 @@ std::vector<uint8_t> makeFill(const plan::Buffer &b, const BufferFill &f, std::m
       v = std::min<double>(v, double(f.hi == f.lo ? f.lo : f.hi)); // unit(rng) < 1, but be exact
     store(out.data(), b.dtype, i, v);
   }
+  for (size_t done = period; done < n; done += period) // the rest: copies of the first period
+    std::memcpy(out.data() + done * width, out.data(), std::min(period, n - done) * width);
   return out;
+}
+
+// Runs body(begin, end) over [0, n) on the host's cores (comparisons of
+// outputs with ~10^9 elements).
+template <typename Body> void parallelFor(size_t n, Body body) {
+  const size_t threads = n < (size_t(1) << 20) ? 1 : std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
+  if (threads == 1)
+    return body(size_t(0), n);
+  std::vector<std::thread> pool;
+  const size_t per = (n + threads - 1) / threads;
+  for (size_t t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] { body(std::min(n, t * per), std::min(n, (t + 1) * per)); });
+  for (std::thread &t : pool)
+    t.join();
+}
+
+double secondsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 } // namespace
@@ -91,7 +123,9 @@ struct ProblemBench::Impl {
   BenchOptions options;
   plan::Plan base;
   std::vector<std::vector<uint8_t>> inputs; // per buffer: what it holds before a checked run
-  std::vector<std::vector<double>> expected; // per compared buffer: the reference's output
+  std::vector<std::vector<uint8_t>> expected; // per compared buffer: the reference's output (raw)
+  std::vector<double> expectedScale;         // per compared buffer: max |finite reference value|
+  double fillSeconds = 0;                    // making the inputs (reported with the reference)
   Measurement ref;
   bool refDone = false;
 
@@ -113,10 +147,13 @@ struct ProblemBench::Impl {
     needProgram(problem.reference.program);
     for (const TuneCandidate &c : problem.candidates)
       needProgram(c.program);
+    auto t0 = std::chrono::steady_clock::now();
     std::mt19937_64 rng(options.seed ^ (uint64_t(p) * 0x9E3779B97F4A7C15ull));
     for (size_t i = 0; i < base.buffers.size(); ++i)
       inputs.push_back(makeFill(base.buffers[i], problem.buffers[i].fill, rng));
     expected.resize(base.buffers.size());
+    expectedScale.resize(base.buffers.size(), 0);
+    fillSeconds = secondsSince(t0);
   }
 
   bool compared(size_t i) const { return problem.buffers[i].role == "output" || problem.buffers[i].role == "inout"; }
@@ -214,23 +251,37 @@ const Measurement &ProblemBench::reference() {
     return I.ref;
   I.refDone = true;
   try {
+    auto t0 = std::chrono::steady_clock::now();
     plan::Plan sub = I.subPlan(I.problem.reference.program);
     vk::Executor exec(I.ctx, sub);
+    I.ref.phases["executor"] = secondsSince(t0);
+    auto t1 = std::chrono::steady_clock::now();
     double ms = I.checkedRun(exec);
+    I.ref.phases["check"] = secondsSince(t1);
+    auto t2 = std::chrono::steady_clock::now();
     for (size_t i = 0; i < sub.buffers.size(); ++i) {
       if (!I.compared(i))
         continue;
       const plan::Buffer &b = sub.buffers[i];
-      size_t n = b.bytes / plan::bytesPerElement(b.dtype);
+      const size_t n = b.bytes / plan::bytesPerElement(b.dtype);
       // One bulk copy first: the mapped memory may be uncached device memory
       // (discrete GPUs), where every small read is a bus round trip.
-      std::vector<uint8_t> host(b.bytes);
-      std::memcpy(host.data(), exec.data(i), b.bytes);
-      const uint8_t *data = host.data();
-      I.expected[i].resize(n);
-      for (size_t e = 0; e < n; ++e)
-        I.expected[i][e] = element(data, b.dtype, e);
+      I.expected[i].resize(b.bytes);
+      std::memcpy(I.expected[i].data(), exec.data(i), b.bytes);
+      const uint8_t *data = I.expected[i].data();
+      std::mutex mu;
+      double &scale = I.expectedScale[i];
+      parallelFor(n, [&](size_t begin, size_t end) {
+        double local = 0;
+        for (size_t e = begin; e < end; ++e)
+          if (double v = element(data, b.dtype, e); std::isfinite(v))
+            local = std::max(local, std::abs(v));
+        std::lock_guard<std::mutex> lock(mu);
+        scale = std::max(scale, local);
+      });
     }
+    I.ref.phases["read"] = secondsSince(t2);
+    I.ref.phases["fill"] = I.fillSeconds;
     I.ref.status = "ok";
     I.ref.us = ms * 1000.0;
   } catch (const std::exception &e) {
@@ -254,10 +305,12 @@ Measurement ProblemBench::measure(size_t c) {
     m.reason = ref.reason;
     return m;
   }
+  auto t0 = std::chrono::steady_clock::now();
   plan::Plan sub = I.subPlan(I.problem.candidates.at(c).program);
   std::unique_ptr<vk::Executor> exec;
   try {
     exec = std::make_unique<vk::Executor>(I.ctx, sub);
+    m.phases["executor"] = secondsSince(t0);
   } catch (const vk::VulkanError &e) {
     std::string what = e.what();
     if (what.find("DEVICE_LOST") != std::string::npos)
@@ -267,8 +320,10 @@ Measurement ProblemBench::measure(size_t c) {
     return m;
   }
   double checkMs = 0;
+  auto t1 = std::chrono::steady_clock::now();
   try {
     checkMs = I.checkedRun(*exec);
+    m.phases["check"] = secondsSince(t1);
   } catch (const vk::VulkanError &e) {
     if (std::string(e.what()).find("DEVICE_LOST") != std::string::npos)
       throw;
@@ -276,7 +331,8 @@ Measurement ProblemBench::measure(size_t c) {
     m.reason = e.what();
     return m;
   }
-  // Compare with the reference, element by element.
+  // Compare with the reference, element by element (on all host cores).
+  auto t2 = std::chrono::steady_clock::now();
   double worst = 0;
   std::string where;
   for (size_t i = 0; i < sub.buffers.size(); ++i) {
@@ -285,29 +341,36 @@ Measurement ProblemBench::measure(size_t c) {
     const plan::Buffer &b = sub.buffers[i];
     std::vector<uint8_t> host(b.bytes); // one bulk read of mapped memory (see reference())
     std::memcpy(host.data(), exec->data(i), b.bytes);
-    const uint8_t *data = host.data();
-    const std::vector<double> &want = I.expected[i];
-    double scale = 0;
-    for (double v : want)
-      if (std::isfinite(v))
-        scale = std::max(scale, std::abs(v));
-    for (size_t e = 0; e < want.size(); ++e) {
-      double got = element(data, b.dtype, e), r = want[e];
-      double err;
-      if (std::isnan(r) || std::isnan(got))
-        err = std::isnan(r) && std::isnan(got) ? 0 : INFINITY;
-      else if (std::isinf(r) || std::isinf(got))
-        err = r == got ? 0 : INFINITY;
-      else
-        err = std::abs(got - r) / (I.problem.rtol * std::abs(r) + I.problem.atol * scale + 1e-30);
-      if (err > worst) {
-        worst = err;
+    const uint8_t *data = host.data(), *want = I.expected[i].data();
+    const double scale = I.expectedScale[i];
+    const size_t n = b.bytes / plan::bytesPerElement(b.dtype);
+    std::mutex mu;
+    parallelFor(n, [&](size_t begin, size_t end) {
+      double localWorst = 0;
+      size_t at = SIZE_MAX;
+      for (size_t e = begin; e < end; ++e) {
+        double got = element(data, b.dtype, e), r = element(want, b.dtype, e);
+        double err;
+        if (std::isnan(r) || std::isnan(got))
+          err = std::isnan(r) && std::isnan(got) ? 0 : INFINITY;
+        else if (std::isinf(r) || std::isinf(got))
+          err = r == got ? 0 : INFINITY;
+        else
+          err = std::abs(got - r) / (I.problem.rtol * std::abs(r) + I.problem.atol * scale + 1e-30);
+        if (err > localWorst)
+          localWorst = err, at = e;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      if (at != SIZE_MAX && (localWorst > worst || (localWorst == worst && where.empty()))) {
+        worst = localWorst;
         char buf[160];
-        std::snprintf(buf, sizeof buf, "%s[%zu] = %.6g, reference %.6g", b.name.c_str(), e, got, r);
+        std::snprintf(buf, sizeof buf, "%s[%zu] = %.6g, reference %.6g", b.name.c_str(), at,
+                      element(data, b.dtype, at), element(want, b.dtype, at));
         where = buf;
       }
-    }
+    });
   }
+  m.phases["compare"] = secondsSince(t2);
   m.max_error = worst;
   if (!(worst <= 1.0)) {
     m.status = "wrong";
@@ -316,8 +379,10 @@ Measurement ProblemBench::measure(size_t c) {
     m.reason = "output differs from the reference kernel's (" + where + "; " + buf + "x the tolerance)";
     return m;
   }
+  auto t3 = std::chrono::steady_clock::now();
   try {
     I.time(*exec, checkMs, m);
+    m.phases["time"] = secondsSince(t3);
   } catch (const vk::VulkanError &e) {
     if (std::string(e.what()).find("DEVICE_LOST") != std::string::npos)
       throw;

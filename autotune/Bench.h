@@ -9,6 +9,7 @@
 #include "runtime/vulkan/Context.h"
 
 #include <memory>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,9 @@ struct Measurement {
   double max_error = 0;        // largest |c - r| / (rtol*|r| + atol*max|r|): <= 1 passes
   std::string reason;          // why wrong / failed / unsupported
   int reps = 1;                // dispatch repetitions per timed run
+  // Host seconds by phase (fill, executor, check, read, compare, time):
+  // where tuning time goes, in the journal as "phases".
+  std::map<std::string, double> phases;
 };
 
 struct BenchOptions {

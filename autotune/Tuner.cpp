@@ -4,10 +4,12 @@
 //
 // The search, per problem (a worker replays it from the journal, so a
 // resumed run measures only what is missing):
-//   1. every problem's reference kernel and its rules' config (the
-//      baseline): where the step's time goes;
-//   2. problems in decreasing share of the step (occurrences x baseline
-//      time), each with its share of the remaining budget: small spaces
+//   1. problems in decreasing estimated share of the step (occurrences x a
+//      roofline estimate: estimatedShare), so that a short budget is spent
+//      on the hot products;
+//   2. per problem: the reference kernel and the rules' config (the
+//      baseline), then the search, with the problem's share of the
+//      remaining budget: small spaces
 //      (<= 12 candidates) exhaustively in prior order; large ones (matmul)
 //      the first 6 in prior order (the rules, what other profiles pick, a
 //      spread of the space), then always the candidate a cost model fitted
@@ -189,12 +191,41 @@ struct Journal {
       j["reason"] = m.reason;
     if (m.reps > 1)
       j["reps"] = m.reps;
+    if (!m.phases.empty()) {
+      json ph = json::object();
+      for (auto &[k, v] : m.phases)
+        ph[k] = std::round(v * 1e4) / 1e4;
+      j["phases"] = ph;
+    }
     return j;
   }
 };
 
 // ---------------------------------------------------------------------------
 // The worker.
+
+// A problem's time in the step before anything is measured (occurrences x a
+// roofline at nominal rates; only the order and the budget shares use it):
+// the hot products are measured and searched first, so a short budget goes
+// where the step's time is.
+double estimatedShare(const TuneProblem &tp) {
+  const ProblemShape &s = tp.shape;
+  const double eb = double(std::max<int64_t>(s.element_bytes, 1));
+  double seconds = 0;
+  switch (s.family) {
+  case RuleFamily::Matmul: {
+    const double m = double(s.m), n = double(s.n), k = double(s.k), b = double(std::max<int64_t>(s.batch, 1));
+    seconds = b * (2 * m * n * k / 20e12 + (m * k + k * n + m * n) * eb / 2e12);
+    break;
+  }
+  default: { // memory-bound: rows x reduced length, or elements, read and written
+    const double work = s.outputs > 0 ? double(s.outputs) * double(std::max<int64_t>(s.extent, 1)) : double(s.elements);
+    seconds = work * eb * 3 / 2e12;
+    break;
+  }
+  }
+  return double(std::max<int64_t>(tp.count, 1)) * (seconds + 5e-6); // + a dispatch's fixed cost
+}
 
 class Worker {
 public:
@@ -209,23 +240,12 @@ public:
     ctx_ = std::make_unique<vk::Context>(o_.device);
     if (!ctx_->info().timestamps)
       throw std::runtime_error(ctx_->info().name + " has no compute timestamps: it cannot be tuned");
-    // 1. The reference and the baseline of every problem.
-    std::vector<size_t> selected;
+    // Problems in decreasing estimated share of the step; each gets its
+    // baseline, then its share of what is left of the budget.
+    std::vector<std::pair<double, size_t>> order;
     for (size_t p = 0; p < t_.problems.size(); ++p)
       if (familySelected(o_, t_.problems[p]))
-        selected.push_back(p);
-    for (size_t p : selected) {
-      if (timeUp())
-        return 0;
-      measure(p, int(t_.problems[p].rule), 0);
-    }
-    // 2. By share of the step, each with its share of what is left.
-    std::vector<std::pair<double, size_t>> order;
-    for (size_t p : selected) {
-      const Measurement *b = result(p, int(t_.problems[p].rule), 0);
-      double w = b && b->status == "ok" ? b->us * double(t_.problems[p].count) : 0;
-      order.push_back({w, p});
-    }
+        order.push_back({estimatedShare(t_.problems[p]), p});
     std::stable_sort(order.begin(), order.end(), [](auto &a, auto &b) { return a.first > b.first; });
     double weightLeft = 0;
     for (auto &[w, p] : order)
@@ -233,6 +253,7 @@ public:
     for (auto &[w, p] : order) {
       if (timeUp())
         break;
+      measure(p, int(t_.problems[p].rule), 0);
       double allot = weightLeft > 0 ? (deadline_ - nowEpoch()) * w / weightLeft : 0;
       weightLeft -= w;
       search(p, allot);
@@ -291,8 +312,10 @@ private:
     Key k{int(p), c, round};
     Journal::appendLine(journal_.path, {{"type", "start"}, {"p", k.p}, {"c", k.c}, {"round", k.round}});
     Measurement m;
+    const auto t0 = std::chrono::steady_clock::now();
     try {
       injectFault(p, c);
+      const bool fresh = !bench_ || benchProblem_ != p;
       ProblemBench &b = bench(p);
       const Measurement &ref = b.reference();
       if (ref.status != "ok") {
@@ -301,6 +324,10 @@ private:
       } else {
         m = b.measure(size_t(c));
       }
+      if (fresh) // the problem's inputs and reference were made for this measurement
+        for (auto &[phase, s] : ref.phases)
+          m.phases["ref_" + phase] = s;
+      m.phases["total"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     } catch (const std::exception &e) {
       // A Vulkan error other than a lost device, a plan the runtime refuses:
       // this candidate fails, tuning goes on.
