@@ -264,10 +264,10 @@ const Measurement &ProblemBench::reference() {
         continue;
       const plan::Buffer &b = sub.buffers[i];
       const size_t n = b.bytes / plan::bytesPerElement(b.dtype);
-      // One bulk copy first: the mapped memory may be uncached device memory
-      // (discrete GPUs), where every small read is a bus round trip.
+      // Through host-cached memory: the mapping may be uncached device memory
+      // (discrete GPUs), where reads cross the bus a line at a time.
       I.expected[i].resize(b.bytes);
-      std::memcpy(I.expected[i].data(), exec.data(i), b.bytes);
+      exec.read(i, I.expected[i].data(), b.bytes);
       const uint8_t *data = I.expected[i].data();
       std::mutex mu;
       double &scale = I.expectedScale[i];
@@ -339,8 +339,8 @@ Measurement ProblemBench::measure(size_t c) {
     if (!I.compared(i))
       continue;
     const plan::Buffer &b = sub.buffers[i];
-    std::vector<uint8_t> host(b.bytes); // one bulk read of mapped memory (see reference())
-    std::memcpy(host.data(), exec->data(i), b.bytes);
+    std::vector<uint8_t> host(b.bytes);
+    exec->read(i, host.data(), b.bytes); // through host-cached memory (Executor::read)
     const uint8_t *data = host.data(), *want = I.expected[i].data();
     const double scale = I.expectedScale[i];
     const size_t n = b.bytes / plan::bytesPerElement(b.dtype);

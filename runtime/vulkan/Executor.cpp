@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 namespace tessera::vk {
@@ -131,6 +132,7 @@ void Executor::allocateBuffers() {
   root_.resize(n);
   buffers_.assign(n, VK_NULL_HANDLE);
   hostPtr_.assign(n, nullptr);
+  blockOf_.assign(n, 0);
   for (size_t i = 0; i < n; ++i) {
     size_t r = i;
     while (plan_.buffers[r].alias_of >= 0) r = size_t(plan_.buffers[r].alias_of); // acyclic: Plan validated it
@@ -206,6 +208,7 @@ void Executor::allocateBuffers() {
       throw VulkanError("no host-visible memory type for " + what + " on " + ctx_.info().name);
     if (res != VK_SUCCESS)
       throw VulkanError("cannot allocate " + mib(pendingSize) + " of device memory for " + what + ": " + resultName(res));
+    block.memoryType = ai.memoryTypeIndex;
     blocks_.push_back(block);
     void *mapped = nullptr;
     check(vkMapMemory(dev, block.memory, 0, VK_WHOLE_SIZE, 0, &mapped), "vkMapMemory");
@@ -213,6 +216,7 @@ void Executor::allocateBuffers() {
     for (auto &[buf, off] : pending) {
       check(vkBindBufferMemory(dev, buffers_[buf], block.memory, off), "vkBindBufferMemory for " + bufferName(plan_, buf));
       hostPtr_[buf] = blocks_.back().mapped + off;
+      blockOf_[buf] = blocks_.size() - 1;
     }
     allocated_ += pendingSize;
     pending.clear();
@@ -233,7 +237,10 @@ void Executor::allocateBuffers() {
     pendingBits &= r.memoryTypeBits;
   }
   flush();
-  for (size_t i = 0; i < n; ++i) hostPtr_[i] = hostPtr_[root_[i]];
+  for (size_t i = 0; i < n; ++i) {
+    hostPtr_[i] = hostPtr_[root_[i]];
+    blockOf_[i] = blockOf_[root_[i]];
+  }
 }
 
 void Executor::createPipelines() {
@@ -433,6 +440,107 @@ void Executor::recordPrograms() {
     check(vkEndCommandBuffer(rec.cmd), "vkEndCommandBuffer");
     programs_[prog.name] = rec;
   }
+}
+
+void Executor::read(size_t buffer, void *dst, uint64_t bytes) {
+  if (buffer >= plan_.buffers.size()) throw VulkanError("read: no buffer " + std::to_string(buffer));
+  bytes = std::min(bytes, plan_.buffers[buffer].bytes);
+  const VkPhysicalDeviceMemoryProperties &mp = ctx_.memory();
+  const VkMemoryPropertyFlags cached = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
+  auto findType = [&](VkMemoryPropertyFlags flags, uint32_t bits) -> int {
+    for (uint32_t t = 0; t < mp.memoryTypeCount; ++t)
+      if ((bits & (1u << t)) && (mp.memoryTypes[t].propertyFlags & flags) == flags) return int(t);
+    return -1;
+  };
+  const Block &home = blocks_.at(blockOf_[buffer]);
+  const bool small = bytes <= (uint64_t(1) << 20);
+  // Test hook: TESSERA_READBACK_CHUNK=<bytes> takes the staging path always,
+  // in chunks of that size (lavapipe's memory is host-cached).
+  const char *forced = std::getenv("TESSERA_READBACK_CHUNK");
+  const uint64_t forcedChunk = forced ? std::strtoull(forced, nullptr, 10) : 0;
+  if (bytes == 0) return;
+  if (!forcedChunk && (small || (mp.memoryTypes[home.memoryType].propertyFlags & cached) == cached)) {
+    std::memcpy(dst, hostPtr_[buffer], bytes);
+    return;
+  }
+  VkDevice dev = ctx_.device();
+  const uint64_t chunk = std::min<uint64_t>(bytes, forcedChunk ? forcedChunk : uint64_t(64) << 20);
+  VkBuffer staging = VK_NULL_HANDLE;
+  VkDeviceMemory memory = VK_NULL_HANDLE;
+  VkCommandBuffer cmd = VK_NULL_HANDLE;
+  auto cleanup = [&] {
+    if (cmd) vkFreeCommandBuffers(dev, commandPool_, 1, &cmd);
+    if (staging) vkDestroyBuffer(dev, staging, nullptr);
+    if (memory) vkFreeMemory(dev, memory, nullptr);
+  };
+  try {
+    VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+    bci.size = chunk;
+    bci.usage = VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+    check(vkCreateBuffer(dev, &bci, nullptr, &staging), "vkCreateBuffer (read-back staging)");
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(dev, staging, &req);
+    int type = findType(cached, req.memoryTypeBits);
+    VkMemoryAllocateInfo ai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+    ai.allocationSize = req.size;
+    ai.memoryTypeIndex = uint32_t(std::max(type, 0));
+    if (type < 0 || vkAllocateMemory(dev, &ai, nullptr, &memory) != VK_SUCCESS) {
+      memory = VK_NULL_HANDLE;
+      cleanup(); // no host-cached memory to spare: read the mapping directly
+      std::memcpy(dst, hostPtr_[buffer], bytes);
+      return;
+    }
+    check(vkBindBufferMemory(dev, staging, memory, 0), "vkBindBufferMemory (read-back staging)");
+    void *mapped = nullptr;
+    check(vkMapMemory(dev, memory, 0, VK_WHOLE_SIZE, 0, &mapped), "vkMapMemory (read-back staging)");
+    const bool coherent = mp.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    const VkBuffer src = buffers_[root_[buffer]];
+    for (uint64_t done = 0; done < bytes; done += chunk) {
+      const uint64_t n = std::min(chunk, bytes - done);
+      VkCommandBufferAllocateInfo cbai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+      cbai.commandPool = commandPool_;
+      cbai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+      cbai.commandBufferCount = 1;
+      check(vkAllocateCommandBuffers(dev, &cbai, &cmd), "vkAllocateCommandBuffers (read-back)");
+      VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+      bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+      check(vkBeginCommandBuffer(cmd, &bi), "vkBeginCommandBuffer (read-back)");
+      VkMemoryBarrier before{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+      before.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT;
+      before.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT;
+      vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+                           VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0, nullptr, 0, nullptr);
+      VkBufferCopy region{done, 0, n};
+      vkCmdCopyBuffer(cmd, src, staging, 1, &region);
+      VkMemoryBarrier after{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+      after.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+      after.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+      vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &after, 0, nullptr, 0,
+                           nullptr);
+      check(vkEndCommandBuffer(cmd), "vkEndCommandBuffer (read-back)");
+      VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+      si.commandBufferCount = 1;
+      si.pCommandBuffers = &cmd;
+      VkResult r = vkQueueSubmit(ctx_.queue(), 1, &si, fence_);
+      if (r == VK_SUCCESS) r = vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX);
+      if (r == VK_ERROR_DEVICE_LOST)
+        throw VulkanError("the GPU stopped responding (VK_ERROR_DEVICE_LOST) while reading back " + bufferName(plan_, buffer));
+      check(r, "reading back " + bufferName(plan_, buffer));
+      check(vkResetFences(dev, 1, &fence_), "vkResetFences");
+      if (!coherent) {
+        VkMappedMemoryRange range{VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE, nullptr, memory, 0, VK_WHOLE_SIZE};
+        check(vkInvalidateMappedMemoryRanges(dev, 1, &range), "vkInvalidateMappedMemoryRanges (read-back)");
+      }
+      std::memcpy(static_cast<uint8_t *>(dst) + done, mapped, n);
+      vkFreeCommandBuffers(dev, commandPool_, 1, &cmd);
+      cmd = VK_NULL_HANDLE;
+    }
+  } catch (...) {
+    cleanup();
+    throw;
+  }
+  cleanup();
 }
 
 ProgramTiming Executor::run(const std::string &program) {

@@ -127,6 +127,37 @@ TEST(Vulkan, AddKernelRecordedOnceReplayed) {
   EXPECT_THROW(ex.run("nope"), vk::VulkanError);
 }
 
+// read() returns what the GPU wrote, directly from a host-cached mapping and
+// through the staging copy a discrete GPU's uncached memory takes (forced here
+// in chunks that do not divide the buffer), aliases included.
+TEST(Vulkan, ReadBackDirectAndStaged) {
+  const int64_t N = 300000; // 1.2 MB: above read()'s direct-copy threshold
+  Plan p = addPlan(uint32_t(N), N);
+  vk::Context ctx(0);
+  vk::Executor ex(ctx, p);
+  std::memcpy(ex.data(1), p.blobs[1].data(), p.blobs[1].size());
+  std::mt19937 gen(7);
+  std::uniform_real_distribution<float> dist(-10, 10);
+  std::vector<float> a(N);
+  for (float &v : a) v = dist(gen);
+  std::memcpy(ex.f32(0), a.data(), a.size() * 4);
+  ex.run("main");
+  auto check = [&](const char *how) {
+    std::vector<float> c(N, -7), d(N, -7);
+    ex.read(3, c.data(), c.size() * 4); // the alias of c
+    ex.read(4, d.data(), d.size() * 4);
+    for (int64_t i = 0; i < N; ++i) {
+      float b = float(i) * 0.5f;
+      ASSERT_EQ(c[size_t(i)], a[size_t(i)] + b) << how << " i " << i;
+      ASSERT_EQ(d[size_t(i)], (a[size_t(i)] + b) + b) << how << " i " << i;
+    }
+  };
+  check("direct");
+  setenv("TESSERA_READBACK_CHUNK", "300001", 1);
+  check("staged");
+  unsetenv("TESSERA_READBACK_CHUNK");
+}
+
 TEST(Vulkan, RejectsBufferBeyondStorageRange) {
   vk::Context ctx(0);
   uint64_t range = ctx.properties().limits.maxStorageBufferRange;
