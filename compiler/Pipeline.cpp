@@ -1,6 +1,8 @@
 // Pipeline.cpp - the compile driver: one function that walks the stages in
 // the order of the compiler/ folders.
 #include "compiler/Pipeline.h"
+#include "compiler/Dialects.h"
+#include "compiler/TrainingPipeline.h"
 
 #include "autotune/Profile.h"
 #include "compiler/import/OnnxImporter.h"
@@ -93,9 +95,7 @@ int compileModel(const CompileOptions &o, std::string &error) {
     return compileInferencePlan(o, error);
   mlir::MLIRContext ctx;
   mlir::DialectRegistry registry;
-  registry.insert<mlir::tessera::TesseraDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect,
-                  mlir::gpu::GPUDialect, mlir::math::MathDialect, mlir::memref::MemRefDialect,
-                  mlir::scf::SCFDialect, mlir::spirv::SPIRVDialect>();
+  registerCompilerDialects(registry);
   ctx.appendDialectRegistry(registry);
   ctx.loadAllAvailableDialects();
   ctx.printOpOnDiagnostic(false);
@@ -165,31 +165,19 @@ int compileModel(const CompileOptions &o, std::string &error) {
     return 1;
   }
 
-  // Training graph: structure (raise), LoRA, back to generic ops, loss,
-  // gradients, optimizer.
+  // Training graph (tessera-training-pipeline).
   mlir::PassManager training(&ctx);
-  training.addPass(mlir::tessera::createTesseraRaise());
-  mlir::tessera::TesseraInjectLoRAOptions lora;
-  lora.targets = o.lora_targets;
-  lora.rank = o.lora_rank;
-  lora.alpha = o.lora_alpha;
-  lora.rslora = o.rslora;
-  lora.dropout = o.lora_dropout;
-  lora.layers = o.lora_layers;
-  training.addPass(mlir::tessera::createTesseraInjectLoRA(lora));
-  training.addPass(mlir::tessera::createTesseraDecomposeFused());
-  training.addPass(mlir::tessera::createTesseraAppendLoss());
-  mlir::tessera::TesseraChunkLossOptions chunking;
-  chunking.chunkTokens = o.loss_chunk_tokens;
-  training.addPass(mlir::tessera::createTesseraChunkLoss(chunking));
-  training.addPass(mlir::tessera::createTesseraAutodiff());
-  if (o.recompute)
-    training.addPass(mlir::tessera::createTesseraRecompute());
-  training.addPass(mlir::tessera::createTesseraScheduleLossChunks());
-  training.addPass(mlir::tessera::createTesseraAddOptimizer());
-  mlir::tessera::TesseraAssignPrecisionOptions precisionOptions;
-  precisionOptions.precision = autotune::precisionName(precision);
-  training.addPass(mlir::tessera::createTesseraAssignPrecision(precisionOptions));
+  TrainingPipelineOptions pipeline;
+  pipeline.targets = o.lora_targets;
+  pipeline.rank = o.lora_rank;
+  pipeline.alpha = o.lora_alpha;
+  pipeline.rslora = o.rslora;
+  pipeline.dropout = o.lora_dropout;
+  pipeline.layers = o.lora_layers;
+  pipeline.chunkTokens = o.loss_chunk_tokens;
+  pipeline.recompute = o.recompute;
+  pipeline.precision = autotune::precisionName(precision);
+  buildTrainingPipeline(training, pipeline);
   if (mlir::failed(training.run(*module))) {
     error = "building the training graph failed: " + first.message;
     return 1;

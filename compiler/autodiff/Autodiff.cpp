@@ -67,6 +67,7 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
     b.setInsertionPointAfter(loss);
     auto grad = cast<func::FuncOp>(b.clone(*loss));
     grad.setSymName("loss_grad");
+    setProgramRole(grad, ProgramRole::loss_grad);
     Block &body = grad.getBody().front();
     auto ret = cast<func::ReturnOp>(body.getTerminator());
     Value lossValue = ret.getOperand(0);
@@ -144,7 +145,7 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
     grad.setType(b.getFunctionType(grad.getArgumentTypes(), resultTypes));
     SmallVector<DictionaryAttr> resAttrs{b.getDictionaryAttr({})};
     for (StringAttr name : names)
-      resAttrs.push_back(b.getDictionaryAttr({b.getNamedAttr("tessera.grad_of", name)}));
+      resAttrs.push_back(b.getDictionaryAttr({b.getNamedAttr(attrs::gradOf, name)}));
     grad.setAllResultAttrs(resAttrs);
   }
 };

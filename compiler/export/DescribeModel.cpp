@@ -1,4 +1,5 @@
 // DescribeModel.cpp - the raised graph (+ config.json) -> gguf::DecoderModel.
+#include "compiler/Dialects.h"
 #include "compiler/export/DescribeModel.h"
 
 #include "compiler/import/OnnxImporter.h"
@@ -241,7 +242,7 @@ std::vector<float> llama3Factors(const json &rp, double theta, int64_t D) {
 }
 
 void Describer::run(ModelDescription &out) {
-  auto arch = module_->getAttrOfType<DictionaryAttr>("tessera.arch");
+  auto arch = module_->getAttrOfType<DictionaryAttr>(attrs::arch);
   auto intField = [&](StringRef k) {
     auto a = arch.getAs<IntegerAttr>(k);
     return a ? a.getInt() : int64_t(0);
@@ -352,10 +353,10 @@ void Describer::run(ModelDescription &out) {
   std::map<int64_t, AttentionOp> attention;
   forward_.walk([&](Operation *op) {
     if (auto mm = dyn_cast<MatmulOp>(op))
-      if (auto n = mm->getAttrOfType<StringAttr>("tessera.module")) linears_[n.str()] = mm;
+      if (auto n = mm->getAttrOfType<StringAttr>(attrs::module)) linears_[n.str()] = mm;
     if (auto e = dyn_cast<EmbeddingOp>(op)) emb = e;
     if (auto a = dyn_cast<AttentionOp>(op))
-      if (auto l = a->getAttrOfType<IntegerAttr>("tessera.layer")) attention[l.getInt()] = a;
+      if (auto l = a->getAttrOfType<IntegerAttr>(attrs::layer)) attention[l.getInt()] = a;
   });
   if (!emb) fail("no token embedding was recognised");
   m.token_embd = weightOf(emb.getTable(), "the embedding table", false, false);
@@ -547,7 +548,7 @@ void Describer::run(ModelDescription &out) {
 int describeModel(const DescribeOptions &o, ModelDescription &out, std::string &error) {
   MLIRContext ctx;
   DialectRegistry registry;
-  registry.insert<TesseraDialect, func::FuncDialect>();
+  ::tessera::registerCompilerDialects(registry);
   ctx.appendDialectRegistry(registry);
   ctx.loadAllAvailableDialects();
   ctx.printOpOnDiagnostic(false);

@@ -1021,6 +1021,7 @@ mlir::OwningOpRef<mlir::ModuleOp> Importer::run() {
   b.setInsertionPointToEnd(module->getBody());
   auto idsType = tensorType({opts.batch, opts.seq}, DType::I64);
   auto func = b.create<mlir::func::FuncOp>(fileLoc, "forward", b.getFunctionType({idsType}, {}));
+  mlir::tessera::setProgramRole(func, mlir::tessera::ProgramRole::forward);
   func.addEntryBlock();
   if (!importGraph(func))
     return nullptr;

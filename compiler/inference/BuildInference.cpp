@@ -27,7 +27,7 @@ Operation *through(Value v) { return raise::producerThroughViews(v); }
 std::map<int64_t, AttentionOp> attentionByLayer(func::FuncOp f) {
   std::map<int64_t, AttentionOp> out;
   f.walk([&](AttentionOp a) {
-    auto l = a->getAttrOfType<IntegerAttr>("tessera.layer");
+    auto l = a->getAttrOfType<IntegerAttr>(attrs::layer);
     if (!l) throw InferenceError("an attention op has no layer (tessera-raise found no decoder layers)");
     if (out.count(l.getInt())) throw InferenceError("two attention ops in layer " + std::to_string(l.getInt()));
     out[l.getInt()] = a;
@@ -39,11 +39,11 @@ std::map<int64_t, AttentionOp> attentionByLayer(func::FuncOp f) {
 void tag(func::FuncOp f, bool result, unsigned i, StringRef name, StringRef kind) {
   Builder b(f.getContext());
   if (result) {
-    f.setResultAttr(i, "tessera.buffer", b.getStringAttr(name));
-    f.setResultAttr(i, "tessera.buffer_kind", b.getStringAttr(kind));
+    f.setResultAttr(i, attrs::buffer, b.getStringAttr(name));
+    f.setResultAttr(i, attrs::bufferKind, b.getStringAttr(kind));
   } else {
-    f.setArgAttr(i, "tessera.buffer", b.getStringAttr(name));
-    f.setArgAttr(i, "tessera.buffer_kind", b.getStringAttr(kind));
+    f.setArgAttr(i, attrs::buffer, b.getStringAttr(name));
+    f.setArgAttr(i, attrs::bufferKind, b.getStringAttr(kind));
   }
 }
 
@@ -98,7 +98,7 @@ void buildPrefill(ModuleOp m, func::FuncOp forward) {
     tag(f, true, i++, cacheName(layer, 'k'), "state");
     tag(f, true, i++, cacheName(layer, 'v'), "state");
   }
-  f->setAttr("tessera.inference", UnitAttr::get(m.getContext()));
+  setProgramRole(f, ProgramRole::prefill);
 }
 
 void buildDecode(ModuleOp m, func::FuncOp prefill, func::FuncOp one, ArrayRef<int64_t> windows) {
@@ -227,7 +227,7 @@ void buildDecode(ModuleOp m, func::FuncOp prefill, func::FuncOp one, ArrayRef<in
     tag(one, true, 2 + 2 * i, cacheName(layer, 'v'), "state");
     ++i;
   }
-  one->setAttr("tessera.inference", UnitAttr::get(ctx));
+  setProgramRole(one, ProgramRole::decode);
 }
 
 } // namespace
@@ -240,7 +240,7 @@ LogicalResult buildInference(ModuleOp prefill, ModuleOp decode, std::string &err
     if (one.getNumArguments() != 1 || full.getNumArguments() != 1)
       throw InferenceError("@forward must take the token ids alone");
     ArrayRef<int64_t> windows;
-    if (auto arch = prefill->getAttrOfType<DictionaryAttr>("tessera.arch"))
+    if (auto arch = prefill->getAttrOfType<DictionaryAttr>(attrs::arch))
       if (auto w = arch.getAs<DenseI64ArrayAttr>("attention_windows")) windows = w.asArrayRef();
     buildPrefill(prefill, full);
     buildDecode(prefill, prefill.lookupSymbol<func::FuncOp>("prefill"), one, windows);

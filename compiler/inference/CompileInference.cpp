@@ -1,5 +1,6 @@
 // CompileInference.cpp - the generation plan: two imports, @prefill and
 // @decode, then the same lowering as training.
+#include "compiler/Dialects.h"
 #include "compiler/inference/CompileInference.h"
 
 #include "compiler/import/OnnxImporter.h"
@@ -19,9 +20,7 @@ namespace tessera {
 int compileInferencePlan(const CompileOptions &o, std::string &error) {
   mlir::MLIRContext ctx;
   mlir::DialectRegistry registry;
-  registry.insert<mlir::tessera::TesseraDialect, mlir::func::FuncDialect, mlir::arith::ArithDialect,
-                  mlir::gpu::GPUDialect, mlir::math::MathDialect, mlir::memref::MemRefDialect,
-                  mlir::scf::SCFDialect, mlir::spirv::SPIRVDialect>();
+  registerCompilerDialects(registry);
   ctx.appendDialectRegistry(registry);
   ctx.loadAllAvailableDialects();
   ctx.printOpOnDiagnostic(false);

@@ -134,7 +134,7 @@ std::optional<LinearLayer> asLinear(MatmulOp mm) {
   if (wt.getRank() != 2)
     return std::nullopt;
   std::string structural = structuralName(param.getName());
-  if (auto named = mm->getAttrOfType<StringAttr>("tessera.module"))
+  if (auto named = mm->getAttrOfType<StringAttr>(attrs::module))
     structural = named.str();
   LinearLayer l{mm, param, structural, 0, 0};
   l.in = mm.getTransposeRhs() ? wt.getDimSize(1) : wt.getDimSize(0);
@@ -188,7 +188,7 @@ struct TesseraInjectLoRAPass : impl::TesseraInjectLoRABase<TesseraInjectLoRAPass
           << (int64_t)rank;
       return signalPassFailure();
     }
-    if (module->hasAttr("tessera.lora")) {
+    if (module->hasAttr(attrs::lora)) {
       emitError(module.getLoc(), "tessera-inject-lora: the module already has LoRA adapters");
       return signalPassFailure();
     }
@@ -307,10 +307,10 @@ struct TesseraInjectLoRAPass : impl::TesseraInjectLoRABase<TesseraInjectLoRAPass
       Value d = b.create<MatmulOp>(loc, xs, pb, /*transpose_lhs=*/false, /*transpose_rhs=*/true);
       auto sum = b.create<BinaryOp>(loc, BinaryFn::add, mm.getResult(), d);
       mm.getResult().replaceAllUsesExcept(sum.getResult(), sum);
-      if (Attribute layer = mm->getAttr("tessera.layer"))
+      if (Attribute layer = mm->getAttr(attrs::layer))
         for (Value v : {x, xa, c, xs, d, Value(sum.getResult())})
           if (v != mm.getLhs())
-            v.getDefiningOp()->setAttr("tessera.layer", layer);
+            v.getDefiningOp()->setAttr(attrs::layer, layer);
       if (seen.insert(l.structural).second)
         moduleNames.push_back(b.getStringAttr(l.structural));
     }
@@ -327,7 +327,7 @@ struct TesseraInjectLoRAPass : impl::TesseraInjectLoRABase<TesseraInjectLoRAPass
         b.getNamedAttr("targets", b.getArrayAttr(targetAttrs)),
         b.getNamedAttr("modules", b.getArrayAttr(moduleNames)),
     };
-    module->setAttr("tessera.lora", b.getDictionaryAttr(attrs));
+    module->setAttr(attrs::lora, b.getDictionaryAttr(attrs));
   }
 };
 

@@ -116,7 +116,7 @@ struct TesseraKernelsToSPIRVPass : impl::TesseraKernelsToSPIRVBase<TesseraKernel
     SmallVector<gpu::GPUModuleOp> kernels(module.getOps<gpu::GPUModuleOp>());
     for (gpu::GPUModuleOp gm : kernels) {
       std::string name = gm.getName().str();
-      Attribute config = gm->getAttr("tessera.config"); // what the plan records
+      Attribute config = gm->getAttr(attrs::config); // what the plan records
       bool bf16 = gm->hasAttr(::tessera::lowering::kBf16AsF16Attr);
       Operation *before = gm->getPrevNode();
 
@@ -165,7 +165,7 @@ struct TesseraKernelsToSPIRVPass : impl::TesseraKernelsToSPIRVBase<TesseraKernel
       }
       spv.setSymName(name);
       if (config)
-        spv->setAttr("tessera.config", config);
+        spv->setAttr(attrs::config, config);
       if (bf16)
         spv->setAttr(::tessera::lowering::kBf16AsF16Attr, UnitAttr::get(ctx));
       bool leftover = false;

@@ -31,7 +31,7 @@
 // with disjoint lifetimes share storage.
 //
 // Generation (compiler/inference): @prefill and @decode carry
-// `tessera.inference`; their arguments and results name their buffers
+// `tessera.role` prefill / decode; their arguments and results name their buffers
 // (`tessera.buffer`, `tessera.buffer_kind`: input, output or state). A state
 // buffer (the KV cache; kind optimizer_state: persistent, zero-initialised,
 // never reused) is shared by every argument and result of that name, so a
@@ -242,14 +242,19 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
   prefix = programName.str();
   Block &body = f.getBody().front();
   bool isTrain = programName == "train_step";
-  // With the 10 training hparams (max_grad_norm, grad_scale) the adamw
-  // updates move to a second program, optimizer_step, and train_step only
-  // accumulates gradients (docs/training.md); with 8 AdamW runs in train_step.
-  bool staged = isTrain && f.getNumArguments() == 3 &&
-                cast<ShapedType>(f.getArgument(2).getType()).getNumElements() >= 10;
+  // Role accumulate (tessera-add-optimizer with grad clipping/accumulation
+  // hparams): the adamw updates move to a second program, optimizer_step,
+  // and train_step only accumulates gradients (docs/training.md); role
+  // train_step (or none): AdamW runs in train_step.
+  std::optional<ProgramRole> role = programRole(f);
+  bool staged = isTrain && role == ProgramRole::accumulate;
   SmallVector<AdamWUpdateOp> deferred;
 
-  bool inference = f->hasAttr("tessera.inference");
+  bool inference = role == ProgramRole::prefill || role == ProgramRole::decode;
+  if ((programName == "prefill" || programName == "decode") && !inference)
+    return mlir::emitError(f.getLoc(), "@") << f.getName() << ": a generation program needs tessera.role = "
+                                            << "#tessera<program_role " << programName << ">",
+           failure();
 
   // Arguments.
   unsigned expectArgs = inference ? 0 : isTrain ? 3 : 2;
@@ -467,7 +472,7 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
       slots.push_back(sym);
     }
     if (auto ce = dyn_cast<CrossEntropyOp>(op))
-      module->setAttr("tessera.vocab",
+      module->setAttr(attrs::vocab,
                       IntegerAttr::get(IntegerType::get(mctx(), 64),
                                        cast<ShapedType>(ce.getLogits().getType()).getShape().back()));
     FailureOr<OpLowering> l;
@@ -487,10 +492,10 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
 }
 
 static FailureOr<std::pair<std::string, std::string>> bufferAttrs(func::FuncOp f, bool result, unsigned i) {
-  auto name = result ? f.getResultAttrOfType<StringAttr>(i, "tessera.buffer")
-                     : f.getArgAttrOfType<StringAttr>(i, "tessera.buffer");
-  auto kind = result ? f.getResultAttrOfType<StringAttr>(i, "tessera.buffer_kind")
-                     : f.getArgAttrOfType<StringAttr>(i, "tessera.buffer_kind");
+  auto name = result ? f.getResultAttrOfType<StringAttr>(i, attrs::buffer)
+                     : f.getArgAttrOfType<StringAttr>(i, attrs::buffer);
+  auto kind = result ? f.getResultAttrOfType<StringAttr>(i, attrs::bufferKind)
+                     : f.getArgAttrOfType<StringAttr>(i, attrs::bufferKind);
   if (!name || !kind)
     return mlir::emitError(f.getLoc(), "@") << f.getName() << ": " << (result ? "result " : "argument ") << i
                                             << " has no tessera.buffer / tessera.buffer_kind",

@@ -10,6 +10,8 @@
 // declared.
 #pragma once
 
+#include "Tessera/IR/TesseraDialect.h"
+
 #include "llvm/ADT/SmallVector.h"
 
 #include <cstdint>
@@ -18,7 +20,7 @@
 namespace tessera::lowering {
 
 /// Unit attribute of a gpu.module / spirv.module whose f16 types mean bf16.
-inline constexpr const char *kBf16AsF16Attr = "tessera.bf16_as_f16";
+inline constexpr ::llvm::StringLiteral kBf16AsF16Attr = ::mlir::tessera::attrs::bf16AsF16;
 
 /// Retypes the module's OpTypeFloat 16 as bf16 and declares BFloat16TypeKHR,
 /// BFloat16CooperativeMatrixKHR and SPV_KHR_bfloat16. Returns false (with

@@ -32,7 +32,7 @@ namespace mlir::tessera {
 
 namespace {
 
-constexpr const char *kLayerAttr = "tessera.layer";
+constexpr ::llvm::StringLiteral kLayerAttr = attrs::layer;
 
 bool isLeaf(Operation *op) { return isa<ParamOp, ConstantOp>(op); }
 

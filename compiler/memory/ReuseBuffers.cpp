@@ -82,7 +82,7 @@ struct TesseraReuseBuffersPass : impl::TesseraReuseBuffersBase<TesseraReuseBuffe
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = module.getContext();
-    if (module->hasAttr("tessera.memory"))
+    if (module->hasAttr(attrs::memory))
       return; // already packed: slots are never packed again
     llvm::StringMap<BufferOp> bySymbol;
     SmallVector<BufferOp> buffers(module.getOps<BufferOp>());
@@ -203,7 +203,7 @@ struct TesseraReuseBuffersPass : impl::TesseraReuseBuffersBase<TesseraReuseBuffe
     }
 
     auto i64 = [&](int64_t v) { return IntegerAttr::get(IntegerType::get(ctx, 64), v); };
-    module->setAttr("tessera.memory",
+    module->setAttr(attrs::memory,
                     DictionaryAttr::get(ctx, {
                                                  NamedAttribute(StringAttr::get(ctx, "activations_unshared"), i64(unshared)),
                                                  NamedAttribute(StringAttr::get(ctx, "activations_shared"), i64(shared)),

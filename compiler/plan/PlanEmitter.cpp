@@ -163,7 +163,7 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
   std::set<std::string> features;
   for (spirv::ModuleOp m : module.getOps<spirv::ModuleOp>()) {
     plan::Kernel k;
-    if (auto c = m->getAttrOfType<StringAttr>("tessera.config"))
+    if (auto c = m->getAttrOfType<StringAttr>(attrs::config))
       k.config = c.str();
     if (std::optional<spirv::VerCapExtAttr> vce = m.getVceTriple())
       for (spirv::Capability c : vce->getCapabilities()) {
@@ -221,7 +221,7 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
   }
 
   p.features.assign(features.begin(), features.end());
-  if (auto prec = module->getAttrOfType<StringAttr>("tessera.precision"))
+  if (auto prec = module->getAttrOfType<StringAttr>(attrs::precision))
     p.precision = prec.str();
 
   // Programs.
@@ -279,11 +279,11 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
   }
   p.vocab = o.vocab;
   if (!p.vocab)
-    if (auto v = module->getAttrOfType<IntegerAttr>("tessera.vocab"))
+    if (auto v = module->getAttrOfType<IntegerAttr>(attrs::vocab))
       p.vocab = v.getInt();
 
   // The decoder, as tessera-raise recognised it.
-  if (auto arch = module->getAttrOfType<DictionaryAttr>("tessera.arch")) {
+  if (auto arch = module->getAttrOfType<DictionaryAttr>(attrs::arch)) {
     auto count = [&](StringRef key) -> int64_t {
       auto a = arch.getAs<IntegerAttr>(key);
       return a ? a.getInt() : 0;
@@ -304,7 +304,7 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
   p.lora_targets = o.lora_targets;
   p.seed = o.seed;
   double scale = 0;
-  if (auto lora = module->getAttrOfType<DictionaryAttr>("tessera.lora")) {
+  if (auto lora = module->getAttrOfType<DictionaryAttr>(attrs::lora)) {
     if (auto r = lora.getAs<IntegerAttr>("rank"))
       p.lora_rank = r.getInt();
     if (auto a = lora.getAs<FloatAttr>("alpha"))
@@ -409,7 +409,7 @@ plan::MemorySummary memorySummary(const plan::Plan &p, ModuleOp module) {
   }
   // Without tessera-reuse-buffers every activation owns its storage.
   m.activations_unshared = m.activations_live_peak = m.activations;
-  if (auto mem = module ? module->getAttrOfType<DictionaryAttr>("tessera.memory") : DictionaryAttr()) {
+  if (auto mem = module ? module->getAttrOfType<DictionaryAttr>(attrs::memory) : DictionaryAttr()) {
     if (auto v = mem.getAs<IntegerAttr>("activations_unshared"))
       m.activations_unshared = v.getInt();
     if (auto v = mem.getAs<IntegerAttr>("activations_live_peak"))

@@ -105,7 +105,7 @@ private:
     });
     auto ret = cast<func::ReturnOp>(f.getBody().front().getTerminator());
     for (auto [i, v] : llvm::enumerate(ret.getOperands()))
-      if (f.getResultAttr(i, "tessera.grad_of") && isFloatTensor(v) && needsF32.insert(v).second)
+      if (f.getResultAttr(i, attrs::gradOf) && isFloatTensor(v) && needsF32.insert(v).second)
         work.push_back(v);
     while (!work.empty()) {
       Value v = work.pop_back_val();
@@ -225,7 +225,7 @@ struct TesseraAssignPrecisionPass : impl::TesseraAssignPrecisionBase<TesseraAssi
       auto ret = cast<func::ReturnOp>(f.getBody().front().getTerminator());
       f.setType(FunctionType::get(ctx, f.getArgumentTypes(), ret.getOperandTypes()));
     }
-    module->setAttr("tessera.precision", StringAttr::get(ctx, precision));
+    module->setAttr(attrs::precision, StringAttr::get(ctx, precision));
   }
 };
 

@@ -41,7 +41,7 @@ struct Emitter {
   Value make(Args &&...args) {
     auto op = b.create<OpT>(loc, std::forward<Args>(args)...);
     if (layer)
-      op->setAttr("tessera.layer", layer);
+      op->setAttr(attrs::layer, layer);
     return op->getResult(0);
   }
 
@@ -130,7 +130,7 @@ template <typename OpT>
 struct Decompose : OpRewritePattern<OpT> {
   using OpRewritePattern<OpT>::OpRewritePattern;
   LogicalResult matchAndRewrite(OpT op, PatternRewriter &rewriter) const override {
-    Emitter e{rewriter, op->getLoc(), op->getAttr("tessera.layer")};
+    Emitter e{rewriter, op->getLoc(), op->getAttr(attrs::layer)};
     rewriter.replaceOp(op, decompose(op, e));
     return success();
   }

@@ -1,5 +1,6 @@
 // Inspect.cpp - `tessera inspect`: import, run tessera-raise, print what it
 // recognised (the module's `tessera.arch` and the named linear layers).
+#include "compiler/Dialects.h"
 #include "compiler/raise/Inspect.h"
 
 #include "compiler/import/OnnxImporter.h"
@@ -104,7 +105,7 @@ void printReport(ModuleOp module, func::FuncOp forward, DictionaryAttr arch,
     if (shape.size() != 2)
       return;
     Linear l;
-    auto named = mm->getAttrOfType<StringAttr>("tessera.module");
+    auto named = mm->getAttrOfType<StringAttr>(attrs::module);
     l.name = named ? named.str() : structuralFromParam(p.getName());
     l.param = p.getName().str();
     l.in = mm.getTransposeRhs() ? shape[1] : shape[0];
@@ -149,7 +150,7 @@ void printReport(ModuleOp module, func::FuncOp forward, DictionaryAttr arch,
 int inspectModel(const InspectOptions &o, std::string &report, std::string &error) {
   MLIRContext ctx;
   DialectRegistry registry;
-  registry.insert<TesseraDialect, func::FuncDialect>();
+  ::tessera::registerCompilerDialects(registry);
   ctx.appendDialectRegistry(registry);
   ctx.loadAllAvailableDialects();
   ctx.printOpOnDiagnostic(false);
@@ -176,7 +177,7 @@ int inspectModel(const InspectOptions &o, std::string &report, std::string &erro
     return 1;
   }
   auto forward = module->lookupSymbol<func::FuncOp>("forward");
-  auto arch = (*module)->getAttrOfType<DictionaryAttr>("tessera.arch");
+  auto arch = (*module)->getAttrOfType<DictionaryAttr>(attrs::arch);
   if (!forward || !arch || intField(arch, "layers") == 0) {
     error = o.model +
             ": not a decoder language model: no embedding followed by residual attention/MLP "

@@ -184,9 +184,9 @@ struct TesseraRaisePass : impl::TesseraRaiseBase<TesseraRaisePass> {
   llvm::DenseSet<Operation *> covered;
 
   void name(MatmulOp mm, const std::string &structural, Structure &s) {
-    if (!mm || mm->hasAttr("tessera.module"))
+    if (!mm || mm->hasAttr(attrs::module))
       return;
-    mm->setAttr("tessera.module", builder->getStringAttr(structural));
+    mm->setAttr(attrs::module, builder->getStringAttr(structural));
     covered.insert(mm);
     ++s.linears;
   }
@@ -286,8 +286,8 @@ struct TesseraRaisePass : impl::TesseraRaiseBase<TesseraRaisePass> {
       layerHasMlp |= !isAttention || glu;
       auto layerAttr = IntegerAttr::get(i64, layer);
       for (Operation *op : slice)
-        op->setAttr("tessera.layer", layerAttr);
-      residual->setAttr("tessera.layer", layerAttr);
+        op->setAttr(attrs::layer, layerAttr);
+      residual->setAttr(attrs::layer, layerAttr);
       covered.insert(residual);
       s.hidden = shapeOf(h).back();
       h = residual.getResult();
@@ -315,7 +315,7 @@ struct TesseraRaisePass : impl::TesseraRaiseBase<TesseraRaisePass> {
     if (!s.vocab && table)
       s.vocab = shapeOf(table)[0];
 
-    module->setAttr("tessera.arch", archAttr(forward, s));
+    module->setAttr(attrs::arch, archAttr(forward, s));
   }
 
   /// Ops that stayed generic: everything except leaves, raised ops, named

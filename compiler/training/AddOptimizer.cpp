@@ -61,7 +61,7 @@ struct TesseraAddOptimizerPass : impl::TesseraAddOptimizerBase<TesseraAddOptimiz
     }
     SmallVector<StringAttr> names;
     for (unsigned i = 1; i < ft.getNumResults(); ++i) {
-      auto name = grad.getResultAttrOfType<StringAttr>(i, "tessera.grad_of");
+      auto name = grad.getResultAttrOfType<StringAttr>(i, attrs::gradOf);
       if (!name) {
         emitError(grad.getLoc(), "tessera-add-optimizer: result ") << i << " of @loss_grad has no "
                                                                    << "tessera.grad_of attribute";
@@ -82,6 +82,9 @@ struct TesseraAddOptimizerPass : impl::TesseraAddOptimizerBase<TesseraAddOptimiz
         b.create<func::FuncOp>(grad.getLoc(), "train_step", b.getFunctionType(inputs, {scalar}));
     if (auto vis = grad.getSymVisibilityAttr())
       step.setSymVisibilityAttr(vis);
+    // The hparams carry the grad scale and clip norm: gradients accumulate
+    // over micro-batches and AdamW runs in optimizer_step.
+    setProgramRole(step, kTrainHParams >= 10 ? ProgramRole::accumulate : ProgramRole::train_step);
 
     Block *entry = step.addEntryBlock();
     Block &src = grad.getBody().front();

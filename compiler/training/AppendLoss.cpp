@@ -59,6 +59,7 @@ struct TesseraAppendLossPass : impl::TesseraAppendLossBase<TesseraAppendLossPass
         b.create<func::FuncOp>(forward.getLoc(), "loss", b.getFunctionType({ids, ids}, {scalar}));
     if (auto vis = forward.getSymVisibilityAttr())
       loss.setSymVisibilityAttr(vis);
+    mlir::tessera::setProgramRole(loss, mlir::tessera::ProgramRole::loss);
     Block *entry = loss.addEntryBlock();
     Block &src = forward.getBody().front();
     IRMapping map;

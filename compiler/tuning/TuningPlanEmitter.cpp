@@ -150,7 +150,7 @@ public:
       : op(op), problem(p), module(ModuleOp::create(source.getLoc())), builder(source.getContext()) {
     for (StringRef attr : std::initializer_list<StringRef>{spirv::getTargetEnvAttrName(),
                                                            TesseraDialect::getKernelTargetAttrName(),
-                                                           "tessera.precision"})
+                                                           attrs::precision})
       if (Attribute a = source->getAttr(attr))
         (*module)->setAttr(attr, a);
     builder.setInsertionPointToStart(module->getBody());

@@ -6,6 +6,7 @@
 //     (a module after tessera-kernels-to-spirv: kernel benchmarks and tests)
 //
 // On failure prints one line "error: <file>: <what>" and exits with 1.
+#include "compiler/Dialects.h"
 #include "compiler/import/OnnxImporter.h"
 #include "compiler/plan/PlanEmitter.h"
 #include "runtime/plan/Plan.h"
@@ -58,7 +59,7 @@ int main(int argc, char **argv) {
   }
   if (!mlirToPlan.empty()) {
     mlir::DialectRegistry registry;
-    registry.insert<mlir::tessera::TesseraDialect, mlir::gpu::GPUDialect, mlir::spirv::SPIRVDialect>();
+    tessera::registerCompilerDialects(registry);
     mlir::MLIRContext ctx(registry);
     mlir::OwningOpRef<mlir::ModuleOp> module = mlir::parseSourceFile<mlir::ModuleOp>(mlirToPlan, &ctx);
     if (!module)

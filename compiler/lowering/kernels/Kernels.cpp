@@ -61,7 +61,7 @@ KernelHandle LoweringContext::getOrCreate(
     llvm::raw_string_ostream os(config);
     os << " " << currentConfig;
   }
-  kb.gpuModule->setAttr("tessera.config", StringAttr::get(module.getContext(), config));
+  kb.gpuModule->setAttr(mlir::tessera::attrs::config, StringAttr::get(module.getContext(), config));
   KernelHandle handle{name, build(kb)};
   kb.finish();
   kernels[fullKey] = handle;

@@ -2,6 +2,7 @@
 #include "Tessera/IR/TesseraDialect.h"
 #include "Tessera/IR/TesseraOps.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectImplementation.h"
@@ -76,7 +77,162 @@ LogicalResult ElementwiseConfigAttr::verify(function_ref<InFlightDiagnostic()> e
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// The inter-pass contract (TesseraDialect.td, discardableAttrs)
+//===----------------------------------------------------------------------===//
+
+std::optional<ProgramRole> mlir::tessera::programRole(Operation *func) {
+  if (auto r = func->getAttrOfType<ProgramRoleAttr>(attrs::role))
+    return r.getValue();
+  return std::nullopt;
+}
+
+void mlir::tessera::setProgramRole(Operation *func, ProgramRole role) {
+  func->setAttr(attrs::role, ProgramRoleAttr::get(func->getContext(), role));
+}
+
+namespace {
+
+LogicalResult verifyModuleAttr(Operation *op, NamedAttribute attr) {
+  StringRef name = attr.getName().getValue();
+  if (!isa<ModuleOp>(op))
+    return op->emitOpError("'") << name << "' belongs on the module";
+  return success();
+}
+
+LogicalResult needDict(Operation *op, NamedAttribute attr, ArrayRef<std::pair<StringRef, StringRef>> fields) {
+  auto d = dyn_cast<DictionaryAttr>(attr.getValue());
+  if (!d)
+    return op->emitOpError("'") << attr.getName().getValue() << "' must be a dictionary";
+  for (auto [key, kind] : fields) {
+    Attribute v = d.get(key);
+    bool ok = v && (kind == "int"      ? isa<IntegerAttr>(v)
+                    : kind == "float"  ? isa<FloatAttr>(v)
+                    : kind == "bool"   ? isa<BoolAttr>(v)
+                    : kind == "string" ? isa<StringAttr>(v)
+                    : kind == "array"  ? isa<ArrayAttr>(v)
+                                       : false);
+    if (ok && kind == "int" && cast<IntegerAttr>(v).getType().isInteger(1))
+      ok = false; // a bool is not a count
+    if (!ok)
+      return op->emitOpError("'") << attr.getName().getValue() << "' needs " << kind << " field '" << key << "'";
+  }
+  return success();
+}
+
+// Generation programs' buffers (compiler/inference): token ids and position,
+// logits, KV-cache state.
+bool isBufferKindName(StringRef s) { return s == "input" || s == "output" || s == "state"; }
+
+} // namespace
+
+LogicalResult TesseraDialect::verifyRegionArgAttribute(Operation *op, unsigned region, unsigned index,
+                                                       NamedAttribute attr) {
+  StringRef name = attr.getName().getValue();
+  if (name == attrs::buffer) {
+    auto s = dyn_cast<StringAttr>(attr.getValue());
+    if (!s || s.getValue().empty())
+      return op->emitOpError("argument ") << index << ": '" << name << "' must be a non-empty string";
+    return success();
+  }
+  if (name == attrs::bufferKind) {
+    auto s = dyn_cast<StringAttr>(attr.getValue());
+    if (!s || !isBufferKindName(s.getValue()))
+      return op->emitOpError("argument ") << index << ": '" << name << "' must be input, output or state";
+    return success();
+  }
+  return op->emitOpError("argument ") << index << ": unknown Tessera argument attribute '" << name << "'";
+}
+
+LogicalResult TesseraDialect::verifyRegionResultAttribute(Operation *op, unsigned region, unsigned index,
+                                                          NamedAttribute attr) {
+  StringRef name = attr.getName().getValue();
+  if (name == attrs::gradOf) {
+    auto s = dyn_cast<StringAttr>(attr.getValue());
+    if (!s || s.getValue().empty())
+      return op->emitOpError("result ") << index << ": '" << name << "' must name the parameter (a non-empty string)";
+    return success();
+  }
+  if (name == attrs::buffer || name == attrs::bufferKind)
+    return verifyRegionArgAttribute(op, region, index, attr).failed() ? failure() : success();
+  return op->emitOpError("result ") << index << ": unknown Tessera result attribute '" << name << "'";
+}
+
 LogicalResult TesseraDialect::verifyOperationAttribute(Operation *op, NamedAttribute attr) {
+  StringRef name = attr.getName().getValue();
+  Attribute value = attr.getValue();
+  if (name == attrs::layer) {
+    auto i = dyn_cast<IntegerAttr>(value);
+    if (!i || i.getType().isInteger(1) || i.getValue().isNegative())
+      return op->emitOpError("'") << name << "' must be a layer index (an integer >= 0)";
+    return success();
+  }
+  if (name == attrs::module) {
+    auto s = dyn_cast<StringAttr>(value);
+    if (!isa<MatmulOp>(op))
+      return op->emitOpError("'") << name << "' names a linear layer: it belongs on a tessera.matmul";
+    if (!s || s.getValue().empty())
+      return op->emitOpError("'") << name << "' must be a non-empty structural name";
+    return success();
+  }
+  if (name == attrs::lora) {
+    if (failed(verifyModuleAttr(op, attr)) || failed(needDict(op, attr, {{"rank", "int"}, {"alpha", "float"}})))
+      return failure();
+    if (cast<DictionaryAttr>(value).getAs<IntegerAttr>("rank").getInt() < 1)
+      return op->emitOpError("'") << name << "' rank must be >= 1";
+    return success();
+  }
+  if (name == attrs::arch)
+    return failure(failed(verifyModuleAttr(op, attr)) || failed(needDict(op, attr, {{"arch", "string"}})));
+  if (name == attrs::memory)
+    return failure(failed(verifyModuleAttr(op, attr)) || failed(needDict(op, attr, {})));
+  if (name == attrs::precision) {
+    if (failed(verifyModuleAttr(op, attr)))
+      return failure();
+    auto s = dyn_cast<StringAttr>(value);
+    if (!s || !(s.getValue() == "fp32" || s.getValue() == "f16" || s.getValue() == "bf16"))
+      return op->emitOpError("'") << name << "' must be \"fp32\", \"f16\" or \"bf16\"";
+    return success();
+  }
+  if (name == attrs::vocab) {
+    if (failed(verifyModuleAttr(op, attr)))
+      return failure();
+    auto i = dyn_cast<IntegerAttr>(value);
+    if (!i || i.getType().isInteger(1) || i.getInt() < 1)
+      return op->emitOpError("'") << name << "' must be the vocabulary size (an integer >= 1)";
+    return success();
+  }
+  if (name == attrs::role) {
+    auto f = dyn_cast<func::FuncOp>(op);
+    if (!f)
+      return op->emitOpError("'") << name << "' belongs on a func.func";
+    if (!isa<ProgramRoleAttr>(value))
+      return op->emitOpError("'") << name << "' must be a #tessera.program_role";
+    ProgramRole role = cast<ProgramRoleAttr>(value).getValue();
+    // The optimizer's hparams: 8 with AdamW in the step, at least 10 (grad
+    // scale, clip norm) when gradients accumulate (runtime/plan/Abi.h).
+    if (role == ProgramRole::train_step || role == ProgramRole::accumulate) {
+      FunctionType ft = f.getFunctionType();
+      auto h = ft.getNumInputs() == 3 ? dyn_cast<RankedTensorType>(ft.getInput(2)) : RankedTensorType();
+      int64_t need = role == ProgramRole::accumulate ? 10 : 8;
+      if (!h || !h.hasStaticShape() || h.getRank() != 1 || h.getNumElements() < need)
+        return op->emitOpError("role ") << stringifyProgramRole(role) << " needs (input_ids, labels, hparams) with at least "
+                                        << need << " hparams";
+    }
+    return success();
+  }
+  if (name == attrs::config) {
+    if (!isa<StringAttr>(value))
+      return op->emitOpError("'") << name << "' must be a string (how the kernel was generated)";
+    return success();
+  }
+  if (name == attrs::bf16AsF16) {
+    if (!isa<UnitAttr>(value))
+      return op->emitOpError("'") << name << "' is a unit attribute";
+    return success();
+  }
+  if (name == attrs::gradOf || name == attrs::buffer || name == attrs::bufferKind)
+    return op->emitOpError("'") << name << "' belongs on a function's arguments or results";
   if (attr.getName() == getKernelConfigAttrName()) {
     Attribute c = attr.getValue();
     bool ok = isa<MatmulOp>(op) ? isa<MatmulConfigAttr>(c)
@@ -99,7 +255,7 @@ LogicalResult TesseraDialect::verifyOperationAttribute(Operation *op, NamedAttri
                 "(workgroup strategy)}";
     return success();
   }
-  return success();
+  return op->emitOpError("unknown Tessera attribute '") << name << "'";
 }
 
 void TesseraDialect::initialize() {

@@ -21,6 +21,37 @@ def Tessera_Dialect : Dialect {
   let cppNamespace = "::mlir::tessera";
   let useDefaultAttributePrinterParser = 1;
   let hasOperationAttrVerify = 1;
+  let hasRegionArgAttrVerify = 1;
+  let hasRegionResultAttrVerify = 1;
+  // The contract between passes: attributes one pass leaves for the next,
+  // each checked by the dialect's verifier (TesseraDialect.cpp).
+  let discardableAttrs = (ins
+    // on ops of a decoder layer: its index (raise; recompute, inference, export)
+    "::mlir::IntegerAttr":$layer,
+    // on a linear layer's matmul: its structural name, e.g. "layers.0.mlp.up_proj" (raise; LoRA, export)
+    "::mlir::StringAttr":$module,
+    // module: the LoRA hyper-parameters and adapted modules (inject-lora; plan)
+    "::mlir::DictionaryAttr":$lora,
+    // module: the decoder's architecture and shapes (raise; plan, export, inference)
+    "::mlir::DictionaryAttr":$arch,
+    // module: the storage precision, fp32 | f16 | bf16 (assign-precision; plan)
+    "::mlir::StringAttr":$precision,
+    // module: the vocabulary size (lower-to-kernels; plan)
+    "::mlir::IntegerAttr":$vocab,
+    // module: activation memory before and after reuse (reuse-buffers; plan)
+    "::mlir::DictionaryAttr":$memory,
+    // func result of @loss_grad: the parameter the result is the gradient of (autodiff; add-optimizer)
+    "::mlir::StringAttr":$grad_of,
+    // func arg / result of a generation program: its plan buffer's name and kind (inference; lowering)
+    "::mlir::StringAttr":$buffer,
+    "::mlir::StringAttr":$buffer_kind,
+    // func.func: what the function is to the passes after it (where it is made; lowering)
+    "::mlir::tessera::ProgramRoleAttr":$role,
+    // gpu.module / spirv.module: how a kernel was generated, informational (lowering; plan)
+    "::mlir::StringAttr":$config,
+    // gpu.module: the kernel is written with f16 types that hold bf16 bits (lowering; kernels-to-spirv, SpirvBf16.h)
+    "::mlir::UnitAttr":$bf16_as_f16
+  );
   let extraClassDeclaration = [{
     /// An op's kernel configuration (TesseraKernelConfigs.td).
     static constexpr ::llvm::StringLiteral getKernelConfigAttrName() { return "tessera.kernel_config"; }
@@ -83,6 +114,22 @@ def Tessera_ReduceFn : I32EnumAttr<"ReduceFn", "reduction", [
   let genSpecializedAttr = 0;
 }
 def Tessera_ReduceFnAttr : EnumAttr<Tessera_Dialect, Tessera_ReduceFn, "reduce_fn"> {
+  let assemblyFormat = "$value";
+}
+
+def Tessera_ProgramRole : I32EnumAttr<"ProgramRole", "what a function is to the passes after the one that made it", [
+    I32EnumAttrCase<"forward", 0>,    // the imported model: logits from token ids
+    I32EnumAttrCase<"loss", 1>,       // mean cross-entropy of the forward (append-loss); lowered to @eval
+    I32EnumAttrCase<"loss_grad", 2>,  // loss and the LoRA gradients (autodiff)
+    I32EnumAttrCase<"train_step", 3>, // loss_grad plus AdamW in one program
+    I32EnumAttrCase<"accumulate", 4>, // loss_grad accumulated; AdamW in optimizer_step (grad clipping, accumulation)
+    I32EnumAttrCase<"prefill", 5>,    // generation: the prompt's KV cache and logits
+    I32EnumAttrCase<"decode", 6>      // generation: one token
+  ]> {
+  let cppNamespace = "::mlir::tessera";
+  let genSpecializedAttr = 0;
+}
+def Tessera_ProgramRoleAttr : EnumAttr<Tessera_Dialect, Tessera_ProgramRole, "program_role"> {
   let assemblyFormat = "$value";
 }
 

@@ -275,7 +275,7 @@ func.func @training(%logits: tensor<2x3x10xf32>, %labels: tensor<2x3xi32>, %dlos
 // CHECK-NEXT: tessera.dispatch @matmul_0 [@input_ids, @w, @v0] workgroups [3, 13, 1]{{$}}
 // CHECK-NEXT: tessera.dispatch @kernels::@sum [@v0, @loss, @hparams] workgroups [1, 1, 1] {tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 1>}
 // CHECK-NEXT: }
-// CHECK-NEXT: tessera.program @eval attributes {tessera.note = "empty"} {
+// CHECK-NEXT: tessera.program @eval attributes {note = "empty"} {
 // CHECK-NEXT: }
 // CHECK-NEXT: }
 // GENERIC: "tessera.buffer"() <{kind = #tessera<buffer_kind input>, name = "input_ids", shape = array<i64: 2, 3>, sym_name = "input_ids", type = memref<6xi32>}> : () -> ()
@@ -299,7 +299,7 @@ tessera.program @train_step {
   tessera.dispatch @matmul_0 [@input_ids, @w, @v0] workgroups [3, 13, 1]
   tessera.dispatch @kernels::@sum [@v0, @loss, @hparams] workgroups [1, 1, 1] {tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 1>}
 }
-tessera.program @eval attributes {tessera.note = "empty"} {
+tessera.program @eval attributes {note = "empty"} {
 }
 
 }

@@ -1,11 +1,11 @@
-// With 10 hparams (max_grad_norm, grad_scale) train_step only accumulates
+// With role accumulate (10 hparams: max_grad_norm, grad_scale) train_step only accumulates
 // each gradient (grad_accumulate) and a third program, optimizer_step, sums
 // the squares of every accumulator into grad_norm, computes the clip
 // coefficient once, then runs AdamW from the accumulators.
 // RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels | FileCheck %s
 
 module {
-  func.func @train_step(%ids: tensor<1x4xi32>, %labels: tensor<1x4xi32>, %hp: tensor<10xf32>) -> tensor<f32> {
+  func.func @train_step(%ids: tensor<1x4xi32>, %labels: tensor<1x4xi32>, %hp: tensor<10xf32>) -> tensor<f32> attributes {tessera.role = #tessera<program_role accumulate>} {
     %a = tessera.param lora_a "m.lora_A" : tensor<2x3xf32>
     %x = tessera.param frozen "x" : tensor<2x3xf32>
     %ga = tessera.unary neg %x : tensor<2x3xf32>

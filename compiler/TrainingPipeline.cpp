@@ -1,0 +1,44 @@
+#include "compiler/TrainingPipeline.h"
+
+#include "Tessera/Transforms/Passes.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+
+namespace tessera {
+
+void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOptions &o) {
+  namespace t = mlir::tessera;
+  // Structure (raise), LoRA, back to generic ops, loss, gradients, optimizer.
+  pm.addPass(t::createTesseraRaise());
+  t::TesseraInjectLoRAOptions lora;
+  lora.targets = o.targets;
+  lora.rank = o.rank;
+  lora.alpha = o.alpha;
+  lora.rslora = o.rslora;
+  lora.dropout = o.dropout;
+  lora.layers = o.layers;
+  pm.addPass(t::createTesseraInjectLoRA(lora));
+  pm.addPass(t::createTesseraDecomposeFused());
+  pm.addPass(t::createTesseraAppendLoss());
+  t::TesseraChunkLossOptions chunking;
+  chunking.chunkTokens = o.chunkTokens;
+  pm.addPass(t::createTesseraChunkLoss(chunking));
+  pm.addPass(t::createTesseraAutodiff());
+  if (o.recompute)
+    pm.addPass(t::createTesseraRecompute());
+  pm.addPass(t::createTesseraScheduleLossChunks());
+  pm.addPass(t::createTesseraAddOptimizer());
+  t::TesseraAssignPrecisionOptions precision;
+  precision.precision = o.precision;
+  pm.addPass(t::createTesseraAssignPrecision(precision));
+}
+
+void registerTrainingPipeline() {
+  mlir::PassPipelineRegistration<TrainingPipelineOptions>(
+      "tessera-training-pipeline",
+      "the training graph from an imported @forward: raise, LoRA, loss, gradients, AdamW, precision",
+      buildTrainingPipeline);
+}
+
+} // namespace tessera

@@ -1,0 +1,41 @@
+// TrainingPipeline.h - the training graph's passes in their order, as one
+// registered pipeline: tessera-training-pipeline (raise, inject-lora,
+// decompose-fused, append-loss, chunk-loss, autodiff, [recompute],
+// schedule-loss-chunks, add-optimizer, assign-precision). `tessera compile`
+// builds it with its options; tessera-opt --tessera-training-pipeline="..."
+// runs the same list in lit tests.
+#pragma once
+
+#include "mlir/Pass/PassOptions.h"
+
+#include <string>
+
+namespace mlir {
+class OpPassManager;
+}
+
+namespace tessera {
+
+struct TrainingPipelineOptions : mlir::PassPipelineOptions<TrainingPipelineOptions> {
+  Option<std::string> targets{*this, "targets", llvm::cl::desc("LoRA targets (see tessera-inject-lora)"),
+                              llvm::cl::init("all-linear")};
+  Option<int64_t> rank{*this, "rank", llvm::cl::desc("LoRA rank r"), llvm::cl::init(8)};
+  Option<double> alpha{*this, "alpha", llvm::cl::desc("LoRA alpha"), llvm::cl::init(16.0)};
+  Option<bool> rslora{*this, "rslora", llvm::cl::desc("scale alpha/sqrt(r)"), llvm::cl::init(false)};
+  Option<double> dropout{*this, "dropout", llvm::cl::desc("LoRA dropout"), llvm::cl::init(0.0)};
+  Option<std::string> layers{*this, "layers", llvm::cl::desc("decoder layers to adapt (empty: all)"),
+                             llvm::cl::init("")};
+  Option<int64_t> chunkTokens{*this, "chunk-tokens",
+                              llvm::cl::desc("token rows per loss chunk (0: chosen for the logits budget)"),
+                              llvm::cl::init(0)};
+  Option<bool> recompute{*this, "recompute", llvm::cl::desc("recompute each layer's forward in the backward"),
+                         llvm::cl::init(false)};
+  Option<std::string> precision{*this, "precision", llvm::cl::desc("storage precision: fp32, f16 or bf16"),
+                                llvm::cl::init("fp32")};
+};
+
+void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOptions &options);
+// Registers tessera-training-pipeline (tessera-opt).
+void registerTrainingPipeline();
+
+} // namespace tessera
