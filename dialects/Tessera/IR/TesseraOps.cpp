@@ -231,6 +231,66 @@ LogicalResult EmbeddingOp::verify() {
 #define GET_OP_CLASSES
 #include "Tessera/IR/TesseraOps.cpp.inc"
 
+// A buffer is a flat static memref; its logical shape holds as many elements
+// (for the element types whose plan size is one element per memref element);
+// init data only in a constant buffer, of the buffer's size.
+LogicalResult mlir::tessera::BufferOp::verify() {
+  auto t = dyn_cast<MemRefType>(getType());
+  if (!t || t.getRank() != 1 || !t.hasStaticShape())
+    return emitOpError("type must be a static 1-D memref, got ") << getType();
+  Type e = t.getElementType();
+  if (!e.isIntOrFloat())
+    return emitOpError("element type must be an integer or float, got ") << e;
+  const bool elementPerValue = e.isF32() || e.isF16() || e.isBF16() || e.isInteger(32);
+  if (std::optional<ArrayRef<int64_t>> shape = getShape()) {
+    int64_t n = 1;
+    for (int64_t d : *shape) {
+      if (d < 0)
+        return emitOpError("shape dimensions must be >= 0");
+      n = d == 0 || n > std::numeric_limits<int64_t>::max() / d ? (d == 0 ? 0 : -1) : n * d;
+      if (n < 0)
+        return emitOpError("shape overflows");
+    }
+    if (elementPerValue && n != t.getNumElements())
+      return emitOpError("shape holds ") << n << " elements, the memref " << t.getNumElements();
+  }
+  if (std::optional<ElementsAttr> init = getInit()) {
+    if (getKind() != BufferKind::constant)
+      return emitOpError("init data belongs to constant buffers, not ") << stringifyBufferKind(getKind());
+    if (init->getNumElements() != t.getNumElements())
+      return emitOpError("init holds ") << init->getNumElements() << " elements, the memref " << t.getNumElements();
+  }
+  if (getAlias() && *getAlias() == getSymName())
+    return emitOpError("aliases itself");
+  return success();
+}
+
+LogicalResult mlir::tessera::BufferOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  std::optional<StringRef> alias = getAlias();
+  if (!alias)
+    return success();
+  auto target = symbols.lookupNearestSymbolFrom<BufferOp>(*this, getAliasAttr());
+  if (!target)
+    return emitOpError("alias @") << *alias << " is not a tessera.buffer";
+  auto mine = cast<MemRefType>(getType()), theirs = dyn_cast<MemRefType>(target.getType());
+  auto bytes = [](MemRefType m) { return m.getNumElements() * std::max<int64_t>(1, m.getElementTypeBitWidth() / 8); };
+  if (!theirs || bytes(mine) > bytes(theirs))
+    return emitOpError("is larger than the buffer @") << *alias << " whose storage it shares";
+  return success();
+}
+
+// Every bound buffer is a tessera.buffer and the kernel exists.
+LogicalResult mlir::tessera::DispatchOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  for (auto [i, ref] : llvm::enumerate(getBuffers())) {
+    auto sym = cast<SymbolRefAttr>(ref);
+    if (!symbols.lookupNearestSymbolFrom<BufferOp>(*this, sym))
+      return emitOpError("binding ") << i << ": " << sym << " is not a tessera.buffer";
+  }
+  if (!symbols.lookupNearestSymbolFrom(*this, getKernelAttr()))
+    return emitOpError("kernel ") << getKernelAttr() << " is not defined";
+  return success();
+}
+
 LogicalResult mlir::tessera::DispatchOp::verify() {
   ArrayRef<int64_t> g = getWorkgroups();
   if (g.size() != 3)

@@ -360,7 +360,7 @@ def Tessera_AdamWUpdateOp : Tessera_Op<"adamw_update", [MemoryEffects<[MemRead, 
 // Execution level: what lowering produces and the plan serialises
 //===----------------------------------------------------------------------===//
 
-def Tessera_BufferOp : Tessera_Op<"buffer", [Symbol]> {
+def Tessera_BufferOp : Tessera_Op<"buffer", [Symbol, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
   let summary = "a device buffer of the plan";
   let description = [{
     `type` is the flat memref the kernels bind (memref<N x f32|i32>). `name`
@@ -374,6 +374,7 @@ def Tessera_BufferOp : Tessera_Op<"buffer", [Symbol]> {
                        OptionalAttr<ElementsAttr>:$init,
                        OptionalAttr<FlatSymbolRefAttr>:$alias);
   let assemblyFormat = "$kind $sym_name `:` $type attr-dict";
+  let hasVerifier = 1;
 }
 
 def Tessera_ProgramOp : Tessera_Op<"program", [Symbol, NoTerminator, SingleBlock]> {
@@ -383,7 +384,8 @@ def Tessera_ProgramOp : Tessera_Op<"program", [Symbol, NoTerminator, SingleBlock
   let assemblyFormat = "$sym_name attr-dict-with-keyword $body";
 }
 
-def Tessera_DispatchOp : Tessera_Op<"dispatch", [HasParent<"ProgramOp">]> {
+def Tessera_DispatchOp : Tessera_Op<"dispatch", [HasParent<"ProgramOp">,
+                                                DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
   let summary = "one compute dispatch: kernel, buffers bound in order, workgroup counts";
   let arguments = (ins SymbolRefAttr:$kernel, SymbolRefArrayAttr:$buffers,
                        DenseI64ArrayAttr:$workgroups);

@@ -1,6 +1,7 @@
 // The inter-pass contract: the dialect's discardable attributes
 // (TesseraDialect.td, discardableAttrs) round-trip where they belong, and the
-// dialect's verifier rejects each misuse with its message.
+// dialect's verifier rejects each misuse with its message; the plan-level ops'
+// verifiers (buffer: type, shape, init, alias; dispatch: its symbols) too.
 // RUN: tessera-opt %S/Inputs/contract-ok.mlir | tessera-opt | FileCheck %S/Inputs/contract-ok.mlir
 // RUN: tessera-opt %s --split-input-file --verify-diagnostics
 
@@ -153,4 +154,58 @@ func.func @grad_of_on_op(%x: tensor<2xf32>) -> tensor<2xf32> {
 
 // expected-error @+1 {{'tessera.bf16_as_f16' is a unit attribute}}
 module attributes {tessera.bf16_as_f16 = 1 : i64} {
+}
+
+// -----
+
+// expected-error @+1 {{'tessera.buffer' op type must be a static 1-D memref, got 'memref<2x3xf32>'}}
+tessera.buffer activation @v : memref<2x3xf32>
+
+// -----
+
+// expected-error @+1 {{'tessera.buffer' op shape holds 6 elements, the memref 4}}
+tessera.buffer activation @v : memref<4xf32> {shape = array<i64: 2, 3>}
+
+// -----
+
+// expected-error @+1 {{'tessera.buffer' op init data belongs to constant buffers, not weight}}
+tessera.buffer weight @w : memref<2xf32> {init = dense<[1.0, 2.0]> : tensor<2xf32>}
+
+// -----
+
+// expected-error @+1 {{'tessera.buffer' op init holds 2 elements, the memref 3}}
+tessera.buffer constant @c : memref<3xf32> {init = dense<[1.0, 2.0]> : tensor<2xf32>}
+
+// -----
+
+// expected-error @+1 {{'tessera.buffer' op aliases itself}}
+tessera.buffer activation @v : memref<2xf32> {alias = @v}
+
+// -----
+
+tessera.buffer activation @v : memref<2xf32>
+// expected-error @+1 {{'tessera.buffer' op is larger than the buffer @v whose storage it shares}}
+tessera.buffer activation @w : memref<4xf32> {alias = @v}
+
+// -----
+
+// expected-error @+1 {{'tessera.buffer' op alias @nowhere is not a tessera.buffer}}
+tessera.buffer activation @w : memref<4xf32> {alias = @nowhere}
+
+// -----
+
+tessera.buffer activation @v : memref<2xf32>
+gpu.module @k {
+}
+tessera.program @p {
+  // expected-error @+1 {{'tessera.dispatch' op binding 1: @k is not a tessera.buffer}}
+  tessera.dispatch @k [@v, @k] workgroups [1, 1, 1]
+}
+
+// -----
+
+tessera.buffer activation @v : memref<2xf32>
+tessera.program @p {
+  // expected-error @+1 {{'tessera.dispatch' op kernel @k is not defined}}
+  tessera.dispatch @k [@v] workgroups [1, 1, 1]
 }

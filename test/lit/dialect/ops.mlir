@@ -271,7 +271,9 @@ func.func @training(%logits: tensor<2x3x10xf32>, %labels: tensor<2x3xi32>, %dlos
 // CHECK-NEXT: tessera.buffer activation @v0.view : memref<24xf32> {alias = @v0, shape = array<i64: 4, 6>}
 // CHECK-NEXT: tessera.buffer output @loss : memref<1xf32> {name = "loss", shape = array<i64>}
 // CHECK-NEXT: tessera.buffer hparams @hparams : memref<8xf32>{{$}}
-// CHECK-NEXT: tessera.program @train_step {
+// CHECK-NEXT: gpu.module @matmul_0
+// CHECK: gpu.module @kernels
+// CHECK: tessera.program @train_step {
 // CHECK-NEXT: tessera.dispatch @matmul_0 [@input_ids, @w, @v0] workgroups [3, 13, 1]{{$}}
 // CHECK-NEXT: tessera.dispatch @kernels::@sum [@v0, @loss, @hparams] workgroups [1, 1, 1] {tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 1>}
 // CHECK-NEXT: }
@@ -294,6 +296,18 @@ tessera.buffer activation @v0 : memref<24xf32>
 tessera.buffer activation @v0.view : memref<24xf32> {alias = @v0, shape = array<i64: 4, 6>}
 tessera.buffer output @loss : memref<1xf32> {name = "loss", shape = array<i64>}
 tessera.buffer hparams @hparams : memref<8xf32>
+
+// The kernels the dispatches name (a dispatch's kernel must exist).
+gpu.module @matmul_0 {
+  gpu.func @matmul_0() kernel {
+    gpu.return
+  }
+}
+gpu.module @kernels {
+  gpu.func @sum() kernel {
+    gpu.return
+  }
+}
 
 tessera.program @train_step {
   tessera.dispatch @matmul_0 [@input_ids, @w, @v0] workgroups [3, 13, 1]
