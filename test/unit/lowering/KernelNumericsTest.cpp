@@ -750,11 +750,11 @@ TEST(KernelNumerics, AdamW) {
 }
 
 TEST(KernelNumerics, AdamWAccumulatedAndClipped) {
-  // 10 hparams: train_step accumulates grad / K, optimizer_step clips by the
+  // Role accumulate (10 hparams): train_step accumulates grad / K, optimizer_step clips by the
   // global norm (torch.nn.utils.clip_grad_norm_) and updates; a NaN gradient
   // makes the norm NaN and the update is skipped.
   std::string src = R"(module {
-  func.func @train_step(%ids: tensor<1x2xi32>, %labels: tensor<1x2xi32>, %hp: tensor<10xf32>) -> tensor<f32> {
+  func.func @train_step(%ids: tensor<1x2xi32>, %labels: tensor<1x2xi32>, %hp: tensor<10xf32>) -> tensor<f32> attributes {tessera.role = #tessera<program_role accumulate>} {
     %ga = tessera.param frozen "ga" : tensor<3x5xf32>
     %gb = tessera.param frozen "gb" : tensor<7x3xf32>
     %s = tessera.reduce sum %ga {axes = array<i64: 0, 1>} : tensor<3x5xf32> -> tensor<f32>
