@@ -98,9 +98,19 @@ TEST(Profile, BundledDatabase) {
   const BundledProfile *nv = matchBundledProfile(h200());
   ASSERT_NE(nv, nullptr);
   EXPECT_EQ(nv->profile.match.vendor_id, 0x10de);
+  // The H200's own tool-written profile (it names the device id) wins over
+  // the vendor's; another NVIDIA GPU gets the vendor's.
+  EXPECT_EQ(nv->profile.name, "h200-tuned");
+  DeviceIdentity h100 = h200();
+  h100.device_id = 0x2330;
+  h100.name = "NVIDIA H100 80GB HBM3";
+  ASSERT_NE(matchBundledProfile(h100), nullptr);
+  EXPECT_EQ(matchBundledProfile(h100)->profile.name, "nvidia");
+  // The tool-written lavapipe profile (same device and driver string) is more
+  // specific than the hand-written one.
   const BundledProfile *lp = matchBundledProfile(lavapipe());
   ASSERT_NE(lp, nullptr);
-  EXPECT_EQ(lp->profile.name, "lavapipe");
+  EXPECT_EQ(lp->profile.name, "lavapipe-tuned");
   DeviceIdentity amd{0x1002, 0x744c, 1, "AMD Radeon RX 7900", "radv", "discrete GPU"};
   EXPECT_EQ(matchBundledProfile(amd), nullptr);
   EXPECT_NE(describeProfileMatch(amd).find("rules from its properties"), std::string::npos);
