@@ -19,6 +19,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -145,8 +146,10 @@ int compileModel(const CompileOptions &o, std::string &error) {
   // The profile decides the default precision and whether a half precision
   // can run on its devices.
   autotune::Precision precision;
+  int64_t maxBufferBytes = 0; // the largest buffer the target binds (maxStorageBufferRange)
   try {
     autotune::DeviceProfile profile = autotune::loadProfileOrDefault(o.profile);
+    maxBufferBytes = profile.max_buffer_bytes;
     precision = o.precision.empty() ? profile.default_precision
                                     : autotune::parsePrecision(o.precision, "--precision");
     if (std::string why = profile.unsupportedPrecision(precision); !why.empty())
@@ -177,6 +180,7 @@ int compileModel(const CompileOptions &o, std::string &error) {
   pipeline.chunkTokens = o.loss_chunk_tokens;
   pipeline.recompute = o.recompute;
   pipeline.precision = autotune::precisionName(precision);
+  pipeline.maxBufferBytes = maxBufferBytes; // weights over it split, loss chunks under it
   buildTrainingPipeline(training, pipeline);
   if (mlir::failed(training.run(*module))) {
     error = "building the training graph failed: " + first.message;

@@ -5,6 +5,8 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 
+#include <algorithm>
+
 namespace tessera {
 
 void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOptions &o) {
@@ -23,7 +25,14 @@ void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOption
   pm.addPass(t::createTesseraAppendLoss());
   t::TesseraChunkLossOptions chunking;
   chunking.chunkTokens = o.chunkTokens;
+  // A logits chunk (and its gradient) must fit one buffer of the target.
+  chunking.budgetBytes = std::min<int64_t>(o.chunkBudget, o.maxBufferBytes);
   pm.addPass(t::createTesseraChunkLoss(chunking));
+  // Weights beyond the target's buffer limit: row tiles (docs/memory.md).
+  t::TesseraSplitLargeTensorsOptions splitting;
+  splitting.maxBytes = o.maxBufferBytes;
+  splitting.elementBytes = o.precision.getValue() == "fp32" ? 4 : 2;
+  pm.addPass(t::createTesseraSplitLargeTensors(splitting));
   pm.addPass(t::createTesseraAutodiff());
   if (o.recompute)
     pm.addPass(t::createTesseraRecompute());

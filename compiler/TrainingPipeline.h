@@ -1,6 +1,6 @@
 // TrainingPipeline.h - the training graph's passes in their order, as one
 // registered pipeline: tessera-training-pipeline (raise, inject-lora,
-// decompose-fused, append-loss, chunk-loss, autodiff, [recompute],
+// decompose-fused, append-loss, chunk-loss, split-large-tensors, autodiff, [recompute],
 // schedule-loss-chunks, add-optimizer, assign-precision). `tessera compile`
 // builds it with its options; tessera-opt --tessera-training-pipeline="..."
 // runs the same list in lit tests.
@@ -32,6 +32,12 @@ struct TrainingPipelineOptions : mlir::PassPipelineOptions<TrainingPipelineOptio
                          llvm::cl::init(false)};
   Option<std::string> precision{*this, "precision", llvm::cl::desc("storage precision: fp32, f16 or bf16"),
                                 llvm::cl::init("fp32")};
+  Option<int64_t> maxBufferBytes{*this, "max-buffer-bytes",
+                                 llvm::cl::desc("the target's largest buffer (profile device.max_buffer_bytes): "
+                                                "frozen weights over it become row tiles, loss chunks stay under it"),
+                                 llvm::cl::init(int64_t(1) << 27)};
+  Option<int64_t> chunkBudget{*this, "chunk-budget", llvm::cl::desc("bytes of logits per loss chunk"),
+                              llvm::cl::init(int64_t(64) << 20)};
 };
 
 void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOptions &options);

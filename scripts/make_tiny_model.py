@@ -75,7 +75,8 @@ def make_weights(cfg, seed):
         w[p + "mlp.up_proj.weight"] = normal((I, H))
         w[p + "mlp.down_proj.weight"] = normal((H, I))
     w["model.norm.weight"] = norm_w()
-    w["lm_head.weight"] = normal((V, H))
+    if not cfg["tie_word_embeddings"]:
+        w["lm_head.weight"] = normal((V, H))
     return w
 
 
@@ -232,7 +233,8 @@ def build_model(cfg, weights):
         h = g.op("Add", [residual, m], ls)
 
     x = rms_norm(h, "model.norm.weight", "/model/norm")
-    logits_pre = linear(x, "lm_head.weight", "/lm_head")
+    head = "model.embed_tokens.weight" if cfg["tie_word_embeddings"] else "lm_head.weight"
+    logits_pre = linear(x, head, "/lm_head")
     g.nodes.append(helper.make_node("Identity", [logits_pre], ["logits"], name="/Identity_logits"))
 
     rope_dim = hd
@@ -259,9 +261,15 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vocab", type=int, default=CONFIG["vocab_size"],
                     help="vocabulary size (a larger one exercises the chunked cross-entropy)")
+    ap.add_argument("--hidden", type=int, default=CONFIG["hidden_size"],
+                    help="hidden size (4 heads of hidden/4; with --vocab, a table beyond a device's buffer limit)")
+    ap.add_argument("--layers", type=int, default=CONFIG["num_hidden_layers"])
+    ap.add_argument("--tie", action="store_true", help="tie lm_head to the embedding (tie_word_embeddings)")
     args = ap.parse_args(argv)
     if args.vocab < 2:
         ap.error("--vocab must be >= 2")
+    if args.hidden < 8 or args.hidden % 8 or args.layers < 1:
+        ap.error("--hidden must be a multiple of 8 and --layers >= 1")
 
     out = args.out
     if not out.endswith(".onnx"):
@@ -269,7 +277,10 @@ def main(argv=None):
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
 
-    cfg = dict(CONFIG, vocab_size=args.vocab)
+    cfg = dict(CONFIG, vocab_size=args.vocab, num_hidden_layers=args.layers, tie_word_embeddings=args.tie)
+    if args.hidden != CONFIG["hidden_size"]:
+        cfg.update(hidden_size=args.hidden, head_dim=args.hidden // 4,
+                   intermediate_size=CONFIG["intermediate_size"] * args.hidden // CONFIG["hidden_size"])
     model = build_model(cfg, make_weights(cfg, args.seed))
     onnx.checker.check_model(model)
 

@@ -138,7 +138,7 @@ private:
         module.getLoc(), StringAttr::get(mctx(), sym), BufferKindAttr::get(mctx(), kind),
         TypeAttr::get(type), name.empty() ? StringAttr() : StringAttr::get(mctx(), name),
         DenseI64ArrayAttr::get(mctx(), shape), init,
-        alias.empty() ? FlatSymbolRefAttr() : FlatSymbolRefAttr::get(mctx(), alias));
+        alias.empty() ? FlatSymbolRefAttr() : FlatSymbolRefAttr::get(mctx(), alias), IntegerAttr());
     buffers[sym] = op;
     return op;
   }
@@ -350,11 +350,16 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
 
     if (auto p = dyn_cast<ParamOp>(op)) {
       bool frozen = p.getKind() == ParamKind::frozen;
-      auto sym = sharedBuffer(op, (frozen ? "weight:" : "lora:") + p.getName().str(), p.getName(),
-                              frozen ? BufferKind::weight : BufferKind::lora,
+      // A tile of a split weight is a buffer of its own rows.
+      std::optional<ArrayRef<int64_t>> rows = p.getRows();
+      std::string tile = rows ? "@rows" + std::to_string((*rows)[0]) : "";
+      auto sym = sharedBuffer(op, (frozen ? "weight:" : "lora:") + p.getName().str() + tile,
+                              p.getName().str() + tile, frozen ? BufferKind::weight : BufferKind::lora,
                               cast<ShapedType>(p.getType()), p.getName());
       if (failed(sym))
         return failure();
+      if (rows)
+        buffers[*sym].setRowOffsetAttr(IntegerAttr::get(IntegerType::get(mctx(), 64), (*rows)[0]));
       valueBuf[p.getResult()] = *sym;
       continue;
     }

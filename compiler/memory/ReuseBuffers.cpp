@@ -193,7 +193,7 @@ struct TesseraReuseBuffersPass : impl::TesseraReuseBuffersBase<TesseraReuseBuffe
       auto slot = builder.create<BufferOp>(
           module.getLoc(), StringAttr::get(ctx, sym), BufferKindAttr::get(ctx, BufferKind::activation),
           TypeAttr::get(type), StringAttr::get(ctx, sym),
-          DenseI64ArrayAttr::get(ctx, {elements}), ElementsAttr(), FlatSymbolRefAttr());
+          DenseI64ArrayAttr::get(ctx, {elements}), ElementsAttr(), FlatSymbolRefAttr(), IntegerAttr());
       symbols.insert(slot); // renames on a clash
       for (BufferOp m : s.members) {
         shared -= bufferBytes(m);

@@ -146,6 +146,8 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
         return b.emitOpError("alias of unknown buffer @") << *alias, failure();
       pb.alias_of = it->second;
     }
+    if (std::optional<int64_t> rows = b.getRowOffset())
+      pb.row_offset = *rows;
     if (auto init = b.getInit()) {
       FailureOr<std::vector<uint8_t>> data = constantBytes(b, *init);
       if (failed(data))

@@ -275,7 +275,7 @@ private:
     builder.create<BufferOp>(op->getLoc(), StringAttr::get(mctx, sym),
                              BufferKindAttr::get(mctx, BufferKind::activation), TypeAttr::get(type),
                              StringAttr::get(mctx, sym), DenseI64ArrayAttr::get(mctx, t.getShape()), ElementsAttr(),
-                             FlatSymbolRefAttr());
+                             FlatSymbolRefAttr(), IntegerAttr());
   }
 
   Operation *op;

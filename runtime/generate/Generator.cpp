@@ -124,7 +124,7 @@ Generator::Generator(const GenerateOptions &o) : s_(std::make_unique<State>()) {
   for (size_t i = 0; i < p.buffers.size(); ++i) {
     const plan::Buffer &b = p.buffers[i];
     if (b.alias_of >= 0) continue;
-    if (b.kind == BufferKind::Weight) w.loadInto(b.name, b.shape, exec.f32(i));
+    if (b.kind == BufferKind::Weight) w.loadInto(b.name, b.shape, weights::OnnxWeights::Storage::F32, exec.f32(i), b.row_offset);
     else if (b.kind == BufferKind::Constant) std::memcpy(exec.data(i), p.blobs[size_t(b.init_blob)].data(), b.bytes);
   }
   for (size_t i = 0; i < a.size(); ++i) {

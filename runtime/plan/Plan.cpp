@@ -191,6 +191,9 @@ void validate(const Plan &p, const Reader &r) {
     }
     if (b.alias_of >= 0 && b.kind == BufferKind::Constant)
       r.fail(path + ".alias_of: a constant buffer cannot alias another buffer");
+    if (b.row_offset < -1) r.fail(path + ".row_offset = " + std::to_string(b.row_offset) + " is negative");
+    if (b.row_offset >= 0 && (b.kind != BufferKind::Weight || b.alias_of >= 0 || b.shape.empty()))
+      r.fail(path + ".row_offset: only a weight buffer with its own storage and a shape holds a row range");
   }
   // alias_of chains: must end at a buffer that owns storage, no cycles, and the
   // alias must fit inside that storage.
@@ -352,6 +355,7 @@ std::vector<uint8_t> serialize(const Plan &plan) {
               {"bytes", b.bytes}};
     if (b.init_blob >= 0) j["init_blob"] = b.init_blob;
     if (b.alias_of >= 0) j["alias_of"] = b.alias_of;
+    if (b.row_offset >= 0) j["row_offset"] = b.row_offset;
     buffers.push_back(std::move(j));
   }
   m["buffers"] = std::move(buffers);
@@ -588,6 +592,7 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     b.bytes = r.u64(j, "bytes", path + ".bytes");
     b.init_blob = r.i64Or(j, "init_blob", path + ".init_blob", -1);
     b.alias_of = r.i64Or(j, "alias_of", path + ".alias_of", -1);
+    b.row_offset = r.i64Or(j, "row_offset", path + ".row_offset", -1);
     p.buffers.push_back(std::move(b));
   }
 

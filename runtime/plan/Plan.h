@@ -47,6 +47,10 @@ struct Buffer {
   uint64_t bytes = 0;
   int64_t init_blob = -1;     // Constant: index into Plan::blobs holding the data
   int64_t alias_of = -1;      // >= 0: shares the storage of that buffer (reshape)
+  // Weight: the buffer holds rows [row_offset, row_offset + shape[0]) of the
+  // initializer `name` (a tile of a weight larger than the device's buffer
+  // limit, tessera-split-large-tensors); -1: the whole initializer.
+  int64_t row_offset = -1;
 };
 
 // What a kernel may touch, recorded by the compiler and checked by the

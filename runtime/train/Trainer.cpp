@@ -127,15 +127,24 @@ public:
           throw std::runtime_error(weightsPath + ": initializer '" + b.name + "' not found (the plan was compiled from " +
                                    (plan_.model_file.empty() ? std::string("another model") : "'" + plan_.model_file + "'") + ")");
         uint64_t n = 1;
-        for (int64_t d : weights_->shape(b.name)) n *= uint64_t(d);
-        if (n * plan::bytesPerElement(b.dtype) != b.bytes) {
-          std::vector<int64_t> s = weights_->shape(b.name);
+        std::vector<int64_t> full = weights_->shape(b.name);
+        for (int64_t d : full) n *= uint64_t(d);
+        // A tile holds rows [row_offset, row_offset + shape[0]) of the initializer.
+        bool fits = b.row_offset < 0
+                        ? n * plan::bytesPerElement(b.dtype) == b.bytes
+                        : !b.shape.empty() && full.size() == b.shape.size() &&
+                              std::equal(full.begin() + 1, full.end(), b.shape.begin() + 1) &&
+                              uint64_t(b.row_offset) + uint64_t(b.shape[0]) <= uint64_t(full[0]);
+        if (!fits) {
+          std::vector<int64_t> s = full;
           std::string shape = "[";
           for (size_t d = 0; d < s.size(); ++d) shape += (d ? "," : "") + std::to_string(s[d]);
           std::string want = "[";
           for (size_t d = 0; d < b.shape.size(); ++d) want += (d ? "," : "") + std::to_string(b.shape[d]);
           throw std::runtime_error(weightsPath + ": initializer '" + b.name + "' has shape " + shape + "]" +
-                                   " but the plan expects " + want + "]");
+                                   " but the plan expects " +
+                                   (b.row_offset >= 0 ? "rows from " + std::to_string(b.row_offset) + " of " : "") +
+                                   want + "]");
         }
       }
     }
@@ -346,7 +355,7 @@ private:
       const plan::Buffer &b = plan_.buffers[i];
       if (b.alias_of >= 0) continue;
       if (b.kind == BufferKind::Weight) {
-        weights::OnnxWeights::Conversion c = weights_->loadInto(b.name, b.shape, weightStorage(b.dtype), exec_->data(i));
+        weights::OnnxWeights::Conversion c = weights_->loadInto(b.name, b.shape, weightStorage(b.dtype), exec_->data(i), b.row_offset);
         // A half plan cannot hold them: say so (the run goes on with +-65504).
         if (c.saturated && saturatedWeights++ < 5)
           std::fprintf(stderr, "warning: weight '%s': %llu values beyond the f16 range (largest |value| %g) are saturated to +-65504\n",

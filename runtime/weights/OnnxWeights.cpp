@@ -268,7 +268,7 @@ void OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &
 }
 
 OnnxWeights::Conversion OnnxWeights::loadInto(const std::string &name, const std::vector<int64_t> &expectedShape,
-                                              Storage storage, void *dstBytes) const {
+                                              Storage storage, void *dstBytes, int64_t rowOffset) const {
   auto it = index_.find(name);
   if (it == index_.end()) fail("initializer '" + name + "' not found");
   const Entry &e = it->second;
@@ -279,8 +279,23 @@ OnnxWeights::Conversion OnnxWeights::loadInto(const std::string &name, const std
     if (d && elements > (uint64_t(1) << 60) / uint64_t(d)) fail(what + " has an impossibly large shape " + shapeText(e.dims));
     elements *= uint64_t(d);
   }
-  if (e.dims != expectedShape && squeezed(e.dims) != squeezed(expectedShape))
+  // The elements [first, first + wanted) of the row-major tensor go to dst.
+  uint64_t first = 0, wanted = elements;
+  if (rowOffset >= 0) {
+    std::vector<int64_t> inner(expectedShape.empty() ? expectedShape.begin() : expectedShape.begin() + 1,
+                               expectedShape.end());
+    if (expectedShape.empty() || e.dims.size() != expectedShape.size() ||
+        std::vector<int64_t>(e.dims.begin() + 1, e.dims.end()) != inner ||
+        uint64_t(rowOffset) + uint64_t(expectedShape[0]) > uint64_t(e.dims[0]))
+      fail(what + " has shape " + shapeText(e.dims) + " but the plan expects rows " + std::to_string(rowOffset) +
+           ".." + std::to_string(rowOffset + (expectedShape.empty() ? 0 : expectedShape[0])) + " of shape " +
+           shapeText(expectedShape));
+    uint64_t rowElems = product(inner);
+    first = uint64_t(rowOffset) * rowElems;
+    wanted = uint64_t(expectedShape[0]) * rowElems;
+  } else if (e.dims != expectedShape && squeezed(e.dims) != squeezed(expectedShape)) {
     fail(what + " has shape " + shapeText(e.dims) + " but the plan expects " + shapeText(expectedShape));
+  }
   size_t esize = elementBytes(e.dataType);
   if (!esize)
     fail(what + " has data type " + typeName(e.dataType) + " (" + std::to_string(e.dataType) +
@@ -393,18 +408,19 @@ OnnxWeights::Conversion OnnxWeights::loadInto(const std::string &name, const std
            typeName(e.dataType) + " needs " + std::to_string(n * esize));
     bool sameHalf = (storage == Storage::F16 && e.dataType == kFloat16) ||
                     (storage == Storage::BF16 && e.dataType == kBFloat16);
+    raw += first * esize;
     if (storage == Storage::F32 || sameHalf) {
       if (sameHalf)
-        std::memcpy(dstBytes, raw, n * 2);
+        std::memcpy(dstBytes, raw, wanted * 2);
       else
-        convert(raw, n, static_cast<float *>(dstBytes));
+        convert(raw, wanted, static_cast<float *>(dstBytes));
       return report;
     }
     // Through f32 in chunks (no full-size temporary).
     constexpr uint64_t kChunk = 1 << 16;
-    std::vector<float> tmp(std::min<uint64_t>(n, kChunk));
-    for (uint64_t start = 0; start < n; start += kChunk) {
-      uint64_t c = std::min(kChunk, n - start);
+    std::vector<float> tmp(std::min<uint64_t>(wanted, kChunk));
+    for (uint64_t start = 0; start < wanted; start += kChunk) {
+      uint64_t c = std::min(kChunk, wanted - start);
       convert(raw + start * esize, c, tmp.data());
       for (uint64_t i = 0; i < c; ++i) storeAt(start + i, tmp[i]);
     }
@@ -416,12 +432,14 @@ OnnxWeights::Conversion OnnxWeights::loadInto(const std::string &name, const std
   uint64_t count = 0;
   auto put = [&](uint64_t bits) {
     if (count >= n) { ++count; return; }
+    if (count < first || count >= first + wanted) { ++count; return; }
     float v;
     if (e.dataType == kFloat) v = util::bitsToFloat(uint32_t(bits));
     else if (e.dataType == kDouble) { double d; std::memcpy(&d, &bits, 8); v = float(d); }
     else if (e.dataType == kFloat16) v = util::halfToFloat(uint16_t(bits));
     else v = util::bf16ToFloat(uint16_t(bits));
-    storeAt(count++, v);
+    storeAt(count - first, v);
+    ++count;
   };
   try {
     for (size_t c = 0; c < packedChunks.size(); ++c) {

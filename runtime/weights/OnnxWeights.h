@@ -51,8 +51,11 @@ public:
     uint64_t saturated = 0; // finite values beyond +-65504, stored as +-65504
     float largest = 0;      // the largest |value| among them
   };
+  // rowOffset >= 0: only rows [rowOffset, rowOffset + expectedShape[0]) of
+  // the initializer (a plan's tile of a weight beyond the device's buffer
+  // limit); its other dimensions must equal expectedShape's.
   Conversion loadInto(const std::string &name, const std::vector<int64_t> &expectedShape, Storage storage,
-                      void *dst) const;
+                      void *dst, int64_t rowOffset = -1) const;
 
   const std::string &path() const { return file_.path(); }
 

@@ -181,6 +181,13 @@ FailureOr<OpLowering> lowerGather(LoweringContext &ctx, GatherOp op) {
   for (int64_t d = axis + 1; d < in.getRank(); ++d)
     post *= in.getShape()[d];
   int64_t nIdx = numElements(idx.getShape());
+  // A tile of a split table (tessera-split-large-tensors): indices address
+  // the whole table of `table` rows, of which this input holds rows
+  // offset..offset+dim-1; the others gather zeros.
+  int64_t offset = 0, table = dim;
+  bool tiled = false;
+  if (std::optional<ArrayRef<int64_t>> tile = op.getTile())
+    offset = (*tile)[0], table = (*tile)[1], tiled = true;
   return copyKernel(ctx, op, "gather", opKey(op), {in, idx}, out, [=](KernelBuilder &kb, Value i) {
     ImplicitLocOpBuilder &b = kb.b;
     Value outer = kb.udiv(i, kb.idx(nIdx * post));
@@ -194,12 +201,20 @@ FailureOr<OpLowering> lowerGather(LoweringContext &ctx, GatherOp op) {
     // clamped so that a bad token id can never read outside the buffer.
     Value t = kb.load(kb.arg(1), j);
     Value isNeg = b.create<arith::CmpIOp>(arith::CmpIPredicate::slt, t, kb.i32(0));
-    t = kb.select(isNeg, b.create<arith::AddIOp>(t, kb.i32(dim)), t);
+    t = kb.select(isNeg, b.create<arith::AddIOp>(t, kb.i32(table)), t);
     t = b.create<arith::MaxSIOp>(t, kb.i32(0));
-    t = b.create<arith::MinSIOp>(t, kb.i32(dim - 1));
+    t = b.create<arith::MinSIOp>(t, kb.i32(table - 1));
+    Value inTile;
+    if (tiled) {
+      t = b.create<arith::SubIOp>(t, kb.i32(offset));
+      inTile = b.create<arith::AndIOp>(b.create<arith::CmpIOp>(arith::CmpIPredicate::sge, t, kb.i32(0)),
+                                       b.create<arith::CmpIOp>(arith::CmpIPredicate::slt, t, kb.i32(dim)));
+      t = b.create<arith::MinSIOp>(b.create<arith::MaxSIOp>(t, kb.i32(0)), kb.i32(dim - 1));
+    }
     Value ti = b.create<arith::IndexCastOp>(b.getIndexType(), t);
     Value src = kb.add(kb.add(kb.muli(outer, dim * post), kb.muli(ti, post)), inner);
-    return kb.load(kb.arg(0), src);
+    Value v = kb.load(kb.arg(0), src);
+    return tiled ? kb.select(inTile, v, kb.f32(0.0)) : v;
   });
 }
 

@@ -65,6 +65,19 @@ static void printStorageTypes(OpAsmPrinter &printer, Operation *, Type input, Ty
 
 OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
 
+LogicalResult ParamOp::verify() {
+  std::optional<ArrayRef<int64_t>> rows = getRows();
+  if (!rows)
+    return success();
+  ArrayRef<int64_t> shape = cast<ShapedType>(getType()).getShape();
+  if (getKind() != ParamKind::frozen)
+    return emitOpError("rows: only a frozen weight can be a tile of its initializer");
+  if (rows->size() != 2 || (*rows)[0] < 0 || shape.empty() || (*rows)[1] - (*rows)[0] != shape[0])
+    return emitOpError("rows must be [begin, end] with begin >= 0 and end - begin = the first dimension ")
+           << (shape.empty() ? 0 : shape[0]);
+  return success();
+}
+
 LogicalResult ConstantOp::verify() {
   if (getValue().getType() != getType())
     return emitOpError("value type ") << getValue().getType() << " differs from result type "
@@ -152,6 +165,12 @@ LogicalResult ConcatOp::verify() {
 }
 
 LogicalResult GatherOp::verify() {
+  if (std::optional<ArrayRef<int64_t>> tile = getTile()) {
+    int64_t rows = shapeOf(getInput()).empty() ? 0 : shapeOf(getInput())[0];
+    if (getAxis() != 0 || tile->size() != 2 || (*tile)[0] < 0 || (*tile)[0] + rows > (*tile)[1])
+      return emitOpError("tile must be [offset, table rows] with offset >= 0 and offset + ")
+             << rows << " <= table rows, on axis 0";
+  }
   return verifyInferred(*this, inferGatherType(getInput(), getIndices(), getAxis(), opError(*this)),
                         "gathered shape");
 }

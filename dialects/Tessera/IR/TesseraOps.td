@@ -44,10 +44,20 @@ def Tessera_ParamOp : Tessera_Op<"param", [Pure]> {
     them from that file at train time. LoRA parameters are named by the
     structural name of the linear layer plus `.lora_A` / `.lora_B`.
     Example: `%w = tessera.param frozen "model.layers.0.self_attn.q_proj.weight" : tensor<64x64xf32>`
+
+    `rows = [begin, end]` makes a frozen parameter a tile: rows begin..end-1
+    of the initializer (tessera-split-large-tensors splits a weight larger
+    than the device's buffer limit into such tiles; the runtime loads only
+    those rows).
   }];
-  let arguments = (ins Tessera_ParamKindAttr:$kind, StrAttr:$name);
+  let arguments = (ins Tessera_ParamKindAttr:$kind, StrAttr:$name,
+                       OptionalAttr<DenseI64ArrayAttr>:$rows);
   let results = (outs Tessera_FloatTensor:$result);
   let assemblyFormat = "$kind $name attr-dict `:` type($result)";
+  let builders = [OpBuilder<(ins "::mlir::Type":$result, "ParamKind":$kind, "::llvm::StringRef":$name), [{
+    build($_builder, $_state, result, kind, name, ::mlir::DenseI64ArrayAttr());
+  }]>];
+  let hasVerifier = 1;
 }
 
 def Tessera_ConstantOp : Tessera_Op<"constant", [ConstantLike, Pure, AllTypesMatch<["value", "result"]>]> {
@@ -224,10 +234,25 @@ def Tessera_ConcatOp : Tessera_Op<"concat", [Pure, Tessera_InferResultTypes, Dec
 
 def Tessera_GatherOp : Tessera_Op<"gather", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "ONNX Gather: result = input.shape[:axis] + indices.shape + input.shape[axis+1:]";
+  let description = [{
+    Negative indices count from the end; out-of-range ones are clamped.
+    `tile = [offset, rows]` (axis 0 only): the input holds rows offset.. of a
+    table of `rows` rows; each index is resolved against that table, and one
+    outside the tile gathers zeros (the per-tile gathers of a split
+    embedding, summed, give the whole table's gather).
+  }];
   let arguments = (ins Tessera_FloatTensor:$input, Tessera_IndexTensor:$indices,
-                       DefaultValuedAttr<I64Attr, "0">:$axis);
+                       DefaultValuedAttr<I64Attr, "0">:$axis,
+                       OptionalAttr<DenseI64ArrayAttr>:$tile);
   let results = (outs Tessera_FloatTensor:$result);
   let assemblyFormat = "$input `[` $indices `]` attr-dict `:` `(` type($input) `,` type($indices) `)` `->` type($result)";
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$input, "::mlir::Value":$indices, "int64_t":$axis), [{
+      build($_builder, $_state, input, indices, $_builder.getI64IntegerAttr(axis), ::mlir::DenseI64ArrayAttr());
+    }]>,
+    OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$input, "::mlir::Value":$indices, "int64_t":$axis), [{
+      build($_builder, $_state, result, input, indices, $_builder.getI64IntegerAttr(axis), ::mlir::DenseI64ArrayAttr());
+    }]>];
   let hasVerifier = 1;
 }
 
@@ -366,13 +391,15 @@ def Tessera_BufferOp : Tessera_Op<"buffer", [Symbol, DeclareOpInterfaceMethods<S
     `type` is the flat memref the kernels bind (memref<N x f32|i32>). `name`
     is the model initializer (weight), LoRA parameter, or value it holds;
     `shape` its logical shape; `init` the data of a constant buffer;
-    `alias` another buffer whose storage this one shares (reshape).
+    `alias` another buffer whose storage this one shares (reshape);
+    `row_offset` the first initializer row a weight tile holds.
   }];
   let arguments = (ins SymbolNameAttr:$sym_name, Tessera_BufferKindAttr:$kind,
                        TypeAttr:$type, OptionalAttr<StrAttr>:$name,
                        OptionalAttr<DenseI64ArrayAttr>:$shape,
                        OptionalAttr<ElementsAttr>:$init,
-                       OptionalAttr<FlatSymbolRefAttr>:$alias);
+                       OptionalAttr<FlatSymbolRefAttr>:$alias,
+                       OptionalAttr<I64Attr>:$row_offset);
   let assemblyFormat = "$kind $sym_name `:` $type attr-dict";
   let hasVerifier = 1;
 }

@@ -181,6 +181,28 @@ def TesseraChunkLoss : Pass<"tessera-chunk-loss", "ModuleOp"> {
   ];
 }
 
+def TesseraSplitLargeTensors : Pass<"tessera-split-large-tensors", "ModuleOp"> {
+  let summary = "Split frozen weights larger than the device's buffer limit into row tiles";
+  let description = [{
+    Runs before autodiff. A frozen weight whose storage exceeds `max-bytes`
+    (the profile's max_buffer_bytes: Vulkan's maxStorageBufferRange) becomes
+    balanced tiles of its rows (`tessera.param ... {rows = [begin, end]}`),
+    each within the limit, and its uses are rewritten in tile terms: a gather
+    (embedding) into per-tile gathers that return zeros outside their rows,
+    summed; x W^T (linear layer, LM head) into per-tile products concatenated
+    along the output features; x W into products of column slices of x,
+    summed. Autodiff then derives the gradients through those ops. A weight
+    used any other way, or whose single row is over the limit, is refused
+    with its name, size and the limit.
+  }];
+  let options = [
+    Option<"maxBytes", "max-bytes", "int64_t", /*default=*/"134217728",
+           "largest buffer the device binds, in bytes">,
+    Option<"elementBytes", "element-bytes", "int64_t", /*default=*/"0",
+           "storage bytes of a frozen weight's element (0: its tensor type's; 2 for f16 / bf16 plans)">
+  ];
+}
+
 def TesseraScheduleLossChunks : Pass<"tessera-schedule-loss-chunks", "ModuleOp"> {
   let summary = "Move each cross_entropy_grad (and the products of its result) right after its forward chunk";
   let description = [{

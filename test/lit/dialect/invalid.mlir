@@ -711,6 +711,30 @@ func.func @gather_axis(%x: tensor<4x3xf32>, %i: tensor<2xi32>) {
 
 // -----
 
+func.func @gather_tile_beyond_table(%x: tensor<4x3xf32>, %i: tensor<2xi32>) {
+  // expected-error @+1 {{'tessera.gather' op tile must be [offset, table rows] with offset >= 0 and offset + 4 <= table rows, on axis 0}}
+  %0 = tessera.gather %x[%i] {tile = array<i64: 8, 10>} : (tensor<4x3xf32>, tensor<2xi32>) -> tensor<2x3xf32>
+  return
+}
+
+// -----
+
+func.func @param_rows_count() {
+  // expected-error @+1 {{'tessera.param' op rows must be [begin, end] with begin >= 0 and end - begin = the first dimension 4}}
+  %0 = tessera.param frozen "w" {rows = array<i64: 0, 3>} : tensor<4x3xf32>
+  return
+}
+
+// -----
+
+func.func @param_rows_lora() {
+  // expected-error @+1 {{'tessera.param' op rows: only a frozen weight can be a tile of its initializer}}
+  %0 = tessera.param lora_a "w" {rows = array<i64: 0, 4>} : tensor<4x3xf32>
+  return
+}
+
+// -----
+
 func.func @gather_result_shape(%x: tensor<4x3xf32>, %i: tensor<2x5xi32>) {
   // expected-error @+1 {{'tessera.gather' op result shape [2,3] differs from gathered shape [4,2,5]}}
   %0 = tessera.gather %x[%i] {axis = 1 : i64} : (tensor<4x3xf32>, tensor<2x5xi32>) -> tensor<2x3xf32>

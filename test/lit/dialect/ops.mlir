@@ -177,6 +177,7 @@ func.func @contractions(%x: tensor<2x4x8xf32>, %w: tensor<16x8xf32>, %v: tensor<
 // CHECK-NEXT: tessera.concat %[[I]] {axis = 0 : i64} : (tensor<2x3xi32>) -> tensor<2x3xi32>
 // CHECK-NEXT: tessera.gather %[[X]][%[[IDS]]] {axis = 2 : i64} : (tensor<2x3x4xf32>, tensor<5xi32>) -> tensor<2x3x5xf32>
 // CHECK-NEXT: tessera.gather %[[T]][%[[I]]] : (tensor<10x4xbf16>, tensor<2x3xi32>) -> tensor<2x3x4xbf16>
+// CHECK-NEXT: tessera.gather %[[T]][%[[I]]] {tile = array<i64: 20, 40>} : (tensor<10x4xbf16>, tensor<2x3xi32>) -> tensor<2x3x4xbf16>
 // CHECK-NEXT: return
 // GENERIC: "tessera.transpose"(%{{.*}}) <{perm = array<i64: 2, 0, 1>}> : (tensor<2x3x4xf32>) -> tensor<4x2x3xf32>
 // GENERIC: "tessera.concat"(%{{.*}}, %{{.*}}) <{axis = 1 : i64}> : (tensor<2x3x4xf32>, tensor<2x3x4xf32>) -> tensor<2x6x4xf32>
@@ -194,6 +195,7 @@ func.func @movement(%x: tensor<2x3x4xf32>, %i: tensor<2x3xi32>, %ids: tensor<5xi
   %9 = tessera.concat %i {axis = 0 : i64} : (tensor<2x3xi32>) -> tensor<2x3xi32>
   %10 = tessera.gather %x[%ids] {axis = 2 : i64} : (tensor<2x3x4xf32>, tensor<5xi32>) -> tensor<2x3x5xf32>
   %11 = tessera.gather %t[%i] : (tensor<10x4xbf16>, tensor<2x3xi32>) -> tensor<2x3x4xbf16>
+  %tiled = tessera.gather %t[%i] {tile = array<i64: 20, 40>} : (tensor<10x4xbf16>, tensor<2x3xi32>) -> tensor<2x3x4xbf16>
   return
 }
 

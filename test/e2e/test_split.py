@@ -1,0 +1,170 @@
+#!/usr/bin/python3
+"""e2e: weights beyond the device's buffer limit are split into row tiles (docs/memory.md).
+
+* a tied vocabulary of 151,936 x 256 (148 MiB of f32, over lavapipe's 128 MiB
+  maxStorageBufferRange) compiles for the default 128 MiB profile into tiles
+  within the limit that name their initializer rows; it evaluates and trains
+  on lavapipe, the eval loss equals the float64 torch reference to 1e-4 and
+  the per-step losses of 2 AdamW steps equal the reference's to 1e-4;
+* on a model small enough to run unsplit, a profile with a 700,000-byte limit
+  splits the embedding and the LM head into 3 uneven tiles; its per-step
+  losses equal the unsplit plan's (fp32), and its eval loss and gradients
+  equal the unsplit plan's in f16 and bf16 too (as close as the unsplit plan is to
+  fp32); every kernel of the split plans passes spirv-val.
+Ids are drawn over the whole vocabulary, so every tile is read.
+"""
+import json
+import os
+import struct
+
+import numpy as np
+
+import common
+from common import TempDirTest, parse_eval, reference, rel_norm_err, safetensors_io, tessera
+
+RANK, ALPHA = 4, 8.0
+LIMIT = 128 << 20
+
+
+def manifest(plan_path):
+    with open(plan_path, "rb") as f:
+        head = f.read(32)
+        assert head[:8] == b"TESSPLAN", plan_path
+        (size,) = struct.unpack("<Q", head[16:24])
+        return json.loads(f.read(size))
+
+
+def write_ids(path, vocab, seq, lines, seed):
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as f:
+        for i in range(lines):
+            ids = rng.integers(0, vocab, size=seq).tolist()
+            line = {"input_ids": ids}
+            if i == 1:  # a prompt-masked line
+                line["labels"] = [-100] * 3 + ids[3:]
+            f.write(json.dumps(line) + "\n")
+    return path
+
+
+def profile_with_limit(path, limit):
+    with open(os.path.join(common.ROOT, "autotune", "profiles", "lavapipe.json")) as f:
+        p = json.load(f)
+    p["name"] = "lavapipe-limit"
+    p["device"]["max_buffer_bytes"] = limit
+    with open(path, "w") as f:
+        json.dump(p, f)
+    return path
+
+
+def losses(metrics):
+    with open(metrics) as f:
+        return [json.loads(l)["loss"] for l in f if l.strip()]
+
+
+class SplitLargeTensors(TempDirTest):
+    def compile_plan(self, name, model, batch, seq, *extra):
+        path = self.path(name)
+        tessera("compile", model, "-o", path, "--batch", batch, "--seq", seq, "--lora-rank", RANK,
+                "--lora-alpha", ALPHA, "--lora-targets", "all-linear", *extra)
+        return path
+
+    def train(self, plan, model, data, adapter, steps, tag, *extra):
+        metrics = self.path(f"metrics-{tag}.jsonl")
+        tessera("train", plan, "--weights", model, "--data", data, "--steps", steps, "--lr", 1e-2,
+                "--init-adapter", adapter, "--metrics", metrics, "--out", self.path(f"out-{tag}"), *extra)
+        return losses(metrics)
+
+    def tiles(self, plan, name):
+        return sorted((b["row_offset"], b["shape"][0], b["bytes"]) for b in manifest(plan)["buffers"]
+                      if b["kind"] == "weight" and b["name"] == name and "row_offset" in b)
+
+    def test_vocabulary_over_the_device_limit(self):
+        batch, seq, vocab = 1, 16, 151936
+        model = common.make_model(self.path("v152k/tiny-llama.onnx"), "--vocab", vocab, "--hidden", 256,
+                                  "--layers", 1, "--tie", "--seed", 3)
+        data = write_ids(self.path("v152k.jsonl"), vocab, seq, 3, seed=7)
+        plan = self.compile_plan("v152k.tplan", model, batch, seq)
+        m = manifest(plan)
+        tiles = self.tiles(plan, "model.embed_tokens.weight")
+        self.assertEqual([(o, n) for o, n, _ in tiles], [(0, 75968), (75968, 75968)])
+        self.assertEqual(sum(n for _, n, _ in tiles), vocab)
+        big = [(b["name"], b["bytes"]) for b in m["buffers"] if b["bytes"] > LIMIT]
+        self.assertEqual(big, [], "buffers over the 128 MiB limit")
+        self.assertLessEqual(m["memory"]["largest_buffer_bytes"], LIMIT)
+
+        got = parse_eval(tessera("eval", plan, "--weights", model, "--data", data))[0]
+        want = reference("loss", "--model", model, "--data", data, "--batch", batch, "--seq", seq)[-1]["loss"]
+        self.assertAlmostEqual(got, want, delta=1e-4 * abs(want))
+
+        ad = self.path("adapter-v152k")
+        reference("random-adapter", "--model", model, "--rank", RANK, "--alpha", ALPHA,
+                  "--targets", "all-linear", "--seed", 5, "--b-std", 0.05, "--out", ad)
+        steps = 2
+        got = self.train(plan, model, data, ad, steps, "v152k")
+        want = [r["loss"] for r in reference("train", "--model", model, "--data", data, "--batch", batch,
+                                             "--seq", seq, "--adapter", ad, "--scale", ALPHA / RANK,
+                                             "--steps", steps, "--lr", 1e-2)]
+        self.assertEqual(len(got), steps)
+        for s, (g, w) in enumerate(zip(got, want), 1):
+            self.assertAlmostEqual(g, w, delta=1e-4 * abs(w), msg=f"step {s}: {g} vs reference {w}")
+        self.assertNotEqual(got[0], got[1], "the adapter did not train")
+
+    def test_split_equals_unsplit(self):
+        batch, seq, vocab = 2, 16, 4096
+        model = common.make_model(self.path("v4k/tiny-llama.onnx"), "--vocab", vocab, "--seed", 2)
+        data = write_ids(self.path("v4k.jsonl"), vocab, seq, 5, seed=11)
+        small = profile_with_limit(self.path("limit.json"), 700000)
+        large = profile_with_limit(self.path("nolimit.json"), 1 << 30)
+        ad = self.path("adapter-v4k")
+        reference("random-adapter", "--model", model, "--rank", RANK, "--alpha", ALPHA,
+                  "--targets", "all-linear", "--seed", 5, "--b-std", 0.05, "--out", ad)
+        grads = {}
+        for precision in ("fp32", "f16", "bf16"):
+            spirv_dir = self.path(f"spirv-{precision}")
+            split = self.compile_plan(f"split-{precision}.tplan", model, batch, seq, "--profile", small,
+                                      "--precision", precision, "--emit-spirv", spirv_dir)
+            bad = []
+            for k in sorted(os.listdir(spirv_dir)):
+                r = common.run([common.ARGS.spirv_val, "--target-env", "vulkan1.1", os.path.join(spirv_dir, k)],
+                               timeout=60)
+                if r.rc != 0:
+                    bad.append(f"{k}: {r.stderr.strip()[:300]}")
+            self.assertFalse(bad, f"kernels of the {precision} split plan fail spirv-val:\n" + "\n".join(bad[:10]))
+            whole = self.compile_plan(f"whole-{precision}.tplan", model, batch, seq, "--profile", large,
+                                      "--precision", precision)
+            # 4096 rows of 128 elements: 512-byte f32 rows, 1367 per 700,000 bytes: 3 tiles (1366, 1366, 1364);
+            # 256-byte half rows, 2734 per tile: 2 tiles of 2048.
+            want_tiles = [1366, 1366, 1364] if precision == "fp32" else [2048, 2048]
+            for name in ("model.embed_tokens.weight", "lm_head.weight"):
+                tiles = self.tiles(split, name)
+                self.assertEqual(sorted(n for _, n, _ in tiles), sorted(want_tiles), f"{precision} {name}")
+                self.assertTrue(all(b <= 700000 for _, _, b in tiles), tiles)
+                self.assertEqual(self.tiles(whole, name), [], f"{precision}: the whole plan split {name}")
+            ls = parse_eval(tessera("eval", split, "--weights", model, "--data", data))[0]
+            lw = parse_eval(tessera("eval", whole, "--weights", model, "--data", data))[0]
+            self.assertAlmostEqual(ls, lw, delta=1e-6 * abs(lw), msg=precision)
+            if precision == "fp32":
+                gs = self.train(split, model, data, ad, 4, "split")
+                gw = self.train(whole, model, data, ad, 4, "whole")
+                for s, (a, b) in enumerate(zip(gs, gw), 1):
+                    self.assertAlmostEqual(a, b, delta=1e-5 * abs(b), msg=f"step {s}: split {a} vs whole {b}")
+                self.assertGreater(abs(gs[0] - gs[-1]), 1e-3, "the loss did not move")
+            for tag, plan in (("split", split), ("whole", whole)):
+                dump = self.path(f"grads-{precision}-{tag}.safetensors")
+                tessera("train", plan, "--weights", model, "--data", data, "--steps", 1, "--lr", 1e-3,
+                        "--init-adapter", ad, "--dump-grads", dump, "--out", self.path(f"g-{precision}-{tag}"))
+                t, _ = safetensors_io.load(dump)
+                grads[precision, tag] = {k: v for k, v in t.items() if k.endswith(".grad")}
+        # fp32: the same gradients up to summation order. f16 / bf16: the split plan is as close
+        # to the unsplit one as the unsplit one is to fp32 (each tile's partial product is
+        # stored in the plan's precision before the sum).
+        for precision in ("fp32", "f16", "bf16"):
+            got, want = grads[precision, "split"], grads[precision, "whole"]
+            self.assertEqual(sorted(got), sorted(want))
+            for k in want:
+                err = rel_norm_err(got[k], want[k])
+                tol = 1e-5 if precision == "fp32" else max(1e-3, 2 * rel_norm_err(want[k], grads["fp32", "whole"][k]))
+                self.assertLess(err, tol, f"{precision} {k}: split vs whole {err:.2e}")
+
+if __name__ == "__main__":
+    common.main()
