@@ -3,6 +3,8 @@
 #include "compiler/Dialects.h"
 #include "compiler/inference/CompileInference.h"
 
+#include "autotune/Profile.h"
+
 #include "compiler/import/OnnxImporter.h"
 #include "compiler/inference/BuildInference.h"
 #include "compiler/plan/PlanEmitter.h"
@@ -78,6 +80,15 @@ int compileInferencePlan(const CompileOptions &o, std::string &error) {
 
   mlir::PassManager lowering(&ctx);
   lowering.addPass(mlir::tessera::createTesseraDecomposeFused());
+  // Weights beyond the target's buffer limit: row tiles (docs/memory.md).
+  mlir::tessera::TesseraSplitLargeTensorsOptions splitting;
+  try {
+    splitting.maxBytes = autotune::loadProfileOrDefault(o.profile).max_buffer_bytes;
+  } catch (const std::exception &e) {
+    error = e.what();
+    return 1;
+  }
+  lowering.addPass(mlir::tessera::createTesseraSplitLargeTensors(splitting));
   mlir::tessera::TesseraSelectKernelConfigsOptions configOptions;
   configOptions.profile = o.profile;
   lowering.addPass(mlir::tessera::createTesseraSelectKernelConfigs(configOptions));
