@@ -70,6 +70,41 @@ void printSummary(const plan::Plan &p, const std::string &path) {
   std::printf("  largest buffer          %10.2f MiB  (%s)\n", mib(m.largest_buffer), m.largest_buffer_name.c_str());
 }
 
+std::string mibText(uint64_t b) {
+  char s[32];
+  std::snprintf(s, sizeof(s), "%.1f MiB", b / 1048576.0);
+  return s;
+}
+
+// The first buffer with its own storage over the target's buffer limit, as
+// the refusal that names it, its size, the limit and what to change; "" when
+// every buffer fits.
+std::string overLimit(const plan::Plan &p, uint64_t limit, const std::string &profile) {
+  for (const plan::Buffer &b : p.buffers) {
+    if (b.alias_of >= 0 || b.bytes <= limit)
+      continue;
+    std::string change;
+    switch (b.kind) {
+    case plan::BufferKind::Lora:
+    case plan::BufferKind::OptimizerState:
+    case plan::BufferKind::Gradient: change = "a smaller --lora-rank, or --lora-targets without this module"; break;
+    case plan::BufferKind::Weight: change = "a profile with a larger device.max_buffer_bytes"; break;
+    default: change = "a smaller --batch or --seq (or --loss-chunk-tokens for the logits)"; break;
+    }
+    // A shared activation slot (tessera-reuse-buffers): name its largest value.
+    std::string what = "buffer '" + b.name + "'";
+    uint64_t largest = 0;
+    size_t index = &b - p.buffers.data();
+    for (const plan::Buffer &m : p.buffers)
+      if (m.alias_of == int64_t(index) && m.bytes > largest)
+        largest = m.bytes, what = "activation '" + m.name + "' (shared slot '" + b.name + "')";
+    return what + " is " + mibText(b.bytes) + ", larger than the target's buffer limit (" + mibText(limit) +
+           ", device.max_buffer_bytes of profile '" + (profile.empty() ? "default" : profile) +
+           "') and cannot be split: compile with " + change;
+  }
+  return "";
+}
+
 std::vector<std::string> splitList(const std::string &s) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -247,6 +282,12 @@ int compileModel(const CompileOptions &o, std::string &error) {
   mlir::FailureOr<plan::Plan> p = buildPlan(*module, planOptions);
   if (mlir::failed(p)) {
     error = "plan emission failed: " + first.message;
+    return 1;
+  }
+  p->target.max_buffer_bytes = uint64_t(maxBufferBytes);
+  // Weights are split above; what is still over the target's limit cannot be.
+  if (std::string why = overLimit(*p, uint64_t(maxBufferBytes), o.profile); !why.empty()) {
+    error = why;
     return 1;
   }
   if (!o.emit_spirv_dir.empty() && !writeKernelsSpirv(*p, o.emit_spirv_dir, error))

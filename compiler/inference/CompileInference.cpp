@@ -115,6 +115,7 @@ int compileInferencePlan(const CompileOptions &o, std::string &error) {
   }
   for (const plan::Buffer &b : p->buffers)
     if (b.name == "decode.logits" && b.shape.size() == 3) p->vocab = b.shape.back();
+  p->target.max_buffer_bytes = uint64_t(splitting.maxBytes);
   try {
     plan::writePlanFile(*p, o.output);
   } catch (const std::exception &e) {

@@ -407,6 +407,10 @@ std::vector<uint8_t> serialize(const Plan &plan) {
                   {"hidden", plan.model.hidden},     {"heads", plan.model.heads},
                   {"kv_heads", plan.model.kv_heads}, {"head_dim", plan.model.head_dim}};
 
+  if (plan.target.max_buffer_bytes || plan.target.memory_budget)
+    m["target"] = {{"max_buffer_bytes", plan.target.max_buffer_bytes},
+                   {"memory_budget", plan.target.memory_budget}};
+
   json blobs = json::array();
   std::vector<uint64_t> offsets;
   uint64_t offset = 0;
@@ -548,6 +552,17 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     p.model.heads = count("heads");
     p.model.kv_heads = count("kv_heads");
     p.model.head_dim = count("head_dim");
+  }
+
+  if (auto ti = m.find("target"); ti != m.end() && ti->is_object()) { // optional
+    auto limit = [&](const char *key) -> uint64_t {
+      auto it = ti->find(key);
+      if (it == ti->end()) return 0;
+      if (!it->is_number_unsigned()) r.fail(std::string("target.") + key + " must be an integer >= 0");
+      return it->get<uint64_t>();
+    };
+    p.target.max_buffer_bytes = limit("max_buffer_bytes");
+    p.target.memory_budget = limit("memory_budget");
   }
 
   // Blobs first: other sections refer to them.

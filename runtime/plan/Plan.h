@@ -133,6 +133,13 @@ struct ModelInfo {
   int64_t layers = 0, hidden = 0, heads = 0, kv_heads = 0, head_dim = 0;
 };
 
+// The device limits the compiler planned for (manifest "target", optional;
+// 0: unknown): the runtime names them when a device is smaller.
+struct TargetLimits {
+  uint64_t max_buffer_bytes = 0; // the profile's device.max_buffer_bytes
+  uint64_t memory_budget = 0;    // --memory-budget (or its default from the profile)
+};
+
 struct Plan {
   uint32_t version = kFormatVersion;
   std::string precision = "fp32";    // storage precision it was compiled with (fp32, f16, bf16)
@@ -160,6 +167,7 @@ struct Plan {
   std::vector<std::vector<uint8_t>> blobs; // SPIR-V modules and constant data
   MemorySummary memory;                    // manifest "memory"
   ModelInfo model;                         // manifest "model" (optional)
+  TargetLimits target;                     // manifest "target" (optional)
 
   const Program *program(const std::string &name) const {
     for (const Program &p : programs)

@@ -126,6 +126,65 @@ void *Executor::data(size_t buffer) const {
   return hostPtr_[buffer];
 }
 
+// The plan against the device, before anything is allocated: every bound
+// buffer within maxStorageBufferRange, every buffer within
+// maxMemoryAllocationSize, all of them within the largest device-local heap.
+// Each refusal names the limit, the device's value and the plan's.
+void Executor::checkDeviceLimits() const {
+  const size_t n = plan_.buffers.size();
+  const std::string device = ctx_.info().name;
+  // What a plan made for a larger device needs: its own limits, when it records them.
+  auto recompile = [&](const char *limit, uint64_t value) {
+    std::string planned = plan_.target.max_buffer_bytes
+                              ? "the plan was compiled for buffers up to " + mib(plan_.target.max_buffer_bytes) +
+                                    " (its profile's device.max_buffer_bytes); "
+                              : "";
+    return planned + "compile it for this device: tessera compile --profile with device.max_buffer_bytes <= " +
+           std::to_string(value) + " (" + limit + "), e.g. the profile `tessera-rt devices` names for it";
+  };
+  const uint64_t range = ctx_.properties().limits.maxStorageBufferRange;
+  std::vector<bool> bound(n, false);
+  for (const plan::Program &p : plan_.programs)
+    for (const plan::Dispatch &d : p.dispatches)
+      for (uint32_t b : d.bindings) bound[b] = true;
+  for (size_t i = 0; i < n; ++i)
+    if (bound[i] && plan_.buffers[i].bytes > range) {
+      // Only activations shrink with the batch; LoRA state with the rank; weights are split by the compiler.
+      plan::BufferKind kind = plan_.buffers[root_[i]].kind;
+      std::string hint = kind == plan::BufferKind::Weight ? recompile("maxStorageBufferRange", range)
+                         : kind == plan::BufferKind::Lora || kind == plan::BufferKind::OptimizerState ||
+                                 kind == plan::BufferKind::Gradient
+                             ? "compile the plan with a smaller --lora-rank, or " + recompile("maxStorageBufferRange", range)
+                             : "compile the plan with a smaller --batch, --seq or --loss-chunk-tokens, or " +
+                                   recompile("maxStorageBufferRange", range);
+      throw VulkanError(bufferName(plan_, i) + " is " + mib(plan_.buffers[i].bytes) +
+                        ", more than this device's maxStorageBufferRange (" + mib(range) + ", " + device + "): " + hint);
+    }
+  const uint64_t allocation = ctx_.maxAllocationSize();
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (root_[i] != i) continue;
+    uint64_t bytes = storageBytes(plan_.buffers[i].bytes);
+    total += bytes;
+    if (allocation && bytes > allocation)
+      throw VulkanError(bufferName(plan_, i) + " is " + mib(bytes) + ", more than this device's maxMemoryAllocationSize (" +
+                        mib(allocation) + ", " + device + "): " + recompile("maxMemoryAllocationSize", allocation));
+  }
+  // The largest device-local heap (a heap of host memory on CPUs and shared-memory GPUs).
+  const VkPhysicalDeviceMemoryProperties &mp = ctx_.memory();
+  uint64_t heap = 0;
+  for (uint32_t h = 0; h < mp.memoryHeapCount; ++h)
+    if (mp.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) heap = std::max<uint64_t>(heap, mp.memoryHeaps[h].size);
+  if (unsigned long long injected = injectedHeapBytes()) heap = injected;
+  if (heap && total > heap)
+    throw VulkanError("the plan needs " + mib(total) + " of device memory, more than this device's device-local heap (" +
+                      mib(heap) + ", " + device + ")" +
+                      (plan_.target.memory_budget ? "; it was compiled for a memory budget of " + mib(plan_.target.memory_budget)
+                                                  : std::string()) +
+                      ": compile it with --memory-budget " + std::to_string(heap / 1048576 * 9 / 10) +
+                      "MiB (or less), a smaller --batch or --seq");
+}
+
 void Executor::allocateBuffers() {
   VkDevice dev = ctx_.device();
   const size_t n = plan_.buffers.size();
@@ -139,26 +198,7 @@ void Executor::allocateBuffers() {
     root_[i] = r;
   }
 
-  // Every buffer a dispatch binds must fit the device's storage buffer range.
-  const uint64_t range = ctx_.properties().limits.maxStorageBufferRange;
-  std::vector<bool> bound(n, false);
-  for (const plan::Program &p : plan_.programs)
-    for (const plan::Dispatch &d : p.dispatches)
-      for (uint32_t b : d.bindings) bound[b] = true;
-  for (size_t i = 0; i < n; ++i)
-    if (bound[i] && plan_.buffers[i].bytes > range) {
-      // Only activations shrink with the batch; a weight or an adapter has its size.
-      plan::BufferKind kind = plan_.buffers[root_[i]].kind;
-      std::string hint = kind == plan::BufferKind::Weight
-                             ? "this model's weight is too large for this device's buffers; use another device"
-                         : kind == plan::BufferKind::Lora || kind == plan::BufferKind::OptimizerState ||
-                                 kind == plan::BufferKind::Gradient
-                             ? "compile the plan with a smaller --lora-rank, or use another device"
-                             : "compile the plan with a smaller --batch, --seq or --loss-chunk-tokens, or use another device";
-      throw VulkanError(bufferName(plan_, i) + " is " + mib(plan_.buffers[i].bytes) +
-                        ", more than this device's maxStorageBufferRange (" + mib(range) + ", " + ctx_.info().name +
-                        "): " + hint);
-    }
+  checkDeviceLimits();
 
   const VkMemoryPropertyFlags preferred =
       VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;

@@ -64,6 +64,7 @@ private:
     uint32_t firstQuery = 0;
   };
 
+  void checkDeviceLimits() const;
   void allocateBuffers();
   void createPipelines();
   void recordPrograms();

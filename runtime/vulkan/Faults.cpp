@@ -15,7 +15,7 @@ struct Fault {
   bool noBarriers = false, shortDescriptor = false;
   FaultSite site = FaultSite::Submit;
   VkResult result = VK_SUCCESS;
-  unsigned long long at = 0;
+  unsigned long long at = 0, heapBytes = 0;
   unsigned long long calls[3] = {0, 0, 0};
 };
 
@@ -35,13 +35,17 @@ Fault &fault() {
   char *end = nullptr;
   unsigned long long n = colon == std::string::npos ? 0 : std::strtoull(spec.c_str() + colon + 1, &end, 10);
   bool known = true;
+  if (kind == "small-heap" && n > 0 && end && !*end) {
+    f.heapBytes = n;
+    return f;
+  }
   if (kind == "device-lost") f.site = FaultSite::Wait, f.result = VK_ERROR_DEVICE_LOST;
   else if (kind == "oom-submit") f.site = FaultSite::Submit, f.result = VK_ERROR_OUT_OF_DEVICE_MEMORY;
   else if (kind == "oom-alloc") f.site = FaultSite::Allocate, f.result = VK_ERROR_OUT_OF_DEVICE_MEMORY;
   else known = false;
   if (!known || n == 0 || !end || *end)
     throw VulkanError("TESSERA_FAULT=" + spec +
-                      ": expected device-lost:N, oom-submit:N, oom-alloc:N (N >= 1), no-barriers or short-descriptor");
+                      ": expected device-lost:N, oom-submit:N, oom-alloc:N, small-heap:N (N >= 1), no-barriers or short-descriptor");
   f.at = n;
   f.active = true;
   return f;
@@ -54,6 +58,8 @@ VkResult injectedFault(FaultSite site) {
   if (!f.active || site != f.site) return VK_SUCCESS;
   return ++f.calls[int(site)] == f.at ? f.result : VK_SUCCESS;
 }
+
+unsigned long long injectedHeapBytes() { return fault().heapBytes; }
 
 bool injectedFault(RecordingFault which) {
   Fault &f = fault();

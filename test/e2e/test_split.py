@@ -62,6 +62,15 @@ def losses(metrics):
 
 
 class SplitLargeTensors(TempDirTest):
+    VOCAB = 151936
+
+    def big_model(self):
+        """The tied 151,936 x 256 model (148 MiB of embedding), made once for the class."""
+        path = self.path("v152k/tiny-llama.onnx")
+        if not os.path.exists(path):
+            common.make_model(path, "--vocab", self.VOCAB, "--hidden", 256, "--layers", 1, "--tie", "--seed", 3)
+        return path
+
     def compile_plan(self, name, model, batch, seq, *extra):
         path = self.path(name)
         tessera("compile", model, "-o", path, "--batch", batch, "--seq", seq, "--lora-rank", RANK,
@@ -79,9 +88,8 @@ class SplitLargeTensors(TempDirTest):
                       if b["kind"] == "weight" and b["name"] == name and "row_offset" in b)
 
     def test_vocabulary_over_the_device_limit(self):
-        batch, seq, vocab = 1, 16, 151936
-        model = common.make_model(self.path("v152k/tiny-llama.onnx"), "--vocab", vocab, "--hidden", 256,
-                                  "--layers", 1, "--tie", "--seed", 3)
+        batch, seq, vocab = 1, 16, self.VOCAB
+        model = self.big_model()
         data = write_ids(self.path("v152k.jsonl"), vocab, seq, 3, seed=7)
         plan = self.compile_plan("v152k.tplan", model, batch, seq)
         m = manifest(plan)
@@ -165,6 +173,37 @@ class SplitLargeTensors(TempDirTest):
                 err = rel_norm_err(got[k], want[k])
                 tol = 1e-5 if precision == "fp32" else max(1e-3, 2 * rel_norm_err(want[k], grads["fp32", "whole"][k]))
                 self.assertLess(err, tol, f"{precision} {k}: split vs whole {err:.2e}")
+
+    def test_refusals(self):
+        # A plan made for a device with larger buffers: the runtime names the limit, the device's
+        # value, the buffer's size and the limit the plan was compiled for.
+        model = self.big_model()
+        data = write_ids(self.path("r.jsonl"), self.VOCAB, 16, 2, seed=1)
+        plan = self.compile_plan("unsplit.tplan", model, 1, 16, "--profile",
+                                 profile_with_limit(self.path("1g.json"), 1 << 30))
+        self.assertEqual(self.tiles(plan, "model.embed_tokens.weight"), [])
+        r = tessera("eval", plan, "--weights", model, "--data", data, check=False)
+        self.assertNotEqual(r.rc, 0)
+        for want in ("buffer 'model.embed_tokens.weight'", "is 148.4 MiB", "maxStorageBufferRange (128.0 MiB",
+                     "compiled for buffers up to 1024.0 MiB", "device.max_buffer_bytes <= 134217728"):
+            self.assertIn(want, r.stderr, r.describe())
+        # A device-local heap smaller than the plan (simulated: lavapipe's heap is the host's memory).
+        small = self.compile_plan("small.tplan", self.model, 1, 16)
+        data = common.make_data(self.path("d.jsonl"), 16, max_lines=2)
+        r = tessera("eval", small, "--weights", self.model, "--data", data, check=False,
+                    env={"TESSERA_FAULT": "small-heap:1048576"})
+        self.assertNotEqual(r.rc, 0)
+        for want in ("more than this device's device-local heap (1.0 MiB", "--memory-budget"):
+            self.assertIn(want, r.stderr, r.describe())
+        # An activation over the target's limit cannot be split: compile refuses it by name.
+        r = tessera("compile", self.model, "-o", self.path("huge.tplan"), "--batch", 64, "--seq", 512,
+                    "--profile", profile_with_limit(self.path("8m.json"), 8 << 20), check=False)
+        self.assertNotEqual(r.rc, 0)
+        self.assertRegex(r.stderr, r"error: activation '[^']+' \(shared slot '[^']+'\) is [0-9.]+ MiB, larger than "
+                                   r"the target's buffer limit \(8.0 MiB, device.max_buffer_bytes of profile '[^']+'\) "
+                                   r"and cannot be split: compile with a smaller --batch or --seq")
+        self.assertFalse(os.path.exists(self.path("huge.tplan")))
+
 
 if __name__ == "__main__":
     common.main()

@@ -145,3 +145,33 @@ TEST_F(OnnxWeightsTest, ConvertsToHalfStorage) {
   w.loadInto("w_double", {3}, S::BF16, b3.data());
   EXPECT_EQ(b3, (std::vector<uint16_t>{0x3e00, 0xd015, 0x4020}));
 }
+
+// A plan's tile of a weight: rows [offset, offset + n) of every storage, converted on the way.
+TEST_F(OnnxWeightsTest, LoadsRowRanges) {
+  OnnxWeights w(file("model.onnx"));
+  auto rows = [](const std::vector<float> &all, size_t cols, size_t r0, size_t n) {
+    return std::vector<float>(all.begin() + r0 * cols, all.begin() + (r0 + n) * cols);
+  };
+  using S = OnnxWeights::Storage;
+  std::vector<float> got(3 * 128);
+  w.loadInto("model.layers.0.mlp.up_proj.weight", {3, 128}, S::F32, got.data(), 61); // raw_data
+  EXPECT_EQ(got, rows(expected("model.layers.0.mlp.up_proj.weight"), 128, 61, 3));
+  std::vector<float> row(3);
+  w.loadInto("w_raw", {1, 3}, S::F32, row.data(), 1);
+  EXPECT_EQ(row, rows(expected("w_raw"), 3, 1, 1));
+  std::vector<float> two(2);
+  w.loadInto("w_fp16_int32", {1, 2}, S::F32, two.data(), 1); // typed int32_data
+  EXPECT_EQ(two, rows(expected("w_fp16_int32"), 2, 1, 1));
+  std::vector<uint16_t> half(3 * 128);
+  w.loadInto("model.layers.0.mlp.up_proj.weight", {3, 128}, S::BF16, half.data(), 10); // through f32 in chunks
+  std::vector<float> want = rows(expected("model.layers.0.mlp.up_proj.weight"), 128, 10, 3);
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(half[i], util::floatToBf16(want[i])) << i;
+  OnnxWeights ext(file("model_ext.onnx"));
+  ext.loadInto("big", {3, 128}, S::F32, got.data(), 61); // external data
+  EXPECT_EQ(got, rows(expected("model.layers.0.mlp.up_proj.weight"), 128, 61, 3));
+  // Rows beyond the tensor, or other inner dimensions: refused with the shapes.
+  EXPECT_EQ(error([&] { w.loadInto("w_raw", {2, 3}, S::F32, got.data(), 1); }),
+            w.path() + ": initializer 'w_raw' has shape [2,3] but the plan expects rows 1..3 of shape [2,3]");
+  EXPECT_EQ(error([&] { w.loadInto("w_raw", {1, 2}, S::F32, got.data(), 0); }),
+            w.path() + ": initializer 'w_raw' has shape [2,3] but the plan expects rows 0..1 of shape [1,2]");
+}

@@ -261,6 +261,28 @@ TEST(Plan, RoundTrip) {
   EXPECT_EQ(serialize(b), serialize(a));
 }
 
+TEST(Plan, WeightTilesAndTargetRoundTrip) {
+  Plan a = samplePlan();
+  a.buffers[4].row_offset = 3; // rows 3..5 of model.w
+  a.target.max_buffer_bytes = 134217728;
+  a.target.memory_budget = 1ull << 30;
+  Plan b = parse(serialize(a), "mem");
+  EXPECT_EQ(b.buffers[4].row_offset, 3);
+  EXPECT_EQ(b.buffers[5].row_offset, -1);
+  EXPECT_EQ(b.target.max_buffer_bytes, 134217728u);
+  EXPECT_EQ(b.target.memory_budget, 1ull << 30);
+  // Absent: -1 and unknown limits.
+  Plan c = parse(serialize(samplePlan()), "mem");
+  EXPECT_EQ(c.buffers[4].row_offset, -1);
+  EXPECT_EQ(c.target.max_buffer_bytes, 0u);
+  EXPECT_EQ(editError([](json &m) { m["buffers"][5]["row_offset"] = 0; }),
+            "plan.tplan: buffers[5].row_offset: only a weight buffer with its own storage and a shape holds a row range");
+  EXPECT_EQ(editError([](json &m) { m["buffers"][4]["row_offset"] = -2; }),
+            "plan.tplan: buffers[4].row_offset = -2 is negative");
+  EXPECT_EQ(editError([](json &m) { m["target"] = {{"max_buffer_bytes", -1}}; }),
+            "plan.tplan: target.max_buffer_bytes must be an integer >= 0");
+}
+
 TEST(Plan, FileRoundTripIsAtomic) {
   TempDir dir;
   std::string path = dir / "p.tplan";

@@ -180,8 +180,20 @@ TEST(Vulkan, RejectsBufferBeyondStorageRange) {
     FAIL();
   } catch (const vk::VulkanError &e) {
     std::string msg = e.what();
-    EXPECT_NE(msg.find("this model's weight is too large for this device's buffers"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("compile it for this device: tessera compile --profile with device.max_buffer_bytes <= " +
+                       std::to_string(range) + " (maxStorageBufferRange)"),
+              std::string::npos)
+        << msg;
     EXPECT_EQ(msg.find("--batch"), std::string::npos) << msg;
+  }
+  // A plan that records its target's limit names it.
+  w.target.max_buffer_bytes = uint64_t(1) << 30;
+  try {
+    vk::Executor ex(ctx, w);
+    FAIL();
+  } catch (const vk::VulkanError &e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("the plan was compiled for buffers up to 1024.0 MiB"), std::string::npos) << msg;
   }
 }
 
