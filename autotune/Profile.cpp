@@ -185,6 +185,10 @@ void validate(const DeviceProfile &p, const std::string &o) {
       fail(o, f, why); // shared memory, the kind's own constraints
   }
   positive("device.max_buffer_bytes", p.max_buffer_bytes);
+  if (p.max_allocation_bytes < 0)
+    fail(o, "device.max_allocation_bytes", "must be >= 0 (0: unknown)");
+  if (p.memory_heap_bytes < 0)
+    fail(o, "device.memory_heap_bytes", "must be >= 0 (0: unknown)");
   for (size_t i = 0; i < p.exact.size(); ++i) {
     const ExactEntry &e = p.exact[i];
     std::string f = "exact[" + std::to_string(i) + "]";
@@ -232,8 +236,11 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
   if (const json *d = section(root, "device", origin)) {
     checkKeys(*d, origin, "device",
               {"subgroup_size", "max_workgroup_invocations", "shared_memory_bytes",
-               "max_workgroup_count", "max_buffer_bytes", "features", "match"});
+               "max_workgroup_count", "max_buffer_bytes", "max_allocation_bytes", "memory_heap_bytes", "features",
+               "match"});
     readInt(*d, "max_buffer_bytes", origin, "device", p.max_buffer_bytes);
+    readInt(*d, "max_allocation_bytes", origin, "device", p.max_allocation_bytes);
+    readInt(*d, "memory_heap_bytes", origin, "device", p.memory_heap_bytes);
     if (const json *m = section(*d, "match", origin)) {
       checkKeys(*m, origin, "device.match", {"vendor_id", "device_id", "driver_version", "name", "type", "driver"});
       DeviceMatch dm;
@@ -578,6 +585,8 @@ std::string profileToJson(const DeviceProfile &p) {
             {"shared_memory_bytes", p.shared_memory_bytes},
             {"max_workgroup_count", p.max_workgroup_count},
             {"max_buffer_bytes", p.max_buffer_bytes},
+            {"max_allocation_bytes", p.max_allocation_bytes},
+            {"memory_heap_bytes", p.memory_heap_bytes},
             {"features",
              {{"float16", p.features.float16},
               {"int16", p.features.int16},
@@ -701,6 +710,8 @@ DeviceProfile profileFromProperties(const DeviceIdentity &d, const DeviceLimits 
   p.shared_memory_bytes = std::min<int64_t>(49152, std::max<int64_t>(1024, l.shared_memory_bytes));
   p.max_workgroup_count = std::min<int64_t>(65535, std::max<int64_t>(1, l.max_workgroup_count));
   p.max_buffer_bytes = std::max<int64_t>(1 << 20, l.max_buffer_bytes);
+  p.max_allocation_bytes = std::max<int64_t>(0, l.max_allocation_bytes);
+  p.memory_heap_bytes = std::max<int64_t>(0, l.memory_heap_bytes);
   p.features = l.features;
   // Wider workgroups where the device allows them (the default stays within
   // Vulkan's minimum of 128).

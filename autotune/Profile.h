@@ -154,6 +154,8 @@ struct DeviceProfile {
   int64_t shared_memory_bytes = 0;
   int64_t max_workgroup_count = 0; // per dimension of a dispatch
   int64_t max_buffer_bytes = int64_t(1) << 27; // a bound buffer (maxStorageBufferRange; Vulkan's minimum)
+  int64_t max_allocation_bytes = 0; // one allocation (maxMemoryAllocationSize); 0: unknown
+  int64_t memory_heap_bytes = 0;    // the largest device-local heap (--memory-budget's default); 0: unknown
   DeviceFeatures features;
   // The precision `tessera compile` uses when --precision is not given.
   Precision default_precision = Precision::fp32;
@@ -228,7 +230,8 @@ std::string describeProfileMatch(const DeviceIdentity &d);
 // rules within its limits ("direct" matmuls on a CPU device).
 struct DeviceLimits {
   int64_t subgroup_size = 32, max_workgroup_invocations = 128, shared_memory_bytes = 16384,
-          max_workgroup_count = 65535, max_buffer_bytes = int64_t(1) << 27;
+          max_workgroup_count = 65535, max_buffer_bytes = int64_t(1) << 27, max_allocation_bytes = 0,
+          memory_heap_bytes = 0;
   DeviceFeatures features;
 };
 DeviceProfile profileFromProperties(const DeviceIdentity &d, const DeviceLimits &limits);

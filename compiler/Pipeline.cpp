@@ -20,6 +20,8 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -105,6 +107,58 @@ std::string overLimit(const plan::Plan &p, uint64_t limit, const std::string &pr
   return "";
 }
 
+// The logits budget of a loss chunk unless a memory budget asks for less.
+constexpr int64_t kLossChunkBudget = int64_t(64) << 20;
+
+// What --memory-budget may change, cheapest first.
+struct MemoryChoice {
+  int64_t batch;        // sequences per micro-batch (the step's batch / grad_accum)
+  int64_t chunk_budget; // bytes of logits per loss chunk
+  bool recompute;
+  bool operator==(const MemoryChoice &o) const {
+    return batch == o.batch && chunk_budget == o.chunk_budget && recompute == o.recompute;
+  }
+};
+
+std::vector<MemoryChoice> memoryChoices(const MemoryChoice &asked, bool userChunks) {
+  std::vector<MemoryChoice> out{asked};
+  auto add = [&](MemoryChoice c) {
+    if (std::find(out.begin(), out.end(), c) == out.end())
+      out.push_back(c);
+  };
+  MemoryChoice c = asked;
+  if (!userChunks) // --loss-chunk-tokens fixes the chunks
+    for (int64_t b : {int64_t(16) << 20, int64_t(4) << 20})
+      c.chunk_budget = b, add(c);
+  c.recompute = true;
+  add(c);
+  for (int64_t m = asked.batch - 1; m >= 1; --m) // micro-batches that divide the batch, largest first
+    if (asked.batch % m == 0)
+      c.batch = m, add(c);
+  return out;
+}
+
+std::string describeChoice(const MemoryChoice &c, const MemoryChoice &asked) {
+  std::vector<std::string> parts;
+  if (c.chunk_budget != asked.chunk_budget)
+    parts.push_back("loss chunks of at most " + mibText(uint64_t(c.chunk_budget)) + " of logits");
+  if (c.recompute && !asked.recompute)
+    parts.push_back("recompute");
+  if (c.batch != asked.batch)
+    parts.push_back("micro-batches of " + std::to_string(c.batch) + " x " + std::to_string(asked.batch / c.batch) +
+                    " per step (gradient accumulation)");
+  if (parts.empty())
+    return "as compiled (it fits)";
+  std::string s;
+  for (const std::string &p : parts)
+    s += (s.empty() ? "" : ", ") + p;
+  return s;
+}
+
+// The default budget: the device-local heap less a margin for the driver,
+// the display and the runtime's own allocations.
+uint64_t defaultBudget(uint64_t heap) { return heap - heap / 10; }
+
 std::vector<std::string> splitList(const std::string &s) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -121,6 +175,39 @@ std::vector<std::string> splitList(const std::string &s) {
 
 } // namespace
 
+bool parseSize(const std::string &text, uint64_t &bytes, std::string &error) {
+  auto bad = [&](const std::string &why) {
+    error = "'" + text + "': " + why + "; give bytes or a number with B, KB, MB, GB, TB (powers of 1000) or "
+            "KiB, MiB, GiB, TiB (powers of 1024), e.g. 512MiB, 1.5GiB, 1GB";
+    return false;
+  };
+  size_t i = 0;
+  while (i < text.size() && (std::isdigit((unsigned char)text[i]) || text[i] == '.'))
+    ++i;
+  std::string number = text.substr(0, i), unit = text.substr(i);
+  while (!unit.empty() && unit.front() == ' ')
+    unit.erase(unit.begin());
+  if (number.empty() || std::count(number.begin(), number.end(), '.') > 1 || number == ".")
+    return bad("not a size");
+  std::string u;
+  for (char ch : unit)
+    u += char(std::tolower((unsigned char)ch));
+  static const std::pair<const char *, double> units[] = {
+      {"", 1},       {"b", 1},        {"kb", 1e3},          {"mb", 1e6},          {"gb", 1e9},
+      {"tb", 1e12},  {"kib", 1024.0}, {"mib", 1048576.0},   {"gib", 1073741824.0}, {"tib", 1099511627776.0}};
+  double scale = 0;
+  for (const auto &[name, factor] : units)
+    if (u == name)
+      scale = factor;
+  if (scale == 0)
+    return bad("unknown unit '" + unit + "'");
+  double value = std::strtod(number.c_str(), nullptr) * scale;
+  if (!(value >= 1) || value > 1.8e19)
+    return bad("must be at least 1 byte");
+  bytes = uint64_t(value);
+  return true;
+}
+
 int compileModel(const CompileOptions &o, std::string &error) {
   if (o.generate && !o.tuning_plan.empty()) {
     error = "--tuning-plan is for training plans (tune with the training plan's shapes; a profile tuned "
@@ -136,9 +223,10 @@ int compileModel(const CompileOptions &o, std::string &error) {
   ctx.loadAllAvailableDialects();
   ctx.printOpOnDiagnostic(false);
   FirstError first;
+  bool trial = false; // a --memory-budget attempt: its notes are not printed
   mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
     first.capture(d);
-    if (d.getSeverity() == mlir::DiagnosticSeverity::Remark && !o.quiet)
+    if (d.getSeverity() == mlir::DiagnosticSeverity::Remark && !o.quiet && !trial)
       std::fprintf(stderr, "note: %s\n", d.str().c_str());
     return mlir::success();
   });
@@ -181,10 +269,12 @@ int compileModel(const CompileOptions &o, std::string &error) {
   // The profile decides the default precision and whether a half precision
   // can run on its devices.
   autotune::Precision precision;
-  int64_t maxBufferBytes = 0; // the largest buffer the target binds (maxStorageBufferRange)
+  int64_t maxBufferBytes = 0;  // the largest buffer the target binds (maxStorageBufferRange)
+  int64_t memoryHeapBytes = 0; // its device-local heap (0: unknown)
   try {
     autotune::DeviceProfile profile = autotune::loadProfileOrDefault(o.profile);
     maxBufferBytes = profile.max_buffer_bytes;
+    memoryHeapBytes = profile.memory_heap_bytes;
     precision = o.precision.empty() ? profile.default_precision
                                     : autotune::parsePrecision(o.precision, "--precision");
     if (std::string why = profile.unsupportedPrecision(precision); !why.empty())
@@ -195,111 +285,169 @@ int compileModel(const CompileOptions &o, std::string &error) {
     return 1;
   }
 
-  mlir::OwningOpRef<mlir::ModuleOp> module =
-      importOnnx(ctx, o.model, ImportOptions{o.batch, o.seq}, error);
-  if (!module) {
-    if (error.empty())
-      error = o.model + ": import failed: " + first.message;
-    return 1;
-  }
-
-  // Training graph (tessera-training-pipeline).
-  mlir::PassManager training(&ctx);
-  TrainingPipelineOptions pipeline;
-  pipeline.targets = o.lora_targets;
-  pipeline.rank = o.lora_rank;
-  pipeline.alpha = o.lora_alpha;
-  pipeline.rslora = o.rslora;
-  pipeline.dropout = o.lora_dropout;
-  pipeline.layers = o.lora_layers;
-  pipeline.chunkTokens = o.loss_chunk_tokens;
-  pipeline.recompute = o.recompute;
-  pipeline.precision = autotune::precisionName(precision);
-  pipeline.maxBufferBytes = maxBufferBytes; // weights over it split, loss chunks under it
-  buildTrainingPipeline(training, pipeline);
-  if (mlir::failed(training.run(*module))) {
-    error = "building the training graph failed: " + first.message;
-    return 1;
-  }
-  if (!o.emit_mlir.empty() && !writeText(o.emit_mlir, *module, error))
-    return 1;
-
-  // Kernel configs: the profile's exact entries, else its rules.
-  mlir::PassManager configs(&ctx);
-  mlir::tessera::TesseraSelectKernelConfigsOptions configOptions;
-  configOptions.profile = o.profile;
-  configs.addPass(mlir::tessera::createTesseraSelectKernelConfigs(configOptions));
-  if (mlir::failed(configs.run(*module))) {
-    error = "selecting kernel configs failed: " + first.message;
-    return 1;
-  }
-  if (!o.tuning_plan.empty()) {
-    mlir::PassManager tuning(&ctx);
-    mlir::tessera::TesseraWriteTuningPlanOptions tuneOptions;
-    tuneOptions.output = o.tuning_plan;
-    tuneOptions.profile = o.profile;
-    tuneOptions.candidates = unsigned(o.tune_candidates);
-    tuneOptions.model = o.model;
-    tuning.addPass(mlir::tessera::createTesseraWriteTuningPlan(tuneOptions));
-    if (mlir::failed(tuning.run(*module))) {
-      error = first.message;
+  uint64_t budget = 0; // --memory-budget, or the profile's device-local heap less a margin
+  if (!o.memory_budget.empty()) {
+    if (!parseSize(o.memory_budget, budget, error)) {
+      error = "--memory-budget " + error;
       return 1;
     }
-    if (!o.quiet) {
-      autotune::TuningPlan t = autotune::readTuningPlanFile(o.tuning_plan);
-      size_t candidates = 0, bytes = 0;
-      for (const autotune::TuneProblem &p : t.problems)
-        candidates += p.candidates.size();
-      for (const auto &b : t.blobs)
-        bytes += b.size();
-      std::printf("wrote %s: %zu kernel problems, %zu candidates, %.1f MiB\n", o.tuning_plan.c_str(),
-                  t.problems.size(), candidates, bytes / 1048576.0);
+  } else if (memoryHeapBytes > 0) {
+    budget = defaultBudget(uint64_t(memoryHeapBytes));
+  }
+
+  // One compilation of the training plan with these memory choices. Only the
+  // final one writes --emit-mlir, --tuning-plan and --emit-spirv; returns 0,
+  // 1 (error set) or 2 (only a tuning plan was asked for: written).
+  auto build = [&](const MemoryChoice &c, bool final, plan::Plan &out) -> int {
+    first.message.clear();
+    trial = !final;
+    mlir::OwningOpRef<mlir::ModuleOp> module =
+        importOnnx(ctx, o.model, ImportOptions{c.batch, o.seq}, error);
+    if (!module) {
+      if (error.empty())
+        error = o.model + ": import failed: " + first.message;
+      return 1;
     }
-    if (o.output.empty())
-      return 0;
-  }
+    // Training graph (tessera-training-pipeline).
+    mlir::PassManager training(&ctx);
+    TrainingPipelineOptions pipeline;
+    pipeline.targets = o.lora_targets;
+    pipeline.rank = o.lora_rank;
+    pipeline.alpha = o.lora_alpha;
+    pipeline.rslora = o.rslora;
+    pipeline.dropout = o.lora_dropout;
+    pipeline.layers = o.lora_layers;
+    pipeline.chunkTokens = o.loss_chunk_tokens;
+    pipeline.recompute = c.recompute;
+    pipeline.precision = autotune::precisionName(precision);
+    pipeline.maxBufferBytes = maxBufferBytes; // weights over it split, loss chunks under it
+    pipeline.chunkBudget = c.chunk_budget;
+    buildTrainingPipeline(training, pipeline);
+    if (mlir::failed(training.run(*module))) {
+      error = "building the training graph failed: " + first.message;
+      return 1;
+    }
+    if (final && !o.emit_mlir.empty() && !writeText(o.emit_mlir, *module, error))
+      return 1;
 
-  // Kernels: buffers, dispatches, SPIR-V.
-  mlir::PassManager lowering(&ctx);
-  lowering.addPass(mlir::tessera::createTesseraLowerToKernels());
-  if (o.reuse_buffers)
-    lowering.addPass(mlir::tessera::createTesseraReuseBuffers());
-  lowering.addPass(mlir::tessera::createTesseraKernelsToSPIRV());
-  if (mlir::failed(lowering.run(*module))) {
-    error = "lowering to kernels failed: " + first.message;
-    return 1;
-  }
+    // Kernel configs: the profile's exact entries, else its rules.
+    mlir::PassManager configs(&ctx);
+    mlir::tessera::TesseraSelectKernelConfigsOptions configOptions;
+    configOptions.profile = o.profile;
+    configs.addPass(mlir::tessera::createTesseraSelectKernelConfigs(configOptions));
+    if (mlir::failed(configs.run(*module))) {
+      error = "selecting kernel configs failed: " + first.message;
+      return 1;
+    }
+    if (final && !o.tuning_plan.empty()) {
+      mlir::PassManager tuning(&ctx);
+      mlir::tessera::TesseraWriteTuningPlanOptions tuneOptions;
+      tuneOptions.output = o.tuning_plan;
+      tuneOptions.profile = o.profile;
+      tuneOptions.candidates = unsigned(o.tune_candidates);
+      tuneOptions.model = o.model;
+      tuning.addPass(mlir::tessera::createTesseraWriteTuningPlan(tuneOptions));
+      if (mlir::failed(tuning.run(*module))) {
+        error = first.message;
+        return 1;
+      }
+      if (!o.quiet) {
+        autotune::TuningPlan t = autotune::readTuningPlanFile(o.tuning_plan);
+        size_t candidates = 0, bytes = 0;
+        for (const autotune::TuneProblem &p : t.problems)
+          candidates += p.candidates.size();
+        for (const auto &b : t.blobs)
+          bytes += b.size();
+        std::printf("wrote %s: %zu kernel problems, %zu candidates, %.1f MiB\n", o.tuning_plan.c_str(),
+                    t.problems.size(), candidates, bytes / 1048576.0);
+      }
+      if (o.output.empty())
+        return 2;
+    }
 
-  PlanOptions planOptions;
-  planOptions.model_file = o.model;
-  planOptions.batch = o.batch;
-  planOptions.seq = o.seq;
-  planOptions.lora_rank = o.lora_rank;
-  planOptions.lora_alpha = o.lora_alpha;
-  planOptions.rslora = o.rslora;
-  planOptions.lora_targets = splitList(o.lora_targets);
-  planOptions.seed = o.seed;
-  mlir::FailureOr<plan::Plan> p = buildPlan(*module, planOptions);
-  if (mlir::failed(p)) {
-    error = "plan emission failed: " + first.message;
-    return 1;
+    // Kernels: buffers, dispatches, SPIR-V.
+    mlir::PassManager lowering(&ctx);
+    lowering.addPass(mlir::tessera::createTesseraLowerToKernels());
+    if (o.reuse_buffers)
+      lowering.addPass(mlir::tessera::createTesseraReuseBuffers());
+    lowering.addPass(mlir::tessera::createTesseraKernelsToSPIRV());
+    if (mlir::failed(lowering.run(*module))) {
+      error = "lowering to kernels failed: " + first.message;
+      return 1;
+    }
+
+    PlanOptions planOptions;
+    planOptions.model_file = o.model;
+    planOptions.batch = c.batch;
+    planOptions.seq = o.seq;
+    planOptions.lora_rank = o.lora_rank;
+    planOptions.lora_alpha = o.lora_alpha;
+    planOptions.rslora = o.rslora;
+    planOptions.lora_targets = splitList(o.lora_targets);
+    planOptions.seed = o.seed;
+    mlir::FailureOr<plan::Plan> p = buildPlan(*module, planOptions);
+    if (mlir::failed(p)) {
+      error = "plan emission failed: " + first.message;
+      return 1;
+    }
+    p->target.max_buffer_bytes = uint64_t(maxBufferBytes);
+    p->target.memory_budget = budget;
+    p->target.grad_accum = o.batch / c.batch;
+    // Weights are split above; what is still over the target's limit cannot be.
+    if (std::string why = overLimit(*p, uint64_t(maxBufferBytes), o.profile); !why.empty()) {
+      error = why;
+      return 1;
+    }
+    if (final && !o.emit_spirv_dir.empty() && !writeKernelsSpirv(*p, o.emit_spirv_dir, error))
+      return 1;
+    out = std::move(*p);
+    return 0;
+  };
+
+  MemoryChoice asked{o.batch, kLossChunkBudget, o.recompute};
+  plan::Plan p;
+  if (!budget) {
+    if (int rc = build(asked, true, p))
+      return rc == 2 ? 0 : 1;
+  } else {
+    // Cheapest first: smaller loss chunks, recomputation, then micro-batches
+    // with gradient accumulation (each halving the activations of a step).
+    std::vector<MemoryChoice> choices = memoryChoices(asked, o.loss_chunk_tokens > 0);
+    std::vector<uint64_t> peaks;
+    size_t chosen = choices.size();
+    for (size_t i = 0; i < choices.size() && chosen == choices.size(); ++i) {
+      plan::Plan attempt;
+      if (build(choices[i], false, attempt))
+        return 1;
+      peaks.push_back(attempt.memory.total);
+      if (attempt.memory.total <= budget)
+        chosen = i;
+    }
+    if (chosen == choices.size()) {
+      size_t smallest = std::min_element(peaks.begin(), peaks.end()) - peaks.begin();
+      uint64_t least = peaks[smallest];
+      error = "--memory-budget " + mibText(budget) + ": no plan fits; the smallest (" +
+              describeChoice(choices[smallest], asked) + ") needs " + mibText(least) +
+              " of device memory: give --memory-budget " + std::to_string((least + 1048575) / 1048576) +
+              "MiB or more (streaming the frozen weights from host memory, which would need less, is not "
+              "implemented yet)";
+      return 1;
+    }
+    if (int rc = build(choices[chosen], true, p))
+      return rc == 2 ? 0 : 1;
+    p.target.choices = describeChoice(choices[chosen], asked);
+    if (!o.quiet)
+      std::printf("memory budget %s: %s -> peak %s\n", mibText(budget).c_str(), p.target.choices.c_str(),
+                  mibText(p.memory.total).c_str());
   }
-  p->target.max_buffer_bytes = uint64_t(maxBufferBytes);
-  // Weights are split above; what is still over the target's limit cannot be.
-  if (std::string why = overLimit(*p, uint64_t(maxBufferBytes), o.profile); !why.empty()) {
-    error = why;
-    return 1;
-  }
-  if (!o.emit_spirv_dir.empty() && !writeKernelsSpirv(*p, o.emit_spirv_dir, error))
-    return 1;
   try {
-    plan::writePlanFile(*p, o.output);
+    plan::writePlanFile(p, o.output);
   } catch (const std::exception &e) {
     error = e.what();
     return 1;
   }
   if (!o.quiet)
-    printSummary(*p, o.output);
+    printSummary(p, o.output);
   return 0;
 }
 

@@ -35,10 +35,18 @@ struct CompileOptions {
   int64_t loss_chunk_tokens = 0; // token rows per loss chunk; 0: fit a 64 MiB logits budget
   bool recompute = false;        // recompute each decoder layer's forward in the backward
   bool reuse_buffers = true;     // share storage between dead activations
+  // Device memory the plan may take ("512MiB", "1.5GiB", "1GB", bytes); empty:
+  // the profile's device-local heap less 10%, or no limit when it is unknown.
+  // The compiler then picks loss chunks, recompute and micro-batches.
+  std::string memory_budget;
   // Generation (compiler/inference): a plan with prefill + decode programs and
   // a KV cache of `seq` positions instead of the training programs.
   bool generate = false;
 };
+
+/// Parses a size: bytes, or a number with B, KB, MB, GB, TB (powers of 1000)
+/// or KiB, MiB, GiB, TiB (powers of 1024), any case. False with `error` set.
+bool parseSize(const std::string &text, uint64_t &bytes, std::string &error);
 
 /// Runs import, LoRA injection, loss, autodiff, optimizer, lowering, SPIR-V
 /// conversion and plan emission. Returns 0, or 1 with `error` set to one line.

@@ -27,6 +27,8 @@ void listDevices() {
     std::printf("   subgroup size: %u, max shared memory: %u bytes, maxStorageBufferRange: %llu bytes (%.0f MiB)%s\n",
                 d.subgroupSize, d.maxSharedMemory, (unsigned long long)d.maxStorageBufferRange,
                 double(d.maxStorageBufferRange) / (1024.0 * 1024.0), d.timestamps ? "" : ", no timestamps");
+    std::printf("   memory: largest device-local heap %.0f MiB, maxMemoryAllocationSize %.0f MiB\n",
+                double(d.deviceLocalHeap) / (1024.0 * 1024.0), double(d.maxMemoryAllocationSize) / (1024.0 * 1024.0));
     auto yes = [](bool b) { return b ? "yes" : "no"; };
     std::printf("   16-bit: storage %s, f16 arithmetic %s, int16 %s; 8-bit: %s; bf16 (VK_KHR_shader_bfloat16): %s\n",
                 yes(d.storage16), yes(d.float16), yes(d.int16), yes(d.int8), yes(d.bfloat16));
@@ -96,8 +98,9 @@ void addRuntimeCommands(CLI::App &app) {
   trainCmd->add_flag("--resume", t->resume,
                      "continue from OUT/checkpoint when there is one (same plan, data and flags), else start");
   trainCmd->add_option("--grad-accum", t->grad_accum,
-                       "micro-batches (of the plan's --batch lines) per optimizer step; the gradient is their mean")
-      ->capture_default_str()->check(cli::integerIn(1, 65536));
+                       "micro-batches (of the plan's --batch lines) per optimizer step; the gradient is their mean "
+                       "(default: the plan's, 1 unless --memory-budget chose micro-batches)")
+      ->check(cli::integerIn(1, 65536));
   // AdamW; unset = the plan's values, which are torch.optim.AdamW's defaults.
   struct AdamWFlags {
     double weight_decay = 0, beta1 = 0, beta2 = 0, eps = 0;

@@ -407,9 +407,12 @@ std::vector<uint8_t> serialize(const Plan &plan) {
                   {"hidden", plan.model.hidden},     {"heads", plan.model.heads},
                   {"kv_heads", plan.model.kv_heads}, {"head_dim", plan.model.head_dim}};
 
-  if (plan.target.max_buffer_bytes || plan.target.memory_budget)
+  if (plan.target.max_buffer_bytes || plan.target.memory_budget || plan.target.grad_accum != 1 ||
+      !plan.target.choices.empty())
     m["target"] = {{"max_buffer_bytes", plan.target.max_buffer_bytes},
-                   {"memory_budget", plan.target.memory_budget}};
+                   {"memory_budget", plan.target.memory_budget},
+                   {"grad_accum", plan.target.grad_accum},
+                   {"choices", plan.target.choices}};
 
   json blobs = json::array();
   std::vector<uint64_t> offsets;
@@ -563,6 +566,12 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     };
     p.target.max_buffer_bytes = limit("max_buffer_bytes");
     p.target.memory_budget = limit("memory_budget");
+    if (auto it = ti->find("grad_accum"); it != ti->end()) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > 65536)
+        r.fail("target.grad_accum must be an integer in [1, 65536]");
+      p.target.grad_accum = it->get<int64_t>();
+    }
+    if (auto it = ti->find("choices"); it != ti->end() && it->is_string()) p.target.choices = it->get<std::string>();
   }
 
   // Blobs first: other sections refer to them.

@@ -138,6 +138,11 @@ struct ModelInfo {
 struct TargetLimits {
   uint64_t max_buffer_bytes = 0; // the profile's device.max_buffer_bytes
   uint64_t memory_budget = 0;    // --memory-budget (or its default from the profile)
+  // Micro-batches per optimizer step the compiler chose to fit the budget
+  // (`tessera train` applies them unless --grad-accum is given); 1: none.
+  int64_t grad_accum = 1;
+  // What --memory-budget chose, for people (e.g. "loss chunks of 16 MiB, recompute").
+  std::string choices;
 };
 
 struct Plan {

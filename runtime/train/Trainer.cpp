@@ -474,7 +474,7 @@ TrainResult runTraining(const TrainOptions &options) {
   if (o.val_split < 0 || o.val_split >= 1) throw std::runtime_error("--val-split must be in [0, 1)");
   if (o.val_split > 0 && !o.val_data.empty()) throw std::runtime_error("--val-split and --val-data are alternatives: give one");
   if (o.eval_every < 0) throw std::runtime_error("--eval-every must be >= 0");
-  if (o.grad_accum < 1) throw std::runtime_error("--grad-accum must be at least 1");
+  if (o.grad_accum < 0) throw std::runtime_error("--grad-accum must be at least 1");
   if (o.warmup_steps < 0) throw std::runtime_error("--warmup-steps must be >= 0");
   LrSchedule schedule;
   schedule.kind = parseLrSchedule(o.lr_schedule);
@@ -489,6 +489,12 @@ TrainResult runTraining(const TrainOptions &options) {
                  o.out.c_str());
   Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, o.seed, "train_step", o.text, o.robust_access);
   const plan::Plan &p = s.plan();
+  if (o.grad_accum == 0) {
+    o.grad_accum = p.target.grad_accum; // what --memory-budget chose at compile time
+    if (o.grad_accum > 1)
+      std::fprintf(stderr, "gradient accumulation: %lld micro-batches of %lld lines per step (the plan's --memory-budget choice)\n",
+                   (long long)o.grad_accum, (long long)p.batch);
+  }
   s.setValidation(o.val_data, o.val_split);
   if (s.hasValidation())
     std::fprintf(stderr, "validation: %zu lines (%s)\n", s.validationLines(),

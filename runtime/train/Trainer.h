@@ -34,7 +34,7 @@ struct TrainOptions {
   std::string lr_schedule = "constant"; // constant | linear | cosine
   int64_t warmup_steps = 0;
   double max_grad_norm = 0;         // <= 0: no clipping
-  int64_t grad_accum = 1;           // micro-batches of `batch` lines per optimizer step
+  int64_t grad_accum = 0;           // micro-batches of `batch` lines per optimizer step; 0: the plan's (target.grad_accum)
   std::optional<double> weight_decay, beta1, beta2, eps;
   // Checkpoints (runtime/train/Checkpoint.h): OUT/checkpoint every N steps
   // and at the end (0: never); --resume continues from it.

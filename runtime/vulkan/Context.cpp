@@ -1,6 +1,7 @@
 #include "runtime/vulkan/Context.h"
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -315,9 +316,15 @@ DeviceInfo describe(VkPhysicalDevice pd, uint32_t index, uint32_t instanceApi, u
     vkGetPhysicalDeviceProperties2(pd, &p2);
     info.subgroupSize = subgroup.subgroupSize;
     if (maxAlloc && m3.maxMemoryAllocationSize) *maxAlloc = m3.maxMemoryAllocationSize;
+    info.maxMemoryAllocationSize = m3.maxMemoryAllocationSize;
     if (api >= VK_API_VERSION_1_2 && driver.driverName[0])
       info.driver = std::string(driver.driverName) + (driver.driverInfo[0] ? std::string(" ") + driver.driverInfo : "");
   }
+  VkPhysicalDeviceMemoryProperties mem{};
+  vkGetPhysicalDeviceMemoryProperties(pd, &mem);
+  for (uint32_t h = 0; h < mem.memoryHeapCount; ++h)
+    if (mem.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
+      info.deviceLocalHeap = std::max<uint64_t>(info.deviceLocalHeap, mem.memoryHeaps[h].size);
   bool ts = false;
   uint32_t bits = 0;
   pickQueueFamily(pd, ts, bits);

@@ -42,6 +42,8 @@ struct DeviceInfo {
   uint32_t subgroupSize = 0;
   uint32_t maxSharedMemory = 0;        // maxComputeSharedMemorySize, bytes
   uint64_t maxStorageBufferRange = 0;  // bytes
+  uint64_t maxMemoryAllocationSize = 0; // bytes (Vulkan 1.1; 0: not reported)
+  uint64_t deviceLocalHeap = 0;        // bytes of the largest device-local memory heap
   bool timestamps = false;             // the chosen compute queue supports timestamps
   // Optional shader features (what a plan's `features` may ask for).
   bool float16 = false;   // shaderFloat16

@@ -15,6 +15,7 @@ Ids are drawn over the whole vocabulary, so every tile is read.
 """
 import json
 import os
+import re
 import struct
 
 import numpy as np
@@ -34,23 +35,25 @@ def manifest(plan_path):
         return json.loads(f.read(size))
 
 
-def write_ids(path, vocab, seq, lines, seed):
+def write_ids(path, vocab, seq, lines, seed, masked=True):
     rng = np.random.default_rng(seed)
     with open(path, "w") as f:
         for i in range(lines):
             ids = rng.integers(0, vocab, size=seq).tolist()
             line = {"input_ids": ids}
-            if i == 1:  # a prompt-masked line
+            if i == 1 and masked:  # a prompt-masked line
                 line["labels"] = [-100] * 3 + ids[3:]
             f.write(json.dumps(line) + "\n")
     return path
 
 
-def profile_with_limit(path, limit):
+def profile_with_limit(path, limit, heap=None):
     with open(os.path.join(common.ROOT, "autotune", "profiles", "lavapipe.json")) as f:
         p = json.load(f)
     p["name"] = "lavapipe-limit"
     p["device"]["max_buffer_bytes"] = limit
+    if heap is not None:
+        p["device"]["memory_heap_bytes"] = heap
     with open(path, "w") as f:
         json.dump(p, f)
     return path
@@ -203,6 +206,76 @@ class SplitLargeTensors(TempDirTest):
                                    r"the target's buffer limit \(8.0 MiB, device.max_buffer_bytes of profile '[^']+'\) "
                                    r"and cannot be split: compile with a smaller --batch or --seq")
         self.assertFalse(os.path.exists(self.path("huge.tplan")))
+
+
+    def test_memory_budget(self):
+        batch, seq = 4, 64
+        model = self.model
+        # Whole unmasked lines: every micro-batch counts as many tokens, so the mean of the
+        # micro-batches' losses is the batch's.
+        data = write_ids(self.path("b.jsonl"), 256, seq, 8, seed=3, masked=False)
+        budget_re = re.compile(r"^memory budget ([0-9.]+) MiB: (.*) -> peak ([0-9.]+) MiB$", re.M)
+        free = self.path("free.tplan")
+        tessera("compile", model, "-o", free, "--batch", batch, "--seq", seq, "--lora-rank", RANK,
+                "--lora-alpha", ALPHA)
+        free_peak = manifest(free)["memory"]["total_bytes"]
+        # An impossible budget is refused with the smallest that works ...
+        r = tessera("compile", model, "-o", self.path("x.tplan"), "--batch", batch, "--seq", seq,
+                    "--lora-rank", RANK, "--lora-alpha", ALPHA, "--memory-budget", "1MiB", check=False)
+        self.assertNotEqual(r.rc, 0)
+        m = re.search(r"error: --memory-budget 1.0 MiB: no plan fits; the smallest \((.*)\) needs [0-9.]+ MiB "
+                      r"of device memory: give --memory-budget (\d+)MiB or more", r.stderr)
+        self.assertTrue(m, r.describe())
+        self.assertIn("micro-batches of 1 x 4 per step", m.group(1))
+        self.assertFalse(os.path.exists(self.path("x.tplan")))
+        # ... and that budget gives the strongest choice: recompute, micro-batches of 1 with 4 accumulated.
+        tight = self.path("tight.tplan")
+        r = tessera("compile", model, "-o", tight, "--batch", batch, "--seq", seq, "--lora-rank", RANK,
+                    "--lora-alpha", ALPHA, "--memory-budget", m.group(2) + "MiB")
+        b = budget_re.search(r.stdout)
+        self.assertTrue(b, r.describe())
+        self.assertIn("recompute", b.group(2))
+        self.assertIn("micro-batches of 1 x 4 per step (gradient accumulation)", b.group(2))
+        man = manifest(tight)
+        self.assertEqual(man["target"]["grad_accum"], 4)
+        self.assertEqual(man["target"]["memory_budget"], int(m.group(2)) << 20)
+        self.assertLessEqual(man["memory"]["total_bytes"], int(m.group(2)) << 20)
+        self.assertLess(man["memory"]["total_bytes"], free_peak)
+        # A budget between: a cheaper choice (no micro-batches).
+        mid = self.path("mid.tplan")
+        r = tessera("compile", model, "-o", mid, "--batch", batch, "--seq", seq, "--lora-rank", RANK,
+                    "--lora-alpha", ALPHA, "--memory-budget", str(free_peak - 1))
+        b = budget_re.search(r.stdout)
+        self.assertTrue(b, r.describe())
+        self.assertNotIn("micro-batches", b.group(2))
+        self.assertEqual(manifest(mid)["target"]["grad_accum"], 1)
+        # The tight plan trains like the unconstrained one: `train` applies the 4 micro-batches itself.
+        ad = self.path("adapter-b")
+        reference("random-adapter", "--model", model, "--rank", RANK, "--alpha", ALPHA,
+                  "--targets", "all-linear", "--seed", 5, "--b-std", 0.05, "--out", ad)
+        got = self.train(tight, model, data, ad, 3, "tight")
+        want = self.train(free, model, data, ad, 3, "free")
+        with open(self.path("metrics-tight.jsonl")) as f:
+            self.assertEqual([json.loads(l)["micro_batches"] for l in f if l.strip()], [4, 4, 4])
+        for s, (g, w) in enumerate(zip(got, want), 1):
+            self.assertAlmostEqual(g, w, delta=1e-5 * abs(w), msg=f"step {s}: budget {g} vs unconstrained {w}")
+        self.assertGreater(abs(want[0] - want[-1]), 1e-3, "the loss did not move")
+        # Sizes: units named on error.
+        for bad, why in (("12x", "unknown unit 'x'"), ("1.5.5GiB", "not a size"), ("0", "must be at least 1 byte"),
+                         ("GiB", "not a size")):
+            r = tessera("compile", model, "-o", self.path("y.tplan"), "--memory-budget", bad, check=False)
+            self.assertNotEqual(r.rc, 0)
+            self.assertIn(f"error: --memory-budget '{bad}': {why}; give bytes or a number with B, KB, MB, GB, TB "
+                          "(powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024)", r.stderr)
+        r = tessera("compile", model, "-o", self.path("z.tplan"), "--memory-budget", "1.5GiB")
+        self.assertIn("memory budget 1536.0 MiB: as compiled (it fits)", r.stdout)
+        # The default budget: the profile's device-local heap less 10%.
+        heap = profile_with_limit(self.path("heap.json"), LIMIT, heap=int(m.group(2)) * 10 << 20)
+        r = tessera("compile", model, "-o", self.path("h.tplan"), "--batch", batch, "--seq", seq,
+                    "--lora-rank", RANK, "--lora-alpha", ALPHA, "--profile", heap)
+        b = budget_re.search(r.stdout)
+        self.assertTrue(b, r.describe())
+        self.assertAlmostEqual(float(b.group(1)), int(m.group(2)) * 9, delta=0.1)
 
 
 if __name__ == "__main__":

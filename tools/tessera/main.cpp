@@ -42,6 +42,10 @@ void addModelFlags(CLI::App *cmd, tessera::CompileOptions &o) {
       ->capture_default_str()->check(tessera::cli::integerIn(0, tessera::kMaxTokensPerStep));
   cmd->add_flag("--recompute", o.recompute,
                 "recompute each decoder layer's forward during the backward (less memory, more time)");
+  cmd->add_option("--memory-budget", o.memory_budget,
+                  "device memory the plan may take, e.g. 512MiB, 1.5GiB, 1GB or bytes: the compiler picks loss "
+                  "chunks, --recompute and micro-batches with gradient accumulation to fit (default: the "
+                  "profile's device.memory_heap_bytes less 10%, or no limit when the profile has none)");
   cmd->add_option("--tune-candidates", o.tune_candidates, "candidates per matmul problem in the tuning plan")
       ->capture_default_str();
 }
@@ -110,6 +114,8 @@ void addTuneModelCommand(CLI::App &app) {
       l.shared_memory_bytes = d.maxSharedMemory;
       l.max_workgroup_count = d.maxWorkgroupCount;
       l.max_buffer_bytes = int64_t(d.maxStorageBufferRange);
+      l.max_allocation_bytes = int64_t(d.maxMemoryAllocationSize);
+      l.memory_heap_bytes = int64_t(d.deviceLocalHeap);
       l.features = {d.float16, d.int16, d.storage16, d.bfloat16, d.int8};
       c.profile = f->tune.out + ".base.json";
       tessera::util::writeFileAtomic(c.profile, profileToJson(profileFromProperties(id, l)));
