@@ -223,7 +223,7 @@ int compileModel(const CompileOptions &o, std::string &error) {
   ctx.loadAllAvailableDialects();
   ctx.printOpOnDiagnostic(false);
   FirstError first;
-  bool trial = false; // a --memory-budget attempt: its notes are not printed
+  bool trial = false, notesPrinted = false; // --memory-budget compiles several times: notes once
   mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
     first.capture(d);
     if (d.getSeverity() == mlir::DiagnosticSeverity::Remark && !o.quiet && !trial)
@@ -297,10 +297,12 @@ int compileModel(const CompileOptions &o, std::string &error) {
 
   // One compilation of the training plan with these memory choices. Only the
   // final one writes --emit-mlir, --tuning-plan and --emit-spirv; returns 0,
-  // 1 (error set) or 2 (only a tuning plan was asked for: written).
+  // 1 (error set), 2 (only a tuning plan was asked for: written) or 3 (a
+  // buffer over the target's limit: error set).
   auto build = [&](const MemoryChoice &c, bool final, plan::Plan &out) -> int {
     first.message.clear();
-    trial = !final;
+    trial = notesPrinted; // notes (about the model) once, from the first compilation
+    notesPrinted = true;
     mlir::OwningOpRef<mlir::ModuleOp> module =
         importOnnx(ctx, o.model, ImportOptions{c.batch, o.seq}, error);
     if (!module) {
@@ -396,7 +398,7 @@ int compileModel(const CompileOptions &o, std::string &error) {
     // Weights are split above; what is still over the target's limit cannot be.
     if (std::string why = overLimit(*p, uint64_t(maxBufferBytes), o.profile); !why.empty()) {
       error = why;
-      return 1;
+      return 3; // a smaller micro-batch may fit
     }
     if (final && !o.emit_spirv_dir.empty() && !writeKernelsSpirv(*p, o.emit_spirv_dir, error))
       return 1;
@@ -410,22 +412,36 @@ int compileModel(const CompileOptions &o, std::string &error) {
     if (int rc = build(asked, true, p))
       return rc == 2 ? 0 : 1;
   } else {
-    // Cheapest first: smaller loss chunks, recomputation, then micro-batches
-    // with gradient accumulation (each halving the activations of a step).
+    // Cheapest first: smaller loss chunks, recomputation, then ever smaller
+    // micro-batches with gradient accumulation.
     std::vector<MemoryChoice> choices = memoryChoices(asked, o.loss_chunk_tokens > 0);
-    std::vector<uint64_t> peaks;
+    std::vector<uint64_t> peaks(choices.size(), UINT64_MAX);
     size_t chosen = choices.size();
+    std::string firstOverLimit;
     for (size_t i = 0; i < choices.size() && chosen == choices.size(); ++i) {
       plan::Plan attempt;
-      if (build(choices[i], false, attempt))
+      int rc = build(choices[i], false, attempt);
+      if (rc == 3) { // this choice has a buffer over the limit: try the next
+        if (firstOverLimit.empty())
+          firstOverLimit = error;
+        error.clear();
+        continue;
+      }
+      if (rc)
         return 1;
-      peaks.push_back(attempt.memory.total);
-      if (attempt.memory.total <= budget)
+      peaks[i] = attempt.memory.total;
+      if (attempt.memory.total <= budget) {
         chosen = i;
+        p = std::move(attempt);
+      }
     }
     if (chosen == choices.size()) {
       size_t smallest = std::min_element(peaks.begin(), peaks.end()) - peaks.begin();
       uint64_t least = peaks[smallest];
+      if (least == UINT64_MAX) {
+        error = firstOverLimit;
+        return 1;
+      }
       error = "--memory-budget " + mibText(budget) + ": no plan fits; the smallest (" +
               describeChoice(choices[smallest], asked) + ") needs " + mibText(least) +
               " of device memory: give --memory-budget " + std::to_string((least + 1048575) / 1048576) +
@@ -433,8 +449,11 @@ int compileModel(const CompileOptions &o, std::string &error) {
               "implemented yet)";
       return 1;
     }
-    if (int rc = build(choices[chosen], true, p))
-      return rc == 2 ? 0 : 1;
+    // The attempt is the plan, unless the final build has more to write.
+    bool extras = !o.emit_mlir.empty() || !o.tuning_plan.empty() || !o.emit_spirv_dir.empty();
+    if (extras)
+      if (int rc = build(choices[chosen], true, p))
+        return rc == 2 ? 0 : 1;
     p.target.choices = describeChoice(choices[chosen], asked);
     if (!o.quiet)
       std::printf("memory budget %s: %s -> peak %s\n", mibText(budget).c_str(), p.target.choices.c_str(),

@@ -206,6 +206,14 @@ class SplitLargeTensors(TempDirTest):
                                    r"the target's buffer limit \(8.0 MiB, device.max_buffer_bytes of profile '[^']+'\) "
                                    r"and cannot be split: compile with a smaller --batch or --seq")
         self.assertFalse(os.path.exists(self.path("huge.tplan")))
+        # With a memory budget the compiler looks for micro-batches whose buffers fit instead.
+        r = tessera("compile", self.model, "-o", self.path("fits.tplan"), "--batch", 64, "--seq", 512,
+                    "--profile", self.path("8m.json"), "--memory-budget", "1GiB")
+        self.assertRegex(r.stdout, r"memory budget 1024.0 MiB: .*micro-batches of \d+ x \d+ per step")
+        m = manifest(self.path("fits.tplan"))
+        self.assertGreater(m["target"]["grad_accum"], 1)
+        self.assertEqual(m["batch"] * m["target"]["grad_accum"], 64)
+        self.assertLessEqual(max(b["bytes"] for b in m["buffers"]), 8 << 20)
 
 
     def test_memory_budget(self):
