@@ -60,6 +60,22 @@ void readInt(const json &obj, const char *key, const std::string &origin, const 
   out = it->get<int64_t>();
 }
 
+// Device sizes in bytes (a buffer range of 4 GiB, a heap of 141 GiB): up to 2^50.
+void readBytes(const json &obj, const char *key, const std::string &origin, const std::string &where,
+               int64_t &out) {
+  auto it = obj.find(key);
+  if (it == obj.end())
+    return;
+  std::string field = where.empty() ? key : where + "." + key;
+  if (!it->is_number_integer())
+    fail(origin, field, std::string("expected an integer, got ") + typeName(*it));
+  constexpr int64_t kLimit = int64_t(1) << 50;
+  if ((it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(kLimit)) ||
+      (!it->is_number_unsigned() && (it->get<int64_t>() > kLimit || it->get<int64_t>() < 0)))
+    fail(origin, field, "out of range (got " + tessera::util::describeJson(*it) + "; bytes, at most 2^50)");
+  out = it->get<int64_t>();
+}
+
 void readString(const json &obj, const char *key, const std::string &origin,
                 const std::string &where, std::string &out) {
   auto it = obj.find(key);
@@ -238,9 +254,9 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
               {"subgroup_size", "max_workgroup_invocations", "shared_memory_bytes",
                "max_workgroup_count", "max_buffer_bytes", "max_allocation_bytes", "memory_heap_bytes", "features",
                "match"});
-    readInt(*d, "max_buffer_bytes", origin, "device", p.max_buffer_bytes);
-    readInt(*d, "max_allocation_bytes", origin, "device", p.max_allocation_bytes);
-    readInt(*d, "memory_heap_bytes", origin, "device", p.memory_heap_bytes);
+    readBytes(*d, "max_buffer_bytes", origin, "device", p.max_buffer_bytes);
+    readBytes(*d, "max_allocation_bytes", origin, "device", p.max_allocation_bytes);
+    readBytes(*d, "memory_heap_bytes", origin, "device", p.memory_heap_bytes);
     if (const json *m = section(*d, "match", origin)) {
       checkKeys(*m, origin, "device.match", {"vendor_id", "device_id", "driver_version", "name", "type", "driver"});
       DeviceMatch dm;

@@ -284,6 +284,11 @@ class SplitLargeTensors(TempDirTest):
         b = budget_re.search(r.stdout)
         self.assertTrue(b, r.describe())
         self.assertAlmostEqual(float(b.group(1)), int(m.group(2)) * 9, delta=0.1)
+        # A phone-class heap (12 GiB) and a 4 GiB buffer range read as 64-bit sizes.
+        phone = profile_with_limit(self.path("phone.json"), (4 << 30) - 1, heap=12 << 30)
+        r = tessera("compile", model, "-o", self.path("p.tplan"), "--profile", phone)
+        self.assertIn("memory budget 11059.2 MiB: as compiled (it fits)", r.stdout)
+        self.assertEqual(manifest(self.path("p.tplan"))["target"]["max_buffer_bytes"], (4 << 30) - 1)
 
 
 if __name__ == "__main__":
