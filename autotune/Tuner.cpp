@@ -819,6 +819,15 @@ void Supervisor::writeProfile() {
   out.match.name = id_.name;
   out.match.driver = id_.driver;
   out.match.driver_version = id_.driver_version;
+  // The buffer and memory limits are this device's (the base profile's are
+  // its vendor's minimum: 128 MiB buffers split a vocabulary table the
+  // H200, with 4 GiB, binds whole).
+  if (info_.maxStorageBufferRange)
+    out.max_buffer_bytes = int64_t(info_.maxStorageBufferRange);
+  if (info_.maxMemoryAllocationSize)
+    out.max_allocation_bytes = int64_t(info_.maxMemoryAllocationSize);
+  if (info_.deviceLocalHeap)
+    out.memory_heap_bytes = int64_t(info_.deviceLocalHeap);
 
   struct FamilyStats {
     size_t problems = 0, tuned = 0;

@@ -88,6 +88,12 @@ class Tune(TempDirTest):
         self.assertIn(f'vendor 0x{match["vendor_id"]:x}, device 0x{match["device_id"]:x}, '
                       f'driver version {match["driver_version"]}', devices)
         self.assertIn(match["name"], devices)
+        # The limits are this device's, not the base profile's (which names none
+        # beyond the buffer range): heap and allocation size as devices prints them.
+        mib = lambda v: f"{v // (1 << 20)} MiB"
+        self.assertIn(f'largest device-local heap {mib(p["device"]["memory_heap_bytes"])}, '
+                      f'maxMemoryAllocationSize {mib(p["device"]["max_allocation_bytes"])}', devices)
+        self.assertIn(f'maxStorageBufferRange: {p["device"]["max_buffer_bytes"]} bytes', devices)
         self.assertGreater(len(p["exact"]), 0, out)
         self.assertEqual(p["tuning"]["tool"], "tessera tune")
         self.assertGreater(p["tuning"]["measured"], 0)
