@@ -59,7 +59,21 @@ void printSummary(const plan::Plan &p, const std::string &path) {
   std::printf("wrote %s: %zu kernels, %zu dispatches, %zu LoRA adapters\n", path.c_str(), p.kernels.size(),
               dispatches, p.adapters.size());
   std::printf("peak device memory %.2f MiB:\n", mib(m.total));
-  std::printf("  frozen weights          %10.2f MiB\n", mib(m.weights));
+  // Frozen weights by storage type (the block types hold ~8.5, 4.5, 2.06 bits per value).
+  std::map<std::string, std::pair<uint64_t, size_t>> byType;
+  for (const plan::Buffer &b : p.buffers)
+    if (b.kind == plan::BufferKind::Weight && b.alias_of < 0) {
+      auto &e = byType[plan::dtypeName(b.dtype)];
+      e.first += b.bytes, e.second += 1;
+    }
+  std::string types;
+  for (const auto &[t, e] : byType) {
+    char part[96];
+    std::snprintf(part, sizeof(part), "%s%s %.2f MiB in %zu tensors", types.empty() ? "" : ", ", t.c_str(), mib(e.first),
+                  e.second);
+    types += part;
+  }
+  std::printf("  frozen weights          %10.2f MiB  (%s)\n", mib(m.weights), types.c_str());
   std::printf("  activations             %10.2f MiB  (largest live set %.2f MiB, %.2f MiB without reuse)\n",
               mib(m.activations), mib(m.activations_live_peak), mib(m.activations_unshared));
   std::printf("  adapter + AdamW + grads %10.2f MiB  (LoRA %.2f, AdamW state %.2f, gradients %.2f)\n",
@@ -86,6 +100,10 @@ std::vector<std::string> splitList(const std::string &s) {
 } // namespace
 
 int compileModel(const CompileOptions &o, std::string &error) {
+  if (o.generate && (!o.base_dtype.empty() || !o.base_dtype_overrides.empty())) {
+    error = "--base-dtype is for training plans; a --generate plan keeps its weights in --precision";
+    return 1;
+  }
   if (o.generate && !o.tuning_plan.empty()) {
     error = "--tuning-plan is for training plans (tune with the training plan's shapes; a profile tuned "
             "for them serves --generate plans' matmuls through its rules)";
@@ -177,6 +195,8 @@ int compileModel(const CompileOptions &o, std::string &error) {
   pipeline.chunkTokens = o.loss_chunk_tokens;
   pipeline.recompute = o.recompute;
   pipeline.precision = autotune::precisionName(precision);
+  pipeline.baseDtype = o.base_dtype;
+  pipeline.baseDtypeOverrides = o.base_dtype_overrides;
   buildTrainingPipeline(training, pipeline);
   if (mlir::failed(training.run(*module))) {
     error = "building the training graph failed: " + first.message;

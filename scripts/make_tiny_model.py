@@ -259,7 +259,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vocab", type=int, default=CONFIG["vocab_size"],
                     help="vocabulary size (a larger one exercises the chunked cross-entropy)")
+    ap.add_argument("--hidden", type=int, default=CONFIG["hidden_size"],
+                    help="hidden size (heads x head_dim; 256 gives TQ2_0 blocks a whole row)")
+    ap.add_argument("--intermediate", type=int, default=CONFIG["intermediate_size"], help="MLP width")
     args = ap.parse_args(argv)
+    if args.hidden < CONFIG["num_attention_heads"] * 2 or args.hidden % (2 * CONFIG["num_attention_heads"]):
+        ap.error(f"--hidden must be a multiple of {2 * CONFIG['num_attention_heads']}")
     if args.vocab < 2:
         ap.error("--vocab must be >= 2")
 
@@ -269,7 +274,8 @@ def main(argv=None):
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
 
-    cfg = dict(CONFIG, vocab_size=args.vocab)
+    cfg = dict(CONFIG, vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=args.intermediate,
+               head_dim=args.hidden // CONFIG["num_attention_heads"])
     model = build_model(cfg, make_weights(cfg, args.seed))
     onnx.checker.check_model(model)
 

@@ -17,7 +17,9 @@ uint32_t fileType(TensorType t) {
   case TensorType::F32: return 0;  // LLAMA_FTYPE_ALL_F32
   case TensorType::F16: return 1;  // LLAMA_FTYPE_MOSTLY_F16
   case TensorType::Q8_0: return 7; // LLAMA_FTYPE_MOSTLY_Q8_0
+  case TensorType::Q4_0: return 2; // LLAMA_FTYPE_MOSTLY_Q4_0
   case TensorType::BF16: return 32;
+  case TensorType::TQ2_0: return 37; // LLAMA_FTYPE_MOSTLY_TQ2_0
   }
   return 0;
 }
@@ -61,7 +63,7 @@ void writeBaseModel(const std::string &path, const DecoderModel &m, const weight
   out.set("general.type", Value::str("model"));
   if (!m.name.empty()) out.set("general.name", Value::str(m.name));
   out.set("general.file_type", Value::u32(fileType(type)));
-  if (type == TensorType::Q8_0) out.set("general.quantization_version", Value::u32(2));
+  if (isBlockQuantized(type)) out.set("general.quantization_version", Value::u32(2));
   int64_t vocab = m.vocab;
   for (const auto &kv : tokenizer)
     if (kv.first == "tokenizer.ggml.tokens" && !tensors) vocab = int64_t(kv.second.items.size());
@@ -94,11 +96,11 @@ void writeBaseModel(const std::string &path, const DecoderModel &m, const weight
     return;
   }
 
-  // Tensors: 1-D in f32; 2-D in `type`, or f16 when Q8_0 blocks do not fit a row.
+  // Tensors: 1-D in f32; 2-D in `type`, or f16 when its blocks do not fit a row.
   auto add = [&](const std::string &name, const TensorSource &src, std::vector<int64_t> shape, int64_t permuteGroups) {
     if (!src.present()) throw std::runtime_error(name + ": the model description has no source for this tensor");
     TensorType t = shape.size() == 1 ? TensorType::F32 : type;
-    if (t == TensorType::Q8_0 && shape.back() % int64_t(kQ8Block) != 0) t = TensorType::F16;
+    if (shape.back() % int64_t(blockElements(t)) != 0) t = TensorType::F16;
     int64_t rows = shape.size() == 2 ? shape[0] : 0, cols = shape.back();
     out.addTensor(name, shape, t, [&w, src, name, t, shape, rows, cols, permuteGroups] {
       std::vector<float> v = materialize(src, w, name);

@@ -174,7 +174,17 @@ void validate(const Plan &p, const Reader &r) {
       if (b.shape[d] != 0 && elems > (uint64_t(1) << 60) / uint64_t(b.shape[d])) r.fail(path + ".shape is too large");
       elems *= uint64_t(b.shape[d]);
     }
-    const uint64_t want = elems * bytesPerElement(b.dtype);
+    if (isQuantized(b.dtype)) {
+      if (b.kind != BufferKind::Weight || b.alias_of >= 0 || b.shape.size() != 2)
+        r.fail(path + ": only a frozen 2-D weight may be " + dtypeName(b.dtype));
+      const int64_t row = b.transposed ? b.shape[0] : b.shape[1];
+      if (row % int64_t(blockElements(b.dtype)) != 0)
+        r.fail(path + ": rows of " + std::to_string(row) + " values are not whole " + dtypeName(b.dtype) +
+               " blocks of " + std::to_string(blockElements(b.dtype)));
+    } else if (b.transposed) {
+      r.fail(path + ".transposed: only block-quantised weights are stored transposed");
+    }
+    const uint64_t want = bufferBytes(b.dtype, elems);
     if (b.bytes != want)
       r.fail(path + ".bytes = " + std::to_string(b.bytes) + " does not match shape " + shapeText(b.shape) + " of " +
              dtypeName(b.dtype) + " (" + std::to_string(want) + " bytes)");
@@ -306,6 +316,9 @@ const char *dtypeName(DType t) {
   case DType::I32: return "i32";
   case DType::F16: return "f16";
   case DType::BF16: return "bf16";
+  case DType::Q8_0: return "q8_0";
+  case DType::Q4_0: return "q4_0";
+  case DType::TQ2_0: return "tq2_0";
   }
   return "?";
 }
@@ -352,6 +365,7 @@ std::vector<uint8_t> serialize(const Plan &plan) {
               {"bytes", b.bytes}};
     if (b.init_blob >= 0) j["init_blob"] = b.init_blob;
     if (b.alias_of >= 0) j["alias_of"] = b.alias_of;
+    if (b.transposed) j["transposed"] = true;
     buffers.push_back(std::move(j));
   }
   m["buffers"] = std::move(buffers);
@@ -580,14 +594,15 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     b.kind = BufferKind(k);
     std::string dtype = r.string(j, "dtype", path + ".dtype");
     bool known = false;
-    for (DType t : {DType::F32, DType::I32, DType::F16, DType::BF16})
+    for (DType t : {DType::F32, DType::I32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::TQ2_0})
       if (dtype == dtypeName(t)) b.dtype = t, known = true;
-    if (!known) r.fail(path + ".dtype = '" + dtype + "' is not f32, i32, f16 or bf16");
+    if (!known) r.fail(path + ".dtype = '" + dtype + "' is not f32, i32, f16, bf16, q8_0, q4_0 or tq2_0");
     const json &shape = r.array(j, "shape", path + ".shape");
     for (size_t d = 0; d < shape.size(); ++d) b.shape.push_back(r.integer(shape[d], path + ".shape[" + std::to_string(d) + "]"));
     b.bytes = r.u64(j, "bytes", path + ".bytes");
     b.init_blob = r.i64Or(j, "init_blob", path + ".init_blob", -1);
     b.alias_of = r.i64Or(j, "alias_of", path + ".alias_of", -1);
+    if (j.contains("transposed")) b.transposed = r.boolean(j, "transposed", path + ".transposed");
     p.buffers.push_back(std::move(b));
   }
 

@@ -13,6 +13,7 @@
 #include "runtime/util/Safetensors.h"
 #include "runtime/vulkan/Executor.h"
 #include "runtime/weights/OnnxWeights.h"
+#include "runtime/weights/QuantizedWeights.h"
 
 #include <nlohmann/json.hpp>
 
@@ -120,15 +121,14 @@ public:
       for (size_t i = 0; i < plan_.buffers.size(); ++i) {
         const plan::Buffer &b = plan_.buffers[i];
         if (b.kind != BufferKind::Weight || b.alias_of >= 0) continue;
-        if (b.dtype != plan::DType::F32 && b.dtype != plan::DType::F16 && b.dtype != plan::DType::BF16)
-          throw std::runtime_error(planPath + ": weight buffer '" + b.name + "' has dtype " +
-                                   plan::dtypeName(b.dtype) + ", not f32, f16 or bf16");
+        if (b.dtype == plan::DType::I32)
+          throw std::runtime_error(planPath + ": weight buffer '" + b.name + "' has dtype i32, not a float or block type");
         if (!weights_->contains(b.name))
           throw std::runtime_error(weightsPath + ": initializer '" + b.name + "' not found (the plan was compiled from " +
                                    (plan_.model_file.empty() ? std::string("another model") : "'" + plan_.model_file + "'") + ")");
         uint64_t n = 1;
         for (int64_t d : weights_->shape(b.name)) n *= uint64_t(d);
-        if (n * plan::bytesPerElement(b.dtype) != b.bytes) {
+        if (plan::bufferBytes(b.dtype, n) != b.bytes) {
           std::vector<int64_t> s = weights_->shape(b.name);
           std::string shape = "[";
           for (size_t d = 0; d < s.size(); ++d) shape += (d ? "," : "") + std::to_string(s[d]);
@@ -345,7 +345,9 @@ private:
     for (size_t i = 0; i < plan_.buffers.size(); ++i) {
       const plan::Buffer &b = plan_.buffers[i];
       if (b.alias_of >= 0) continue;
-      if (b.kind == BufferKind::Weight) {
+      if (b.kind == BufferKind::Weight && plan::isQuantized(b.dtype)) {
+        weights::loadQuantizedInto(*weights_, b, exec_->data(i));
+      } else if (b.kind == BufferKind::Weight) {
         weights::OnnxWeights::Conversion c = weights_->loadInto(b.name, b.shape, weightStorage(b.dtype), exec_->data(i));
         // A half plan cannot hold them: say so (the run goes on with +-65504).
         if (c.saturated && saturatedWeights++ < 5)
