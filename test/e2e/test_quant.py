@@ -211,6 +211,21 @@ class Quantized(common.TempDirTest):
         for k, (g, x) in enumerate(zip(got, want)):
             self.assertLessEqual(abs(g - x), STEP_TOL, f"step {k + 1}: {got} {want}")
 
+    def test_tuning_plan_never_offers_coopmat_for_quantised_weights(self):
+        # The tensor-core profile in f16: the quantised products' candidates are SIMT only, lm_head's (f16) are not.
+        out = self.path("wide-q4.ttune")
+        tessera("compile", self.wide, "--tuning-plan", out, "--batch", BATCH, "--seq", SEQ, "--base-dtype", "q4_0",
+                "--precision", "f16", "--profile", os.path.join(common.ROOT, "autotune", "profiles", "nvidia.json"),
+                "--tune-candidates", 8)
+        import ttune
+        _, _, m, _ = ttune.read(out)
+        quant = [p for p in m["problems"] if " as q4_0" in p["key"]]
+        plain = [p for p in m["problems"] if p["key"].startswith("matmul") and " as " not in p["key"]]
+        self.assertGreaterEqual(len(quant), 4)
+        kinds = lambda ps: {c["config"]["matmul"]["kind"] for p in ps for c in p["candidates"] + [p["reference"]]}
+        self.assertNotIn("coopmat", kinds(quant))
+        self.assertIn("coopmat", kinds(plain))
+
     def test_bad_input(self):
         cases = [
             (["--base-dtype", "q5_k"], "--base-dtype = 'q5_k' is not q8_0, q4_0, tq2_0 or fp32"),
