@@ -5,11 +5,13 @@
 #include "compiler/TrainingPipeline.h"
 
 #include "autotune/Profile.h"
+#include "compiler/export/GgufBase.h"
 #include "compiler/import/OnnxImporter.h"
 #include "compiler/inference/CompileInference.h"
 #include "compiler/plan/PlanEmitter.h"
 #include "autotune/TuningPlan.h"
 #include "runtime/plan/Plan.h"
+#include "runtime/weights/GgufWeights.h"
 #include "Tessera/Transforms/Passes.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -175,6 +177,22 @@ int compileModel(const CompileOptions &o, std::string &error) {
     return 1;
   }
 
+  // A GGUF base: its tensors by name, each linear layer in the file's type.
+  GgufBinding gguf;
+  if (!o.gguf_weights.empty()) {
+    if (!weights::isGgufFile(o.gguf_weights)) {
+      error = "--weights " + o.gguf_weights + ": not a GGUF file (compile reads a llama.cpp GGUF base; ONNX weights "
+              "are read by train and eval)";
+      return 1;
+    }
+    if (!o.base_dtype.empty() || !o.base_dtype_overrides.empty()) {
+      error = "--base-dtype and --weights " + o.gguf_weights + ": the GGUF's tensor types decide each layer's storage";
+      return 1;
+    }
+    if (bindGgufBase(o.model, o.gguf_weights, o.seq, autotune::precisionName(precision), gguf, error) != 0)
+      return 1;
+  }
+
   mlir::OwningOpRef<mlir::ModuleOp> module =
       importOnnx(ctx, o.model, ImportOptions{o.batch, o.seq}, error);
   if (!module) {
@@ -196,7 +214,7 @@ int compileModel(const CompileOptions &o, std::string &error) {
   pipeline.recompute = o.recompute;
   pipeline.precision = autotune::precisionName(precision);
   pipeline.baseDtype = o.base_dtype;
-  pipeline.baseDtypeOverrides = o.base_dtype_overrides;
+  pipeline.baseDtypeOverrides = o.gguf_weights.empty() ? o.base_dtype_overrides : gguf.overrides;
   buildTrainingPipeline(training, pipeline);
   if (mlir::failed(training.run(*module))) {
     error = "building the training graph failed: " + first.message;
@@ -264,6 +282,22 @@ int compileModel(const CompileOptions &o, std::string &error) {
   if (mlir::failed(p)) {
     error = "plan emission failed: " + first.message;
     return 1;
+  }
+  if (!o.gguf_weights.empty()) {
+    size_t n = 0;
+    for (plan::Buffer &b : p->buffers) {
+      if (b.kind != plan::BufferKind::Weight || b.alias_of >= 0) continue;
+      auto it = gguf.sources.find(b.name);
+      if (it == gguf.sources.end()) {
+        error = o.gguf_weights + ": no tensor holds the weight '" + b.name + "' of " + o.model;
+        return 1;
+      }
+      b.gguf = it->second;
+      ++n;
+    }
+    if (!o.quiet)
+      std::printf("frozen weights from %s (%s): %zu tensors, %zu linear layers kept as blocks\n", o.gguf_weights.c_str(),
+                  gguf.arch.c_str(), n, gguf.quantized);
   }
   if (!o.emit_spirv_dir.empty() && !writeKernelsSpirv(*p, o.emit_spirv_dir, error))
     return 1;

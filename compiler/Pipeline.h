@@ -33,6 +33,9 @@ struct CompileOptions {
   // "lm_head=q8_0,down_proj=fp32".
   std::string base_dtype;
   std::string base_dtype_overrides;
+  // A llama.cpp GGUF base whose tensors are the frozen weights (its types
+  // decide each layer's storage; train with --weights BASE.gguf).
+  std::string gguf_weights;
   std::string emit_spirv_dir;  // write every kernel as <dir>/<kernel>.spv
   std::string emit_mlir;       // write the training graph (tensor level) here
   bool quiet = false;

@@ -366,6 +366,9 @@ std::vector<uint8_t> serialize(const Plan &plan) {
     if (b.init_blob >= 0) j["init_blob"] = b.init_blob;
     if (b.alias_of >= 0) j["alias_of"] = b.alias_of;
     if (b.transposed) j["transposed"] = true;
+    if (!b.gguf.tensor.empty())
+      j["gguf"] = {{"tensor", b.gguf.tensor}, {"permute", b.gguf.permute}, {"transpose", b.gguf.transpose},
+                   {"add", b.gguf.add}, {"mul", b.gguf.mul}};
     buffers.push_back(std::move(j));
   }
   m["buffers"] = std::move(buffers);
@@ -603,6 +606,16 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     b.init_blob = r.i64Or(j, "init_blob", path + ".init_blob", -1);
     b.alias_of = r.i64Or(j, "alias_of", path + ".alias_of", -1);
     if (j.contains("transposed")) b.transposed = r.boolean(j, "transposed", path + ".transposed");
+    if (j.contains("gguf")) {
+      const json &g = r.object(j["gguf"], path + ".gguf");
+      b.gguf.tensor = r.string(g, "tensor", path + ".gguf.tensor");
+      b.gguf.permute = r.nonNegative(g, "permute", path + ".gguf.permute");
+      b.gguf.transpose = r.boolean(g, "transpose", path + ".gguf.transpose");
+      b.gguf.add = r.number(g, "add", path + ".gguf.add");
+      b.gguf.mul = r.number(g, "mul", path + ".gguf.mul");
+      if (b.kind != BufferKind::Weight || b.gguf.tensor.empty() || b.gguf.mul == 0)
+        r.fail(path + ".gguf: only a frozen weight has a GGUF source (a tensor name, mul != 0)");
+    }
     p.buffers.push_back(std::move(b));
   }
 

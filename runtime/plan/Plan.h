@@ -68,6 +68,17 @@ struct Buffer {
   bool transposed = false;
   int64_t init_blob = -1;     // Constant: index into Plan::blobs holding the data
   int64_t alias_of = -1;      // >= 0: shares the storage of that buffer (reshape)
+  // A plan compiled with --weights BASE.gguf: the weight's tensor in that
+  // file (llama.cpp's name) and how the ONNX initializer's values follow from
+  // it (runtime/weights/GgufWeights.h): rows un-permuted in `permute` groups
+  // (llama's q/k), then x / mul - add, then transposed back when
+  // `transpose` (the ONNX weight is [in, out]). Empty tensor: none.
+  struct GgufSource {
+    std::string tensor;
+    int64_t permute = 0;
+    bool transpose = false;
+    double add = 0, mul = 1;
+  } gguf;
 };
 
 // What a kernel may touch, recorded by the compiler and checked by the

@@ -13,6 +13,7 @@
 #include "runtime/util/Safetensors.h"
 #include "runtime/vulkan/Executor.h"
 #include "runtime/weights/OnnxWeights.h"
+#include "runtime/weights/GgufWeights.h"
 #include "runtime/weights/QuantizedWeights.h"
 
 #include <nlohmann/json.hpp>
@@ -117,6 +118,22 @@ public:
     for (const plan::Buffer &b : plan_.buffers) anyWeights = anyWeights || (b.kind == BufferKind::Weight && b.alias_of < 0);
     if (anyWeights) {
       if (weightsPath.empty()) throw std::runtime_error(planPath + ": the plan needs frozen weights: pass --weights MODEL.onnx");
+      bool planForGguf = false;
+      for (const plan::Buffer &b : plan_.buffers) planForGguf = planForGguf || !b.gguf.tensor.empty();
+      if (weights::isGgufFile(weightsPath)) {
+        // A llama.cpp base: every weight's tensor by name (docs/quantization.md).
+        gguf_ = std::make_unique<weights::GgufWeights>(weightsPath);
+        for (const plan::Buffer &b : plan_.buffers)
+          if (b.kind == BufferKind::Weight && b.alias_of < 0) gguf_->check(b);
+      } else if (planForGguf) {
+        throw std::runtime_error(planPath + ": the plan was compiled for a GGUF base (tensor names such as '" +
+                                 [&] {
+                                   for (const plan::Buffer &b : plan_.buffers)
+                                     if (!b.gguf.tensor.empty()) return b.gguf.tensor;
+                                   return std::string();
+                                 }() +
+                                 "'): pass --weights BASE.gguf, not " + weightsPath);
+      } else {
       weights_ = std::make_unique<weights::OnnxWeights>(weightsPath);
       for (size_t i = 0; i < plan_.buffers.size(); ++i) {
         const plan::Buffer &b = plan_.buffers[i];
@@ -137,6 +154,7 @@ public:
           throw std::runtime_error(weightsPath + ": initializer '" + b.name + "' has shape " + shape + "]" +
                                    " but the plan expects " + want + "]");
         }
+      }
       }
     }
 
@@ -345,7 +363,9 @@ private:
     for (size_t i = 0; i < plan_.buffers.size(); ++i) {
       const plan::Buffer &b = plan_.buffers[i];
       if (b.alias_of >= 0) continue;
-      if (b.kind == BufferKind::Weight && plan::isQuantized(b.dtype)) {
+      if (b.kind == BufferKind::Weight && gguf_) {
+        gguf_->loadInto(b, exec_->data(i));
+      } else if (b.kind == BufferKind::Weight && plan::isQuantized(b.dtype)) {
         weights::loadQuantizedInto(*weights_, b, exec_->data(i));
       } else if (b.kind == BufferKind::Weight) {
         weights::OnnxWeights::Conversion c = weights_->loadInto(b.name, b.shape, weightStorage(b.dtype), exec_->data(i));
@@ -361,6 +381,7 @@ private:
       std::fprintf(stderr, "warning: %zu more weights have values beyond the f16 range, saturated to +-65504\n",
                    saturatedWeights - 5);
     weights_.reset(); // unmap the model file
+    gguf_.reset();
     if (!initA_.empty()) {
       for (size_t i = 0; i < plan_.adapters.size(); ++i) {
         const plan::Adapter &a = plan_.adapters[i];
@@ -401,6 +422,7 @@ private:
   std::unique_ptr<data::Dataset> data_;
   std::unique_ptr<data::Batcher> batcher_;
   std::unique_ptr<weights::OnnxWeights> weights_;
+  std::unique_ptr<weights::GgufWeights> gguf_; // --weights BASE.gguf
   std::vector<std::vector<float>> initA_, initB_;
   uint64_t seed_ = 0;
   std::unique_ptr<vk::Context> ctx_;

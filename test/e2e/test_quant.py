@@ -20,7 +20,15 @@ llama.cpp's gguf-py in test_gguf.py) computes. Checked, per model and type:
 * a layer whose rows are not whole blocks keeps f32 and is named (TQ2_0 on
   the fixtures); a --generate plan refuses --base-dtype; bad types and
   overrides are one clear error; an override quantises lm_head or keeps a
-  layer in f32.
+  layer in f32; tuning plans offer no cooperative-matrix candidate for a
+  quantised product;
+* a GGUF base written by `tessera export --type q4_0|q8_0` (the wide Llama,
+  whose q/k rows llama.cpp permutes; Qwen 3's [in, out] weights) as the
+  frozen weights (`compile --weights BASE.gguf`, `train --weights
+  BASE.gguf`): its blocks used as they are, the embedding decoded; the
+  losses equal the reference on those dequantised tensors; another model's
+  GGUF, another architecture, an unsupported tensor type and a file of
+  other types are refused naming the tensor.
 """
 import json
 import math
@@ -112,8 +120,9 @@ class Quantized(common.TempDirTest):
         net = ref.TinyLlama(weights, cfg, torch.float32, "fp32")
         return ref.train(net, lines, BATCH, SEQ, lora, ALPHA / RANK, STEPS, LR, weight_decay=0.01)
 
-    def train(self, name, plan, tag):
+    def train(self, name, plan, tag, weights=None):
         model, data = self.models[name]
+        model = weights or model
         out, metrics = self.path(f"out-{tag}"), self.path(f"{tag}.jsonl")
         tessera("train", plan, "--weights", model, "--data", data, "--steps", STEPS, "--lr", LR,
                 "--init-adapter", self.init_adapter(name), "--out", out, "--metrics", metrics)
@@ -210,6 +219,84 @@ class Quantized(common.TempDirTest):
         want = self.ref_train("llama", w, ref.read_jsonl(self.models["llama"][1]))
         for k, (g, x) in enumerate(zip(got, want)):
             self.assertLessEqual(abs(g - x), STEP_TOL, f"step {k + 1}: {got} {want}")
+
+    def gguf_base(self, name, kind):
+        path = self.path(f"{name}-{kind}.gguf")
+        if not os.path.exists(path):
+            tessera("export", "--weights", self.models[name][0], "--gguf-base", path, "--type", kind,
+                    "--context-length", 64)
+        return path
+
+    def run_gguf(self, name, kind):
+        """A base written by our exporter (every 2-D tensor in `kind`, llama's q/k rows permuted) as the
+        frozen weights: the linear layers and lm_head stay blocks, the embedding decodes into f32."""
+        base = self.gguf_base(name, kind)
+        plan = self.path(f"{name}-{kind}-gguf.tplan")
+        r = self.compile_quant(name, plan, "--weights", base)
+        cfg, weights = self.reference(name)
+        L = cfg["num_hidden_layers"]
+        self.assertIn(f"linear layers kept as blocks", r.stdout)
+        m = plan_manifest(plan)
+        tensors = {b["gguf"]["tensor"]: b for b in m["buffers"] if b["kind"] == "weight"}
+        self.assertEqual(tensors["blk.0.attn_q.weight"]["dtype"], kind)
+        self.assertEqual(tensors["token_embd.weight"]["dtype"], "f32")
+        got = self.train(name, plan, f"{name}-{kind}-gguf", weights=base)
+        w = dequantized(weights, cfg, kind)
+        w["model.embed_tokens.weight"] = ggml_quants.dequantize(weights["model.embed_tokens.weight"], kind)
+        if not cfg["tie_word_embeddings"]:
+            self.assertEqual(tensors["output.weight"]["dtype"], kind)
+            w["lm_head.weight"] = ggml_quants.dequantize(weights["lm_head.weight"], kind)
+        want = self.ref_train(name, w, ref.read_jsonl(self.models[name][1]))
+        for k, (g, x) in enumerate(zip(got, want)):
+            self.assertLessEqual(abs(g - x), STEP_TOL, f"{name} {kind} from GGUF, step {k + 1}: {got} {want}")
+        return base, plan
+
+    def test_gguf_base_llama_permuted_q4_0(self):
+        base, plan = self.run_gguf("wide", "q4_0")
+        # The plan needs its GGUF: the ONNX file is refused, naming a tensor.
+        r = tessera("train", plan, "--weights", self.models["wide"][0], "--data", self.tiny_data, "--steps", 1,
+                    "--out", self.path("x"), check=False)
+        self.assertNotEqual(r.rc, 0)
+        self.assertIn("the plan was compiled for a GGUF base (tensor names such as 'token_embd.weight'): pass "
+                      "--weights BASE.gguf", r.stderr)
+
+    def test_gguf_base_qwen3_q8_0(self):
+        self.run_gguf("qwen3", "q8_0")
+
+    def test_gguf_base_bad_input(self):
+        q4 = self.gguf_base("wide", "q4_0")
+        qwen = self.gguf_base("qwen3", "q8_0")
+        def fails(model, base, *extra):
+            r = tessera("compile", model, "-o", self.path("bad.tplan"), "--batch", 1, "--seq", 8, "--weights", base,
+                        *extra, check=False)
+            self.assertNotEqual(r.rc, 0, r.stdout)
+            self.assertNotIn("Traceback", r.stderr)
+            return r.stderr
+        self.assertIn(f"{qwen}: general.architecture is 'qwen3', {self.models['llama'][0]} is a llama model",
+                      fails(self.models["llama"][0], qwen))
+        # Another llama (the bundled 128-wide one): the first tensor that differs is named.
+        self.assertIn(f"{q4}: tensor 'token_embd.weight' has shape [256,256], '", fails(self.model, q4))
+        self.assertIn("needs [256,128]: not this model's GGUF", fails(self.model, q4))
+        self.assertIn("the GGUF's tensor types decide", fails(self.wide, q4, "--base-dtype", "q8_0"))
+        self.assertIn("not a GGUF file", fails(self.wide, self.wide))
+        # An unsupported tensor type: blk.0.attn_q.weight rewritten as Q4_K (ggml type 12).
+        with open(q4, "rb") as f:
+            data = bytearray(f.read())
+        at = data.index(b"blk.0.attn_q.weight") + len(b"blk.0.attn_q.weight")
+        n_dims = struct.unpack_from("<I", data, at)[0]
+        struct.pack_into("<I", data, at + 4 + 8 * n_dims, 12)
+        bad = self.path("q4k.gguf")
+        with open(bad, "wb") as f:
+            f.write(bytes(data))
+        self.assertIn("tensor 'blk.0.attn_q.weight': ggml type 12 (Q4_K) is not supported", fails(self.wide, bad))
+        # A plan of one GGUF trained on another type's file: the tensor and both types are named.
+        plan = self.path("wide-q4-gguf2.tplan")
+        self.compile_quant("wide", plan, "--weights", q4)
+        q8 = self.gguf_base("wide", "q8_0")
+        r = tessera("train", plan, "--weights", q8, "--data", self.tiny_data, "--steps", 1, "--out", self.path("y"),
+                    check=False)
+        self.assertNotEqual(r.rc, 0)
+        self.assertIn(f"{q8}: tensor 'blk.0.attn_q.weight' is Q8_0, the plan stores it as q4_0", r.stderr)
 
     def test_tuning_plan_never_offers_coopmat_for_quantised_weights(self):
         # The tensor-core profile in f16: the quantised products' candidates are SIMT only, lm_head's (f16) are not.

@@ -61,6 +61,9 @@ void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
                   "for tessera-rt tune (docs/autotune.md)");
   cmd->add_option("--profile", o.profile,
                   "device profile: a JSON file or the name of a bundled one (default: built-in; see tessera devices)");
+  cmd->add_option("--weights", o.gguf_weights,
+                  "a llama.cpp GGUF base of this model whose tensors are the frozen weights (each linear layer in "
+                  "the file's type: q8_0, q4_0, tq2_0 stay blocks); train and eval then take --weights BASE.gguf");
   cmd->add_option("--emit-spirv", o.emit_spirv_dir, "also write every kernel as DIR/<kernel>.spv");
   cmd->add_option("--emit-mlir", o.emit_mlir, "also write the training graph (MLIR) to FILE");
   cmd->add_flag("--generate", o.generate,
