@@ -102,8 +102,9 @@ std::vector<std::string> splitList(const std::string &s) {
 } // namespace
 
 int compileModel(const CompileOptions &o, std::string &error) {
-  if (o.generate && (!o.base_dtype.empty() || !o.base_dtype_overrides.empty())) {
-    error = "--base-dtype is for training plans; a --generate plan keeps its weights in --precision";
+  if (o.generate && (!o.base_dtype.empty() || !o.base_dtype_overrides.empty() || !o.gguf_weights.empty())) {
+    error = "--base-dtype and --weights BASE.gguf are for training plans; a --generate plan reads ONNX weights in "
+            "--precision";
     return 1;
   }
   if (o.generate && !o.tuning_plan.empty()) {
