@@ -163,6 +163,18 @@ class GgufTest(TempDirTest):
             out[name] = field.contents()
         return out
 
+    def assert_gguf_py_exact(self, files, types):
+        """Every tensor of files[ty] is gguf-py's conversion of the f32 export's (1-D ones stay F32)."""
+        g = self.gguf_py
+        ref = {t.name: np.array(t.data) for t in g.GGUFReader(files["f32"]).tensors}
+        for ty, qtype in types.items():
+            for t in g.GGUFReader(files[ty]).tensors:
+                with self.subTest(ty=ty, tensor=t.name):
+                    want_type = g.GGMLQuantizationType.F32 if ref[t.name].ndim == 1 else qtype
+                    self.assertEqual(t.tensor_type, want_type)
+                    want = g.quants.quantize(ref[t.name].astype(np.float32), want_type)
+                    self.assertEqual(np.asarray(t.data).tobytes(), want.tobytes(), f"{ty} bytes of {t.name}")
+
     # -- tests ----------------------------------------------------------------------
     def test_base_models_match_transformers(self):
         """llama.cpp on our base GGUF gives transformers' float64 loss (reference.json)."""
@@ -244,14 +256,7 @@ class GgufTest(TempDirTest):
             files[ty] = self.path(f"qwen3-{ty}.gguf")
             self.export("--weights", model, "--gguf-base", files[ty], "--type", ty)
         g = self.gguf_py
-        ref = {t.name: np.array(t.data) for t in g.GGUFReader(files["f32"]).tensors}
-        for ty, qtype in (("f16", g.GGMLQuantizationType.F16), ("q8_0", g.GGMLQuantizationType.Q8_0)):
-            for t in g.GGUFReader(files[ty]).tensors:
-                with self.subTest(ty=ty, tensor=t.name):
-                    want_type = g.GGMLQuantizationType.F32 if ref[t.name].ndim == 1 else qtype
-                    self.assertEqual(t.tensor_type, want_type)
-                    want = g.quants.quantize(ref[t.name].astype(np.float32), want_type)
-                    self.assertEqual(np.asarray(t.data).tobytes(), want.tobytes(), f"{ty} bytes of {t.name}")
+        self.assert_gguf_py_exact(files, {"f16": g.GGMLQuantizationType.F16, "q8_0": g.GGMLQuantizationType.Q8_0})
         ids = [row[:T] for row in self.refs["qwen3-dynamic"]["ids"]]
         lp = {ty: self.llama_logprobs(f, ids) for ty, f in files.items()}
         self.assertLess(np.abs(lp["f16"] - lp["f32"]).max(), 1e-2)
@@ -269,14 +274,7 @@ class GgufTest(TempDirTest):
         for ty in ("f32", "q4_0", "tq2_0"):
             files[ty] = self.path(f"wide-{ty}.gguf")
             self.export("--weights", model, "--gguf-base", files[ty], "--type", ty)
-        ref = {t.name: np.array(t.data) for t in g.GGUFReader(files["f32"]).tensors}
-        for ty, qtype in (("q4_0", g.GGMLQuantizationType.Q4_0), ("tq2_0", g.GGMLQuantizationType.TQ2_0)):
-            for t in g.GGUFReader(files[ty]).tensors:
-                with self.subTest(ty=ty, tensor=t.name):
-                    want_type = g.GGMLQuantizationType.F32 if ref[t.name].ndim == 1 else qtype
-                    self.assertEqual(t.tensor_type, want_type)
-                    want = g.quants.quantize(ref[t.name].astype(np.float32), want_type)
-                    self.assertEqual(np.asarray(t.data).tobytes(), want.tobytes(), f"{ty} bytes of {t.name}")
+        self.assert_gguf_py_exact(files, {"q4_0": g.GGMLQuantizationType.Q4_0, "tq2_0": g.GGMLQuantizationType.TQ2_0})
         ids = list(range(3, 3 + T))
         positions = self.position_data(ids, "wide-positions.jsonl")
         f32_plan = self.path("wide-f32.tplan")
@@ -372,7 +370,10 @@ class GgufTest(TempDirTest):
             self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.describe())
 
         fails(["export", "--weights", model], "nothing to write")
-        fails(["export", "--weights", model, "--gguf-base", out, "--type", "q4_0"], "--type q4_0")
+        fails(["export", "--weights", model, "--gguf-base", out, "--type", "q4_k"],
+              "--type q4_k: expected f32, f16, q8_0, q4_0 or tq2_0")
+        fails(["export", "--weights", model, "--adapter", os.path.join(HF, PEFT["qwen3"]), "--gguf-adapter", out,
+               "--type", "tq2_0"], "--type tq2_0 is for the base model; a LoRA adapter is written in f32, f16 or q8_0")
         fails(["export", "--weights", model, "--gguf-adapter", out], "--gguf-adapter needs --adapter")
         fails(["export", "--weights", model, "--gguf-base", out, "--tokenizer", self.path("nowhere")], "tokenizer directory not found")
         bad_cfg = self.path("bad-config")

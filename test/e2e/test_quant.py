@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 import common
-from common import ref, tessera
+from common import losses_of, plan_manifest, ref, tessera
 
 sys.path.insert(0, os.path.join(common.ROOT, "test", "reference"))
 import ggml_quants  # noqa: E402
@@ -51,19 +51,6 @@ BATCH, SEQ, RANK, ALPHA, STEPS, LR = 4, 32, 4, 8.0, 3, 5e-3
 STEP_TOL = 1e-3
 LINEARS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
-
-
-def plan_manifest(path):
-    with open(path, "rb") as f:
-        head = f.read(32)
-        assert head[:8] == b"TESSPLAN", path
-        n = struct.unpack("<Q", head[16:24])[0]
-        return json.loads(f.read(n))
-
-
-def losses_of(metrics):
-    with open(metrics) as f:
-        return [json.loads(l)["loss"] for l in f if l.strip()]
 
 
 def rms(xs):
@@ -320,7 +307,7 @@ class Quantized(common.TempDirTest):
                                       "or block-quantised (q8_0, q4_0, tq2_0); for f16 storage compile with --precision f16"),
             (["--base-dtype", "q8_0", "--base-dtype-override", "down_proj"], "--base-dtype-override 'down_proj': "
                                                                             "expected LAYER=TYPE"),
-            (["--base-dtype", "q8_0", "--generate"], "--base-dtype is for training plans"),
+            (["--base-dtype", "q8_0", "--generate"], "--base-dtype and --weights BASE.gguf are for training plans"),
         ]
         for flags, message in cases:
             with self.subTest(flags=flags):
