@@ -236,5 +236,5 @@ func.func @quant_transposed_alone() -> tensor<4x32xf32> {
 
 // -----
 
-// expected-error @+1 {{'tessera.buffer' op a q4_0 buffer of 64 values holds 9 words of its blocks, not 16 x i32}}
+// expected-error @+1 {{'tessera.buffer' op a q4_0 buffer of 64 values holds 9 words of its blocks, not 16 x 'i32'}}
 tessera.buffer weight @w : memref<16xi32> {shape = array<i64: 2, 32>, tessera.quant = "q4_0"}
