@@ -13,10 +13,13 @@
 #include "runtime/util/Half.h"
 #include "runtime/plan/Elements.h"
 #include "runtime/vulkan/Executor.h"
+#include "runtime/weights/QuantizedWeights.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include "runtime/weights/QuantizedWeights.h"
+
 #include <chrono>
 #include <mutex>
 #include <random>
@@ -40,6 +43,16 @@ void store(uint8_t *data, plan::DType t, size_t i, double v) { plan::writeElemen
 constexpr size_t kFillPeriod = 1048573;
 
 std::vector<uint8_t> makeFill(const plan::Buffer &b, const BufferFill &f, std::mt19937_64 &rng) {
+  if (plan::isQuantized(b.dtype)) { // a block-quantised weight: valid blocks of signed values
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    uint64_t n = 1;
+    for (int64_t d : b.shape) n *= uint64_t(d);
+    std::vector<float> v(n);
+    for (float &x : v) x = float((0.25 + 0.75 * unit(rng)) * (unit(rng) < 0.5 ? -1 : 1));
+    std::vector<uint8_t> out(b.bytes, 0);
+    weights::quantizeInto(b, v.data(), out.data());
+    return out;
+  }
   std::vector<uint8_t> out(b.bytes, 0xff); // scratch and outputs: NaN (or -1) everywhere
   const size_t width = plan::bytesPerElement(b.dtype);
   const size_t n = b.bytes / width;

@@ -5,11 +5,13 @@
 #include "compiler/TrainingPipeline.h"
 
 #include "autotune/Profile.h"
+#include "compiler/export/GgufBase.h"
 #include "compiler/import/OnnxImporter.h"
 #include "compiler/inference/CompileInference.h"
 #include "compiler/plan/PlanEmitter.h"
 #include "autotune/TuningPlan.h"
 #include "runtime/plan/Plan.h"
+#include "runtime/weights/GgufWeights.h"
 #include "Tessera/Transforms/Passes.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -62,7 +64,21 @@ void printSummary(const plan::Plan &p, const std::string &path) {
   std::printf("wrote %s: %zu kernels, %zu dispatches, %zu LoRA adapters\n", path.c_str(), p.kernels.size(),
               dispatches, p.adapters.size());
   std::printf("peak device memory %.2f MiB:\n", mib(m.total));
-  std::printf("  frozen weights          %10.2f MiB\n", mib(m.weights));
+  // Frozen weights by storage type (the block types hold ~8.5, 4.5, 2.06 bits per value).
+  std::map<std::string, std::pair<uint64_t, size_t>> byType;
+  for (const plan::Buffer &b : p.buffers)
+    if (b.kind == plan::BufferKind::Weight && b.alias_of < 0) {
+      auto &e = byType[plan::dtypeName(b.dtype)];
+      e.first += b.bytes, e.second += 1;
+    }
+  std::string types;
+  for (const auto &[t, e] : byType) {
+    char part[96];
+    std::snprintf(part, sizeof(part), "%s%s %.2f MiB in %zu tensors", types.empty() ? "" : ", ", t.c_str(), mib(e.first),
+                  e.second);
+    types += part;
+  }
+  std::printf("  frozen weights          %10.2f MiB  (%s)\n", mib(m.weights), types.c_str());
   std::printf("  activations             %10.2f MiB  (largest live set %.2f MiB, %.2f MiB without reuse)\n",
               mib(m.activations), mib(m.activations_live_peak), mib(m.activations_unshared));
   std::printf("  adapter + AdamW + grads %10.2f MiB  (LoRA %.2f, AdamW state %.2f, gradients %.2f)\n",
@@ -209,6 +225,11 @@ bool parseSize(const std::string &text, uint64_t &bytes, std::string &error) {
 }
 
 int compileModel(const CompileOptions &o, std::string &error) {
+  if (o.generate && (!o.base_dtype.empty() || !o.base_dtype_overrides.empty() || !o.gguf_weights.empty())) {
+    error = "--base-dtype and --weights BASE.gguf are for training plans; a --generate plan reads ONNX weights in "
+            "--precision";
+    return 1;
+  }
   if (o.generate && !o.tuning_plan.empty()) {
     error = "--tuning-plan is for training plans (tune with the training plan's shapes; a profile tuned "
             "for them serves --generate plans' matmuls through its rules)";
@@ -285,6 +306,22 @@ int compileModel(const CompileOptions &o, std::string &error) {
     return 1;
   }
 
+  // A GGUF base: its tensors by name, each linear layer in the file's type.
+  GgufBinding gguf;
+  if (!o.gguf_weights.empty()) {
+    if (!weights::isGgufFile(o.gguf_weights)) {
+      error = "--weights " + o.gguf_weights + ": not a GGUF file (compile reads a llama.cpp GGUF base; ONNX weights "
+              "are read by train and eval)";
+      return 1;
+    }
+    if (!o.base_dtype.empty() || !o.base_dtype_overrides.empty()) {
+      error = "--base-dtype and --weights " + o.gguf_weights + ": the GGUF's tensor types decide each layer's storage";
+      return 1;
+    }
+    if (bindGgufBase(o.model, o.gguf_weights, o.seq, autotune::precisionName(precision), gguf, error) != 0)
+      return 1;
+  }
+
   uint64_t budget = 0; // --memory-budget, or the profile's device-local heap less a margin
   if (!o.memory_budget.empty()) {
     if (!parseSize(o.memory_budget, budget, error)) {
@@ -324,6 +361,8 @@ int compileModel(const CompileOptions &o, std::string &error) {
     pipeline.precision = autotune::precisionName(precision);
     pipeline.maxBufferBytes = maxBufferBytes; // weights over it split, loss chunks under it
     pipeline.chunkBudget = c.chunk_budget;
+    pipeline.baseDtype = o.base_dtype;
+    pipeline.baseDtypeOverrides = o.gguf_weights.empty() ? o.base_dtype_overrides : gguf.overrides;
     buildTrainingPipeline(training, pipeline);
     if (mlir::failed(training.run(*module))) {
       error = "building the training graph failed: " + first.message;
@@ -391,6 +430,27 @@ int compileModel(const CompileOptions &o, std::string &error) {
     if (mlir::failed(p)) {
       error = "plan emission failed: " + first.message;
       return 1;
+    }
+    if (!o.gguf_weights.empty()) {
+      size_t n = 0;
+      for (plan::Buffer &b : p->buffers) {
+        if (b.kind != plan::BufferKind::Weight || b.alias_of >= 0) continue;
+        if (b.row_offset >= 0) {
+          error = o.gguf_weights + ": the weight '" + b.name + "' is split over the target's buffer limit, and tiles of "
+                  "GGUF tensors are not supported yet: compile with ONNX weights or a profile with larger buffers";
+          return 1;
+        }
+        auto it = gguf.sources.find(b.name);
+        if (it == gguf.sources.end()) {
+          error = o.gguf_weights + ": no tensor holds the weight '" + b.name + "' of " + o.model;
+          return 1;
+        }
+        b.gguf = it->second;
+        ++n;
+      }
+      if (!trial && !o.quiet) // once, from the first compilation
+        std::printf("frozen weights from %s (%s): %zu tensors, %zu linear layers kept as blocks\n", o.gguf_weights.c_str(),
+                    gguf.arch.c_str(), n, gguf.quantized);
     }
     p->target.max_buffer_bytes = uint64_t(maxBufferBytes);
     p->target.memory_budget = budget;

@@ -28,6 +28,14 @@ struct CompileOptions {
   uint64_t seed = 0;           // LoRA A initialisation seed
   std::string profile;         // device profile JSON; empty: built-in default
   std::string precision;       // fp32 | f16 | bf16; empty: the profile's default
+  // Frozen linear weights block-quantised (docs/quantization.md): q8_0 |
+  // q4_0 | tq2_0; empty: stored in `precision`. Overrides per layer:
+  // "lm_head=q8_0,down_proj=fp32".
+  std::string base_dtype;
+  std::string base_dtype_overrides;
+  // A llama.cpp GGUF base whose tensors are the frozen weights (its types
+  // decide each layer's storage; train with --weights BASE.gguf).
+  std::string gguf_weights;
   std::string emit_spirv_dir;  // write every kernel as <dir>/<kernel>.spv
   std::string emit_mlir;       // write the training graph (tensor level) here
   bool quiet = false;

@@ -41,12 +41,17 @@ void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOption
   t::TesseraAssignPrecisionOptions precision;
   precision.precision = o.precision;
   pm.addPass(t::createTesseraAssignPrecision(precision));
+  t::TesseraAssignQuantOptions quant;
+  quant.baseDtype = o.baseDtype;
+  quant.overrides = o.baseDtypeOverrides;
+  quant.precision = o.precision;
+  pm.addPass(t::createTesseraAssignQuant(quant));
 }
 
 void registerTrainingPipeline() {
   mlir::PassPipelineRegistration<TrainingPipelineOptions>(
       "tessera-training-pipeline",
-      "the training graph from an imported @forward: raise, LoRA, loss, gradients, AdamW, precision",
+      "the training graph from an imported @forward: raise, LoRA, loss, gradients, AdamW, precision, quantised bases",
       buildTrainingPipeline);
 }
 

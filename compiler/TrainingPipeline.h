@@ -1,7 +1,7 @@
 // TrainingPipeline.h - the training graph's passes in their order, as one
 // registered pipeline: tessera-training-pipeline (raise, inject-lora,
 // decompose-fused, append-loss, chunk-loss, split-large-tensors, autodiff, [recompute],
-// schedule-loss-chunks, add-optimizer, assign-precision). `tessera compile`
+// schedule-loss-chunks, add-optimizer, assign-precision, assign-quant). `tessera compile`
 // builds it with its options; tessera-opt --tessera-training-pipeline="..."
 // runs the same list in lit tests.
 #pragma once
@@ -38,6 +38,12 @@ struct TrainingPipelineOptions : mlir::PassPipelineOptions<TrainingPipelineOptio
                                  llvm::cl::init(int64_t(1) << 27)};
   Option<int64_t> chunkBudget{*this, "chunk-budget", llvm::cl::desc("bytes of logits per loss chunk"),
                               llvm::cl::init(int64_t(64) << 20)};
+  Option<std::string> baseDtype{*this, "base-dtype",
+                                llvm::cl::desc("frozen linear weights block-quantised: q8_0, q4_0, tq2_0 (empty: none)"),
+                                llvm::cl::init("")};
+  Option<std::string> baseDtypeOverrides{*this, "base-dtype-overrides",
+                                         llvm::cl::desc("per-layer types, LAYER=TYPE comma-separated"),
+                                         llvm::cl::init("")};
 };
 
 void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOptions &options);

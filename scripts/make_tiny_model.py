@@ -262,10 +262,15 @@ def main(argv=None):
     ap.add_argument("--vocab", type=int, default=CONFIG["vocab_size"],
                     help="vocabulary size (a larger one exercises the chunked cross-entropy)")
     ap.add_argument("--hidden", type=int, default=CONFIG["hidden_size"],
-                    help="hidden size (4 heads of hidden/4; with --vocab, a table beyond a device's buffer limit)")
+                    help="hidden size (4 heads of hidden/4; with --vocab, a table beyond a device's buffer limit; "
+                         "256 gives TQ2_0 blocks a whole row)")
+    ap.add_argument("--intermediate", type=int, default=None,
+                    help="MLP width (default: the tiny model's, scaled with --hidden)")
     ap.add_argument("--layers", type=int, default=CONFIG["num_hidden_layers"])
     ap.add_argument("--tie", action="store_true", help="tie lm_head to the embedding (tie_word_embeddings)")
     args = ap.parse_args(argv)
+    if args.hidden < CONFIG["num_attention_heads"] * 2 or args.hidden % (2 * CONFIG["num_attention_heads"]):
+        ap.error(f"--hidden must be a multiple of {2 * CONFIG['num_attention_heads']}")
     if args.vocab < 2:
         ap.error("--vocab must be >= 2")
     if args.hidden < 8 or args.hidden % 8 or args.layers < 1:
@@ -279,8 +284,10 @@ def main(argv=None):
 
     cfg = dict(CONFIG, vocab_size=args.vocab, num_hidden_layers=args.layers, tie_word_embeddings=args.tie)
     if args.hidden != CONFIG["hidden_size"]:
-        cfg.update(hidden_size=args.hidden, head_dim=args.hidden // 4,
+        cfg.update(hidden_size=args.hidden, head_dim=args.hidden // CONFIG["num_attention_heads"],
                    intermediate_size=CONFIG["intermediate_size"] * args.hidden // CONFIG["hidden_size"])
+    if args.intermediate is not None:
+        cfg.update(intermediate_size=args.intermediate)
     model = build_model(cfg, make_weights(cfg, args.seed))
     onnx.checker.check_model(model)
 

@@ -45,8 +45,14 @@ int exportGguf(const ExportOptions &o, std::string &error) {
   if (o.type == "f32") type = gguf::TensorType::F32;
   else if (o.type == "f16") type = gguf::TensorType::F16;
   else if (o.type == "q8_0") type = gguf::TensorType::Q8_0;
+  else if (o.type == "q4_0") type = gguf::TensorType::Q4_0;
+  else if (o.type == "tq2_0") type = gguf::TensorType::TQ2_0;
   else {
-    error = "--type " + o.type + ": expected f32, f16 or q8_0";
+    error = "--type " + o.type + ": expected f32, f16, q8_0, q4_0 or tq2_0";
+    return 1;
+  }
+  if (!o.gguf_adapter.empty() && (type == gguf::TensorType::Q4_0 || type == gguf::TensorType::TQ2_0)) {
+    error = "--type " + o.type + " is for the base model; a LoRA adapter is written in f32, f16 or q8_0";
     return 1;
   }
   if (o.gguf_base.empty() && o.gguf_adapter.empty()) {

@@ -1,5 +1,6 @@
 // KernelConfigs.cpp - problem keys and shapes, config attributes (KernelConfigs.h).
 #include "compiler/lowering/KernelConfigs.h"
+#include "compiler/lowering/kernels/Dequant.h"
 
 #include "compiler/lowering/kernels/Kernels.h"
 
@@ -49,7 +50,11 @@ std::string problemKey(Operation *op) {
   if (!first)
     os << "}";
   os << " (";
-  llvm::interleave(op->getOperandTypes(), os, ", ");
+  llvm::interleave(op->getOperands(), os, [&](Value v) {
+    os << v.getType();
+    if (auto q = quant::quantizedWeight(v)) // stored blocks, not the float type
+      os << " as " << ::tessera::lowering::quantKey(*q);
+  }, ", ");
   os << ") -> ";
   if (op->getNumResults() == 1)
     os << op->getResult(0).getType();
@@ -78,6 +83,11 @@ autotune::ProblemShape problemShape(Operation *op) {
         s.m = p.m, s.n = p.n, s.k = p.k, s.batch = p.batch;
         Type l = getElementTypeOrSelf(o.getLhs().getType()), r = getElementTypeOrSelf(o.getRhs().getType());
         s.operands = l != r ? "" : l.isF16() ? "f16" : l.isBF16() ? "bf16" : l.isF32() ? "f32" : "";
+        // A block-quantised operand: only SIMT configs read it (no coopmat
+        // variant or candidate admits these operands).
+        for (Value v : {o.getLhs(), o.getRhs()})
+          if (auto q = quant::quantizedWeight(v))
+            s.operands = plan::dtypeName(q->dtype);
       })
       .Case([&](ReduceOp o) {
         ReduceProblem r = reduceProblem(o);

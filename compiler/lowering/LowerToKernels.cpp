@@ -42,6 +42,7 @@
 // third program, optimizer_step, clips by the global norm (output buffer
 // grad_norm = [sum of squares scratch, norm, coefficient]) and runs AdamW
 // from the accumulators (docs/training.md).
+#include "compiler/lowering/kernels/Dequant.h"
 #include "compiler/lowering/kernels/Kernels.h"
 
 #include "Tessera/Transforms/Passes.h"
@@ -145,8 +146,9 @@ private:
 
   // A shared buffer identified by `key`; checks that every user agrees on its type.
   FailureOr<std::string> sharedBuffer(Operation *user, const std::string &key, StringRef symbol,
-                                      BufferKind kind, ShapedType tensor, StringRef name) {
-    MemRefType type = flatMemRefType(tensor);
+                                      BufferKind kind, ShapedType tensor, StringRef name,
+                                      MemRefType storage = {}) {
+    MemRefType type = storage ? storage : flatMemRefType(tensor);
     auto it = keyed.find(key);
     if (it != keyed.end()) {
       BufferOp b = buffers[it->second];
@@ -350,16 +352,32 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
 
     if (auto p = dyn_cast<ParamOp>(op)) {
       bool frozen = p.getKind() == ParamKind::frozen;
-      // A tile of a split weight is a buffer of its own rows.
+      // A tile of a split weight is a buffer of its own rows; a
+      // block-quantised weight: its blocks as words, its type on the buffer.
       std::optional<ArrayRef<int64_t>> rows = p.getRows();
       std::string tile = rows ? "@rows" + std::to_string((*rows)[0]) : "";
+      std::optional<::tessera::quant::QuantizedWeight> q = ::tessera::quant::quantizedWeight(p.getResult());
+      if (rows && q)
+        return op->emitOpError("a tile of a split weight cannot be block-quantised ('") << p.getName() << "')",
+               failure();
       auto sym = sharedBuffer(op, (frozen ? "weight:" : "lora:") + p.getName().str() + tile,
                               p.getName().str() + tile, frozen ? BufferKind::weight : BufferKind::lora,
-                              cast<ShapedType>(p.getType()), p.getName());
+                              cast<ShapedType>(p.getType()), p.getName(),
+                              q ? ::tessera::lowering::quantMemRefType(mctx(), *q) : MemRefType());
       if (failed(sym))
         return failure();
       if (rows)
         buffers[*sym].setRowOffsetAttr(IntegerAttr::get(IntegerType::get(mctx(), 64), (*rows)[0]));
+      if (q) {
+        BufferOp b = buffers[*sym];
+        b->setAttr(::tessera::quant::kQuantAttr, p->getAttr(::tessera::quant::kQuantAttr));
+        if (q->transposed)
+          b->setAttr(::tessera::quant::kTransposedAttr, UnitAttr::get(mctx()));
+        for (OpOperand &use : p.getResult().getUses())
+          if (!isa<MatmulOp>(use.getOwner()))
+            return use.getOwner()->emitOpError("reads the block-quantised weight '")
+                   << p.getName() << "'; only matmuls can", failure();
+      }
       valueBuf[p.getResult()] = *sym;
       continue;
     }

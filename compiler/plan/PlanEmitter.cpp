@@ -3,6 +3,7 @@
 #include "compiler/lowering/SpirvBf16.h"
 
 #include "compiler/plan/RecordInterface.h"
+#include "compiler/precision/Quantized.h"
 
 #include "Tessera/IR/TesseraOps.h"
 
@@ -139,7 +140,17 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
     else
       return b.emitOpError("element type must be f32, i32, f16 or i16 (bf16)"), failure();
     pb.shape = bufferShape(b);
-    pb.bytes = (uint64_t)product(pb.shape) * plan::bytesPerElement(pb.dtype);
+    // A block-quantised weight (compiler/precision/Quantized.h): i32 words.
+    if (auto q = b->getAttrOfType<StringAttr>(quant::kQuantAttr)) {
+      std::optional<plan::DType> t = quant::parseQuantType(q.getValue());
+      if (!t || !elem.isInteger(32) || pb.shape.size() != 2)
+        return b.emitOpError("a block-quantised buffer must be a 2-D weight of i32 words"), failure();
+      pb.dtype = *t;
+      pb.transposed = b->hasAttr(quant::kTransposedAttr);
+      if (uint64_t(mem.getNumElements()) * 4 != plan::bufferBytes(pb.dtype, uint64_t(product(pb.shape))))
+        return b.emitOpError("holds ") << mem.getNumElements() << " words, not the blocks of its shape", failure();
+    }
+    pb.bytes = plan::bufferBytes(pb.dtype, uint64_t(product(pb.shape)));
     if (auto alias = b.getAlias()) {
       auto it = bufferIndex.find(*alias);
       if (it == bufferIndex.end())
@@ -251,6 +262,19 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
       ArrayRef<int64_t> groups = d.getWorkgroups();
       for (unsigned i = 0; i < 3 && i < groups.size(); ++i)
         pd.groups[i] = groups[i];
+      // A binding of a block-quantised weight reads its words as that type
+      // (the kernel's key names the type, so every dispatch agrees).
+      for (size_t bi = 0; bi < pd.bindings.size(); ++bi) {
+        plan::DType t = p.buffers[pd.bindings[bi]].dtype;
+        plan::BindingInterface &want = p.kernels[pd.kernel].interface.bindings[bi];
+        if (plan::isQuantized(t)) {
+          if (want.dtype != plan::DType::I32 && want.dtype != t)
+            return d.emitOpError("binds the ") << plan::dtypeName(t) << " weight '" << p.buffers[pd.bindings[bi]].name
+                                               << "' to a binding of " << plan::dtypeName(want.dtype),
+                   failure();
+          want.dtype = t;
+        }
+      }
       std::array<uint32_t, 3> &most = p.kernels[pd.kernel].interface.max_groups; // the kernel interface's bound
       for (unsigned i = 0; i < 3; ++i)
         most[i] = std::max(most[i], pd.groups[i]);

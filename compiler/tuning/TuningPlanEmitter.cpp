@@ -7,6 +7,7 @@
 // the kernels; tessera-kernels-to-spirv and the plan emitter turn it into
 // the problem's plan. Candidates the generator refuses are dropped.
 #include "compiler/tuning/TuningPlanEmitter.h"
+#include "compiler/lowering/kernels/Dequant.h"
 
 #include "compiler/lowering/KernelConfigs.h"
 #include "compiler/lowering/kernels/Kernels.h"
@@ -186,8 +187,18 @@ public:
       }
       return success();
     }
-    for (unsigned i = 0; i < op->getNumOperands(); ++i)
+    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
+      if (auto q = quant::quantizedWeight(op->getOperand(i))) {
+        // A block-quantised weight: its words, filled with valid blocks by the tuner.
+        std::string sym = "s" + std::to_string(slots.size());
+        ctx->reserveName(sym);
+        createQuantBuffer(sym, *q, cast<ShapedType>(op->getOperand(i).getType()));
+        slots.push_back(sym);
+        buffers.push_back({"input", operandFill(op, i)});
+        continue;
+      }
       add(cast<ShapedType>(op->getOperand(i).getType()), "input", operandFill(op, i));
+    }
     for (Value r : op->getResults())
       add(cast<ShapedType>(r.getType()), "output", {});
     if (isa<DropoutOp>(op))
@@ -269,6 +280,18 @@ public:
   }
 
 private:
+  void createQuantBuffer(const std::string &sym, const quant::QuantizedWeight &q, ShapedType t) {
+    MLIRContext *mctx = op->getContext();
+    auto b = builder.create<BufferOp>(op->getLoc(), StringAttr::get(mctx, sym),
+                                      BufferKindAttr::get(mctx, BufferKind::weight),
+                                      TypeAttr::get(lowering::quantMemRefType(mctx, q)), StringAttr::get(mctx, sym),
+                                      DenseI64ArrayAttr::get(mctx, t.getShape()), ElementsAttr(), FlatSymbolRefAttr(),
+                                      IntegerAttr());
+    b->setAttr(quant::kQuantAttr, StringAttr::get(mctx, plan::dtypeName(q.dtype)));
+    if (q.transposed)
+      b->setAttr(quant::kTransposedAttr, UnitAttr::get(mctx));
+  }
+
   void createBuffer(const std::string &sym, ShapedType t) {
     MLIRContext *mctx = op->getContext();
     MemRefType type = isa<MemRefType>(t) ? cast<MemRefType>(t) : lowering::flatMemRefType(t);

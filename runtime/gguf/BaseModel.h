@@ -61,6 +61,20 @@ struct DecoderModel {
 // One tensor's values in llama.cpp's layout (row-major [out, in]).
 std::vector<float> materialize(const TensorSource &s, const weights::OnnxWeights &w, const std::string &what);
 
+// One tensor of the base model file, in file order: llama.cpp's name and
+// shape ([out, in] for a linear weight), where its values come from
+// (materialize(source), then rows permuted in `permuteGroups` groups: llama's
+// q/k), and the structural name of its linear layer ("layers.0.self_attn.q_proj",
+// "lm_head"; empty for norms and the embedding).
+struct BaseTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  TensorSource source;
+  int64_t permuteGroups = 0;
+  std::string module;
+};
+std::vector<BaseTensor> baseTensors(const DecoderModel &m);
+
 // Writes the model; `tokenizer` holds the tokenizer.* keys (Vocab.h). type is
 // the 2-D weights' type: F32, F16 or Q8_0. Without `tensors`, the file holds
 // the metadata alone (a vocab-only GGUF, as llama.cpp's tokenizer tests use).

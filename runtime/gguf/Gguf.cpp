@@ -33,9 +33,19 @@ size_t scalarSize(ValueType t) {
 
 bool knownValueType(uint32_t t) { return t <= uint32_t(ValueType::F64); }
 
+// ggml's names of the types this reader does not take (ggml.h, enum ggml_type).
+std::string ggmlTypeName(uint32_t t) {
+  static const char *names[] = {"F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1",
+                                "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS",
+                                "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64",
+                                "IQ1_M", "BF16", "Q4_0_4_4", "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0", "IQ4_NL_4_4",
+                                "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4"};
+  return t < sizeof(names) / sizeof(names[0]) ? std::string(" (") + names[t] + ")" : std::string();
+}
+
 bool knownTensorType(uint32_t t) {
   return t == uint32_t(TensorType::F32) || t == uint32_t(TensorType::F16) || t == uint32_t(TensorType::Q8_0) ||
-         t == uint32_t(TensorType::BF16);
+         t == uint32_t(TensorType::BF16) || t == uint32_t(TensorType::Q4_0) || t == uint32_t(TensorType::TQ2_0);
 }
 
 // --- writing -------------------------------------------------------------
@@ -102,6 +112,8 @@ const char *tensorTypeName(TensorType t) {
   case TensorType::F32: return "F32";
   case TensorType::F16: return "F16";
   case TensorType::Q8_0: return "Q8_0";
+  case TensorType::Q4_0: return "Q4_0";
+  case TensorType::TQ2_0: return "TQ2_0";
   case TensorType::BF16: return "BF16";
   }
   return "unknown";
@@ -111,7 +123,8 @@ uint64_t tensorBytes(TensorType t, uint64_t n) {
   switch (t) {
   case TensorType::F32: return n * 4;
   case TensorType::F16: case TensorType::BF16: return n * 2;
-  case TensorType::Q8_0: return n / kQ8Block * kQ8BlockBytes;
+  case TensorType::Q8_0: case TensorType::Q4_0: case TensorType::TQ2_0:
+    return n / blockElements(t) * blockBytes(t);
   }
   return 0;
 }
@@ -170,8 +183,9 @@ void Writer::addTensor(const std::string &name, std::vector<int64_t> shape, Tens
   p.info.name = name;
   p.info.shape = std::move(shape);
   p.info.type = type;
-  if (type == TensorType::Q8_0 && p.info.shape.back() % kQ8Block != 0)
-    throw std::runtime_error(name + ": Q8_0 needs rows of a multiple of 32 values");
+  if (p.info.shape.back() % int64_t(blockElements(type)) != 0)
+    throw std::runtime_error(name + ": " + tensorTypeName(type) + " needs rows of a multiple of " +
+                             std::to_string(blockElements(type)) + " values");
   p.info.bytes = tensorBytes(type, p.info.elements());
   p.produce = std::move(produce);
   tensors_.push_back(std::move(p));
@@ -380,10 +394,11 @@ void File::parse() {
     t.shape.assign(ne.rbegin(), ne.rend());
     uint32_t type = 0;
     get(type, where + " (type)");
-    if (!knownTensorType(type)) fail(where, "ggml type " + std::to_string(type) + " is not supported (F32, F16, BF16 and Q8_0 are)");
+    if (!knownTensorType(type)) fail(where, "ggml type " + std::to_string(type) + ggmlTypeName(type) + " is not supported (F32, F16, BF16, Q8_0, Q4_0 and TQ2_0 are)");
     t.type = TensorType(type);
-    if (t.type == TensorType::Q8_0 && ne[0] % kQ8Block != 0)
-      fail(where, "Q8_0 rows of " + std::to_string(ne[0]) + " values are not whole blocks of 32");
+    if (ne[0] % blockElements(t.type) != 0)
+      fail(where, std::string(tensorTypeName(t.type)) + " rows of " + std::to_string(ne[0]) +
+                      " values are not whole blocks of " + std::to_string(blockElements(t.type)));
     get(t.offset, where + " (offset)");
     if (t.offset % alignment != 0) fail(where, "offset " + std::to_string(t.offset) + " is not a multiple of the alignment");
     t.bytes = tensorBytes(t.type, elements);

@@ -34,9 +34,10 @@ enum class ValueType : uint32_t {
 const char *valueTypeName(ValueType t);
 
 // ggml tensor types this project reads or writes.
-enum class TensorType : uint32_t { F32 = 0, F16 = 1, Q8_0 = 8, BF16 = 30 };
+enum class TensorType : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30, TQ2_0 = 35 };
 const char *tensorTypeName(TensorType t);
-// Bytes of `elements` values of type t (Q8_0: blocks of 32 -> 34 bytes).
+// Bytes of `elements` values of type t (Q8_0: blocks of 32 -> 34 bytes,
+// Q4_0: 32 -> 18, TQ2_0: 256 -> 66).
 uint64_t tensorBytes(TensorType t, uint64_t elements);
 
 // One metadata value. Numbers keep their GGUF type; integers live in `i`

@@ -26,6 +26,8 @@ bool sameElement(const SpirvBuffer &b, DType d) {
   case DType::F16: return b.is_float && !b.bfloat && b.element_bits == 16;
   // bf16: its 16-bit pattern (SIMT kernels) or the SPV_KHR_bfloat16 type
   case DType::BF16: return (!b.is_float || b.bfloat) && b.element_bits == 16;
+  // block-quantised weights: read as 32-bit words
+  case DType::Q8_0: case DType::Q4_0: case DType::TQ2_0: return !b.is_float && b.element_bits == 32;
   }
   return false;
 }
@@ -70,7 +72,10 @@ KernelInterface interfaceFromJson(const json &kernel, const std::string &kpath, 
     else if (dtype == "i32") bi.dtype = DType::I32;
     else if (dtype == "f16") bi.dtype = DType::F16;
     else if (dtype == "bf16") bi.dtype = DType::BF16;
-    else fail(bpath + ".dtype = '" + dtype + "' is not f32, i32, f16 or bf16");
+    else if (dtype == "q8_0") bi.dtype = DType::Q8_0;
+    else if (dtype == "q4_0") bi.dtype = DType::Q4_0;
+    else if (dtype == "tq2_0") bi.dtype = DType::TQ2_0;
+    else fail(bpath + ".dtype = '" + dtype + "' is not f32, i32, f16, bf16, q8_0, q4_0 or tq2_0");
     if (access == "read") bi.access = Access::Read;
     else if (access == "write") bi.access = Access::Write;
     else if (access == "read_write") bi.access = Access::ReadWrite;

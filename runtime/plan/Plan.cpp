@@ -174,7 +174,17 @@ void validate(const Plan &p, const Reader &r) {
       if (b.shape[d] != 0 && elems > (uint64_t(1) << 60) / uint64_t(b.shape[d])) r.fail(path + ".shape is too large");
       elems *= uint64_t(b.shape[d]);
     }
-    const uint64_t want = elems * bytesPerElement(b.dtype);
+    if (isQuantized(b.dtype)) {
+      if (b.kind != BufferKind::Weight || b.alias_of >= 0 || b.shape.size() != 2)
+        r.fail(path + ": only a frozen 2-D weight may be " + dtypeName(b.dtype));
+      const int64_t row = b.transposed ? b.shape[0] : b.shape[1];
+      if (row % int64_t(blockElements(b.dtype)) != 0)
+        r.fail(path + ": rows of " + std::to_string(row) + " values are not whole " + dtypeName(b.dtype) +
+               " blocks of " + std::to_string(blockElements(b.dtype)));
+    } else if (b.transposed) {
+      r.fail(path + ".transposed: only block-quantised weights are stored transposed");
+    }
+    const uint64_t want = bufferBytes(b.dtype, elems);
     if (b.bytes != want)
       r.fail(path + ".bytes = " + std::to_string(b.bytes) + " does not match shape " + shapeText(b.shape) + " of " +
              dtypeName(b.dtype) + " (" + std::to_string(want) + " bytes)");
@@ -309,6 +319,9 @@ const char *dtypeName(DType t) {
   case DType::I32: return "i32";
   case DType::F16: return "f16";
   case DType::BF16: return "bf16";
+  case DType::Q8_0: return "q8_0";
+  case DType::Q4_0: return "q4_0";
+  case DType::TQ2_0: return "tq2_0";
   }
   return "?";
 }
@@ -356,6 +369,10 @@ std::vector<uint8_t> serialize(const Plan &plan) {
     if (b.init_blob >= 0) j["init_blob"] = b.init_blob;
     if (b.alias_of >= 0) j["alias_of"] = b.alias_of;
     if (b.row_offset >= 0) j["row_offset"] = b.row_offset;
+    if (b.transposed) j["transposed"] = true;
+    if (!b.gguf.tensor.empty())
+      j["gguf"] = {{"tensor", b.gguf.tensor}, {"permute", b.gguf.permute}, {"transpose", b.gguf.transpose},
+                   {"add", b.gguf.add}, {"mul", b.gguf.mul}};
     buffers.push_back(std::move(j));
   }
   m["buffers"] = std::move(buffers);
@@ -608,15 +625,26 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     b.kind = BufferKind(k);
     std::string dtype = r.string(j, "dtype", path + ".dtype");
     bool known = false;
-    for (DType t : {DType::F32, DType::I32, DType::F16, DType::BF16})
+    for (DType t : {DType::F32, DType::I32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::TQ2_0})
       if (dtype == dtypeName(t)) b.dtype = t, known = true;
-    if (!known) r.fail(path + ".dtype = '" + dtype + "' is not f32, i32, f16 or bf16");
+    if (!known) r.fail(path + ".dtype = '" + dtype + "' is not f32, i32, f16, bf16, q8_0, q4_0 or tq2_0");
     const json &shape = r.array(j, "shape", path + ".shape");
     for (size_t d = 0; d < shape.size(); ++d) b.shape.push_back(r.integer(shape[d], path + ".shape[" + std::to_string(d) + "]"));
     b.bytes = r.u64(j, "bytes", path + ".bytes");
     b.init_blob = r.i64Or(j, "init_blob", path + ".init_blob", -1);
     b.alias_of = r.i64Or(j, "alias_of", path + ".alias_of", -1);
     b.row_offset = r.i64Or(j, "row_offset", path + ".row_offset", -1);
+    if (j.contains("transposed")) b.transposed = r.boolean(j, "transposed", path + ".transposed");
+    if (j.contains("gguf")) {
+      const json &g = r.object(j["gguf"], path + ".gguf");
+      b.gguf.tensor = r.string(g, "tensor", path + ".gguf.tensor");
+      b.gguf.permute = r.nonNegative(g, "permute", path + ".gguf.permute");
+      b.gguf.transpose = r.boolean(g, "transpose", path + ".gguf.transpose");
+      b.gguf.add = r.number(g, "add", path + ".gguf.add");
+      b.gguf.mul = r.number(g, "mul", path + ".gguf.mul");
+      if (b.kind != BufferKind::Weight || b.gguf.tensor.empty() || b.gguf.mul == 0)
+        r.fail(path + ".gguf: only a frozen weight has a GGUF source (a tensor name, mul != 0)");
+    }
     p.buffers.push_back(std::move(b));
   }
 

@@ -32,25 +32,57 @@ enum class BufferKind : uint32_t {
 };
 
 // Element type of a buffer. bf16 is stored as its 16 bits (the upper half
-// of the f32 with the same value, rounded to nearest even).
-enum class DType : uint32_t { F32 = 0, I32 = 1, F16 = 2, BF16 = 3 };
-// Bytes of one element: the one definition every layer (compiler, plan,
-// runtime) sizes buffers with.
+// of the f32 with the same value, rounded to nearest even). Q8_0, Q4_0 and
+// TQ2_0 are frozen weights in GGUF's block layouts (runtime/gguf/Quant.h):
+// blocks of 32 (256) values of a row behind an f16 scale; a kernel reads them
+// as 32-bit words and dequantises while it loads (docs/quantization.md).
+enum class DType : uint32_t { F32 = 0, I32 = 1, F16 = 2, BF16 = 3, Q8_0 = 4, Q4_0 = 5, TQ2_0 = 6 };
+constexpr bool isQuantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::TQ2_0; }
+// Bytes of one element of an unblocked type, 4 (one word) for the block
+// types: the one definition every layer (compiler, plan, runtime) sizes
+// buffers with, through bufferBytes.
 constexpr uint64_t bytesPerElement(DType t) { return t == DType::F16 || t == DType::BF16 ? 2 : 4; }
-const char *dtypeName(DType t); // "f32", "i32", "f16", "bf16"
+// Values per block and bytes per block of a block type (1 and the element
+// size otherwise).
+constexpr uint64_t blockElements(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 ? 32 : t == DType::TQ2_0 ? 256 : 1; }
+constexpr uint64_t blockBytes(DType t) {
+  return t == DType::Q8_0 ? 34 : t == DType::Q4_0 ? 18 : t == DType::TQ2_0 ? 66 : bytesPerElement(t);
+}
+// Bytes of a buffer of `elements` values: whole blocks, rounded up to a
+// whole 32-bit word for the block types (kernels read them as words).
+constexpr uint64_t bufferBytes(DType t, uint64_t elements) {
+  return isQuantized(t) ? (elements / blockElements(t) * blockBytes(t) + 3) / 4 * 4 : elements * bytesPerElement(t);
+}
+const char *dtypeName(DType t); // "f32", "i32", "f16", "bf16", "q8_0", "q4_0", "tq2_0"
 
 struct Buffer {
   std::string name;           // weight initializer name, LoRA param name, or value label
   BufferKind kind = BufferKind::Activation;
   DType dtype = DType::F32;
-  std::vector<int64_t> shape; // logical shape (row-major); bytes = product * bytesPerElement(dtype)
+  std::vector<int64_t> shape; // logical shape (row-major); bytes = bufferBytes(dtype, product)
   uint64_t bytes = 0;
+  // Block types (a 2-D weight [R, C]): the blocks run along axis 1 (rows of
+  // C values, the GGUF layout of a [out, in] linear weight), or with
+  // `transposed` along axis 0: the buffer holds the [C, R] transpose (an ONNX
+  // MatMul's [in, out] weight stored as GGUF stores it).
+  bool transposed = false;
   int64_t init_blob = -1;     // Constant: index into Plan::blobs holding the data
   int64_t alias_of = -1;      // >= 0: shares the storage of that buffer (reshape)
   // Weight: the buffer holds rows [row_offset, row_offset + shape[0]) of the
   // initializer `name` (a tile of a weight larger than the device's buffer
   // limit, tessera-split-large-tensors); -1: the whole initializer.
   int64_t row_offset = -1;
+  // A plan compiled with --weights BASE.gguf: the weight's tensor in that
+  // file (llama.cpp's name) and how the ONNX initializer's values follow from
+  // it (runtime/weights/GgufWeights.h): rows un-permuted in `permute` groups
+  // (llama's q/k), then x / mul - add, then transposed back when
+  // `transpose` (the ONNX weight is [in, out]). Empty tensor: none.
+  struct GgufSource {
+    std::string tensor;
+    int64_t permute = 0;
+    bool transpose = false;
+    double add = 0, mul = 1;
+  } gguf;
 };
 
 // What a kernel may touch, recorded by the compiler and checked by the

@@ -13,6 +13,8 @@
 #include "runtime/util/Safetensors.h"
 #include "runtime/vulkan/Executor.h"
 #include "runtime/weights/OnnxWeights.h"
+#include "runtime/weights/GgufWeights.h"
+#include "runtime/weights/QuantizedWeights.h"
 
 #include <nlohmann/json.hpp>
 
@@ -116,13 +118,28 @@ public:
     for (const plan::Buffer &b : plan_.buffers) anyWeights = anyWeights || (b.kind == BufferKind::Weight && b.alias_of < 0);
     if (anyWeights) {
       if (weightsPath.empty()) throw std::runtime_error(planPath + ": the plan needs frozen weights: pass --weights MODEL.onnx");
+      bool planForGguf = false;
+      for (const plan::Buffer &b : plan_.buffers) planForGguf = planForGguf || !b.gguf.tensor.empty();
+      if (weights::isGgufFile(weightsPath)) {
+        // A llama.cpp base: every weight's tensor by name (docs/quantization.md).
+        gguf_ = std::make_unique<weights::GgufWeights>(weightsPath);
+        for (const plan::Buffer &b : plan_.buffers)
+          if (b.kind == BufferKind::Weight && b.alias_of < 0) gguf_->check(b);
+      } else if (planForGguf) {
+        throw std::runtime_error(planPath + ": the plan was compiled for a GGUF base (tensor names such as '" +
+                                 [&] {
+                                   for (const plan::Buffer &b : plan_.buffers)
+                                     if (!b.gguf.tensor.empty()) return b.gguf.tensor;
+                                   return std::string();
+                                 }() +
+                                 "'): pass --weights BASE.gguf, not " + weightsPath);
+      } else {
       weights_ = std::make_unique<weights::OnnxWeights>(weightsPath);
       for (size_t i = 0; i < plan_.buffers.size(); ++i) {
         const plan::Buffer &b = plan_.buffers[i];
         if (b.kind != BufferKind::Weight || b.alias_of >= 0) continue;
-        if (b.dtype != plan::DType::F32 && b.dtype != plan::DType::F16 && b.dtype != plan::DType::BF16)
-          throw std::runtime_error(planPath + ": weight buffer '" + b.name + "' has dtype " +
-                                   plan::dtypeName(b.dtype) + ", not f32, f16 or bf16");
+        if (b.dtype == plan::DType::I32)
+          throw std::runtime_error(planPath + ": weight buffer '" + b.name + "' has dtype i32, not a float or block type");
         if (!weights_->contains(b.name))
           throw std::runtime_error(weightsPath + ": initializer '" + b.name + "' not found (the plan was compiled from " +
                                    (plan_.model_file.empty() ? std::string("another model") : "'" + plan_.model_file + "'") + ")");
@@ -131,7 +148,7 @@ public:
         for (int64_t d : full) n *= uint64_t(d);
         // A tile holds rows [row_offset, row_offset + shape[0]) of the initializer.
         bool fits = b.row_offset < 0
-                        ? n * plan::bytesPerElement(b.dtype) == b.bytes
+                        ? plan::bufferBytes(b.dtype, n) == b.bytes
                         : !b.shape.empty() && full.size() == b.shape.size() &&
                               std::equal(full.begin() + 1, full.end(), b.shape.begin() + 1) &&
                               uint64_t(b.row_offset) + uint64_t(b.shape[0]) <= uint64_t(full[0]);
@@ -146,6 +163,7 @@ public:
                                    (b.row_offset >= 0 ? "rows from " + std::to_string(b.row_offset) + " of " : "") +
                                    want + "]");
         }
+      }
       }
     }
 
@@ -354,7 +372,11 @@ private:
     for (size_t i = 0; i < plan_.buffers.size(); ++i) {
       const plan::Buffer &b = plan_.buffers[i];
       if (b.alias_of >= 0) continue;
-      if (b.kind == BufferKind::Weight) {
+      if (b.kind == BufferKind::Weight && gguf_) {
+        gguf_->loadInto(b, exec_->data(i));
+      } else if (b.kind == BufferKind::Weight && plan::isQuantized(b.dtype)) {
+        weights::loadQuantizedInto(*weights_, b, exec_->data(i));
+      } else if (b.kind == BufferKind::Weight) {
         weights::OnnxWeights::Conversion c = weights_->loadInto(b.name, b.shape, weightStorage(b.dtype), exec_->data(i), b.row_offset);
         // A half plan cannot hold them: say so (the run goes on with +-65504).
         if (c.saturated && saturatedWeights++ < 5)
@@ -368,6 +390,7 @@ private:
       std::fprintf(stderr, "warning: %zu more weights have values beyond the f16 range, saturated to +-65504\n",
                    saturatedWeights - 5);
     weights_.reset(); // unmap the model file
+    gguf_.reset();
     if (!initA_.empty()) {
       for (size_t i = 0; i < plan_.adapters.size(); ++i) {
         const plan::Adapter &a = plan_.adapters[i];
@@ -408,6 +431,7 @@ private:
   std::unique_ptr<data::Dataset> data_;
   std::unique_ptr<data::Batcher> batcher_;
   std::unique_ptr<weights::OnnxWeights> weights_;
+  std::unique_ptr<weights::GgufWeights> gguf_; // --weights BASE.gguf
   std::vector<std::vector<float>> initA_, initB_;
   uint64_t seed_ = 0;
   std::unique_ptr<vk::Context> ctx_;

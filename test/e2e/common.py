@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -134,6 +135,21 @@ def parse_eval(result):
     if not m:
         raise AssertionError("no 'eval loss <x> over <n> tokens' line:\n" + result.describe())
     return float(m.group(1)), int(m.group(2))
+
+
+def plan_manifest(path):
+    """The JSON manifest of a plan file (docs/plan-format.md)."""
+    with open(path, "rb") as f:
+        head = f.read(32)
+        assert head[:8] == b"TESSPLAN", path
+        (n,) = struct.unpack("<Q", head[16:24])
+        return json.loads(f.read(n))
+
+
+def losses_of(metrics):
+    """The per-step losses of a `tessera train --metrics` file."""
+    with open(metrics) as f:
+        return [json.loads(l)["loss"] for l in f if l.strip()]
 
 
 def rel_norm_err(got, want):

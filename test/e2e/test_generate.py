@@ -26,14 +26,13 @@ import json
 import os
 import re
 import shutil
-import struct
 
 import numpy as np
 
 import sys
 
 import common
-from common import ROOT, TempDirTest, reference, tessera
+from common import ROOT, TempDirTest, plan_manifest, reference, tessera
 from test_gguf import HF, install_oracle
 
 sys.path.insert(0, os.path.join(ROOT, "test", "text"))
@@ -83,13 +82,6 @@ def fails(test, args, message, input=None):
     test.assertEqual(r.rc, 1, r.describe())
     test.assertIn(message, r.stderr, r.describe())
     test.assertEqual(len(r.stderr.strip().splitlines()), 1, r.describe())
-
-
-def plan_manifest(path):
-    with open(path, "rb") as f:
-        head = f.read(32)
-        (n,) = struct.unpack("<Q", head[16:24])
-        return json.loads(f.read(n))
 
 
 def parse_ids(result):

@@ -18,7 +18,9 @@ attention off and an F32 KV cache, and @huggingface/tokenizers.
   directory's losses.
 - f16 / q8_0: every tensor's bytes equal gguf-py's (llama.cpp's own Python
   package, from the node-llama-cpp source bundle) conversion of the f32 file,
-  and llama.cpp's log-probs stay close to the f32 model's.
+  and llama.cpp's log-probs stay close to the f32 model's; q4_0 / tq2_0 (a
+  256-wide Llama): bytes equal gguf-py's, and llama.cpp's log-probs on those
+  files follow tessera's eval of a plan on the same file (--weights BASE.gguf).
 - Without config.json the graph alone gives the same hyper-parameters.
 - Vocabularies from tokenizer.json (Qwen 3, Llama 3, Gemma 3, the bundled
   tiny one): llama.cpp tokenizes like Hugging Face, and a prompt (BOS
@@ -161,6 +163,18 @@ class GgufTest(TempDirTest):
             out[name] = field.contents()
         return out
 
+    def assert_gguf_py_exact(self, files, types):
+        """Every tensor of files[ty] is gguf-py's conversion of the f32 export's (1-D ones stay F32)."""
+        g = self.gguf_py
+        ref = {t.name: np.array(t.data) for t in g.GGUFReader(files["f32"]).tensors}
+        for ty, qtype in types.items():
+            for t in g.GGUFReader(files[ty]).tensors:
+                with self.subTest(ty=ty, tensor=t.name):
+                    want_type = g.GGMLQuantizationType.F32 if ref[t.name].ndim == 1 else qtype
+                    self.assertEqual(t.tensor_type, want_type)
+                    want = g.quants.quantize(ref[t.name].astype(np.float32), want_type)
+                    self.assertEqual(np.asarray(t.data).tobytes(), want.tobytes(), f"{ty} bytes of {t.name}")
+
     # -- tests ----------------------------------------------------------------------
     def test_base_models_match_transformers(self):
         """llama.cpp on our base GGUF gives transformers' float64 loss (reference.json)."""
@@ -242,18 +256,43 @@ class GgufTest(TempDirTest):
             files[ty] = self.path(f"qwen3-{ty}.gguf")
             self.export("--weights", model, "--gguf-base", files[ty], "--type", ty)
         g = self.gguf_py
-        ref = {t.name: np.array(t.data) for t in g.GGUFReader(files["f32"]).tensors}
-        for ty, qtype in (("f16", g.GGMLQuantizationType.F16), ("q8_0", g.GGMLQuantizationType.Q8_0)):
-            for t in g.GGUFReader(files[ty]).tensors:
-                with self.subTest(ty=ty, tensor=t.name):
-                    want_type = g.GGMLQuantizationType.F32 if ref[t.name].ndim == 1 else qtype
-                    self.assertEqual(t.tensor_type, want_type)
-                    want = g.quants.quantize(ref[t.name].astype(np.float32), want_type)
-                    self.assertEqual(np.asarray(t.data).tobytes(), want.tobytes(), f"{ty} bytes of {t.name}")
+        self.assert_gguf_py_exact(files, {"f16": g.GGMLQuantizationType.F16, "q8_0": g.GGMLQuantizationType.Q8_0})
         ids = [row[:T] for row in self.refs["qwen3-dynamic"]["ids"]]
         lp = {ty: self.llama_logprobs(f, ids) for ty, f in files.items()}
         self.assertLess(np.abs(lp["f16"] - lp["f32"]).max(), 1e-2)
         self.assertLess(np.abs(lp["q8_0"] - lp["f32"]).max(), 0.15)
+
+    def test_q4_0_and_tq2_0_are_gguf_py_exact_and_llama_cpp_agrees_with_tessera_on_them(self):
+        """A Llama of 256-wide layers (TQ2_0 blocks are 256 values): every tensor of the q4_0 / tq2_0 exports
+        equals gguf-py's quantisation of the f32 export byte for byte; llama.cpp reads both, and its
+        log-probs equal `tessera eval` of a plan on the same file (`compile --weights BASE.gguf`: the same
+        blocks) more closely than the f32 model's."""
+        model = common.make_model(self.path("wide", "tiny-llama.onnx"), "--hidden", "256",
+                                                    "--intermediate", "512")
+        g = self.gguf_py
+        files = {}
+        for ty in ("f32", "q4_0", "tq2_0"):
+            files[ty] = self.path(f"wide-{ty}.gguf")
+            self.export("--weights", model, "--gguf-base", files[ty], "--type", ty)
+        self.assert_gguf_py_exact(files, {"q4_0": g.GGMLQuantizationType.Q4_0, "tq2_0": g.GGMLQuantizationType.TQ2_0})
+        ids = list(range(3, 3 + T))
+        positions = self.position_data(ids, "wide-positions.jsonl")
+        f32_plan = self.path("wide-f32.tplan")
+        tessera("compile", model, "-o", f32_plan, "--batch", "1", "--seq", str(T))
+        ours_f32 = self.tessera_logprobs(f32_plan, model, positions)
+        report = []
+        for ty in ("q4_0", "tq2_0"):
+            plan = self.path(f"wide-{ty}.tplan")
+            tessera("compile", model, "-o", plan, "--batch", "1", "--seq", str(T), "--weights", files[ty])
+            ours = self.tessera_logprobs(plan, files[ty], positions)
+            theirs = self.llama_logprobs(files[ty], [ids])[0]
+            d_same, d_f32 = np.abs(ours - theirs).max(), np.abs(ours_f32 - theirs).max()
+            report.append(f"{ty}: |tessera {ty} - llama.cpp {ty}| {d_same:.2e}, |tessera f32 - llama.cpp {ty}| {d_f32:.2e}")
+            self.assertTrue(np.isfinite(theirs).all())
+            # llama.cpp's CPU products quantise the activations to 8 bits against these weights: close, not equal.
+            self.assertLess(d_same, 0.02, report[-1])  # measured 7.7e-3 (q4_0), 7.5e-3 (tq2_0)
+            self.assertLess(d_same, 0.5 * d_f32, report[-1])
+        print("\n".join(report), file=sys.stderr)
 
     def test_without_config_the_graph_gives_the_same_hyperparameters(self):
         for arch in ARCHS:
@@ -331,7 +370,10 @@ class GgufTest(TempDirTest):
             self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.describe())
 
         fails(["export", "--weights", model], "nothing to write")
-        fails(["export", "--weights", model, "--gguf-base", out, "--type", "q4_0"], "--type q4_0")
+        fails(["export", "--weights", model, "--gguf-base", out, "--type", "q4_k"],
+              "--type q4_k: expected f32, f16, q8_0, q4_0 or tq2_0")
+        fails(["export", "--weights", model, "--adapter", os.path.join(HF, PEFT["qwen3"]), "--gguf-adapter", out,
+               "--type", "tq2_0"], "--type tq2_0 is for the base model; a LoRA adapter is written in f32, f16 or q8_0")
         fails(["export", "--weights", model, "--gguf-adapter", out], "--gguf-adapter needs --adapter")
         fails(["export", "--weights", model, "--gguf-base", out, "--tokenizer", self.path("nowhere")], "tokenizer directory not found")
         bad_cfg = self.path("bad-config")

@@ -45,7 +45,6 @@ import json
 import math
 import os
 import shutil
-import struct
 import sys
 
 import numpy as np
@@ -54,7 +53,7 @@ import torch
 from onnx import TensorProto, numpy_helper
 
 import common
-from common import ref, tessera
+from common import losses_of, plan_manifest, ref, tessera
 
 ROOT = common.ROOT
 HF = os.path.join(ROOT, "test", "fixtures", "hf")
@@ -64,19 +63,6 @@ MODES = ["f16", "bf16"]
 STEP_TOL = {"f16": 5e-4, "bf16": 3e-3}
 FWD_TOL = 3e-4
 FWD_RATIO = 0.6
-
-
-def plan_manifest(path):
-    with open(path, "rb") as f:
-        head = f.read(32)
-        assert head[:8] == b"TESSPLAN", path
-        n = struct.unpack("<Q", head[16:24])[0]
-        return json.loads(f.read(n))
-
-
-def losses_of(metrics):
-    with open(metrics) as f:
-        return [json.loads(l)["loss"] for l in f if l.strip()]
 
 
 def batch_losses(path):

@@ -37,6 +37,12 @@ void addModelFlags(CLI::App *cmd, tessera::CompileOptions &o) {
   cmd->add_option("--precision", o.precision,
                   "storage precision of weights and activations: fp32, f16 or bf16 (default: the "
                   "profile's; the built-in profile's is fp32)");
+  cmd->add_option("--base-dtype", o.base_dtype,
+                  "store the frozen linear weights block-quantised as GGUF does: q8_0, q4_0 or tq2_0 (dequantised "
+                  "inside the matmul kernels; lm_head and the embedding stay in --precision; default: --precision)");
+  cmd->add_option("--base-dtype-override", o.base_dtype_overrides,
+                  "per-layer weight types, comma-separated LAYER=TYPE (LAYER: a structural name or its end, e.g. "
+                  "lm_head=q8_0,down_proj=fp32; TYPE: q8_0, q4_0, tq2_0 or the precision)");
   cmd->add_option("--loss-chunk-tokens", o.loss_chunk_tokens,
                   "token rows per cross-entropy chunk (0: as many as fit 64 MiB of logits)")
       ->capture_default_str()->check(tessera::cli::integerIn(0, tessera::kMaxTokensPerStep));
@@ -59,6 +65,9 @@ void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
                   "for tessera-rt tune (docs/autotune.md)");
   cmd->add_option("--profile", o.profile,
                   "device profile: a JSON file or the name of a bundled one (default: built-in; see tessera devices)");
+  cmd->add_option("--weights", o.gguf_weights,
+                  "a llama.cpp GGUF base of this model whose tensors are the frozen weights (each linear layer in "
+                  "the file's type: q8_0, q4_0, tq2_0 stay blocks); train and eval then take --weights BASE.gguf");
   cmd->add_option("--emit-spirv", o.emit_spirv_dir, "also write every kernel as DIR/<kernel>.spv");
   cmd->add_option("--emit-mlir", o.emit_mlir, "also write the training graph (MLIR) to FILE");
   cmd->add_flag("--generate", o.generate,
@@ -165,7 +174,7 @@ void addExportCommand(CLI::App &app, tessera::ExportOptions &o) {
   cmd->add_option("--adapter", o.adapter, "PEFT adapter folder to convert (tessera train --out)");
   cmd->add_option("--gguf-base", o.gguf_base, "write the base model here");
   cmd->add_option("--gguf-adapter", o.gguf_adapter, "write the LoRA adapter here (llama.cpp's format)");
-  cmd->add_option("--type", o.type, "weight type: f32, f16 or q8_0")->capture_default_str();
+  cmd->add_option("--type", o.type, "weight type: f32, f16, q8_0, or for --gguf-base also q4_0 or tq2_0 (rows not of whole blocks: f16)")->capture_default_str();
   cmd->add_option("--config", o.config, "the model's Hugging Face config.json (default: the one beside the model)");
   cmd->add_option("--context-length", o.context_length,
                   "context length to record (default: config.json's max_position_embeddings)");

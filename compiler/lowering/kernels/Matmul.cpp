@@ -27,6 +27,13 @@
 // writes its partial tile to a scratch buffer [S, M, N] and matmul_splitk_sum
 // adds the S partials in order.
 //
+// Block-quantised weights (tessera.quant, compiler/precision/Quantized.h):
+// either operand may be one; its loads dequantise (kernels/Dequant.h) as the
+// tile is staged (tiled) or streamed (direct), so the forward x W^T and the
+// activation gradient dY W read the same quantised buffer. Cooperative-matrix
+// configs do not read quantised operands (the select pass and the tuner
+// never pick one: the problem's operands are the block type).
+//
 // Loop budget: Mesa's llvmpipe (lavapipe) stops every loop of an invocation
 // once their back-edges together reach 65535 (gallivm's loop limiter,
 // against hangs), leaving partial sums, silently. A product with a
@@ -34,6 +41,7 @@
 // for Qwen 3) would pass that in one workgroup, so split-K is raised until
 // each invocation stays under kLoopBudget iterations, on every profile
 // (more splits are also what a GPU with many cores wants for such shapes).
+#include "compiler/lowering/kernels/Dequant.h"
 #include "compiler/lowering/kernels/Kernels.h"
 
 using namespace mlir;
@@ -93,6 +101,12 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
   }
 
   auto config = kernelConfig<MatmulConfigAttr>(op);
+  const std::optional<quant::QuantizedWeight> qa = quant::quantizedWeight(op.getLhs()),
+                                              qb = quant::quantizedWeight(op.getRhs());
+  if (config.isCoopMat() && (qa || qb))
+    return op.emitOpError("a cooperative-matrix config cannot read the block-quantised weight ")
+               << (qa ? quantKey(*qa) : quantKey(*qb)) << " (choose a tiled or direct config)",
+           failure();
   if (config.isCoopMat())
     return lowerMatmulCoopMat(ctx, op, config);
   const bool direct = config.getKind() == MatmulKind::direct;
@@ -139,8 +153,13 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
   std::string key = opKey(op) + " " + kindName + " " + std::to_string(TM) + "x" + std::to_string(TN) + "x" +
                     std::to_string(TK) + " reg " + std::to_string(RM) + "x" + std::to_string(RN) +
                     " split " + std::to_string(S);
+  if (qa)
+    key += " lhs " + quantKey(*qa);
+  if (qb)
+    key += " rhs " + quantKey(*qb);
   MemRefType partialsT = MemRefType::get({S * M * N}, Float32Type::get(op.getContext()));
-  SmallVector<Type> args = {flatMemRefType(lhsT), flatMemRefType(rhsT),
+  SmallVector<Type> args = {qa ? quantMemRefType(op.getContext(), *qa) : flatMemRefType(lhsT),
+                            qb ? quantMemRefType(op.getContext(), *qb) : flatMemRefType(rhsT),
                             S > 1 ? partialsT : flatMemRefType(outT)};
   KernelHandle k = ctx.getOrCreate("matmul", key, args, {NT, 1, 1}, [&](KernelBuilder &kb) {
     Value A = kb.arg(0), B = kb.arg(1), C = kb.arg(2);
@@ -152,12 +171,17 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
     Value zero = kb.f32(0.0);
     Value one = kb.idx(1);
 
+    // One element of A or B as f32 (dequantised from a block-quantised weight).
+    auto loadElement = [&](Value mem, Value at) -> Value {
+      const std::optional<quant::QuantizedWeight> &q = mem == A ? qa : qb;
+      return q ? loadDequantized(kb, mem, *q, at) : kb.load(mem, at);
+    };
     // Loads one element of a tile from global memory, zero outside the matrix.
     auto guardedLoad = [&](Value mem, Value base, Value addr, Value cond) -> Value {
       Value at = kb.add(base, addr);
       if (!cond)
-        return kb.load(mem, at);
-      return kb.ifElse(cond, f32, [&] { return kb.load(mem, at); }, [&] { return zero; });
+        return loadElement(mem, at);
+      return kb.ifElse(cond, f32, [&] { return loadElement(mem, at); }, [&] { return zero; });
     };
     auto both = [&](Value a, Value c) -> Value { return !a ? c : !c ? a : kb.andi(a, c); };
 
@@ -197,11 +221,11 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
                                  [&](Value kk, ValueRange a) -> SmallVector<Value> {
                                    SmallVector<Value> av, bv;
                                    for (Value r : rows)
-                                     av.push_back(kb.load(
+                                     av.push_back(loadElement(
                                          A, kb.add(aBase, tl ? kb.add(kb.muli(kk, M), r)
                                                              : kb.add(kb.muli(r, K), kk))));
                                    for (Value c : cols)
-                                     bv.push_back(kb.load(
+                                     bv.push_back(loadElement(
                                          B, kb.add(bBase, tr ? kb.add(kb.muli(c, K), kk)
                                                              : kb.add(kb.muli(kk, N), c))));
                                    SmallVector<Value> out;

@@ -231,6 +231,23 @@ LogicalResult TesseraDialect::verifyOperationAttribute(Operation *op, NamedAttri
       return op->emitOpError("'") << name << "' is a unit attribute";
     return success();
   }
+  if (name == attrs::quant || name == attrs::quantTransposed) {
+    // A frozen 2-D weight (tessera.param frozen) or its buffer (compiler/precision/Quantized.h).
+    auto p = dyn_cast<ParamOp>(op);
+    bool weight = (p && p.getKind() == ParamKind::frozen && cast<ShapedType>(p.getType()).getRank() == 2) ||
+                  isa<BufferOp>(op);
+    if (!weight)
+      return op->emitOpError("'") << name << "' belongs on a frozen 2-D tessera.param or its tessera.buffer";
+    if (name == attrs::quantTransposed) {
+      if (!isa<UnitAttr>(value) || !op->hasAttr(attrs::quant))
+        return op->emitOpError("'") << name << "' is a unit attribute beside tessera.quant";
+      return success();
+    }
+    auto s = dyn_cast<StringAttr>(value);
+    if (!s || !(s.getValue() == "q8_0" || s.getValue() == "q4_0" || s.getValue() == "tq2_0"))
+      return op->emitOpError("'") << name << "' must be \"q8_0\", \"q4_0\" or \"tq2_0\"";
+    return success();
+  }
   if (name == attrs::gradOf || name == attrs::buffer || name == attrs::bufferKind)
     return op->emitOpError("'") << name << "' belongs on a function's arguments or results";
   if (attr.getName() == getKernelConfigAttrName()) {

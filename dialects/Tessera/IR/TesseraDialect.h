@@ -33,6 +33,8 @@ constexpr ::llvm::StringLiteral bufferKind = TesseraDialect::BufferKindAttrHelpe
 constexpr ::llvm::StringLiteral role = TesseraDialect::RoleAttrHelper::getNameStr();
 constexpr ::llvm::StringLiteral config = TesseraDialect::ConfigAttrHelper::getNameStr();
 constexpr ::llvm::StringLiteral bf16AsF16 = TesseraDialect::Bf16AsF16AttrHelper::getNameStr();
+constexpr ::llvm::StringLiteral quant = TesseraDialect::QuantAttrHelper::getNameStr();
+constexpr ::llvm::StringLiteral quantTransposed = TesseraDialect::QuantTransposedAttrHelper::getNameStr();
 } // namespace mlir::tessera::attrs
 
 namespace mlir::tessera {

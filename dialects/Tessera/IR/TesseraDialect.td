@@ -50,7 +50,12 @@ def Tessera_Dialect : Dialect {
     // gpu.module / spirv.module: how a kernel was generated, informational (lowering; plan)
     "::mlir::StringAttr":$config,
     // gpu.module: the kernel is written with f16 types that hold bf16 bits (lowering; kernels-to-spirv, SpirvBf16.h)
-    "::mlir::UnitAttr":$bf16_as_f16
+    "::mlir::UnitAttr":$bf16_as_f16,
+    // frozen 2-D tessera.param / its tessera.buffer: stored in this GGUF block type, q8_0 | q4_0 | tq2_0
+    // (assign-quant; lowering, plan: compiler/precision/Quantized.h)
+    "::mlir::StringAttr":$quant,
+    // with quant: the blocks run along axis 0 (the buffer holds the transpose)
+    "::mlir::UnitAttr":$quant_transposed
   );
   let extraClassDeclaration = [{
     /// An op's kernel configuration (TesseraKernelConfigs.td).

@@ -270,7 +270,15 @@ LogicalResult mlir::tessera::BufferOp::verify() {
       if (n < 0)
         return emitOpError("shape overflows");
     }
-    if (elementPerValue && n != t.getNumElements())
+    // A block-quantised weight (tessera.quant): the memref holds its blocks
+    // as 32-bit words, the last one zero-padded (docs/quantization.md).
+    if (auto q = (*this)->getAttrOfType<StringAttr>("tessera.quant")) {
+      const int64_t per = q.getValue() == "tq2_0" ? 256 : 32;
+      const int64_t bytes = q.getValue() == "q8_0" ? 34 : q.getValue() == "q4_0" ? 18 : 66;
+      if (!e.isInteger(32) || n % per != 0 || (n / per * bytes + 3) / 4 != std::max<int64_t>(1, t.getNumElements()))
+        return emitOpError("a ") << q.getValue() << " buffer of " << n << " values holds " << (n / per * bytes + 3) / 4
+                                 << " words of its blocks, not " << t.getNumElements() << " x " << e;
+    } else if (elementPerValue && n != t.getNumElements())
       return emitOpError("shape holds ") << n << " elements, the memref " << t.getNumElements();
   }
   if (std::optional<ElementsAttr> init = getInit()) {

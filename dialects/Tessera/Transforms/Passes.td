@@ -92,6 +92,30 @@ def TesseraAssignPrecision : Pass<"tessera-assign-precision", "ModuleOp"> {
   ];
 }
 
+def TesseraAssignQuant : Pass<"tessera-assign-quant", "ModuleOp"> {
+  let summary = "Store the frozen linear weights block-quantised (Q8_0, Q4_0, TQ2_0)";
+  let description = [{
+    Marks each frozen 2-D weight read only by matmuls, one of them a linear
+    layer (tessera.module), with tessera.quant = its GGUF block type and,
+    when the layer's reduction axis is axis 0 (an ONNX MatMul's [in, out]
+    weight), tessera.quant_transposed (compiler/precision/Quantized.h).
+    base-dtype applies to every linear layer but lm_head; `overrides`
+    ("lm_head=q8_0,down_proj=fp32") sets the type of the layers whose
+    structural name ends with or equals the pattern (the last matching entry
+    wins). A layer whose rows are not whole blocks, or whose weight is also
+    read otherwise (a tied embedding), keeps the storage precision, with a
+    remark naming it. Runs after tessera-assign-precision.
+  }];
+  let options = [
+    Option<"baseDtype", "base-dtype", "std::string", /*default=*/"\"\"",
+           "q8_0, q4_0, tq2_0, or empty / the precision: not quantised">,
+    Option<"overrides", "overrides", "std::string", /*default=*/"\"\"",
+           "per-layer types: pattern=type, comma-separated">,
+    Option<"precision", "precision", "std::string", /*default=*/"\"fp32\"",
+           "the plan's storage precision (what 'not quantised' means)">
+  ];
+}
+
 //===----------------------------------------------------------------------===//
 // Lowering (compiler/lowering)
 //===----------------------------------------------------------------------===//

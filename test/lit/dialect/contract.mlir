@@ -209,3 +209,32 @@ tessera.program @p {
   // expected-error @+1 {{'tessera.dispatch' op kernel @k is not defined}}
   tessera.dispatch @k [@v] workgroups [1, 1, 1]
 }
+
+// -----
+
+func.func @quant_unknown_type() -> tensor<4x32xf32> {
+  // expected-error @+1 {{'tessera.quant' must be "q8_0", "q4_0" or "tq2_0"}}
+  %w = tessera.param frozen "w" {tessera.quant = "q4_k"} : tensor<4x32xf32>
+  return %w : tensor<4x32xf32>
+}
+
+// -----
+
+func.func @quant_on_lora() -> tensor<4x32xf32> {
+  // expected-error @+1 {{'tessera.quant' belongs on a frozen 2-D tessera.param or its tessera.buffer}}
+  %w = tessera.param lora_a "w.lora_A" {tessera.quant = "q8_0"} : tensor<4x32xf32>
+  return %w : tensor<4x32xf32>
+}
+
+// -----
+
+func.func @quant_transposed_alone() -> tensor<4x32xf32> {
+  // expected-error @+1 {{'tessera.quant_transposed' is a unit attribute beside tessera.quant}}
+  %w = tessera.param frozen "w" {tessera.quant_transposed} : tensor<4x32xf32>
+  return %w : tensor<4x32xf32>
+}
+
+// -----
+
+// expected-error @+1 {{'tessera.buffer' op a q4_0 buffer of 64 values holds 9 words of its blocks, not 16 x 'i32'}}
+tessera.buffer weight @w : memref<16xi32> {shape = array<i64: 2, 32>, tessera.quant = "q4_0"}

@@ -158,6 +158,56 @@ TEST(Gguf, Q8_0BlockLayoutAndRounding) {
   for (uint8_t c : z) EXPECT_EQ(c, 0);
 }
 
+TEST(Gguf, Q4_0BlockLayoutAndRounding) {
+  // x = -16 .. 15: the first value of largest magnitude is -16, d = -16 / -8 = 2,
+  // q = trunc(x / 2 + 8.5) capped at 15; byte j holds q[j] | q[j + 16] << 4.
+  std::vector<float> x(32);
+  for (int j = 0; j < 32; ++j) x[size_t(j)] = float(j - 16);
+  std::vector<uint8_t> b = encode(TensorType::Q4_0, x.data(), x.size());
+  ASSERT_EQ(b.size(), 18u);
+  uint16_t d;
+  std::memcpy(&d, b.data(), 2);
+  EXPECT_EQ(d, 0x4000); // 2.0
+  EXPECT_EQ(b[2], 0x80);  // q[0] = 0 (-16 / 2 + 8.5 = 0.5), q[16] = 8 (0 + 8.5)
+  EXPECT_EQ(b[3], 0x91);  // q[1] = 1 (-7.5 + 8.5), q[17] = 9
+  EXPECT_EQ(b[4], 0x91);  // q[2] = 1 (-7 + 8.5 = 1.5 truncates), q[18] = 9 (9.5)
+  EXPECT_EQ(b[17], 0xf8); // q[15] = 8 (-0.5 + 8.5), q[31] = 15 (16 capped)
+  std::vector<float> y(32);
+  decode(TensorType::Q4_0, b.data(), 32, y.data());
+  EXPECT_EQ(y[0], -16.0f); // (0 - 8) * 2
+  EXPECT_EQ(y[2], -14.0f);
+  EXPECT_EQ(y[31], 14.0f); // (15 - 8) * 2
+  // The sign of d follows the largest value: +16 first gives d = -2.
+  x[0] = 16.0f;
+  b = encode(TensorType::Q4_0, x.data(), x.size());
+  std::memcpy(&d, b.data(), 2);
+  EXPECT_EQ(d, 0xc000);
+}
+
+TEST(Gguf, Tq2_0BlockLayoutAndRounding) {
+  // Values -0.5, 0, 0.5 repeating: d = 0.5, codes e % 3; byte 32c + m holds
+  // values 128c + m + 32n at bits 2n, the f16 scale follows the 64 code bytes.
+  std::vector<float> x(256);
+  for (int e = 0; e < 256; ++e) x[size_t(e)] = float(e % 3 - 1) * 0.5f;
+  x[7] = 0.26f;  // 0.52 -> 1 (code 2)
+  x[8] = -0.24f; // -0.48 -> 0 (code 1)
+  std::vector<uint8_t> b = encode(TensorType::TQ2_0, x.data(), x.size());
+  ASSERT_EQ(b.size(), 66u);
+  EXPECT_EQ(b[0], 0 | 2 << 2 | 1 << 4 | 0 << 6);  // e = 0, 32, 64, 96
+  EXPECT_EQ(b[1], 1 | 0 << 2 | 2 << 4 | 1 << 6);  // e = 1, 33, 65, 97
+  EXPECT_EQ(b[7] & 3, 2);
+  EXPECT_EQ(b[8] & 3, 1);
+  EXPECT_EQ(b[32], 2 | 1 << 2 | 0 << 4 | 2 << 6); // e = 128, 160, 192, 224
+  EXPECT_EQ(b[64], 0x00);
+  EXPECT_EQ(b[65], 0x38); // 0.5
+  std::vector<float> y(256);
+  decode(TensorType::TQ2_0, b.data(), 256, y.data());
+  for (int e = 0; e < 256; ++e)
+    if (e != 7 && e != 8) EXPECT_EQ(y[size_t(e)], x[size_t(e)]) << e;
+  EXPECT_EQ(y[7], 0.5f);
+  EXPECT_EQ(y[8], 0.0f);
+}
+
 TEST(Gguf, EveryBadFieldIsNamed) {
   TempDir dir;
   std::string good = writeSmall(dir);
@@ -194,7 +244,7 @@ TEST(Gguf, EveryBadFieldIsNamed) {
   size_t tensor = find(g, "t.weight") + 8; // n_dims, ne[0], ne[1], type, offset
   EXPECT_NE(variant([&](auto &b) { put32(b, tensor, 5); }).find("tensor 't.weight': 5 dimensions"), std::string::npos);
   EXPECT_NE(variant([&](auto &b) { put64(b, tensor + 4, 0); }).find("dimension 0 is 0"), std::string::npos);
-  EXPECT_NE(variant([&](auto &b) { put32(b, tensor + 20, 12); }).find("ggml type 12 is not supported"), std::string::npos);
+  EXPECT_NE(variant([&](auto &b) { put32(b, tensor + 20, 12); }).find("tensor 't.weight': ggml type 12 (Q4_K) is not supported"), std::string::npos);
   EXPECT_NE(variant([&](auto &b) { put64(b, tensor + 4, 16); put32(b, tensor + 20, 8); }).find("Q8_0 rows of 16"), std::string::npos);
   EXPECT_NE(variant([&](auto &b) { put64(b, tensor + 24, 4); }).find("not a multiple of the alignment"), std::string::npos);
   EXPECT_NE(variant([&](auto &b) { put64(b, tensor + 24, 64); }).find("runs past the end of the data section"),

@@ -42,7 +42,7 @@ Buffer buf(const std::string &name, BufferKind kind, std::vector<int64_t> shape,
   b.shape = shape;
   uint64_t n = 1;
   for (int64_t d : shape) n *= uint64_t(d);
-  b.bytes = n * bytesPerElement(dtype);
+  b.bytes = bufferBytes(dtype, n);
   return b;
 }
 
@@ -331,9 +331,43 @@ TEST(Plan, HalfPrecisionRoundTrip) {
   EXPECT_EQ(bytesPerElement(DType::I32), 4u);
 }
 
+TEST(Plan, QuantizedWeightsRoundTrip) {
+  Plan a = samplePlan();
+  a.buffers.push_back(buf("w.q8", BufferKind::Weight, {3, 64}, DType::Q8_0));
+  a.buffers.push_back(buf("w.q4", BufferKind::Weight, {32, 5}, DType::Q4_0));
+  a.buffers.back().transposed = true; // blocks along axis 0: rows of 32
+  a.buffers.push_back(buf("w.tq2", BufferKind::Weight, {1, 256}, DType::TQ2_0));
+  Plan b = parse(serialize(a), "mem");
+  const Buffer &q8 = b.buffers[b.buffers.size() - 3], &q4 = b.buffers[b.buffers.size() - 2], &t = b.buffers.back();
+  EXPECT_EQ(q8.dtype, DType::Q8_0);
+  EXPECT_EQ(q8.bytes, 6u * 34u);              // 6 blocks of 34 bytes
+  EXPECT_FALSE(q8.transposed);
+  EXPECT_EQ(q4.dtype, DType::Q4_0);
+  EXPECT_EQ(q4.bytes, (5u * 18u + 3) / 4 * 4); // 90 bytes, padded to a word
+  EXPECT_TRUE(q4.transposed);
+  EXPECT_EQ(t.bytes, 68u);                     // 66, padded
+}
+
+TEST(Plan, RejectsBadQuantizedWeights) {
+  auto withQ8 = [](const std::function<void(Buffer &)> &edit) {
+    Plan p = samplePlan();
+    p.buffers.push_back(buf("w.q8", BufferKind::Weight, {3, 64}, DType::Q8_0));
+    edit(p.buffers.back());
+    return parseError(serialize(p));
+  };
+  EXPECT_EQ(withQ8([](Buffer &b) { b.kind = BufferKind::Activation; }),
+            "plan.tplan: buffers[12]: only a frozen 2-D weight may be q8_0");
+  EXPECT_EQ(withQ8([](Buffer &b) { b.transposed = true; }),
+            "plan.tplan: buffers[12]: rows of 3 values are not whole q8_0 blocks of 32");
+  EXPECT_EQ(withQ8([](Buffer &b) { b.bytes = 3 * 64; }),
+            "plan.tplan: buffers[12].bytes = 192 does not match shape [3,64] of q8_0 (204 bytes)");
+  EXPECT_EQ(editError([](json &m) { m["buffers"][4]["transposed"] = true; }),
+            "plan.tplan: buffers[4].transposed: only block-quantised weights are stored transposed");
+}
+
 TEST(Plan, RejectsBadPrecisionFields) {
   EXPECT_EQ(editError([](json &m) { m["buffers"][4]["dtype"] = "f64"; }),
-            "plan.tplan: buffers[4].dtype = 'f64' is not f32, i32, f16 or bf16");
+            "plan.tplan: buffers[4].dtype = 'f64' is not f32, i32, f16, bf16, q8_0, q4_0 or tq2_0");
   EXPECT_EQ(editError([](json &m) { m["buffers"][4]["dtype"] = "bf16"; }),
             "plan.tplan: buffers[4].bytes = 24 does not match shape [3,2] of bf16 (12 bytes)");
   EXPECT_EQ(editError([](json &m) { m["precision"] = "fp8"; }),

@@ -1,0 +1,94 @@
+#include "compiler/lowering/kernels/Dequant.h"
+
+using namespace mlir;
+
+namespace tessera::lowering {
+
+MemRefType quantMemRefType(MLIRContext *ctx, const quant::QuantizedWeight &q) {
+  uint64_t bytes = plan::bufferBytes(q.dtype, uint64_t(q.rows * q.cols));
+  return MemRefType::get({int64_t(std::max<uint64_t>(bytes / 4, 1))}, IntegerType::get(ctx, 32));
+}
+
+std::string quantKey(const quant::QuantizedWeight &q) {
+  return std::string(plan::dtypeName(q.dtype)) + (q.transposed ? "^T" : "");
+}
+
+namespace {
+
+Value i32Of(KernelBuilder &kb, Value index) {
+  return kb.b.create<arith::IndexCastOp>(kb.b.getI32Type(), index);
+}
+
+// Bits [8 * (off % 4), ...) of the word holding byte `off`.
+Value wordAt(KernelBuilder &kb, Value mem, Value off) {
+  Value w = kb.load(mem, kb.udiv(off, kb.idx(4)));
+  Value shift = i32Of(kb, kb.muli(kb.urem(off, kb.idx(4)), 8));
+  return kb.b.create<arith::ShRUIOp>(w, shift);
+}
+
+// f16 bits (low 16 bits of an i32) -> f32, exactly: normal numbers by moving
+// exponent and mantissa into place, subnormals as mantissa * 2^-24 (no f32
+// subnormal is ever formed, so flush-to-zero devices agree), inf / NaN kept.
+Value halfBitsToF32(KernelBuilder &kb, Value bits) {
+  auto &b = kb.b;
+  Value mag = b.create<arith::AndIOp>(bits, kb.i32(0x7fff));
+  Value exp = b.create<arith::ShRUIOp>(mag, kb.i32(10));
+  Value mant = b.create<arith::AndIOp>(bits, kb.i32(0x3ff));
+  Value rebias = kb.select(b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, exp, kb.i32(31)),
+                           kb.i32(224 << 23), kb.i32(112 << 23));
+  Value normal = b.create<arith::BitcastOp>(
+      b.getF32Type(), b.create<arith::AddIOp>(b.create<arith::ShLIOp>(mag, kb.i32(13)), rebias));
+  Value sub = kb.fmul(b.create<arith::UIToFPOp>(b.getF32Type(), mant), kb.f32(1.0 / 16777216.0));
+  Value value = kb.select(b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, exp, kb.i32(0)), sub, normal);
+  Value neg = b.create<arith::CmpIOp>(arith::CmpIPredicate::ne, b.create<arith::AndIOp>(bits, kb.i32(0x8000)),
+                                      kb.i32(0));
+  return kb.select(neg, b.create<arith::NegFOp>(value), value);
+}
+
+} // namespace
+
+Value loadDequantized(KernelBuilder &kb, Value mem, const quant::QuantizedWeight &q, Value i) {
+  auto &b = kb.b;
+  // Position in the block layout.
+  Value s = i;
+  if (q.transposed) {
+    Value r = kb.udiv(i, kb.idx(q.cols)), c = kb.urem(i, kb.idx(q.cols));
+    s = kb.add(kb.muli(c, q.rows), r);
+  }
+  const int64_t per = int64_t(plan::blockElements(q.dtype)), bytes = int64_t(plan::blockBytes(q.dtype));
+  Value blk = kb.udiv(s, kb.idx(per)), e = kb.urem(s, kb.idx(per));
+  Value base = kb.muli(blk, bytes);
+  Value scaleOff, byteOff, shift; // shift: of the code within its byte (i32)
+  int32_t mask = 0xff, bias = 0;
+  switch (q.dtype) {
+  case plan::DType::Q8_0:
+    scaleOff = base;
+    byteOff = kb.add(base, kb.addi(e, 2));
+    break;
+  case plan::DType::Q4_0: // byte j: values j (low nibble) and j + 16 (high)
+    scaleOff = base;
+    byteOff = kb.add(base, kb.addi(kb.urem(e, kb.idx(16)), 2));
+    shift = i32Of(kb, kb.muli(kb.udiv(e, kb.idx(16)), 4));
+    mask = 0xf, bias = 8;
+    break;
+  case plan::DType::TQ2_0: // byte 32c + m: values 128c + m + 32n at bits 2n
+  default:
+    scaleOff = kb.addi(base, 64);
+    byteOff = kb.add(base, kb.add(kb.muli(kb.udiv(e, kb.idx(128)), 32), kb.urem(e, kb.idx(32))));
+    shift = i32Of(kb, kb.muli(kb.udiv(kb.urem(e, kb.idx(128)), kb.idx(32)), 2));
+    mask = 0x3, bias = 1;
+    break;
+  }
+  Value d = halfBitsToF32(kb, b.create<arith::AndIOp>(wordAt(kb, mem, scaleOff), kb.i32(0xffff)));
+  Value byte = wordAt(kb, mem, byteOff);
+  Value code;
+  if (q.dtype == plan::DType::Q8_0) { // int8: sign-extend the low byte
+    code = b.create<arith::ShRSIOp>(b.create<arith::ShLIOp>(byte, kb.i32(24)), kb.i32(24));
+  } else {
+    code = b.create<arith::AndIOp>(b.create<arith::ShRUIOp>(byte, shift), kb.i32(mask));
+    code = b.create<arith::SubIOp>(code, kb.i32(bias));
+  }
+  return kb.fmul(b.create<arith::SIToFPOp>(b.getF32Type(), code), d);
+}
+
+} // namespace tessera::lowering
