@@ -61,6 +61,6 @@ module {
 // Nothing over the default's 128 threads per workgroup: lavapipe's rule is a
 // seed, nvidia's (256 threads) is not, nor 16x16 tiles of one output per thread.
 // DEFAULT: c0 rule: tiled 64x64x16 t4x8 s1
-// DEFAULT-NEXT: c1 seed lavapipe: direct 32x32x16 t4x4 s1
+// DEFAULT-NEXT: c1 seed {{lavapipe(-tuned)?}}: direct 32x32x16 t4x4 s1
 // DEFAULT-NOT: nvidia
 // DEFAULT-NOT: 16x16x16 t1x1
