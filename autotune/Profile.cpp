@@ -44,36 +44,32 @@ const json *section(const json &root, const char *key, const std::string &origin
   return &*it;
 }
 
-void readInt(const json &obj, const char *key, const std::string &origin, const std::string &where,
-             int64_t &out) {
+// An integer field within [lo, hi]; `note` follows the value in the error.
+void readIntIn(const json &obj, const char *key, const std::string &origin, const std::string &where, int64_t &out,
+               int64_t lo, int64_t hi, const char *note) {
   auto it = obj.find(key);
   if (it == obj.end())
     return;
   std::string field = where.empty() ? key : where + "." + key;
   if (!it->is_number_integer())
     fail(origin, field, std::string("expected an integer, got ") + typeName(*it));
-  // Sizes, counts and tiles: 32-bit, so that products of them cannot overflow.
-  constexpr int64_t kLimit = int64_t(1) << 31;
-  if ((it->is_number_unsigned() && it->get<uint64_t>() >= uint64_t(kLimit)) ||
-      (!it->is_number_unsigned() && (it->get<int64_t>() >= kLimit || it->get<int64_t>() < -kLimit)))
-    fail(origin, field, "out of range (got " + tessera::util::describeJson(*it) + ")");
+  if ((it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(hi)) ||
+      (!it->is_number_unsigned() && (it->get<int64_t>() > hi || it->get<int64_t>() < lo)))
+    fail(origin, field, "out of range (got " + tessera::util::describeJson(*it) + note + ")");
   out = it->get<int64_t>();
+}
+
+// Sizes, counts and tiles: 32-bit, so that products of them cannot overflow.
+void readInt(const json &obj, const char *key, const std::string &origin, const std::string &where,
+             int64_t &out) {
+  constexpr int64_t kLimit = int64_t(1) << 31;
+  readIntIn(obj, key, origin, where, out, -kLimit, kLimit - 1, "");
 }
 
 // Device sizes in bytes (a buffer range of 4 GiB, a heap of 141 GiB): up to 2^50.
 void readBytes(const json &obj, const char *key, const std::string &origin, const std::string &where,
                int64_t &out) {
-  auto it = obj.find(key);
-  if (it == obj.end())
-    return;
-  std::string field = where.empty() ? key : where + "." + key;
-  if (!it->is_number_integer())
-    fail(origin, field, std::string("expected an integer, got ") + typeName(*it));
-  constexpr int64_t kLimit = int64_t(1) << 50;
-  if ((it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(kLimit)) ||
-      (!it->is_number_unsigned() && (it->get<int64_t>() > kLimit || it->get<int64_t>() < 0)))
-    fail(origin, field, "out of range (got " + tessera::util::describeJson(*it) + "; bytes, at most 2^50)");
-  out = it->get<int64_t>();
+  readIntIn(obj, key, origin, where, out, 0, int64_t(1) << 50, "; bytes, at most 2^50");
 }
 
 void readString(const json &obj, const char *key, const std::string &origin,
