@@ -15,7 +15,6 @@ Every kernel of the chunked plan passes spirv-val.
 import json
 import os
 import re
-import struct
 
 import numpy as np
 
@@ -27,12 +26,7 @@ SCALE = ALPHA / RANK
 ACT_RE = re.compile(r"^\s+activations\s+([0-9.]+) MiB", re.M)
 
 
-def manifest(plan_path):
-    with open(plan_path, "rb") as f:
-        head = f.read(32)
-        assert head[:8] == b"TESSPLAN", plan_path
-        (size,) = struct.unpack("<Q", head[16:24])
-        return json.loads(f.read(size))
+manifest = common.plan_manifest
 
 
 def printed_activations(result):

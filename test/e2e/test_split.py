@@ -16,7 +16,6 @@ Ids are drawn over the whole vocabulary, so every tile is read.
 import json
 import os
 import re
-import struct
 
 import numpy as np
 
@@ -27,12 +26,7 @@ RANK, ALPHA = 4, 8.0
 LIMIT = 128 << 20
 
 
-def manifest(plan_path):
-    with open(plan_path, "rb") as f:
-        head = f.read(32)
-        assert head[:8] == b"TESSPLAN", plan_path
-        (size,) = struct.unpack("<Q", head[16:24])
-        return json.loads(f.read(size))
+manifest = common.plan_manifest
 
 
 def write_ids(path, vocab, seq, lines, seed, masked=True):
