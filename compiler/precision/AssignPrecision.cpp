@@ -23,6 +23,8 @@
 //   embedding lookups (gather of a   f32    (the residual stream starts here)
 //   weight)
 //   data movement                    its input's type
+//   an f32 operand of a product      cast to H (not N, nor the f16 backward)
+//   with a frozen weight
 //
 // N, the values that must stay f32: the float operands of reduce, softmax,
 // cross_entropy(_grad) and adamw_update (LoRA gradients), the LoRA gradients
@@ -88,6 +90,7 @@ public:
     Block &body = f.getBody().front();
     for (Operation &op : body)
       assign(&op);
+    narrowWeightProductOperands();
   }
 
 private:
@@ -95,6 +98,45 @@ private:
   FloatType half, f32;
   bool gradsInF32;
   llvm::DenseSet<Value> needsF32, gradient;
+
+  // Whether v is a frozen weight, directly or through reshapes, transposes
+  // and slices (the tiles of a split weight).
+  static bool isFrozenWeight(Value v) {
+    while (Operation *def = v.getDefiningOp()) {
+      if (auto p = dyn_cast<ParamOp>(def))
+        return p.getKind() == ParamKind::frozen;
+      if (!isa<ReshapeOp, TransposeOp, SliceOp>(def))
+        return false;
+      v = def->getOperand(0);
+    }
+    return false;
+  }
+
+  // Matmul operands are H: a product with a frozen weight reads an f32
+  // operand (a value with other f32 uses, e.g. the gradient of the residual
+  // stream in bf16 mode, which feeds the activation-gradient products) through
+  // one cast to H per value, so that the product runs on half-precision
+  // kernels (tensor cores) as PyTorch autocast runs it. Not what must stay
+  // f32, nor, in f16 mode, the backward (f32 there by design).
+  void narrowWeightProductOperands() {
+    llvm::DenseMap<Value, Value> narrowed;
+    f.walk([&](MatmulOp m) {
+      for (unsigned i : {0u, 1u}) {
+        Value v = m->getOperand(i), other = m->getOperand(1 - i);
+        if (!isFloatTensor(v) || !elementOf(v).isF32() || elementOf(other) != half || !isFrozenWeight(other) ||
+            needsF32.contains(v) || (gradsInF32 && gradient.contains(v)))
+          continue;
+        Value &h = narrowed[v];
+        if (!h) {
+          OpBuilder b(m.getContext());
+          b.setInsertionPointAfterValue(v);
+          auto t = cast<RankedTensorType>(v.getType());
+          h = b.create<CastOp>(v.getLoc(), RankedTensorType::get(t.getShape(), half), v);
+        }
+        m->setOperand(i, h);
+      }
+    });
+  }
 
   void collectNeedsF32() {
     SmallVector<Value> work;

@@ -325,7 +325,9 @@ class TinyLlama:
         readers are half ops, not the f32 residual add or an f32 norm."""
         h = self.p.store
         w = self.w[f"model.{module}.weight"] if module != "lm_head" else self.w["lm_head.weight"]
-        y = h(x @ w.T, module, grad_half)
+        # The plan casts an f32 gradient to the half type before the frozen
+        # weight's product (AssignPrecision: matmul operands are half).
+        y = h(self.p.grad(x @ w.T), module, grad_half)
         if lora is not None and module in lora:
             a, b = lora[module]
             xd = x

@@ -9,6 +9,9 @@
 // each in the orientation it has in memory (rows padded by 8 halves against
 // bank conflicts), and every subgroup loads its A and B fragments from there
 // (column-major loads for the transposed operands) and multiplies them.
+// An operand already of the operand type and read 16 bytes at a time (the
+// usual case: bf16 weights and activations) is staged as raw 16-byte words,
+// and its fragments load from those words (Stage::raw).
 // The staging is double-buffered: the global loads of tile k+1 are issued
 // into registers before the fragments of tile k are multiplied, and written
 // to the other buffer after, so one barrier per K tile suffices.
@@ -71,8 +74,16 @@ struct Stage {
   int64_t rows = 0, cols = 0, ld = 0; // ld: global row stride (elements)
   int64_t width = 1;
   int64_t rowsTotal = 0, colsTotal = 0; // the matrix, for bounds
-  int64_t sharedLd = 0, sharedSize = 0;
+  int64_t sharedLd = 0, sharedSize = 0; // in elements
   int64_t vectorsPerThread = 0;
+  // Raw: the operand is stored in the kernel's operand type and read 8 halves
+  // (16 bytes) at a time, so its vectors go to shared memory unconverted, as
+  // 16-byte words, and the fragments load from those words (a stride in
+  // words): one 16-byte shared store per vector instead of 8 scalar ones, and
+  // fragment loads the driver can turn into ldmatrix.
+  bool raw = false;
+  // Scalars of the staged values one thread carries per tile.
+  int64_t valuesPerThread() const { return vectorsPerThread * (raw ? 1 : width); }
 };
 
 } // namespace
@@ -132,6 +143,8 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
     s->sharedSize = s->rows * s->sharedLd;
     int64_t vectors = s->rows * s->cols / s->width;
     s->vectorsPerThread = ceilDiv(vectors, NT);
+    bool sameType = config.getOperands().isBF16() ? st.isInteger(16) : st.isF16();
+    s->raw = sameType && s->width == 8 && s->sharedLd % 8 == 0 && MM % 8 == 0 && MN % 8 == 0 && MK % 8 == 0;
   }
   const bool wholeTiles = M % TM == 0 && N % TN == 0;
   const ShapedType resultT = outT;
@@ -155,8 +168,11 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
     ImplicitLocOpBuilder &bb = kb.b;
     Type f16 = bb.getF16Type(), f32 = bb.getF32Type();
     Value A = kb.arg(0), B = kb.arg(1), C = kb.arg(2);
-    Value As = kb.sharedArray(2 * a.sharedSize, f16);
-    Value Bs = kb.sharedArray(2 * b.sharedSize, f16);
+    Type word4 = VectorType::get({4}, bb.getI32Type()); // 8 halves
+    auto stageArray = [&](const Stage &s) {
+      return s.raw ? kb.sharedArray(2 * s.sharedSize / 8, word4) : kb.sharedArray(2 * s.sharedSize, f16);
+    };
+    Value As = stageArray(a), Bs = stageArray(b);
     Value scratch = wholeTiles && (cHalf || storageC.isF32()) ? Value() : kb.sharedArray(SGM * SGN * MM * MN, f32);
     // One f32 into C at `at`: a bf16 kernel's C holds bf16 bits in f16.
     auto storeC = [&](Value v, Value at) {
@@ -198,6 +214,12 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
       return bb.create<arith::TruncFOp>(f16, v);
     };
     Value zeroShared = bb.create<arith::ConstantOp>(bb.getF16FloatAttr(0.0)); // +0 in f16 and bf16
+    Value zeroWords = bb.create<arith::ConstantOp>(word4, DenseElementsAttr::get(cast<VectorType>(word4), 0));
+    // What one thread carries of a stage's tile between its load and its store.
+    auto stageTypes = [&](const Stage &s) { return SmallVector<Type>(s.valuesPerThread(), s.raw ? word4 : f16); };
+    auto stageZeros = [&](const Stage &s) {
+      return SmallVector<Value>(s.valuesPerThread(), s.raw ? zeroWords : zeroShared);
+    };
 
     // The vectors of one stage a thread loads, as shared elements (zero
     // outside the matrix).
@@ -213,13 +235,15 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
         if (s.rows * s.cols / s.width % NT)
           inside = kb.andi(inside, kb.ulti(v, s.rows * vecCols));
         Value at = kb.add(base, kb.add(kb.muli(grow, s.ld), gcol)); // in elements
-        SmallVector<Type> types(s.width, f16);
+        SmallVector<Type> types(s.raw ? 1 : s.width, s.raw ? word4 : f16);
         auto ifOp = bb.create<scf::IfOp>(types, inside, true, true);
         {
           OpBuilder::InsertionGuard g(bb);
           bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
           SmallVector<Value> lanes;
-          if (s.width == 1) {
+          if (s.raw) {
+            lanes.push_back(bb.create<memref::LoadOp>(mem, ValueRange{kb.udiv(at, kb.idx(8))}));
+          } else if (s.width == 1) {
             lanes.push_back(toShared(bb.create<memref::LoadOp>(mem, ValueRange{at})));
           } else {
             Value vec = bb.create<memref::LoadOp>(mem, ValueRange{kb.udiv(at, kb.idx(s.width))});
@@ -241,7 +265,7 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
           }
           bb.create<scf::YieldOp>(lanes);
           bb.setInsertionPointToStart(&ifOp.getElseRegion().front());
-          bb.create<scf::YieldOp>(SmallVector<Value>(s.width, zeroShared));
+          bb.create<scf::YieldOp>(SmallVector<Value>(types.size(), s.raw ? zeroWords : zeroShared));
         }
         values.append(ifOp.getResults().begin(), ifOp.getResults().end());
       }
@@ -255,6 +279,10 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
         auto body = [&] {
           Value row = kb.udiv(v, kb.idx(vecCols)), vc = kb.urem(v, kb.idx(vecCols));
           Value at = kb.add(base, kb.add(kb.muli(row, s.sharedLd), kb.muli(vc, s.width)));
+          if (s.raw) {
+            bb.create<memref::StoreOp>(values[j], shared, ValueRange{kb.udiv(at, kb.idx(8))});
+            return;
+          }
           for (int64_t e = 0; e < s.width; ++e)
             bb.create<memref::StoreOp>(values[j * s.width + e], shared, ValueRange{kb.addi(at, e)});
         };
@@ -308,7 +336,8 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
                 // Prefetch tile kt + 1 into registers.
                 SmallVector<Value> prefetched;
                 if (tilesK > 1) {
-                  SmallVector<Type> types(a.vectorsPerThread * a.width + b.vectorsPerThread * b.width, f16);
+                  SmallVector<Type> types = stageTypes(a);
+                  types.append(stageTypes(b));
                   auto ifOp = bb.create<scf::IfOp>(types, more, true, true);
                   OpBuilder::InsertionGuard g(bb);
                   bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
@@ -316,7 +345,9 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
                   av.append(bv.begin(), bv.end());
                   bb.create<scf::YieldOp>(av);
                   bb.setInsertionPointToStart(&ifOp.getElseRegion().front());
-                  bb.create<scf::YieldOp>(SmallVector<Value>(types.size(), zeroShared));
+                  SmallVector<Value> zeros = stageZeros(a);
+                  zeros.append(stageZeros(b));
+                  bb.create<scf::YieldOp>(zeros);
                   prefetched.assign(ifOp.getResults().begin(), ifOp.getResults().end());
                 }
                 // Multiply the fragments of tile kt.
@@ -328,18 +359,18 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
                     Value row = kb.muli(kb.addi(kb.muli(sgm, FM), i), MM); // m within the tile
                     Value at = tl ? kb.add(aBuf, kb.add(kb.idx(ks * MK * a.sharedLd), row))
                                   : kb.add(aBuf, kb.addi(kb.muli(row, a.sharedLd), ks * MK));
-                    auto load = bb.create<gpu::SubgroupMmaLoadMatrixOp>(aType, As, ValueRange{at},
-                                                                        bb.getIndexAttr(a.sharedLd),
-                                                                        tl ? bb.getUnitAttr() : UnitAttr());
+                    auto load = bb.create<gpu::SubgroupMmaLoadMatrixOp>(
+                        aType, As, ValueRange{a.raw ? kb.udiv(at, kb.idx(8)) : at},
+                        bb.getIndexAttr(a.raw ? a.sharedLd / 8 : a.sharedLd), tl ? bb.getUnitAttr() : UnitAttr());
                     af.push_back(load);
                   }
                   for (int64_t j = 0; j < FN; ++j) {
                     Value col = kb.muli(kb.addi(kb.muli(sgn, FN), j), MN); // n within the tile
                     Value at = tr ? kb.add(bBuf, kb.addi(kb.muli(col, b.sharedLd), ks * MK))
                                   : kb.add(bBuf, kb.add(kb.idx(ks * MK * b.sharedLd), col));
-                    auto load = bb.create<gpu::SubgroupMmaLoadMatrixOp>(bType, Bs, ValueRange{at},
-                                                                        bb.getIndexAttr(b.sharedLd),
-                                                                        tr ? bb.getUnitAttr() : UnitAttr());
+                    auto load = bb.create<gpu::SubgroupMmaLoadMatrixOp>(
+                        bType, Bs, ValueRange{b.raw ? kb.udiv(at, kb.idx(8)) : at},
+                        bb.getIndexAttr(b.raw ? b.sharedLd / 8 : b.sharedLd), tr ? bb.getUnitAttr() : UnitAttr());
                     bf.push_back(load);
                   }
                   for (int64_t i = 0; i < FM; ++i)
@@ -352,8 +383,8 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
                   kb.ifThen(more, [&] {
                     Value other = kb.urem(kb.sub(next, ktBegin), kb.idx(2));
                     ArrayRef<Value> all(prefetched);
-                    storeStage(a, As, other, all.take_front(a.vectorsPerThread * a.width));
-                    storeStage(b, Bs, other, all.drop_front(a.vectorsPerThread * a.width));
+                    storeStage(a, As, other, all.take_front(a.valuesPerThread()));
+                    storeStage(b, Bs, other, all.drop_front(a.valuesPerThread()));
                   });
                 kb.barrier();
                 return out;

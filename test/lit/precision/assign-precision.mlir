@@ -143,6 +143,33 @@ module {
     return %l : tensor<f32>
   }
 
+// A product with a frozen weight reads an f32 operand (a value with other f32
+// uses: the residual stream, or its gradient in a bf16 backward) through one
+// cast to the half type, shared by the products; a LoRA product does not.
+// (The f16 backward keeps its f32 operands: @train_step's F16 lines.)
+// CHECK-LABEL: func.func @weight_products(
+// CHECK: %[[H:.*]] = tessera.gather {{.*}} -> tensor<1x4x8xf32>
+// BF16-NEXT: %[[C:.*]] = tessera.cast %[[H]] : tensor<1x4x8xf32> -> tensor<1x4x8xbf16>
+// F16-NEXT: %[[C:.*]] = tessera.cast %[[H]] : tensor<1x4x8xf32> -> tensor<1x4x8xf16>
+// BF16-NEXT: tessera.matmul %[[C]], {{.*}} : (tensor<1x4x8xbf16>, tensor<8x8xbf16>)
+// BF16-NEXT: tessera.matmul %[[C]], {{.*}} : (tensor<1x4x8xbf16>, tensor<8x8xbf16>)
+// F16-NEXT: tessera.matmul %[[C]], {{.*}} : (tensor<1x4x8xf16>, tensor<8x8xf16>)
+// F16-NEXT: tessera.matmul %[[C]], {{.*}} : (tensor<1x4x8xf16>, tensor<8x8xf16>)
+// CHECK-NEXT: tessera.matmul %[[H]], {{.*}} : (tensor<1x4x8xf32>, tensor<2x8xf32>)
+// CHECK-NOT: tessera.cast
+  func.func @weight_products(%ids: tensor<1x4xi32>) -> (tensor<1x4x8xf32>, tensor<1x4x2xf32>) {
+    %emb = tessera.param frozen "embed" : tensor<16x8xf32>
+    %w = tessera.param frozen "w" : tensor<8x8xf32>
+    %a = tessera.param lora_a "w.lora_A" : tensor<2x8xf32>
+    %h = tessera.gather %emb[%ids] {axis = 0 : i64} : (tensor<16x8xf32>, tensor<1x4xi32>) -> tensor<1x4x8xf32>
+    %y1 = tessera.matmul %h, %w {transpose_rhs = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32>
+    %y2 = tessera.matmul %h, %w : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32>
+    %xa = tessera.matmul %h, %a {transpose_rhs = true} : (tensor<1x4x8xf32>, tensor<2x8xf32>) -> tensor<1x4x2xf32>
+    %s = tessera.binary add %h, %y1 : (tensor<1x4x8xf32>, tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+    %s2 = tessera.binary add %s, %y2 : (tensor<1x4x8xf32>, tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+    return %s2, %xa : tensor<1x4x8xf32>, tensor<1x4x2xf32>
+  }
+
 // The gradients @loss_grad returns are LoRA gradients too: f32.
 // CHECK-LABEL: func.func @loss_grad(
 // CHECK-SAME: -> (tensor<f32>, tensor<4x8xf32> {tessera.grad_of = "q.lora_B"})
