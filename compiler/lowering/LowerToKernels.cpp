@@ -80,10 +80,12 @@ bool isKernelProducer(Operation *op) {
   return op && !isa<ParamOp, ConstantOp, ReshapeOp>(op);
 }
 
-class Lowerer {
+// Assigns buffers in body order and hands each kernel op to the lowering
+// patterns (KernelLowering), whose results it binds to the op's buffers.
+class Lowerer : DispatchEmitter {
 public:
   Lowerer(ModuleOp module, LoweringContext context)
-      : module(module), ctx(std::move(context)), builder(module.getContext()) {
+      : module(module), ctx(std::move(context)), kernels(ctx), builder(module.getContext()) {
     builder.setInsertionPointToStart(module.getBody());
     // Functions are removed at the end; every other symbol stays.
     for (Operation &op : module.getBody()->getOperations())
@@ -119,6 +121,7 @@ private:
 
   ModuleOp module;
   LoweringContext ctx;
+  KernelLowering kernels;
   OpBuilder builder; // buffers, in creation order at the top of the module
   llvm::StringMap<BufferOp> buffers;        // symbol -> buffer
   std::map<std::string, std::string> keyed; // "weight:<name>" etc. -> symbol
@@ -127,6 +130,8 @@ private:
 
   // Per function.
   DenseMap<Value, std::string> valueBuf;
+  Block *programBody = nullptr;
+  SmallVector<std::string> opSlots; // of the op the patterns are lowering
   unsigned valueCount = 0;
   std::string prefix;
 
@@ -235,7 +240,12 @@ private:
       dispatch(pb, loc, step.kernel, {from, to});
   }
 
-  FailureOr<OpLowering> lowerTensorOp(Operation *op) { return lowerKernelOp(ctx, op); }
+  // The op's dispatches (DispatchEmitter), appended to its program.
+  void emit(PatternRewriter &rewriter, Operation *op, const OpLowering &l) override {
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPointToEnd(programBody);
+    emit(rewriter, op, l, opSlots);
+  }
 };
 
 LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
@@ -340,6 +350,9 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
   Block *pbody = new Block();
   program.getBody().push_back(pbody);
   OpBuilder pb = OpBuilder::atBlockEnd(pbody);
+  PatternRewriter rewriter(mctx());
+  programBody = pbody;
+  ctx.hparams = isTrain ? cast<ShapedType>(f.getArgument(2).getType()) : ShapedType();
 
   llvm::StringSet<> updated; // LoRA params already updated in this program
   for (Operation &opRef : body) {
@@ -444,11 +457,9 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
         updated.insert(param);
         continue;
       }
-      ctx.currentConfig = configOf(u);
-      FailureOr<OpLowering> l = lowerAdamW(ctx, u);
-      if (failed(l))
+      opSlots = {gradSym, valueBuf.lookup(u.getHparams()), *pSym, *mSym, *vSym};
+      if (failed(kernels.lower(op, rewriter, *this)))
         return failure();
-      emit(pb, op, *l, {gradSym, valueBuf.lookup(u.getHparams()), *pSym, *mSym, *vSym});
       updated.insert(param);
       continue;
     }
@@ -479,7 +490,8 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
     }
 
     // A kernel op: results into designated or fresh activation buffers.
-    SmallVector<std::string> slots;
+    SmallVector<std::string> &slots = opSlots;
+    slots.clear();
     for (Value v : op->getOperands()) {
       auto it = valueBuf.find(v);
       if (it == valueBuf.end())
@@ -498,16 +510,10 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
       module->setAttr(attrs::vocab,
                       IntegerAttr::get(IntegerType::get(mctx(), 64),
                                        cast<ShapedType>(ce.getLogits().getType()).getShape().back()));
-    FailureOr<OpLowering> l;
-    if (auto d = dyn_cast<DropoutOp>(op)) {
+    if (isa<DropoutOp>(op))
       slots.push_back(valueBuf.lookup(f.getArgument(2)));
-      l = lowerKernelOp(ctx, d, cast<ShapedType>(f.getArgument(2).getType()));
-    } else {
-      l = lowerTensorOp(op);
-    }
-    if (failed(l))
+    if (failed(kernels.lower(op, rewriter, *this)))
       return failure();
-    emit(pb, op, *l, slots);
   }
   if (!deferred.empty())
     return lowerOptimizerStep(f.getLoc(), deferred);
