@@ -1,16 +1,20 @@
-// LowerToKernels.cpp - tessera-lower-to-kernels: buffers, programs, kernels.
+// LowerToKernels.cpp - tessera-lower-to-kernels: buffers, programs, kernels
+// (what it produces: Passes.td, `tessera-opt --help`).
 //
-// Turns @train_step into `tessera.program @train_step` and @loss into
-// `tessera.program @eval`, with one or more `tessera.dispatch` per tensor op
-// in body order, one `tessera.buffer` per value, and one gpu.module per
-// distinct kernel (generators in kernels/, configured by each op's
-// tessera.kernel_config from tessera-select-kernel-configs). All functions
-// are removed afterwards.
+// Each function is walked once in body order: parameters, constants and
+// reshapes get their buffers here, every other live op its result buffers
+// and then its dispatches from the kernel-lowering patterns
+// (kernels/KernelPatterns.cpp, populateKernelLoweringPatterns), which this
+// file binds to the op's buffers. Buffer assignment stays a walk because it
+// is not per op: buffers are shared between programs, designated (the loss,
+// the gradients) and named in creation order.
 //
-// Buffers (shared between the two programs where they mean the same thing):
+// Buffers (shared between the programs where they mean the same thing):
 //   input      @input_ids, @labels      (args 0 and 1, i32)
 //   hparams    @hparams                  (@train_step arg 2)
-//   weight     one per frozen param name (symbol = sanitised name)
+//   weight     one per frozen param name (symbol = sanitised name); one per
+//              tile of a split weight (row_offset set); a block-quantised
+//              weight's buffer holds its blocks as i32 words
 //   lora       one per LoRA param name
 //   optimizer_state  <param>.exp_avg, <param>.exp_avg_sq
 //   gradient   <param>.grad              (the adamw grad operand is computed
@@ -37,11 +41,13 @@
 // never reused) is shared by every argument and result of that name, so a
 // program's state result is computed straight into its state argument.
 //
-// When @train_step's hparams hold 10 values (max_grad_norm, grad_scale),
-// train_step only accumulates each gradient into <param>.grad_accum, and a
-// third program, optimizer_step, clips by the global norm (output buffer
-// grad_norm = [sum of squares scratch, norm, coefficient]) and runs AdamW
-// from the accumulators (docs/training.md).
+// When @train_step's `tessera.role` is accumulate (tessera-add-optimizer:
+// the hparams carry the grad scale and clip norm), train_step only
+// accumulates each gradient into <param>.grad_accum, and a third program,
+// optimizer_step, clips by the global norm (output buffer grad_norm = [sum
+// of squares scratch, norm, coefficient]) and runs AdamW from the
+// accumulators (docs/training.md); with role train_step (or none) AdamW runs
+// in train_step.
 #include "compiler/lowering/kernels/Dequant.h"
 #include "compiler/lowering/kernels/Kernels.h"
 
@@ -53,7 +59,6 @@
 #include "mlir/Transforms/Passes.h"
 
 #include "llvm/ADT/DenseSet.h"
-#include "llvm/ADT/TypeSwitch.h"
 
 #include <map>
 

@@ -330,7 +330,7 @@ FailureOr<autotune::TuningPlan> buildTuningPlan(ModuleOp module, const autotune:
     bool staged = false;
     if (name == "train_step" && f.getNumArguments() == 3) {
       hparams = cast<ShapedType>(f.getArgument(2).getType());
-      staged = hparams.getNumElements() >= plan::kNumHParams;
+      staged = programRole(f) == ProgramRole::accumulate; // as tessera-lower-to-kernels splits it
     }
     SmallVector<Operation *> ops;
     liveKernelOps(f, ops);
