@@ -1,53 +1,23 @@
-// LowerToKernels.cpp - tessera-lower-to-kernels: buffers, programs, kernels
-// (what it produces: Passes.td, `tessera-opt --help`).
+// LowerToKernels.cpp - tessera-lower-to-kernels: buffers, programs, kernels.
+// What it produces (programs by tessera.role, buffer kinds and names,
+// aliases, designated buffers, errors) is the pass's description in
+// dialects/Tessera/Transforms/Passes.td.
 //
 // Each function is walked once in body order: parameters, constants and
 // reshapes get their buffers here, every other live op its result buffers
 // and then its dispatches from the kernel-lowering patterns
 // (kernels/KernelPatterns.cpp, populateKernelLoweringPatterns), which this
-// file binds to the op's buffers. Buffer assignment stays a walk because it
-// is not per op: buffers are shared between programs, designated (the loss,
-// the gradients) and named in creation order.
+// file binds to the op's buffers (Lowerer::emit). Buffer assignment stays a
+// walk because it is not per op: buffers are shared between programs,
+// designated (the loss, the gradients, generation results) before the ops
+// that compute them, and named in creation order.
 //
-// Buffers (shared between the programs where they mean the same thing):
-//   input      @input_ids, @labels      (args 0 and 1, i32)
-//   hparams    @hparams                  (@train_step arg 2)
-//   weight     one per frozen param name (symbol = sanitised name); one per
-//              tile of a split weight (row_offset set); a block-quantised
-//              weight's buffer holds its blocks as i32 words
-//   lora       one per LoRA param name
-//   optimizer_state  <param>.exp_avg, <param>.exp_avg_sq
-//   gradient   <param>.grad              (the adamw grad operand is computed
-//                                         straight into it)
-//   output     @loss, f32[1]             (the returned value is computed
-//                                         straight into it)
-//   constant   one per distinct tessera.constant value (init = the value)
-//   activation one per other value (<program>.v<n>), plus scratch buffers
-//              some kernels need (<program>.v<n>.<what>)
-// A reshape makes an alias buffer (alias = the storage owner) and no kernel;
-// so does a tessera.dropout in @eval (dropout is training-only), whose
-// result is its input's buffer. In @train_step it binds @hparams (the seed).
-// When a designated value (loss, a gradient) cannot be computed in place
-// (e.g. it is a parameter) a copy kernel moves it there.
-//
-// Every activation buffer is written before it is read within its program;
-// tessera-reuse-buffers (compiler/memory) relies on that to let activations
-// with disjoint lifetimes share storage.
-//
-// Generation (compiler/inference): @prefill and @decode carry
-// `tessera.role` prefill / decode; their arguments and results name their buffers
-// (`tessera.buffer`, `tessera.buffer_kind`: input, output or state). A state
-// buffer (the KV cache; kind optimizer_state: persistent, zero-initialised,
-// never reused) is shared by every argument and result of that name, so a
-// program's state result is computed straight into its state argument.
-//
-// When @train_step's `tessera.role` is accumulate (tessera-add-optimizer:
-// the hparams carry the grad scale and clip norm), train_step only
-// accumulates each gradient into <param>.grad_accum, and a third program,
-// optimizer_step, clips by the global norm (output buffer grad_norm = [sum
-// of squares scratch, norm, coefficient]) and runs AdamW from the
-// accumulators (docs/training.md); with role train_step (or none) AdamW runs
-// in train_step.
+// Generation programs (compiler/inference) name their buffers by their
+// arguments' and results' `tessera.buffer` / `tessera.buffer_kind` (input,
+// output or state); a state buffer (the KV cache; kind optimizer_state:
+// persistent, zero-initialised, never reused) is shared by every argument
+// and result of that name, so a program's state result is computed straight
+// into its state argument.
 #include "compiler/lowering/kernels/Dequant.h"
 #include "compiler/lowering/kernels/Kernels.h"
 
