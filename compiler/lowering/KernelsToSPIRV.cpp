@@ -2,7 +2,7 @@
 // becomes a spirv.module for Vulkan, with the upstream conversions.
 //
 // Per gpu.module @k (target env: its spirv.target_env attribute, set by
-// tessera-lower-to-kernels from the profile, else Vulkan 1.1 defaults):
+// tessera-select-kernel-configs from the profile, else Vulkan 1.1 defaults):
 //  1. memref memory spaces -> storage classes (default space: StorageBuffer,
 //     #gpu.address_space<workgroup>: Workgroup);
 //  2. full dialect conversion with the GPU, SCF, Arith, Math, MemRef and Func

@@ -1,47 +1,23 @@
 // LowerToKernels.cpp - tessera-lower-to-kernels: buffers, programs, kernels.
+// What it produces (programs by tessera.role, buffer kinds and names,
+// aliases, designated buffers, errors) is the pass's description in
+// dialects/Tessera/Transforms/Passes.td.
 //
-// Turns @train_step into `tessera.program @train_step` and @loss into
-// `tessera.program @eval`, with one or more `tessera.dispatch` per tensor op
-// in body order, one `tessera.buffer` per value, and one gpu.module per
-// distinct kernel (generators in kernels/, configured by each op's
-// tessera.kernel_config from tessera-select-kernel-configs). All functions
-// are removed afterwards.
+// Each function is walked once in body order: parameters, constants and
+// reshapes get their buffers here, every other live op its result buffers
+// and then its dispatches from the kernel-lowering patterns
+// (kernels/KernelPatterns.cpp, populateKernelLoweringPatterns), which this
+// file binds to the op's buffers (Lowerer::emit). Buffer assignment stays a
+// walk because it is not per op: buffers are shared between programs,
+// designated (the loss, the gradients, generation results) before the ops
+// that compute them, and named in creation order.
 //
-// Buffers (shared between the two programs where they mean the same thing):
-//   input      @input_ids, @labels      (args 0 and 1, i32)
-//   hparams    @hparams                  (@train_step arg 2)
-//   weight     one per frozen param name (symbol = sanitised name)
-//   lora       one per LoRA param name
-//   optimizer_state  <param>.exp_avg, <param>.exp_avg_sq
-//   gradient   <param>.grad              (the adamw grad operand is computed
-//                                         straight into it)
-//   output     @loss, f32[1]             (the returned value is computed
-//                                         straight into it)
-//   constant   one per distinct tessera.constant value (init = the value)
-//   activation one per other value (<program>.v<n>), plus scratch buffers
-//              some kernels need (<program>.v<n>.<what>)
-// A reshape makes an alias buffer (alias = the storage owner) and no kernel;
-// so does a tessera.dropout in @eval (dropout is training-only), whose
-// result is its input's buffer. In @train_step it binds @hparams (the seed).
-// When a designated value (loss, a gradient) cannot be computed in place
-// (e.g. it is a parameter) a copy kernel moves it there.
-//
-// Every activation buffer is written before it is read within its program;
-// tessera-reuse-buffers (compiler/memory) relies on that to let activations
-// with disjoint lifetimes share storage.
-//
-// Generation (compiler/inference): @prefill and @decode carry
-// `tessera.role` prefill / decode; their arguments and results name their buffers
-// (`tessera.buffer`, `tessera.buffer_kind`: input, output or state). A state
-// buffer (the KV cache; kind optimizer_state: persistent, zero-initialised,
-// never reused) is shared by every argument and result of that name, so a
-// program's state result is computed straight into its state argument.
-//
-// When @train_step's hparams hold 10 values (max_grad_norm, grad_scale),
-// train_step only accumulates each gradient into <param>.grad_accum, and a
-// third program, optimizer_step, clips by the global norm (output buffer
-// grad_norm = [sum of squares scratch, norm, coefficient]) and runs AdamW
-// from the accumulators (docs/training.md).
+// Generation programs (compiler/inference) name their buffers by their
+// arguments' and results' `tessera.buffer` / `tessera.buffer_kind` (input,
+// output or state); a state buffer (the KV cache; kind optimizer_state:
+// persistent, zero-initialised, never reused) is shared by every argument
+// and result of that name, so a program's state result is computed straight
+// into its state argument.
 #include "compiler/lowering/kernels/Dequant.h"
 #include "compiler/lowering/kernels/Kernels.h"
 
@@ -53,7 +29,6 @@
 #include "mlir/Transforms/Passes.h"
 
 #include "llvm/ADT/DenseSet.h"
-#include "llvm/ADT/TypeSwitch.h"
 
 #include <map>
 
@@ -80,10 +55,12 @@ bool isKernelProducer(Operation *op) {
   return op && !isa<ParamOp, ConstantOp, ReshapeOp>(op);
 }
 
-class Lowerer {
+// Assigns buffers in body order and hands each kernel op to the lowering
+// patterns (KernelLowering), whose results it binds to the op's buffers.
+class Lowerer : DispatchEmitter {
 public:
   Lowerer(ModuleOp module, LoweringContext context)
-      : module(module), ctx(std::move(context)), builder(module.getContext()) {
+      : module(module), ctx(std::move(context)), kernels(ctx), builder(module.getContext()) {
     builder.setInsertionPointToStart(module.getBody());
     // Functions are removed at the end; every other symbol stays.
     for (Operation &op : module.getBody()->getOperations())
@@ -119,6 +96,7 @@ private:
 
   ModuleOp module;
   LoweringContext ctx;
+  KernelLowering kernels;
   OpBuilder builder; // buffers, in creation order at the top of the module
   llvm::StringMap<BufferOp> buffers;        // symbol -> buffer
   std::map<std::string, std::string> keyed; // "weight:<name>" etc. -> symbol
@@ -127,6 +105,8 @@ private:
 
   // Per function.
   DenseMap<Value, std::string> valueBuf;
+  Block *programBody = nullptr;
+  SmallVector<std::string> opSlots; // of the op the patterns are lowering
   unsigned valueCount = 0;
   std::string prefix;
 
@@ -235,7 +215,12 @@ private:
       dispatch(pb, loc, step.kernel, {from, to});
   }
 
-  FailureOr<OpLowering> lowerTensorOp(Operation *op) { return lowerKernelOp(ctx, op); }
+  // The op's dispatches (DispatchEmitter), appended to its program.
+  void emit(PatternRewriter &rewriter, Operation *op, const OpLowering &l) override {
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPointToEnd(programBody);
+    emit(rewriter, op, l, opSlots);
+  }
 };
 
 LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
@@ -340,6 +325,9 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
   Block *pbody = new Block();
   program.getBody().push_back(pbody);
   OpBuilder pb = OpBuilder::atBlockEnd(pbody);
+  PatternRewriter rewriter(mctx());
+  programBody = pbody;
+  ctx.hparams = isTrain ? cast<ShapedType>(f.getArgument(2).getType()) : ShapedType();
 
   llvm::StringSet<> updated; // LoRA params already updated in this program
   for (Operation &opRef : body) {
@@ -444,11 +432,9 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
         updated.insert(param);
         continue;
       }
-      ctx.currentConfig = configOf(u);
-      FailureOr<OpLowering> l = lowerAdamW(ctx, u);
-      if (failed(l))
+      opSlots = {gradSym, valueBuf.lookup(u.getHparams()), *pSym, *mSym, *vSym};
+      if (failed(kernels.lower(op, rewriter, *this)))
         return failure();
-      emit(pb, op, *l, {gradSym, valueBuf.lookup(u.getHparams()), *pSym, *mSym, *vSym});
       updated.insert(param);
       continue;
     }
@@ -479,7 +465,8 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
     }
 
     // A kernel op: results into designated or fresh activation buffers.
-    SmallVector<std::string> slots;
+    SmallVector<std::string> &slots = opSlots;
+    slots.clear();
     for (Value v : op->getOperands()) {
       auto it = valueBuf.find(v);
       if (it == valueBuf.end())
@@ -498,16 +485,10 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
       module->setAttr(attrs::vocab,
                       IntegerAttr::get(IntegerType::get(mctx(), 64),
                                        cast<ShapedType>(ce.getLogits().getType()).getShape().back()));
-    FailureOr<OpLowering> l;
-    if (auto d = dyn_cast<DropoutOp>(op)) {
+    if (isa<DropoutOp>(op))
       slots.push_back(valueBuf.lookup(f.getArgument(2)));
-      l = lowerKernelOp(ctx, d, cast<ShapedType>(f.getArgument(2).getType()));
-    } else {
-      l = lowerTensorOp(op);
-    }
-    if (failed(l))
+    if (failed(kernels.lower(op, rewriter, *this)))
       return failure();
-    emit(pb, op, *l, slots);
   }
   if (!deferred.empty())
     return lowerOptimizerStep(f.getLoc(), deferred);

@@ -2,15 +2,15 @@
 //
 // Builds, next to @loss_grad (kept), the step the runtime replays:
 //
-//   func.func @train_step(%input_ids, %labels, %hparams: tensor<8xf32>) -> tensor<f32>
+//   func.func @train_step(%input_ids, %labels, %hparams: tensor<10xf32>) -> tensor<f32>
 //
 // = the body of @loss_grad, then one
 //   tessera.adamw_update "<param>", %grad, %hparams
 // per gradient result (named by its tessera.grad_of attribute), returning the
 // loss. hparams = [lr, beta1, beta2, eps, weight_decay, 1-beta1^t, 1-beta2^t, t,
 // max_grad_norm, grad_scale(, dropout_seed)], written by the runtime every step (the schedule
-// changes lr without a recompile). With 10 hparams the lowering splits the
-// step into `train_step` (forward, backward, gradient accumulation) and
+// changes lr without a recompile). The function's tessera.role is
+// accumulate: the lowering splits the step into `train_step` (forward, backward, gradient accumulation) and
 // `optimizer_step` (global-norm clipping, AdamW), so that one optimizer step
 // can span several micro-batches (docs/training.md).
 //

@@ -1,7 +1,7 @@
 // TuningPlanEmitter.cpp - tessera compile --tuning-plan (TuningPlanEmitter.h).
 //
 // Each problem is lowered once per candidate config through the same
-// generators tessera-lower-to-kernels uses (lowerKernelOp; the op's config
+// patterns tessera-lower-to-kernels uses (KernelLowering; the op's config
 // attribute set to the candidate), into a small module of its own: one
 // tessera.buffer per kernel argument, one tessera.program per candidate,
 // the kernels; tessera-kernels-to-spirv and the plan emitter turn it into
@@ -144,6 +144,13 @@ std::string summaryOf(const autotune::ProblemShape &s) {
   return buf;
 }
 
+// Keeps what the lowering patterns produce for a candidate; its program is
+// built from it afterwards (binding the problem's slots).
+struct KeepLowering : lowering::DispatchEmitter {
+  std::optional<OpLowering> lowering;
+  void emit(PatternRewriter &, Operation *, const OpLowering &l) override { lowering = l; }
+};
+
 // One problem's module: buffers, a program per config, the kernels.
 class ProblemModule {
 public:
@@ -163,6 +170,7 @@ public:
     if (failed(c))
       return failure();
     ctx.emplace(std::move(*c));
+    kernels.emplace(*ctx);
     auto add = [&](ShapedType t, const std::string &role, autotune::BufferFill fill) {
       std::string sym = "s" + std::to_string(slots.size());
       ctx->reserveName(sym);
@@ -218,25 +226,23 @@ public:
     ScopedDiagnosticHandler quiet(mctx, [](Diagnostic &) { return success(); });
     SmallVector<std::pair<OpLowering, SmallVector<unsigned>>> parts;
     bool ok = true;
-    if (auto u = dyn_cast<AdamWUpdateOp>(op)) {
+    if (auto u = dyn_cast<AdamWUpdateOp>(op); u && problem.staged) {
+      // Both halves of a staged update: train_step's accumulation, then
+      // optimizer_step's AdamW from the accumulator.
       ctx->currentConfig = op->getAttr(attrName);
-      if (problem.staged) {
-        parts.push_back({lowering::lowerGradAccumulate(*ctx, u), {0, 1, 5}});
-        FailureOr<OpLowering> l = lowering::lowerAdamWAccumulated(*ctx, u);
-        if ((ok = succeeded(l)))
-          parts.push_back({*l, {5, 1, 2, 3, 4, 6}});
-      } else {
-        FailureOr<OpLowering> l = lowering::lowerAdamW(*ctx, u);
-        if ((ok = succeeded(l)))
-          parts.push_back({*l, {0, 1, 2, 3, 4}});
-      }
+      parts.push_back({lowering::lowerGradAccumulate(*ctx, u), {0, 1, 5}});
+      FailureOr<OpLowering> l = lowering::lowerAdamWAccumulated(*ctx, u);
+      if ((ok = succeeded(l)))
+        parts.push_back({*l, {5, 1, 2, 3, 4, 6}});
     } else {
-      FailureOr<OpLowering> l = lowering::lowerKernelOp(*ctx, op, problem.hparams);
-      if ((ok = succeeded(l))) {
+      ctx->hparams = problem.hparams;
+      KeepLowering keep;
+      PatternRewriter rewriter(mctx);
+      if ((ok = succeeded(kernels->lower(op, rewriter, keep)))) {
         SmallVector<unsigned> identity;
         for (unsigned i = 0; i < slots.size(); ++i)
           identity.push_back(i);
-        parts.push_back({*l, identity});
+        parts.push_back({*keep.lowering, identity});
       }
     }
     op->setAttr(attrName, saved);
@@ -306,6 +312,7 @@ private:
   OwningOpRef<ModuleOp> module;
   OpBuilder builder;
   std::optional<LoweringContext> ctx;
+  std::optional<lowering::KernelLowering> kernels;
   SmallVector<std::string> slots;
 };
 
@@ -323,7 +330,7 @@ FailureOr<autotune::TuningPlan> buildTuningPlan(ModuleOp module, const autotune:
     bool staged = false;
     if (name == "train_step" && f.getNumArguments() == 3) {
       hparams = cast<ShapedType>(f.getArgument(2).getType());
-      staged = hparams.getNumElements() >= plan::kNumHParams;
+      staged = programRole(f) == ProgramRole::accumulate; // as tessera-lower-to-kernels splits it
     }
     SmallVector<Operation *> ops;
     liveKernelOps(f, ops);

@@ -3,8 +3,6 @@
 
 #include "mlir/Dialect/SPIRV/IR/TargetAndABI.h"
 
-#include "llvm/ADT/TypeSwitch.h"
-
 using namespace mlir;
 
 namespace tessera::lowering {
@@ -73,35 +71,6 @@ void groupLoop(KernelBuilder &kb, int64_t n, int64_t groups, Value id, const std
     body(id);
   else
     kb.forLoop(id, kb.idx(n), kb.idx(groups), body);
-}
-
-FailureOr<OpLowering> lowerKernelOp(LoweringContext &ctx, Operation *op, ShapedType hparams) {
-  using namespace mlir::tessera;
-  ctx.currentConfig = op->getAttr(TesseraDialect::getKernelConfigAttrName());
-  return llvm::TypeSwitch<Operation *, FailureOr<OpLowering>>(op)
-      .Case([&](UnaryOp o) { return lowerUnary(ctx, o); })
-      .Case([&](BinaryOp o) { return lowerBinary(ctx, o); })
-      .Case([&](SelectOp o) { return lowerSelect(ctx, o); })
-      .Case([&](CastOp o) { return lowerCast(ctx, o); })
-      .Case([&](TransposeOp o) { return lowerTranspose(ctx, o); })
-      .Case([&](BroadcastOp o) { return lowerBroadcast(ctx, o); })
-      .Case([&](SliceOp o) { return lowerSlice(ctx, o); })
-      .Case([&](PadOp o) { return lowerPad(ctx, o); })
-      .Case([&](ConcatOp o) { return lowerConcat(ctx, o); })
-      .Case([&](GatherOp o) { return lowerGather(ctx, o); })
-      .Case([&](ReduceOp o) { return lowerReduce(ctx, o); })
-      .Case([&](SoftmaxOp o) { return lowerSoftmax(ctx, o); })
-      .Case([&](MatmulOp o) { return lowerMatmul(ctx, o); })
-      .Case([&](CrossEntropyOp o) { return lowerCrossEntropy(ctx, o); })
-      .Case([&](CrossEntropyGradOp o) { return lowerCrossEntropyGrad(ctx, o); })
-      .Case([&](DropoutOp o) -> FailureOr<OpLowering> {
-        if (!hparams)
-          return o.emitOpError("is lowered with the program's hparams"), failure();
-        return lowerDropout(ctx, o, hparams);
-      })
-      .Default([&](Operation *o) -> FailureOr<OpLowering> {
-        return o->emitOpError("cannot be lowered to a kernel"), failure();
-      });
 }
 
 void workgroupLoop(KernelBuilder &kb, int64_t n, int64_t groups,

@@ -103,12 +103,11 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
   auto config = kernelConfig<MatmulConfigAttr>(op);
   const std::optional<quant::QuantizedWeight> qa = quant::quantizedWeight(op.getLhs()),
                                               qb = quant::quantizedWeight(op.getRhs());
-  if (config.isCoopMat() && (qa || qb))
-    return op.emitOpError("a cooperative-matrix config cannot read the block-quantised weight ")
-               << (qa ? quantKey(*qa) : quantKey(*qb)) << " (choose a tiled or direct config)",
+  if (config.isCoopMat()) // the cooperative-matrix pattern took those it can lower
+    return qa || qb ? op.emitOpError("a cooperative-matrix config cannot read the block-quantised weight ")
+                          << (qa ? quantKey(*qa) : quantKey(*qb)) << " (choose a tiled or direct config)"
+                    : op.emitOpError("a cooperative-matrix config reached the tiled generator"),
            failure();
-  if (config.isCoopMat())
-    return lowerMatmulCoopMat(ctx, op, config);
   const bool direct = config.getKind() == MatmulKind::direct;
   const std::string kindName = stringifyMatmulKind(config.getKind()).str();
   const int64_t TM = config.tileM(), TN = config.tileN(), TK = config.tileK();

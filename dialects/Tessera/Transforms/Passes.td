@@ -1,8 +1,10 @@
 //===- Passes.td - Tessera passes, in pipeline order -----*- tablegen -*-===//
 //
-// Declarations only. Each pass is implemented in the compiler/ folder of its
-// stage (compiler/raise, compiler/lora, compiler/training, compiler/autodiff,
-// compiler/lowering); tessera-opt registers them all.
+// Declarations only, and the one description of each pass (`tessera-opt
+// --help` prints the summaries; the folders' READMEs and docs/ point here).
+// Each pass is implemented in the compiler/ folder of its stage (raise, lora,
+// training, autodiff, precision, memory, lowering, tuning); tessera-opt
+// registers them all.
 //
 //===----------------------------------------------------------------------===//
 #ifndef TESSERA_PASSES_TD
@@ -57,6 +59,12 @@ def TesseraInjectLoRA : Pass<"tessera-inject-lora", "ModuleOp"> {
 
 def TesseraAppendLoss : Pass<"tessera-append-loss", "ModuleOp"> {
   let summary = "Build @loss(input_ids, labels) -> mean cross-entropy from @forward";
+  let description = [{
+    @loss (next to @forward, which stays) is a copy of @forward's body
+    followed by tessera.cross_entropy of the logits and the labels with
+    ignore_index = -100 and shift = true: Hugging Face's causal-LM loss
+    (position t predicts labels[t + 1]; the mean is over counted tokens).
+  }];
 }
 
 def TesseraAutodiff : Pass<"tessera-autodiff", "ModuleOp"> {
@@ -70,6 +78,17 @@ def TesseraAutodiff : Pass<"tessera-autodiff", "ModuleOp"> {
 
 def TesseraAddOptimizer : Pass<"tessera-add-optimizer", "ModuleOp"> {
   let summary = "Build @train_step from @loss_grad with one AdamW update per LoRA parameter";
+  let description = [{
+    @train_step(input_ids, labels, hparams) (next to @loss_grad, which stays)
+    is @loss_grad's body, then one tessera.adamw_update per gradient result
+    (named by its tessera.grad_of), returning the loss. hparams are what the
+    runtime writes every step (runtime/plan/Abi.h: lr, betas, eps, weight
+    decay, bias corrections, step, max_grad_norm, grad_scale, and with LoRA
+    dropout the mask seed). Its tessera.role is accumulate: the lowering
+    runs the updates in a separate optimizer_step program, after clipping
+    by the global norm, so one optimizer step can span several micro-batches
+    (docs/training.md).
+  }];
 }
 
 //===----------------------------------------------------------------------===//
@@ -162,12 +181,48 @@ def TesseraWriteTuningPlan : Pass<"tessera-write-tuning-plan", "ModuleOp"> {
 }
 
 def TesseraLowerToKernels : Pass<"tessera-lower-to-kernels", "ModuleOp"> {
-  let summary = "Assign buffers and turn every tensor op of @train_step and @loss into GPU kernel dispatches";
+  let summary = "Assign buffers and turn every tensor op of the programs' functions into GPU kernel dispatches";
   let description = [{
-    Produces tessera.buffer symbols, tessera.program @train_step and @eval
-    (and @optimizer_step with clipping/accumulation), and one gpu.module per
-    distinct kernel, generated from each op's `tessera.kernel_config` and the
-    module's kernel target (run tessera-select-kernel-configs first).
+    Run tessera-select-kernel-configs first: every kernel is generated from
+    its op's `tessera.kernel_config` and the module's kernel target alone.
+
+    Programs, by function and `tessera.role`: @train_step becomes
+    tessera.program @train_step, @loss @eval, @prefill and @decode
+    (generation, docs/generation.md) their own. A train step of role
+    accumulate only accumulates each gradient into <param>.grad_accum; a
+    third program, @optimizer_step, clips by the global norm (output buffer
+    grad_norm = [sum of squares, norm, coefficient]) and runs AdamW from the
+    accumulators. Each live op becomes its dispatches in body order (the
+    kernel-lowering patterns, compiler/lowering/kernels/KernelPatterns.cpp);
+    identical kernels share one gpu.module; dead ops get none. All func.funcs
+    are removed.
+
+    Buffers (one per value, shared between the programs where they mean the
+    same thing; flat memref storage, `shape` the logical shape):
+      input            @input_ids, @labels (i32), generation inputs
+      hparams          @hparams (the train step's third argument)
+      weight           one per frozen param name (the sanitised name); one
+                       per tile of a split weight (row_offset); a
+                       block-quantised weight holds its blocks as i32 words
+      lora             one per LoRA param name
+      optimizer_state  <param>.exp_avg, <param>.exp_avg_sq; generation state
+                       (the KV cache, named by tessera.buffer)
+      gradient         <param>.grad (adamw's grad operand, computed in
+                       place), <param>.grad_accum
+      output           @loss (f32[1], computed in place), @grad_norm,
+                       generation outputs
+      constant         one per distinct tessera.constant value
+      activation       <program>.v<n> for every other value, and scratch
+                       buffers <program>.v<n>.<what> some kernels need
+    A reshape is an alias buffer (alias = the storage owner) and no kernel,
+    as is a tessera.dropout in @eval (dropout is training-only); in
+    @train_step dropout binds @hparams (the seed). When a designated value
+    (the loss, a gradient, a generation result) cannot be computed in place
+    (a parameter, an argument, designated twice) a copy kernel moves it.
+    Every activation is written before it is read within its program
+    (tessera-reuse-buffers relies on it). Errors name the op: an op no
+    pattern lowers, a config its generator refuses, a LoRA parameter used
+    after its update, a buffer used with two types.
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::scf::SCFDialect",
                            "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect",
@@ -177,6 +232,17 @@ def TesseraLowerToKernels : Pass<"tessera-lower-to-kernels", "ModuleOp"> {
 
 def TesseraKernelsToSPIRV : Pass<"tessera-kernels-to-spirv", "ModuleOp"> {
   let summary = "Convert each kernel gpu.module to a spirv.module (Vulkan, storage buffers)";
+  let description = [{
+    Per gpu.module @k, with its spirv.target_env: memref memory spaces
+    become storage classes (StorageBuffer, Workgroup), upstream's GPU, SCF,
+    Arith, Math, MemRef and Func to SPIR-V patterns convert it (kernel
+    argument i at descriptor set 0, binding i), spirv-lower-abi-attrs and
+    spirv-update-vce finish it as spirv.module @k (entry point "k"), bf16
+    kernels written with f16 types are retyped in the binary
+    (compiler/lowering/SpirvBf16.cpp), and every module is serialised as a
+    check. A kernel with 16-bit buffers for a target without 16-bit storage
+    access is refused, naming the kernel.
+  }];
   let dependentDialects = ["::mlir::spirv::SPIRVDialect"];
   let options = [
     Option<"dumpDir", "dump-dir", "std::string", /*default=*/"\"\"",

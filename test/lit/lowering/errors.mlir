@@ -1,4 +1,5 @@
-// Diagnostics of tessera-lower-to-kernels.
+// Diagnostics of tessera-lower-to-kernels (also of its kernel-lowering
+// patterns: an op none of them lowers, a config the chosen one refuses).
 // RUN: tessera-opt %s --split-input-file --verify-diagnostics --tessera-select-kernel-configs --tessera-lower-to-kernels
 
 // expected-error@+1 {{tessera-lower-to-kernels needs @train_step and/or @loss}}
@@ -49,6 +50,33 @@ module {
     %y = tessera.param frozen "w" : tensor<3xf32>
     %s = tessera.reduce sum %x {axes = array<i64: 0>} : tensor<2xf32> -> tensor<f32>
     // expected-error@-2 {{buffer 'w' used with two types}}
+    return %s : tensor<f32>
+  }
+}
+// -----
+
+module {
+  func.func @loss(%ids: tensor<1x2xi32>, %labels: tensor<1x2xi32>) -> tensor<f32> {
+    %x = tessera.param frozen "x" : tensor<2x4xf32>
+    %w = tessera.param frozen "w" : tensor<4xf32>
+    // A raised op that reached the lowering (tessera-decompose-fused expands it).
+    // expected-error@+1 {{'tessera.rms_norm' op cannot be lowered to a kernel}}
+    %n = tessera.rms_norm %x, %w {eps = 1.0e-6 : f64, tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 64>} : (tensor<2x4xf32>, tensor<4xf32>) -> tensor<2x4xf32>
+    %s = tessera.reduce sum %n {axes = array<i64: 0, 1>} : tensor<2x4xf32> -> tensor<f32>
+    return %s : tensor<f32>
+  }
+}
+
+// -----
+
+module {
+  func.func @loss(%ids: tensor<1x2xi32>, %labels: tensor<1x2xi32>) -> tensor<f32> {
+    %x = tessera.param frozen "x" : tensor<64x64xf32>
+    %w = tessera.param frozen "w" {tessera.quant = "q8_0"} : tensor<64x64xf32>
+    // The cooperative-matrix pattern leaves a quantised product to the tiled one, which refuses the config.
+    // expected-error@+1 {{a cooperative-matrix config cannot read the block-quantised weight q8_0}}
+    %y = tessera.matmul %x, %w {transpose_rhs = true, tessera.kernel_config = #tessera.matmul_config<variant = "tc", kind = coopmat, tile = [128, 128, 32], thread = [32, 8], split_k = 1, mma = [16, 16, 16], subgroups = [2, 2], operands = f16>} : (tensor<64x64xf32>, tensor<64x64xf32>) -> tensor<64x64xf32>
+    %s = tessera.reduce sum %y {axes = array<i64: 0, 1>} : tensor<64x64xf32> -> tensor<f32>
     return %s : tensor<f32>
   }
 }

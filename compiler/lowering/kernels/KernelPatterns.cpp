@@ -1,0 +1,92 @@
+// KernelPatterns.cpp - the per-op lowering as rewrite patterns (Kernels.h).
+//
+// One KernelLoweringPattern per op family, each calling its generator; where
+// more than one pattern lowers an op, the benefit orders them: a matmul with
+// a coopmat config goes to the cooperative-matrix generator (benefit 2) unless
+// it reads a block-quantised weight, every other matmul to the tiled/direct
+// one (benefit 1, which also reports a coopmat config it cannot honour).
+//
+// KernelLowering applies them with a PatternApplicator to one op at a time:
+// the lowering assigns buffers in body order as it goes, so the greedy
+// driver's worklist order (and its folding) would not fit.
+#include "compiler/lowering/kernels/Dequant.h"
+#include "compiler/lowering/kernels/Kernels.h"
+
+using namespace mlir;
+using namespace mlir::tessera;
+
+namespace tessera::lowering {
+namespace {
+
+/// A generator of the signature the families share, as a pattern.
+template <typename OpTy, FailureOr<OpLowering> (*Generator)(LoweringContext &, OpTy)>
+struct GeneratorPattern : KernelLoweringPattern<OpTy> {
+  GeneratorPattern(LoweringContext &ctx, PatternBenefit benefit = 1) : KernelLoweringPattern<OpTy>(ctx, benefit) {
+    this->setDebugName(OpTy::getOperationName());
+  }
+  FailureOr<OpLowering> lower(OpTy op) const override { return Generator(this->ctx, op); }
+};
+
+/// kind = coopmat (tensor cores), for operands the fragments can load.
+struct MatmulCoopMatPattern : KernelLoweringPattern<MatmulOp> {
+  MatmulCoopMatPattern(LoweringContext &ctx) : KernelLoweringPattern<MatmulOp>(ctx, /*benefit=*/2) {
+    setDebugName("tessera.matmul.coopmat");
+  }
+  bool applies(MatmulOp op) const override {
+    return kernelConfig<MatmulConfigAttr>(op).isCoopMat() && !::tessera::quant::quantizedWeight(op.getLhs()) &&
+           !::tessera::quant::quantizedWeight(op.getRhs());
+  }
+  FailureOr<OpLowering> lower(MatmulOp op) const override {
+    return lowerMatmulCoopMat(ctx, op, kernelConfig<MatmulConfigAttr>(op));
+  }
+};
+
+/// The mask's seed is in the training program's hparams.
+struct DropoutPattern : KernelLoweringPattern<DropoutOp> {
+  DropoutPattern(LoweringContext &ctx) : KernelLoweringPattern<DropoutOp>(ctx) {
+    setDebugName(DropoutOp::getOperationName());
+  }
+  FailureOr<OpLowering> lower(DropoutOp op) const override {
+    if (!ctx.hparams)
+      return op.emitOpError("is lowered with the program's hparams"), failure();
+    return lowerDropout(ctx, op, ctx.hparams);
+  }
+};
+
+} // namespace
+
+void populateKernelLoweringPatterns(RewritePatternSet &patterns, LoweringContext &ctx) {
+  patterns.add<GeneratorPattern<UnaryOp, lowerUnary>, GeneratorPattern<BinaryOp, lowerBinary>,
+               GeneratorPattern<SelectOp, lowerSelect>, GeneratorPattern<CastOp, lowerCast>,
+               GeneratorPattern<TransposeOp, lowerTranspose>, GeneratorPattern<BroadcastOp, lowerBroadcast>,
+               GeneratorPattern<SliceOp, lowerSlice>, GeneratorPattern<PadOp, lowerPad>,
+               GeneratorPattern<ConcatOp, lowerConcat>, GeneratorPattern<GatherOp, lowerGather>,
+               GeneratorPattern<ReduceOp, lowerReduce>, GeneratorPattern<SoftmaxOp, lowerSoftmax>,
+               GeneratorPattern<CrossEntropyOp, lowerCrossEntropy>,
+               GeneratorPattern<CrossEntropyGradOp, lowerCrossEntropyGrad>,
+               GeneratorPattern<AdamWUpdateOp, lowerAdamW>, DropoutPattern, MatmulCoopMatPattern>(ctx);
+  patterns.add<GeneratorPattern<MatmulOp, lowerMatmul>>(ctx, /*benefit=*/1);
+}
+
+static FrozenRewritePatternSet kernelPatterns(LoweringContext &ctx) {
+  RewritePatternSet patterns(ctx.module.getContext());
+  populateKernelLoweringPatterns(patterns, ctx);
+  return FrozenRewritePatternSet(std::move(patterns));
+}
+
+KernelLowering::KernelLowering(LoweringContext &ctx)
+    : ctx(ctx), patterns(kernelPatterns(ctx)), applicator(patterns) {
+  applicator.applyDefaultCostModel();
+}
+
+LogicalResult KernelLowering::lower(Operation *op, PatternRewriter &rewriter, DispatchEmitter &emitter) {
+  ctx.emitter = &emitter;
+  ctx.opClaimed = false;
+  LogicalResult result = applicator.matchAndRewrite(op, rewriter);
+  ctx.emitter = nullptr;
+  if (failed(result) && !ctx.opClaimed)
+    op->emitOpError("cannot be lowered to a kernel");
+  return result;
+}
+
+} // namespace tessera::lowering
