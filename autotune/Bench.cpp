@@ -232,6 +232,12 @@ struct ProblemBench::Impl {
     for (int r : kRepsChoices)
       if (r > reps && double(r) * warm / 1000.0 <= options.target_ms)
         reps = r;
+    // Keep the device busy for warm_ms before the timed runs: between two
+    // candidates it idles (their outputs are compared on the host), and a GPU
+    // coming back from idle clocks times its first milliseconds slow.
+    double busy = warm * reps / 1000.0;
+    for (int i = 0; i < 32 && busy < options.warm_ms; ++i)
+      busy += run(reps) * reps / 1000.0;
     m.reps = reps;
     for (int i = 0; i < options.repeats; ++i)
       m.samples.push_back(run(reps));

@@ -31,6 +31,7 @@ struct Measurement {
 struct BenchOptions {
   int repeats = 5;           // timed runs per measurement
   double target_ms = 2.0;    // a timed run repeats the dispatches until it lasts about this long
+  double warm_ms = 10.0;     // untimed runs first, until they took this long (the GPU leaves its idle clocks)
   uint64_t seed = 0x7e55e7a; // of the random inputs
 };
 

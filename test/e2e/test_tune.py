@@ -215,6 +215,33 @@ class Tune(TempDirTest):
         self.assertEqual(len(keys), len(set(keys)), "a kept measurement was measured again")
         self.assertTrue(os.path.exists(prof))
 
+    def test_a_winner_needs_a_margin_over_the_rules(self):
+        # The class run's journal, edited: on one problem the rules' config takes 100 us in both rounds, one
+        # other candidate `by` us, every other 200. A resumed run has nothing left to measure there and writes
+        # the profile from the journal: the other config wins only when it is more than 3 % faster.
+        lines = journal(self.profile + ".journal")
+        p = next(i for i in self.matmuls
+                 if any(j["type"] == "result" and j["p"] == i and j["status"] == "ok" and
+                        j["c"] != self.manifest["problems"][i]["rule"] for j in lines))
+        prob = self.manifest["problems"][p]
+        rule = prob["rule"]
+        other = next(c for c in range(len(prob["candidates"])) if c != rule)
+        for by, winner in [(98.5, rule), (90.0, other)]:
+            out = self.path(f"margin-{by}.json")
+            kept = [j for j in lines if not (j.get("p") == p and j["type"] in ("result", "start"))]
+            for c in range(len(prob["candidates"])):
+                us = 100.0 if c == rule else by if c == other else 200.0
+                for rnd in (0, 1):
+                    kept.append({"type": "result", "p": p, "c": c, "round": rnd, "status": "ok", "us": us,
+                                 "samples": [us] * 5})
+            with open(out + ".journal", "w") as f:
+                f.write("".join(json.dumps(j) + "\n" for j in kept))
+            tessera_rt("tune", self.ttune, "--out", out, "--budget", "1s")
+            with open(out) as f:
+                entry = next(e for e in json.load(f)["exact"] if e["key"] == prob["key"])
+            self.assertEqual(entry["config"], prob["candidates"][winner]["config"], (by, entry))
+            self.assertEqual(entry["us"], 100.0 if winner == rule else by)
+
     def test_bad_inputs(self):
         magic, version, m, blobs = ttune.read(self.ttune)
         other = dict(m, compiler_version="v0.0-other")
