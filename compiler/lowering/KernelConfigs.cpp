@@ -83,11 +83,8 @@ autotune::ProblemShape problemShape(Operation *op) {
         s.m = p.m, s.n = p.n, s.k = p.k, s.batch = p.batch;
         Type l = getElementTypeOrSelf(o.getLhs().getType()), r = getElementTypeOrSelf(o.getRhs().getType());
         s.operands = l != r ? "" : l.isF16() ? "f16" : l.isBF16() ? "bf16" : l.isF32() ? "f32" : "";
-        // A block-quantised operand: only SIMT configs read it (no coopmat
-        // variant or candidate admits these operands).
-        for (Value v : {o.getLhs(), o.getRhs()})
-          if (auto q = quant::quantizedWeight(v))
-            s.operands = plan::dtypeName(q->dtype);
+        // A block-quantised weight keeps its logical float type: the
+        // cooperative-matrix kernels dequantise it to that type while staging.
       })
       .Case([&](ReduceOp o) {
         ReduceProblem r = reduceProblem(o);

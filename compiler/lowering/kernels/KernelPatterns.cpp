@@ -2,14 +2,13 @@
 //
 // One KernelLoweringPattern per op family, each calling its generator; where
 // more than one pattern lowers an op, the benefit orders them: a matmul with
-// a coopmat config goes to the cooperative-matrix generator (benefit 2) unless
-// it reads a block-quantised weight, every other matmul to the tiled/direct
-// one (benefit 1, which also reports a coopmat config it cannot honour).
+// a coopmat config goes to the cooperative-matrix generator (benefit 2; it
+// also reads block-quantised weights), every other matmul to the tiled/direct
+// one (benefit 1).
 //
 // KernelLowering applies them with a PatternApplicator to one op at a time:
 // the lowering assigns buffers in body order as it goes, so the greedy
 // driver's worklist order (and its folding) would not fit.
-#include "compiler/lowering/kernels/Dequant.h"
 #include "compiler/lowering/kernels/Kernels.h"
 
 using namespace mlir;
@@ -32,10 +31,7 @@ struct MatmulCoopMatPattern : KernelLoweringPattern<MatmulOp> {
   MatmulCoopMatPattern(LoweringContext &ctx) : KernelLoweringPattern<MatmulOp>(ctx, /*benefit=*/2) {
     setDebugName("tessera.matmul.coopmat");
   }
-  bool applies(MatmulOp op) const override {
-    return kernelConfig<MatmulConfigAttr>(op).isCoopMat() && !::tessera::quant::quantizedWeight(op.getLhs()) &&
-           !::tessera::quant::quantizedWeight(op.getRhs());
-  }
+  bool applies(MatmulOp op) const override { return kernelConfig<MatmulConfigAttr>(op).isCoopMat(); }
   FailureOr<OpLowering> lower(MatmulOp op) const override {
     return lowerMatmulCoopMat(ctx, op, kernelConfig<MatmulConfigAttr>(op));
   }

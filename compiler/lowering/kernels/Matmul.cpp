@@ -30,9 +30,8 @@
 // Block-quantised weights (tessera.quant, compiler/precision/Quantized.h):
 // either operand may be one; its loads dequantise (kernels/Dequant.h) as the
 // tile is staged (tiled) or streamed (direct), so the forward x W^T and the
-// activation gradient dY W read the same quantised buffer. Cooperative-matrix
-// configs do not read quantised operands (the select pass and the tuner
-// never pick one: the problem's operands are the block type).
+// activation gradient dY W read the same quantised buffer. The
+// cooperative-matrix kernels read them too (MatmulCoopMat.cpp).
 //
 // Loop budget: Mesa's llvmpipe (lavapipe) stops every loop of an invocation
 // once their back-edges together reach 65535 (gallivm's loop limiter,
@@ -103,11 +102,8 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
   auto config = kernelConfig<MatmulConfigAttr>(op);
   const std::optional<quant::QuantizedWeight> qa = quant::quantizedWeight(op.getLhs()),
                                               qb = quant::quantizedWeight(op.getRhs());
-  if (config.isCoopMat()) // the cooperative-matrix pattern took those it can lower
-    return qa || qb ? op.emitOpError("a cooperative-matrix config cannot read the block-quantised weight ")
-                          << (qa ? quantKey(*qa) : quantKey(*qb)) << " (choose a tiled or direct config)"
-                    : op.emitOpError("a cooperative-matrix config reached the tiled generator"),
-           failure();
+  if (config.isCoopMat()) // the cooperative-matrix pattern lowers every one
+    return op.emitOpError("a cooperative-matrix config reached the tiled generator"), failure();
   const bool direct = config.getKind() == MatmulKind::direct;
   const std::string kindName = stringifyMatmulKind(config.getKind()).str();
   const int64_t TM = config.tileM(), TN = config.tileN(), TK = config.tileK();

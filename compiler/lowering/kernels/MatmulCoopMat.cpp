@@ -33,6 +33,7 @@
 // goes through a scratch fragment in shared memory from which the subgroup's
 // lanes write the elements inside the matrix.
 #include "compiler/lowering/SpirvBf16.h"
+#include "compiler/lowering/kernels/Dequant.h"
 #include "compiler/lowering/kernels/Kernels.h"
 
 #include "mlir/Dialect/SPIRV/IR/SPIRVOps.h"
@@ -82,6 +83,10 @@ struct Stage {
   // words): one 16-byte shared store per vector instead of 8 scalar ones, and
   // fragment loads the driver can turn into ldmatrix.
   bool raw = false;
+  // A block-quantised weight (compiler/precision/Quantized.h): read one
+  // element at a time, dequantised to f32 (kernels/Dequant.h) and rounded to
+  // the operand type on the way into shared memory.
+  std::optional<::tessera::quant::QuantizedWeight> quant;
   // Scalars of the staged values one thread carries per tile.
   int64_t valuesPerThread() const { return vectorsPerThread * (raw ? 1 : width); }
 };
@@ -136,14 +141,16 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
   a.rowsTotal = tl ? K : M, a.colsTotal = tl ? M : K;
   b.rows = tr ? TN : TK, b.cols = tr ? TK : TN, b.ld = tr ? K : N;
   b.rowsTotal = tr ? N : K, b.colsTotal = tr ? K : N;
+  a.quant = ::tessera::quant::quantizedWeight(op.getLhs());
+  b.quant = ::tessera::quant::quantizedWeight(op.getRhs());
   for (Stage *s : {&a, &b}) {
     Type st = s == &a ? storageA : storageB;
-    s->width = vectorWidthFor(config.vectorWidth(), s->ld, s->cols, st);
+    s->width = s->quant ? 1 : vectorWidthFor(config.vectorWidth(), s->ld, s->cols, st);
     s->sharedLd = s->cols + kPad;
     s->sharedSize = s->rows * s->sharedLd;
     int64_t vectors = s->rows * s->cols / s->width;
     s->vectorsPerThread = ceilDiv(vectors, NT);
-    bool sameType = config.getOperands().isBF16() ? st.isInteger(16) : st.isF16();
+    bool sameType = !s->quant && (config.getOperands().isBF16() ? st.isInteger(16) : st.isF16());
     s->raw = sameType && s->width == 8 && s->sharedLd % 8 == 0 && MM % 8 == 0 && MN % 8 == 0 && MK % 8 == 0;
   }
   const bool wholeTiles = M % TM == 0 && N % TN == 0;
@@ -157,10 +164,16 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
   const bool cHalf = config.getOperands().isBF16() ? outT.getElementType().isBF16() : outT.getElementType().isF16();
 
   std::string key = opKey(op) + " coopmat";
+  for (const Stage *s : {&a, &b})
+    if (s->quant)
+      key += (s == &a ? " lhs " : " rhs ") + quantKey(*s->quant);
   MemRefType cMem = flatMemRefType(outT);
   if (cHalf)
     cMem = MemRefType::get(cMem.getShape(), Float16Type::get(op.getContext()));
-  SmallVector<Type> args = {vectorMemRef(lhsT, a.width), vectorMemRef(rhsT, b.width), cMem};
+  auto operandMemRef = [&](const Stage &s, ShapedType t) {
+    return s.quant ? quantMemRefType(op.getContext(), *s.quant) : vectorMemRef(t, s.width);
+  };
+  SmallVector<Type> args = {operandMemRef(a, lhsT), operandMemRef(b, rhsT), cMem};
   const int64_t gx = std::min(tilesN, maxG), gy = std::min(tilesM, maxG),
                 gz = S > 1 ? S : std::max<int64_t>(1, std::min(batch, maxG));
 
@@ -241,7 +254,10 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
           OpBuilder::InsertionGuard g(bb);
           bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
           SmallVector<Value> lanes;
-          if (s.raw) {
+          if (s.quant) {
+            // The weight is 2-D (batch 1 or broadcast): `at` is its logical flat index.
+            lanes.push_back(toShared(loadDequantized(kb, mem, *s.quant, at)));
+          } else if (s.raw) {
             lanes.push_back(bb.create<memref::LoadOp>(mem, ValueRange{kb.udiv(at, kb.idx(8))}));
           } else if (s.width == 1) {
             lanes.push_back(toShared(bb.create<memref::LoadOp>(mem, ValueRange{at})));

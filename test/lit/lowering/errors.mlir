@@ -67,16 +67,3 @@ module {
   }
 }
 
-// -----
-
-module {
-  func.func @loss(%ids: tensor<1x2xi32>, %labels: tensor<1x2xi32>) -> tensor<f32> {
-    %x = tessera.param frozen "x" : tensor<64x64xf32>
-    %w = tessera.param frozen "w" {tessera.quant = "q8_0"} : tensor<64x64xf32>
-    // The cooperative-matrix pattern leaves a quantised product to the tiled one, which refuses the config.
-    // expected-error@+1 {{a cooperative-matrix config cannot read the block-quantised weight q8_0}}
-    %y = tessera.matmul %x, %w {transpose_rhs = true, tessera.kernel_config = #tessera.matmul_config<variant = "tc", kind = coopmat, tile = [128, 128, 32], thread = [32, 8], split_k = 1, mma = [16, 16, 16], subgroups = [2, 2], operands = f16>} : (tensor<64x64xf32>, tensor<64x64xf32>) -> tensor<64x64xf32>
-    %s = tessera.reduce sum %y {axes = array<i64: 0, 1>} : tensor<64x64xf32> -> tensor<f32>
-    return %s : tensor<f32>
-  }
-}

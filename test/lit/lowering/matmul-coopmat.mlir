@@ -14,6 +14,10 @@
 // CONFIG-SAME: (tensor<512x512xf32>, tensor<512x512xf32>)
 // CONFIG: tessera.matmul %{{.*}}, %{{.*}} {tessera.kernel_config = #tessera.matmul_config<variant = "general", kind = tiled
 // CONFIG-SAME: (tensor<512x512xbf16>, tensor<512x512xf32>)
+// A block-quantised weight of the logical type bf16: the bf16 tensor-core
+// kernel, which dequantises it while staging.
+// CONFIG: tessera.matmul %{{.*}}, %{{.*}} {tessera.kernel_config = #tessera.matmul_config<variant = "tc_bf16", kind = coopmat
+// CONFIG-SAME: (tensor<512x512xbf16>, tensor<512x512xbf16>)
 
 // SPIRV-DAG: spirv.module @matmul_coopmat_0 Logical GLSL450 requires #spirv.vce<v1.6, [{{[^]]*}}CooperativeMatrixKHR{{[^]]*}}]
 // SPIRV-DAG: spirv.KHR.CooperativeMatrixMulAdd {{.*}} : !spirv.coopmatrix<16x16xf16, Subgroup, MatrixA>, !spirv.coopmatrix<16x16xf16, Subgroup, MatrixB> -> !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>
@@ -21,6 +25,7 @@
 
 // BINARY: matmul_coopmat_0.spv: bf16 types 1, f16 types 0, capabilities BFloat16CooperativeMatrixKHR BFloat16TypeKHR CooperativeMatrixKHR, extension SPV_KHR_bfloat16
 // BINARY: matmul_coopmat_1.spv: bf16 types 0, f16 types 1, capabilities CooperativeMatrixKHR
+// BINARY: matmul_coopmat_2.spv: bf16 types 1, f16 types 0, capabilities BFloat16CooperativeMatrixKHR BFloat16TypeKHR CooperativeMatrixKHR, extension SPV_KHR_bfloat16
 
 module {
   func.func @loss(%ids: tensor<1x2xi32>, %labels: tensor<1x2xi32>) -> tensor<f32> {
@@ -41,6 +46,10 @@ module {
     %t0 = tessera.binary add %r0, %r1 : (tensor<f32>, tensor<f32>) -> tensor<f32>
     %t1 = tessera.binary add %t0, %r2 : (tensor<f32>, tensor<f32>) -> tensor<f32>
     %t2 = tessera.binary add %t1, %r3 : (tensor<f32>, tensor<f32>) -> tensor<f32>
-    return %t2 : tensor<f32>
+    %wq = tessera.param frozen "wq" {tessera.quant = "q8_0"} : tensor<512x512xbf16>
+    %cq = tessera.matmul %a, %wq {transpose_rhs = true} : (tensor<512x512xbf16>, tensor<512x512xbf16>) -> tensor<512x512xbf16>
+    %r4 = tessera.reduce sum %cq {axes = array<i64: 0, 1>} : tensor<512x512xbf16> -> tensor<f32>
+    %t3 = tessera.binary add %t2, %r4 : (tensor<f32>, tensor<f32>) -> tensor<f32>
+    return %t3 : tensor<f32>
   }
 }

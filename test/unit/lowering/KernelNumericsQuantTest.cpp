@@ -11,6 +11,10 @@
 // blocks), a batched activation folded into M, the weight as the lhs; M and N
 // off the tiles (edges), under the tiled, direct and split-K kernels.
 // Tolerance as KernelNumerics: 1e-5 (|ref| + sum |ab|).
+// The cooperative-matrix kernels (KernelNumerics.CoopMatQuant*, f16
+// activations, the lavapipe-coopmat profile: exported here, run on Debian 13's
+// lavapipe by ctest kcheck_coopmat_trixie) round each dequantised value to the
+// operand type while staging: the reference multiplies those rounded values.
 #include "KernelTestSupport.h"
 
 #include "runtime/gguf/Quant.h"
@@ -31,7 +35,7 @@ struct QuantCase {
   bool transposedStorage = false; // blocks along axis 0 of w
 };
 
-std::string quantModule(const std::vector<QuantCase> &cases, const std::string &kind) {
+std::string quantModule(const std::vector<QuantCase> &cases, const std::string &kind, const std::string &act) {
   std::string body;
   std::vector<std::tuple<std::string, std::vector<int64_t>, std::string>> keep;
   for (size_t k = 0; k < cases.size(); ++k) {
@@ -45,11 +49,11 @@ std::string quantModule(const std::vector<QuantCase> &cases, const std::string &
       attrs = std::string(" {") + (m.tl ? "transpose_lhs = true" : "") + (m.tl && m.tr ? ", " : "") +
               (m.tr ? "transpose_rhs = true" : "") + "}";
     std::string q = " {tessera.quant = \"" + kind + "\"" + (c.transposedStorage ? ", tessera.quant_transposed" : "") + "}";
-    body += "    %x" + n + " = tessera.param frozen \"x" + n + "\" : " + tensorType(c.x) + "\n" +
-            "    %w" + n + " = tessera.param frozen \"w" + n + "\"" + q + " : " + tensorType(c.w) + "\n";
+    body += "    %x" + n + " = tessera.param frozen \"x" + n + "\" : " + tensorType(c.x, act) + "\n" +
+            "    %w" + n + " = tessera.param frozen \"w" + n + "\"" + q + " : " + tensorType(c.w, act) + "\n";
     std::string lhs = c.weightIsLhs ? "%w" + n : "%x" + n, rhs = c.weightIsLhs ? "%x" + n : "%w" + n;
-    body += "    %r" + n + " = tessera.matmul " + lhs + ", " + rhs + attrs + " : (" + tensorType(m.lhs) + ", " +
-            tensorType(m.rhs) + ") -> " + tensorType(os) + " loc(\"r" + n + "\")\n";
+    body += "    %r" + n + " = tessera.matmul " + lhs + ", " + rhs + attrs + " : (" + tensorType(m.lhs, act) + ", " +
+            tensorType(m.rhs, act) + ") -> " + tensorType(os) + " loc(\"r" + n + "\")\n";
     keep.push_back({"%r" + n, os, "f32"});
   }
   return lossModule(body, keep);
@@ -78,7 +82,13 @@ void reference(const MatmulCase &c, const std::vector<float> &a, const std::vect
       }
 }
 
-void runQuantMatmuls(const std::string &kind, const std::string &profile, int64_t block) {
+// A value as the operand type `act` holds it (round to nearest even).
+float roundedTo(const std::string &act, float x) {
+  return act == "f16" ? util::halfToFloat(util::floatToHalf(x)) : act == "bf16" ? util::bf16ToFloat(util::floatToBf16(x)) : x;
+}
+
+void runQuantMatmuls(const std::string &kind, const std::string &profile, int64_t block, const std::string &act = "f32",
+                     bool coopmat = false) {
   const int64_t K = 2 * block, F = block; // reduction lengths of whole blocks
   std::vector<QuantCase> cases = {
       {{2, 37, K}, {23, K}, false, true},                  // forward x W^T, [out, in], batch folded, ragged
@@ -88,15 +98,24 @@ void runQuantMatmuls(const std::string &kind, const std::string &profile, int64_
       {{K, 21}, {29, K}, false, false, true},              // the weight as lhs
       {{70, K}, {66, K}, false, true},                     // several tiles in M and N
   };
-  GpuRun r(quantModule(cases, kind), profile);
-  // No cooperative-matrix kernel reads a quantised weight.
-  for (const plan::Kernel &k : r.plan.kernels)
-    EXPECT_EQ(k.config.find("kind = coopmat"), std::string::npos) << k.config;
+  GpuRun r(quantModule(cases, kind, act), profile, /*deferrable=*/coopmat);
+  // Cooperative-matrix kernels read the weights exactly when the test says so.
+  int coop = 0, matmuls = 0;
+  for (const plan::Dispatch &d : r.plan.program("eval")->dispatches) {
+    const std::string &config = r.plan.kernels[d.kernel].config;
+    if (config.rfind("matmul", 0) == 0 && config.rfind("matmul_splitk_sum", 0) != 0)
+      ++matmuls, coop += config.find("kind = coopmat") != std::string::npos;
+  }
+  EXPECT_EQ(coop, coopmat ? matmuls : 0) << "matmul dispatches of kind coopmat under " << profile;
+  if (!r.skipReason().empty())
+    GTEST_SKIP() << r.skipReason();
   std::vector<std::vector<float>> xs, ws;
   for (size_t k = 0; k < cases.size(); ++k) {
     const QuantCase &c = cases[k];
     std::string n = std::to_string(k);
     xs.push_back(uniform(numel(c.x), -1, 1));
+    for (float &v : xs.back())
+      v = roundedTo(act, v);
     r.set("x" + n, xs.back());
     std::vector<float> w = uniform(numel(c.w), -1, 1);
     size_t i = r.buffer("w" + n);
@@ -113,6 +132,11 @@ void runQuantMatmuls(const std::string &kind, const std::string &profile, int64_
     for (int64_t rr = 0; rr < R; ++rr)
       for (int64_t cc = 0; cc < C; ++cc)
         values[size_t(rr * C + cc)] = c.transposedStorage ? stored[size_t(cc * R + rr)] : stored[size_t(rr * C + cc)];
+    // SIMT kernels multiply the dequantised values in f32; cooperative
+    // matrices take them in the operand type.
+    if (coopmat)
+      for (float &v : values)
+        v = roundedTo(act, v);
     double moved = 0;
     for (size_t e = 0; e < w.size(); ++e)
       moved = std::max(moved, double(std::fabs(values[e] - w[e])));
@@ -141,6 +165,12 @@ const std::string kSplit = R"({"name": "splitq", "matmul": {"variants": [
     {"name": "general", "tile_m": 16, "tile_n": 16, "tile_k": 8, "thread_m": 2, "thread_n": 2}]}})";
 const std::string kDirect = R"({"name": "directq", "matmul": {"variants": [
     {"name": "general", "kind": "direct", "tile_m": 16, "tile_n": 32, "tile_k": 8, "thread_m": 2, "thread_n": 4}]}})";
+
+// Cooperative matrices (lavapipe's 8x8x8 f16 shapes) reading the quantised weights.
+const std::string kCoopMatLavapipeProfile = std::string(TESSERA_TEST_PROFILE_DIR) + "/lavapipe-coopmat.json";
+TEST(KernelNumerics, CoopMatQuantQ8_0) { runQuantMatmuls("q8_0", kCoopMatLavapipeProfile, 32, "f16", true); }
+TEST(KernelNumerics, CoopMatQuantQ4_0) { runQuantMatmuls("q4_0", kCoopMatLavapipeProfile, 32, "f16", true); }
+TEST(KernelNumerics, CoopMatQuantTq2_0) { runQuantMatmuls("tq2_0", kCoopMatLavapipeProfile, 256, "f16", true); }
 
 TEST(KernelNumericsQuant, Q8_0Lavapipe) { runQuantMatmuls("q8_0", kProfileDir + "/lavapipe.json", 32); }
 TEST(KernelNumericsQuant, Q4_0Lavapipe) { runQuantMatmuls("q4_0", kProfileDir + "/lavapipe.json", 32); }
