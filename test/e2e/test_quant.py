@@ -285,8 +285,9 @@ class Quantized(common.TempDirTest):
         self.assertNotEqual(r.rc, 0)
         self.assertIn(f"{q8}: tensor 'blk.0.attn_q.weight' is Q8_0, the plan stores it as q4_0", r.stderr)
 
-    def test_tuning_plan_never_offers_coopmat_for_quantised_weights(self):
-        # The tensor-core profile in f16: the quantised products' candidates are SIMT only, lm_head's (f16) are not.
+    def test_tuning_plan_offers_coopmat_for_quantised_weights(self):
+        # The tensor-core profile in f16: the quantised products (forward, f16 activations) get tensor-core
+        # candidates, which dequantise while staging, besides SIMT ones; their reference kernel stays SIMT.
         out = self.path("wide-q4.ttune")
         tessera("compile", self.wide, "--tuning-plan", out, "--batch", BATCH, "--seq", SEQ, "--base-dtype", "q4_0",
                 "--precision", "f16", "--profile", os.path.join(common.ROOT, "autotune", "profiles", "nvidia.json"),
@@ -294,11 +295,11 @@ class Quantized(common.TempDirTest):
         import ttune
         _, _, m, _ = ttune.read(out)
         quant = [p for p in m["problems"] if " as q4_0" in p["key"]]
-        plain = [p for p in m["problems"] if p["key"].startswith("matmul") and " as " not in p["key"]]
         self.assertGreaterEqual(len(quant), 4)
-        kinds = lambda ps: {c["config"]["matmul"]["kind"] for p in ps for c in p["candidates"] + [p["reference"]]}
-        self.assertNotIn("coopmat", kinds(quant))
-        self.assertIn("coopmat", kinds(plain))
+        kinds = lambda cs: {c["config"]["matmul"]["kind"] for c in cs}
+        self.assertIn("coopmat", kinds(c for p in quant for c in p["candidates"]))
+        self.assertIn("tiled", kinds(c for p in quant for c in p["candidates"]))
+        self.assertNotIn("coopmat", kinds(p["reference"] for p in quant))
 
     def test_bad_input(self):
         cases = [
