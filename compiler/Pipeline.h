@@ -42,6 +42,7 @@ struct CompileOptions {
   // Memory (docs/memory.md).
   int64_t loss_chunk_tokens = 0; // token rows per loss chunk; 0: fit a 64 MiB logits budget
   bool recompute = false;        // recompute each decoder layer's forward in the backward
+  bool recompute_elementwise = true; // recompute cheap forward values in the backward (tessera-recompute-elementwise)
   bool reuse_buffers = true;     // share storage between dead activations
   // Device memory the plan may take ("512MiB", "1.5GiB", "1GB", bytes); empty:
   // the profile's device-local heap less 10%, or no limit when it is unknown.

@@ -46,6 +46,9 @@ void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOption
   quant.overrides = o.baseDtypeOverrides;
   quant.precision = o.precision;
   pm.addPass(t::createTesseraAssignQuant(quant));
+  // Last: its clones keep their originals' types (docs/memory.md).
+  if (o.recomputeElementwise)
+    pm.addPass(t::createTesseraRecomputeElementwise());
 }
 
 void registerTrainingPipeline() {

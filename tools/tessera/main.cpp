@@ -48,6 +48,9 @@ void addModelFlags(CLI::App *cmd, tessera::CompileOptions &o) {
       ->capture_default_str()->check(tessera::cli::integerIn(0, tessera::kMaxTokensPerStep));
   cmd->add_flag("--recompute", o.recompute,
                 "recompute each decoder layer's forward during the backward (less memory, more time)");
+  cmd->add_flag("!--keep-elementwise", o.recompute_elementwise,
+                "keep every forward value the backward reads (by default cheap elementwise ones are recomputed in "
+                "the backward instead: less memory, same values)");
   cmd->add_option("--memory-budget", o.memory_budget,
                   "device memory the plan may take, e.g. 512MiB, 1.5GiB, 1GB or bytes: the compiler picks loss "
                   "chunks, --recompute and micro-batches with gradient accumulation to fit (default: the "

@@ -314,6 +314,21 @@ def TesseraRecompute : Pass<"tessera-recompute", "ModuleOp"> {
   }];
 }
 
+def TesseraRecomputeElementwise : Pass<"tessera-recompute-elementwise", "ModuleOp"> {
+  let summary = "Recompute cheap forward values in the backward instead of keeping them";
+  let description = [{
+    In each training function (tessera.role loss_grad, train_step or
+    accumulate; the backward starts at the first cross_entropy_grad), a
+    forward unary, binary, select or float cast whose value the backward
+    reads is cloned right before its first backward use, and the backward
+    reads the clone, when each of its operands is a parameter, a constant,
+    another such value, or alive there anyway (read later by the backward):
+    the forward's copy then dies in the forward. Runs last in the training
+    pipeline, so clones keep their original's types and values bit for bit.
+  }];
+  let dependentDialects = ["::mlir::func::FuncDialect"];
+}
+
 def TesseraReuseBuffers : Pass<"tessera-reuse-buffers", "ModuleOp"> {
   let summary = "Share storage between activation buffers whose lifetimes do not overlap";
   let description = [{
