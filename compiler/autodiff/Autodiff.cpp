@@ -33,11 +33,6 @@ namespace mlir::tessera {
 
 namespace {
 
-bool isFloatTensor(Value v) {
-  auto t = dyn_cast<RankedTensorType>(v.getType());
-  return t && isa<FloatType>(t.getElementType());
-}
-
 struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
   using TesseraAutodiffBase::TesseraAutodiffBase;
 

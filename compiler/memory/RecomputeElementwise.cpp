@@ -38,11 +38,6 @@ namespace mlir::tessera {
 
 namespace {
 
-bool isFloatTensor(Value v) {
-  auto t = dyn_cast<RankedTensorType>(v.getType());
-  return t && isa<FloatType>(t.getElementType());
-}
-
 // Ops worth recomputing: one memory-bound kernel each, deterministic.
 bool isCheapElementwise(Operation *op) {
   if (auto c = dyn_cast<CastOp>(op))

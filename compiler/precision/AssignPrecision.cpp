@@ -50,11 +50,6 @@ namespace mlir::tessera {
 
 namespace {
 
-bool isFloatTensor(Value v) {
-  auto t = dyn_cast<RankedTensorType>(v.getType());
-  return t && isa<FloatType>(t.getElementType());
-}
-
 bool isElementwise(Operation *op) {
   if (auto c = dyn_cast<CastOp>(op))
     return isFloatTensor(c.getInput()) && isFloatTensor(c.getResult());

@@ -44,6 +44,12 @@ FailureOr<RankedTensorType> inferPadType(Value input, ArrayRef<int64_t> low,
 FailureOr<RankedTensorType> inferConcatType(ValueRange inputs, int64_t axis, EmitFn emit);
 FailureOr<RankedTensorType> inferGatherType(Value input, Value indices, int64_t axis, EmitFn emit);
 FailureOr<RankedTensorType> inferEmbeddingType(Value table, Value ids, EmitFn emit);
+
+/// Whether v is a ranked tensor of a float element type (f32, f16, bf16).
+inline bool isFloatTensor(Value v) {
+  auto t = dyn_cast<RankedTensorType>(v.getType());
+  return t && isa<FloatType>(t.getElementType());
+}
 } // namespace mlir::tessera
 
 namespace mlir::tessera {
