@@ -71,15 +71,46 @@ const Clock::time_point gProcessStart = Clock::now();
 
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Two kernels share a pipeline when these match: the SPIR-V bytes, the entry
-// point and the layout (bindings, push constants). The plan format has no
-// specialisation constants: a kernel's configuration is in its SPIR-V.
-bool samePipeline(const plan::Plan &p, const plan::Kernel &a, const plan::Kernel &b) {
-  return a.name == b.name && a.num_bindings == b.num_bindings && a.push_constant_bytes == b.push_constant_bytes &&
-         (a.spirv_blob == b.spirv_blob || p.blobs[a.spirv_blob] == p.blobs[b.spirv_blob]);
+// A kernel's SPIR-V as far as the pipeline is concerned: its entry point's
+// name blanked and the debug names (OpName, OpMemberName) dropped, so that
+// kernels the compiler emitted twice under two names (a plan's kernel names
+// are unique) compare equal. The plan format has no specialisation
+// constants: a kernel's configuration is in its SPIR-V.
+std::vector<uint32_t> pipelineWords(const std::vector<uint8_t> &spv, const std::string &entry) {
+  std::vector<uint32_t> in(spv.size() / 4), out;
+  std::memcpy(in.data(), spv.data(), in.size() * 4);
+  out.reserve(in.size());
+  size_t i = std::min<size_t>(5, in.size());
+  out.assign(in.begin(), in.begin() + i);
+  while (i < in.size()) {
+    uint32_t count = in[i] >> 16, opcode = in[i] & 0xffff;
+    if (count == 0 || i + count > in.size()) { // malformed: compared as it is (createPipeline reports it)
+      out.insert(out.end(), in.begin() + i, in.end());
+      break;
+    }
+    if (opcode == 5 || opcode == 6) { // OpName, OpMemberName
+      i += count;
+      continue;
+    }
+    if (opcode == 15 && count >= 4) { // OpEntryPoint model id "name" interface...
+      size_t words = entry.size() / 4 + 1;
+      if (3 + words <= count && std::memcmp(&in[i + 3], entry.c_str(), entry.size() + 1) == 0) {
+        out.push_back(((count - uint32_t(words) + 1) << 16) | 15);
+        out.insert(out.end(), in.begin() + i + 1, in.begin() + i + 3);
+        out.push_back(0); // ""
+        out.insert(out.end(), in.begin() + i + 3 + words, in.begin() + i + count);
+        i += count;
+        continue;
+      }
+    }
+    out.insert(out.end(), in.begin() + i, in.begin() + i + count);
+    i += count;
+  }
+  return out;
 }
 
-// The pipeline's key in the cache file: FNV-1a 64 of what samePipeline compares.
+// The pipeline's key in the cache file: FNV-1a 64 of what the driver is given
+// (the SPIR-V, the entry point, the layout).
 uint64_t pipelineKey(const plan::Plan &p, const plan::Kernel &k) {
   util::Fnv1a64 f;
   const std::vector<uint8_t> &spv = p.blobs[k.spirv_blob];
@@ -349,7 +380,8 @@ void Executor::createPipelines(const ExecutorOptions &options) {
   const VkPhysicalDeviceLimits &lim = ctx_.properties().limits;
   const size_t n = plan_.kernels.size();
   // The device's limits, kernel by kernel; then the distinct kernels.
-  std::unordered_map<uint64_t, std::vector<size_t>> byKey; // key -> pipelines
+  std::unordered_map<uint64_t, std::vector<size_t>> byKey; // hash of pipelineWords -> pipelines
+  std::vector<std::vector<uint32_t>> distinct;               // per pipeline: its pipelineWords
   pipelineOf_.assign(n, 0);
   for (size_t k = 0; k < n; ++k) {
     const plan::Kernel &kernel = plan_.kernels[k];
@@ -365,10 +397,14 @@ void Executor::createPipelines(const ExecutorOptions &options) {
     if (kernel.push_constant_bytes > lim.maxPushConstantsSize)
       throw VulkanError(name + ": " + std::to_string(kernel.push_constant_bytes) + " bytes of push constants, the device allows " +
                         std::to_string(lim.maxPushConstantsSize));
-    uint64_t key = pipelineKey(plan_, kernel);
-    std::vector<size_t> &same = byKey[key];
-    auto it = std::find_if(same.begin(), same.end(),
-                           [&](size_t u) { return samePipeline(plan_, plan_.kernels[firstKernel_[u]], kernel); });
+    // Distinct pipelines: by layout and SPIR-V (pipelineWords).
+    std::vector<uint32_t> words = pipelineWords(plan_.blobs[kernel.spirv_blob], kernel.name);
+    words.push_back(kernel.num_bindings);
+    words.push_back(kernel.push_constant_bytes);
+    util::Fnv1a64 f;
+    f.update(words.data(), words.size() * 4);
+    std::vector<size_t> &same = byKey[f.h];
+    auto it = std::find_if(same.begin(), same.end(), [&](size_t u) { return distinct[u] == words; });
     if (it != same.end()) {
       pipelineOf_[k] = *it;
       continue;
@@ -376,7 +412,8 @@ void Executor::createPipelines(const ExecutorOptions &options) {
     pipelineOf_[k] = firstKernel_.size();
     same.push_back(firstKernel_.size());
     firstKernel_.push_back(k);
-    pipelineKey_.push_back(key);
+    pipelineKey_.push_back(pipelineKey(plan_, kernel));
+    distinct.push_back(std::move(words));
   }
   const size_t unique = firstKernel_.size();
   pipelines_.resize(unique);

@@ -1,7 +1,8 @@
 // Executor.h - a plan on a Vulkan device: one VkBuffer per plan buffer
 // (aliases share their target's VkBuffer), one compute pipeline per distinct
-// kernel (kernels with byte-identical SPIR-V, entry point and layout share
-// one), one descriptor set per dispatch, and one command buffer per program,
+// kernel (kernels whose SPIR-V differs only in the entry point's name and
+// debug names, with the same layout, share one), one descriptor set per
+// dispatch, and one command buffer per program,
 // recorded once and replayed by run().
 //
 // Startup: pipelines are created on worker threads, through the persistent
