@@ -3,6 +3,7 @@
 #include "autotune/Profile.h"
 #include "runtime/cli/GenerateCommand.h"
 #include "runtime/cli/Numbers.h"
+#include "runtime/cli/PipelineCacheFlags.h"
 #include "runtime/cli/TextCommands.h"
 #include "runtime/train/Trainer.h"
 #include "runtime/vulkan/Context.h"
@@ -95,6 +96,8 @@ void addRuntimeCommands(CLI::App &app) {
       ->capture_default_str()->check(cli::integerIn(0, kMaxSteps));
   trainCmd->add_flag("--robust-access", t->robust_access,
                      "bounds-check every buffer access on the device (robustBufferAccess2 where present; slower)");
+  auto trainCache = std::make_shared<cli::PipelineCacheFlags>();
+  cli::addPipelineCacheFlags(*trainCmd, *trainCache);
   trainCmd->add_flag("--resume", t->resume,
                      "continue from OUT/checkpoint when there is one (same plan, data and flags), else start");
   trainCmd->add_option("--grad-accum", t->grad_accum,
@@ -129,10 +132,12 @@ void addRuntimeCommands(CLI::App &app) {
   CLI::Option *epochsOpt =
       trainCmd->add_option("--epochs", t->epochs, "passes over the training data instead of --steps (may be fractional)")
           ->check(cli::finiteNumber());
-  trainCmd->callback([t, lr, seed, lrOpt, seedOpt, adamw, wdOpt, b1Opt, b2Opt, epsOpt, trainText, stepsOpt, epochsOpt] {
+  trainCmd->callback([t, lr, seed, lrOpt, seedOpt, adamw, wdOpt, b1Opt, b2Opt, epsOpt, trainText, stepsOpt, epochsOpt,
+                      trainCache] {
     if (!stepsOpt->count() && !epochsOpt->count()) throw std::runtime_error("--steps N or --epochs E is required");
     checkTextDataFlags(*trainText);
     train::TrainOptions o = *t;
+    o.pipeline_cache = trainCache->resolve();
     o.text.tokenizer = trainText->tokenizer;
     o.text.prepare = trainText->prepare;
     o.text.prepare.addEos = !trainText->noEos;
@@ -157,12 +162,15 @@ void addRuntimeCommands(CLI::App &app) {
                       "evaluate with this adapter: a PEFT directory or a llama.cpp LoRA .gguf");
   evalCmd->add_option("--losses", e->losses,
                       "also write each batch's mean loss and token count to FILE.jsonl (with --batch 1 plans: per line)");
+  auto evalCache = std::make_shared<cli::PipelineCacheFlags>();
+  cli::addPipelineCacheFlags(*evalCmd, *evalCache);
   auto evalText = std::make_shared<TextDataFlags>();
   evalCmd->add_option("--tokenizer", evalText->tokenizer, "tokenize --data with this tokenizer folder (as train --tokenizer)");
   addTextDataFlags(*evalCmd, *evalText);
-  evalCmd->callback([e, evalText] {
+  evalCmd->callback([e, evalText, evalCache] {
     checkTextDataFlags(*evalText);
     train::EvalOptions o = *e;
+    o.pipeline_cache = evalCache->resolve();
     o.text.tokenizer = evalText->tokenizer;
     o.text.prepare = evalText->prepare;
     o.text.prepare.addEos = !evalText->noEos;

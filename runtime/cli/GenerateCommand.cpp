@@ -1,5 +1,6 @@
 #include "runtime/cli/GenerateCommand.h"
 #include "runtime/cli/Numbers.h"
+#include "runtime/cli/PipelineCacheFlags.h"
 
 #include "runtime/generate/ChatSession.h"
 #include "runtime/generate/Generator.h"
@@ -109,8 +110,11 @@ void addGenerateCommand(CLI::App &app) {
                 "do not stop at the tokenizer's eos / the template's end-of-turn token (only at --stop-ids)");
   cmd->add_flag("--verbose-prompt", g->verbosePrompt, "print the prompt (the rendered chat) and its token count on stderr");
   cmd->add_option("--device", g->o.device, "Vulkan device index (see `devices`)")->capture_default_str()->check(cli::integerIn(0, 4095));
-  cmd->callback([g, promptOpt, idsOpt, systemOpt] {
+  auto cache = std::make_shared<cli::PipelineCacheFlags>();
+  cli::addPipelineCacheFlags(*cmd, *cache);
+  cmd->callback([g, promptOpt, idsOpt, systemOpt, cache] {
     generate::GenerateOptions o = g->o;
+    o.pipeline_cache = cache->resolve();
     int sources = int(promptOpt->count() > 0) + int(g->chat) + int(idsOpt->count() > 0);
     if (sources != 1) throw std::runtime_error("give the prompt as one of --prompt TEXT, --chat or --prompt-ids 1,2,3");
     if (systemOpt->count() && !g->chat) throw std::runtime_error("--system is a chat's system message: use it with --chat");

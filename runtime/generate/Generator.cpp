@@ -113,24 +113,37 @@ Generator::Generator(const GenerateOptions &o) : s_(std::make_unique<State>()) {
   if (!o.adapter.empty()) train::readAdapter(o.adapter, p, a, bf);
 
   s.ctx = std::make_unique<vk::Context>(o.device);
-  s.exec = std::make_unique<vk::Executor>(*s.ctx, p);
-  vk::Executor &exec = *s.exec;
-  std::fprintf(stderr, "device %d: %s (%s), %.1f MiB of buffers\n", o.device, s.ctx->info().name.c_str(),
-               s.ctx->info().type.c_str(), double(exec.allocatedBytes()) / 1048576.0);
-  // Zero everything (the KV cache, LoRA B without an adapter), then weights,
-  // constants and the adapter.
-  for (size_t i = 0; i < p.buffers.size(); ++i)
-    if (p.buffers[i].alias_of < 0) std::memset(exec.data(i), 0, p.buffers[i].bytes);
-  for (size_t i = 0; i < p.buffers.size(); ++i) {
-    const plan::Buffer &b = p.buffers[i];
-    if (b.alias_of >= 0) continue;
-    if (b.kind == BufferKind::Weight) w.loadInto(b.name, b.shape, weights::OnnxWeights::Storage::F32, exec.f32(i), b.row_offset);
-    else if (b.kind == BufferKind::Constant) std::memcpy(exec.data(i), p.blobs[size_t(b.init_blob)].data(), b.bytes);
-  }
-  for (size_t i = 0; i < a.size(); ++i) {
-    std::memcpy(exec.f32(size_t(p.adapters[i].a)), a[i].data(), a[i].size() * 4);
-    std::memcpy(exec.f32(size_t(p.adapters[i].b)), bf[i].data(), bf[i].size() * 4);
-  }
+  // The weights stream in while worker threads create the pipelines.
+  uint64_t weightBytes = 0;
+  vk::ExecutorOptions eo;
+  eo.pipeline_cache_dir = o.pipeline_cache;
+  eo.fill = [&](vk::Executor &exec) {
+    std::fprintf(stderr, "device %d: %s (%s), %.1f MiB of buffers\n", o.device, s.ctx->info().name.c_str(),
+                 s.ctx->info().type.c_str(), double(exec.allocatedBytes()) / 1048576.0);
+    // Zero everything (the KV cache, LoRA B without an adapter), then weights,
+    // constants and the adapter.
+    for (size_t i = 0; i < p.buffers.size(); ++i)
+      if (p.buffers[i].alias_of < 0) std::memset(exec.data(i), 0, p.buffers[i].bytes);
+    for (size_t i = 0; i < p.buffers.size(); ++i) {
+      const plan::Buffer &b = p.buffers[i];
+      if (b.alias_of >= 0) continue;
+      if (b.kind == BufferKind::Weight) {
+        w.loadInto(b.name, b.shape, weights::OnnxWeights::Storage::F32, exec.f32(i), b.row_offset);
+        weightBytes += b.bytes;
+      } else if (b.kind == BufferKind::Constant) {
+        std::memcpy(exec.data(i), p.blobs[size_t(b.init_blob)].data(), b.bytes);
+      }
+    }
+    for (size_t i = 0; i < a.size(); ++i) {
+      std::memcpy(exec.f32(size_t(p.adapters[i].a)), a[i].data(), a[i].size() * 4);
+      std::memcpy(exec.f32(size_t(p.adapters[i].b)), bf[i].data(), bf[i].size() * 4);
+    }
+  };
+  s.exec = std::make_unique<vk::Executor>(*s.ctx, p, eo);
+  const vk::StartupStats &st = s.exec->startup();
+  std::fprintf(stderr, "startup: %s, weights %s in %.1f s; ready %.1f s after launch\n", vk::describePipelines(st).c_str(),
+               vk::describeBytes(weightBytes).c_str(), st.fill_s,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - vk::processStart()).count());
   s.sampler = std::make_unique<Sampler>(o.sampling);
 }
 

@@ -33,6 +33,7 @@ struct GenerateOptions {
   // the plan's vocabulary before anything is loaded.
   std::string tokenizer;
   int64_t tokenizer_vocab = 0;
+  std::string pipeline_cache; // pipeline cache folder ("" : none; the CLI resolves the default)
 };
 
 struct GenerateResult {

@@ -88,7 +88,7 @@ class Session {
 public:
   Session(const std::string &planPath, const std::string &weightsPath, const std::string &dataPath, int device,
           const std::string &initAdapter, std::optional<uint64_t> seed, const char *program,
-          const TextData &text = TextData(), bool robustAccess = false)
+          const TextData &text = TextData(), bool robustAccess = false, const std::string &pipelineCache = "")
       : plan_(readPlan(planPath, planHash_)), planPath_(planPath), text_(text) {
     // Check the plan has what this command needs before touching the GPU.
     if (!plan_.program(program))
@@ -175,11 +175,20 @@ public:
     seed_ = seed ? *seed : plan_.seed;
 
     ctx_ = std::make_unique<vk::Context>(device, vk::ContextOptions{robustAccess});
-    exec_ = std::make_unique<vk::Executor>(*ctx_, plan_);
-    std::fprintf(stderr, "device %d: %s (%s), %.1f MiB of buffers%s%s\n", device, ctx_->info().name.c_str(),
-                 ctx_->info().type.c_str(), double(exec_->allocatedBytes()) / (1024.0 * 1024.0),
-                 ctx_->robustAccess().empty() ? "" : ", ", ctx_->robustAccess().c_str());
-    fillBuffers();
+    // The weights stream in while worker threads create the pipelines.
+    vk::ExecutorOptions eo;
+    eo.pipeline_cache_dir = pipelineCache;
+    eo.fill = [&](vk::Executor &exec) {
+      std::fprintf(stderr, "device %d: %s (%s), %.1f MiB of buffers%s%s\n", device, ctx_->info().name.c_str(),
+                   ctx_->info().type.c_str(), double(exec.allocatedBytes()) / (1024.0 * 1024.0),
+                   ctx_->robustAccess().empty() ? "" : ", ", ctx_->robustAccess().c_str());
+      fillBuffers(exec);
+    };
+    exec_ = std::make_unique<vk::Executor>(*ctx_, plan_, eo);
+    const vk::StartupStats &st = exec_->startup();
+    std::fprintf(stderr, "startup: %s, weights %s in %.1f s; ready %.1f s after launch\n",
+                 vk::describePipelines(st).c_str(), vk::describeBytes(weightBytes_).c_str(), st.fill_s,
+                 std::chrono::duration<double>(Clock::now() - vk::processStart()).count());
   }
 
   const plan::Plan &plan() const { return plan_; }
@@ -364,26 +373,27 @@ private:
             {peftName(a.module, 'B'), {a.out_features, a.rank}, a.b, a.m_b, a.v_b}};
   }
 
-  void fillBuffers() {
+  void fillBuffers(vk::Executor &exec) {
     // Everything starts at zero: optimizer state, gradients, LoRA B, activations.
     for (size_t i = 0; i < plan_.buffers.size(); ++i)
-      if (plan_.buffers[i].alias_of < 0) std::memset(exec_->data(i), 0, plan_.buffers[i].bytes);
+      if (plan_.buffers[i].alias_of < 0) std::memset(exec.data(i), 0, plan_.buffers[i].bytes);
     size_t saturatedWeights = 0;
     for (size_t i = 0; i < plan_.buffers.size(); ++i) {
       const plan::Buffer &b = plan_.buffers[i];
       if (b.alias_of >= 0) continue;
+      if (b.kind == BufferKind::Weight) weightBytes_ += b.bytes;
       if (b.kind == BufferKind::Weight && gguf_) {
-        gguf_->loadInto(b, exec_->data(i));
+        gguf_->loadInto(b, exec.data(i));
       } else if (b.kind == BufferKind::Weight && plan::isQuantized(b.dtype)) {
-        weights::loadQuantizedInto(*weights_, b, exec_->data(i));
+        weights::loadQuantizedInto(*weights_, b, exec.data(i));
       } else if (b.kind == BufferKind::Weight) {
-        weights::OnnxWeights::Conversion c = weights_->loadInto(b.name, b.shape, weightStorage(b.dtype), exec_->data(i), b.row_offset);
+        weights::OnnxWeights::Conversion c = weights_->loadInto(b.name, b.shape, weightStorage(b.dtype), exec.data(i), b.row_offset);
         // A half plan cannot hold them: say so (the run goes on with +-65504).
         if (c.saturated && saturatedWeights++ < 5)
           std::fprintf(stderr, "warning: weight '%s': %llu values beyond the f16 range (largest |value| %g) are saturated to +-65504\n",
                        b.name.c_str(), (unsigned long long)c.saturated, double(c.largest));
       } else if (b.kind == BufferKind::Constant) {
-        std::memcpy(exec_->data(i), plan_.blobs[size_t(b.init_blob)].data(), b.bytes);
+        std::memcpy(exec.data(i), plan_.blobs[size_t(b.init_blob)].data(), b.bytes);
       }
     }
     if (saturatedWeights > 5)
@@ -394,8 +404,8 @@ private:
     if (!initA_.empty()) {
       for (size_t i = 0; i < plan_.adapters.size(); ++i) {
         const plan::Adapter &a = plan_.adapters[i];
-        std::memcpy(exec_->f32(size_t(a.a)), initA_[i].data(), initA_[i].size() * 4);
-        std::memcpy(exec_->f32(size_t(a.b)), initB_[i].data(), initB_[i].size() * 4);
+        std::memcpy(exec.f32(size_t(a.a)), initA_[i].data(), initA_[i].size() * 4);
+        std::memcpy(exec.f32(size_t(a.b)), initB_[i].data(), initB_[i].size() * 4);
       }
       initA_.clear();
       initB_.clear();
@@ -404,7 +414,7 @@ private:
     // PEFT's init: A ~ kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), B = 0.
     SplitMix64 rng(seed_);
     for (const plan::Adapter &a : plan_.adapters) {
-      float *A = exec_->f32(size_t(a.a));
+      float *A = exec.f32(size_t(a.a));
       double bound = 1.0 / std::sqrt(double(a.in_features));
       for (int64_t k = 0; k < a.rank * a.in_features; ++k) A[k] = float((2.0 * rng.uniform01() - 1.0) * bound);
     }
@@ -434,6 +444,7 @@ private:
   std::unique_ptr<weights::GgufWeights> gguf_; // --weights BASE.gguf
   std::vector<std::vector<float>> initA_, initB_;
   uint64_t seed_ = 0;
+  uint64_t weightBytes_ = 0; // frozen weights written into the device's buffers
   std::unique_ptr<vk::Context> ctx_;
   std::unique_ptr<vk::Executor> exec_;
 };
@@ -511,7 +522,8 @@ TrainResult runTraining(const TrainOptions &options) {
   if (stale)
     std::fprintf(stderr, "note: removed %zu temporary file(s) that an interrupted run left in or beside %s\n", stale,
                  o.out.c_str());
-  Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, o.seed, "train_step", o.text, o.robust_access);
+  Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, o.seed, "train_step", o.text, o.robust_access,
+            o.pipeline_cache);
   const plan::Plan &p = s.plan();
   if (o.grad_accum == 0) {
     o.grad_accum = p.target.grad_accum; // what --memory-budget chose at compile time
@@ -799,7 +811,8 @@ TrainResult runTraining(const TrainOptions &options) {
 }
 
 EvalResult runEvaluation(const EvalOptions &o) {
-  Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, std::nullopt, "eval", o.text, o.robust_access);
+  Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, std::nullopt, "eval", o.text, o.robust_access,
+            o.pipeline_cache);
   s.writeHParams(s.planAdamW(), s.plan().lr, 1);
   double gpuTotal = 0;
   size_t gpuRuns = 0, batches = s.batcher().evalBatches();

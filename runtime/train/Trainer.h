@@ -49,6 +49,7 @@ struct TrainOptions {
   // Passes over the data instead of --steps (steps = ceil(epochs * lines / (batch * grad_accum))).
   double epochs = 0;
   bool robust_access = false; // robustBufferAccess(2): defence in depth against a hostile plan
+  std::string pipeline_cache; // pipeline cache folder ("" : none; the CLI resolves the default)
 };
 
 // Training stopped by SIGINT/SIGTERM after a checkpoint (the CLI exits with 130).
@@ -63,6 +64,7 @@ struct EvalOptions {
   std::string losses; // JSONL, one {"batch", "first_line", "loss", "tokens"} per batch ("" = none)
   TextData text;
   bool robust_access = false;
+  std::string pipeline_cache; // as TrainOptions::pipeline_cache
 };
 
 struct TrainResult {

@@ -2,11 +2,17 @@
 
 #include "runtime/vulkan/Faults.h"
 #include "runtime/vulkan/KernelCheck.h"
+#include "runtime/vulkan/PipelineCache.h"
+#include "runtime/util/File.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <thread>
+#include <unordered_map>
 
 namespace tessera::vk {
 
@@ -60,9 +66,92 @@ std::vector<std::string> computeEntryPoints(const std::vector<uint8_t> &spv) {
   return names;
 }
 
+using Clock = std::chrono::steady_clock;
+const Clock::time_point gProcessStart = Clock::now();
+
+double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// A kernel's SPIR-V as far as the pipeline is concerned: its entry point's
+// name blanked and the debug names (OpName, OpMemberName) dropped, so that
+// kernels the compiler emitted twice under two names (a plan's kernel names
+// are unique) compare equal. The plan format has no specialisation
+// constants: a kernel's configuration is in its SPIR-V.
+std::vector<uint32_t> pipelineWords(const std::vector<uint8_t> &spv, const std::string &entry) {
+  std::vector<uint32_t> in(spv.size() / 4), out;
+  std::memcpy(in.data(), spv.data(), in.size() * 4);
+  out.reserve(in.size());
+  size_t i = std::min<size_t>(5, in.size());
+  out.assign(in.begin(), in.begin() + i);
+  while (i < in.size()) {
+    uint32_t count = in[i] >> 16, opcode = in[i] & 0xffff;
+    if (count == 0 || i + count > in.size()) { // malformed: compared as it is (createPipeline reports it)
+      out.insert(out.end(), in.begin() + i, in.end());
+      break;
+    }
+    if (opcode == 5 || opcode == 6) { // OpName, OpMemberName
+      i += count;
+      continue;
+    }
+    if (opcode == 15 && count >= 4) { // OpEntryPoint model id "name" interface...
+      size_t words = entry.size() / 4 + 1;
+      if (3 + words <= count && std::memcmp(&in[i + 3], entry.c_str(), entry.size() + 1) == 0) {
+        out.push_back(((count - uint32_t(words) + 1) << 16) | 15);
+        out.insert(out.end(), in.begin() + i + 1, in.begin() + i + 3);
+        out.push_back(0); // ""
+        out.insert(out.end(), in.begin() + i + 3 + words, in.begin() + i + count);
+        i += count;
+        continue;
+      }
+    }
+    out.insert(out.end(), in.begin() + i, in.begin() + i + count);
+    i += count;
+  }
+  return out;
+}
+
+// The pipeline's key in the cache file: FNV-1a 64 of what the driver is given
+// (the SPIR-V, the entry point, the layout).
+uint64_t pipelineKey(const plan::Plan &p, const plan::Kernel &k) {
+  util::Fnv1a64 f;
+  const std::vector<uint8_t> &spv = p.blobs[k.spirv_blob];
+  f.update(spv.data(), spv.size());
+  f.update(k.name.c_str(), k.name.size() + 1);
+  uint32_t layout[2] = {k.num_bindings, k.push_constant_bytes};
+  f.update(layout, sizeof(layout));
+  return f.h;
+}
+
 } // namespace
 
-Executor::Executor(Context &ctx, const plan::Plan &plan) : ctx_(ctx), plan_(plan) {
+std::chrono::steady_clock::time_point processStart() { return gProcessStart; }
+
+std::string describePipelines(const StartupStats &s) {
+  std::string out = std::to_string(s.pipelines) + " pipelines";
+  if (s.pipelines != s.kernels) out += " for " + std::to_string(s.kernels) + " kernels";
+  if (s.cache.empty()) {
+    out += " (no pipeline cache)";
+  } else {
+    out += " (" + std::to_string(s.cached) + " from cache";
+    // A driver that keeps nothing in its caches (Mesa 22.3's lavapipe) says so through the feedback.
+    if (s.driver_cached >= 0 && size_t(s.driver_cached) != s.cached)
+      out += ", the driver reused " + std::to_string(s.driver_cached);
+    out += ")";
+  }
+  char t[32];
+  std::snprintf(t, sizeof(t), " in %.1f s", s.pipeline_s);
+  return out + t;
+}
+
+std::string describeBytes(uint64_t bytes) {
+  char buf[32];
+  if (bytes >= 1000000000ull) std::snprintf(buf, sizeof(buf), "%.1f GB", double(bytes) / 1e9);
+  else if (bytes >= 1000000ull) std::snprintf(buf, sizeof(buf), "%.1f MB", double(bytes) / 1e6);
+  else std::snprintf(buf, sizeof(buf), "%.0f kB", double(bytes) / 1e3);
+  return buf;
+}
+
+Executor::Executor(Context &ctx, const plan::Plan &plan, const ExecutorOptions &options) : ctx_(ctx), plan_(plan) {
+  const auto start = Clock::now();
   // The optional shader features the plan's kernels were compiled to use.
   static const std::pair<const char *, const char *> kVulkanNames[] = {
       {plan::kFeatureFloat16, "shaderFloat16"},
@@ -82,12 +171,13 @@ Executor::Executor(Context &ctx, const plan::Plan &plan) : ctx_(ctx), plan_(plan
     }
   try {
     allocateBuffers();
-    createPipelines();
+    createPipelines(options);
     recordPrograms();
   } catch (...) {
     release();
     throw;
   }
+  startup_.total_s = secondsSince(start);
 }
 
 Executor::~Executor() { release(); }
@@ -117,6 +207,9 @@ void Executor::release() {
   commandPool_ = VK_NULL_HANDLE;
   descriptorPool_ = VK_NULL_HANDLE;
   pipelines_.clear();
+  pipelineOf_.clear();
+  firstKernel_.clear();
+  pipelineKey_.clear();
   buffers_.clear();
   blocks_.clear();
 }
@@ -283,13 +376,15 @@ void Executor::allocateBuffers() {
   }
 }
 
-void Executor::createPipelines() {
-  VkDevice dev = ctx_.device();
+void Executor::createPipelines(const ExecutorOptions &options) {
   const VkPhysicalDeviceLimits &lim = ctx_.properties().limits;
-  pipelines_.resize(plan_.kernels.size());
-  for (size_t k = 0; k < plan_.kernels.size(); ++k) {
+  const size_t n = plan_.kernels.size();
+  // The device's limits, kernel by kernel; then the distinct kernels.
+  std::unordered_map<uint64_t, std::vector<size_t>> byKey; // hash of pipelineWords -> pipelines
+  std::vector<std::vector<uint32_t>> distinct;               // per pipeline: its pipelineWords
+  pipelineOf_.assign(n, 0);
+  for (size_t k = 0; k < n; ++k) {
     const plan::Kernel &kernel = plan_.kernels[k];
-    Pipeline &p = pipelines_[k];
     std::string name = kernelName(plan_, k);
     const auto &ls = kernel.local_size;
     if (ls[0] > lim.maxComputeWorkGroupSize[0] || ls[1] > lim.maxComputeWorkGroupSize[1] ||
@@ -302,53 +397,146 @@ void Executor::createPipelines() {
     if (kernel.push_constant_bytes > lim.maxPushConstantsSize)
       throw VulkanError(name + ": " + std::to_string(kernel.push_constant_bytes) + " bytes of push constants, the device allows " +
                         std::to_string(lim.maxPushConstantsSize));
-
-    const std::vector<uint8_t> &spv = plan_.blobs[kernel.spirv_blob];
-    std::vector<std::string> entries = computeEntryPoints(spv);
-    if (std::find(entries.begin(), entries.end(), kernel.name) == entries.end()) {
-      std::string list;
-      for (const std::string &e : entries) list += (list.empty() ? "'" : ", '") + e + "'";
-      throw VulkanError(name + ": its SPIR-V module (blob " + std::to_string(kernel.spirv_blob) +
-                        ") has no compute entry point '" + kernel.name + "' (" +
-                        (list.empty() ? std::string("it has none") : "it has " + list) + ")");
+    // Distinct pipelines: by layout and SPIR-V (pipelineWords).
+    std::vector<uint32_t> words = pipelineWords(plan_.blobs[kernel.spirv_blob], kernel.name);
+    words.push_back(kernel.num_bindings);
+    words.push_back(kernel.push_constant_bytes);
+    util::Fnv1a64 f;
+    f.update(words.data(), words.size() * 4);
+    std::vector<size_t> &same = byKey[f.h];
+    auto it = std::find_if(same.begin(), same.end(), [&](size_t u) { return distinct[u] == words; });
+    if (it != same.end()) {
+      pipelineOf_[k] = *it;
+      continue;
     }
-    checkKernelForDevice(ctx_, plan_, k, name); // capabilities, workgroup memory, SPIR-V validation
-    VkShaderModuleCreateInfo smci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
-    smci.codeSize = spv.size();
-    std::vector<uint32_t> words(spv.size() / 4);
-    std::memcpy(words.data(), spv.data(), spv.size());
-    smci.pCode = words.data();
-    check(vkCreateShaderModule(dev, &smci, nullptr, &p.module), name + ": vkCreateShaderModule");
-
-    std::vector<VkDescriptorSetLayoutBinding> bindings(kernel.num_bindings);
-    for (uint32_t b = 0; b < kernel.num_bindings; ++b) {
-      bindings[b].binding = b;
-      bindings[b].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-      bindings[b].descriptorCount = 1;
-      bindings[b].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
-    }
-    VkDescriptorSetLayoutCreateInfo dslci{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
-    dslci.bindingCount = kernel.num_bindings;
-    dslci.pBindings = bindings.data();
-    check(vkCreateDescriptorSetLayout(dev, &dslci, nullptr, &p.setLayout), name + ": vkCreateDescriptorSetLayout");
-
-    VkPushConstantRange pcr{VK_SHADER_STAGE_COMPUTE_BIT, 0, kernel.push_constant_bytes};
-    VkPipelineLayoutCreateInfo plci{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
-    plci.setLayoutCount = 1;
-    plci.pSetLayouts = &p.setLayout;
-    plci.pushConstantRangeCount = kernel.push_constant_bytes ? 1 : 0;
-    plci.pPushConstantRanges = &pcr;
-    check(vkCreatePipelineLayout(dev, &plci, nullptr, &p.layout), name + ": vkCreatePipelineLayout");
-
-    VkComputePipelineCreateInfo cpci{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
-    cpci.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
-    cpci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
-    cpci.stage.module = p.module;
-    cpci.stage.pName = kernel.name.c_str();
-    cpci.layout = p.layout;
-    check(vkCreateComputePipelines(dev, VK_NULL_HANDLE, 1, &cpci, nullptr, &p.pipeline),
-          name + ": vkCreateComputePipelines (entry point '" + kernel.name + "')");
+    pipelineOf_[k] = firstKernel_.size();
+    same.push_back(firstKernel_.size());
+    firstKernel_.push_back(k);
+    pipelineKey_.push_back(pipelineKey(plan_, kernel));
+    distinct.push_back(std::move(words));
   }
+  const size_t unique = firstKernel_.size();
+  pipelines_.resize(unique);
+
+  // Workers create the pipelines while the calling thread fills the buffers.
+  PipelineCache cache(ctx_, options.pipeline_cache_dir);
+  const auto start = Clock::now();
+  std::vector<std::exception_ptr> errors(unique);
+  std::atomic<size_t> next{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> lastDone{0}; // ns after start
+  auto work = [&] {
+    for (size_t u; !stop && (u = next++) < unique;) {
+      try {
+        createPipeline(u, cache.handle());
+      } catch (...) {
+        errors[u] = std::current_exception();
+      }
+      int64_t t = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+      for (int64_t seen = lastDone; t > seen && !lastDone.compare_exchange_weak(seen, t);) {
+      }
+    }
+  };
+  unsigned threads = options.threads ? options.threads : std::min(8u, std::max(1u, std::thread::hardware_concurrency()));
+  threads = unsigned(std::min<size_t>(threads, unique));
+  std::vector<std::thread> workers;
+  std::exception_ptr fillError;
+  try {
+    for (unsigned t = 0; t < threads; ++t) workers.emplace_back(work);
+  } catch (...) { // no threads to be had: this one creates what is left
+  }
+  if (options.fill) {
+    const auto fillStart = Clock::now();
+    try {
+      options.fill(*this);
+    } catch (...) {
+      fillError = std::current_exception();
+      stop = true;
+    }
+    startup_.fill_s = secondsSince(fillStart);
+  }
+  if (!fillError) work();
+  for (std::thread &t : workers) t.join();
+  startup_.pipeline_s = double(lastDone) / 1e9;
+  for (std::exception_ptr &e : errors) // the first failing kernel's error, as a serial loop would report
+    if (e) std::rethrow_exception(e);
+  if (fillError) std::rethrow_exception(fillError);
+
+  startup_.kernels = n;
+  startup_.pipelines = unique;
+  startup_.cache = cache.path();
+  if (cache.enabled())
+    for (uint64_t key : pipelineKey_) startup_.cached += cache.holds(key) ? 1 : 0;
+  for (const Pipeline &p : pipelines_) {
+    if (p.driverHit < 0) {
+      startup_.driver_cached = -1;
+      break;
+    }
+    startup_.driver_cached = (startup_.driver_cached < 0 ? 0 : startup_.driver_cached) + p.driverHit;
+  }
+  cache.save(pipelineKey_);
+}
+
+// Pipeline u: the entry point and the device's checks, then the shader
+// module, layouts and pipeline (called on worker threads: it touches only
+// pipelines_[u]; the Vulkan objects it creates need no external locking).
+void Executor::createPipeline(size_t u, VkPipelineCache cache) {
+  VkDevice dev = ctx_.device();
+  const size_t k = firstKernel_[u];
+  const plan::Kernel &kernel = plan_.kernels[k];
+  Pipeline &p = pipelines_[u];
+  std::string name = kernelName(plan_, k);
+  const std::vector<uint8_t> &spv = plan_.blobs[kernel.spirv_blob];
+  std::vector<std::string> entries = computeEntryPoints(spv);
+  if (std::find(entries.begin(), entries.end(), kernel.name) == entries.end()) {
+    std::string list;
+    for (const std::string &e : entries) list += (list.empty() ? "'" : ", '") + e + "'";
+    throw VulkanError(name + ": its SPIR-V module (blob " + std::to_string(kernel.spirv_blob) +
+                      ") has no compute entry point '" + kernel.name + "' (" +
+                      (list.empty() ? std::string("it has none") : "it has " + list) + ")");
+  }
+  checkKernelForDevice(ctx_, plan_, k, name); // capabilities, workgroup memory, SPIR-V validation
+  VkShaderModuleCreateInfo smci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
+  smci.codeSize = spv.size();
+  std::vector<uint32_t> words(spv.size() / 4);
+  std::memcpy(words.data(), spv.data(), spv.size());
+  smci.pCode = words.data();
+  check(vkCreateShaderModule(dev, &smci, nullptr, &p.module), name + ": vkCreateShaderModule");
+  std::vector<VkDescriptorSetLayoutBinding> bindings(kernel.num_bindings);
+  for (uint32_t b = 0; b < kernel.num_bindings; ++b) {
+    bindings[b].binding = b;
+    bindings[b].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+    bindings[b].descriptorCount = 1;
+    bindings[b].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
+  }
+  VkDescriptorSetLayoutCreateInfo dslci{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
+  dslci.bindingCount = kernel.num_bindings;
+  dslci.pBindings = bindings.data();
+  check(vkCreateDescriptorSetLayout(dev, &dslci, nullptr, &p.setLayout), name + ": vkCreateDescriptorSetLayout");
+
+  VkPushConstantRange pcr{VK_SHADER_STAGE_COMPUTE_BIT, 0, kernel.push_constant_bytes};
+  VkPipelineLayoutCreateInfo plci{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
+  plci.setLayoutCount = 1;
+  plci.pSetLayouts = &p.setLayout;
+  plci.pushConstantRangeCount = kernel.push_constant_bytes ? 1 : 0;
+  plci.pPushConstantRanges = &pcr;
+  check(vkCreatePipelineLayout(dev, &plci, nullptr, &p.layout), name + ": vkCreatePipelineLayout");
+
+  VkComputePipelineCreateInfo cpci{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
+  cpci.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
+  cpci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+  cpci.stage.module = p.module;
+  cpci.stage.pName = kernel.name.c_str();
+  cpci.layout = p.layout;
+  // What the driver says of the cache (core in Vulkan 1.3; drivers may leave it unset).
+  VkPipelineCreationFeedback feedback{};
+  VkPipelineCreationFeedbackCreateInfo fci{VK_STRUCTURE_TYPE_PIPELINE_CREATION_FEEDBACK_CREATE_INFO};
+  fci.pPipelineCreationFeedback = &feedback;
+  if (cache && ctx_.apiVersion() >= VK_API_VERSION_1_3) cpci.pNext = &fci;
+  check(vkCreateComputePipelines(dev, cache, 1, &cpci, nullptr, &p.pipeline),
+        name + ": vkCreateComputePipelines (entry point '" + kernel.name + "')");
+  if (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_VALID_BIT)
+    p.driverHit = (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT) ? 1 : 0;
 }
 
 void Executor::recordPrograms() {
@@ -399,7 +587,7 @@ void Executor::recordPrograms() {
     std::vector<VkDescriptorSet> dsets(prog.dispatches.size());
     if (!dsets.empty()) {
       std::vector<VkDescriptorSetLayout> layouts;
-      for (const plan::Dispatch &d : prog.dispatches) layouts.push_back(pipelines_[d.kernel].setLayout);
+      for (const plan::Dispatch &d : prog.dispatches) layouts.push_back(pipelines_[pipelineOf_[d.kernel]].setLayout);
       VkDescriptorSetAllocateInfo dsai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
       dsai.descriptorPool = descriptorPool_;
       dsai.descriptorSetCount = uint32_t(layouts.size());
@@ -459,13 +647,13 @@ void Executor::recordPrograms() {
     int64_t bound = -1;
     for (size_t di = 0; di < prog.dispatches.size(); ++di) {
       const plan::Dispatch &d = prog.dispatches[di];
-      const Pipeline &p = pipelines_[d.kernel];
+      const Pipeline &p = pipelines_[pipelineOf_[d.kernel]];
       if (di > 0 && !injectedFault(RecordingFault::NoBarriers))
         barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                 VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
-      if (bound != int64_t(d.kernel)) {
+      if (bound != int64_t(pipelineOf_[d.kernel])) {
         vkCmdBindPipeline(rec.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
-        bound = int64_t(d.kernel);
+        bound = int64_t(pipelineOf_[d.kernel]);
       }
       vkCmdBindDescriptorSets(rec.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &dsets[di], 0, nullptr);
       if (!d.push_constants.empty())

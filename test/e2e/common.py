@@ -68,6 +68,10 @@ class Result:
 def run(cmd, env=None, timeout=TIMEOUT, cwd=None, input=None):
     cmd = [str(c) for c in cmd]
     full_env = dict(os.environ)
+    # The runs' pipeline cache (docs/training.md) lives in the build tree, not in the user's ~/.cache.
+    if ARGS.tessera:
+        full_env.setdefault("TESSERA_PIPELINE_CACHE",
+                            os.path.join(os.path.dirname(os.path.dirname(ARGS.tessera)), "pipeline-cache"))
     if env:
         full_env.update(env)
     try:
