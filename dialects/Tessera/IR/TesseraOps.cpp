@@ -384,8 +384,9 @@ LogicalResult FusedElementwiseOp::verify() {
     auto t = cast<ShapedType>(in.getType());
     auto argType = dyn_cast<RankedTensorType>(block.getArgument(i).getType());
     if (!argType || argType.getRank() != 0 || argType.getElementType() != t.getElementType())
-      return emitOpError("body argument ") << i << " must be tensor<" << t.getElementType() << ">, the element of input "
-                                           << i << ", got " << block.getArgument(i).getType();
+      return emitOpError("body argument ") << i << " must be " << RankedTensorType::get({}, t.getElementType())
+                                           << ", the element of input " << i << ", got "
+                                           << block.getArgument(i).getType();
     FailureOr<SmallVector<int64_t>> b = broadcastShapes(t.getShape(), resultType.getShape());
     if (failed(b) || ArrayRef<int64_t>(*b) != resultType.getShape())
       return emitOpError("input ") << i << " of shape " << shapeStr(t.getShape())
@@ -403,6 +404,8 @@ LogicalResult FusedElementwiseOp::verify() {
   }
   if (!isa<YieldOp>(block.getTerminator()))
     return emitOpError("body must end with tessera.yield");
+  if (getYielded().getParentRegion() != &getBody())
+    return emitOpError("body yields a value from outside it");
   Type yielded = getElementTypeOrSelf(getYielded().getType());
   if (yielded != resultType.getElementType())
     return emitOpError("body yields ") << yielded << ", the result is of " << resultType.getElementType();
