@@ -10,7 +10,10 @@
 // A group grows from its root (the last op of the tree, visited bottom-up):
 // a producer of a member joins when it is a unary, binary, select or a cast
 // to a float type, has the root's result shape, and every use of its result
-// is inside the group (so no intermediate has to be stored). A tessera.broadcast
+// is inside the group or after the root. A member read outside the group
+// (a forward value the backward reuses) becomes a further result of the
+// fused op, which is where all its outside users are still to come, so no
+// use moves before its definition and no cycle through the group appears. A tessera.broadcast
 // feeding a member is folded into the input's index map (a broadcast of a
 // broadcast is a broadcast). Groups of one op are left alone unless they
 // fold a broadcast. Reductions, matmuls, softmax, dropout and data movement
@@ -66,7 +69,10 @@ Group grow(Operation *root, const DenseSet<Operation *> &taken) {
       if (!fusable(d) || g.members.contains(d) || taken.contains(d) || d->getBlock() != root->getBlock() ||
           shapeOf(d->getResult(0)) != shape)
         continue;
-      if (!llvm::all_of(d->getUsers(), [&](Operation *u) { return g.members.contains(u); }))
+      // Uses outside the group must come after the root, where the fused op
+      // will be: d is then one more result (also: no cycle through them).
+      if (!llvm::all_of(d->getUsers(),
+                        [&](Operation *u) { return g.members.contains(u) || root->isBeforeInBlock(u); }))
         continue; // revisited when its other users join
       // A producer rejected earlier because d was not in yet is checked
       // again among d's operands.
@@ -104,8 +110,17 @@ void fuse(Group &g) {
   if (ordered.size() < 2 && !broadcastFolded)
     return;
 
+  // Results: the root, then the members read outside the group.
+  SmallVector<Value> outputs = {root->getResult(0)};
+  for (Operation *m : ordered)
+    if (m != root && llvm::any_of(m->getUsers(), [&](Operation *u) { return !g.members.contains(u); }))
+      outputs.push_back(m->getResult(0));
+  SmallVector<Type> types;
+  for (Value v : outputs)
+    types.push_back(v.getType());
+
   OpBuilder b(root);
-  auto fused = b.create<FusedElementwiseOp>(root->getLoc(), root->getResult(0).getType(), inputs.getArrayRef());
+  auto fused = b.create<FusedElementwiseOp>(root->getLoc(), types, inputs.getArrayRef());
   for (NamedAttribute a : root->getDiscardableAttrs())
     fused->setAttr(a.getName(), a.getValue());
   Block &body = fused.getBody().front();
@@ -123,10 +138,14 @@ void fuse(Group &g) {
     for (NamedAttribute a : llvm::to_vector(c->getDiscardableAttrs()))
       c->removeDiscardableAttr(a.getName());
   }
-  Value yielded = map.lookup(root->getResult(0));
+  SmallVector<Value> yielded;
+  for (Value v : outputs)
+    yielded.push_back(map.lookup(v));
   b.create<YieldOp>(root->getLoc(), yielded);
 
-  root->getResult(0).replaceAllUsesWith(fused.getResult());
+  // Outside uses only (the members go).
+  for (auto [v, r] : llvm::zip(outputs, fused.getResults()))
+    v.replaceUsesWithIf(r, [&](OpOperand &use) { return !g.members.contains(use.getOwner()); });
   llvm::SetVector<Operation *> broadcasts;
   for (Operation *m : llvm::reverse(ordered)) {
     for (Value v : m->getOperands())

@@ -181,11 +181,14 @@ Value emitBinary(KernelBuilder &kb, BinaryFn fn, Value x, Value y) {
 }
 
 using ElementFn = std::function<Value(KernelBuilder &, ArrayRef<Value>)>;
+using ElementsFn = std::function<SmallVector<Value>(KernelBuilder &, ArrayRef<Value>)>;
 
-// One kernel: out[i] = fn(in_0[map_0(i)], ..., in_k[map_k(i)]).
-OpLowering elementwise(LoweringContext &ctx, StringRef family, const std::string &key,
-                       ArrayRef<ShapedType> ins, ShapedType out, int64_t wg, const ElementFn &fn) {
+// One kernel: out_j[i] = fn_j(in_0[map_0(i)], ..., in_k[map_k(i)]), the
+// outputs of one shape.
+OpLowering elementwiseMulti(LoweringContext &ctx, StringRef family, const std::string &key, ArrayRef<ShapedType> ins,
+                            ArrayRef<ShapedType> outs, int64_t wg, const ElementsFn &fn) {
   OpLowering lowering;
+  ShapedType out = outs.front();
   int64_t n = numElements(out.getShape());
   if (n == 0)
     return lowering;
@@ -193,8 +196,10 @@ OpLowering elementwise(LoweringContext &ctx, StringRef family, const std::string
   SmallVector<Type> args;
   for (ShapedType t : ins)
     args.push_back(flatMemRefType(t));
-  args.push_back(flatMemRefType(out));
+  for (ShapedType t : outs)
+    args.push_back(flatMemRefType(t));
   SmallVector<ShapedType> inTypes(ins.begin(), ins.end());
+  size_t numOuts = outs.size();
   KernelHandle k = ctx.getOrCreate(family, key, args, {wg, 1, 1}, [&](KernelBuilder &kb) {
     kb.gridStrideLoop(n, wg, groups, [&](Value i) {
       SmallVector<Value> vals;
@@ -209,15 +214,25 @@ OpLowering elementwise(LoweringContext &ctx, StringRef family, const std::string
           off = kb.applyIndexMap(i, broadcastIndexMap(out.getShape(), shape), n);
         vals.push_back(kb.load(kb.arg(a), off));
       }
-      kb.store(fn(kb, vals), kb.arg(inTypes.size()), i);
+      SmallVector<Value> results = fn(kb, vals);
+      for (size_t j = 0; j < numOuts; ++j)
+        kb.store(results[j], kb.arg(inTypes.size() + j), i);
     });
     return std::array<int64_t, 3>{groups, 1, 1};
   });
   DispatchStep step{k, {}};
-  for (unsigned s = 0; s <= ins.size(); ++s)
+  for (unsigned s = 0; s < ins.size() + numOuts; ++s)
     step.slots.push_back(s);
   lowering.steps.push_back(step);
   return lowering;
+}
+
+// One kernel: out[i] = fn(in_0[map_0(i)], ..., in_k[map_k(i)]).
+OpLowering elementwise(LoweringContext &ctx, StringRef family, const std::string &key,
+                       ArrayRef<ShapedType> ins, ShapedType out, int64_t wg, const ElementFn &fn) {
+  return elementwiseMulti(ctx, family, key, ins, {out}, wg, [&](KernelBuilder &kb, ArrayRef<Value> v) {
+    return SmallVector<Value>{fn(kb, v)};
+  });
 }
 
 } // namespace
@@ -297,39 +312,41 @@ FailureOr<OpLowering> lowerCast(LoweringContext &ctx, CastOp op) {
 }
 
 FailureOr<OpLowering> lowerFusedElementwise(LoweringContext &ctx, FusedElementwiseOp op) {
-  SmallVector<ShapedType> ins;
+  SmallVector<ShapedType> ins, outs;
   for (Value v : op.getInputs())
     ins.push_back(shapedOf(v));
+  for (Value v : op.getResults())
+    outs.push_back(shapedOf(v));
   Block *body = &op.getBody().front();
-  Value yielded = op.getYielded();
+  SmallVector<Value> yielded(op.getYielded());
   // The body's ops determine the code: they are part of the kernel's key.
   std::string key = opKey(op) + " body " + op.bodySignature();
-  return elementwise(ctx, "fused_elementwise", key, ins, shapedOf(op.getResult()), workgroupOf(op),
-                     [body, yielded](KernelBuilder &kb, ArrayRef<Value> loaded) -> Value {
-                       DenseMap<Value, Value> env;
-                       for (BlockArgument a : body->getArguments())
-                         env[a] = loaded[a.getArgNumber()];
-                       for (Operation &o : body->without_terminator()) {
-                         Value r = llvm::TypeSwitch<Operation *, Value>(&o)
-                                       .Case([&](UnaryOp u) { return emitUnary(kb, u.getFn(), env[u.getInput()]); })
-                                       .Case([&](BinaryOp bo) {
-                                         return emitBinary(kb, bo.getFn(), env[bo.getLhs()], env[bo.getRhs()]);
-                                       })
-                                       .Case([&](SelectOp so) {
-                                         Value c = kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ne,
-                                                                              env[so.getCond()], kb.i32(0));
-                                         return kb.select(c, env[so.getLhs()], env[so.getRhs()]);
-                                       })
-                                       .Case([&](CastOp co) {
-                                         return emitCast(kb, elementOf(co.getInput()), elementOf(co.getResult()),
-                                                         env[co.getInput()]);
-                                       });
-                         Value res = o.getResult(0);
-                         // The yielded value is rounded by the store.
-                         env[res] = res == yielded ? r : roundTo(kb, elementOf(res), r);
-                       }
-                       return env[yielded];
-                     });
+  return elementwiseMulti(
+      ctx, "fused_elementwise", key, ins, outs, workgroupOf(op),
+      [body, yielded](KernelBuilder &kb, ArrayRef<Value> loaded) -> SmallVector<Value> {
+        DenseMap<Value, Value> env;
+        for (BlockArgument a : body->getArguments())
+          env[a] = loaded[a.getArgNumber()];
+        for (Operation &o : body->without_terminator()) {
+          Value r = llvm::TypeSwitch<Operation *, Value>(&o)
+                        .Case([&](UnaryOp u) { return emitUnary(kb, u.getFn(), env[u.getInput()]); })
+                        .Case([&](BinaryOp bo) { return emitBinary(kb, bo.getFn(), env[bo.getLhs()], env[bo.getRhs()]); })
+                        .Case([&](SelectOp so) {
+                          Value c = kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ne, env[so.getCond()], kb.i32(0));
+                          return kb.select(c, env[so.getLhs()], env[so.getRhs()]);
+                        })
+                        .Case([&](CastOp co) {
+                          return emitCast(kb, elementOf(co.getInput()), elementOf(co.getResult()), env[co.getInput()]);
+                        });
+          // Rounded where the unfused plan stored it (a store rounds the
+          // same way again, exactly: the value is representable).
+          env[o.getResult(0)] = roundTo(kb, elementOf(o.getResult(0)), r);
+        }
+        SmallVector<Value> out;
+        for (Value y : yielded)
+          out.push_back(env[y]);
+        return out;
+      });
 }
 
 OpLowering lowerCopy(LoweringContext &ctx, int64_t n, Type elem) {

@@ -335,9 +335,9 @@ LogicalResult mlir::tessera::DispatchOp::verify() {
 // fused_elementwise (tessera-fuse-elementwise)
 //===----------------------------------------------------------------------===//
 
-void FusedElementwiseOp::build(OpBuilder &builder, OperationState &state, Type result, ValueRange inputs) {
+void FusedElementwiseOp::build(OpBuilder &builder, OperationState &state, TypeRange results, ValueRange inputs) {
   state.addOperands(inputs);
-  state.addTypes(result);
+  state.addTypes(results);
   Region *body = state.addRegion();
   Block *block = new Block();
   body->push_back(block);
@@ -345,7 +345,7 @@ void FusedElementwiseOp::build(OpBuilder &builder, OperationState &state, Type r
     block->addArgument(RankedTensorType::get({}, getElementTypeOrSelf(v.getType())), v.getLoc());
 }
 
-Value FusedElementwiseOp::getYielded() { return getBody().front().getTerminator()->getOperand(0); }
+OperandRange FusedElementwiseOp::getYielded() { return getBody().front().getTerminator()->getOperands(); }
 
 std::string FusedElementwiseOp::bodySignature() {
   std::string s;
@@ -375,7 +375,13 @@ std::string FusedElementwiseOp::bodySignature() {
 }
 
 LogicalResult FusedElementwiseOp::verify() {
-  auto resultType = cast<ShapedType>(getResult().getType());
+  if (getResults().empty())
+    return emitOpError("has no results");
+  auto resultType = cast<ShapedType>(getResult(0).getType());
+  for (Value r : getResults())
+    if (cast<ShapedType>(r.getType()).getShape() != resultType.getShape())
+      return emitOpError("results must share one shape, got ") << shapeStr(resultType.getShape()) << " and "
+                                                               << shapeStr(cast<ShapedType>(r.getType()).getShape());
   Block &block = getBody().front();
   if (block.getNumArguments() != getInputs().size())
     return emitOpError("body has ") << block.getNumArguments() << " arguments for " << getInputs().size()
@@ -404,12 +410,18 @@ LogicalResult FusedElementwiseOp::verify() {
   }
   if (!isa<YieldOp>(block.getTerminator()))
     return emitOpError("body must end with tessera.yield");
-  if (getYielded().getParentRegion() != &getBody())
-    return emitOpError("body yields a value from outside it");
-  Type yielded = getElementTypeOrSelf(getYielded().getType());
-  if (yielded != resultType.getElementType())
-    return emitOpError("body yields ") << yielded << ", the result is of " << resultType.getElementType();
-  if (cast<ShapedType>(getYielded().getType()).getRank() != 0)
-    return emitOpError("body must yield a 0-d tensor");
+  OperandRange yielded = getYielded();
+  if (yielded.size() != getNumResults())
+    return emitOpError("body yields ") << yielded.size() << " values for " << getNumResults() << " results";
+  for (auto [i, v] : llvm::enumerate(yielded)) {
+    if (v.getParentRegion() != &getBody())
+      return emitOpError("body yields a value from outside it");
+    if (cast<ShapedType>(v.getType()).getRank() != 0)
+      return emitOpError("body must yield 0-d tensors");
+    Type want = cast<ShapedType>(getResult(i).getType()).getElementType();
+    if (getElementTypeOrSelf(v.getType()) != want)
+      return emitOpError("body yields ") << getElementTypeOrSelf(v.getType()) << " for result " << i << " of "
+                                         << want;
+  }
   return success();
 }

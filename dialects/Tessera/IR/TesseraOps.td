@@ -112,14 +112,16 @@ def Tessera_CastOp : Tessera_Op<"cast", [Pure, SameOperandsAndResultShape, Decla
 }
 
 def Tessera_FusedElementwiseOp : Tessera_Op<"fused_elementwise", [Pure, SingleBlock]> {
-  let summary = "a chain or tree of elementwise ops evaluated as one kernel (tessera-fuse-elementwise)";
+  let summary = "a tree of elementwise ops evaluated as one kernel (tessera-fuse-elementwise)";
   let description = [{
-    The body computes one element of the result from one element of each
+    The body computes one element of each result from one element of each
     input: its block arguments are 0-d tensors of the inputs' element types,
     its ops unary, binary, select and cast over 0-d tensors, and `yield`
-    returns the element. Each input is read through the numpy broadcast of
-    its shape to the result's shape (the inputs of the original ops, and the
-    inputs of broadcast ops folded in).
+    returns one element per result. The results share one shape; each input
+    is read through the numpy broadcast of its shape to it (the inputs of the
+    original ops, and the inputs of broadcast ops folded in). The first
+    result is the tree's root; further results are intermediates that other
+    ops also read (they are stored anyway; the fused kernel writes them).
 
     Element types inside the body are storage precisions, as they were in
     the unfused graph: the kernel evaluates every op in f32 and rounds a
@@ -135,26 +137,27 @@ def Tessera_FusedElementwiseOp : Tessera_Op<"fused_elementwise", [Pure, SingleBl
       } : tensor<4x8xbf16>
   }];
   let arguments = (ins Variadic<Tessera_AnyTensor>:$inputs);
-  let results = (outs Tessera_FloatTensor:$result);
+  let results = (outs Variadic<Tessera_FloatTensor>:$results);
   let regions = (region SizedRegion<1>:$body);
-  let assemblyFormat = "(`ins` `(` $inputs^ `:` type($inputs) `)`)? $body attr-dict `:` type($result)";
+  let assemblyFormat = "(`ins` `(` $inputs^ `:` type($inputs) `)`)? $body attr-dict `:` type($results)";
   let skipDefaultBuilders = 1;
-  let builders = [OpBuilder<(ins "::mlir::Type":$result, "::mlir::ValueRange":$inputs)>];
+  let builders = [OpBuilder<(ins "::mlir::TypeRange":$results, "::mlir::ValueRange":$inputs)>];
   let extraClassDeclaration = [{
-    /// The value the body yields.
-    ::mlir::Value getYielded();
+    /// The values the body yields, one per result.
+    ::mlir::OperandRange getYielded();
     /// What determines the kernel's code besides the types: the body's ops,
-    /// their operands and storage types, e.g.
-    /// "binary<mul>(a0,a1):bf16;unary<silu>(v0):bf16" (kernel and problem keys).
+    /// their operands and storage types, and what is yielded, e.g.
+    /// "binary<mul>(a0,a1):bf16;unary<silu>(v0):bf16;yield(v1)" (kernel and
+    /// problem keys).
     std::string bodySignature();
   }];
   let hasVerifier = 1;
 }
 
 def Tessera_YieldOp : Tessera_Op<"yield", [Pure, Terminator, HasParent<"FusedElementwiseOp">]> {
-  let summary = "the element a fused_elementwise body computes";
-  let arguments = (ins Tessera_FloatTensor:$value);
-  let assemblyFormat = "$value attr-dict `:` type($value)";
+  let summary = "the elements a fused_elementwise body computes, one per result";
+  let arguments = (ins Variadic<Tessera_FloatTensor>:$values);
+  let assemblyFormat = "$values attr-dict `:` type($values)";
 }
 
 //===----------------------------------------------------------------------===//

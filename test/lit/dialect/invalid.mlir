@@ -1128,11 +1128,35 @@ func.func @fused_capture(%x: tensor<2x3xf32>, %y: tensor<f32>) -> tensor<2x3xf32
 // -----
 
 func.func @fused_yield_type(%x: tensor<2x3xf32>) -> tensor<2x3xbf16> {
-  // expected-error @+1 {{body yields 'f32', the result is of 'bf16'}}
+  // expected-error @+1 {{body yields 'f32' for result 0 of 'bf16'}}
   %0 = tessera.fused_elementwise ins(%x : tensor<2x3xf32>) {
   ^bb0(%a: tensor<f32>):
     %s = tessera.unary exp %a : tensor<f32>
     tessera.yield %s : tensor<f32>
   } : tensor<2x3xbf16>
   return %0 : tensor<2x3xbf16>
+}
+
+// -----
+
+func.func @fused_yield_count(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{body yields 1 values for 2 results}}
+  %0:2 = tessera.fused_elementwise ins(%x : tensor<2x3xf32>) {
+  ^bb0(%a: tensor<f32>):
+    %s = tessera.unary exp %a : tensor<f32>
+    tessera.yield %s : tensor<f32>
+  } : tensor<2x3xf32>, tensor<2x3xf32>
+  return %0#0 : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @fused_result_shapes(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{results must share one shape, got [2,3] and [3]}}
+  %0:2 = tessera.fused_elementwise ins(%x : tensor<2x3xf32>) {
+  ^bb0(%a: tensor<f32>):
+    %s = tessera.unary exp %a : tensor<f32>
+    tessera.yield %s, %s : tensor<f32>, tensor<f32>
+  } : tensor<2x3xf32>, tensor<3xf32>
+  return %0#0 : tensor<2x3xf32>
 }
