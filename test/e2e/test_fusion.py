@@ -10,7 +10,7 @@ in bf16, on lavapipe. The fused plan must also run fewer dispatches per step
 (the kernels are spirv-valid: test_spirv.py validates every kernel of its
 plans, fused ones included).
 
-Runs about 40 s on 2 cores.
+Runs about 25 s on 2 cores.
 """
 import json
 import os
@@ -69,7 +69,7 @@ class Fusion(common.TempDirTest):
         self.assertEqual(fused, unfused, f"{tag}: (loss, grad norm) per step, fused vs --no-fuse")
         self.assertEqual(adapter, adapter_n, f"{tag}: the trained adapters differ")
         self.assertEqual(evals, evals_n, f"{tag}: eval losses differ")
-        self.assertGreater(fused[0][0] - fused[-1][0], 0, f"{tag}: the loss must move: {fused}")
+        self.assertEqual(len(set(fused)), STEPS, f"{tag}: every step must train (differ): {fused}")
         (n_fused, k_fused), (n_plain, k_plain) = step_dispatches(plan), step_dispatches(plan_n)
         print(f"{tag}: dispatches per step {n_plain} unfused -> {n_fused} fused ({k_fused} fused kernels)")
         self.assertEqual(k_plain, 0)
