@@ -1,7 +1,8 @@
 // tessera-fuse-elementwise: what fuses (a chain, a tree with a shared
 // operand, broadcasts folded into the inputs, half storage types kept on the
 // body's values, bookkeeping attributes dropped) and what does not (a value
-// used outside the tree, another shape, a reduction, a matmul, a single op).
+// used outside the tree before its root, another shape, a reduction, a
+// matmul, a single op; an intermediate read after the root is a result).
 // RUN: tessera-opt %s --tessera-fuse-elementwise | FileCheck %s
 // The kernels: one per fused op, spirv-valid (the numerics are in
 // test/unit/lowering/KernelNumericsFusedTest.cpp).
@@ -54,6 +55,18 @@
 // CHECK-NOT: tessera.fused_elementwise
 // CHECK: return
 
+// An intermediate read again after the root (silu, by the last mul) is one
+// more result of the fused op; the mul after the matmul stays alone.
+// CHECK-LABEL: func.func @forward(
+// CHECK: %[[F:.*]]:2 = tessera.fused_elementwise ins(
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: %[[S:.*]] = tessera.unary silu
+// CHECK-NEXT: %[[M:.*]] = tessera.binary mul %[[S]]
+// CHECK-NEXT: tessera.yield %[[M]], %[[S]] : tensor<f32>, tensor<f32>
+// CHECK-NEXT: } : tensor<2x4x8xf32>, tensor<2x4x8xf32>
+// CHECK: %[[Y:.*]] = tessera.matmul %[[F]]#0
+// CHECK: tessera.binary mul %[[F]]#1, %[[Y]]
+
 // One kernel per fused op; no binary or broadcast kernel is left.
 // KERNELS-COUNT-4: tessera.dispatch @fused_elementwise_
 // KERNELS-NOT: tessera.dispatch @binary_
@@ -93,5 +106,13 @@ module attributes {tessera.lora = {rank = 2 : i64, alpha = 4.0 : f64}} {
     %logits = tessera.matmul %sg, %emb {transpose_rhs = true} : (tensor<2x4x8xf32>, tensor<16x8xf32>) -> tensor<2x4x16xf32>
     %loss = tessera.cross_entropy %logits, %labels : (tensor<2x4x16xf32>, tensor<2x4xi32>) -> tensor<f32>
     return %loss : tensor<f32>
+  }
+  func.func @forward(%x: tensor<2x4x8xf32>, %w: tensor<2x4x8xf32>) -> tensor<2x4x8xf32> {
+    %s = tessera.unary silu %x : tensor<2x4x8xf32>
+    %m = tessera.binary mul %s, %w : (tensor<2x4x8xf32>, tensor<2x4x8xf32>) -> tensor<2x4x8xf32>
+    %wm = tessera.param frozen "wm" : tensor<8x8xf32>
+    %y = tessera.matmul %m, %wm {transpose_rhs = true} : (tensor<2x4x8xf32>, tensor<8x8xf32>) -> tensor<2x4x8xf32>
+    %late = tessera.binary mul %s, %y : (tensor<2x4x8xf32>, tensor<2x4x8xf32>) -> tensor<2x4x8xf32>
+    return %late : tensor<2x4x8xf32>
   }
 }
