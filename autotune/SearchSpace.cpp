@@ -182,7 +182,8 @@ RuleFamily ruleFamilyOf(const std::string &op) {
   if (op == "matmul") return RuleFamily::Matmul;
   if (op == "reduce") return RuleFamily::Reduce;
   if (op == "softmax") return RuleFamily::Softmax;
-  if (op == "unary" || op == "binary" || op == "select" || op == "cast" || op == "dropout")
+  if (op == "unary" || op == "binary" || op == "select" || op == "cast" || op == "dropout" ||
+      op == "fused_elementwise")
     return RuleFamily::Elementwise;
   if (op == "transpose" || op == "broadcast" || op == "slice" || op == "pad" || op == "concat" || op == "gather")
     return RuleFamily::Copy;

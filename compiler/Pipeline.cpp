@@ -372,8 +372,11 @@ int compileModel(const CompileOptions &o, std::string &error) {
     if (final && !o.emit_mlir.empty() && !writeText(o.emit_mlir, *module, error))
       return 1;
 
-    // Kernel configs: the profile's exact entries, else its rules.
+    // Kernel configs: the profile's exact entries, else its rules (of the
+    // fused elementwise kernels too).
     mlir::PassManager configs(&ctx);
+    if (o.fuse)
+      configs.addPass(mlir::tessera::createTesseraFuseElementwise());
     mlir::tessera::TesseraSelectKernelConfigsOptions configOptions;
     configOptions.profile = o.profile;
     configs.addPass(mlir::tessera::createTesseraSelectKernelConfigs(configOptions));

@@ -44,6 +44,7 @@ struct CompileOptions {
   bool recompute = false;        // recompute each decoder layer's forward in the backward
   bool recompute_elementwise = true; // recompute cheap forward values in the backward (tessera-recompute-elementwise)
   bool reuse_buffers = true;     // share storage between dead activations
+  bool fuse = true;              // elementwise chains as one kernel each (tessera-fuse-elementwise)
   // Device memory the plan may take ("512MiB", "1.5GiB", "1GB", bytes); empty:
   // the profile's device-local heap less 10%, or no limit when it is unknown.
   // The compiler then picks loss chunks, recompute and micro-batches.

@@ -89,6 +89,7 @@ int compileInferencePlan(const CompileOptions &o, std::string &error) {
     return 1;
   }
   lowering.addPass(mlir::tessera::createTesseraSplitLargeTensors(splitting));
+  if (o.fuse) lowering.addPass(mlir::tessera::createTesseraFuseElementwise());
   mlir::tessera::TesseraSelectKernelConfigsOptions configOptions;
   configOptions.profile = o.profile;
   lowering.addPass(mlir::tessera::createTesseraSelectKernelConfigs(configOptions));

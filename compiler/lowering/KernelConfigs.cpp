@@ -49,6 +49,8 @@ std::string problemKey(Operation *op) {
   }
   if (!first)
     os << "}";
+  if (auto f = dyn_cast<FusedElementwiseOp>(op)) // the body is the problem too
+    os << " [" << f.bodySignature() << "]";
   os << " (";
   llvm::interleave(op->getOperands(), os, [&](Value v) {
     os << v.getType();

@@ -618,13 +618,14 @@ struct TesseraLowerToKernelsPass
     for (func::FuncOp f : {train, loss}) {
       if (!f)
         continue;
-      WalkResult missing = f.walk([&](Operation *op) {
+      WalkResult missing = f.walk<WalkOrder::PreOrder>([&](Operation *op) {
         if (op->getDialect() == getContext().getLoadedDialect<TesseraDialect>() &&
             !isa<ParamOp, ConstantOp, ReshapeOp>(op) && !op->hasAttr(configName)) {
           op->emitOpError("has no ") << configName << ": run tessera-select-kernel-configs first";
           return WalkResult::interrupt();
         }
-        return WalkResult::advance();
+        // A fused body is part of its op's kernel.
+        return isa<FusedElementwiseOp>(op) ? WalkResult::skip() : WalkResult::advance();
       });
       if (missing.wasInterrupted())
         return signalPassFailure();

@@ -22,7 +22,8 @@
 //                 outputs and the innermost dim is kept; else one workgroup
 //                 per output
 //   softmax       serial for rows <= softmax.serial_max, else workgroup
-//   elementwise   unary, binary, select, cast, dropout: elementwise.workgroup_size
+//   elementwise   unary, binary, select, cast, dropout, fused_elementwise:
+//                 elementwise.workgroup_size
 //   data movement transpose, broadcast, slice, pad, concat, gather: copy.workgroup_size
 //   cross_entropy(_grad): cross_entropy.workgroup_size; adamw_update: adamw.workgroup_size
 #include "autotune/SearchSpace.h"
@@ -162,20 +163,21 @@ struct TesseraSelectKernelConfigsPass
     }
     StringAttr name = StringAttr::get(ctx, TesseraDialect::getKernelConfigAttrName());
     std::set<std::string> used;
-    WalkResult r = module.walk([&](Operation *op) {
+    WalkResult r = module.walk<WalkOrder::PreOrder>([&](Operation *op) {
       if (op->getDialect() != ctx->getLoadedDialect<TesseraDialect>())
         return WalkResult::advance();
       if (op->hasAttr(name)) { // injected: it wins, and its entry is not unused
         if (std::string key = ::tessera::lowering::problemKey(op); !key.empty())
           used.insert(key);
-        return WalkResult::advance();
+        return isa<FusedElementwiseOp>(op) ? WalkResult::skip() : WalkResult::advance();
       }
       FailureOr<Attribute> c = selectConfig(prof, op, used);
       if (failed(c))
         return WalkResult::interrupt();
       if (*c)
         op->setAttr(name, *c);
-      return WalkResult::advance();
+      // The ops of a fused body are no kernels of their own.
+      return isa<FusedElementwiseOp>(op) ? WalkResult::skip() : WalkResult::advance();
     });
     if (r.wasInterrupted())
       return signalPassFailure();

@@ -116,6 +116,16 @@ autotune::BufferFill operandFill(Operation *op, unsigned i) {
   }
   if (auto b = dyn_cast<BinaryOp>(op); b && b.getFn() == BinaryFn::pow && i == 0)
     f.kind = autotune::BufferFill::Positive;
+  // A fused body with a function of restricted domain: positive inputs
+  // (a NaN in both the reference and a candidate still counts as equal).
+  if (auto fe = dyn_cast<FusedElementwiseOp>(op))
+    fe.getBody().walk([&](Operation *o) {
+      if (auto u = dyn_cast<UnaryOp>(o);
+          u && (u.getFn() == UnaryFn::log || u.getFn() == UnaryFn::sqrt || u.getFn() == UnaryFn::rsqrt))
+        f.kind = autotune::BufferFill::Positive;
+      if (auto b = dyn_cast<BinaryOp>(o); b && b.getFn() == BinaryFn::pow)
+        f.kind = autotune::BufferFill::Positive;
+    });
   return f;
 }
 

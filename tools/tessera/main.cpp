@@ -78,6 +78,9 @@ void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
                 "tessera generate, instead of a training plan");
   cmd->add_flag("!--no-buffer-reuse", o.reuse_buffers,
                 "give every activation its own buffer (debugging the memory plan)");
+  cmd->add_flag("!--no-fuse", o.fuse,
+                "one kernel per elementwise op instead of one per fused chain (A/B of tessera-fuse-elementwise; "
+                "the results are bit-identical)");
   cmd->callback([&o] {
     std::string error;
     if (tessera::compileModel(o, error) != 0)

@@ -1,4 +1,4 @@
-// Elementwise.cpp - unary, binary, select, cast and copy kernels.
+// Elementwise.cpp - unary, binary, select, cast, fused and copy kernels.
 //
 // One thread per output element (grid-stride loop when the element count
 // exceeds max_workgroup_count * workgroup_size). Operands are read through a
@@ -12,6 +12,7 @@
 // exponents and zero bases like C's powf.
 #include "compiler/lowering/kernels/Kernels.h"
 
+#include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
@@ -180,11 +181,14 @@ Value emitBinary(KernelBuilder &kb, BinaryFn fn, Value x, Value y) {
 }
 
 using ElementFn = std::function<Value(KernelBuilder &, ArrayRef<Value>)>;
+using ElementsFn = std::function<SmallVector<Value>(KernelBuilder &, ArrayRef<Value>)>;
 
-// One kernel: out[i] = fn(in_0[map_0(i)], ..., in_k[map_k(i)]).
-OpLowering elementwise(LoweringContext &ctx, StringRef family, const std::string &key,
-                       ArrayRef<ShapedType> ins, ShapedType out, int64_t wg, const ElementFn &fn) {
+// One kernel: out_j[i] = fn_j(in_0[map_0(i)], ..., in_k[map_k(i)]), the
+// outputs of one shape.
+OpLowering elementwiseMulti(LoweringContext &ctx, StringRef family, const std::string &key, ArrayRef<ShapedType> ins,
+                            ArrayRef<ShapedType> outs, int64_t wg, const ElementsFn &fn) {
   OpLowering lowering;
+  ShapedType out = outs.front();
   int64_t n = numElements(out.getShape());
   if (n == 0)
     return lowering;
@@ -192,8 +196,10 @@ OpLowering elementwise(LoweringContext &ctx, StringRef family, const std::string
   SmallVector<Type> args;
   for (ShapedType t : ins)
     args.push_back(flatMemRefType(t));
-  args.push_back(flatMemRefType(out));
+  for (ShapedType t : outs)
+    args.push_back(flatMemRefType(t));
   SmallVector<ShapedType> inTypes(ins.begin(), ins.end());
+  size_t numOuts = outs.size();
   KernelHandle k = ctx.getOrCreate(family, key, args, {wg, 1, 1}, [&](KernelBuilder &kb) {
     kb.gridStrideLoop(n, wg, groups, [&](Value i) {
       SmallVector<Value> vals;
@@ -208,15 +214,25 @@ OpLowering elementwise(LoweringContext &ctx, StringRef family, const std::string
           off = kb.applyIndexMap(i, broadcastIndexMap(out.getShape(), shape), n);
         vals.push_back(kb.load(kb.arg(a), off));
       }
-      kb.store(fn(kb, vals), kb.arg(inTypes.size()), i);
+      SmallVector<Value> results = fn(kb, vals);
+      for (size_t j = 0; j < numOuts; ++j)
+        kb.store(results[j], kb.arg(inTypes.size() + j), i);
     });
     return std::array<int64_t, 3>{groups, 1, 1};
   });
   DispatchStep step{k, {}};
-  for (unsigned s = 0; s <= ins.size(); ++s)
+  for (unsigned s = 0; s < ins.size() + numOuts; ++s)
     step.slots.push_back(s);
   lowering.steps.push_back(step);
   return lowering;
+}
+
+// One kernel: out[i] = fn(in_0[map_0(i)], ..., in_k[map_k(i)]).
+OpLowering elementwise(LoweringContext &ctx, StringRef family, const std::string &key,
+                       ArrayRef<ShapedType> ins, ShapedType out, int64_t wg, const ElementFn &fn) {
+  return elementwiseMulti(ctx, family, key, ins, {out}, wg, [&](KernelBuilder &kb, ArrayRef<Value> v) {
+    return SmallVector<Value>{fn(kb, v)};
+  });
 }
 
 } // namespace
@@ -247,32 +263,90 @@ FailureOr<OpLowering> lowerSelect(LoweringContext &ctx, SelectOp op) {
                      });
 }
 
+namespace {
+
+// A cast of one loaded element (f32 for any float type, i32 for i32 and
+// i1, holding 0/1) to the computed representation of `to`: f32 (stores
+// round to the result type) or i32.
+Value emitCast(KernelBuilder &kb, Type from, Type to, Value x) {
+  ImplicitLocOpBuilder &b = kb.b;
+  bool fromFloat = isa<FloatType>(from), toFloat = isa<FloatType>(to);
+  if (to.isInteger(1)) {
+    Value nz = fromFloat ? (Value)b.create<arith::CmpFOp>(arith::CmpFPredicate::UNE, x, kb.f32(0.0))
+                         : (Value)b.create<arith::CmpIOp>(arith::CmpIPredicate::ne, x, kb.i32(0));
+    return b.create<arith::ExtUIOp>(b.getI32Type(), nz);
+  }
+  if (toFloat)
+    return fromFloat ? x : (Value)b.create<arith::SIToFPOp>(b.getF32Type(), x);
+  if (fromFloat) // to i32
+    return b.create<arith::FPToSIOp>(b.getI32Type(), x);
+  return x; // i32 <- i32 / i1
+}
+
+// What a store of `x` (f32) into a buffer of `elem` and a load back give:
+// the rounding of an intermediate the unfused plan stored (KernelBuilder.h).
+Value roundTo(KernelBuilder &kb, Type elem, Value x) {
+  ImplicitLocOpBuilder &b = kb.b;
+  if (elem.isF16()) {
+    Value lim = kb.f32(65504.0);
+    x = b.create<arith::MinimumFOp>(b.create<arith::MaximumFOp>(x, b.create<arith::NegFOp>(lim)), lim);
+    Value half = b.create<arith::TruncFOp>(b.getF16Type(), x);
+    return b.create<arith::ExtFOp>(b.getF32Type(), half);
+  }
+  if (elem.isBF16())
+    return kb.bf16ToF32(kb.f32ToBf16(x));
+  return x;
+}
+
+Type elementOf(Value v) { return getElementTypeOrSelf(v.getType()); }
+
+} // namespace
+
 FailureOr<OpLowering> lowerCast(LoweringContext &ctx, CastOp op) {
   Type from = shapedOf(op.getInput()).getElementType();
   Type to = shapedOf(op.getResult()).getElementType();
   return elementwise(ctx, "cast", opKey(op), {shapedOf(op.getInput())}, shapedOf(op.getResult()),
                      workgroupOf(op), [from, to](KernelBuilder &kb, ArrayRef<Value> v) -> Value {
-                       ImplicitLocOpBuilder &b = kb.b;
-                       // f32 for any float type (stores round to the result
-                       // type), or i32 (also for i1, holding 0/1).
-                       Value x = v[0];
-                       bool fromFloat = isa<FloatType>(from), toFloat = isa<FloatType>(to);
-                       if (to.isInteger(1)) {
-                         Value nz = fromFloat
-                                        ? (Value)b.create<arith::CmpFOp>(arith::CmpFPredicate::UNE,
-                                                                         x, kb.f32(0.0))
-                                        : (Value)b.create<arith::CmpIOp>(arith::CmpIPredicate::ne,
-                                                                         x, kb.i32(0));
-                         return b.create<arith::ExtUIOp>(b.getI32Type(), nz);
-                       }
-                       if (toFloat)
-                         return fromFloat ? x
-                                          : (Value)b.create<arith::SIToFPOp>(b.getF32Type(), x);
-                       // to i32
-                       if (fromFloat)
-                         return b.create<arith::FPToSIOp>(b.getI32Type(), x);
-                       return x; // i32 <- i32 / i1
+                       return emitCast(kb, from, to, v[0]);
                      });
+}
+
+FailureOr<OpLowering> lowerFusedElementwise(LoweringContext &ctx, FusedElementwiseOp op) {
+  SmallVector<ShapedType> ins, outs;
+  for (Value v : op.getInputs())
+    ins.push_back(shapedOf(v));
+  for (Value v : op.getResults())
+    outs.push_back(shapedOf(v));
+  Block *body = &op.getBody().front();
+  SmallVector<Value> yielded(op.getYielded());
+  // The body's ops determine the code: they are part of the kernel's key.
+  std::string key = opKey(op) + " body " + op.bodySignature();
+  return elementwiseMulti(
+      ctx, "fused_elementwise", key, ins, outs, workgroupOf(op),
+      [body, yielded](KernelBuilder &kb, ArrayRef<Value> loaded) -> SmallVector<Value> {
+        DenseMap<Value, Value> env;
+        for (BlockArgument a : body->getArguments())
+          env[a] = loaded[a.getArgNumber()];
+        for (Operation &o : body->without_terminator()) {
+          Value r = llvm::TypeSwitch<Operation *, Value>(&o)
+                        .Case([&](UnaryOp u) { return emitUnary(kb, u.getFn(), env[u.getInput()]); })
+                        .Case([&](BinaryOp bo) { return emitBinary(kb, bo.getFn(), env[bo.getLhs()], env[bo.getRhs()]); })
+                        .Case([&](SelectOp so) {
+                          Value c = kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ne, env[so.getCond()], kb.i32(0));
+                          return kb.select(c, env[so.getLhs()], env[so.getRhs()]);
+                        })
+                        .Case([&](CastOp co) {
+                          return emitCast(kb, elementOf(co.getInput()), elementOf(co.getResult()), env[co.getInput()]);
+                        });
+          // Rounded where the unfused plan stored it (a store rounds the
+          // same way again, exactly: the value is representable).
+          env[o.getResult(0)] = roundTo(kb, elementOf(o.getResult(0)), r);
+        }
+        SmallVector<Value> out;
+        for (Value y : yielded)
+          out.push_back(env[y]);
+        return out;
+      });
 }
 
 OpLowering lowerCopy(LoweringContext &ctx, int64_t n, Type elem) {

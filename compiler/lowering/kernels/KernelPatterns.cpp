@@ -54,6 +54,7 @@ struct DropoutPattern : KernelLoweringPattern<DropoutOp> {
 void populateKernelLoweringPatterns(RewritePatternSet &patterns, LoweringContext &ctx) {
   patterns.add<GeneratorPattern<UnaryOp, lowerUnary>, GeneratorPattern<BinaryOp, lowerBinary>,
                GeneratorPattern<SelectOp, lowerSelect>, GeneratorPattern<CastOp, lowerCast>,
+               GeneratorPattern<FusedElementwiseOp, lowerFusedElementwise>,
                GeneratorPattern<TransposeOp, lowerTranspose>, GeneratorPattern<BroadcastOp, lowerBroadcast>,
                GeneratorPattern<SliceOp, lowerSlice>, GeneratorPattern<PadOp, lowerPad>,
                GeneratorPattern<ConcatOp, lowerConcat>, GeneratorPattern<GatherOp, lowerGather>,

@@ -199,6 +199,9 @@ mlir::FailureOr<OpLowering> lowerUnary(LoweringContext &, mlir::tessera::UnaryOp
 mlir::FailureOr<OpLowering> lowerBinary(LoweringContext &, mlir::tessera::BinaryOp);
 mlir::FailureOr<OpLowering> lowerSelect(LoweringContext &, mlir::tessera::SelectOp);
 mlir::FailureOr<OpLowering> lowerCast(LoweringContext &, mlir::tessera::CastOp);
+/// One kernel for a fused_elementwise: each input loaded once, the body in
+/// f32 with half intermediates rounded where the unfused plan stored them.
+mlir::FailureOr<OpLowering> lowerFusedElementwise(LoweringContext &, mlir::tessera::FusedElementwiseOp);
 mlir::FailureOr<OpLowering> lowerTranspose(LoweringContext &, mlir::tessera::TransposeOp);
 mlir::FailureOr<OpLowering> lowerBroadcast(LoweringContext &, mlir::tessera::BroadcastOp);
 mlir::FailureOr<OpLowering> lowerSlice(LoweringContext &, mlir::tessera::SliceOp);

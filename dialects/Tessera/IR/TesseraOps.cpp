@@ -8,6 +8,9 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/TypeUtilities.h"
+
+#include "llvm/Support/raw_ostream.h"
 
 #include <limits>
 
@@ -325,5 +328,100 @@ LogicalResult mlir::tessera::DispatchOp::verify() {
   for (int64_t v : g)
     if (v < 0 || v > std::numeric_limits<uint32_t>::max())
       return emitOpError("workgroup counts must be in [0, 2^32 - 1], got ") << v;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// fused_elementwise (tessera-fuse-elementwise)
+//===----------------------------------------------------------------------===//
+
+void FusedElementwiseOp::build(OpBuilder &builder, OperationState &state, TypeRange results, ValueRange inputs) {
+  state.addOperands(inputs);
+  state.addTypes(results);
+  Region *body = state.addRegion();
+  Block *block = new Block();
+  body->push_back(block);
+  for (Value v : inputs)
+    block->addArgument(RankedTensorType::get({}, getElementTypeOrSelf(v.getType())), v.getLoc());
+}
+
+OperandRange FusedElementwiseOp::getYielded() { return getBody().front().getTerminator()->getOperands(); }
+
+std::string FusedElementwiseOp::bodySignature() {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  Block &block = getBody().front();
+  DenseMap<Value, std::string> names;
+  for (BlockArgument a : block.getArguments())
+    names[a] = "a" + std::to_string(a.getArgNumber());
+  unsigned n = 0;
+  for (Operation &op : block) {
+    if (&op != &block.front())
+      os << ";";
+    os << op.getName().stripDialect();
+    if (auto u = dyn_cast<UnaryOp>(op))
+      os << "<" << stringifyUnaryFn(u.getFn()) << ">";
+    else if (auto b = dyn_cast<BinaryOp>(op))
+      os << "<" << stringifyBinaryFn(b.getFn()) << ">";
+    os << "(";
+    llvm::interleave(op.getOperands(), os, [&](Value v) { os << names.lookup(v); }, ",");
+    os << ")";
+    for (Value r : op.getResults()) {
+      names[r] = "v" + std::to_string(n++);
+      os << ":" << getElementTypeOrSelf(r.getType());
+    }
+  }
+  return s;
+}
+
+LogicalResult FusedElementwiseOp::verify() {
+  if (getResults().empty())
+    return emitOpError("has no results");
+  auto resultType = cast<ShapedType>(getResult(0).getType());
+  for (Value r : getResults())
+    if (cast<ShapedType>(r.getType()).getShape() != resultType.getShape())
+      return emitOpError("results must share one shape, got ") << shapeStr(resultType.getShape()) << " and "
+                                                               << shapeStr(cast<ShapedType>(r.getType()).getShape());
+  Block &block = getBody().front();
+  if (block.getNumArguments() != getInputs().size())
+    return emitOpError("body has ") << block.getNumArguments() << " arguments for " << getInputs().size()
+                                    << " inputs";
+  for (auto [i, in] : llvm::enumerate(getInputs())) {
+    auto t = cast<ShapedType>(in.getType());
+    auto argType = dyn_cast<RankedTensorType>(block.getArgument(i).getType());
+    if (!argType || argType.getRank() != 0 || argType.getElementType() != t.getElementType())
+      return emitOpError("body argument ") << i << " must be " << RankedTensorType::get({}, t.getElementType())
+                                           << ", the element of input " << i << ", got "
+                                           << block.getArgument(i).getType();
+    FailureOr<SmallVector<int64_t>> b = broadcastShapes(t.getShape(), resultType.getShape());
+    if (failed(b) || ArrayRef<int64_t>(*b) != resultType.getShape())
+      return emitOpError("input ") << i << " of shape " << shapeStr(t.getShape())
+                                   << " does not broadcast to the result shape " << shapeStr(resultType.getShape());
+  }
+  for (Operation &op : block.without_terminator()) {
+    if (!isa<UnaryOp, BinaryOp, SelectOp, CastOp>(op))
+      return op.emitOpError("cannot be in a fused_elementwise body (only unary, binary, select and cast)");
+    for (Value v : op.getOperands())
+      if (v.getParentRegion() != &getBody())
+        return op.emitOpError("in a fused_elementwise body reads a value from outside it: pass it as an input");
+    for (Type t : op.getResultTypes())
+      if (auto rt = dyn_cast<RankedTensorType>(t); !rt || rt.getRank() != 0)
+        return op.emitOpError("in a fused_elementwise body must compute a 0-d tensor, got ") << t;
+  }
+  if (!isa<YieldOp>(block.getTerminator()))
+    return emitOpError("body must end with tessera.yield");
+  OperandRange yielded = getYielded();
+  if (yielded.size() != getNumResults())
+    return emitOpError("body yields ") << yielded.size() << " values for " << getNumResults() << " results";
+  for (auto [i, v] : llvm::enumerate(yielded)) {
+    if (v.getParentRegion() != &getBody())
+      return emitOpError("body yields a value from outside it");
+    if (cast<ShapedType>(v.getType()).getRank() != 0)
+      return emitOpError("body must yield 0-d tensors");
+    Type want = cast<ShapedType>(getResult(i).getType()).getElementType();
+    if (getElementTypeOrSelf(v.getType()) != want)
+      return emitOpError("body yields ") << getElementTypeOrSelf(v.getType()) << " for result " << i << " of "
+                                         << want;
+  }
   return success();
 }

@@ -111,6 +111,55 @@ def Tessera_CastOp : Tessera_Op<"cast", [Pure, SameOperandsAndResultShape, Decla
   let hasFolder = 1;
 }
 
+def Tessera_FusedElementwiseOp : Tessera_Op<"fused_elementwise", [Pure, SingleBlock]> {
+  let summary = "a tree of elementwise ops evaluated as one kernel (tessera-fuse-elementwise)";
+  let description = [{
+    The body computes one element of each result from one element of each
+    input: its block arguments are 0-d tensors of the inputs' element types,
+    its ops unary, binary, select and cast over 0-d tensors, and `yield`
+    returns one element per result. The results share one shape; each input
+    is read through the numpy broadcast of its shape to it (the inputs of the
+    original ops, and the inputs of broadcast ops folded in). The first
+    result is the tree's root; further results are intermediates that other
+    ops also read (they are stored anyway; the fused kernel writes them).
+
+    Element types inside the body are storage precisions, as they were in
+    the unfused graph: the kernel evaluates every op in f32 and rounds a
+    value whose type is f16 or bf16 to that type, exactly where the unfused
+    plan stored it, so fusion changes no result bit (docs/design.md,
+    "Fusion").
+    Example:
+      %r = tessera.fused_elementwise ins(%a, %b : tensor<4x8xbf16>, tensor<8xf32>) {
+      ^bb0(%x: tensor<bf16>, %y: tensor<f32>):
+        %s = tessera.unary silu %x : tensor<bf16>
+        %m = tessera.binary mul %s, %y : (tensor<bf16>, tensor<f32>) -> tensor<bf16>
+        tessera.yield %m : tensor<bf16>
+      } : tensor<4x8xbf16>
+  }];
+  let arguments = (ins Variadic<Tessera_AnyTensor>:$inputs);
+  let results = (outs Variadic<Tessera_FloatTensor>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "(`ins` `(` $inputs^ `:` type($inputs) `)`)? $body attr-dict `:` type($results)";
+  let skipDefaultBuilders = 1;
+  let builders = [OpBuilder<(ins "::mlir::TypeRange":$results, "::mlir::ValueRange":$inputs)>];
+  let extraClassDeclaration = [{
+    /// The values the body yields, one per result.
+    ::mlir::OperandRange getYielded();
+    /// What determines the kernel's code besides the types: the body's ops,
+    /// their operands and storage types, and what is yielded, e.g.
+    /// "binary<mul>(a0,a1):bf16;unary<silu>(v0):bf16;yield(v1)" (kernel and
+    /// problem keys).
+    std::string bodySignature();
+  }];
+  let hasVerifier = 1;
+}
+
+def Tessera_YieldOp : Tessera_Op<"yield", [Pure, Terminator, HasParent<"FusedElementwiseOp">]> {
+  let summary = "the elements a fused_elementwise body computes, one per result";
+  let arguments = (ins Variadic<Tessera_FloatTensor>:$values);
+  let assemblyFormat = "$values attr-dict `:` type($values)";
+}
+
 //===----------------------------------------------------------------------===//
 // Tensor level: contractions and reductions
 //===----------------------------------------------------------------------===//

@@ -139,6 +139,24 @@ def TesseraAssignQuant : Pass<"tessera-assign-quant", "ModuleOp"> {
 // Lowering (compiler/lowering)
 //===----------------------------------------------------------------------===//
 
+def TesseraFuseElementwise : Pass<"tessera-fuse-elementwise", "ModuleOp"> {
+  let summary = "Group trees of elementwise ops into tessera.fused_elementwise: one kernel each";
+  let description = [{
+    Runs after tessera-assign-precision (and assign-quant), before
+    tessera-select-kernel-configs. In every function, a maximal tree of
+    unary, binary, select and float casts of one result shape whose
+    intermediates have no use outside it becomes one fused_elementwise (the
+    original ops over 0-d tensors in its body); broadcast operands are
+    folded into the inputs' index maps. A value used outside the tree, an
+    op of another shape, reductions, matmuls, softmax, dropout and data
+    movement end a tree. The storage types of the intermediates are kept,
+    and the kernel rounds at the same places, so results are bit-identical
+    to the unfused plan (compiler/lowering/FuseElementwise.cpp;
+    `tessera compile --no-fuse` skips the pass).
+  }];
+  let dependentDialects = ["::mlir::tessera::TesseraDialect"];
+}
+
 def TesseraSelectKernelConfigs : Pass<"tessera-select-kernel-configs", "ModuleOp"> {
   let summary = "Record each kernel op's configuration (tiles, threads) and the SPIR-V target, chosen from the device profile";
   let description = [{

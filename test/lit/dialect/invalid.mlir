@@ -1064,3 +1064,99 @@ tessera.program @p {
   // expected-error @+1 {{workgroup counts must be in [0, 2^32 - 1], got -3}}
   tessera.dispatch @k [@a] workgroups [1, -3, 1]
 }
+
+// -----
+
+func.func @fused_arity(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{body has 2 arguments for 1 inputs}}
+  %0 = tessera.fused_elementwise ins(%x : tensor<2x3xf32>) {
+  ^bb0(%a: tensor<f32>, %b: tensor<f32>):
+    %s = tessera.binary add %a, %b : (tensor<f32>, tensor<f32>) -> tensor<f32>
+    tessera.yield %s : tensor<f32>
+  } : tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @fused_arg_type(%x: tensor<2x3xbf16>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{body argument 0 must be 'tensor<bf16>', the element of input 0, got 'tensor<f32>'}}
+  %0 = tessera.fused_elementwise ins(%x : tensor<2x3xbf16>) {
+  ^bb0(%a: tensor<f32>):
+    %s = tessera.unary exp %a : tensor<f32>
+    tessera.yield %s : tensor<f32>
+  } : tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @fused_broadcast(%x: tensor<2x4xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{input 0 of shape [2,4] does not broadcast to the result shape [2,3]}}
+  %0 = tessera.fused_elementwise ins(%x : tensor<2x4xf32>) {
+  ^bb0(%a: tensor<f32>):
+    %s = tessera.unary exp %a : tensor<f32>
+    tessera.yield %s : tensor<f32>
+  } : tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @fused_reduce(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  %0 = tessera.fused_elementwise ins(%x : tensor<2x3xf32>) {
+  ^bb0(%a: tensor<f32>):
+    // expected-error @+1 {{cannot be in a fused_elementwise body (only unary, binary, select and cast)}}
+    %s = tessera.softmax %a : tensor<f32>
+    tessera.yield %s : tensor<f32>
+  } : tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @fused_capture(%x: tensor<2x3xf32>, %y: tensor<f32>) -> tensor<2x3xf32> {
+  %0 = tessera.fused_elementwise ins(%x : tensor<2x3xf32>) {
+  ^bb0(%a: tensor<f32>):
+    // expected-error @+1 {{reads a value from outside it: pass it as an input}}
+    %s = tessera.binary mul %a, %y : (tensor<f32>, tensor<f32>) -> tensor<f32>
+    tessera.yield %s : tensor<f32>
+  } : tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @fused_yield_type(%x: tensor<2x3xf32>) -> tensor<2x3xbf16> {
+  // expected-error @+1 {{body yields 'f32' for result 0 of 'bf16'}}
+  %0 = tessera.fused_elementwise ins(%x : tensor<2x3xf32>) {
+  ^bb0(%a: tensor<f32>):
+    %s = tessera.unary exp %a : tensor<f32>
+    tessera.yield %s : tensor<f32>
+  } : tensor<2x3xbf16>
+  return %0 : tensor<2x3xbf16>
+}
+
+// -----
+
+func.func @fused_yield_count(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{body yields 1 values for 2 results}}
+  %0:2 = tessera.fused_elementwise ins(%x : tensor<2x3xf32>) {
+  ^bb0(%a: tensor<f32>):
+    %s = tessera.unary exp %a : tensor<f32>
+    tessera.yield %s : tensor<f32>
+  } : tensor<2x3xf32>, tensor<2x3xf32>
+  return %0#0 : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @fused_result_shapes(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{results must share one shape, got [2,3] and [3]}}
+  %0:2 = tessera.fused_elementwise ins(%x : tensor<2x3xf32>) {
+  ^bb0(%a: tensor<f32>):
+    %s = tessera.unary exp %a : tensor<f32>
+    tessera.yield %s, %s : tensor<f32>, tensor<f32>
+  } : tensor<2x3xf32>, tensor<3xf32>
+  return %0#0 : tensor<2x3xf32>
+}

@@ -111,6 +111,34 @@ func.func @elementwise(%x: tensor<2x3xf32>, %h: tensor<3xf16>, %bf: tensor<2x3xb
 }
 
 //===----------------------------------------------------------------------===//
+// fused_elementwise (tessera-fuse-elementwise): inputs of several shapes and
+// element types, a body in storage types
+//===----------------------------------------------------------------------===//
+
+// CHECK-LABEL: func.func @fused(
+// CHECK: tessera.fused_elementwise ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<2x3xbf16>, tensor<3xf32>, tensor<2x1xi1>) {
+// CHECK-NEXT: ^bb0(%[[A:.*]]: tensor<bf16>, %[[B:.*]]: tensor<f32>, %[[C:.*]]: tensor<i1>):
+// CHECK-NEXT: %[[S:.*]] = tessera.unary silu %[[A]] : tensor<bf16>
+// CHECK-NEXT: %[[M:.*]] = tessera.binary mul %[[S]], %[[B]] : (tensor<bf16>, tensor<f32>) -> tensor<bf16>
+// CHECK-NEXT: %[[F:.*]] = tessera.cast %[[C]] : tensor<i1> -> tensor<bf16>
+// CHECK-NEXT: %[[R:.*]] = tessera.select %[[C]], %[[M]], %[[F]] : (tensor<i1>, tensor<bf16>, tensor<bf16>) -> tensor<bf16>
+// CHECK-NEXT: tessera.yield %[[R]] : tensor<bf16>
+// CHECK-NEXT: } {tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 64>} : tensor<2x3xbf16>
+// GENERIC: "tessera.fused_elementwise"(%{{.*}}, %{{.*}}, %{{.*}}) ({
+// GENERIC: "tessera.yield"
+func.func @fused(%x: tensor<2x3xbf16>, %y: tensor<3xf32>, %c: tensor<2x1xi1>) {
+  %0 = tessera.fused_elementwise ins(%x, %y, %c : tensor<2x3xbf16>, tensor<3xf32>, tensor<2x1xi1>) {
+  ^bb0(%a: tensor<bf16>, %b: tensor<f32>, %k: tensor<i1>):
+    %s = tessera.unary silu %a : tensor<bf16>
+    %m = tessera.binary mul %s, %b : (tensor<bf16>, tensor<f32>) -> tensor<bf16>
+    %f = tessera.cast %k : tensor<i1> -> tensor<bf16>
+    %r = tessera.select %k, %m, %f : (tensor<i1>, tensor<bf16>, tensor<bf16>) -> tensor<bf16>
+    tessera.yield %r : tensor<bf16>
+  } {tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 64>} : tensor<2x3xbf16>
+  return
+}
+
+//===----------------------------------------------------------------------===//
 // Contractions and reductions: matmul (transposes, every matmul_config kind),
 // reduce (every fn, keepdims, reduction_config), softmax, dropout
 //===----------------------------------------------------------------------===//

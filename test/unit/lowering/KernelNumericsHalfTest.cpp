@@ -838,6 +838,81 @@ TEST_P(HalfNumerics, Dropout) {
   expectNear(h, false, fetch(r, h, "loss"), {sum}, {sumAbs}, "eval must not drop");
 }
 
+// ---------------------------------------------------------------- fused elementwise
+
+TEST_P(HalfNumerics, FusedElementwise) {
+  // A fused_elementwise (tessera-fuse-elementwise) whose intermediates are
+  // stored in T in the unfused plan: the kernel must round each of them to T
+  // where the unfused plan stored it, so that its result is bit for bit that
+  // of the unfused ops (docs/design.md, "Fusion"). Inputs are broadcast
+  // ([4,1], [5], an i1 [3,1,1]); the values keep every f32 operation exact
+  // (products of two halves, sums of halves in [0.5, 2] in magnitude), so
+  // the float64 reference with the same roundings is exact. A second op
+  // yields f32 from a T intermediate (exp, e32 tolerance).
+  const Half &h = GetParam();
+  std::string T = h.name;
+  const std::vector<int64_t> xs = {3, 4, 5}, ys = {4, 1}, zs = {5}, cs = {3, 1, 1};
+  auto t0 = [&](const char *e) { return "tensor<" + std::string(e) + ">"; };
+  std::string tt = t0(T.c_str());
+  std::string body =
+      param("x", xs, T) + param("y", ys, T) + param("z", zs, T) + param("c", cs, T) +
+      "    %cb = tessera.cast %c : " + tensorType(cs, T) + " -> " + tensorType(cs, "i1") + "\n" +
+      "    %r_out = tessera.fused_elementwise ins(%x, %y, %z, %cb : " + tensorType(xs, T) + ", " + tensorType(ys, T) +
+      ", " + tensorType(zs, T) + ", " + tensorType(cs, "i1") + ") {\n" +
+      "    ^bb0(%a0: " + tt + ", %a1: " + tt + ", %a2: " + tt + ", %a3: tensor<i1>):\n" +
+      "      %t = tessera.binary mul %a0, %a1 : (" + tt + ", " + tt + ") -> " + tt + "\n" +
+      "      %u = tessera.binary add %t, %a2 : (" + tt + ", " + tt + ") -> " + tt + "\n" +
+      "      %v = tessera.binary mul %u, %a1 : (" + tt + ", " + tt + ") -> " + tt + "\n" +
+      "      %k = tessera.cast %a3 : tensor<i1> -> " + tt + "\n" +
+      "      %s = tessera.select %a3, %v, %t : (tensor<i1>, " + tt + ", " + tt + ") -> " + tt + "\n" +
+      "      %o = tessera.binary add %s, %k : (" + tt + ", " + tt + ") -> " + tt + "\n" +
+      "      tessera.yield %o : " + tt + "\n" +
+      "    } : " + tensorType(xs, T) + " loc(\"r_out\")\n" +
+      "    %r_exp = tessera.fused_elementwise ins(%x, %z : " + tensorType(xs, T) + ", " + tensorType(zs, T) + ") {\n" +
+      "    ^bb0(%b0: " + tt + ", %b1: " + tt + "):\n" +
+      "      %w = tessera.binary add %b0, %b1 : (" + tt + ", " + tt + ") -> " + tt + "\n" +
+      "      %e = tessera.unary exp %w : " + tt + " -> tensor<f32>\n" +
+      "      tessera.yield %e : tensor<f32>\n" +
+      "    } : " + tensorType(xs) + " loc(\"r_exp\")\n";
+  GpuRun r(lossModule(body, {{"%r_out", xs, T}, {"%r_exp", xs, "f32"}}), kProfileDir + "/lavapipe.json");
+  auto signedHalves = [&](int64_t n) {
+    std::vector<double> v = halfUniform(h, n, 0.5, 2);
+    for (int64_t i = 0; i < n; i += 3)
+      v[i] = -v[i];
+    return v;
+  };
+  std::vector<double> x = signedHalves(numel(xs)), y = signedHalves(numel(ys)), z = signedHalves(numel(zs));
+  std::vector<double> c = {1, 0, -2};
+  put(r, h, "x", x);
+  put(r, h, "y", y);
+  put(r, h, "z", z);
+  put(r, h, "c", c);
+  r.run();
+  // The reference, rounding to T where the unfused plan stores (S) or not at
+  // all: the test only discriminates if the two differ.
+  auto reference = [&](bool round) {
+    auto S = [&](double v) { return round ? h.store(v) : v; };
+    std::vector<double> out(numel(xs)), ex(numel(xs));
+    for (int64_t i = 0; i < numel(xs); ++i) {
+      auto co = unravel(i, xs);
+      double xv = x[i], yv = y[bcast(co, ys)], zv = z[bcast(co, zs)];
+      bool cv = c[bcast(co, cs)] != 0;
+      double t = S(xv * yv), u = S(t + zv), v = S(u * yv);
+      out[i] = (cv ? v : t) + (cv ? 1.0 : 0.0); // the store rounds it
+      ex[i] = std::exp(S(xv + zv));
+    }
+    return std::make_pair(out, ex);
+  };
+  auto [out, ex] = reference(true);
+  auto [unrounded, exUnrounded] = reference(false);
+  int differ = 0;
+  for (size_t i = 0; i < out.size(); ++i)
+    differ += h.store(out[i]) != h.store(unrounded[i]);
+  EXPECT_GT(differ, 0) << "the inputs do not tell rounded intermediates from f32 ones";
+  expectExact(h, fetch(r, h, "r_out"), out, "fused, rounded like the unfused plan");
+  expectNear(h, false, fetch(r, h, "r_exp"), ex, "fused exp of a T intermediate -> f32");
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, HalfNumerics, testing::Values(kF16, kBF16), halfName);
 
 } // namespace

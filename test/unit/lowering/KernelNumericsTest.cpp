@@ -124,6 +124,51 @@ TEST(KernelNumerics, BinaryBroadcast) {
   }
 }
 
+TEST(KernelNumerics, FusedElementwise) {
+  // One fused_elementwise (tessera-fuse-elementwise) of a SwiGLU-like tree
+  // with a residual: silu(g) * u * w + s - tanh(g), w [5] and s (0-d)
+  // broadcast, against float64; every input read once, one dispatch.
+  const std::vector<int64_t> gs = {2, 3, 5}, ws = {5};
+  std::string f = "tensor<f32>";
+  std::string body = param("g", gs) + param("u", gs) + param("w", ws) + param("s", {}) +
+                     "    %r = tessera.fused_elementwise ins(%g, %u, %w, %s : " + tensorType(gs) + ", " +
+                     tensorType(gs) + ", " + tensorType(ws) + ", " + f + ") {\n" +
+                     "    ^bb0(%a0: " + f + ", %a1: " + f + ", %a2: " + f + ", %a3: " + f + "):\n" +
+                     "      %si = tessera.unary silu %a0 : " + f + "\n" +
+                     "      %m = tessera.binary mul %si, %a1 : (" + f + ", " + f + ") -> " + f + "\n" +
+                     "      %mw = tessera.binary mul %m, %a2 : (" + f + ", " + f + ") -> " + f + "\n" +
+                     "      %p = tessera.binary add %mw, %a3 : (" + f + ", " + f + ") -> " + f + "\n" +
+                     "      %th = tessera.unary tanh %a0 : " + f + "\n" +
+                     "      %o = tessera.binary sub %p, %th : (" + f + ", " + f + ") -> " + f + "\n" +
+                     "      tessera.yield %o : " + f + "\n" +
+                     "    } : " + tensorType(gs) + " loc(\"r\")\n";
+  GpuRun r(lossModule(body, {{"%r", gs, "f32"}}));
+  int fused = 0, other = 0;
+  for (const plan::Dispatch &d : r.plan.programs[0].dispatches) {
+    const std::string &k = r.plan.kernels[d.kernel].name;
+    fused += k.rfind("fused_elementwise", 0) == 0;
+    other += k.rfind("unary", 0) == 0 || k.rfind("binary", 0) == 0;
+    if (k.rfind("fused_elementwise", 0) == 0)
+      EXPECT_EQ(d.bindings.size(), 5u) << "four inputs and the result";
+  }
+  EXPECT_EQ(fused, 1);
+  EXPECT_EQ(other, 0);
+  std::vector<float> g = uniform(numel(gs), -4, 4), u = uniform(numel(gs), -2, 2), w = uniform(numel(ws), -1, 1),
+                     s = {0.75f};
+  r.set("g", g);
+  r.set("u", u);
+  r.set("w", w);
+  r.set("s", s);
+  r.run();
+  std::vector<double> ref(numel(gs)), scale(numel(gs));
+  for (int64_t i = 0; i < numel(gs); ++i) {
+    double gv = g[i], si = gv / (1 + std::exp(-gv)), p = si * u[i] * w[i % 5];
+    ref[i] = p + s[0] - std::tanh(gv);
+    scale[i] = std::fabs(p) + std::fabs(s[0]) + std::fabs(std::tanh(gv));
+  }
+  expectClose(r.get("r"), ref, scale, "fused silu * u * w + s - tanh");
+}
+
 TEST(KernelNumerics, Pow) {
   // Rows: exponents 2, 3, -1, 0, 1, 0.5, -2, 1.7 (fractional only for x > 0 rows).
   const std::vector<int64_t> xs = {8, 16}, ys = {8, 1};
