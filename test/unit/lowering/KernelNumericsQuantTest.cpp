@@ -82,11 +82,6 @@ void reference(const MatmulCase &c, const std::vector<float> &a, const std::vect
       }
 }
 
-// A value as the operand type `act` holds it (round to nearest even).
-float roundedTo(const std::string &act, float x) {
-  return act == "f16" ? util::halfToFloat(util::floatToHalf(x)) : act == "bf16" ? util::bf16ToFloat(util::floatToBf16(x)) : x;
-}
-
 void runQuantMatmuls(const std::string &kind, const std::string &profile, int64_t block, const std::string &act = "f32",
                      bool coopmat = false) {
   const int64_t K = 2 * block, F = block; // reduction lengths of whole blocks

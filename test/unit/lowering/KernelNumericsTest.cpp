@@ -589,14 +589,6 @@ double unitRoundoff(const std::string &type) {
   return 0.0;
 }
 
-std::vector<float> roundedTo(const std::string &type, std::vector<float> v) {
-  for (float &x : v)
-    x = type == "f16" ? util::halfToFloat(util::floatToHalf(x))
-        : type == "bf16" ? util::bf16ToFloat(util::floatToBf16(x))
-                         : x;
-  return v;
-}
-
 // The same forms at sizes nvidia.json gives to its coopmat variant (at least
 // 16 tiles of 128 x 128; attention: 16 batches).
 std::vector<MatmulCase> largeTrainingMatmuls() {

@@ -285,6 +285,16 @@ inline int64_t numel(const std::vector<int64_t> &s) {
   return n;
 }
 
+// x as a tensor of element type `type` holds it (f16 / bf16: round to nearest even; else unchanged).
+inline float roundedTo(const std::string &type, float x) {
+  return type == "f16" ? util::halfToFloat(util::floatToHalf(x)) : type == "bf16" ? util::bf16ToFloat(util::floatToBf16(x)) : x;
+}
+inline std::vector<float> roundedTo(const std::string &type, std::vector<float> v) {
+  for (float &x : v)
+    x = roundedTo(type, x);
+  return v;
+}
+
 inline std::string tensorType(const std::vector<int64_t> &s, const std::string &elem = "f32") {
   std::string t = "tensor<";
   for (int64_t d : s)

@@ -15,18 +15,11 @@
 
 using namespace tessera;
 using namespace tessera::plan;
+using tessera::test::f32;
 namespace fs = std::filesystem;
 
 namespace {
 
-Buffer f32(const std::string &name, BufferKind kind, int64_t n) {
-  Buffer b;
-  b.name = name;
-  b.kind = kind;
-  b.shape = {n};
-  b.bytes = uint64_t(n) * 4;
-  return b;
-}
 
 // d = (a + b) + b through `kernels` add kernels: kernels 0 and 1 are the add
 // of N elements under two names (a plan's kernel names are unique, and the

@@ -20,6 +20,16 @@
 
 namespace tessera::test {
 
+// A plan buffer of n f32 elements.
+inline plan::Buffer f32(const std::string &name, plan::BufferKind kind, int64_t n) {
+  plan::Buffer b;
+  b.name = name;
+  b.kind = kind;
+  b.shape = {n};
+  b.bytes = uint64_t(n) * 4;
+  return b;
+}
+
 // A fresh directory under the system temp dir, removed at destruction.
 struct TempDir {
   std::filesystem::path path;

@@ -12,17 +12,10 @@
 
 using namespace tessera;
 using namespace tessera::plan;
+using tessera::test::f32;
 
 namespace {
 
-Buffer f32(const std::string &name, BufferKind kind, int64_t n) {
-  Buffer b;
-  b.name = name;
-  b.kind = kind;
-  b.shape = {n};
-  b.bytes = uint64_t(n) * 4;
-  return b;
-}
 
 std::vector<uint8_t> u32Bytes(uint32_t v) {
   std::vector<uint8_t> b(4);
