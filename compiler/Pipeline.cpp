@@ -67,7 +67,7 @@ void printSummary(const plan::Plan &p, const std::string &path) {
   // Frozen weights by storage type (the block types hold ~8.5, 4.5, 2.06 bits per value).
   std::map<std::string, std::pair<uint64_t, size_t>> byType;
   for (const plan::Buffer &b : p.buffers)
-    if (b.kind == plan::BufferKind::Weight && b.alias_of < 0) {
+    if (b.kind == plan::BufferKind::Weight && b.alias_of < 0 && !b.host) {
       auto &e = byType[plan::dtypeName(b.dtype)];
       e.first += b.bytes, e.second += 1;
     }
@@ -79,6 +79,16 @@ void printSummary(const plan::Plan &p, const std::string &path) {
     types += part;
   }
   std::printf("  frozen weights          %10.2f MiB  (%s)\n", mib(m.weights), types.c_str());
+  if (m.host_weights) {
+    size_t host = 0, copies = 0;
+    for (const plan::Buffer &b : p.buffers)
+      host += b.host;
+    for (const plan::Program &prog : p.programs)
+      for (const plan::Dispatch &d : prog.dispatches)
+        copies += !d.bindings.empty() && p.buffers[d.bindings[0]].host;
+    std::printf("  streamed weights        %10.2f MiB  (in host memory, not counted above: %zu tensors, %zu copies "
+                "into activations per run of the programs)\n", mib(m.host_weights), host, copies);
+  }
   std::printf("  activations             %10.2f MiB  (largest live set %.2f MiB, %.2f MiB without reuse)\n",
               mib(m.activations), mib(m.activations_live_peak), mib(m.activations_unshared));
   std::printf("  adapter + AdamW + grads %10.2f MiB  (LoRA %.2f, AdamW state %.2f, gradients %.2f)\n",
@@ -131,8 +141,9 @@ struct MemoryChoice {
   int64_t batch;        // sequences per micro-batch (the step's batch / grad_accum)
   int64_t chunk_budget; // bytes of logits per loss chunk
   bool recompute;
+  bool stream = false; // frozen weights in host memory, copied in around their uses (tessera-stream-weights)
   bool operator==(const MemoryChoice &o) const {
-    return batch == o.batch && chunk_budget == o.chunk_budget && recompute == o.recompute;
+    return batch == o.batch && chunk_budget == o.chunk_budget && recompute == o.recompute && stream == o.stream;
   }
 };
 
@@ -151,6 +162,13 @@ std::vector<MemoryChoice> memoryChoices(const MemoryChoice &asked, bool userChun
   for (int64_t m = asked.batch - 1; m >= 1; --m) // micro-batches that divide the batch, largest first
     if (asked.batch % m == 0)
       c.batch = m, add(c);
+  // Last, as it costs a copy of every weight twice a step: the same again
+  // with the frozen weights streamed from host memory.
+  for (size_t i = 0, n = out.size(); i < n; ++i) {
+    MemoryChoice s = out[i];
+    s.stream = true;
+    add(s);
+  }
   return out;
 }
 
@@ -163,6 +181,8 @@ std::string describeChoice(const MemoryChoice &c, const MemoryChoice &asked) {
   if (c.batch != asked.batch)
     parts.push_back("micro-batches of " + std::to_string(c.batch) + " x " + std::to_string(asked.batch / c.batch) +
                     " per step (gradient accumulation)");
+  if (c.stream && !asked.stream)
+    parts.push_back("frozen weights streamed from host memory");
   if (parts.empty())
     return "as compiled (it fits)";
   std::string s;
@@ -413,6 +433,8 @@ int compileModel(const CompileOptions &o, std::string &error) {
     // Kernels: buffers, dispatches, SPIR-V.
     mlir::PassManager lowering(&ctx);
     lowering.addPass(mlir::tessera::createTesseraLowerToKernels());
+    if (c.stream)
+      lowering.addPass(mlir::tessera::createTesseraStreamWeights());
     if (o.reuse_buffers)
       lowering.addPass(mlir::tessera::createTesseraReuseBuffers());
     lowering.addPass(mlir::tessera::createTesseraKernelsToSPIRV());
@@ -470,7 +492,7 @@ int compileModel(const CompileOptions &o, std::string &error) {
     return 0;
   };
 
-  MemoryChoice asked{o.batch, kLossChunkBudget, o.recompute};
+  MemoryChoice asked{o.batch, kLossChunkBudget, o.recompute, o.stream_weights};
   plan::Plan p;
   if (!budget) {
     if (int rc = build(asked, true, p))
@@ -509,8 +531,7 @@ int compileModel(const CompileOptions &o, std::string &error) {
       error = "--memory-budget " + mibText(budget) + ": no plan fits; the smallest (" +
               describeChoice(choices[smallest], asked) + ") needs " + mibText(least) +
               " of device memory: give --memory-budget " + std::to_string((least + 1048575) / 1048576) +
-              "MiB or more (streaming the frozen weights from host memory, which would need less, is not "
-              "implemented yet)";
+              "MiB or more";
       return 1;
     }
     // The attempt is the plan, unless the final build has more to write.

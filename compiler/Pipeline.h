@@ -44,6 +44,7 @@ struct CompileOptions {
   bool recompute = false;        // recompute each decoder layer's forward in the backward
   bool recompute_elementwise = true; // recompute cheap forward values in the backward (tessera-recompute-elementwise)
   bool reuse_buffers = true;     // share storage between dead activations
+  bool stream_weights = false;   // frozen weights in host memory, copied in around their uses (tessera-stream-weights)
   bool fuse = true;              // elementwise chains as one kernel each (tessera-fuse-elementwise)
   // Device memory the plan may take ("512MiB", "1.5GiB", "1GB", bytes); empty:
   // the profile's device-local heap less 10%, or no limit when it is unknown.

@@ -159,6 +159,7 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
     }
     if (std::optional<int64_t> rows = b.getRowOffset())
       pb.row_offset = *rows;
+    pb.host = b->hasAttr(attrs::hostResident);
     if (auto init = b.getInit()) {
       FailureOr<std::vector<uint8_t>> data = constantBytes(b, *init);
       if (failed(data))
@@ -418,6 +419,10 @@ plan::MemorySummary memorySummary(const plan::Plan &p, ModuleOp module) {
   for (const plan::Buffer &b : p.buffers) {
     if (b.alias_of >= 0)
       continue;
+    if (b.host) { // streamed: in system memory, copied into activation slots
+      m.host_weights += b.bytes;
+      continue;
+    }
     m.total += b.bytes;
     if (b.bytes > m.largest_buffer)
       m.largest_buffer = b.bytes, m.largest_buffer_name = b.name;

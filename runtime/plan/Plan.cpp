@@ -204,6 +204,8 @@ void validate(const Plan &p, const Reader &r) {
     if (b.row_offset < -1) r.fail(path + ".row_offset = " + std::to_string(b.row_offset) + " is negative");
     if (b.row_offset >= 0 && (b.kind != BufferKind::Weight || b.alias_of >= 0 || b.shape.empty()))
       r.fail(path + ".row_offset: only a weight buffer with its own storage and a shape holds a row range");
+    if (b.host && (b.kind != BufferKind::Weight || b.alias_of >= 0))
+      r.fail(path + ".host: only a frozen weight with its own storage is kept in host memory");
   }
   // alias_of chains: must end at a buffer that owns storage, no cycles, and the
   // alias must fit inside that storage.
@@ -370,6 +372,7 @@ std::vector<uint8_t> serialize(const Plan &plan) {
     if (b.alias_of >= 0) j["alias_of"] = b.alias_of;
     if (b.row_offset >= 0) j["row_offset"] = b.row_offset;
     if (b.transposed) j["transposed"] = true;
+    if (b.host) j["host"] = true;
     if (!b.gguf.tensor.empty())
       j["gguf"] = {{"tensor", b.gguf.tensor}, {"permute", b.gguf.permute}, {"transpose", b.gguf.transpose},
                    {"add", b.gguf.add}, {"mul", b.gguf.mul}};
@@ -409,6 +412,7 @@ std::vector<uint8_t> serialize(const Plan &plan) {
   const MemorySummary &mem = plan.memory;
   m["memory"] = {{"total_bytes", mem.total},
                  {"weights_bytes", mem.weights},
+                 {"host_weights_bytes", mem.host_weights},
                  {"activations_bytes", mem.activations},
                  {"activations_live_peak_bytes", mem.activations_live_peak},
                  {"activations_unshared_bytes", mem.activations_unshared},
@@ -547,6 +551,7 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     };
     p.memory.total = bytes("total_bytes");
     p.memory.weights = bytes("weights_bytes");
+    p.memory.host_weights = bytes("host_weights_bytes");
     p.memory.activations = bytes("activations_bytes");
     p.memory.activations_live_peak = bytes("activations_live_peak_bytes");
     p.memory.activations_unshared = bytes("activations_unshared_bytes");
@@ -635,6 +640,7 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     b.alias_of = r.i64Or(j, "alias_of", path + ".alias_of", -1);
     b.row_offset = r.i64Or(j, "row_offset", path + ".row_offset", -1);
     if (j.contains("transposed")) b.transposed = r.boolean(j, "transposed", path + ".transposed");
+    if (j.contains("host")) b.host = r.boolean(j, "host", path + ".host");
     if (j.contains("gguf")) {
       const json &g = r.object(j["gguf"], path + ".gguf");
       b.gguf.tensor = r.string(g, "tensor", path + ".gguf.tensor");

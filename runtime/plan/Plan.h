@@ -72,6 +72,10 @@ struct Buffer {
   // initializer `name` (a tile of a weight larger than the device's buffer
   // limit, tessera-split-large-tensors); -1: the whole initializer.
   int64_t row_offset = -1;
+  // Weight: kept in host-visible system memory instead of the device-local
+  // heap; the dispatches read copies the plan makes of it around its uses
+  // (tessera-stream-weights, docs/memory.md).
+  bool host = false;
   // A plan compiled with --weights BASE.gguf: the weight's tensor in that
   // file (llama.cpp's name) and how the ONNX initializer's values follow from
   // it (runtime/weights/GgufWeights.h): rows un-permuted in `permute` groups
@@ -136,7 +140,8 @@ struct Adapter {
 // informational, docs/memory.md). Written by the compiler, optional on read.
 struct MemorySummary {
   uint64_t total = 0;
-  uint64_t weights = 0;               // frozen weights (kind weight)
+  uint64_t weights = 0;               // frozen weights (kind weight) on the device
+  uint64_t host_weights = 0;          // frozen weights kept in host memory (streamed; not in total)
   uint64_t activations = 0;           // activation storage after reuse
   uint64_t activations_live_peak = 0; // largest live set of activations (lower bound)
   uint64_t activations_unshared = 0;  // activation storage without reuse

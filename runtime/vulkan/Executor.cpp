@@ -258,7 +258,7 @@ void Executor::checkDeviceLimits() const {
   for (size_t i = 0; i < n; ++i) {
     if (root_[i] != i) continue;
     uint64_t bytes = storageBytes(plan_.buffers[i].bytes);
-    total += bytes;
+    if (!plan_.buffers[i].host) total += bytes; // streamed weights live in system memory
     if (allocation && bytes > allocation)
       throw VulkanError(bufferName(plan_, i) + " is " + mib(bytes) + ", more than this device's maxMemoryAllocationSize (" +
                         mib(allocation) + ", " + device + "): " + recompile("maxMemoryAllocationSize", allocation));
@@ -302,6 +302,17 @@ void Executor::allocateBuffers() {
       if ((bits & (1u << t)) && (mp.memoryTypes[t].propertyFlags & flags) == flags) return int(t);
     return -1;
   };
+  // Host-resident (streamed) weights: host-visible memory of a heap that is
+  // not device-local (system memory on a discrete GPU); on a device whose
+  // memory is all one heap (CPUs, phones) that is the ordinary memory.
+  auto findHostType = [&](uint32_t bits) -> int {
+    for (uint32_t t = 0; t < mp.memoryTypeCount; ++t)
+      if ((bits & (1u << t)) && (mp.memoryTypes[t].propertyFlags & fallback) == fallback &&
+          !(mp.memoryHeaps[mp.memoryTypes[t].heapIndex].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT))
+        return int(t);
+    return findType(bits, fallback);
+  };
+  bool hostPass = false; // packing the host-resident buffers
 
   // Create the buffers.
   std::vector<VkMemoryRequirements> reqs(n);
@@ -326,7 +337,8 @@ void Executor::allocateBuffers() {
     ai.allocationSize = pendingSize;
     Block block;
     VkResult res = VK_ERROR_OUT_OF_DEVICE_MEMORY;
-    int types[2] = {findType(pendingBits, preferred), findType(pendingBits, fallback)};
+    int types[2] = {hostPass ? findHostType(pendingBits) : findType(pendingBits, preferred),
+                    findType(pendingBits, fallback)};
     VkResult injected = injectedFault(FaultSite::Allocate);
     for (int t : types) {
       if (t < 0) continue;
@@ -356,16 +368,18 @@ void Executor::allocateBuffers() {
     pendingSize = 0;
     pendingBits = ~0u;
   };
-  for (size_t i = 0; i < n; ++i) {
-    if (root_[i] != i) continue;
-    const VkMemoryRequirements &r = reqs[i];
+  for (size_t i = 0; i < 2 * n; ++i) {
+    if (i == n) flush(), hostPass = true; // then the host-resident ones, in blocks of their own
+    const size_t b = i % n;
+    if (root_[b] != b || plan_.buffers[b].host != hostPass) continue;
+    const VkMemoryRequirements &r = reqs[b];
     uint64_t align = r.alignment ? r.alignment : 1;
     uint64_t offset = (pendingSize + align - 1) / align * align;
     if (!pending.empty() && (offset + r.size > blockLimit || (pendingBits & r.memoryTypeBits) == 0)) {
       flush();
       offset = 0;
     }
-    pending.emplace_back(i, offset);
+    pending.emplace_back(b, offset);
     pendingSize = offset + r.size;
     pendingBits &= r.memoryTypeBits;
   }

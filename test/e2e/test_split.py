@@ -10,7 +10,10 @@
   splits the embedding and the LM head into 3 uneven tiles; its per-step
   losses equal the unsplit plan's (fp32), and its eval loss and gradients
   equal the unsplit plan's in f16 and bf16 too (as close as the unsplit plan is to
-  fp32); every kernel of the split plans passes spirv-val.
+  fp32); every kernel of the split plans passes spirv-val;
+* --memory-budget picks micro-batches, recompute and, last, weights streamed
+  from host memory; --stream-weights plans train bit-identically to plans
+  that keep the weights on the device, under a heap only they fit.
 Ids are drawn over the whole vocabulary, so every tile is read.
 """
 import json
@@ -74,10 +77,10 @@ class SplitLargeTensors(TempDirTest):
                 "--lora-alpha", ALPHA, "--lora-targets", "all-linear", *extra)
         return path
 
-    def train(self, plan, model, data, adapter, steps, tag, *extra):
+    def train(self, plan, model, data, adapter, steps, tag, *extra, env=None):
         metrics = self.path(f"metrics-{tag}.jsonl")
         tessera("train", plan, "--weights", model, "--data", data, "--steps", steps, "--lr", 1e-2,
-                "--init-adapter", adapter, "--metrics", metrics, "--out", self.path(f"out-{tag}"), *extra)
+                "--init-adapter", adapter, "--metrics", metrics, "--out", self.path(f"out-{tag}"), *extra, env=env)
         return losses(metrics)
 
     def tiles(self, plan, name):
@@ -238,7 +241,11 @@ class SplitLargeTensors(TempDirTest):
         self.assertTrue(b, r.describe())
         self.assertIn("recompute", b.group(2))
         self.assertIn("micro-batches of 1 x 4 per step (gradient accumulation)", b.group(2))
+        # The last resort too: the frozen weights in host memory, out of the device's peak.
+        self.assertIn("frozen weights streamed from host memory", b.group(2))
         man = manifest(tight)
+        self.assertTrue(any(x.get("host") for x in man["buffers"]))
+        self.assertEqual(man["memory"]["weights_bytes"], 0)
         self.assertEqual(man["target"]["grad_accum"], 4)
         self.assertEqual(man["target"]["memory_budget"], int(m.group(2)) << 20)
         self.assertLessEqual(man["memory"]["total_bytes"], int(m.group(2)) << 20)
@@ -283,6 +290,49 @@ class SplitLargeTensors(TempDirTest):
         r = tessera("compile", model, "-o", self.path("p.tplan"), "--profile", phone)
         self.assertIn("memory budget 11059.2 MiB: as compiled (it fits)", r.stdout)
         self.assertEqual(manifest(self.path("p.tplan"))["target"]["max_buffer_bytes"], (4 << 30) - 1)
+
+    def test_streamed_weights(self):
+        """--stream-weights: every frozen weight in host memory, copied into activations around its uses; the
+        losses are bit-identical to the plan that keeps them on the device, the device peak drops by about
+        the weights, and `train` runs it under a device heap the unstreamed plan does not fit."""
+        batch, seq = 2, 32
+        model = self.model
+        data = write_ids(self.path("s.jsonl"), 256, seq, 4, seed=4, masked=False)
+        dev = self.compile_plan("dev.tplan", model, batch, seq)
+        r = tessera("compile", model, "-o", self.path("host.tplan"), "--batch", batch, "--seq", seq,
+                    "--lora-rank", RANK, "--lora-alpha", ALPHA, "--lora-targets", "all-linear", "--stream-weights")
+        host = self.path("host.tplan")
+        m = re.search(r"streamed weights +([0-9.]+) MiB +\(in host memory, not counted above: (\d+) tensors, "
+                      r"(\d+) copies", r.stdout)
+        self.assertTrue(m, r.describe())
+        a, b = manifest(dev), manifest(host)
+        weights = [x for x in a["buffers"] if x["kind"] == "weight" and "alias_of" not in x]
+        self.assertEqual(int(m.group(2)), len(weights))
+        self.assertEqual(b["memory"]["host_weights_bytes"], a["memory"]["weights_bytes"])
+        self.assertEqual(b["memory"]["weights_bytes"], 0)
+        self.assertTrue(all(x.get("host") for x in b["buffers"] if x["kind"] == "weight" and "alias_of" not in x))
+        self.assertLess(b["memory"]["total_bytes"], a["memory"]["total_bytes"] - a["memory"]["weights_bytes"] // 2)
+        # Every non-copy dispatch reads copies only: a host weight is bound by copies (2 bindings) alone.
+        for prog in b["programs"]:
+            for d in prog["dispatches"]:
+                hosts = [i for i in d["bindings"] if b["buffers"][i].get("host")]
+                if hosts:
+                    self.assertEqual((len(d["bindings"]), d["bindings"][0]), (2, hosts[0]), prog["name"])
+        ad = self.path("adapter-s")
+        reference("random-adapter", "--model", model, "--rank", RANK, "--alpha", ALPHA,
+                  "--targets", "all-linear", "--seed", 6, "--b-std", 0.05, "--out", ad)
+        want = self.train(dev, model, data, ad, 3, "dev")
+        # A device heap between the two plans' needs: only the streamed plan starts.
+        heap = str((b["memory"]["total_bytes"] + a["memory"]["total_bytes"]) // 2)
+        got = self.train(host, model, data, ad, 3, "host", env={"TESSERA_FAULT": "small-heap:" + heap})
+        self.assertEqual(got, want)
+        self.assertGreater(abs(want[0] - want[-1]), 1e-3, "the loss did not move")
+        r = tessera("train", dev, "--weights", model, "--data", data, "--steps", 1, "--out", self.path("o"),
+                    env={"TESSERA_FAULT": "small-heap:" + heap}, check=False)
+        self.assertNotEqual(r.rc, 0)
+        self.assertIn("more than this device's device-local heap", r.stderr)
+        e = [parse_eval(tessera("eval", p, "--weights", model, "--data", data)) for p in (dev, host)]
+        self.assertEqual(e[0], e[1])
 
 
 if __name__ == "__main__":

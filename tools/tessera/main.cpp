@@ -51,9 +51,13 @@ void addModelFlags(CLI::App *cmd, tessera::CompileOptions &o) {
   cmd->add_flag("!--keep-elementwise", o.recompute_elementwise,
                 "keep every forward value the backward reads (by default cheap elementwise ones are recomputed in "
                 "the backward instead: less memory, same values)");
+  cmd->add_flag("--stream-weights", o.stream_weights,
+                "keep the frozen weights in host memory and copy each to the device just before the dispatches "
+                "that read it (less device memory, a copy of every weight twice a step); --memory-budget chooses "
+                "it by itself when nothing else fits");
   cmd->add_option("--memory-budget", o.memory_budget,
                   "device memory the plan may take, e.g. 512MiB, 1.5GiB, 1GB or bytes: the compiler picks loss "
-                  "chunks, --recompute and micro-batches with gradient accumulation to fit (default: the "
+                  "chunks, --recompute, micro-batches with gradient accumulation and --stream-weights to fit (default: the "
                   "profile's device.memory_heap_bytes less 10%, or no limit when the profile has none)");
   cmd->add_option("--tune-candidates", o.tune_candidates, "candidates per matmul problem in the tuning plan")
       ->capture_default_str();

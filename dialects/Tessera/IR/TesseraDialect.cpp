@@ -248,6 +248,20 @@ LogicalResult TesseraDialect::verifyOperationAttribute(Operation *op, NamedAttri
       return op->emitOpError("'") << name << "' must be \"q8_0\", \"q4_0\" or \"tq2_0\"";
     return success();
   }
+  if (name == attrs::hostResident) {
+    auto b = dyn_cast<BufferOp>(op);
+    if (!b || b.getKind() != BufferKind::weight || !isa<UnitAttr>(value))
+      return op->emitOpError("'") << name << "' is a unit attribute of a weight tessera.buffer";
+    return success();
+  }
+  if (name == attrs::stream) {
+    if (!isa<DispatchOp>(op) || !isa<StringAttr>(value))
+      return op->emitOpError("'") << name << "' is a string attribute of a tessera.dispatch";
+    return success();
+  }
+  if (name == attrs::streamedWeights)
+    return failure(failed(verifyModuleAttr(op, attr)) ||
+                   failed(needDict(op, attr, {{"weights", "int"}, {"copies", "int"}})));
   if (name == attrs::gradOf || name == attrs::buffer || name == attrs::bufferKind)
     return op->emitOpError("'") << name << "' belongs on a function's arguments or results";
   if (attr.getName() == getKernelConfigAttrName()) {

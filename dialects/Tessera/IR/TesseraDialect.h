@@ -35,6 +35,9 @@ constexpr ::llvm::StringLiteral config = TesseraDialect::ConfigAttrHelper::getNa
 constexpr ::llvm::StringLiteral bf16AsF16 = TesseraDialect::Bf16AsF16AttrHelper::getNameStr();
 constexpr ::llvm::StringLiteral quant = TesseraDialect::QuantAttrHelper::getNameStr();
 constexpr ::llvm::StringLiteral quantTransposed = TesseraDialect::QuantTransposedAttrHelper::getNameStr();
+constexpr ::llvm::StringLiteral hostResident = TesseraDialect::HostResidentAttrHelper::getNameStr();
+constexpr ::llvm::StringLiteral stream = TesseraDialect::StreamAttrHelper::getNameStr();
+constexpr ::llvm::StringLiteral streamedWeights = TesseraDialect::StreamedWeightsAttrHelper::getNameStr();
 } // namespace mlir::tessera::attrs
 
 namespace mlir::tessera {

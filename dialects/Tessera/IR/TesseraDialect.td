@@ -55,7 +55,13 @@ def Tessera_Dialect : Dialect {
     // (assign-quant; lowering, plan: compiler/precision/Quantized.h)
     "::mlir::StringAttr":$quant,
     // with quant: the blocks run along axis 0 (the buffer holds the transpose)
-    "::mlir::UnitAttr":$quant_transposed
+    "::mlir::UnitAttr":$quant_transposed,
+    // weight tessera.buffer: kept in host memory, its dispatches read copies (stream-weights; plan "host")
+    "::mlir::UnitAttr":$host_resident,
+    // tessera.dispatch: a copy of a streamed weight, named by the copy's buffer (stream-weights; informational)
+    "::mlir::StringAttr":$stream,
+    // module: {weights, copies} streamed (stream-weights; compile's summary)
+    "::mlir::DictionaryAttr":$streamed_weights
   );
   let extraClassDeclaration = [{
     /// An op's kernel configuration (TesseraKernelConfigs.td).

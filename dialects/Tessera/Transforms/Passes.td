@@ -347,6 +347,28 @@ def TesseraRecomputeElementwise : Pass<"tessera-recompute-elementwise", "ModuleO
   let dependentDialects = ["::mlir::func::FuncDialect"];
 }
 
+def TesseraStreamWeights : Pass<"tessera-stream-weights", "ModuleOp"> {
+  let summary = "Keep frozen weights in host memory and copy them to the device around the dispatches that read them";
+  let description = [{
+    Runs after tessera-lower-to-kernels, before tessera-reuse-buffers. In
+    each program the dispatches binding one frozen weight are grouped into
+    runs whose neighbours are at most `max-gap` dispatches apart; each run
+    gets an activation buffer of the weight's type (`<name>.streamed`), a
+    copy dispatch (attribute `tessera.stream`) just before it, and binds
+    that buffer instead. The weight becomes `tessera.host_resident` (the
+    plan's `"host": true`: the runtime keeps it in host-visible system
+    memory). Weights smaller than `min-bytes`, block-quantised weights and
+    weights a reshape aliases stay on the device. Records the counts in the
+    module attribute `tessera.streamed_weights` = {weights, copies}
+    (docs/memory.md).
+  }];
+  let options = [
+    Option<"maxGap", "max-gap", "unsigned", "64",
+           "dispatches between two uses of a weight that still share one copy">,
+    Option<"minBytes", "min-bytes", "uint64_t", "0", "smallest weight (bytes) that is streamed">
+  ];
+}
+
 def TesseraReuseBuffers : Pass<"tessera-reuse-buffers", "ModuleOp"> {
   let summary = "Share storage between activation buffers whose lifetimes do not overlap";
   let description = [{

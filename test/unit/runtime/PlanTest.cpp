@@ -283,6 +283,17 @@ TEST(Plan, WeightTilesAndTargetRoundTrip) {
             "plan.tplan: target.max_buffer_bytes must be an integer >= 0");
 }
 
+TEST(Plan, HostResidentWeightsRoundTrip) {
+  Plan a = samplePlan();
+  a.buffers[4].host = true; // model.w streamed from host memory
+  Plan b = parse(serialize(a), "mem");
+  EXPECT_TRUE(b.buffers[4].host);
+  EXPECT_FALSE(b.buffers[5].host);
+  EXPECT_FALSE(parse(serialize(samplePlan()), "mem").buffers[4].host); // absent: on the device
+  EXPECT_EQ(editError([](json &m) { m["buffers"][5]["host"] = true; }),
+            "plan.tplan: buffers[5].host: only a frozen weight with its own storage is kept in host memory");
+}
+
 TEST(Plan, FileRoundTripIsAtomic) {
   TempDir dir;
   std::string path = dir / "p.tplan";

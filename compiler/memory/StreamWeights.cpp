@@ -1,0 +1,146 @@
+//===- StreamWeights.cpp - tessera-stream-weights -------------------------===//
+//
+// Frozen weights kept in host memory and copied into device memory only
+// around the dispatches that read them ("streaming", issue 13), so that a
+// model whose weights do not fit next to its activations still trains.
+//
+// Runs on a lowered module, after tessera-lower-to-kernels and before
+// tessera-reuse-buffers. In each program, the dispatches that bind one
+// weight are grouped into runs whose neighbours are at most `max-gap`
+// dispatches apart (a layer's forward products, the same products in the
+// backward, the loss chunks' lm_head): each run gets an activation buffer of
+// the weight's type, a copy dispatch (weight -> that buffer) just before the
+// run, and the run binds the copy. The weight buffer is marked
+// `tessera.host_resident`: the plan records it (`"host": true`) and the
+// runtime keeps it in host-visible system memory, out of the device-local
+// heap. The copies are activations, so tessera-reuse-buffers packs them
+// into the same slots as everything else: at any time only the weights of
+// the layer being computed are on the device. The copies are bit-exact, so
+// the losses are those of the unstreamed plan.
+//
+// Weights at least `min-bytes` large are streamed; a weight that a reshape
+// aliases keeps its place (the aliases would need copies of their own), and
+// so does a block-quantised one (already a quarter to a tenth of its f16
+// size; its copy would be the only quantised activation of the plan).
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/lowering/kernels/Kernels.h"
+
+#include "Tessera/Transforms/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+
+#include <map>
+
+namespace mlir::tessera {
+#define GEN_PASS_DEF_TESSERASTREAMWEIGHTS
+#include "Tessera/Transforms/Passes.h.inc"
+
+namespace {
+
+// The tensor element type a copy kernel moves for a buffer's storage type:
+// bf16 weights are stored as 16-bit words, block-quantised ones as 32-bit words.
+Type copyElement(MemRefType t) {
+  Type e = t.getElementType();
+  if (e.isInteger(16))
+    return BFloat16Type::get(t.getContext());
+  return e;
+}
+
+struct TesseraStreamWeightsPass : impl::TesseraStreamWeightsBase<TesseraStreamWeightsPass> {
+  using TesseraStreamWeightsBase::TesseraStreamWeightsBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    FailureOr<::tessera::lowering::LoweringContext> ctx = ::tessera::lowering::LoweringContext::fromModule(module);
+    if (failed(ctx))
+      return signalPassFailure();
+    for (Operation &op : module.getOps())
+      if (auto sym = op.getAttrOfType<StringAttr>(SymbolTable::getSymbolAttrName()))
+        ctx->reserveName(sym.getValue());
+
+    // The weights to stream: frozen, large enough, with no reshape alias.
+    llvm::StringMap<BufferOp> weights;
+    llvm::StringSet<> aliased;
+    for (BufferOp b : module.getOps<BufferOp>())
+      if (auto alias = b.getAlias())
+        aliased.insert(*alias);
+    for (BufferOp b : module.getOps<BufferOp>()) {
+      auto mem = cast<MemRefType>(b.getType());
+      int64_t bytes = mem.getNumElements() * (mem.getElementTypeBitWidth() / 8);
+      if (b.getKind() == BufferKind::weight && !b.getAlias() && !aliased.contains(b.getSymName()) &&
+          !b->hasAttr(attrs::quant) && bytes >= int64_t(minBytes))
+        weights[b.getSymName()] = b;
+    }
+    if (weights.empty())
+      return;
+
+    OpBuilder buffers(module.getContext());
+    buffers.setInsertionPoint(*module.getOps<BufferOp>().begin());
+    unsigned streamed = 0, copies = 0;
+    llvm::StringSet<> used;
+    for (ProgramOp program : module.getOps<ProgramOp>()) {
+      SmallVector<DispatchOp> dispatches(program.getBody().getOps<DispatchOp>());
+      // weight -> runs of dispatch indices
+      std::map<std::string, SmallVector<SmallVector<unsigned>>> runs;
+      for (auto [i, d] : llvm::enumerate(dispatches))
+        for (Attribute a : d.getBuffers()) {
+          StringRef sym = cast<FlatSymbolRefAttr>(a).getValue();
+          if (!weights.count(sym))
+            continue;
+          auto &r = runs[sym.str()];
+          if (r.empty() || i - r.back().back() > maxGap)
+            r.emplace_back();
+          if (r.back().empty() || r.back().back() != i)
+            r.back().push_back(i);
+        }
+      for (auto &[sym, list] : runs) {
+        BufferOp w = weights[sym];
+        auto mem = cast<MemRefType>(w.getType());
+        used.insert(sym);
+        for (auto [k, run] : llvm::enumerate(list)) {
+          std::string name = (w.getName() ? w.getName()->str() : sym) + ".streamed";
+          std::string slot = ctx->uniqueName(program.getSymName().str() + "." + sym + ".stream" + std::to_string(k));
+          buffers.create<BufferOp>(
+              w.getLoc(), StringAttr::get(&getContext(), slot), BufferKindAttr::get(&getContext(), BufferKind::activation),
+              TypeAttr::get(mem), StringAttr::get(&getContext(), name), w.getShapeAttr(), ElementsAttr(),
+              FlatSymbolRefAttr(), IntegerAttr());
+          ::tessera::lowering::OpLowering l =
+              ::tessera::lowering::lowerCopy(*ctx, mem.getNumElements(), copyElement(mem));
+          OpBuilder pb(dispatches[run.front()]);
+          for (const ::tessera::lowering::DispatchStep &step : l.steps) {
+            SmallVector<Attribute> refs{FlatSymbolRefAttr::get(&getContext(), sym),
+                                        FlatSymbolRefAttr::get(&getContext(), slot)};
+            auto d = pb.create<DispatchOp>(dispatches[run.front()].getLoc(),
+                                           FlatSymbolRefAttr::get(&getContext(), step.kernel.name),
+                                           ArrayAttr::get(&getContext(), refs), ArrayRef<int64_t>(step.kernel.groups));
+            d->setAttr(attrs::stream, StringAttr::get(&getContext(), name));
+          }
+          ++copies;
+          for (unsigned i : run) {
+            DispatchOp d = dispatches[i];
+            SmallVector<Attribute> refs;
+            for (Attribute a : d.getBuffers())
+              refs.push_back(cast<FlatSymbolRefAttr>(a).getValue() == sym ? FlatSymbolRefAttr::get(&getContext(), slot)
+                                                                          : a);
+            d.setBuffersAttr(ArrayAttr::get(&getContext(), refs));
+          }
+        }
+      }
+    }
+    for (auto &entry : used) {
+      weights[entry.getKey()]->setAttr(attrs::hostResident, UnitAttr::get(&getContext()));
+      ++streamed;
+    }
+    module->setAttr(attrs::streamedWeights,
+                    DictionaryAttr::get(&getContext(),
+                                        {NamedAttribute(StringAttr::get(&getContext(), "weights"),
+                                                        IntegerAttr::get(IntegerType::get(&getContext(), 64), streamed)),
+                                         NamedAttribute(StringAttr::get(&getContext(), "copies"),
+                                                        IntegerAttr::get(IntegerType::get(&getContext(), 64), copies))}));
+  }
+};
+
+} // namespace
+} // namespace mlir::tessera
