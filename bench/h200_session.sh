@@ -3,6 +3,7 @@
 #   1. the kernel-numerics suite with tessera-kcheck (bench/kernel_numerics_gpu.sh; nvidia.json's coopmat cases)
 #   2. cooperative-matrix plans against SIMT plans of the same precision (bench/coopmat_check_h200.sh)
 #   tune: tessera-rt tune on the Qwen3-0.6B bf16 tuning plan for TUNE_BUDGET seconds (the profile in $OUT)
+#   kbench: tessera-kbench on one plan's train_step (KBENCH_PLAN), per kernel
 #   startup: launch to the first step, pipeline cache cold / warm / off (bench/startup.sh; STARTUP_PLAN, STARTUP_RUNS)
 #   3. the Qwen3-0.6B step (bench/qwen06b_speed_h200.sh) for the plans of bench/qwen06b_plans.sh, then
 #      PyTorch + PEFT eager bf16 in the same call; PEFT torch.compile when PEFT_MODES includes compile-bf16
@@ -36,6 +37,9 @@ for s in $stages; do
   startup) source scripts/device_env.sh; Q=/tmp/q; source bench/qwen06b_device_inputs.sh
     RUNS=${STARTUP_RUNS:-1} timeout 480 bash bench/startup.sh build/qwen06b/${STARTUP_PLAN:-bf16}.tplan $Q/graph/model.onnx \
       /tmp/data.jsonl 2>&1 | tee "$OUT/startup.txt" ;;
+  kbench) source scripts/device_env.sh # where the step's time goes, per kernel family and the top kernels
+    timeout 150 build/bin/tessera-kbench build/qwen06b/${KBENCH_PLAN:-bf16}.tplan --program train_step --repeat 3 \
+      --random --names --top 30 2>&1 | tee "$OUT/kbench.txt" | tail -60 ;;
   coopmat) timeout 200 bash bench/coopmat_check_h200.sh 2>&1 | tee "$OUT/coopmat-check.txt" ;;
   speed) PEFT_MODES=${PEFT_MODES:-eager-bf16} timeout 420 bash bench/qwen06b_speed_h200.sh ${PLANS:-bf16 bf16-chunk512 f16 bf16-simt} 2>&1 | tee "$OUT/qwen06b-speed.txt" ;;
   esac
