@@ -179,8 +179,12 @@ public:
     vk::ExecutorOptions eo;
     eo.pipeline_cache_dir = pipelineCache;
     eo.fill = [&](vk::Executor &exec) {
-      std::fprintf(stderr, "device %d: %s (%s), %.1f MiB of buffers%s%s\n", device, ctx_->info().name.c_str(),
-                   ctx_->info().type.c_str(), double(exec.allocatedBytes()) / (1024.0 * 1024.0),
+      char host[96] = "";
+      if (exec.hostAllocatedBytes())
+        std::snprintf(host, sizeof(host), " (and %.1f MiB of streamed weights in host memory)",
+                      double(exec.hostAllocatedBytes()) / (1024.0 * 1024.0));
+      std::fprintf(stderr, "device %d: %s (%s), %.1f MiB of buffers%s%s%s\n", device, ctx_->info().name.c_str(),
+                   ctx_->info().type.c_str(), double(exec.allocatedBytes()) / (1024.0 * 1024.0), host,
                    ctx_->robustAccess().empty() ? "" : ", ", ctx_->robustAccess().c_str());
       fillBuffers(exec);
     };

@@ -363,7 +363,7 @@ void Executor::allocateBuffers() {
       hostPtr_[buf] = blocks_.back().mapped + off;
       blockOf_[buf] = blocks_.size() - 1;
     }
-    allocated_ += pendingSize;
+    (hostPass ? hostAllocated_ : allocated_) += pendingSize;
     pending.clear();
     pendingSize = 0;
     pendingBits = ~0u;

@@ -84,7 +84,8 @@ public:
   // Submits the program's command buffer and waits for it.
   ProgramTiming run(const std::string &program);
   // Bytes of device memory allocated for the plan's buffers.
-  uint64_t allocatedBytes() const { return allocated_; }
+  uint64_t allocatedBytes() const { return allocated_; }          // device buffers
+  uint64_t hostAllocatedBytes() const { return hostAllocated_; }  // streamed weights in host memory
   const StartupStats &startup() const { return startup_; }
   // Pipelines created for the plan's kernels (distinct kernels).
   size_t pipelineCount() const { return pipelines_.size(); }
@@ -131,7 +132,7 @@ private:
   VkQueryPool queryPool_ = VK_NULL_HANDLE;
   VkFence fence_ = VK_NULL_HANDLE;
   std::map<std::string, RecordedProgram> programs_;
-  uint64_t allocated_ = 0;
+  uint64_t allocated_ = 0, hostAllocated_ = 0;
 };
 
 } // namespace tessera::vk
