@@ -659,12 +659,36 @@ void Executor::recordPrograms() {
             VK_ACCESS_HOST_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
             VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
     int64_t bound = -1;
+    // A barrier only where a dispatch touches storage that a dispatch since
+    // the last barrier wrote (read or write after write), or writes storage
+    // one read (write after read); independent dispatches (the q, k and v
+    // products of one input, a weight's copy beside the layer before) run
+    // concurrently. Storage is compared by owner (aliases of one slot
+    // conflict). TESSERA_BARRIERS=every puts one between every two dispatches.
+    static const bool everyDispatch = [] {
+      const char *e = std::getenv("TESSERA_BARRIERS");
+      return e && std::string(e) == "every";
+    }();
+    std::vector<uint32_t> readIn(plan_.buffers.size(), 0), writtenIn(plan_.buffers.size(), 0); // epoch (barrier interval) of the last read / write
+    uint32_t epoch = 1;
     for (size_t di = 0; di < prog.dispatches.size(); ++di) {
       const plan::Dispatch &d = prog.dispatches[di];
       const Pipeline &p = pipelines_[pipelineOf_[d.kernel]];
-      if (di > 0 && !injectedFault(RecordingFault::NoBarriers))
+      const std::vector<plan::BindingInterface> &access = plan_.kernels[d.kernel].interface.bindings;
+      auto writes = [&](size_t bi) { return bi >= access.size() || (uint32_t(access[bi].access) & 2u); };
+      bool hazard = everyDispatch;
+      for (size_t bi = 0; bi < d.bindings.size() && !hazard; ++bi) {
+        size_t r = root_[d.bindings[bi]];
+        hazard = writtenIn[r] == epoch || (writes(bi) && readIn[r] == epoch);
+      }
+      if (di > 0 && hazard && !injectedFault(RecordingFault::NoBarriers)) {
         barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                 VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+        ++epoch;
+        ++rec.barriers;
+      }
+      for (size_t bi = 0; bi < d.bindings.size(); ++bi)
+        (writes(bi) ? writtenIn : readIn)[root_[d.bindings[bi]]] = epoch;
       if (bound != int64_t(pipelineOf_[d.kernel])) {
         vkCmdBindPipeline(rec.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
         bound = int64_t(pipelineOf_[d.kernel]);

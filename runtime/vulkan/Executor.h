@@ -106,6 +106,7 @@ private:
   struct RecordedProgram {
     VkCommandBuffer cmd = VK_NULL_HANDLE;
     uint32_t firstQuery = 0;
+    size_t barriers = 0; // between its dispatches (only where they conflict)
   };
 
   void checkDeviceLimits() const;

@@ -12,7 +12,8 @@ The layers are configured as Debian 12's 1.3.239 reads them: a
 vk_layer_settings.txt found through VK_LAYER_SETTINGS_PATH, logging to a
 file. Two negative controls prove the setup reports what it should: a
 recording without barriers (TESSERA_FAULT=no-barriers) must give a
-synchronization hazard, and a 4-byte descriptor range (short-descriptor)
+synchronization hazard (the runtime puts barriers only where dispatches
+conflict, so the clean runs prove that placement), and a 4-byte descriptor range (short-descriptor)
 a GPU-assisted out-of-bounds error.
 
     test_validation.py --tessera build/bin/tessera [--keep]
@@ -75,6 +76,16 @@ class Validation(TempDirTest):
         _, reports, text = self.validated("eval", "eval", self.plan, "--weights", self.model, "--data", self.data,
                                           "--init-adapter", out)
         self.assertEqual(reports, [], "eval: the validation layers reported:\n" + text[-6000:])
+
+    def test_streamed_weights_train_is_clean(self):
+        # --stream-weights: the weights' copies run beside other dispatches where nothing conflicts (barriers
+        # only at hazards); synchronization validation checks the copies' placement.
+        plan = self.path("stream.tplan")
+        tessera("compile", self.model, "-o", plan, "--batch", 1, "--seq", 4, "--lora-rank", 2,
+                "--lora-targets", "all-linear", "--stream-weights")
+        _, reports, text = self.validated("stream", "train", plan, "--weights", self.model, "--data", self.data,
+                                          "--steps", 2, "--out", self.path("adapter-stream"))
+        self.assertEqual(reports, [], "train --stream-weights: the validation layers reported:\n" + text[-6000:])
 
     def test_generate_is_clean(self):
         plan = self.path("gen.tplan")
