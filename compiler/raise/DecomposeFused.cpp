@@ -10,6 +10,7 @@
 //                    softmax(matmul(q, k^T) * scale [+ mask]) v
 //   glu(g, u)        act(g) * u
 //   embedding(t, i)  gather(t, i) [* scale]
+//   ternary_weight   clamp(round(w * s), -1, 1) / s, s = 1 / max(mean |w|, eps)
 //
 // One OpRewritePattern per raised op (populateDecomposeFusedPatterns), applied
 // by the greedy driver to the raised ops only. The new ops take the fused
@@ -114,9 +115,25 @@ Value decompose(AttentionOp op, Emitter &e) {
 }
 
 Value decompose(GluOp op, Emitter &e) {
+  if (op.getAct() == GluActivation::relu2) { // relu(g) * relu(g) * u
+    Value r = e.make<UnaryOp>(UnaryFn::relu, op.getGate());
+    return e.make<BinaryOp>(BinaryFn::mul, e.make<BinaryOp>(BinaryFn::mul, r, r), op.getUp());
+  }
   UnaryFn fn = op.getAct() == GluActivation::silu ? UnaryFn::silu : UnaryFn::gelu_tanh;
   Value a = e.make<UnaryOp>(fn, op.getGate());
   return e.make<BinaryOp>(BinaryFn::mul, a, op.getUp());
+}
+
+Value decompose(TernaryWeightOp op, Emitter &e) {
+  Value w = op.getWeight();
+  Value mean = e.make<ReduceOp>(ReduceFn::mean, e.make<UnaryOp>(UnaryFn::abs, w),
+                                ArrayRef<int64_t>{0, 1}, true);
+  Value s = e.make<UnaryOp>(UnaryFn::reciprocal,
+                            e.make<BinaryOp>(BinaryFn::max, mean, e.scalar(op.getEps().convertToDouble(), w)));
+  Value r = e.make<UnaryOp>(UnaryFn::round, e.make<BinaryOp>(BinaryFn::mul, w, s));
+  Value c = e.make<BinaryOp>(BinaryFn::min, e.make<BinaryOp>(BinaryFn::max, r, e.scalar(-1.0, w)),
+                             e.scalar(1.0, w));
+  return e.make<BinaryOp>(BinaryFn::div, c, s);
 }
 
 Value decompose(EmbeddingOp op, Emitter &e) {
@@ -140,7 +157,7 @@ struct TesseraDecomposeFusedPass : impl::TesseraDecomposeFusedBase<TesseraDecomp
   void runOnOperation() override {
     SmallVector<Operation *> fused;
     getOperation().walk([&](Operation *op) {
-      if (isa<RMSNormOp, RopeOp, AttentionOp, GluOp, EmbeddingOp>(op))
+      if (isa<RMSNormOp, RopeOp, AttentionOp, GluOp, EmbeddingOp, TernaryWeightOp>(op))
         fused.push_back(op);
     });
     RewritePatternSet patterns(&getContext());
@@ -157,7 +174,7 @@ struct TesseraDecomposeFusedPass : impl::TesseraDecomposeFusedBase<TesseraDecomp
 
 void raise::populateDecomposeFusedPatterns(RewritePatternSet &patterns) {
   patterns.add<Decompose<RMSNormOp>, Decompose<RopeOp>, Decompose<AttentionOp>, Decompose<GluOp>,
-               Decompose<EmbeddingOp>>(patterns.getContext());
+               Decompose<EmbeddingOp>, Decompose<TernaryWeightOp>>(patterns.getContext());
 }
 
 } // namespace mlir::tessera
