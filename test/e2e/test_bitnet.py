@@ -5,11 +5,15 @@ raised to BitLinear layers (tessera.ternary_weight + tessera.act_quant), evaluat
 and trains with LoRA as PEFT does.
 
 * `tessera inspect` names the architecture `bitnet` and its 14 BitLinear layers;
+* the plan stores each BitLinear weight as ternary codes in TQ2_0 blocks and a
+  one-value f32 scale, both derived by the runtime (no f32 copy); an override
+  keeps the codes as floats;
 * `tessera eval` in fp32 equals transformers' own loss (reference.json: the
   float64 model with the quantisers in f32) within 1e-4 at T = 16 and 64;
 * 20 LoRA steps from test/fixtures/hf/peft-bitnet/init equal PEFT's losses
   (run.json, an H200 in fp32 with TF32 off) within STEP_TOL at every step,
-  under two kernel configurations (STEP_TOL says why it is 1e-2);
+  under two kernel configurations, and within MEAN_TOL on average (STEP_TOL
+  says why);
 * a BitNet-like graph whose activation clamp differs (127 -> 100, or -128 ->
   -200) is not raised: the quantiser stays generic ops, which compute what
   the graph says (-200 is the same function: the loss still equals
@@ -24,7 +28,7 @@ import onnx
 from onnx import numpy_helper
 
 import common
-from common import losses_of, parse_eval, tessera
+from common import losses_of, parse_eval, plan_manifest, tessera
 
 HF = os.path.join(common.ROOT, "test", "fixtures", "hf")
 MODEL = os.path.join(HF, "bitnet", "model.onnx")
@@ -33,12 +37,15 @@ EVAL_TOL = 1e-4
 # The int8 activation quantiser is discontinuous: a different f32 summation
 # order flips a few codes, and AdamW's first steps (lr * g / |g|) turn those
 # tiny gradient changes into full-size updates of the elements whose gradient
-# is near 0. Measured on lavapipe (docs/quantization.md): tessera vs PEFT up
-# to 3.2e-3 per step over the 20 steps, tessera vs itself under other kernel
-# configs (the nvidia profile's tiles, --no-fuse) up to 3.8e-3, that run vs
-# PEFT up to 5.1e-3; the curve falls by 1.0 over the run. 1e-2 is twice the
-# worst measured spread and a hundredth of the decrease.
-STEP_TOL = 1e-2
+# is near 0, so the curves drift apart step by step while step 1 (B = 0: the
+# base model) agrees to 1e-6. Measured on lavapipe (docs/quantization.md):
+# tessera vs PEFT up to 7.5e-3 at one step, 1.4e-3 on average over the 20
+# steps; the nvidia profile's tiles unfused up to 3.0e-3 / 1.2e-3; the two
+# tessera runs differ from each other by up to 6.1e-3. Bounds: 2e-2 per step
+# (3x the spread of tessera against itself, 2% of the curve's fall of 1.0)
+# and 4e-3 on average (3x the measured mean).
+STEP_TOL = 2e-2
+MEAN_TOL = 4e-3
 PROFILES = {"default": [], "nvidia tiles, unfused": ["--profile", os.path.join(common.ROOT, "autotune", "profiles",
                                                                              "nvidia.json"), "--no-fuse"]}
 
@@ -66,6 +73,34 @@ class BitNet(common.TempDirTest):
         for name in ("layers.1.self_attn.o_proj", "layers.1.mlp.down_proj", "layers.0.mlp.gate_proj"):
             self.assertIn(name, out)
         self.assertNotIn("binary div", out, "a quantiser stayed generic:\n" + out)
+
+    def test_plan_stores_ternary_codes_as_tq2_0(self):
+        plan = self.path("types.tplan")
+        r = tessera("compile", MODEL, "-o", plan, "--batch", 2, "--seq", 16, "--lora-rank", 8,
+                    "--lora-targets", "all-linear", "--precision", "fp32")
+        self.assertRegex(r.stdout, r"tq2_0 [0-9.]+ MiB in 14 tensors")
+        weights = [b for b in plan_manifest(plan)["buffers"] if b["kind"] == "weight" and "alias_of" not in b]
+        codes = [b for b in weights if b.get("ternary", {}).get("part") == "codes"]
+        scales = [b for b in weights if b.get("ternary", {}).get("part") == "scale"]
+        self.assertEqual(len(codes), 14)
+        self.assertEqual(len(scales), 14)
+        self.assertEqual({b["dtype"] for b in codes}, {"tq2_0"})
+        self.assertEqual({(b["dtype"], b["bytes"]) for b in scales}, {("f32", 4)})
+        self.assertEqual({b["name"] for b in codes}, {b["name"] for b in scales})
+        for b in codes:
+            self.assertEqual(b["ternary"]["eps"], float(np.float32(1e-5)))
+            self.assertFalse(b.get("transposed", False))  # [out, in]: blocks along the input features
+        # No f32 copy of a BitLinear weight: only the norms and the tied embedding / head.
+        plain = [b["name"] for b in weights if "ternary" not in b]
+        self.assertTrue(all("proj" not in n for n in plain), plain)
+        # An override keeps those codes as floats (exact too).
+        r = tessera("compile", MODEL, "-o", self.path("types-fp32.tplan"), "--batch", 2, "--seq", 16,
+                    "--precision", "fp32", "--base-dtype-override", "down_proj=fp32")
+        codes = {b["name"]: b["dtype"] for b in plan_manifest(self.path("types-fp32.tplan"))["buffers"]
+                 if b.get("ternary", {}).get("part") == "codes"}
+        self.assertEqual({n for n, t in codes.items() if t == "f32"},
+                         {f"m.model.layers.{i}.mlp.down_proj.weight" for i in (0, 1)}, codes)
+        self.assertEqual(sum(t == "tq2_0" for t in codes.values()), 12)
 
     def test_eval_matches_transformers(self):
         with open(os.path.join(HF, "bitnet", "reference.json")) as f:
@@ -108,9 +143,11 @@ class BitNet(common.TempDirTest):
         for t in tags:
             for i, (g, w) in enumerate(zip(curves[t], want)):
                 self.assertLessEqual(abs(g - w), STEP_TOL, f"{t} step {i + 1}\n" + "\n".join(report))
-        # Step 1 reads the initial adapter (B = 0): the base model's loss.
         for t in tags:
-            self.assertLess(abs(curves[t][0] - want[0]), 1e-3)
+            mean = sum(abs(g - w) for g, w in zip(curves[t], want)) / len(want)
+            self.assertLessEqual(mean, MEAN_TOL, f"{t}: mean |d| {mean:.1e}\n" + "\n".join(report))
+            # Step 1 reads the initial adapter (B = 0): the base model's loss.
+            self.assertLess(abs(curves[t][0] - want[0]), 1e-4)
 
     def modified(self, tag, old, new):
         """The fixture with every 1-element initializer equal to `old` set to `new`."""
