@@ -1188,3 +1188,35 @@ func.func @act_quant_types(%x: tensor<2x3xf32>) {
   %0 = "tessera.act_quant"(%x) <{eps = 1.0e-5 : f64}> : (tensor<2x3xf32>) -> tensor<2x3xf16>
   return
 }
+
+// -----
+
+func.func @ternary_on_lora() {
+  // expected-error @+1 {{'tessera.param' op 'tessera.ternary' belongs on a frozen tessera.param or its tessera.buffer}}
+  %0 = tessera.param lora_a "a" {tessera.ternary = "codes", tessera.ternary_eps = 1.0e-5 : f64} : tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @ternary_part() {
+  // expected-error @+1 {{'tessera.param' op 'tessera.ternary' must be "codes" or "scale"}}
+  %0 = tessera.param frozen "w" {tessera.ternary = "signs", tessera.ternary_eps = 1.0e-5 : f64} : tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @ternary_scale_rank() {
+  // expected-error @+1 {{'tessera.param' op 'tessera.ternary': ternary codes are a 2-D weight, the scale a rank-0 value}}
+  %0 = tessera.param frozen "w" {tessera.ternary = "scale", tessera.ternary_eps = 1.0e-5 : f64} : tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @ternary_eps() {
+  // expected-error @+1 {{'tessera.param' op 'tessera.ternary' needs tessera.ternary_eps}}
+  %0 = tessera.param frozen "w" {tessera.ternary = "codes"} : tensor<4x8xf32>
+  return
+}
