@@ -181,7 +181,7 @@ const char *ruleFamilyName(RuleFamily f) {
 RuleFamily ruleFamilyOf(const std::string &op) {
   if (op == "matmul") return RuleFamily::Matmul;
   if (op == "reduce") return RuleFamily::Reduce;
-  if (op == "softmax") return RuleFamily::Softmax;
+  if (op == "softmax" || op == "act_quant") return RuleFamily::Softmax; // rows, as softmax
   if (op == "unary" || op == "binary" || op == "select" || op == "cast" || op == "dropout" ||
       op == "fused_elementwise")
     return RuleFamily::Elementwise;

@@ -22,10 +22,12 @@ if [[ " ${PEFT_MODES:-} " == *" compile-bf16 "* ]]; then
 fi
 source bench/qwen06b_device_inputs.sh
 for plan in ${@:-bf16 bf16-simt}; do
-  p=build/qwen06b/$plan.tplan
+  # NAME+every: the plan NAME recorded with a barrier between every two dispatches (the old recording).
+  barriers=; [[ $plan == *+every ]] && barriers=every
+  p=build/qwen06b/${plan%+every}.tplan
   [ -f $p ] || continue
   t0=$(date +%s.%N)
-  timeout 240 build/bin/tessera-rt train $p --weights $Q/graph/model.onnx --data /tmp/data.jsonl --steps $STEPS \
+  TESSERA_BARRIERS=$barriers timeout 240 build/bin/tessera-rt train $p --weights $Q/graph/model.onnx --data /tmp/data.jsonl --steps $STEPS \
     --lr 1e-4 --out /tmp/ad-$plan --metrics /tmp/m-$plan.jsonl > /tmp/t-$plan.log 2>&1 || tail -3 /tmp/t-$plan.log
   python3 - $plan /tmp/m-$plan.jsonl $t0 <<'PY'
 import json, sys, time

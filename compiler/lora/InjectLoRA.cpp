@@ -127,7 +127,10 @@ struct LinearLayer {
 
 /// A linear layer when the rhs is a rank-2 frozen param.
 std::optional<LinearLayer> asLinear(MatmulOp mm) {
-  auto param = mm.getRhs().getDefiningOp<ParamOp>();
+  Value rhs = mm.getRhs();
+  if (auto t = rhs.getDefiningOp<TernaryWeightOp>()) // BitLinear: the weight it ternarises
+    rhs = t.getWeight();
+  auto param = rhs.getDefiningOp<ParamOp>();
   if (!param || param.getKind() != ParamKind::frozen)
     return std::nullopt;
   auto wt = cast<RankedTensorType>(param.getType());
@@ -295,7 +298,12 @@ struct TesseraInjectLoRAPass : impl::TesseraInjectLoRABase<TesseraInjectLoRAPass
                                    b.getStringAttr(l.structural + ".lora_A"));
       Value pb = b.create<ParamOp>(loc, bType, ParamKind::lora_b,
                                    b.getStringAttr(l.structural + ".lora_B"));
-      Value x = mm.getLhs();
+      // A BitLinear's LoRA branch reads the unquantised input, as PEFT's
+      // wrapper of transformers' AutoBitLinear does.
+      Value input = mm.getLhs();
+      if (auto q = input.getDefiningOp<ActQuantOp>())
+        input = q.getInput();
+      Value x = input;
       if (dropout > 0.0)
         x = b.create<DropoutOp>(loc, x, b.getF64FloatAttr(dropout),
                                 b.getI64IntegerAttr(fnv1a32(l.structural)));
@@ -309,7 +317,7 @@ struct TesseraInjectLoRAPass : impl::TesseraInjectLoRABase<TesseraInjectLoRAPass
       mm.getResult().replaceAllUsesExcept(sum.getResult(), sum);
       if (Attribute layer = mm->getAttr(attrs::layer))
         for (Value v : {x, xa, c, xs, d, Value(sum.getResult())})
-          if (v != mm.getLhs())
+          if (v != input)
             v.getDefiningOp()->setAttr(attrs::layer, layer);
       if (seen.insert(l.structural).second)
         moduleNames.push_back(b.getStringAttr(l.structural));

@@ -344,6 +344,10 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
       // block-quantised weight: its blocks as words, its type on the buffer.
       std::optional<ArrayRef<int64_t>> rows = p.getRows();
       std::string tile = rows ? "@rows" + std::to_string((*rows)[0]) : "";
+      // A BitNet weight's codes and scale: buffers of their own, named like the initializer.
+      StringRef ternary = ::tessera::quant::ternaryPart(p);
+      if (!ternary.empty())
+        tile += "#ternary_" + ternary.str();
       std::optional<::tessera::quant::QuantizedWeight> q = ::tessera::quant::quantizedWeight(p.getResult());
       if (rows && q)
         return op->emitOpError("a tile of a split weight cannot be block-quantised ('") << p.getName() << "')",
@@ -356,6 +360,13 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
         return failure();
       if (rows)
         buffers[*sym].setRowOffsetAttr(IntegerAttr::get(IntegerType::get(mctx(), 64), (*rows)[0]));
+      if (!ternary.empty()) {
+        if (rows)
+          return op->emitOpError("a tile of a split weight cannot be a ternary weight ('") << p.getName() << "')",
+                 failure();
+        buffers[*sym]->setAttr(::tessera::quant::kTernaryAttr, p->getAttr(::tessera::quant::kTernaryAttr));
+        buffers[*sym]->setAttr(::tessera::quant::kTernaryEpsAttr, p->getAttr(::tessera::quant::kTernaryEpsAttr));
+      }
       if (q) {
         BufferOp b = buffers[*sym];
         b->setAttr(::tessera::quant::kQuantAttr, p->getAttr(::tessera::quant::kQuantAttr));

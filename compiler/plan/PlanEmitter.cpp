@@ -150,6 +150,10 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
       if (uint64_t(mem.getNumElements()) * 4 != plan::bufferBytes(pb.dtype, uint64_t(product(pb.shape))))
         return b.emitOpError("holds ") << mem.getNumElements() << " words, not the blocks of its shape", failure();
     }
+    if (StringRef part = ::tessera::quant::ternaryPart(b); !part.empty()) {
+      pb.ternary = part == "codes" ? plan::Ternary::Codes : plan::Ternary::Scale;
+      pb.ternary_eps = b->getAttrOfType<FloatAttr>(::tessera::quant::kTernaryEpsAttr).getValueAsDouble();
+    }
     pb.bytes = plan::bufferBytes(pb.dtype, uint64_t(product(pb.shape)));
     if (auto alias = b.getAlias()) {
       auto it = bufferIndex.find(*alias);

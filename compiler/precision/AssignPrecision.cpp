@@ -37,6 +37,8 @@
 // sweep) is f32: f16's range ends at 6e-8, below typical activation
 // gradients, and stores into f16 saturate at 65504 (KernelBuilder.h). bf16
 // has f32's range, so the backward uses H as the forward does.
+#include "compiler/precision/Quantized.h"
+
 #include "Tessera/IR/TesseraOps.h"
 #include "Tessera/Transforms/Passes.h"
 
@@ -208,7 +210,9 @@ private:
     };
 
     if (auto p = dyn_cast<ParamOp>(op)) {
-      setElement(p.getResult(), p.getKind() == ParamKind::frozen ? Type(half) : Type(f32));
+      // A BitNet weight's scale (one value) stays f32: the product's accuracy.
+      bool f32Frozen = ::tessera::quant::ternaryPart(p) == "scale";
+      setElement(p.getResult(), p.getKind() == ParamKind::frozen && !f32Frozen ? Type(half) : Type(f32));
       return;
     }
     if (isa<ConstantOp>(op) || op->getNumResults() == 0)

@@ -17,6 +17,9 @@
 // override names it. What cannot be quantised stays in the precision and is
 // reported in one remark per weight: rows that are not whole blocks, a
 // weight also read otherwise (a tied embedding, the loss chunks' slices).
+// BitNet's ternary codes (tessera.ternary = "codes") are TQ2_0 unless an
+// override says otherwise: their values are -1, 0, 1, so blocks of scale 1
+// hold them exactly.
 #include "compiler/precision/Quantized.h"
 
 #include "Tessera/IR/TesseraOps.h"
@@ -100,7 +103,9 @@ struct TesseraAssignQuantPass : impl::TesseraAssignQuantBase<TesseraAssignQuantP
         return signalPassFailure();
       rules.push_back({pat.str(), *t});
     }
-    if (!*base && rules.empty())
+    bool ternary = false; // BitNet codes are TQ2_0 without --base-dtype
+    module.walk([&](ParamOp p) { ternary |= ::tessera::quant::ternaryPart(p) == "codes"; });
+    if (!*base && rules.empty() && !ternary)
       return;
 
     // Uses of every frozen 2-D weight, over all functions.
@@ -137,6 +142,10 @@ struct TesseraAssignQuantPass : impl::TesseraAssignQuantBase<TesseraAssignQuantP
       if (w.module.empty())
         continue; // no linear layer reads it (an untied embedding)
       std::optional<DType> type = w.module == "lm_head" ? std::nullopt : *base;
+      // BitNet's ternary codes are exactly TQ2_0 values (block scale 1): packed
+      // by default, whatever --base-dtype says; an override may still choose.
+      if (::tessera::quant::ternaryPart(w.params.front()) == "codes")
+        type = DType::TQ2_0;
       for (size_t r = 0; r < rules.size(); ++r)
         if (matches(w.module, rules[r].pattern))
           type = rules[r].type, matched.insert(r);

@@ -18,6 +18,14 @@ namespace tessera::quant {
 
 constexpr const char *kQuantAttr = "tessera.quant";
 constexpr const char *kTransposedAttr = "tessera.quant_transposed";
+// BitNet b1.58 (tessera.ternary_weight, expanded by tessera-decompose-fused):
+// a frozen param / its buffer holding what the runtime derives from the
+// whole initializer w at load, s = 1 / max(mean |w|, eps) in f32:
+//   tessera.ternary = "codes"   clamp(roundeven(w * s), -1, 1), w's shape
+//                     "scale"   1 / s, rank 0, f32
+//   tessera.ternary_eps = eps   (f64)
+constexpr const char *kTernaryAttr = "tessera.ternary";
+constexpr const char *kTernaryEpsAttr = "tessera.ternary_eps";
 
 struct QuantizedWeight {
   plan::DType dtype = plan::DType::Q8_0;
@@ -30,6 +38,12 @@ inline std::optional<plan::DType> parseQuantType(llvm::StringRef s) {
   if (s == "q4_0") return plan::DType::Q4_0;
   if (s == "tq2_0") return plan::DType::TQ2_0;
   return std::nullopt;
+}
+
+// "codes", "scale" or "" (not a ternary param).
+inline llvm::StringRef ternaryPart(mlir::Operation *op) {
+  auto s = op ? op->getAttrOfType<mlir::StringAttr>(kTernaryAttr) : mlir::StringAttr();
+  return s ? s.getValue() : llvm::StringRef();
 }
 
 // The quantised weight a value is, if any (a marked frozen tessera.param).

@@ -10,6 +10,12 @@
 //                    softmax(matmul(q, k^T) * scale [+ mask]) v
 //   glu(g, u)        act(g) * u
 //   embedding(t, i)  gather(t, i) [* scale]
+//   ternary_weight   of a frozen param w: its codes times its scale
+//                    (compiler/precision/Quantized.h: the runtime derives
+//                    both from w at load), a linear product's as
+//                    matmul(x, codes) * scale so that the codes stay the
+//                    weight (TQ2_0 blocks); of anything else the generic
+//                    clamp(round(w * s), -1, 1) / s, s = 1 / max(mean |w|, eps)
 //
 // One OpRewritePattern per raised op (populateDecomposeFusedPatterns), applied
 // by the greedy driver to the raised ops only. The new ops take the fused
@@ -18,6 +24,7 @@
 //===----------------------------------------------------------------------===//
 #include "Tessera/Transforms/Passes.h"
 
+#include "compiler/precision/Quantized.h"
 #include "compiler/raise/Raise.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -114,9 +121,45 @@ Value decompose(AttentionOp op, Emitter &e) {
 }
 
 Value decompose(GluOp op, Emitter &e) {
+  if (op.getAct() == GluActivation::relu2) { // relu(g) * relu(g) * u
+    Value r = e.make<UnaryOp>(UnaryFn::relu, op.getGate());
+    return e.make<BinaryOp>(BinaryFn::mul, e.make<BinaryOp>(BinaryFn::mul, r, r), op.getUp());
+  }
   UnaryFn fn = op.getAct() == GluActivation::silu ? UnaryFn::silu : UnaryFn::gelu_tanh;
   Value a = e.make<UnaryOp>(fn, op.getGate());
   return e.make<BinaryOp>(BinaryFn::mul, a, op.getUp());
+}
+
+/// The frozen param a ternary weight derives from: a whole initializer.
+ParamOp ternarySource(TernaryWeightOp op) {
+  auto p = op.getWeight().getDefiningOp<ParamOp>();
+  return p && p.getKind() == ParamKind::frozen && !p.getRows() ? p : ParamOp();
+}
+
+/// The derived param `part` ("codes" or "scale") of the ternary weight's source.
+Value ternaryPart(TernaryWeightOp op, StringRef part, Emitter &e) {
+  ParamOp p = ternarySource(op);
+  auto w = cast<RankedTensorType>(p.getType());
+  Type t = part == "codes" ? Type(w) : Type(RankedTensorType::get({}, w.getElementType()));
+  Value v = e.make<ParamOp>(t, ParamKind::frozen, p.getName());
+  Operation *def = v.getDefiningOp();
+  def->setAttr(::tessera::quant::kTernaryAttr, e.b.getStringAttr(part));
+  def->setAttr(::tessera::quant::kTernaryEpsAttr, op.getEpsAttr());
+  return v;
+}
+
+Value decompose(TernaryWeightOp op, Emitter &e) {
+  Value w = op.getWeight();
+  if (ternarySource(op))
+    return e.make<BinaryOp>(BinaryFn::mul, ternaryPart(op, "codes", e), ternaryPart(op, "scale", e));
+  Value mean = e.make<ReduceOp>(ReduceFn::mean, e.make<UnaryOp>(UnaryFn::abs, w),
+                                ArrayRef<int64_t>{0, 1}, true);
+  Value s = e.make<UnaryOp>(UnaryFn::reciprocal,
+                            e.make<BinaryOp>(BinaryFn::max, mean, e.scalar(op.getEps().convertToDouble(), w)));
+  Value r = e.make<UnaryOp>(UnaryFn::round, e.make<BinaryOp>(BinaryFn::mul, w, s));
+  Value c = e.make<BinaryOp>(BinaryFn::min, e.make<BinaryOp>(BinaryFn::max, r, e.scalar(-1.0, w)),
+                             e.scalar(1.0, w));
+  return e.make<BinaryOp>(BinaryFn::div, c, s);
 }
 
 Value decompose(EmbeddingOp op, Emitter &e) {
@@ -125,6 +168,28 @@ Value decompose(EmbeddingOp op, Emitter &e) {
     g = e.make<BinaryOp>(BinaryFn::mul, g, e.scalar(scale, g));
   return g;
 }
+
+/// A linear product with a ternary weight: (x codes^T) * scale, the scale
+/// (one f32 value) applied to the product, which equals transformers'
+/// x (codes / s)^T to f32 rounding (every weight of the tensor is +-1/s or 0).
+struct DecomposeTernaryProduct : OpRewritePattern<MatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(MatmulOp mm, PatternRewriter &rewriter) const override {
+    auto t = mm.getRhs().getDefiningOp<TernaryWeightOp>();
+    if (!t || !ternarySource(t))
+      return failure();
+    rewriter.setInsertionPoint(mm);
+    Emitter e{rewriter, t->getLoc(), mm->getAttr(attrs::layer)};
+    Value codes = ternaryPart(t, "codes", e);
+    auto product = rewriter.create<MatmulOp>(mm.getLoc(), mm.getLhs(), codes, mm.getTransposeLhs(),
+                                             mm.getTransposeRhs());
+    product->setAttrs(mm->getAttrs()); // tessera.module, tessera.layer
+    e.loc = mm.getLoc();
+    Value y = e.make<BinaryOp>(BinaryFn::mul, product.getResult(), ternaryPart(t, "scale", e));
+    rewriter.replaceOp(mm, y);
+    return success();
+  }
+};
 
 template <typename OpT>
 struct Decompose : OpRewritePattern<OpT> {
@@ -140,9 +205,31 @@ struct TesseraDecomposeFusedPass : impl::TesseraDecomposeFusedBase<TesseraDecomp
   void runOnOperation() override {
     SmallVector<Operation *> fused;
     getOperation().walk([&](Operation *op) {
-      if (isa<RMSNormOp, RopeOp, AttentionOp, GluOp, EmbeddingOp>(op))
+      if (isa<RMSNormOp, RopeOp, AttentionOp, GluOp, EmbeddingOp, TernaryWeightOp>(op))
         fused.push_back(op);
     });
+    // First the linear products of ternary weights (their codes stay the
+    // weight), then the ternary weights left (other readers) with the rest.
+    SmallVector<MatmulOp> products;
+    getOperation().walk([&](MatmulOp mm) {
+      if (mm.getRhs().getDefiningOp<TernaryWeightOp>())
+        products.push_back(mm);
+    });
+    {
+      PatternRewriter rewriter(&getContext());
+      DecomposeTernaryProduct pattern(&getContext());
+      for (MatmulOp mm : products)
+        (void)pattern.matchAndRewrite(mm, rewriter);
+      llvm::erase_if(fused, [](Operation *op) {
+        if (!isa<TernaryWeightOp>(op) || !op->use_empty())
+          return false;
+        Operation *source = op->getOperand(0).getDefiningOp();
+        op->erase();
+        if (isa_and_nonnull<ParamOp>(source) && source->use_empty()) // its f32 values are never loaded
+          source->erase();
+        return true;
+      });
+    }
     RewritePatternSet patterns(&getContext());
     raise::populateDecomposeFusedPatterns(patterns);
     // The raised ops alone (ExistingOps): what they expand into stays as built.
@@ -157,7 +244,9 @@ struct TesseraDecomposeFusedPass : impl::TesseraDecomposeFusedBase<TesseraDecomp
 
 void raise::populateDecomposeFusedPatterns(RewritePatternSet &patterns) {
   patterns.add<Decompose<RMSNormOp>, Decompose<RopeOp>, Decompose<AttentionOp>, Decompose<GluOp>,
-               Decompose<EmbeddingOp>>(patterns.getContext());
+               Decompose<EmbeddingOp>, Decompose<TernaryWeightOp>>(patterns.getContext());
+  // (The pass runs it on the products first, so that they keep the codes as their weight.)
+  patterns.add<DecomposeTernaryProduct>(patterns.getContext(), /*benefit=*/2);
 }
 
 } // namespace mlir::tessera

@@ -72,8 +72,13 @@ void printReport(ModuleOp module, func::FuncOp forward, DictionaryAttr arch,
   line("q/k norm") << (boolField(arch, "qk_norm") ? "yes" : "no") << "\n";
   std::string act = strField(arch, "activation");
   line("activation") << act
-                     << (act == "silu" ? " (SwiGLU)" : act == "gelu_tanh" ? " (GeGLU)" : "")
+                     << (act == "silu"        ? " (SwiGLU)"
+                         : act == "gelu_tanh" ? " (GeGLU)"
+                         : act == "relu2"     ? " (relu(gate)^2 * up)"
+                                              : "")
                      << "\n";
+  if (int64_t bit = intField(arch, "bit_linear_layers"))
+    line("BitLinear layers") << bit << " (BitNet b1.58: ternary absmean weights, int8 absmax activations)\n";
   line("tied embeddings") << (boolField(arch, "tied_embeddings") ? "yes" : "no") << "\n";
   line("embedding scale") << llvm::format("%g", floatField(arch, "embedding_scale")) << "\n";
   line("attention scale") << llvm::format("%g", floatField(arch, "attention_scale")) << "\n";
@@ -93,12 +98,16 @@ void printReport(ModuleOp module, func::FuncOp forward, DictionaryAttr arch,
   struct Linear {
     std::string name, param;
     int64_t in, out;
-    bool head;
+    bool head, ternary, int8;
   };
   std::vector<Linear> linears;
   size_t width = 0;
   forward.walk([&](MatmulOp mm) {
-    auto p = mm.getRhs().getDefiningOp<ParamOp>();
+    Value rhs = mm.getRhs();
+    bool ternary = false;
+    if (auto t = rhs.getDefiningOp<TernaryWeightOp>())
+      rhs = t.getWeight(), ternary = true;
+    auto p = rhs.getDefiningOp<ParamOp>();
     if (!p || p.getKind() != ParamKind::frozen)
       return;
     auto shape = cast<ShapedType>(p.getType()).getShape();
@@ -111,6 +120,8 @@ void printReport(ModuleOp module, func::FuncOp forward, DictionaryAttr arch,
     l.in = mm.getTransposeRhs() ? shape[1] : shape[0];
     l.out = mm.getTransposeRhs() ? shape[0] : shape[1];
     l.head = l.name == "lm_head";
+    l.ternary = ternary;
+    l.int8 = mm.getLhs().getDefiningOp<ActQuantOp>() != nullptr;
     width = std::max(width, l.name.size());
     linears.push_back(l);
   });
@@ -119,6 +130,8 @@ void printReport(ModuleOp module, func::FuncOp forward, DictionaryAttr arch,
   for (const Linear &l : linears) {
     os << "  " << l.name << std::string(width + 2 - l.name.size(), ' ') << "[" << l.in << " -> "
        << l.out << "]  " << l.param;
+    if (l.ternary)
+      os << (l.int8 ? "  (BitLinear: ternary weight, int8 activations)" : "  (ternary weight)");
     if (l.head)
       os << (boolField(arch, "tied_embeddings") ? "  (output head, tied; not in all-linear)"
                                                 : "  (output head; not in all-linear)");

@@ -73,11 +73,15 @@ bool eitherOrder(BinaryOp op, F &&f) {
   return op && (f(op.getLhs(), op.getRhs()) || f(op.getRhs(), op.getLhs()));
 }
 
-/// A linear layer: matmul whose rhs is a rank-2 frozen param.
+/// A linear layer: matmul whose rhs is a rank-2 frozen param (or its
+/// tessera.ternary_weight: BitNet's BitLinear).
 inline ParamOp linearWeight(MatmulOp mm) {
   if (!mm)
     return ParamOp();
-  auto p = mm.getRhs().getDefiningOp<ParamOp>();
+  Value rhs = mm.getRhs();
+  if (auto t = rhs.getDefiningOp<TernaryWeightOp>()) // a BitLinear's weight
+    rhs = t.getWeight();
+  auto p = rhs.getDefiningOp<ParamOp>();
   if (!p || p.getKind() != ParamKind::frozen || shapeOf(p.getResult()).size() != 2)
     return ParamOp();
   return p;

@@ -67,14 +67,17 @@ MatmulOp traceBackToLinear(Value v, bool *normed = nullptr) {
   return MatmulOp();
 }
 
-/// The linear a value flows into (as its input), through layout ops.
+/// The linear a value flows into (as its input), through layout ops and
+/// BitNet's sub-norm and activation quantiser before o_proj / down_proj.
 MatmulOp traceForwardToLinear(Value v) {
   for (int steps = 0; steps < 8; ++steps) {
     Value next;
     for (Operation *user : v.getUsers()) {
       if (auto mm = dyn_cast<MatmulOp>(user); mm && mm.getLhs() == v && linearWeight(mm))
         return mm;
-      if (isa<ReshapeOp, TransposeOp>(user) && !next)
+      bool through = isa<ReshapeOp, TransposeOp, ActQuantOp>(user) ||
+                     (isa<RMSNormOp>(user) && user->getOperand(0) == v);
+      if (through && !next)
         next = user->getResult(0);
     }
     if (!next)
@@ -177,6 +180,7 @@ struct Structure {
   std::string activation;
   SmallVector<int64_t> windows; // per layer
   int64_t linears = 0;
+  int64_t bitLinears = 0; // linears whose weight is a tessera.ternary_weight
 };
 
 struct TesseraRaisePass : impl::TesseraRaiseBase<TesseraRaisePass> {
@@ -189,6 +193,8 @@ struct TesseraRaisePass : impl::TesseraRaiseBase<TesseraRaisePass> {
     mm->setAttr(attrs::module, builder->getStringAttr(structural));
     covered.insert(mm);
     ++s.linears;
+    if (mm.getRhs().getDefiningOp<TernaryWeightOp>())
+      ++s.bitLinears;
   }
 
   void runOnOperation() override {
@@ -324,7 +330,7 @@ struct TesseraRaisePass : impl::TesseraRaiseBase<TesseraRaisePass> {
     OpBuilder &b = *builder;
     forward.walk([&](Operation *op) {
       if (isa<RMSNormOp, RopeOp, AttentionOp, GluOp, EmbeddingOp, ParamOp, ConstantOp,
-              func::ReturnOp>(op))
+              ActQuantOp, TernaryWeightOp, func::ReturnOp>(op))
         covered.insert(op);
     });
     bool changed = true;
@@ -374,6 +380,8 @@ struct TesseraRaisePass : impl::TesseraRaiseBase<TesseraRaisePass> {
     std::string arch = "decoder";
     if (s.layers == 0)
       arch = "unknown";
+    else if (s.activation == "relu2" && s.bitLinears > 0)
+      arch = "bitnet";
     else if (s.activation == "gelu_tanh" && s.embeddingScale != 1.0)
       arch = "gemma3";
     else if (s.activation == "silu" && s.qkNorm)
@@ -403,6 +411,8 @@ struct TesseraRaisePass : impl::TesseraRaiseBase<TesseraRaisePass> {
         b.getNamedAttr("linear_layers", b.getI64IntegerAttr(s.linears)),
         b.getNamedAttr("generic_ops", b.getArrayAttr(genericAttrs)),
     };
+    if (s.bitLinears) // BitNet only: other architectures' summaries stay as they were
+      attrs.push_back(b.getNamedAttr("bit_linear_layers", b.getI64IntegerAttr(s.bitLinears)));
     return b.getDictionaryAttr(attrs);
   }
 };

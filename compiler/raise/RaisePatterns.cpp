@@ -249,11 +249,35 @@ bool raiseRope(BinaryOp root, PatternRewriter &b) {
 // Gated linear units: act(gate) * up
 //===----------------------------------------------------------------------===//
 
+/// relu(g)^2 as pow(relu(g), 2) or relu(g) * relu(g); sets g.
+bool isReluSquared(Value v, Value &gate) {
+  Value r;
+  if (!isSquareOf(v, r))
+    return false;
+  auto relu = unaryOf(r, UnaryFn::relu);
+  if (!relu || shapeOf(relu.getResult()) != shapeOf(v))
+    return false;
+  gate = relu.getInput();
+  return true;
+}
+
 bool raiseGlu(BinaryOp root, PatternRewriter &b) {
   if (root.getFn() != BinaryFn::mul || shapeOf(root.getLhs()) != shapeOf(root.getRhs()))
     return false;
+  Value gate, up;
+  if (eitherOrder(root, [&](Value a, Value u) {
+        if (!isReluSquared(a, gate) || !a.hasOneUse())
+          return false;
+        up = u;
+        return true;
+      }) &&
+      typeOf(gate) == typeOf(root.getResult())) {
+    b.setInsertionPoint(root);
+    auto glu = b.create<GluOp>(root.getLoc(), GluActivation::relu2, gate, up);
+    b.replaceOp(root, glu.getResult());
+    return true;
+  }
   UnaryOp act;
-  Value up;
   eitherOrder(root, [&](Value a, Value u) {
     auto un = a.getDefiningOp<UnaryOp>();
     if (!un || !un->hasOneUse() ||
@@ -463,6 +487,98 @@ bool raiseAttention(MatmulOp pv, PatternRewriter &b) {
   return true;
 }
 
+//===----------------------------------------------------------------------===//
+// BitNet b1.58's BitLinear (transformers' AutoBitLinear, online mode), as its
+// export spells the two fake quantisers:
+//   weight:     s = 1 / max(mean(|w|), eps);  clamp(round(w * s), -1, 1) / s
+//   activation: a = (1 / max(max(|x|, -1, keepdims), eps)) * 127;
+//               clamp(round(x * a), -128, 127) / a
+// (clamp = min(max(., lo), hi), the importer's Clip). Only the exact forms
+// are raised; anything else (other bounds, another axis, a weight that is
+// not a frozen param) stays generic ops, which compute what the graph says.
+//===----------------------------------------------------------------------===//
+
+/// clamp(v, lo, hi) as min(max(v, lo), hi); sets v.
+bool isClamp(Value c, double lo, double hi, Value &v) {
+  auto mn = binaryOf(c, BinaryFn::min);
+  if (!mn || !isScalarConstant(mn.getRhs(), hi, 0.0))
+    return false;
+  auto mx = binaryOf(mn.getLhs(), BinaryFn::max);
+  if (!mx || !isScalarConstant(mx.getRhs(), lo, 0.0))
+    return false;
+  v = mx.getLhs();
+  return shapeOf(v) == shapeOf(c);
+}
+
+/// reciprocal(max(m, eps)), looking through reshapes of m (a squeeze); sets
+/// m and eps.
+bool isReciprocalOfClamped(Value v, Value &m, double &eps) {
+  auto rc = unaryOf(v, UnaryFn::reciprocal);
+  auto mx = rc ? binaryOf(rc.getInput(), BinaryFn::max) : BinaryOp();
+  std::optional<double> e = mx ? scalarConstant(mx.getRhs()) : std::nullopt;
+  if (!e || !(*e > 0))
+    return false;
+  m = mx.getLhs();
+  while (auto r = m.getDefiningOp<ReshapeOp>())
+    m = r.getInput();
+  eps = *e;
+  return true;
+}
+
+/// `q / s` with q = clamp(round(x * s), lo, hi) and the same s; sets x.
+bool isFakeQuant(BinaryOp root, double lo, double hi, Value &x, Value &s) {
+  if (!root || root.getFn() != BinaryFn::div)
+    return false;
+  s = root.getRhs();
+  Value r;
+  if (!isClamp(root.getLhs(), lo, hi, r))
+    return false;
+  auto round = unaryOf(r, UnaryFn::round);
+  auto mul = round ? binaryOf(round.getInput(), BinaryFn::mul) : BinaryOp();
+  if (!mul || mul.getRhs() != s)
+    return false;
+  x = mul.getLhs();
+  return typeOf(x) == typeOf(root.getResult());
+}
+
+bool raiseTernaryWeight(BinaryOp root, PatternRewriter &b) {
+  Value w, s, m;
+  double eps = 0;
+  if (!isFakeQuant(root, -1.0, 1.0, w, s) || !isReciprocalOfClamped(s, m, eps))
+    return false;
+  auto p = w.getDefiningOp<ParamOp>();
+  auto mean = m.getDefiningOp<ReduceOp>();
+  auto abs = mean ? unaryOf(mean.getInput(), UnaryFn::abs) : UnaryOp();
+  if (!p || p.getKind() != ParamKind::frozen || shapeOf(w).size() != 2 || !abs ||
+      abs.getInput() != w || mean.getFn() != ReduceFn::mean || mean.getAxes().size() != 2)
+    return false;
+  b.setInsertionPoint(root);
+  auto t = b.create<TernaryWeightOp>(root.getLoc(), w.getType(), w, b.getF64FloatAttr(eps));
+  b.replaceOp(root, t.getResult());
+  return true;
+}
+
+bool raiseActQuant(BinaryOp root, PatternRewriter &b) {
+  Value x, a, inv, m;
+  double eps = 0;
+  if (!isFakeQuant(root, -128.0, 127.0, x, a))
+    return false;
+  bool scaled = eitherOrder(binaryOf(a, BinaryFn::mul), [&](Value r, Value c) {
+    return isScalarConstant(c, 127.0, 0.0) && (inv = r, true);
+  });
+  if (!scaled || !isReciprocalOfClamped(inv, m, eps))
+    return false;
+  auto max = m.getDefiningOp<ReduceOp>();
+  auto abs = max ? unaryOf(max.getInput(), UnaryFn::abs) : UnaryOp();
+  int64_t rank = shapeOf(x).size();
+  if (!abs || abs.getInput() != x || max.getFn() != ReduceFn::max || !max.getKeepdims() ||
+      max.getAxes().size() != 1 || max.getAxes()[0] != rank - 1)
+    return false;
+  b.setInsertionPoint(root);
+  b.replaceOp(root, b.create<ActQuantOp>(root.getLoc(), x, eps).getResult());
+  return true;
+}
+
 bool raiseGeluTanh(BinaryOp op, PatternRewriter &b) {
   if (op.getFn() != BinaryFn::mul)
     return false;
@@ -493,6 +609,8 @@ void populateRaisePatterns(RewritePatternSet &patterns) {
   patterns.add<RaisePattern<BinaryOp, raiseRMSNorm>>(ctx, 3, "raise-rms-norm");
   patterns.add<RaisePattern<BinaryOp, raiseRope>>(ctx, 2, "raise-rope");
   patterns.add<RaisePattern<BinaryOp, raiseGlu>>(ctx, 1, "raise-glu");
+  patterns.add<RaisePattern<BinaryOp, raiseTernaryWeight>>(ctx, 1, "raise-ternary-weight");
+  patterns.add<RaisePattern<BinaryOp, raiseActQuant>>(ctx, 1, "raise-act-quant");
   patterns.add<RaisePattern<GatherOp, raiseEmbedding>>(ctx, 1, "raise-embedding");
   patterns.add<RaisePattern<MatmulOp, raiseAttention>>(ctx, 1, "raise-attention");
 }

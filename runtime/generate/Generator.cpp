@@ -4,6 +4,7 @@
 #include "runtime/train/AdapterIO.h"
 #include "runtime/vulkan/Executor.h"
 #include "runtime/weights/OnnxWeights.h"
+#include "runtime/weights/TernaryWeights.h"
 
 #include <chrono>
 #include <cstdio>
@@ -127,7 +128,10 @@ Generator::Generator(const GenerateOptions &o) : s_(std::make_unique<State>()) {
     for (size_t i = 0; i < p.buffers.size(); ++i) {
       const plan::Buffer &b = p.buffers[i];
       if (b.alias_of >= 0) continue;
-      if (b.kind == BufferKind::Weight) {
+      if (b.kind == BufferKind::Weight && b.ternary != plan::Ternary::None) {
+        weights::loadTernaryInto(w, b, exec.data(i)); // BitNet codes / scale
+        weightBytes += b.bytes;
+      } else if (b.kind == BufferKind::Weight) {
         w.loadInto(b.name, b.shape, weights::OnnxWeights::Storage::F32, exec.f32(i), b.row_offset);
         weightBytes += b.bytes;
       } else if (b.kind == BufferKind::Constant) {

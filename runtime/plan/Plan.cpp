@@ -206,6 +206,14 @@ void validate(const Plan &p, const Reader &r) {
       r.fail(path + ".row_offset: only a weight buffer with its own storage and a shape holds a row range");
     if (b.host && (b.kind != BufferKind::Weight || b.alias_of >= 0))
       r.fail(path + ".host: only a frozen weight with its own storage is kept in host memory");
+    if (b.ternary != Ternary::None) {
+      if (b.kind != BufferKind::Weight || b.alias_of >= 0 || b.row_offset >= 0 || !b.gguf.tensor.empty())
+        r.fail(path + ".ternary: only a whole weight read from the model file has a ternary part");
+      if (!(b.ternary_eps > 0)) r.fail(path + ".ternary.eps must be > 0");
+      if (b.ternary == Ternary::Codes && b.shape.size() != 2) r.fail(path + ".ternary: codes are a 2-D weight");
+      if (b.ternary == Ternary::Scale && (elems != 1 || b.dtype != DType::F32))
+        r.fail(path + ".ternary: the scale is one f32 value");
+    }
   }
   // alias_of chains: must end at a buffer that owns storage, no cycles, and the
   // alias must fit inside that storage.
@@ -373,6 +381,8 @@ std::vector<uint8_t> serialize(const Plan &plan) {
     if (b.row_offset >= 0) j["row_offset"] = b.row_offset;
     if (b.transposed) j["transposed"] = true;
     if (b.host) j["host"] = true;
+    if (b.ternary != Ternary::None)
+      j["ternary"] = {{"part", b.ternary == Ternary::Codes ? "codes" : "scale"}, {"eps", b.ternary_eps}};
     if (!b.gguf.tensor.empty())
       j["gguf"] = {{"tensor", b.gguf.tensor}, {"permute", b.gguf.permute}, {"transpose", b.gguf.transpose},
                    {"add", b.gguf.add}, {"mul", b.gguf.mul}};
@@ -641,6 +651,14 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     b.row_offset = r.i64Or(j, "row_offset", path + ".row_offset", -1);
     if (j.contains("transposed")) b.transposed = r.boolean(j, "transposed", path + ".transposed");
     if (j.contains("host")) b.host = r.boolean(j, "host", path + ".host");
+    if (j.contains("ternary")) {
+      const json &t = r.object(j["ternary"], path + ".ternary");
+      std::string part = r.string(t, "part", path + ".ternary.part");
+      if (part == "codes") b.ternary = Ternary::Codes;
+      else if (part == "scale") b.ternary = Ternary::Scale;
+      else r.fail(path + ".ternary.part = '" + part + "' is not codes or scale");
+      b.ternary_eps = r.number(t, "eps", path + ".ternary.eps");
+    }
     if (j.contains("gguf")) {
       const json &g = r.object(j["gguf"], path + ".gguf");
       b.gguf.tensor = r.string(g, "tensor", path + ".gguf.tensor");

@@ -55,6 +55,12 @@ constexpr uint64_t bufferBytes(DType t, uint64_t elements) {
 }
 const char *dtypeName(DType t); // "f32", "i32", "f16", "bf16", "q8_0", "q4_0", "tq2_0"
 
+// A BitNet b1.58 weight part (compiler/precision/Quantized.h): derived at
+// load from the whole initializer w, in f32, s = 1 / max(mean |w|, eps):
+// Codes clamp(roundeven(w * s), -1, 1) (w's shape; any float or block type),
+// Scale 1 / s (one f32 value). None: the initializer's values.
+enum class Ternary : uint8_t { None = 0, Codes = 1, Scale = 2 };
+
 struct Buffer {
   std::string name;           // weight initializer name, LoRA param name, or value label
   BufferKind kind = BufferKind::Activation;
@@ -76,6 +82,8 @@ struct Buffer {
   // heap; the dispatches read copies the plan makes of it around its uses
   // (tessera-stream-weights, docs/memory.md).
   bool host = false;
+  Ternary ternary = Ternary::None;
+  double ternary_eps = 0; // > 0 with ternary
   // A plan compiled with --weights BASE.gguf: the weight's tensor in that
   // file (llama.cpp's name) and how the ONNX initializer's values follow from
   // it (runtime/weights/GgufWeights.h): rows un-permuted in `permute` groups

@@ -15,6 +15,7 @@
 #include "runtime/weights/OnnxWeights.h"
 #include "runtime/weights/GgufWeights.h"
 #include "runtime/weights/QuantizedWeights.h"
+#include "runtime/weights/TernaryWeights.h"
 
 #include <nlohmann/json.hpp>
 
@@ -146,8 +147,10 @@ public:
         uint64_t n = 1;
         std::vector<int64_t> full = weights_->shape(b.name);
         for (int64_t d : full) n *= uint64_t(d);
-        // A tile holds rows [row_offset, row_offset + shape[0]) of the initializer.
-        bool fits = b.row_offset < 0
+        // A tile holds rows [row_offset, row_offset + shape[0]) of the initializer;
+        // a ternary scale is one value derived from the whole of it.
+        bool fits = b.ternary == plan::Ternary::Scale ? !full.empty()
+                    : b.row_offset < 0
                         ? plan::bufferBytes(b.dtype, n) == b.bytes
                         : !b.shape.empty() && full.size() == b.shape.size() &&
                               std::equal(full.begin() + 1, full.end(), b.shape.begin() + 1) &&
@@ -388,6 +391,8 @@ private:
       if (b.kind == BufferKind::Weight) weightBytes_ += b.bytes;
       if (b.kind == BufferKind::Weight && gguf_) {
         gguf_->loadInto(b, exec.data(i));
+      } else if (b.kind == BufferKind::Weight && b.ternary != plan::Ternary::None) {
+        weights::loadTernaryInto(*weights_, b, exec.data(i));
       } else if (b.kind == BufferKind::Weight && plan::isQuantized(b.dtype)) {
         weights::loadQuantizedInto(*weights_, b, exec.data(i));
       } else if (b.kind == BufferKind::Weight) {

@@ -5,7 +5,9 @@ The three Hugging Face fixtures (Llama 3, Qwen 3, Gemma 3; dynamic dynamo
 exports, whose linear weights are [in, out] initializers) in Q8_0 and Q4_0,
 and a wider bundled-style Llama (hidden 256, MLP 512, [out, in] weights) in
 TQ2_0 and Q4_0 - TQ2_0 blocks hold 256 input features, wider than any layer of
-the fixtures - train from the same random nonzero adapter as the reference:
+the 64-wide fixtures - and the 256-wide Qwen 3 / Gemma 3 exports
+(test/fixtures/hf/{qwen3,gemma3}-wide) in TQ2_0 train from the same random
+nonzero adapter as the reference:
 test/reference/tiny_llama_torch.py in float32 with every linear weight but
 lm_head replaced by its dequantised values, which
 test/reference/ggml_quants.py (written from the GGUF format, checked against
@@ -79,6 +81,8 @@ class Quantized(common.TempDirTest):
         cls.models = {"wide": (cls.wide, cls.tiny_data)}
         for arch in ("llama", "qwen3", "gemma3"):
             cls.models[arch] = (os.path.join(HF, f"{arch}-dynamic", "model.onnx"), hf_data)
+        for arch in ("qwen3", "gemma3"):  # 256-wide dynamic exports: every layer's rows are TQ2_0 blocks
+            cls.models[f"{arch}-wide"] = (os.path.join(HF, f"{arch}-wide", "model.onnx"), hf_data)
         cls.refs = {}
 
     def reference(self, name):
@@ -118,9 +122,10 @@ class Quantized(common.TempDirTest):
     def run_model(self, name, kind):
         plan = self.path(f"{name}-{kind}.tplan")
         r = self.compile_quant(name, plan, "--base-dtype", kind)
-        self.assertRegex(r.stdout, rf"frozen weights .*\(f32 [0-9.]+ MiB in \d+ tensors, {kind} [0-9.]+ MiB in 14 tensors\)")
-        m = plan_manifest(plan)
         cfg, weights = self.reference(name)
+        n_quant = 7 * cfg["num_hidden_layers"]
+        self.assertRegex(r.stdout, rf"frozen weights .*\(f32 [0-9.]+ MiB in \d+ tensors, {kind} [0-9.]+ MiB in {n_quant} tensors\)")
+        m = plan_manifest(plan)
         weights_by_dtype = {}
         for b in m["buffers"]:
             if b["kind"] == "weight" and "alias_of" not in b:
@@ -178,6 +183,12 @@ class Quantized(common.TempDirTest):
 
     def test_wide_q4_0(self):
         self.run_model("wide", "q4_0")
+
+    def test_qwen3_wide_tq2_0(self):
+        self.run_model("qwen3-wide", "tq2_0")
+
+    def test_gemma3_wide_tq2_0(self):
+        self.run_model("gemma3-wide", "tq2_0")
 
     def test_rows_not_whole_blocks_stay_f32_and_are_named(self):
         plan = self.path("qwen3-tq2_0.tplan")

@@ -198,6 +198,33 @@ FoldResult foldVariadic(FoldNode &f) {
   return f.folded(std::move(acc));
 }
 
+FoldResult foldClip(FoldNode &f) {
+  Tensor acc = *f.input(0);
+  bool attrs = f.opset < 11;
+  for (int k : {1, 2}) {
+    Tensor bound;
+    if (attrs) {
+      const char *name = k == 1 ? "min" : "max";
+      bool present = false;
+      for (const auto &a : f.proto.attribute())
+        present |= a.name() == name;
+      if (!present)
+        continue;
+      bound = Tensor::zeros(DType::F32, {});
+      bound.set(0, attrFloat(f.proto, name, 0.0f));
+    } else if (k < (int)f.in.size() && f.input(k)) {
+      bound = *f.input(k);
+    } else {
+      continue;
+    }
+    Tensor t;
+    if (!binaryFold(k == 1 ? "Max" : "Min", acc, bound, false, t, f.err))
+      return f.fail();
+    acc = std::move(t);
+  }
+  return f.folded(std::move(acc));
+}
+
 FoldResult foldWhere(FoldNode &f) {
   if (!f.need(1) || !f.need(2))
     return f.fail();
@@ -239,7 +266,7 @@ const std::map<std::string, tt::UnaryFn> kUnaryFns = {
     {"Reciprocal", tt::UnaryFn::reciprocal}, {"Sigmoid", tt::UnaryFn::sigmoid},
     {"Tanh", tt::UnaryFn::tanh},       {"Cos", tt::UnaryFn::cos},
     {"Sin", tt::UnaryFn::sin},         {"Relu", tt::UnaryFn::relu},
-    {"Abs", tt::UnaryFn::abs}};
+    {"Abs", tt::UnaryFn::abs},         {"Round", tt::UnaryFn::round}};
 
 const std::map<std::string, tt::BinaryFn> kBinaryFns = {
     {"Add", tt::BinaryFn::add}, {"Sub", tt::BinaryFn::sub}, {"Mul", tt::BinaryFn::mul},
@@ -278,6 +305,41 @@ bool emitBinary(Node &node) {
   if (acc && op == "Mean" && xs.size() > 1)
     acc = imp.binary(tt::BinaryFn::div, acc, imp.scalarF((float)xs.size()));
   return node.push(acc);
+}
+
+// Clip(x, min, max): torch's clamp, max(x, min) then min(., max); either
+// bound may be absent (opset 11+: empty inputs; earlier: attributes).
+bool emitClip(Node &node) {
+  Importer &imp = node.imp;
+  if (!node.need(0))
+    return false;
+  mlir::Value x = node.asFloat(0);
+  if (!x)
+    return false;
+  bool attrs = node.opset() < 11;
+  for (size_t k : {1, 2}) {
+    mlir::Value bound;
+    if (attrs) {
+      const char *name = k == 1 ? "min" : "max";
+      bool present = false;
+      for (const auto &a : node.proto.attribute())
+        present |= a.name() == name;
+      if (present)
+        bound = imp.scalarF(attrFloat(node.proto, name, 0.0f));
+    } else if (node.arg(k)) {
+      if (numElements(node.arg(k)->shape) != 1)
+        return node.fail(std::string(k == 1 ? "min" : "max") + " must be a scalar, got shape " +
+                         shapeStr(node.arg(k)->shape));
+      bound = node.asFloat(k);
+    }
+    if (node.arg(k) && !attrs && !bound)
+      return false;
+    if (bound)
+      x = imp.binary(k == 1 ? tt::BinaryFn::max : tt::BinaryFn::min, x, bound);
+    if (!x)
+      return false;
+  }
+  return node.push(x);
 }
 
 bool emitErf(Node &node) {
@@ -468,7 +530,7 @@ int64_t broadcastGrowth(Importer &, std::vector<ValP> &in) {
 void populateElementwiseOps(OpRegistry &r) {
   for (const auto &[op, fn] : kUnaryFns)
     r.on(op, 13).withFold(foldUnary).withEmit(emitUnary);
-  for (const char *op : {"Floor", "Ceil", "Round", "Sign"})
+  for (const char *op : {"Floor", "Ceil", "Sign"})
     r.on(op, 13).withFold(foldUnary);
   r.on("Erf", 13).withFold(foldUnary).withEmit(emitErf).constantOnly();
 
@@ -476,6 +538,7 @@ void populateElementwiseOps(OpRegistry &r) {
     r.on(op, 13).withFold(foldBinary).withEmit(emitBinary).broadcasting().boundedFold(broadcastGrowth);
   for (const char *op : {"Max", "Min", "Sum", "Mean"})
     r.on(op, 13).withFold(foldVariadic).withEmit(emitBinary).broadcasting().boundedFold(broadcastGrowth);
+  r.on("Clip", 13).withFold(foldClip).withEmit(emitClip).broadcasting();
   r.on("Mod", 13).withFold(foldBinary);
   for (const char *op : {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor"})
     r.on(op, 13).withFold(foldBinary).broadcasting();

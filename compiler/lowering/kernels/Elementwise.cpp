@@ -162,6 +162,7 @@ Value emitUnary(KernelBuilder &kb, UnaryFn fn, Value x) {
   case UnaryFn::sin: return m.sinQuadrant(x, 0);
   case UnaryFn::relu: return kb.fmax(x, m.c(0.0));
   case UnaryFn::abs: return m.abs(x);
+  case UnaryFn::round: return b.create<math::RoundEvenOp>(x);
   }
   llvm_unreachable("unary fn");
 }

@@ -210,6 +210,7 @@ mlir::FailureOr<OpLowering> lowerConcat(LoweringContext &, mlir::tessera::Concat
 mlir::FailureOr<OpLowering> lowerGather(LoweringContext &, mlir::tessera::GatherOp);
 mlir::FailureOr<OpLowering> lowerReduce(LoweringContext &, mlir::tessera::ReduceOp);
 mlir::FailureOr<OpLowering> lowerSoftmax(LoweringContext &, mlir::tessera::SoftmaxOp);
+mlir::FailureOr<OpLowering> lowerActQuant(LoweringContext &, mlir::tessera::ActQuantOp);
 /// The tiled and direct configs (the cooperative-matrix pattern takes the
 /// coopmat configs; the ones left read a block-quantised weight: an error).
 mlir::FailureOr<OpLowering> lowerMatmul(LoweringContext &, mlir::tessera::MatmulOp);

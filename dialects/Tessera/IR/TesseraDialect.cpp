@@ -262,12 +262,33 @@ LogicalResult TesseraDialect::verifyOperationAttribute(Operation *op, NamedAttri
   if (name == attrs::streamedWeights)
     return failure(failed(verifyModuleAttr(op, attr)) ||
                    failed(needDict(op, attr, {{"weights", "int"}, {"copies", "int"}})));
+  if (name == "tessera.ternary" || name == "tessera.ternary_eps") {
+    // A BitNet weight's derived part on a frozen tessera.param or its buffer
+    // (compiler/precision/Quantized.h).
+    auto p = dyn_cast<ParamOp>(op);
+    if (!(p && p.getKind() == ParamKind::frozen) && !isa<BufferOp>(op))
+      return op->emitOpError("'") << name << "' belongs on a frozen tessera.param or its tessera.buffer";
+    if (name == "tessera.ternary_eps") {
+      auto f = dyn_cast<FloatAttr>(value);
+      if (!f || !(f.getValueAsDouble() > 0) || !op->hasAttr("tessera.ternary"))
+        return op->emitOpError("'") << name << "' is a float > 0 beside tessera.ternary";
+      return success();
+    }
+    auto s = dyn_cast<StringAttr>(value);
+    if (!s || !(s.getValue() == "codes" || s.getValue() == "scale"))
+      return op->emitOpError("'") << name << "' must be \"codes\" or \"scale\"";
+    if (p && (s.getValue() == "codes") != (cast<ShapedType>(p.getType()).getRank() == 2))
+      return op->emitOpError("'") << name << "': ternary codes are a 2-D weight, the scale a rank-0 value";
+    if (!op->hasAttr("tessera.ternary_eps"))
+      return op->emitOpError("'") << name << "' needs tessera.ternary_eps";
+    return success();
+  }
   if (name == attrs::gradOf || name == attrs::buffer || name == attrs::bufferKind)
     return op->emitOpError("'") << name << "' belongs on a function's arguments or results";
   if (attr.getName() == getKernelConfigAttrName()) {
     Attribute c = attr.getValue();
     bool ok = isa<MatmulOp>(op) ? isa<MatmulConfigAttr>(c)
-              : isa<ReduceOp, SoftmaxOp>(op) ? isa<ReductionConfigAttr>(c)
+              : isa<ReduceOp, SoftmaxOp, ActQuantOp>(op) ? isa<ReductionConfigAttr>(c)
                                               : isa<ElementwiseConfigAttr>(c);
     if (!ok)
       return op->emitOpError("kernel config ") << c << " does not fit this op";

@@ -97,7 +97,8 @@ def Tessera_UnaryFn : I32EnumAttr<"UnaryFn", "elementwise function of one tensor
     I32EnumAttrCase<"sqrt", 3>, I32EnumAttrCase<"rsqrt", 4>, I32EnumAttrCase<"reciprocal", 5>,
     I32EnumAttrCase<"sigmoid", 6>, I32EnumAttrCase<"tanh", 7>, I32EnumAttrCase<"silu", 8>,
     I32EnumAttrCase<"gelu_tanh", 9>, I32EnumAttrCase<"cos", 10>, I32EnumAttrCase<"sin", 11>,
-    I32EnumAttrCase<"relu", 12>, I32EnumAttrCase<"abs", 13>
+    I32EnumAttrCase<"relu", 12>, I32EnumAttrCase<"abs", 13>,
+    I32EnumAttrCase<"round", 14>    // to nearest, ties to even (torch.round, ONNX Round)
   ]> {
   let cppNamespace = "::mlir::tessera";
   let genSpecializedAttr = 0;

@@ -164,6 +164,9 @@ LogicalResult UnaryOp::backprop(GradientBuilder &gb, Value g) {
   case UnaryFn::relu: // y != 0 <=> x > 0
     dx = gb.select(gb.nonzero(y), g, gb.cst(0.0, g));
     break;
+  case UnaryFn::round: // piecewise constant: zero almost everywhere
+    dx = gb.zeros(cast<RankedTensorType>(g.getType()));
+    break;
   case UnaryFn::abs: { // sign(x), 0 at 0
     Value signed_ = gb.select(gb.nonzero(gb.binary(BinaryFn::max, x, gb.cst(0.0, x))), g, gb.neg(g));
     dx = gb.select(gb.nonzero(x), signed_, gb.cst(0.0, g));
@@ -262,6 +265,13 @@ LogicalResult DropoutOp::backprop(GradientBuilder &gb, Value g) {
   // mask in the same program) applied to the gradient.
   gb.accumulate(getInput(),
              gb.b.create<DropoutOp>(gb.loc, g, getRateAttr(), getSiteAttr()));
+  return success();
+}
+
+LogicalResult ActQuantOp::backprop(GradientBuilder &gb, Value g) {
+  // Straight-through estimator (BitNet, transformers' ActQuant): the
+  // rounding is treated as the identity.
+  gb.accumulate(getInput(), g);
   return success();
 }
 

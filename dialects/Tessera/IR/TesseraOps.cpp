@@ -106,6 +106,14 @@ LogicalResult DropoutOp::verify() {
   return success();
 }
 
+LogicalResult ActQuantOp::verify() {
+  if (shapeOf(getInput()).empty())
+    return emitOpError("input must have at least one axis (rows are quantised over the last)");
+  if (!(getEps().convertToDouble() > 0)) // NaN too
+    return emitOpError("eps must be > 0");
+  return success();
+}
+
 LogicalResult MatmulOp::verify() {
   ArrayRef<int64_t> l = shapeOf(getLhs()), r = shapeOf(getRhs());
   if (l.size() >= 2 && r.size() >= 2) {
@@ -205,6 +213,14 @@ LogicalResult RMSNormOp::verify() {
                                   << " normalised over its last axis";
   if (!(getEps().convertToDouble() >= 0)) // NaN too
     return emitOpError("eps must be >= 0");
+  return success();
+}
+
+LogicalResult TernaryWeightOp::verify() {
+  if (shapeOf(getWeight()).size() != 2)
+    return emitOpError("weight ") << shapeStr(shapeOf(getWeight())) << " must be a rank-2 [out, in] linear weight";
+  if (!(getEps().convertToDouble() > 0))
+    return emitOpError("eps must be > 0");
   return success();
 }
 

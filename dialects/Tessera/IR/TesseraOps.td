@@ -222,6 +222,25 @@ def Tessera_DropoutOp : Tessera_Op<"dropout", [Pure, SameOperandsAndResultShape,
   let hasVerifier = 1;
 }
 
+def Tessera_ActQuantOp : Tessera_Op<"act_quant", [Pure, SameOperandsAndResultType, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
+  let summary = "per-row absmax int8 fake quantisation (BitNet b1.58 activations)";
+  let description = [{
+    For each row r of the last axis, in f32:
+      a_r = (1 / max(max_j |x_rj|, eps)) * 127
+      y_rj = clamp(round_even(x_rj * a_r), -128, 127) / a_r
+    which is transformers' BitNet `ActQuant` (AutoBitLinear, online mode) as
+    its export computes it (the reciprocal times 127, then a division). The
+    gradient is the straight-through estimator: the identity.
+  }];
+  let arguments = (ins Tessera_FloatTensor:$input, DefaultValuedAttr<F64Attr, "1e-5">:$eps);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let builders = [OpBuilder<(ins "Value":$input, "double":$eps), [{
+    build($_builder, $_state, input.getType(), input, $_builder.getF64FloatAttr(eps));
+  }]>];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Tensor level: data movement
 //===----------------------------------------------------------------------===//
@@ -357,7 +376,8 @@ def Tessera_AttentionOp : Tessera_Op<"attention", [Pure, Tessera_InferResultType
 }
 
 def Tessera_GluActivation : I32EnumAttr<"GluActivation", "activation of a gated linear unit", [
-    I32EnumAttrCase<"silu", 0>, I32EnumAttrCase<"gelu_tanh", 1>
+    I32EnumAttrCase<"silu", 0>, I32EnumAttrCase<"gelu_tanh", 1>,
+    I32EnumAttrCase<"relu2", 2>  // relu(x)^2 (BitNet b1.58)
   ]> {
   let cppNamespace = "::mlir::tessera";
   let genSpecializedAttr = 0;
@@ -367,11 +387,27 @@ def Tessera_GluActivationAttr : EnumAttr<Tessera_Dialect, Tessera_GluActivation,
 }
 
 def Tessera_GluOp : Tessera_Op<"glu", [Pure, AllTypesMatch<["gate", "up", "result"]>, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
-  let summary = "gated linear unit: act(gate) * up (SwiGLU with silu, GeGLU with gelu_tanh)";
+  let summary = "gated linear unit: act(gate) * up (SwiGLU with silu, GeGLU with gelu_tanh, BitNet's relu2)";
   let arguments = (ins Tessera_GluActivationAttr:$act, Tessera_FloatTensor:$gate,
                        Tessera_FloatTensor:$up);
   let results = (outs Tessera_FloatTensor:$result);
   let assemblyFormat = "$act $gate `,` $up attr-dict `:` type($result)";
+}
+
+def Tessera_TernaryWeightOp : Tessera_Op<"ternary_weight", [Pure, SameOperandsAndResultType]> {
+  let summary = "per-tensor absmean ternary fake quantisation of a frozen weight (BitNet b1.58)";
+  let description = [{
+    s = 1 / max(mean |w| over the whole tensor, eps);
+    result = clamp(round_even(w * s), -1, 1) / s, all in f32: transformers'
+    BitNet `WeightQuant` (AutoBitLinear, online mode). `weight` is a frozen
+    rank-2 param (the linear's [out, in] weight); the result is frozen too,
+    so the op has no gradient. tessera-decompose-fused expands it into the
+    generic ops.
+  }];
+  let arguments = (ins Tessera_FloatTensor:$weight, DefaultValuedAttr<F64Attr, "1e-5">:$eps);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$weight attr-dict `:` type($result)";
+  let hasVerifier = 1;
 }
 
 def Tessera_EmbeddingOp : Tessera_Op<"embedding", [Pure, Tessera_InferResultTypes]> {

@@ -1160,3 +1160,63 @@ func.func @fused_result_shapes(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
   } : tensor<2x3xf32>, tensor<3xf32>
   return %0#0 : tensor<2x3xf32>
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// tessera.act_quant
+//===----------------------------------------------------------------------===//
+
+func.func @act_quant_scalar(%x: tensor<f32>) {
+  // expected-error @+1 {{'tessera.act_quant' op input must have at least one axis (rows are quantised over the last)}}
+  %0 = tessera.act_quant %x : tensor<f32>
+  return
+}
+
+// -----
+
+func.func @act_quant_eps(%x: tensor<2x3xf32>) {
+  // expected-error @+1 {{'tessera.act_quant' op eps must be > 0}}
+  %0 = tessera.act_quant %x {eps = 0.0 : f64} : tensor<2x3xf32>
+  return
+}
+
+// -----
+
+func.func @act_quant_types(%x: tensor<2x3xf32>) {
+  // expected-error @+1 {{'tessera.act_quant' op requires the same type for all operands and results}}
+  %0 = "tessera.act_quant"(%x) <{eps = 1.0e-5 : f64}> : (tensor<2x3xf32>) -> tensor<2x3xf16>
+  return
+}
+
+// -----
+
+func.func @ternary_on_lora() {
+  // expected-error @+1 {{'tessera.param' op 'tessera.ternary' belongs on a frozen tessera.param or its tessera.buffer}}
+  %0 = tessera.param lora_a "a" {tessera.ternary = "codes", tessera.ternary_eps = 1.0e-5 : f64} : tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @ternary_part() {
+  // expected-error @+1 {{'tessera.param' op 'tessera.ternary' must be "codes" or "scale"}}
+  %0 = tessera.param frozen "w" {tessera.ternary = "signs", tessera.ternary_eps = 1.0e-5 : f64} : tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @ternary_scale_rank() {
+  // expected-error @+1 {{'tessera.param' op 'tessera.ternary': ternary codes are a 2-D weight, the scale a rank-0 value}}
+  %0 = tessera.param frozen "w" {tessera.ternary = "scale", tessera.ternary_eps = 1.0e-5 : f64} : tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @ternary_eps() {
+  // expected-error @+1 {{'tessera.param' op 'tessera.ternary' needs tessera.ternary_eps}}
+  %0 = tessera.param frozen "w" {tessera.ternary = "codes"} : tensor<4x8xf32>
+  return
+}

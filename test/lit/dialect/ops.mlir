@@ -58,6 +58,7 @@ func.func @leaves() -> (tensor<4x8xf32>, tensor<8x4xbf16>, tensor<4x2xf16>, tens
 // CHECK-NEXT: tessera.unary sin %[[X]] : tensor<2x3xf32>{{$}}
 // CHECK-NEXT: tessera.unary relu %[[X]] : tensor<2x3xf32>{{$}}
 // CHECK-NEXT: tessera.unary abs %[[X]] : tensor<2x3xf32>{{$}}
+// CHECK-NEXT: tessera.unary round %[[X]] : tensor<2x3xf32>{{$}}
 // CHECK-NEXT: tessera.unary exp %[[X]] : tensor<2x3xf32> -> tensor<2x3xbf16>
 // A generic-form input prints in the custom form, with `-> T` left out.
 // CHECK-NEXT: tessera.unary sigmoid %[[X]] : tensor<2x3xf32>{{$}}
@@ -92,6 +93,7 @@ func.func @elementwise(%x: tensor<2x3xf32>, %h: tensor<3xf16>, %bf: tensor<2x3xb
   %11 = tessera.unary sin %x : tensor<2x3xf32>
   %12 = tessera.unary relu %x : tensor<2x3xf32>
   %13 = tessera.unary abs %x : tensor<2x3xf32>
+  %round = tessera.unary round %x : tensor<2x3xf32>
   %14 = tessera.unary exp %x : tensor<2x3xf32> -> tensor<2x3xbf16>
   %15 = "tessera.unary"(%x) <{fn = #tessera<unary_fn sigmoid>}> : (tensor<2x3xf32>) -> tensor<2x3xf32>
   %20 = tessera.binary add %x, %h : (tensor<2x3xf32>, tensor<3xf16>) -> tensor<2x3xf32>
@@ -162,11 +164,14 @@ func.func @fused(%x: tensor<2x3xbf16>, %y: tensor<3xf32>, %c: tensor<2x1xi1>) {
 // CHECK-NEXT: tessera.softmax %[[X]] {tessera.kernel_config = #tessera.reduction_config<strategy = workgroup, workgroup_size = 256>} : tensor<2x4x8xf32> -> tensor<2x4x8xf16>
 // CHECK-NEXT: tessera.dropout %[[X]] {rate = 1.000000e-01 : f64, site = 7 : i64} : tensor<2x4x8xf32>{{$}}
 // CHECK-NEXT: tessera.dropout %[[X]] {rate = 0.000000e+00 : f64, site = 4294967295 : i64} : tensor<2x4x8xf32> -> tensor<2x4x8xbf16>
+// CHECK-NEXT: tessera.act_quant %[[X]] : tensor<2x4x8xf32>{{$}}
+// CHECK-NEXT: tessera.act_quant %[[X]] {eps = 1.000000e-03 : f64, tessera.kernel_config = #tessera.reduction_config<strategy = serial, workgroup_size = 64>} : tensor<2x4x8xf32>{{$}}
 // CHECK-NEXT: return
 // GENERIC: "tessera.matmul"(%{{.*}}, %{{.*}}) <{transpose_lhs = false, transpose_rhs = false}> : (tensor<2x4x8xf32>, tensor<8x16xf16>) -> tensor<2x4x16xf32>
 // GENERIC: "tessera.matmul"(%{{.*}}, %{{.*}}) <{transpose_lhs = false, transpose_rhs = true}> : (tensor<2x4x8xf32>, tensor<16x8xf32>) -> tensor<2x4x16xf32>
 // GENERIC: "tessera.reduce"(%{{.*}}) <{axes = array<i64: 2>, fn = #tessera<reduce_fn sum>, keepdims = false}> : (tensor<2x4x8xf32>) -> tensor<2x4xf32>
 // GENERIC: "tessera.dropout"(%{{.*}}) <{rate = 1.000000e-01 : f64, site = 7 : i64}> : (tensor<2x4x8xf32>) -> tensor<2x4x8xf32>
+// GENERIC: "tessera.act_quant"(%{{.*}}) <{eps = 1.000000e-05 : f64}> : (tensor<2x4x8xf32>) -> tensor<2x4x8xf32>
 func.func @contractions(%x: tensor<2x4x8xf32>, %w: tensor<16x8xf32>, %v: tensor<8x16xf16>, %y: tensor<2x8x4xf32>) {
   %0 = tessera.matmul %x, %v : (tensor<2x4x8xf32>, tensor<8x16xf16>) -> tensor<2x4x16xf32>
   %1 = tessera.matmul %x, %w {transpose_rhs = true} : (tensor<2x4x8xf32>, tensor<16x8xf32>) -> tensor<2x4x16xf32>
@@ -184,6 +189,8 @@ func.func @contractions(%x: tensor<2x4x8xf32>, %w: tensor<16x8xf32>, %v: tensor<
   %21 = tessera.softmax %x {tessera.kernel_config = #tessera.reduction_config<strategy = workgroup, workgroup_size = 256>} : tensor<2x4x8xf32> -> tensor<2x4x8xf16>
   %30 = tessera.dropout %x {rate = 0.1 : f64, site = 7 : i64} : tensor<2x4x8xf32>
   %31 = tessera.dropout %x {rate = 0.0 : f64, site = 4294967295 : i64} : tensor<2x4x8xf32> -> tensor<2x4x8xbf16>
+  %40 = tessera.act_quant %x : tensor<2x4x8xf32>
+  %41 = tessera.act_quant %x {eps = 1.0e-3 : f64, tessera.kernel_config = #tessera.reduction_config<strategy = serial, workgroup_size = 64>} : tensor<2x4x8xf32>
   return
 }
 
@@ -228,8 +235,8 @@ func.func @movement(%x: tensor<2x3x4xf32>, %i: tensor<2x3xi32>, %ids: tensor<5xi
 }
 
 //===----------------------------------------------------------------------===//
-// Raised ops: rms_norm, rope, attention (with and without mask), glu (both
-// activations), embedding
+// Raised ops: rms_norm, rope, attention (with and without mask), glu (every
+// activation), ternary_weight, embedding
 //===----------------------------------------------------------------------===//
 
 // CHECK-LABEL: func.func @raised(
@@ -241,6 +248,9 @@ func.func @movement(%x: tensor<2x3x4xf32>, %i: tensor<2x3xi32>, %ids: tensor<5xi
 // CHECK-NEXT: tessera.attention %[[X]], %[[K]], %[[K]] mask %[[MASK]] {kv_groups = 2 : i64, scale = 1.250000e-01 : f64} : (tensor<1x4x3x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x1x3x5xf32>) -> tensor<1x4x3x8xf32>
 // CHECK-NEXT: tessera.glu silu %[[G]], %[[G]] : tensor<2x6xf16>
 // CHECK-NEXT: tessera.glu gelu_tanh %[[G]], %[[G]] : tensor<2x6xf16>
+// CHECK-NEXT: tessera.glu relu2 %[[G]], %[[G]] : tensor<2x6xf16>
+// CHECK-NEXT: tessera.ternary_weight %[[T]] : tensor<10x4xf32>{{$}}
+// CHECK-NEXT: tessera.ternary_weight %[[T]] {eps = 1.000000e-03 : f64} : tensor<10x4xf32>
 // CHECK-NEXT: tessera.embedding %[[T]][%[[IDS]]] : (tensor<10x4xf32>, tensor<2x3xi32>) -> tensor<2x3x4xf32>
 // CHECK-NEXT: tessera.embedding %[[T]][%[[IDS]]] {scale = 2.000000e+00 : f64} : (tensor<10x4xf32>, tensor<2x3xi32>) -> tensor<2x3x4xf32>
 // CHECK-NEXT: return
@@ -258,6 +268,9 @@ func.func @raised(%x: tensor<1x4x3x8xf32>, %w: tensor<8xf32>, %cos: tensor<3x8xf
   %4 = tessera.attention %x, %k, %k mask %mask {scale = 0.125 : f64, kv_groups = 2 : i64} : (tensor<1x4x3x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x1x3x5xf32>) -> tensor<1x4x3x8xf32>
   %5 = tessera.glu silu %g, %g : tensor<2x6xf16>
   %6 = tessera.glu gelu_tanh %g, %g : tensor<2x6xf16>
+  %relu2 = tessera.glu relu2 %g, %g : tensor<2x6xf16>
+  %tw = tessera.ternary_weight %t : tensor<10x4xf32>
+  %tw2 = tessera.ternary_weight %t {eps = 1.0e-3 : f64} : tensor<10x4xf32>
   %7 = tessera.embedding %t[%ids] : (tensor<10x4xf32>, tensor<2x3xi32>) -> tensor<2x3x4xf32>
   %8 = tessera.embedding %t[%ids] {scale = 2.0 : f64} : (tensor<10x4xf32>, tensor<2x3xi32>) -> tensor<2x3x4xf32>
   return

@@ -93,3 +93,34 @@ func.func @embedding(%t: tensor<10x4xf32>, %ids: tensor<2x3xi32>) -> tensor<2x3x
   %s = tessera.binary add %e, %f : (tensor<2x3x4xf32>, tensor<2x3x4xf32>) -> tensor<2x3x4xf32>
   return %s : tensor<2x3x4xf32>
 }
+
+// relu2: relu(g) * relu(g) * u.
+// CHECK-LABEL: func.func @glu_relu2
+// CHECK-NEXT: %[[R:.*]] = tessera.unary relu %arg0
+// CHECK-NEXT: %[[S:.*]] = tessera.binary mul %[[R]], %[[R]]
+// CHECK-NEXT: tessera.binary mul %[[S]], %arg1
+func.func @glu_relu2(%g: tensor<2x6xf32>, %u: tensor<2x6xf32>) -> tensor<2x6xf32> {
+  %y = tessera.glu relu2 %g, %u : tensor<2x6xf32>
+  return %y : tensor<2x6xf32>
+}
+
+// A ternary weight of a frozen param: its products read the derived codes
+// (the same initializer) and multiply by the derived scale; the f32 param is
+// gone. Of anything else: the generic chain.
+// CHECK-LABEL: func.func @ternary_weight
+// CHECK-NEXT: %[[C:.*]] = tessera.param frozen "w" {tessera.layer = 1 : i64, tessera.ternary = "codes", tessera.ternary_eps = 1.000000e-05 : f64} : tensor<4x8xf32>
+// CHECK-NEXT: %[[P:.*]] = tessera.matmul %arg0, %[[C]] {tessera.layer = 1 : i64, tessera.module = "layers.1.mlp.up_proj", transpose_rhs = true}
+// CHECK-NEXT: %[[S:.*]] = tessera.param frozen "w" {tessera.layer = 1 : i64, tessera.ternary = "scale", tessera.ternary_eps = 1.000000e-05 : f64} : tensor<f32>
+// CHECK-NEXT: %[[Y:.*]] = tessera.binary mul %[[P]], %[[S]] {tessera.layer = 1 : i64}
+// CHECK-NEXT: %[[A:.*]] = tessera.unary abs %arg1
+// CHECK-NEXT: %[[M:.*]] = tessera.reduce mean %[[A]] {axes = array<i64: 0, 1>, keepdims = true}
+// CHECK: tessera.unary round
+// CHECK-NOT: tessera.param frozen "w" : tensor<4x8xf32>
+// CHECK: return %[[Y]]
+func.func @ternary_weight(%x: tensor<2x3x8xf32>, %v: tensor<4x8xf32>) -> (tensor<2x3x4xf32>, tensor<4x8xf32>) {
+  %w = tessera.param frozen "w" : tensor<4x8xf32>
+  %t = tessera.ternary_weight %w : tensor<4x8xf32>
+  %y = tessera.matmul %x, %t {tessera.layer = 1 : i64, tessera.module = "layers.1.mlp.up_proj", transpose_rhs = true} : (tensor<2x3x8xf32>, tensor<4x8xf32>) -> tensor<2x3x4xf32>
+  %tv = tessera.ternary_weight %v : tensor<4x8xf32>
+  return %y, %tv : tensor<2x3x4xf32>, tensor<4x8xf32>
+}

@@ -38,3 +38,19 @@ func.func @embedding_shape(%t: tensor<10x4xf32>, %ids: tensor<2x3xi32>) -> tenso
   %e = tessera.embedding %t[%ids] : (tensor<10x4xf32>, tensor<2x3xi32>) -> tensor<2x3x5xf32>
   return %e : tensor<2x3x5xf32>
 }
+
+// -----
+
+func.func @ternary_weight_rank(%w: tensor<2x4x8xf32>) -> tensor<2x4x8xf32> {
+  // expected-error @+1 {{weight [2,4,8] must be a rank-2 [out, in] linear weight}}
+  %t = tessera.ternary_weight %w : tensor<2x4x8xf32>
+  return %t : tensor<2x4x8xf32>
+}
+
+// -----
+
+func.func @ternary_weight_eps(%w: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{eps must be > 0}}
+  %t = tessera.ternary_weight %w {eps = -1.0 : f64} : tensor<4x8xf32>
+  return %t : tensor<4x8xf32>
+}

@@ -101,6 +101,8 @@ double unaryFn(tt::UnaryFn fn, double x) {
     return x > 0 ? x : 0.0;
   case tt::UnaryFn::abs:
     return std::fabs(x);
+  case tt::UnaryFn::round:
+    return std::nearbyint(x); // the default rounding mode: ties to even
   }
   fail("unknown unary fn");
 }

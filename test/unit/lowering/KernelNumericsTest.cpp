@@ -448,6 +448,70 @@ TEST(KernelNumerics, Softmax) {
   }
 }
 
+// ---------------------------------------------------------------- act_quant
+
+// BitNet's per-row absmax int8 fake quantisation, against a float64 reference
+// that rounds to f32 after each step exactly where transformers' f32 code does
+// (so the codes must agree bit for bit), and against the plain float64 formula
+// within one quantisation step. Rows with ties (x * a = k + 0.5 exactly:
+// max |x| = 127 makes a = 1), an all-zero row (eps keeps it finite: zeros), a
+// row of one value, under the serial and the workgroup kernels.
+TEST(KernelNumerics, ActQuant) {
+  const std::vector<int64_t> s1 = {3, 4, 10}, s2 = {4, 1000};
+  std::string body = param("a", s1) + param("b", s2) + "    %r1 = tessera.act_quant %a : " +
+                     tensorType(s1) + " loc(\"r1\")\n" + "    %r2 = tessera.act_quant %b : " +
+                     tensorType(s2) + " loc(\"r2\")\n";
+  auto quantised = [](const std::vector<float> &x, int64_t len, bool f32Steps) {
+    std::vector<double> y(x.size());
+    for (size_t row = 0; row < x.size() / len; ++row) {
+      double m = 0;
+      for (int64_t j = 0; j < len; ++j)
+        m = std::max(m, std::fabs((double)x[row * len + j]));
+      double eps = (double)1e-5f;
+      double a = f32Steps ? (double)(float)((double)(float)(1.0 / std::max(m, eps)) * 127.0)
+                          : 127.0 / std::max(m, eps);
+      for (int64_t j = 0; j < len; ++j) {
+        double xa = (double)x[row * len + j] * a;
+        if (f32Steps)
+          xa = (double)(float)xa;
+        double q = std::min(127.0, std::max(-128.0, std::nearbyint(xa)));
+        y[row * len + j] = f32Steps ? (double)(float)(q / a) : q / a;
+      }
+    }
+    return y;
+  };
+  for (const std::string &profile : std::vector<std::string>{"", kProfileDir + "/lavapipe.json"}) {
+    GpuRun r(lossModule(body, {{"%r1", s1, "f32"}, {"%r2", s2, "f32"}}), profile);
+    std::vector<float> a = uniform(numel(s1), -3, 3), b = uniform(numel(s2), -20, 80);
+    const float ties[10] = {127.0f, 2.5f, 3.5f, -2.5f, -3.5f, 0.5f, -0.5f, 126.5f, 1.5f, -127.0f};
+    std::copy(ties, ties + 10, a.begin());        // row 0: ties
+    std::fill(a.begin() + 10, a.begin() + 20, 0.0f); // row 1: all zero
+    std::fill(a.begin() + 20, a.begin() + 30, -0.75f); // row 2: one value
+    std::fill(b.begin() + 1000, b.begin() + 2000, 0.0f);
+    r.set("a", a);
+    r.set("b", b);
+    r.run();
+    std::vector<double> e1 = quantised(a, 10, true), e2 = quantised(b, 1000, true);
+    // Ties go to even, as torch.round does.
+    const double tieWant[10] = {127, 2, 4, -2, -4, 0, -0, 126, 2, -127};
+    for (int j = 0; j < 10; ++j)
+      ASSERT_EQ(e1[j], tieWant[j]) << "reference tie " << j;
+    expectClose(r.get("r1"), e1, {}, "act_quant serial " + profile, 0.0, 0.0);
+    expectClose(r.get("r2"), e2, {}, "act_quant workgroup " + profile, 0.0, 0.0);
+    // The float64 formula: within one step (1/a) of the f32 result.
+    for (auto [got, x, len] : {std::tuple{r.get("r1"), a, (int64_t)10}, std::tuple{r.get("r2"), b, (int64_t)1000}}) {
+      std::vector<double> exact = quantised(x, len, false);
+      for (size_t i = 0; i < exact.size(); ++i) {
+        double m = 0;
+        size_t row = i / len;
+        for (int64_t j = 0; j < len; ++j)
+          m = std::max(m, std::fabs((double)x[row * len + j]));
+        ASSERT_LE(std::fabs(got[i] - exact[i]), std::max(m, 1e-5) / 127 * 1.0001) << i;
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------- matmul
 
 

@@ -376,6 +376,35 @@ TEST(Plan, RejectsBadQuantizedWeights) {
             "plan.tplan: buffers[4].transposed: only block-quantised weights are stored transposed");
 }
 
+TEST(Plan, TernaryWeightsRoundTripAndAreChecked) {
+  auto withTernary = [](const std::function<void(Buffer &, Buffer &)> &edit) {
+    Plan p = samplePlan();
+    p.buffers.push_back(buf("w", BufferKind::Weight, {2, 256}, DType::TQ2_0));
+    p.buffers.back().ternary = Ternary::Codes, p.buffers.back().ternary_eps = 1e-5;
+    p.buffers.push_back(buf("w", BufferKind::Weight, {}, DType::F32));
+    p.buffers.back().ternary = Ternary::Scale, p.buffers.back().ternary_eps = 1e-5;
+    edit(p.buffers[p.buffers.size() - 2], p.buffers.back());
+    return p;
+  };
+  Plan b = parse(serialize(withTernary([](Buffer &, Buffer &) {})), "mem");
+  EXPECT_EQ(b.buffers[b.buffers.size() - 2].ternary, Ternary::Codes);
+  EXPECT_EQ(b.buffers.back().ternary, Ternary::Scale);
+  EXPECT_EQ(b.buffers.back().ternary_eps, 1e-5);
+  EXPECT_EQ(b.buffers.back().bytes, 4u);
+  auto error = [&](const std::function<void(Buffer &, Buffer &)> &edit) {
+    return parseError(serialize(withTernary(edit)));
+  };
+  EXPECT_EQ(error([](Buffer &c, Buffer &) { c.ternary_eps = 0; }), "plan.tplan: buffers[12].ternary.eps must be > 0");
+  EXPECT_EQ(error([](Buffer &, Buffer &s) { s.dtype = DType::F16, s.bytes = 2; }),
+            "plan.tplan: buffers[13].ternary: the scale is one f32 value");
+  EXPECT_EQ(error([](Buffer &c, Buffer &) { c.kind = BufferKind::Activation; }),
+            "plan.tplan: buffers[12]: only a frozen 2-D weight may be tq2_0");
+  EXPECT_EQ(error([](Buffer &, Buffer &s) { s.row_offset = 0, s.shape = {1}; }),
+            "plan.tplan: buffers[13].ternary: only a whole weight read from the model file has a ternary part");
+  EXPECT_EQ(editError([](json &m) { m["buffers"][4]["ternary"] = {{"part", "signs"}, {"eps", 1e-5}}; }),
+            "plan.tplan: buffers[4].ternary.part = 'signs' is not codes or scale");
+}
+
 TEST(Plan, RejectsBadPrecisionFields) {
   EXPECT_EQ(editError([](json &m) { m["buffers"][4]["dtype"] = "f64"; }),
             "plan.tplan: buffers[4].dtype = 'f64' is not f32, i32, f16, bf16, q8_0, q4_0 or tq2_0");

@@ -141,6 +141,33 @@ def case_rmsnorm():
     return g.model(out, V), ref
 
 
+def case_clip_round():
+    """Clip (both bounds, min only, opset-11 inputs) and Round of computed values: BitNet's quantisers."""
+    g = G(5)
+    V, H = 16, 8
+    emb = g.weight("model.embed_tokens.weight", (V, H), scale=3.0)
+    wl = g.weight("lm_head.weight", (V, H))
+    h = g.op("Gather", [emb, "input_ids"], axis=0)
+    r = g.op("Round", [g.op("Mul", [h, g.const(2.0, F32)])])  # x.5 ties: to even
+    c = g.op("Clip", [r, g.const(-3.0, F32), g.const(2.0, F32)])
+    m = g.op("Clip", [h, g.const(0.5, F32)])  # min only
+    y = g.op("Add", [c, m])
+    out = linear_T(g, y, wl)
+
+    def ref(ids):
+        x = g.w[emb][ids]
+        return (np.clip(np.round(x * 2), -3, 2) + np.maximum(x, 0.5)) @ g.w[wl].T
+    return g.model(out, V), ref
+
+
+def case_clip_bad_bound():
+    g = G(5)
+    emb = g.weight("model.embed_tokens.weight", (16, 8))
+    h = g.op("Gather", [emb, "input_ids"], axis=0)
+    bound = g.weight("bounds", (2,))
+    return g.model(g.op("Clip", [h, bound], name="bad_clip"), 8), None
+
+
 def case_ops():
     """Gemm, LayerNormalization, Split, Slice, Gather, Tile, Where, Softmax(axis 1), ..."""
     g = G(3)

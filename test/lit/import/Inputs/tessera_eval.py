@@ -66,7 +66,7 @@ def unary(fn, x):
         "silu": lambda: x / (1 + np.exp(-x)),
         "gelu_tanh": lambda: 0.5 * x * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x ** 3))),
         "cos": lambda: np.cos(x), "sin": lambda: np.sin(x), "relu": lambda: np.maximum(x, 0),
-        "abs": lambda: np.abs(x),
+        "abs": lambda: np.abs(x), "round": lambda: np.round(x),  # half to even
     }[fn]()
 
 

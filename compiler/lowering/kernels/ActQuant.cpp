@@ -1,0 +1,79 @@
+// ActQuant.cpp - per-row absmax int8 fake quantisation (tessera.act_quant):
+//   a = (1 / max(max_j |x_j|, eps)) * 127,  y_j = clamp(roundeven(x_j a), -128, 127) / a
+// in f32, the operations in the order transformers' export performs them, so
+// every rounding is the same as torch's on the same row maximum.
+//
+// Strategies (the op's #tessera.reduction_config, chosen like softmax's):
+// serial, one thread per row; workgroup, one workgroup per row with a
+// shared-memory tree reduction for the maximum.
+#include "compiler/lowering/kernels/Kernels.h"
+
+#include "mlir/Dialect/Math/IR/Math.h"
+
+using namespace mlir;
+using namespace mlir::tessera;
+
+namespace tessera::lowering {
+
+FailureOr<OpLowering> lowerActQuant(LoweringContext &ctx, ActQuantOp op) {
+  auto type = cast<ShapedType>(op.getInput().getType());
+  OpLowering lowering;
+  int64_t n = numElements(type.getShape());
+  if (n == 0)
+    return lowering;
+  int64_t len = type.getShape().back();
+  int64_t rows = n / len;
+  auto config = kernelConfig<ReductionConfigAttr>(op);
+  bool serial = config.getStrategy() == ReductionStrategy::serial;
+  int64_t wg = config.getWorkgroupSize();
+  int64_t groups = serial ? gridGroups(rows, wg, ctx.maxWorkgroupCount)
+                          : std::min(rows, ctx.maxWorkgroupCount);
+  double eps = op.getEps().convertToDouble();
+  std::string key = opKey(op) + (serial ? " serial" : " workgroup");
+  MemRefType mem = flatMemRefType(type), outMem = flatMemRefType(cast<ShapedType>(op.getType()));
+
+  KernelHandle k = ctx.getOrCreate("act_quant", key, {mem, outMem}, {wg, 1, 1}, [&](KernelBuilder &kb) {
+    Value in = kb.arg(0), out = kb.arg(1);
+    Value zero = kb.idx(0), one = kb.idx(1), lenV = kb.idx(len);
+    auto absOf = [&](Value x) { return kb.b.create<math::AbsFOp>(x).getResult(); };
+    // The scale from the row's max |x|, then every element of the row.
+    auto quantiseRow = [&](Value base, Value m, Value from, Value step) {
+      Value a = kb.fmul(kb.fdiv(kb.f32(1.0), kb.fmax(m, kb.f32(eps))), kb.f32(127.0));
+      kb.forLoop(from, lenV, step, [&](Value j) {
+        Value at = kb.add(base, j);
+        Value r = kb.b.create<math::RoundEvenOp>(kb.fmul(kb.load(in, at), a));
+        Value c = kb.b.create<arith::MinimumFOp>(kb.fmax(r, kb.f32(-128.0)), kb.f32(127.0));
+        kb.store(kb.fdiv(c, a), out, at);
+      });
+    };
+    if (serial) {
+      kb.gridStrideLoop(rows, wg, groups, [&](Value row) {
+        Value base = kb.muli(row, len);
+        Value m = kb.forLoopIter(zero, lenV, one, ValueRange{kb.f32(0.0)},
+                                 [&](Value j, ValueRange acc) -> SmallVector<Value> {
+                                   return {kb.fmax(acc[0], absOf(kb.load(in, kb.add(base, j))))};
+                                 })[0];
+        quantiseRow(base, m, zero, one);
+      });
+    } else {
+      Value shared = kb.sharedArray(wg, kb.b.getF32Type());
+      Value tid = kb.threadId();
+      Value step = kb.idx(wg);
+      workgroupLoop(kb, rows, groups, [&](Value row) {
+        Value base = kb.muli(row, len);
+        Value pm = kb.forLoopIter(tid, lenV, step, ValueRange{kb.f32(0.0)},
+                                  [&](Value j, ValueRange acc) -> SmallVector<Value> {
+                                    return {kb.fmax(acc[0], absOf(kb.load(in, kb.add(base, j))))};
+                                  })[0];
+        Value m = kb.workgroupReduce(pm, shared, tid, wg,
+                                     [&](Value a, Value c) { return kb.fmax(a, c); });
+        quantiseRow(base, m, tid, step);
+      });
+    }
+    return std::array<int64_t, 3>{groups, 1, 1};
+  });
+  lowering.steps.push_back({k, {0, 1}});
+  return lowering;
+}
+
+} // namespace tessera::lowering
