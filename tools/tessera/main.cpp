@@ -51,6 +51,9 @@ void addModelFlags(CLI::App *cmd, tessera::CompileOptions &o) {
   cmd->add_flag("!--keep-elementwise", o.recompute_elementwise,
                 "keep every forward value the backward reads (by default cheap elementwise ones are recomputed in "
                 "the backward instead: less memory, same values)");
+  cmd->add_flag("!--no-fused-attention", o.fused_attention,
+                "decompose attention into matmul and softmax kernels before autodiff (by default it stays one "
+                "fused kernel forward and two backward that never store the [B, H, T, S] probabilities)");
   cmd->add_option("--memory-budget", o.memory_budget,
                   "device memory the plan may take, e.g. 512MiB, 1.5GiB, 1GB or bytes: the compiler picks loss "
                   "chunks, --recompute and micro-batches with gradient accumulation to fit (default: the "

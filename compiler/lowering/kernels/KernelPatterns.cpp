@@ -59,6 +59,8 @@ void populateKernelLoweringPatterns(RewritePatternSet &patterns, LoweringContext
                GeneratorPattern<SliceOp, lowerSlice>, GeneratorPattern<PadOp, lowerPad>,
                GeneratorPattern<ConcatOp, lowerConcat>, GeneratorPattern<GatherOp, lowerGather>,
                GeneratorPattern<ReduceOp, lowerReduce>, GeneratorPattern<SoftmaxOp, lowerSoftmax>,
+               GeneratorPattern<FlashAttentionOp, lowerFlashAttention>,
+               GeneratorPattern<FlashAttentionGradOp, lowerFlashAttentionGrad>,
                GeneratorPattern<CrossEntropyOp, lowerCrossEntropy>,
                GeneratorPattern<CrossEntropyGradOp, lowerCrossEntropyGrad>,
                GeneratorPattern<AdamWUpdateOp, lowerAdamW>, DropoutPattern, MatmulCoopMatPattern>(ctx);
