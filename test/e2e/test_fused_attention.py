@@ -4,7 +4,7 @@ decomposition (`tessera compile --no-fused-attention`).
 The fused kernels compute the same function in another summation order, so
 on fp32 plans the per-step losses and gradient norms of a short training run
 and the eval losses of the trained adapter agree within fp32 rounding
-(relative 2e-5 here, a few thousand ulps over three steps of AdamW), on the Llama,
+(relative 1e-5 here; measured about 1e-7), on the Llama,
 Qwen 3 (GQA) and Gemma 3 (sliding window through the mask, GQA) fixtures,
 on lavapipe. The fused plan must hold no buffer of [B, H, T, T] attention
 probabilities (the decomposed one does) and run its attention as
@@ -21,7 +21,7 @@ from common import plan_manifest, tessera
 HF = os.path.join(common.ROOT, "test", "fixtures", "hf")
 LAVAPIPE = os.path.join(common.ROOT, "autotune", "profiles", "lavapipe.json")
 BATCH, SEQ, STEPS = 2, 32, 3
-REL = 2e-5
+REL = 1e-5
 
 
 def metrics_of(path):
@@ -30,10 +30,12 @@ def metrics_of(path):
 
 
 def score_buffers(plan):
-    """Buffers whose last two dims are [T, T] with a heads dim before them."""
+    """Activation buffers of [B, H, T, T] scores or probabilities (heads > 1;
+    the causal mask is a [1, 1, T, T] constant)."""
     m = plan_manifest(plan)
     return [b["name"] for b in m["buffers"]
-            if len(b.get("shape", [])) >= 4 and b["shape"][-1] == SEQ and b["shape"][-2] == SEQ]
+            if b["kind"] != "constant" and len(b["shape"]) == 4 and b["shape"][1] > 1
+            and b["shape"][2:] == [SEQ, SEQ]]
 
 
 def kernel_names(plan):
