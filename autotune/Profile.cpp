@@ -1,5 +1,6 @@
 // Profile.cpp - reading and validating device profiles.
 #include "autotune/Profile.h"
+#include "autotune/SearchSpace.h"
 
 #include "runtime/util/File.h"
 #include "runtime/util/Json.h"
@@ -208,9 +209,7 @@ void validate(const DeviceProfile &p, const std::string &o) {
       fail(o, f + ".config", why + " (key '" + e.key + "')");
     // The key names the op: its config must be of that op's kind.
     std::string op = e.key.substr(0, e.key.find(' '));
-    ConfigKind want = op == "matmul" ? ConfigKind::Matmul
-                      : op == "reduce" || op == "softmax" ? ConfigKind::Reduction
-                                                          : ConfigKind::Elementwise;
+    ConfigKind want = configKindOf(ruleFamilyOf(op));
     if (e.config.kind != want)
       fail(o, f + ".config", std::string("a ") + configKindName(e.config.kind) + " config for a '" + op +
                                  "' kernel (expected " + configKindName(want) + ")");
