@@ -4,7 +4,8 @@
 // grouped-query heads (kv_groups 2), a causal [T, S] mask, a per-batch
 // sliding-window [B, 1, T, S] mask with a fully masked row (out 0, lse +inf,
 // gradients 0, no NaN), a non-default scale, T not a multiple of the
-// workgroup (the key block), head dims below and above it, f32 and bf16.
+// workgroup (the key block) or of the rows a workgroup takes, head dims below
+// and above the workgroup size, f32 and bf16.
 #include "KernelTestSupport.h"
 
 #include <limits>
@@ -213,6 +214,13 @@ TEST(KernelNumericsAttention, SmallBlocksF32) {
           "#tessera.reduction_config<strategy = workgroup, workgroup_size = 16>");
   runCase({1, 2, 2, 21, 29, 40}, MaskKind::None, 0.15, "f32", "",
           "#tessera.reduction_config<strategy = workgroup, workgroup_size = 16>");
+}
+
+// Head dim 128 with the nvidia profile's 256 threads: 8 rows per workgroup
+// forward and for dq, 4 key rows for dk/dv (shared memory), T = 20 ends in
+// partial row groups.
+TEST(KernelNumericsAttention, WideHeadsF32) {
+  runCase({1, 2, 1, 20, 20, 128}, MaskKind::Causal, 0.0883883, "f32", kProfileDir + "/nvidia.json");
 }
 
 TEST(KernelNumericsAttention, SlidingWindowFullyMaskedRowF32) {
