@@ -18,6 +18,10 @@ scores, logits and LoRA state; in float32 torch). Checked, per model and mode:
   per-batch eval losses of tessera's trained adapter): within FWD_TOL of the
   reference's, and closer to it than the reference's fp32 losses are (RMS over
   those losses, FWD_RATIO): the half precision took effect as the policy says.
+  Plans compile with fused attention (the default: probabilities never
+  stored); Qwen 3 bf16 and Gemma 3 f16 also with --no-fused-attention against
+  the reference's --decomposed-attention policy (probabilities stored in the
+  half type).
 
 The tolerances (docs/precision.md) are measured bounds with a 2-4x margin.
 A half-precision forward differs from its emulation where the device's f32
