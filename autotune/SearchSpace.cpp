@@ -173,6 +173,7 @@ const char *ruleFamilyName(RuleFamily f) {
   case RuleFamily::Copy: return "copy";
   case RuleFamily::CrossEntropy: return "cross_entropy";
   case RuleFamily::AdamW: return "adamw";
+  case RuleFamily::Attention: return "attention";
   case RuleFamily::None: return "none";
   }
   return "?";
@@ -189,6 +190,7 @@ RuleFamily ruleFamilyOf(const std::string &op) {
     return RuleFamily::Copy;
   if (op == "cross_entropy" || op == "cross_entropy_grad") return RuleFamily::CrossEntropy;
   if (op == "adamw_update") return RuleFamily::AdamW;
+  if (op == "flash_attention" || op == "flash_attention_grad") return RuleFamily::Attention;
   return RuleFamily::None;
 }
 
@@ -196,7 +198,8 @@ ConfigKind configKindOf(RuleFamily f) {
   switch (f) {
   case RuleFamily::Matmul: return ConfigKind::Matmul;
   case RuleFamily::Reduce:
-  case RuleFamily::Softmax: return ConfigKind::Reduction;
+  case RuleFamily::Softmax:
+  case RuleFamily::Attention: return ConfigKind::Reduction;
   default: return ConfigKind::Elementwise;
   }
 }
@@ -221,6 +224,8 @@ KernelConfig ruleConfig(const ProblemShape &s, const DeviceProfile &p, std::stri
   case RuleFamily::Copy: return KernelConfig::ofElementwise(p.copy_workgroup);
   case RuleFamily::CrossEntropy: return KernelConfig::ofElementwise(p.cross_entropy_workgroup);
   case RuleFamily::AdamW: return KernelConfig::ofElementwise(p.adamw_workgroup);
+  // One workgroup per query (key) row, a power of two like softmax's.
+  case RuleFamily::Attention: return KernelConfig::ofReduction(false, p.softmax_workgroup);
   case RuleFamily::None: break;
   }
   throw ProfileError("no kernel config for op '" + s.op + "'");
@@ -229,6 +234,7 @@ KernelConfig ruleConfig(const ProblemShape &s, const DeviceProfile &p, std::stri
 KernelConfig referenceConfig(const ProblemShape &s) {
   switch (s.family) {
   case RuleFamily::Matmul: return KernelConfig::ofMatmul({"direct", 8, 8, 16, 1, 1, 1});
+  case RuleFamily::Attention: return KernelConfig::ofReduction(false, 64);
   case RuleFamily::Reduce:
   case RuleFamily::Softmax: {
     // One thread per row, unless its loops would pass llvmpipe's limit.
@@ -274,6 +280,8 @@ std::string whyPruned(const KernelConfig &c, const ProblemShape &s, const Device
   }
   case ConfigKind::Reduction: {
     int64_t wg = c.reduction.workgroup_size;
+    if (s.family == RuleFamily::Attention) // kernels/Attention.cpp: a workgroup per row, tree reductions
+      return c.reduction.serial || !isPow2(wg) ? "attention kernels need a power-of-two workgroup per row" : "";
     int64_t loopsPerRow = (s.family == RuleFamily::Softmax ? 3 : 1);
     if (c.reduction.serial) {
       int64_t groups = gridGroups(s.outputs, wg, p.max_workgroup_count);

@@ -21,7 +21,7 @@
 namespace tessera::autotune {
 
 // The rule family of an op (which profile section configures it).
-enum class RuleFamily { Matmul, Reduce, Softmax, Elementwise, Copy, CrossEntropy, AdamW, None };
+enum class RuleFamily { Matmul, Reduce, Softmax, Elementwise, Copy, CrossEntropy, AdamW, Attention, None };
 // "matmul", "reduce", "softmax", "elementwise", "copy", "cross_entropy", "adamw".
 const char *ruleFamilyName(RuleFamily f);
 // From the op's name without the dialect ("matmul", "binary", "gather", ...).

@@ -54,11 +54,11 @@ void finishTuneFlags(TuneOptions &o, const std::string &budget, const std::strin
       continue;
     bool known = false;
     for (RuleFamily r : {RuleFamily::Matmul, RuleFamily::Reduce, RuleFamily::Softmax, RuleFamily::Elementwise,
-                         RuleFamily::Copy, RuleFamily::CrossEntropy, RuleFamily::AdamW})
+                         RuleFamily::Copy, RuleFamily::CrossEntropy, RuleFamily::AdamW, RuleFamily::Attention})
       known |= f == ruleFamilyName(r);
     if (!known)
       throw std::runtime_error("--families: unknown family '" + f +
-                               "' (matmul, reduce, softmax, elementwise, copy, cross_entropy, adamw)");
+                               "' (matmul, reduce, softmax, elementwise, copy, cross_entropy, adamw, attention)");
     o.families.push_back(f);
   }
 }

@@ -379,6 +379,7 @@ int compileModel(const CompileOptions &o, std::string &error) {
     pipeline.chunkTokens = o.loss_chunk_tokens;
     pipeline.recompute = c.recompute;
     pipeline.recomputeElementwise = o.recompute_elementwise;
+    pipeline.fusedAttention = o.fused_attention;
     pipeline.precision = autotune::precisionName(precision);
     pipeline.maxBufferBytes = maxBufferBytes; // weights over it split, loss chunks under it
     pipeline.chunkBudget = c.chunk_budget;

@@ -42,6 +42,7 @@ struct CompileOptions {
   // Memory (docs/memory.md).
   int64_t loss_chunk_tokens = 0; // token rows per loss chunk; 0: fit a 64 MiB logits budget
   bool recompute = false;        // recompute each decoder layer's forward in the backward
+  bool fused_attention = true;   // attention kept fused through autodiff (tessera-fuse-attention)
   bool recompute_elementwise = true; // recompute cheap forward values in the backward (tessera-recompute-elementwise)
   bool reuse_buffers = true;     // share storage between dead activations
   bool stream_weights = false;   // frozen weights in host memory, copied in around their uses (tessera-stream-weights)

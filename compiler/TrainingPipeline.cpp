@@ -21,6 +21,8 @@ void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOption
   lora.dropout = o.dropout;
   lora.layers = o.layers;
   pm.addPass(t::createTesseraInjectLoRA(lora));
+  if (o.fusedAttention)
+    pm.addPass(t::createTesseraFuseAttention());
   pm.addPass(t::createTesseraDecomposeFused());
   pm.addPass(t::createTesseraAppendLoss());
   t::TesseraChunkLossOptions chunking;

@@ -1,6 +1,6 @@
 // TrainingPipeline.h - the training graph's passes in their order, as one
 // registered pipeline: tessera-training-pipeline (raise, inject-lora,
-// decompose-fused, append-loss, chunk-loss, split-large-tensors, autodiff, [recompute],
+// [fuse-attention], decompose-fused, append-loss, chunk-loss, split-large-tensors, autodiff, [recompute],
 // schedule-loss-chunks, add-optimizer, assign-precision, assign-quant, [recompute-elementwise]). `tessera compile`
 // builds it with its options; tessera-opt --tessera-training-pipeline="..."
 // runs the same list in lit tests.
@@ -30,6 +30,9 @@ struct TrainingPipelineOptions : mlir::PassPipelineOptions<TrainingPipelineOptio
                               llvm::cl::init(0)};
   Option<bool> recompute{*this, "recompute", llvm::cl::desc("recompute each layer's forward in the backward"),
                          llvm::cl::init(false)};
+  Option<bool> fusedAttention{*this, "fused-attention",
+                              llvm::cl::desc("keep attention fused through autodiff (flash_attention)"),
+                              llvm::cl::init(true)};
   Option<bool> recomputeElementwise{
       *this, "recompute-elementwise",
       llvm::cl::desc("recompute cheap forward values in the backward instead of keeping them"), llvm::cl::init(true)};

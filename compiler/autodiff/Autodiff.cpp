@@ -99,8 +99,10 @@ struct TesseraAutodiffPass : impl::TesseraAutodiffBase<TesseraAutodiffPass> {
     if (gb.isActive(lossValue))
       gb.setGradient(lossValue, gb.cst(1.0, lossValue));
     for (Operation *op : llvm::reverse(ops)) {
-      if (op->getNumResults() != 1 || isa<ParamOp, ConstantOp>(op))
+      if (op->getNumResults() == 0 || isa<ParamOp, ConstantOp>(op))
         continue; // leaves
+      // The gradient of the first result (flash_attention's others are no
+      // differentiable outputs; its rule checks).
       Value g = gb.gradientOf(op->getResult(0));
       if (!g)
         continue;

@@ -98,6 +98,11 @@ autotune::ProblemShape problemShape(Operation *op) {
         s.outputs = s.extent ? numElements(t.getShape()) / s.extent : 0;
         s.innermost_reduced = true;
       })
+      .Case<FlashAttentionOp, FlashAttentionGradOp>([&](Operation *o) {
+        ArrayRef<int64_t> q = cast<ShapedType>(o->getOperand(0).getType()).getShape();
+        s.outputs = q[0] * q[1] * q[2]; // query rows
+        s.extent = cast<ShapedType>(o->getOperand(1).getType()).getShape()[2] * q[3]; // keys x head dim
+      })
       .Case<CrossEntropyOp, CrossEntropyGradOp>([&](Operation *o) {
         s.elements = elems(o->getOperand(1)); // one workgroup per row (label)
         s.extent = cast<ShapedType>(o->getOperand(0).getType()).getShape().back();

@@ -13,6 +13,8 @@
 //   matmul results                   H, except those that must stay f32 (N)
 //   softmax results                  H, unless N
 //   reductions, cross-entropy        f32
+//   flash_attention                  result H, lse f32; its gradients H
+//                                    (f32 in f16 mode, as the backward)
 //   cross_entropy_grad results       H
 //   elementwise results              f32 when a non-constant float operand
 //                                    is f32 (the residual stream, norm
@@ -27,7 +29,7 @@
 //   with a frozen weight
 //
 // N, the values that must stay f32: the float operands of reduce, softmax,
-// cross_entropy(_grad) and adamw_update (LoRA gradients), the LoRA gradients
+// cross_entropy(_grad) and adamw_update (LoRA gradients), attention masks, the LoRA gradients
 // @loss_grad returns (results with tessera.grad_of), and, through
 // chains of single-use elementwise or data-movement ops, what only feeds
 // them (the attention scores before the mask and the softmax, the logits
@@ -74,6 +76,10 @@ SmallVector<Value> f32Operands(Operation *op) {
     return {c.getLogits(), c.getDloss()};
   if (auto u = dyn_cast<AdamWUpdateOp>(op))
     return {u.getGrad()};
+  if (auto a = dyn_cast<FlashAttentionOp>(op); a && a.getMask())
+    return {a.getMask()};
+  if (auto a = dyn_cast<FlashAttentionGradOp>(op); a && a.getMask())
+    return {a.getMask()};
   return {};
 }
 
@@ -164,7 +170,7 @@ private:
     v.setType(RankedTensorType::get(t.getShape(), e));
   }
 
-  // Whether every use of v reads it as a matmul operand, directly or through
+  // Whether every use of v reads it as a matmul (or fused attention) operand, directly or through
   // reshapes, transposes, slices (the loss chunks of the final norm's output)
   // and dropouts, which keep their input's precision.
   bool onlyFeedsMatmuls(Value v) {
@@ -173,6 +179,10 @@ private:
     for (OpOperand &use : v.getUses()) {
       Operation *user = use.getOwner();
       if (isa<MatmulOp>(user))
+        continue;
+      // Fused attention's products: q, k, v (and out, dout of the gradient), not the mask.
+      if ((isa<FlashAttentionOp>(user) && use.getOperandNumber() < 3) ||
+          (isa<FlashAttentionGradOp>(user) && use.getOperandNumber() < 6))
         continue;
       if (isa<ReshapeOp, TransposeOp, SliceOp, DropoutOp>(user) && onlyFeedsMatmuls(user->getResult(0)))
         continue;
@@ -221,6 +231,13 @@ private:
       return store(op->getResult(0), half);
     if (isa<ReduceOp, CrossEntropyOp>(op))
       return store(op->getResult(0), f32);
+    if (isa<FlashAttentionOp>(op)) // the result like a matmul's, lse like the scores
+      return store(op->getResult(0), half), setElement(op->getResult(1), f32);
+    if (isa<FlashAttentionGradOp>(op)) {
+      for (Value r : op->getResults())
+        store(r, half);
+      return;
+    }
     if (auto g = dyn_cast<GatherOp>(op))
       return store(g.getResult(), g.getInput().getDefiningOp<ParamOp>() ? Type(f32) : elementOf(g.getInput()));
     if (auto r = dyn_cast<ReshapeOp>(op)) // an alias of its input's storage

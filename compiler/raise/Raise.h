@@ -12,6 +12,8 @@ void populateRaisePatterns(RewritePatternSet &patterns);
 
 /// The expansions of the raised ops into the generic core (DecomposeFused.cpp).
 void populateDecomposeFusedPatterns(RewritePatternSet &patterns);
+/// attention -> flash_attention (FuseAttention.cpp).
+void populateFuseAttentionPatterns(RewritePatternSet &patterns);
 
 /// Replaces recognised generic op chains of `f` by tessera.rms_norm, rope,
 /// attention, glu and embedding (and spelled-out GELU by unary gelu_tanh)

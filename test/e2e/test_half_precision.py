@@ -18,6 +18,10 @@ scores, logits and LoRA state; in float32 torch). Checked, per model and mode:
   per-batch eval losses of tessera's trained adapter): within FWD_TOL of the
   reference's, and closer to it than the reference's fp32 losses are (RMS over
   those losses, FWD_RATIO): the half precision took effect as the policy says.
+  Plans compile with fused attention (the default: probabilities never
+  stored); Qwen 3 bf16 and Gemma 3 f16 also with --no-fused-attention against
+  the reference's --decomposed-attention policy (probabilities stored in the
+  half type).
 
 The tolerances (docs/precision.md) are measured bounds with a 2-4x margin.
 A half-precision forward differs from its emulation where the device's f32
@@ -81,13 +85,13 @@ class Reference:
         self.cfg = ref.load_config(model)
         self.weights = ref.weights(model, self.cfg)
 
-    def net(self, precision):
-        return ref.TinyLlama(self.weights, self.cfg, torch.float32, precision)
+    def net(self, precision, fused_attention=True):
+        return ref.TinyLlama(self.weights, self.cfg, torch.float32, precision, fused_attention)
 
-    def train(self, precision, lines, adapter):
+    def train(self, precision, lines, adapter, fused_attention=True):
         adapters, _ = ref.read_adapter(adapter)
         lora = ref.lora_params(adapters, torch.float32, requires_grad=True)
-        return ref.train(self.net(precision), lines, BATCH, SEQ, lora, ALPHA / RANK, STEPS, LR, weight_decay=0.01,
+        return ref.train(self.net(precision, fused_attention), lines, BATCH, SEQ, lora, ALPHA / RANK, STEPS, LR, weight_decay=0.01,
                          eps=EPS)
 
     def eval_batches(self, net, lines, adapter):
@@ -145,16 +149,18 @@ class HalfPrecision(common.TempDirTest):
 
     # ------------------------------------------------------------------ training parity
 
-    def run_model(self, name, mode):
+    def run_model(self, name, mode, fused_attention=True):
         model, data = self.models[name]
         init = self.init_adapter(name)
-        plan = self.compile_half(model, self.path(f"{name}-{mode}.tplan"), mode)
+        tag = f"{name}-{mode}" + ("" if fused_attention else "-decomposed")
+        plan = self.compile_half(model, self.path(f"{tag}.tplan"), mode,
+                                 *([] if fused_attention else ["--no-fused-attention"]))
         self.check_plan(plan, mode)
-        out, metrics = self.path(f"out-{name}-{mode}"), self.path(f"{name}-{mode}.jsonl")
+        out, metrics = self.path(f"out-{tag}"), self.path(f"{tag}.jsonl")
         tessera("train", plan, "--weights", model, "--data", data, "--steps", STEPS, "--lr", LR, "--eps", EPS,
                 "--init-adapter", init, "--out", out, "--metrics", metrics)
         got = losses_of(metrics)
-        evals = self.path(f"eval-{name}-{mode}.jsonl")
+        evals = self.path(f"eval-{tag}.jsonl")
         tessera("eval", plan, "--weights", model, "--data", data, "--init-adapter", out, "--losses", evals)
         got_eval = batch_losses(evals)
         self.assertEqual(len(got), STEPS)
@@ -163,8 +169,8 @@ class HalfPrecision(common.TempDirTest):
 
         r = self.reference(name)
         lines = ref.read_jsonl(data)
-        want = r.train(mode, lines, init)
-        want_eval = r.eval_batches(r.net(mode), lines, out)
+        want = r.train(mode, lines, init, fused_attention)
+        want_eval = r.eval_batches(r.net(mode, fused_attention), lines, out)
         fp32_eval = r.eval_batches(r.net("fp32"), lines, out)
         fp32_first = r.eval_batches(r.net("fp32"), lines[:BATCH], init)[0]
 
@@ -193,6 +199,14 @@ class HalfPrecision(common.TempDirTest):
 
     def test_llama_f16(self):
         self.run_model("llama", "f16")
+
+    # --no-fused-attention plans (probabilities stored in the half type)
+    # against the reference's --decomposed-attention policy.
+    def test_qwen3_bf16_decomposed_attention(self):
+        self.run_model("qwen3", "bf16", fused_attention=False)
+
+    def test_gemma3_f16_decomposed_attention(self):
+        self.run_model("gemma3", "f16", fused_attention=False)
 
     def test_llama_bf16(self):
         self.run_model("llama", "bf16")

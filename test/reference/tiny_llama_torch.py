@@ -23,7 +23,9 @@ out]`), by walking the graph for the order in which they are used (weights()).
 to the half type, and every activation the plan stores in the half type
 rounded where it is stored (f32 arithmetic in between is done in float64);
 the residual stream, norm statistics, attention scores before the softmax,
-logits, the loss and LoRA factors stay unrounded. f16 stores saturate at
+the attention probabilities (fused attention never stores them;
+--decomposed-attention: a --no-fused-attention plan, which stores them in
+the half type), logits, the loss and LoRA factors stay unrounded. f16 stores saturate at
 +-65504 as the kernels' do. The backward pass differentiates the rounded
 forward pass (a rounding passes its gradient through unchanged).
 
@@ -273,8 +275,12 @@ class Precision:
 class TinyLlama:
     """The decoder as plain tensor code; parameters are frozen tensors of `dtype`."""
 
-    def __init__(self, weights, cfg, dtype=torch.float64, precision="fp32"):
+    def __init__(self, weights, cfg, dtype=torch.float64, precision="fp32", fused_attention=True):
         self.cfg = cfg
+        # tessera compile's default (tessera-fuse-attention): the probabilities
+        # are never stored, so never rounded; q and k are read only by the
+        # fused kernels (narrowed). False emulates --no-fused-attention.
+        self.fused_attention = fused_attention
         self.dtype = dtype
         self.p = precision if isinstance(precision, Precision) else Precision(precision)
         self.arch = cfg["model_type"]
@@ -389,7 +395,7 @@ class TinyLlama:
                 # (narrowing passes reshapes and transposes only).
                 q = h_(self.rope(norm(q, "self_attn.q_norm"), cos, sin, False), "q")
                 k = self.rope(norm(k, "self_attn.k_norm"), cos, sin, False)
-                if nkv == nh:
+                if nkv == nh or self.fused_attention:
                     k = h_(k, "k")
             else:
                 q = self.rope(q, cos, sin, True)
@@ -399,7 +405,10 @@ class TinyLlama:
             s = q @ k.transpose(-1, -2)  # scores, scale and mask stay f32
             s = s * self.attn_scale if self.gemma else s / math.sqrt(hd)
             s = s.masked_fill(~mask, float("-inf"))
-            a = h_(h_(torch.softmax(s, dim=-1), "softmax") @ v, "attention")
+            probs = torch.softmax(s, dim=-1)
+            if not self.fused_attention:
+                probs = h_(probs, "softmax")
+            a = h_(probs @ v, "attention")
             a = a.transpose(1, 2).reshape(B, T, nh * hd)
             o = self.linear(a, p + "self_attn.o_proj", lora, scale, False)
             if self.gemma:
@@ -691,7 +700,8 @@ def train(model, lines, batch, seq, lora, scale, steps, lr, weight_decay=0.0, lo
 
 def _load(args, dtype=torch.float64):
     cfg = load_config(args.model, getattr(args, "config", None))
-    return TinyLlama(weights(args.model, cfg), cfg, dtype, getattr(args, "precision", "fp32")), cfg
+    return TinyLlama(weights(args.model, cfg), cfg, dtype, getattr(args, "precision", "fp32"),
+                     not getattr(args, "decomposed_attention", False)), cfg
 
 
 def _adapter(args, dtype=torch.float64, requires_grad=False):
@@ -791,6 +801,8 @@ def main(argv=None):
     p.add_argument("--float32", action="store_true", help="compute in float32 instead of float64")
     p.add_argument("--precision", default="fp32", choices=["fp32", "f16", "bf16"],
                    help="emulate a plan of this storage precision")
+    p.add_argument("--decomposed-attention", action="store_true",
+                   help="emulate a plan compiled with --no-fused-attention (probabilities stored)")
     p.add_argument("--saturation", action="store_true",
                    help="also report, per kind of stored value, how many f16 stores saturate")
     p.set_defaults(fn=cmd_loss)
@@ -829,6 +841,8 @@ def main(argv=None):
     p.add_argument("--float32", action="store_true", help="train in float32 (default float64)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "f16", "bf16"],
                    help="emulate a plan of this storage precision")
+    p.add_argument("--decomposed-attention", action="store_true",
+                   help="emulate a plan compiled with --no-fused-attention (probabilities stored)")
     p.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout with tessera's masks")
     p.add_argument("--dropout-seed", type=int, default=0, help="the run seed tessera train used (plan --seed)")
     p.add_argument("--out", help="write the trained adapter here")

@@ -60,6 +60,8 @@ void populateKernelLoweringPatterns(RewritePatternSet &patterns, LoweringContext
                GeneratorPattern<ConcatOp, lowerConcat>, GeneratorPattern<GatherOp, lowerGather>,
                GeneratorPattern<ReduceOp, lowerReduce>, GeneratorPattern<SoftmaxOp, lowerSoftmax>,
                GeneratorPattern<ActQuantOp, lowerActQuant>,
+               GeneratorPattern<FlashAttentionOp, lowerFlashAttention>,
+               GeneratorPattern<FlashAttentionGradOp, lowerFlashAttentionGrad>,
                GeneratorPattern<CrossEntropyOp, lowerCrossEntropy>,
                GeneratorPattern<CrossEntropyGradOp, lowerCrossEntropyGrad>,
                GeneratorPattern<AdamWUpdateOp, lowerAdamW>, DropoutPattern, MatmulCoopMatPattern>(ctx);

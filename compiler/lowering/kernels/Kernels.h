@@ -220,6 +220,10 @@ KernelHandle splitKSum(LoweringContext &, int64_t S, int64_t n, mlir::ShapedType
 /// MatmulCoopMat.cpp: the kind = coopmat config (tensor cores).
 mlir::FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &, mlir::tessera::MatmulOp,
                                                mlir::tessera::MatmulConfigAttr config);
+/// Attention.cpp: one kernel forward (online softmax, lse); two backward
+/// (dq per query row, dk/dv per key row), no atomics, no [T, S] buffer.
+mlir::FailureOr<OpLowering> lowerFlashAttention(LoweringContext &, mlir::tessera::FlashAttentionOp);
+mlir::FailureOr<OpLowering> lowerFlashAttentionGrad(LoweringContext &, mlir::tessera::FlashAttentionGradOp);
 mlir::FailureOr<OpLowering> lowerCrossEntropy(LoweringContext &, mlir::tessera::CrossEntropyOp);
 mlir::FailureOr<OpLowering> lowerCrossEntropyGrad(LoweringContext &,
                                                   mlir::tessera::CrossEntropyGradOp);

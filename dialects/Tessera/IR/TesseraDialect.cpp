@@ -288,7 +288,7 @@ LogicalResult TesseraDialect::verifyOperationAttribute(Operation *op, NamedAttri
   if (attr.getName() == getKernelConfigAttrName()) {
     Attribute c = attr.getValue();
     bool ok = isa<MatmulOp>(op) ? isa<MatmulConfigAttr>(c)
-              : isa<ReduceOp, SoftmaxOp, ActQuantOp>(op) ? isa<ReductionConfigAttr>(c)
+              : isa<ReduceOp, SoftmaxOp, ActQuantOp, FlashAttentionOp, FlashAttentionGradOp>(op) ? isa<ReductionConfigAttr>(c)
                                               : isa<ElementwiseConfigAttr>(c);
     if (!ok)
       return op->emitOpError("kernel config ") << c << " does not fit this op";

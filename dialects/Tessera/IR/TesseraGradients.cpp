@@ -422,3 +422,22 @@ LogicalResult CrossEntropyOp::backprop(GradientBuilder &gb, Value g) {
   gb.accumulate(getLogits(), dl);
   return success();
 }
+
+// One backward op for dq, dk and dv (FlashAttention-2): the probabilities are
+// recomputed from lse, never stored. lse itself is no differentiable output
+// (tessera-autodiff passes the gradient of the result only).
+LogicalResult FlashAttentionOp::backprop(GradientBuilder &gb, Value g) {
+  if (gb.gradientOf(getLse()))
+    return emitOpError("lse has a gradient: only the result of a flash_attention is differentiable");
+  if (Value mask = getMask(); mask && gb.isActive(mask))
+    return emitOpError("the mask depends on a LoRA parameter: flash_attention has no mask gradient");
+  Value q = getQuery(), k = getKey(), v = getValue();
+  if (!gb.isActive(q) && !gb.isActive(k) && !gb.isActive(v))
+    return success();
+  auto grad = gb.b.create<FlashAttentionGradOp>(gb.loc, q, k, v, getResult(), getLse(), g, getMask(),
+                                               getScaleAttr(), getKvGroupsAttr());
+  gb.accumulate(q, grad.getDquery());
+  gb.accumulate(k, grad.getDkey());
+  gb.accumulate(v, grad.getDvalue());
+  return success();
+}

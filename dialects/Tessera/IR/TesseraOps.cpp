@@ -20,6 +20,7 @@ using namespace mlir::tessera;
 namespace {
 
 ArrayRef<int64_t> shapeOf(Value v) { return cast<ShapedType>(v.getType()).getShape(); }
+Type elementOf(Value v) { return cast<ShapedType>(v.getType()).getElementType(); }
 std::string shapeStr(ArrayRef<int64_t> s) { return shapeString(s); }
 
 /// The op's emitOpError, as the error sink of a shape rule.
@@ -237,23 +238,61 @@ LogicalResult RopeOp::verify() {
   return success();
 }
 
-LogicalResult AttentionOp::verify() {
-  ArrayRef<int64_t> q = shapeOf(getQuery()), k = shapeOf(getKey()), v = shapeOf(getValue());
+/// The operands shared by attention, flash_attention and its gradient.
+static LogicalResult verifyAttentionOperands(Operation *op, Value query, Value key, Value value, Value mask,
+                                             int64_t groups) {
+  ArrayRef<int64_t> q = shapeOf(query), k = shapeOf(key), v = shapeOf(value);
   if (q.size() != 4 || k.size() != 4 || v.size() != 4)
-    return emitOpError("query, key and value must be [B, heads, seq, head_dim]");
-  int64_t groups = getKvGroups();
+    return op->emitOpError("query, key and value must be [B, heads, seq, head_dim]");
   if (groups < 1 || k[1] * groups != q[1] || k != v || k[0] != q[0] || k[3] != q[3])
-    return emitOpError("query ") << shapeStr(q) << ", key " << shapeStr(k) << " and value "
-                                 << shapeStr(v) << " do not fit kv_groups = " << groups;
-  if (shapeOf(getResult()) != q)
-    return emitOpError("result must have the query's shape");
-  if (Value mask = getMask()) {
+    return op->emitOpError("query ") << shapeStr(q) << ", key " << shapeStr(k) << " and value "
+                                     << shapeStr(v) << " do not fit kv_groups = " << groups;
+  if (mask) {
     SmallVector<int64_t> scores = {q[0], q[1], q[2], k[2]};
     auto b = broadcastShapes(scores, shapeOf(mask));
     if (failed(b) || ArrayRef<int64_t>(*b) != ArrayRef<int64_t>(scores))
-      return emitOpError("mask ") << shapeStr(shapeOf(mask)) << " does not broadcast to scores "
-                                  << shapeStr(scores);
+      return op->emitOpError("mask ") << shapeStr(shapeOf(mask)) << " does not broadcast to scores "
+                                      << shapeStr(scores);
   }
+  return success();
+}
+
+LogicalResult AttentionOp::verify() {
+  if (failed(verifyAttentionOperands(*this, getQuery(), getKey(), getValue(), getMask(), getKvGroups())))
+    return failure();
+  if (shapeOf(getResult()) != shapeOf(getQuery()))
+    return emitOpError("result must have the query's shape");
+  return success();
+}
+
+// The kernels read the mask as f32 and keep lse in f32 (the scores'
+// precision, docs/design.md "Precision").
+LogicalResult FlashAttentionOp::verify() {
+  if (failed(verifyAttentionOperands(*this, getQuery(), getKey(), getValue(), getMask(), getKvGroups())))
+    return failure();
+  ArrayRef<int64_t> q = shapeOf(getQuery());
+  if (shapeOf(getResult()) != q)
+    return emitOpError("result must have the query's shape");
+  if (shapeOf(getLse()) != q.take_front(3) || !elementOf(getLse()).isF32())
+    return emitOpError("lse must be f32 ") << shapeStr(q.take_front(3));
+  if (getMask() && !elementOf(getMask()).isF32())
+    return emitOpError("mask must be f32");
+  return success();
+}
+
+LogicalResult FlashAttentionGradOp::verify() {
+  if (failed(verifyAttentionOperands(*this, getQuery(), getKey(), getValue(), getMask(), getKvGroups())))
+    return failure();
+  ArrayRef<int64_t> q = shapeOf(getQuery());
+  if (shapeOf(getOut()) != q || shapeOf(getDout()) != q)
+    return emitOpError("out and dout must have the query's shape");
+  if (shapeOf(getLse()) != q.take_front(3) || !elementOf(getLse()).isF32())
+    return emitOpError("lse must be f32 ") << shapeStr(q.take_front(3));
+  if (getMask() && !elementOf(getMask()).isF32())
+    return emitOpError("mask must be f32");
+  if (shapeOf(getDquery()) != q || shapeOf(getDkey()) != shapeOf(getKey()) ||
+      shapeOf(getDvalue()) != shapeOf(getValue()))
+    return emitOpError("dquery, dkey and dvalue must have the shapes of query, key and value");
   return success();
 }
 

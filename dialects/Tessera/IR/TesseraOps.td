@@ -375,6 +375,45 @@ def Tessera_AttentionOp : Tessera_Op<"attention", [Pure, Tessera_InferResultType
   let hasVerifier = 1;
 }
 
+def Tessera_FlashAttentionOp : Tessera_Op<"flash_attention", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
+  let summary = "attention that also returns the row log-sum-exp (kept fused through autodiff)";
+  let description = [{
+    The operands and attributes of `tessera.attention` (q [B, H, T, D], k and
+    v [B, H / kv_groups, S, D], optional f32 mask broadcastable to
+    [B, H, T, S]). result = softmax(q k^T * scale + mask) v, and
+    lse [B, H, T] (f32) = log(sum_s exp(q k^T * scale + mask)), +inf for a
+    row whose keys are all masked (-inf), whose result is 0. The kernel never
+    stores the [T, S] scores (online softmax); the gradient is one
+    `flash_attention_grad` that recomputes them from lse. Only the result is
+    differentiated (lse feeds the backward alone). Made by
+    tessera-fuse-attention.
+  }];
+  let arguments = (ins Tessera_FloatTensor:$query, Tessera_FloatTensor:$key,
+                       Tessera_FloatTensor:$value, Optional<Tessera_FloatTensor>:$mask,
+                       F64Attr:$scale, I64Attr:$kv_groups);
+  let results = (outs Tessera_FloatTensor:$result, Tessera_FloatTensor:$lse);
+  let assemblyFormat = "$query `,` $key `,` $value (`mask` $mask^)? attr-dict `:` `(` type($query) `,` type($key) `,` type($value) (`,` type($mask)^)? `)` `->` `(` type($result) `,` type($lse) `)`";
+  let hasVerifier = 1;
+}
+
+def Tessera_FlashAttentionGradOp : Tessera_Op<"flash_attention_grad", [Pure, Tessera_InferResultTypes]> {
+  let summary = "dq, dk, dv of a flash_attention from its result, lse and the result's gradient";
+  let description = [{
+    FlashAttention-2's backward: D = rowsum(dout * out), P = exp(q k^T * scale
+    + mask - lse) recomputed, dv = P^T dout, dP = dout v^T, dS = P * (dP - D),
+    dq = dS k * scale, dk = dS^T q * scale; the gradients of a key/value head
+    sum over the kv_groups query heads it serves. Shapes as flash_attention;
+    dquery, dkey, dvalue have the shapes of query, key, value.
+  }];
+  let arguments = (ins Tessera_FloatTensor:$query, Tessera_FloatTensor:$key,
+                       Tessera_FloatTensor:$value, Tessera_FloatTensor:$out,
+                       Tessera_FloatTensor:$lse, Tessera_FloatTensor:$dout,
+                       Optional<Tessera_FloatTensor>:$mask, F64Attr:$scale, I64Attr:$kv_groups);
+  let results = (outs Tessera_FloatTensor:$dquery, Tessera_FloatTensor:$dkey, Tessera_FloatTensor:$dvalue);
+  let assemblyFormat = "$query `,` $key `,` $value `,` $out `,` $lse `,` $dout (`mask` $mask^)? attr-dict `:` `(` type($query) `,` type($key) `,` type($value) `,` type($out) `,` type($lse) `,` type($dout) (`,` type($mask)^)? `)` `->` `(` type($dquery) `,` type($dkey) `,` type($dvalue) `)`";
+  let hasVerifier = 1;
+}
+
 def Tessera_GluActivation : I32EnumAttr<"GluActivation", "activation of a gated linear unit", [
     I32EnumAttrCase<"silu", 0>, I32EnumAttrCase<"gelu_tanh", 1>,
     I32EnumAttrCase<"relu2", 2>  // relu(x)^2 (BitNet b1.58)

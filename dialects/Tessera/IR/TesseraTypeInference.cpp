@@ -256,6 +256,20 @@ LogicalResult result(FailureOr<RankedTensorType> t, SmallVectorImpl<Type> &types
                                      SmallVectorImpl<Type> &types)
 
 TESSERA_INFER(AttentionOp) { return types.push_back(a.getQuery().getType()), success(); }
+// out has the query's type; lse is [B, H, T] f32 (an unranked query is
+// left to the verifier).
+TESSERA_INFER(FlashAttentionOp) {
+  auto q = dyn_cast<RankedTensorType>(a.getQuery().getType());
+  if (!q || q.getRank() != 4)
+    return failure();
+  types.push_back(q);
+  types.push_back(tensor(q.getShape().take_front(3), Float32Type::get(q.getContext())));
+  return success();
+}
+TESSERA_INFER(FlashAttentionGradOp) {
+  types.append({a.getQuery().getType(), a.getKey().getType(), a.getValue().getType()});
+  return success();
+}
 TESSERA_INFER(CrossEntropyGradOp) { return types.push_back(a.getLogits().getType()), success(); }
 
 TESSERA_INFER(CrossEntropyOp) {

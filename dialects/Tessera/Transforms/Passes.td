@@ -33,6 +33,19 @@ def TesseraDecomposeFused : Pass<"tessera-decompose-fused", "ModuleOp"> {
   }];
 }
 
+def TesseraFuseAttention : Pass<"tessera-fuse-attention", "ModuleOp"> {
+  let summary = "Keep attention fused through autodiff: tessera.attention -> tessera.flash_attention";
+  let description = [{
+    Rewrites every `tessera.attention` into a `tessera.flash_attention` (same
+    operands and attributes, plus the row log-sum-exp result), which
+    tessera-decompose-fused leaves alone and whose gradient is one
+    `flash_attention_grad`: the training step then never stores the
+    [B, H, T, S] attention probabilities. Runs before
+    tessera-decompose-fused; `tessera compile --no-fused-attention` leaves it
+    out (the decomposition into matmul/softmax ops).
+  }];
+}
+
 def TesseraInjectLoRA : Pass<"tessera-inject-lora", "ModuleOp"> {
   let summary = "Add LoRA adapters to the selected linear layers of @forward";
   let description = [{

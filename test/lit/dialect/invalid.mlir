@@ -851,6 +851,70 @@ func.func @attention_zero_groups(%q: tensor<1x2x3x8xf32>) {
 
 // -----
 
+func.func @flash_attention_groups(%q: tensor<1x4x3x8xf32>, %k: tensor<1x2x3x8xf32>) {
+  // expected-error @+1 {{'tessera.flash_attention' op query [1,4,3,8], key [1,2,3,8] and value [1,2,3,8] do not fit kv_groups = 1}}
+  %0:2 = tessera.flash_attention %q, %k, %k {scale = 1.0 : f64, kv_groups = 1 : i64} : (tensor<1x4x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>) -> (tensor<1x4x3x8xf32>, tensor<1x4x3xf32>)
+  return
+}
+
+// -----
+
+func.func @flash_attention_lse(%q: tensor<1x2x3x8xbf16>) {
+  // expected-error @+1 {{'tessera.flash_attention' op lse must be f32 [1,2,3]}}
+  %0:2 = tessera.flash_attention %q, %q, %q {scale = 1.0 : f64, kv_groups = 1 : i64} : (tensor<1x2x3x8xbf16>, tensor<1x2x3x8xbf16>, tensor<1x2x3x8xbf16>) -> (tensor<1x2x3x8xbf16>, tensor<1x2x3xbf16>)
+  return
+}
+
+// -----
+
+func.func @flash_attention_mask_type(%q: tensor<1x2x3x8xf32>, %m: tensor<3x3xbf16>) {
+  // expected-error @+1 {{'tessera.flash_attention' op mask must be f32}}
+  %0:2 = tessera.flash_attention %q, %q, %q mask %m {scale = 1.0 : f64, kv_groups = 1 : i64} : (tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<3x3xbf16>) -> (tensor<1x2x3x8xf32>, tensor<1x2x3xf32>)
+  return
+}
+
+// -----
+
+func.func @flash_attention_mask_shape(%q: tensor<1x2x3x8xf32>, %m: tensor<4x3xf32>) {
+  // expected-error @+1 {{'tessera.flash_attention' op mask [4,3] does not broadcast to scores [1,2,3,3]}}
+  %0:2 = tessera.flash_attention %q, %q, %q mask %m {scale = 1.0 : f64, kv_groups = 1 : i64} : (tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<4x3xf32>) -> (tensor<1x2x3x8xf32>, tensor<1x2x3xf32>)
+  return
+}
+
+// -----
+
+func.func @flash_attention_result(%q: tensor<1x2x3x8xf32>) {
+  // expected-error @+1 {{'tessera.flash_attention' op result must have the query's shape}}
+  %0:2 = tessera.flash_attention %q, %q, %q {scale = 1.0 : f64, kv_groups = 1 : i64} : (tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>) -> (tensor<1x2x8x3xf32>, tensor<1x2x3xf32>)
+  return
+}
+
+// -----
+
+func.func @flash_attention_grad_dout(%q: tensor<1x2x3x8xf32>, %l: tensor<1x2x3xf32>, %d: tensor<1x2x3x4xf32>) {
+  // expected-error @+1 {{'tessera.flash_attention_grad' op out and dout must have the query's shape}}
+  %0:3 = tessera.flash_attention_grad %q, %q, %q, %q, %l, %d {scale = 1.0 : f64, kv_groups = 1 : i64} : (tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3xf32>, tensor<1x2x3x4xf32>) -> (tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>)
+  return
+}
+
+// -----
+
+func.func @flash_attention_grad_lse(%q: tensor<1x2x3x8xf32>, %l: tensor<1x2x4xf32>) {
+  // expected-error @+1 {{'tessera.flash_attention_grad' op lse must be f32 [1,2,3]}}
+  %0:3 = tessera.flash_attention_grad %q, %q, %q, %q, %l, %q {scale = 1.0 : f64, kv_groups = 1 : i64} : (tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x4xf32>, tensor<1x2x3x8xf32>) -> (tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>)
+  return
+}
+
+// -----
+
+func.func @flash_attention_grad_results(%q: tensor<1x2x3x8xf32>, %l: tensor<1x2x3xf32>) {
+  // expected-error @+1 {{'tessera.flash_attention_grad' op dquery, dkey and dvalue must have the shapes of query, key and value}}
+  %0:3 = tessera.flash_attention_grad %q, %q, %q, %q, %l, %q {scale = 1.0 : f64, kv_groups = 1 : i64} : (tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3xf32>, tensor<1x2x3x8xf32>) -> (tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x3x4xf32>)
+  return
+}
+
+// -----
+
 func.func @attention_value_shape(%q: tensor<1x2x3x8xf32>, %v: tensor<1x2x4x8xf32>) {
   // expected-error @+1 {{'tessera.attention' op query [1,2,3,8], key [1,2,3,8] and value [1,2,4,8] do not fit kv_groups = 1}}
   %0 = tessera.attention %q, %q, %v {scale = 1.0 : f64, kv_groups = 1 : i64} : (tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x3x8xf32>

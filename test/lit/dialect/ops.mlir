@@ -277,6 +277,28 @@ func.func @raised(%x: tensor<1x4x3x8xf32>, %w: tensor<8xf32>, %cos: tensor<3x8xf
 }
 
 //===----------------------------------------------------------------------===//
+// Fused attention: flash_attention (out, lse) and its gradient, with and
+// without mask, half q/k/v with f32 lse and mask
+//===----------------------------------------------------------------------===//
+
+// CHECK-LABEL: func.func @flash(
+// CHECK-SAME: %[[Q:[^:]*]]: tensor<1x4x3x8xbf16>, %[[K:[^:]*]]: tensor<1x2x5x8xbf16>, %[[MASK:[^:]*]]: tensor<1x1x3x5xf32>, %[[L:[^:]*]]: tensor<1x4x3xf32>)
+// CHECK-NEXT: %[[O:[^,]*]], %[[OL:[^ ]*]] = tessera.flash_attention %[[Q]], %[[K]], %[[K]] {kv_groups = 2 : i64, scale = 5.000000e-01 : f64} : (tensor<1x4x3x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x2x5x8xbf16>) -> (tensor<1x4x3x8xbf16>, tensor<1x4x3xf32>)
+// CHECK-NEXT: tessera.flash_attention %[[Q]], %[[K]], %[[K]] mask %[[MASK]] {kv_groups = 2 : i64, scale = 1.250000e-01 : f64} : (tensor<1x4x3x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x1x3x5xf32>) -> (tensor<1x4x3x8xbf16>, tensor<1x4x3xf32>)
+// CHECK-NEXT: tessera.flash_attention_grad %[[Q]], %[[K]], %[[K]], %[[O]], %[[OL]], %[[Q]] {kv_groups = 2 : i64, scale = 5.000000e-01 : f64} : (tensor<1x4x3x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x4x3x8xbf16>, tensor<1x4x3xf32>, tensor<1x4x3x8xbf16>) -> (tensor<1x4x3x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x2x5x8xbf16>)
+// CHECK-NEXT: tessera.flash_attention_grad %[[Q]], %[[K]], %[[K]], %[[Q]], %[[L]], %[[Q]] mask %[[MASK]] {kv_groups = 2 : i64, scale = 1.250000e-01 : f64} : (tensor<1x4x3x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x4x3x8xbf16>, tensor<1x4x3xf32>, tensor<1x4x3x8xbf16>, tensor<1x1x3x5xf32>) -> (tensor<1x4x3x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>)
+// CHECK-NEXT: return
+// GENERIC: "tessera.flash_attention"(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}) <{kv_groups = 2 : i64, scale = 5.000000e-01 : f64}>
+// GENERIC: "tessera.flash_attention_grad"(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}) <{kv_groups = 2 : i64, scale = 1.250000e-01 : f64}>
+func.func @flash(%q: tensor<1x4x3x8xbf16>, %k: tensor<1x2x5x8xbf16>, %mask: tensor<1x1x3x5xf32>, %l: tensor<1x4x3xf32>) {
+  %o:2 = tessera.flash_attention %q, %k, %k {scale = 0.5 : f64, kv_groups = 2 : i64} : (tensor<1x4x3x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x2x5x8xbf16>) -> (tensor<1x4x3x8xbf16>, tensor<1x4x3xf32>)
+  %m:2 = tessera.flash_attention %q, %k, %k mask %mask {scale = 0.125 : f64, kv_groups = 2 : i64} : (tensor<1x4x3x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x1x3x5xf32>) -> (tensor<1x4x3x8xbf16>, tensor<1x4x3xf32>)
+  %g:3 = tessera.flash_attention_grad %q, %k, %k, %o#0, %o#1, %q {scale = 0.5 : f64, kv_groups = 2 : i64} : (tensor<1x4x3x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x4x3x8xbf16>, tensor<1x4x3xf32>, tensor<1x4x3x8xbf16>) -> (tensor<1x4x3x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x2x5x8xbf16>)
+  %h:3 = tessera.flash_attention_grad %q, %k, %k, %q, %l, %q mask %mask {scale = 0.125 : f64, kv_groups = 2 : i64} : (tensor<1x4x3x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x2x5x8xbf16>, tensor<1x4x3x8xbf16>, tensor<1x4x3xf32>, tensor<1x4x3x8xbf16>, tensor<1x1x3x5xf32>) -> (tensor<1x4x3x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>)
+  return
+}
+
+//===----------------------------------------------------------------------===//
 // Training: cross_entropy, cross_entropy_grad, adamw_update
 //===----------------------------------------------------------------------===//
 

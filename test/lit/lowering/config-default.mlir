@@ -23,6 +23,9 @@
 // Softmax: rows of 128 > serial_max 16 get a workgroup each, rows of 16 a thread.
 // CHECK: tessera.softmax {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = workgroup, workgroup_size = 128>
 // CHECK: tessera.softmax {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = serial, workgroup_size = 128>
+// Fused attention: a workgroup of the softmax size per row (group).
+// CHECK: tessera.flash_attention {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = workgroup, workgroup_size = 128>
+// CHECK: tessera.flash_attention_grad {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = workgroup, workgroup_size = 128>
 // CHECK: tessera.gather {{.*}}tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 128>
 // CHECK: tessera.binary {{.*}}tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 128>
 // Reductions: the norm statistics (innermost 1024) and the column sum (1024

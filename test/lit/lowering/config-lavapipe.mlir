@@ -18,6 +18,9 @@
 // 256 rows per workgroup (the elementwise size).
 // CHECK: tessera.softmax {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = workgroup, workgroup_size = 64>
 // CHECK: tessera.softmax {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = serial, workgroup_size = 256>
+// Fused attention: a workgroup of the softmax size per row (group).
+// CHECK: tessera.flash_attention {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = workgroup, workgroup_size = 64>
+// CHECK: tessera.flash_attention_grad {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = workgroup, workgroup_size = 64>
 // CHECK: tessera.gather {{.*}}tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 256>
 // CHECK: tessera.binary {{.*}}tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 256>
 // The column sum has 1024 >= serial_min_outputs 1024 outputs with the

@@ -28,6 +28,11 @@ module {
     %p = tessera.softmax %s : tensor<4x8x128x128xf32> -> tensor<4x8x128x128xbf16>
     %sh = tessera.param frozen "sh" : tensor<4x8x128x16xf32>
     %ph = tessera.softmax %sh : tensor<4x8x128x16xf32> -> tensor<4x8x128x16xbf16>
+    // fused attention: the heads of %q against 4 key/value heads, causal mask
+    %kk = tessera.param frozen "kk" : tensor<4x4x128x64xbf16>
+    %cm = tessera.param frozen "cm" : tensor<128x128xf32>
+    %fa:2 = tessera.flash_attention %q, %kk, %kk mask %cm {scale = 0.125 : f64, kv_groups = 2 : i64} : (tensor<4x8x128x64xbf16>, tensor<4x4x128x64xbf16>, tensor<4x4x128x64xbf16>, tensor<128x128xf32>) -> (tensor<4x8x128x64xbf16>, tensor<4x8x128xf32>)
+    %fg:3 = tessera.flash_attention_grad %q, %kk, %kk, %fa#0, %fa#1, %q mask %cm {scale = 0.125 : f64, kv_groups = 2 : i64} : (tensor<4x8x128x64xbf16>, tensor<4x4x128x64xbf16>, tensor<4x4x128x64xbf16>, tensor<4x8x128x64xbf16>, tensor<4x8x128xf32>, tensor<4x8x128x64xbf16>, tensor<128x128xf32>) -> (tensor<4x8x128x64xbf16>, tensor<4x4x128x64xbf16>, tensor<4x4x128x64xbf16>)
     // embedding lookup, RMSNorm statistics (innermost 1024), a column sum
     // (1024 outputs of 512), a short row (extent 16)
     %emb = tessera.param frozen "emb" : tensor<151936x1024xbf16>
