@@ -232,11 +232,16 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
   if (!root.is_object())
     fail(origin, "", "the profile must be a JSON object");
   checkKeys(root, origin, "",
-            {"name", "description", "device", "precision", "elementwise", "copy", "reduce", "softmax",
-             "cross_entropy", "adamw", "matmul", "exact", "tuning"});
+            {"name", "description", "device", "precision", "fused_attention", "elementwise", "copy", "reduce",
+             "softmax", "cross_entropy", "adamw", "matmul", "exact", "tuning"});
   p.origin = origin;
   readString(root, "name", origin, "", p.name);
   readString(root, "description", origin, "", p.description);
+  if (auto it = root.find("fused_attention"); it != root.end()) {
+    if (!it->is_boolean())
+      fail(origin, "fused_attention", "must be true or false");
+    p.fused_attention = it->get<bool>();
+  }
   if (root.contains("precision")) {
     std::string prec;
     readString(root, "precision", origin, "", prec);
@@ -591,6 +596,8 @@ std::string profileToJson(const DeviceProfile &p) {
   if (!p.description.empty())
     j["description"] = p.description;
   j["precision"] = precisionName(p.default_precision);
+  if (!p.fused_attention)
+    j["fused_attention"] = false;
   ojson d = {{"subgroup_size", p.subgroup_size},
             {"max_workgroup_invocations", p.max_workgroup_invocations},
             {"shared_memory_bytes", p.shared_memory_bytes},

@@ -159,6 +159,12 @@ struct DeviceProfile {
   DeviceFeatures features;
   // The precision `tessera compile` uses when --precision is not given.
   Precision default_precision = Precision::fp32;
+  // Whether `tessera compile` keeps attention fused (flash-style kernels, no
+  // [B, H, T, S] probabilities) when neither --fused-attention nor
+  // --no-fused-attention is given. false where the decomposed products are
+  // faster: on the H200 the SIMT flash kernels made the Qwen3-0.6B step 4.1x
+  // slower than tensor-core products (docs/benchmarks.md, 2026-12-02).
+  bool fused_attention = true;
 
   // Whether plans of precision `p` can run on this profile's devices; the
   // reason when not ("" when they can).

@@ -142,8 +142,10 @@ struct MemoryChoice {
   int64_t chunk_budget; // bytes of logits per loss chunk
   bool recompute;
   bool stream = false; // frozen weights in host memory, copied in around their uses (tessera-stream-weights)
+  bool fused_attention = true; // no [B, H, T, S] probabilities (tessera-fuse-attention)
   bool operator==(const MemoryChoice &o) const {
-    return batch == o.batch && chunk_budget == o.chunk_budget && recompute == o.recompute && stream == o.stream;
+    return batch == o.batch && chunk_budget == o.chunk_budget && recompute == o.recompute && stream == o.stream &&
+           fused_attention == o.fused_attention;
   }
 };
 
@@ -169,6 +171,14 @@ std::vector<MemoryChoice> memoryChoices(const MemoryChoice &asked, bool userChun
     s.stream = true;
     add(s);
   }
+  // Where the profile decomposes attention (faster there), fused attention
+  // last: it drops the probabilities but the SIMT kernels cost speed.
+  if (!asked.fused_attention)
+    for (size_t i = 0, n = out.size(); i < n; ++i) {
+      MemoryChoice f = out[i];
+      f.fused_attention = true;
+      add(f);
+    }
   return out;
 }
 
@@ -183,6 +193,8 @@ std::string describeChoice(const MemoryChoice &c, const MemoryChoice &asked) {
                     " per step (gradient accumulation)");
   if (c.stream && !asked.stream)
     parts.push_back("frozen weights streamed from host memory");
+  if (c.fused_attention && !asked.fused_attention)
+    parts.push_back("fused attention");
   if (parts.empty())
     return "as compiled (it fits)";
   std::string s;
@@ -312,10 +324,12 @@ int compileModel(const CompileOptions &o, std::string &error) {
   autotune::Precision precision;
   int64_t maxBufferBytes = 0;  // the largest buffer the target binds (maxStorageBufferRange)
   int64_t memoryHeapBytes = 0; // its device-local heap (0: unknown)
+  bool profileFusedAttention = true;
   try {
     autotune::DeviceProfile profile = autotune::loadProfileOrDefault(o.profile);
     maxBufferBytes = profile.max_buffer_bytes;
     memoryHeapBytes = profile.memory_heap_bytes;
+    profileFusedAttention = profile.fused_attention;
     precision = o.precision.empty() ? profile.default_precision
                                     : autotune::parsePrecision(o.precision, "--precision");
     if (std::string why = profile.unsupportedPrecision(precision); !why.empty())
@@ -379,7 +393,7 @@ int compileModel(const CompileOptions &o, std::string &error) {
     pipeline.chunkTokens = o.loss_chunk_tokens;
     pipeline.recompute = c.recompute;
     pipeline.recomputeElementwise = o.recompute_elementwise;
-    pipeline.fusedAttention = o.fused_attention;
+    pipeline.fusedAttention = c.fused_attention;
     pipeline.precision = autotune::precisionName(precision);
     pipeline.maxBufferBytes = maxBufferBytes; // weights over it split, loss chunks under it
     pipeline.chunkBudget = c.chunk_budget;
@@ -493,7 +507,8 @@ int compileModel(const CompileOptions &o, std::string &error) {
     return 0;
   };
 
-  MemoryChoice asked{o.batch, kLossChunkBudget, o.recompute, o.stream_weights};
+  MemoryChoice asked{o.batch, kLossChunkBudget, o.recompute, o.stream_weights,
+                     o.fused_attention >= 0 ? o.fused_attention == 1 : profileFusedAttention};
   plan::Plan p;
   if (!budget) {
     if (int rc = build(asked, true, p))

@@ -42,7 +42,9 @@ struct CompileOptions {
   // Memory (docs/memory.md).
   int64_t loss_chunk_tokens = 0; // token rows per loss chunk; 0: fit a 64 MiB logits budget
   bool recompute = false;        // recompute each decoder layer's forward in the backward
-  bool fused_attention = true;   // attention kept fused through autodiff (tessera-fuse-attention)
+  // Attention kept fused through autodiff (tessera-fuse-attention): 1 on,
+  // 0 off, -1 the profile's `fused_attention`.
+  int fused_attention = -1;
   bool recompute_elementwise = true; // recompute cheap forward values in the backward (tessera-recompute-elementwise)
   bool reuse_buffers = true;     // share storage between dead activations
   bool stream_weights = false;   // frozen weights in host memory, copied in around their uses (tessera-stream-weights)

@@ -82,6 +82,31 @@ class FusedAttention(common.TempDirTest):
         self.assertFalse(any(n.startswith("flash") for n in kernel_names(plan_d)))
         print(f"{name}: losses fused {[l for l, _ in fused]} decomposed {[l for l, _ in decomposed]}")
 
+    def test_the_profile_chooses_the_default(self):
+        # nvidia.json says fused_attention: false (there the decomposed tensor-core products were 4.1x faster,
+        # docs/benchmarks.md); --fused-attention overrides it, and a budget only fused attention meets picks it.
+        model = os.path.join(HF, "qwen3-dynamic", "model.onnx")
+        def compile_(tag, *flags):
+            plan = self.path(f"prof-{tag}.tplan")
+            r = tessera("compile", model, "-o", plan, "--batch", BATCH, "--seq", SEQ, "--lora-rank", 4,
+                        "--lora-targets", "all-linear", *flags)
+            fused = any(k.startswith("flash_attention") for k in kernel_names(plan))
+            return plan, fused, r
+        _, fused, _ = compile_("nv", "--profile", "nvidia")
+        self.assertFalse(fused)
+        _, fused, _ = compile_("nv-fused", "--profile", "nvidia", "--fused-attention")
+        self.assertTrue(fused)
+        plan, fused, _ = compile_("lp", "--profile", LAVAPIPE)
+        self.assertTrue(fused)
+        self.assertEqual(score_buffers(plan), [])
+        # The fused plan's peak (nvidia) as the budget: the decomposed choices are all over it.
+        fused_peak = plan_manifest(self.path("prof-nv-fused.tplan"))["memory"]["total_bytes"]
+        free_peak = plan_manifest(self.path("prof-nv.tplan"))["memory"]["total_bytes"]
+        self.assertLess(fused_peak, free_peak)
+        _, fused, r = compile_("nv-budget", "--profile", "nvidia", "--memory-budget", str(fused_peak))
+        self.assertIn("memory budget", r.stdout)
+        self.assertLessEqual(plan_manifest(self.path("prof-nv-budget.tplan"))["memory"]["total_bytes"], fused_peak)
+
     def test_llama(self):
         self.check("llama")
 

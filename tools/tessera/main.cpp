@@ -55,9 +55,12 @@ void addModelFlags(CLI::App *cmd, tessera::CompileOptions &o) {
                 "keep the frozen weights in host memory and copy each to the device just before the dispatches "
                 "that read it (less device memory, a copy of every weight twice a step); --memory-budget chooses "
                 "it by itself when nothing else fits");
-  cmd->add_flag("!--no-fused-attention", o.fused_attention,
-                "decompose attention into matmul and softmax kernels before autodiff (by default it stays one "
-                "fused kernel forward and two backward that never store the [B, H, T, S] probabilities)");
+  cmd->add_flag_callback("--fused-attention", [&o] { o.fused_attention = 1; },
+                         "keep attention one fused kernel forward and two backward that never store the "
+                         "[B, H, T, S] probabilities (the default unless the profile says fused_attention: false, "
+                         "as nvidia.json does: there the decomposed tensor-core products are faster)");
+  cmd->add_flag_callback("--no-fused-attention", [&o] { o.fused_attention = 0; },
+                         "decompose attention into matmul and softmax kernels before autodiff");
   cmd->add_option("--memory-budget", o.memory_budget,
                   "device memory the plan may take, e.g. 512MiB, 1.5GiB, 1GB or bytes: the compiler picks loss "
                   "chunks, --recompute, micro-batches with gradient accumulation and --stream-weights to fit (default: the "
