@@ -262,15 +262,15 @@ LogicalResult TesseraDialect::verifyOperationAttribute(Operation *op, NamedAttri
   if (name == attrs::streamedWeights)
     return failure(failed(verifyModuleAttr(op, attr)) ||
                    failed(needDict(op, attr, {{"weights", "int"}, {"copies", "int"}})));
-  if (name == "tessera.ternary" || name == "tessera.ternary_eps") {
+  if (name == attrs::ternary || name == attrs::ternaryEps) {
     // A BitNet weight's derived part on a frozen tessera.param or its buffer
     // (compiler/precision/Quantized.h).
     auto p = dyn_cast<ParamOp>(op);
     if (!(p && p.getKind() == ParamKind::frozen) && !isa<BufferOp>(op))
       return op->emitOpError("'") << name << "' belongs on a frozen tessera.param or its tessera.buffer";
-    if (name == "tessera.ternary_eps") {
+    if (name == attrs::ternaryEps) {
       auto f = dyn_cast<FloatAttr>(value);
-      if (!f || !(f.getValueAsDouble() > 0) || !op->hasAttr("tessera.ternary"))
+      if (!f || !(f.getValueAsDouble() > 0) || !op->hasAttr(attrs::ternary))
         return op->emitOpError("'") << name << "' is a float > 0 beside tessera.ternary";
       return success();
     }
@@ -279,7 +279,7 @@ LogicalResult TesseraDialect::verifyOperationAttribute(Operation *op, NamedAttri
       return op->emitOpError("'") << name << "' must be \"codes\" or \"scale\"";
     if (p && (s.getValue() == "codes") != (cast<ShapedType>(p.getType()).getRank() == 2))
       return op->emitOpError("'") << name << "': ternary codes are a 2-D weight, the scale a rank-0 value";
-    if (!op->hasAttr("tessera.ternary_eps"))
+    if (!op->hasAttr(attrs::ternaryEps))
       return op->emitOpError("'") << name << "' needs tessera.ternary_eps";
     return success();
   }

@@ -56,6 +56,10 @@ def Tessera_Dialect : Dialect {
     "::mlir::StringAttr":$quant,
     // with quant: the blocks run along axis 0 (the buffer holds the transpose)
     "::mlir::UnitAttr":$quant_transposed,
+    // frozen tessera.param / its tessera.buffer of a BitNet weight: its derived part, codes | scale, and the
+    // absmean clamp eps (raise + decompose-fused; lowering, plan: compiler/precision/Quantized.h)
+    "::mlir::StringAttr":$ternary,
+    "::mlir::FloatAttr":$ternary_eps,
     // weight tessera.buffer: kept in host memory, its dispatches read copies (stream-weights; plan "host")
     "::mlir::UnitAttr":$host_resident,
     // tessera.dispatch: a copy of a streamed weight, named by the copy's buffer (stream-weights; informational)
