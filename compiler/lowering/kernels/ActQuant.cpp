@@ -21,15 +21,11 @@ FailureOr<OpLowering> lowerActQuant(LoweringContext &ctx, ActQuantOp op) {
   int64_t n = numElements(type.getShape());
   if (n == 0)
     return lowering;
-  int64_t len = type.getShape().back();
-  int64_t rows = n / len;
-  auto config = kernelConfig<ReductionConfigAttr>(op);
-  bool serial = config.getStrategy() == ReductionStrategy::serial;
-  int64_t wg = config.getWorkgroupSize();
-  int64_t groups = serial ? gridGroups(rows, wg, ctx.maxWorkgroupCount)
-                          : std::min(rows, ctx.maxWorkgroupCount);
+  const RowKernel rk = rowKernel(ctx, type, kernelConfig<ReductionConfigAttr>(op));
+  const int64_t len = rk.len, rows = rk.rows, wg = rk.wg, groups = rk.groups;
+  const bool serial = rk.serial;
   double eps = op.getEps().convertToDouble();
-  std::string key = opKey(op) + (serial ? " serial" : " workgroup");
+  std::string key = opKey(op) + rk.strategy();
   MemRefType mem = flatMemRefType(type), outMem = flatMemRefType(cast<ShapedType>(op.getType()));
 
   KernelHandle k = ctx.getOrCreate("act_quant", key, {mem, outMem}, {wg, 1, 1}, [&](KernelBuilder &kb) {

@@ -66,6 +66,16 @@ KernelHandle LoweringContext::getOrCreate(
   return handle;
 }
 
+RowKernel rowKernel(const LoweringContext &ctx, ShapedType type, mlir::tessera::ReductionConfigAttr config) {
+  RowKernel r;
+  r.len = type.getRank() ? type.getShape().back() : 1;
+  r.rows = r.len ? numElements(type.getShape()) / r.len : 0;
+  r.serial = config.getStrategy() == mlir::tessera::ReductionStrategy::serial;
+  r.wg = config.getWorkgroupSize();
+  r.groups = r.serial ? gridGroups(r.rows, r.wg, ctx.maxWorkgroupCount) : std::min(r.rows, ctx.maxWorkgroupCount);
+  return r;
+}
+
 void groupLoop(KernelBuilder &kb, int64_t n, int64_t groups, Value id, const std::function<void(Value)> &body) {
   if (groups >= n)
     body(id);

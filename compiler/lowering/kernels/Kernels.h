@@ -134,6 +134,17 @@ MatmulProblem matmulProblem(mlir::tessera::MatmulOp op);
 
 /// What the reduce generator sees: outputs x reduced extent, and whether the
 /// innermost non-unit dim is reduced.
+/// A kernel over the rows of the last axis (softmax, act_quant) under a
+/// #tessera.reduction_config: serial, one thread per row (a grid-stride loop
+/// over `groups` workgroups of `wg`), or workgroup, one workgroup per row.
+struct RowKernel {
+  int64_t len = 1, rows = 0;
+  bool serial = false;
+  int64_t wg = 0, groups = 0;
+  const char *strategy() const { return serial ? " serial" : " workgroup"; }
+};
+RowKernel rowKernel(const LoweringContext &ctx, mlir::ShapedType type, mlir::tessera::ReductionConfigAttr config);
+
 struct ReduceProblem {
   int64_t outputs = 1, extent = 1;
   bool innermostReduced = false;

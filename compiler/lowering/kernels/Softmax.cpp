@@ -17,14 +17,10 @@ FailureOr<OpLowering> lowerSoftmax(LoweringContext &ctx, SoftmaxOp op) {
   int64_t n = numElements(type.getShape());
   if (n == 0)
     return lowering;
-  int64_t len = type.getRank() ? type.getShape().back() : 1;
-  int64_t rows = n / len;
-  auto config = kernelConfig<ReductionConfigAttr>(op);
-  bool serial = config.getStrategy() == ReductionStrategy::serial;
-  int64_t wg = config.getWorkgroupSize();
-  int64_t groups = serial ? gridGroups(rows, wg, ctx.maxWorkgroupCount)
-                          : std::min(rows, ctx.maxWorkgroupCount);
-  std::string key = opKey(op) + (serial ? " serial" : " workgroup");
+  const RowKernel rk = rowKernel(ctx, type, kernelConfig<ReductionConfigAttr>(op));
+  const int64_t len = rk.len, rows = rk.rows, wg = rk.wg, groups = rk.groups;
+  const bool serial = rk.serial;
+  std::string key = opKey(op) + rk.strategy();
   MemRefType mem = flatMemRefType(type), outMem = flatMemRefType(cast<ShapedType>(op.getType()));
   double negInf = -std::numeric_limits<double>::infinity();
 
