@@ -14,8 +14,9 @@ p = json.load(open("autotune/profiles/nvidia.json"))
 simt = [v for v in p["matmul"]["variants"] if v["kind"] != "coopmat"]
 json.dump(dict(p, name="simt", matmul={"variants": simt}), open("build/gemm/simt.json", "w"), indent=1)
 # tile_m, tile_n, tile_k, subgroups_m, subgroups_n
-for tm, tn, tk, sm, sn in [(128, 128, 32, 2, 2), (128, 128, 32, 2, 4), (128, 128, 16, 2, 2), (64, 128, 32, 2, 2),
-                           (128, 64, 32, 2, 2), (64, 64, 32, 2, 2), (128, 256, 16, 2, 4), (256, 128, 16, 4, 2)]:
+for tm, tn, tk, sm, sn in [(128, 128, 32, 2, 2), (128, 128, 32, 2, 4), (128, 128, 32, 4, 2), (128, 128, 16, 2, 2),
+                           (64, 128, 32, 2, 2), (128, 64, 32, 2, 2), (64, 64, 32, 2, 2), (64, 64, 64, 2, 2),
+                           (128, 256, 16, 2, 4), (256, 128, 16, 4, 2), (64, 256, 16, 1, 4)]:
     v = dict(name=f"tc{tm}x{tn}x{tk}s{sm}x{sn}", kind="coopmat", precision="bf16", tile_m=tm, tile_n=tn, tile_k=tk,
              mma_m=16, mma_n=16, mma_k=16, subgroups_m=sm, subgroups_n=sn, vector_width=8)
     keep = [w for w in simt if w["name"] in ("vocab_k",)]

@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 tar xzf build/h200/quant.tgz
 chmod +x build/bin/* 2>/dev/null
 source bench/qwen06b_device_inputs.sh
-plans=${@:-b8-f16 b8-q8_0 b8-q4_0 b8-tq2_0 b1-f16 b1-q8_0 b1-q4_0 b1-tq2_0}
+plans=${@:-b8-bf16 b8-q8_0 b8-q4_0 b8-tq2_0 b1-bf16 b1-q8_0 b1-q4_0 b1-tq2_0}
 for plan in $plans; do
   p=build/qwen06b/quant/$plan.tplan
   [ -f $p ] || { echo "$plan: no $p"; continue; }

@@ -23,7 +23,10 @@ void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOption
   pm.addPass(t::createTesseraInjectLoRA(lora));
   if (o.fusedAttention)
     pm.addPass(t::createTesseraFuseAttention());
-  pm.addPass(t::createTesseraDecomposeFused());
+  // RoPE stays one op (one kernel forward, one backward) through autodiff.
+  t::TesseraDecomposeFusedOptions decompose;
+  decompose.keepRope = true;
+  pm.addPass(t::createTesseraDecomposeFused(decompose));
   pm.addPass(t::createTesseraAppendLoss());
   t::TesseraChunkLossOptions chunking;
   chunking.chunkTokens = o.chunkTokens;

@@ -21,7 +21,9 @@
 //                                    statistics) or when in N, else H; an f32
 //                                    result read only by matmuls (a norm's
 //                                    output, also through the slices of the
-//                                    loss chunks) is narrowed to H
+//                                    loss chunks, also through the
+//                                    broadcast of grouped-query keys) is
+//                                    narrowed to H
 //   embedding lookups (gather of a   f32    (the residual stream starts here)
 //   weight)
 //   data movement                    its input's type
@@ -57,7 +59,7 @@ namespace {
 bool isElementwise(Operation *op) {
   if (auto c = dyn_cast<CastOp>(op))
     return isFloatTensor(c.getInput()) && isFloatTensor(c.getResult());
-  return isa<UnaryOp, BinaryOp, SelectOp, DropoutOp>(op);
+  return isa<UnaryOp, BinaryOp, SelectOp, DropoutOp, RopeOp>(op);
 }
 
 bool isDataMovement(Operation *op) {
@@ -171,8 +173,10 @@ private:
   }
 
   // Whether every use of v reads it as a matmul (or fused attention) operand, directly or through
-  // reshapes, transposes, slices (the loss chunks of the final norm's output)
-  // and dropouts, which keep their input's precision.
+  // reshapes, transposes, slices (the loss chunks of the final norm's output),
+  // broadcasts (grouped-query attention's keys repeated over the query heads,
+  // the RoPE output of Qwen 3's k) and dropouts, which keep their input's
+  // precision.
   bool onlyFeedsMatmuls(Value v) {
     if (v.use_empty())
       return false;
@@ -184,7 +188,7 @@ private:
       if ((isa<FlashAttentionOp>(user) && use.getOperandNumber() < 3) ||
           (isa<FlashAttentionGradOp>(user) && use.getOperandNumber() < 6))
         continue;
-      if (isa<ReshapeOp, TransposeOp, SliceOp, DropoutOp>(user) && onlyFeedsMatmuls(user->getResult(0)))
+      if (isa<ReshapeOp, TransposeOp, SliceOp, BroadcastOp, DropoutOp>(user) && onlyFeedsMatmuls(user->getResult(0)))
         continue;
       return false;
     }

@@ -6,6 +6,7 @@
 //
 //   rms_norm(x, w)   x * rsqrt(mean(x*x, -1, keepdims) + eps) * (w [+ offset])
 //   rope(x, c, s)    x * c + concat(-x[..., D/2:], x[..., :D/2]) * s
+//                    (unless keep-rope: training keeps it one kernel)
 //   attention        k, v repeated over kv_groups (reshape, broadcast, reshape);
 //                    softmax(matmul(q, k^T) * scale [+ mask]) v
 //   glu(g, u)        act(g) * u
@@ -202,10 +203,12 @@ struct Decompose : OpRewritePattern<OpT> {
 };
 
 struct TesseraDecomposeFusedPass : impl::TesseraDecomposeFusedBase<TesseraDecomposeFusedPass> {
+  using TesseraDecomposeFusedBase::TesseraDecomposeFusedBase;
+
   void runOnOperation() override {
     SmallVector<Operation *> fused;
     getOperation().walk([&](Operation *op) {
-      if (isa<RMSNormOp, RopeOp, AttentionOp, GluOp, EmbeddingOp, TernaryWeightOp>(op))
+      if (isa<RMSNormOp, AttentionOp, GluOp, EmbeddingOp, TernaryWeightOp>(op) || (isa<RopeOp>(op) && !keepRope))
         fused.push_back(op);
     });
     // First the linear products of ternary weights (their codes stay the

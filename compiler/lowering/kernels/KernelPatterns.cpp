@@ -53,7 +53,8 @@ struct DropoutPattern : KernelLoweringPattern<DropoutOp> {
 
 void populateKernelLoweringPatterns(RewritePatternSet &patterns, LoweringContext &ctx) {
   patterns.add<GeneratorPattern<UnaryOp, lowerUnary>, GeneratorPattern<BinaryOp, lowerBinary>,
-               GeneratorPattern<SelectOp, lowerSelect>, GeneratorPattern<CastOp, lowerCast>,
+               GeneratorPattern<SelectOp, lowerSelect>, GeneratorPattern<RopeOp, lowerRope>,
+               GeneratorPattern<CastOp, lowerCast>,
                GeneratorPattern<FusedElementwiseOp, lowerFusedElementwise>,
                GeneratorPattern<TransposeOp, lowerTranspose>, GeneratorPattern<BroadcastOp, lowerBroadcast>,
                GeneratorPattern<SliceOp, lowerSlice>, GeneratorPattern<PadOp, lowerPad>,

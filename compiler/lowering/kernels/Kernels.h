@@ -209,6 +209,7 @@ private:
 mlir::FailureOr<OpLowering> lowerUnary(LoweringContext &, mlir::tessera::UnaryOp);
 mlir::FailureOr<OpLowering> lowerBinary(LoweringContext &, mlir::tessera::BinaryOp);
 mlir::FailureOr<OpLowering> lowerSelect(LoweringContext &, mlir::tessera::SelectOp);
+mlir::FailureOr<OpLowering> lowerRope(LoweringContext &, mlir::tessera::RopeOp);
 mlir::FailureOr<OpLowering> lowerCast(LoweringContext &, mlir::tessera::CastOp);
 /// One kernel for a fused_elementwise: each input loaded once, the body in
 /// f32 with half intermediates rounded where the unfused plan stored them.

@@ -244,15 +244,20 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
         Value v = kb.addi(tid, j * NT);
         Value row = kb.udiv(v, kb.idx(vecCols)), vc = kb.urem(v, kb.idx(vecCols));
         Value grow = kb.add(row0, row), gcol = kb.add(col0, kb.muli(vc, s.width));
+        // Tiles that divide the matrix, covered exactly by the threads, need
+        // no bounds check: the loads are straight-line code.
+        const bool partialThreads = s.rows * s.cols / s.width % NT;
+        const bool checked = s.rowsTotal % s.rows || s.colsTotal % s.cols || partialThreads;
         Value inside = kb.andi(kb.ulti(grow, s.rowsTotal), kb.ulti(gcol, s.colsTotal));
-        if (s.rows * s.cols / s.width % NT)
+        if (partialThreads)
           inside = kb.andi(inside, kb.ulti(v, s.rows * vecCols));
         Value at = kb.add(base, kb.add(kb.muli(grow, s.ld), gcol)); // in elements
         SmallVector<Type> types(s.raw ? 1 : s.width, s.raw ? word4 : f16);
-        auto ifOp = bb.create<scf::IfOp>(types, inside, true, true);
+        scf::IfOp ifOp = checked ? bb.create<scf::IfOp>(types, inside, true, true) : scf::IfOp();
         {
           OpBuilder::InsertionGuard g(bb);
-          bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
+          if (ifOp)
+            bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
           SmallVector<Value> lanes;
           if (s.quant) {
             // The weight is 2-D (batch 1 or broadcast): `at` is its logical flat index.
@@ -278,6 +283,10 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
               for (int64_t e = 0; e < s.width; ++e)
                 lanes.push_back(toShared(bb.create<vector::ExtractOp>(vec, ArrayRef<int64_t>{e})));
             }
+          }
+          if (!ifOp) {
+            values.append(lanes.begin(), lanes.end());
+            continue;
           }
           bb.create<scf::YieldOp>(lanes);
           bb.setInsertionPointToStart(&ifOp.getElseRegion().front());

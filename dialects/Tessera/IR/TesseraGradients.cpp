@@ -423,6 +423,20 @@ LogicalResult CrossEntropyOp::backprop(GradientBuilder &gb, Value g) {
   return success();
 }
 
+// RoPE is linear in its input: the gradient is the adjoint rotation,
+// dx = g * cos + rotate_half^T(g * sin), one tessera.rope {transposed} (and
+// the adjoint of that is the op itself). The tables come from the positions
+// (constants and inputs), never from a LoRA parameter.
+LogicalResult RopeOp::backprop(GradientBuilder &gb, Value g) {
+  if (gb.isActive(getCos()) || gb.isActive(getSin()))
+    return emitOpError("the cos/sin tables depend on a LoRA parameter: rope has no table gradient");
+  if (!gb.isActive(getInput()))
+    return success();
+  auto dx = gb.b.create<RopeOp>(gb.loc, g, getCos(), getSin(), !getTransposed());
+  gb.accumulate(getInput(), dx.getResult());
+  return success();
+}
+
 // One backward op for dq, dk and dv (FlashAttention-2): the probabilities are
 // recomputed from lse, never stored. lse itself is no differentiable output
 // (tessera-autodiff passes the gradient of the result only).

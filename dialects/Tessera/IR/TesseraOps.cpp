@@ -229,6 +229,8 @@ LogicalResult RopeOp::verify() {
   ArrayRef<int64_t> in = shapeOf(getInput());
   if (in.size() < 2 || in.back() % 2 != 0)
     return emitOpError("input ") << shapeStr(in) << " must be [..., T, D] with D even";
+  if (shapeOf(getResult()) != in)
+    return emitOpError("result ") << shapeStr(shapeOf(getResult())) << " must have the input's shape " << shapeStr(in);
   for (Value table : {getCos(), getSin()}) {
     auto b = broadcastShapes(in, shapeOf(table));
     if (failed(b) || ArrayRef<int64_t>(*b) != in)

@@ -346,14 +346,19 @@ def Tessera_RMSNormOp : Tessera_Op<"rms_norm", [Pure, AllTypesMatch<["input", "r
   let hasVerifier = 1;
 }
 
-def Tessera_RopeOp : Tessera_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+def Tessera_RopeOp : Tessera_Op<"rope", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "rotary position embedding, rotate-half form: x * cos + rotate_half(x) * sin";
   let description = [{
     input [..., T, D] (D even), cos and sin broadcastable to it.
     rotate_half(x) = concat(-x[..., D/2:], x[..., :D/2]).
+    With `transposed`, the adjoint: x * cos + rotate_half^T(x * sin), where
+    rotate_half^T(z) = concat(z[..., D/2:], -z[..., :D/2]) — the gradient of
+    the untransposed op with respect to its input, so RoPE stays one kernel
+    in the backward too. The result has the input's shape; its element type
+    is where it is stored (tessera-assign-precision).
   }];
   let arguments = (ins Tessera_FloatTensor:$input, Tessera_FloatTensor:$cos,
-                       Tessera_FloatTensor:$sin);
+                       Tessera_FloatTensor:$sin, UnitAttr:$transposed);
   let results = (outs Tessera_FloatTensor:$result);
   let assemblyFormat = "$input `,` $cos `,` $sin attr-dict `:` `(` type($input) `,` type($cos) `,` type($sin) `)` `->` type($result)";
   let hasVerifier = 1;

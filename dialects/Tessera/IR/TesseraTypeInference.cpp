@@ -255,6 +255,7 @@ LogicalResult result(FailureOr<RankedTensorType> t, SmallVectorImpl<Type> &types
   LogicalResult OP::inferReturnTypes(MLIRContext *, std::optional<Location> loc, Adaptor a,        \
                                      SmallVectorImpl<Type> &types)
 
+TESSERA_INFER(RopeOp) { return types.push_back(a.getInput().getType()), success(); }
 TESSERA_INFER(AttentionOp) { return types.push_back(a.getQuery().getType()), success(); }
 // out has the query's type; lse is [B, H, T] f32 (an unranked query is
 // left to the verifier).

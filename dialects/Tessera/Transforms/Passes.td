@@ -29,8 +29,16 @@ def TesseraDecomposeFused : Pass<"tessera-decompose-fused", "ModuleOp"> {
   let summary = "Expand raised ops back into the generic core ops";
   let description = [{
     Autodiff and lowering know the generic core only. Decomposed ops keep the
-    fused op's location and `tessera.layer`.
+    fused op's location and `tessera.layer`. With keep-rope, `tessera.rope`
+    stays: its gradient is one `tessera.rope {transposed}` and either lowers
+    to one elementwise kernel, where its expansion is five kernels forward
+    (two slices, a negation, a concat and the multiply-adds) and more in the
+    backward.
   }];
+  let options = [
+    Option<"keepRope", "keep-rope", "bool", /*default=*/"false",
+           "leave tessera.rope for autodiff and the lowering">,
+  ];
 }
 
 def TesseraFuseAttention : Pass<"tessera-fuse-attention", "ModuleOp"> {

@@ -820,7 +820,7 @@ func.func @rope_table(%x: tensor<1x3x4xf32>, %c: tensor<3x4xf32>, %s: tensor<2x3
 // -----
 
 func.func @rope_result_type(%x: tensor<1x3x4xf32>, %c: tensor<3x4xf32>) {
-  // expected-error @+1 {{'tessera.rope' op failed to verify that all of {input, result} have same type}}
+  // expected-error @+1 {{'tessera.rope' op result [3,4] must have the input's shape [1,3,4]}}
   %0 = "tessera.rope"(%x, %c, %c) : (tensor<1x3x4xf32>, tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<3x4xf32>
   return
 }

@@ -187,4 +187,32 @@ module {
     %l = tessera.cross_entropy %lg, %labels : (tensor<1x4x8xf32>, tensor<1x4xi32>) -> tensor<f32>
     return %l, %r : tensor<f32>, tensor<4x8xf32>
   }
+
+// Grouped-query keys: an f32 key (RoPE of a normed k, computed from the f32
+// statistics) reaches the score product through the repeat over query heads
+// (reshape, broadcast, reshape); read by products only, it is stored in half,
+// so that both operands of q k^T are half (tensor cores).
+// CHECK-LABEL: func.func @gqa_keys(
+// BF16: %[[K:.*]] = tessera.binary mul {{.*}} -> tensor<1x1x4x8xbf16>
+// BF16: tessera.broadcast {{.*}} : tensor<1x1x1x4x8xbf16> -> tensor<1x1x2x4x8xbf16>
+// BF16: tessera.matmul {{.*}} : (tensor<1x2x4x8xbf16>, tensor<1x2x4x8xbf16>) -> tensor<1x2x4x4xbf16>
+  func.func @gqa_keys(%ids: tensor<1x4xi32>, %q: tensor<1x2x4x8xf32>) -> tensor<1x2x4x4xf32> {
+    %emb = tessera.param frozen "embed" : tensor<16x8xf32>
+    %wq = tessera.param frozen "wq" : tensor<8x8xf32>
+    %wk = tessera.param frozen "wk" : tensor<8x8xf32>
+    %h = tessera.gather %emb[%ids] {axis = 0 : i64} : (tensor<16x8xf32>, tensor<1x4xi32>) -> tensor<1x4x8xf32>
+    %kp = tessera.matmul %h, %wk {transpose_rhs = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32>
+    %qp = tessera.matmul %h, %wq {transpose_rhs = true} : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32>
+    %k4 = tessera.reshape %kp : tensor<1x4x8xf32> -> tensor<1x1x4x8xf32>
+    %sq = tessera.binary mul %k4, %k4 : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x8xf32>
+    %ms = tessera.reduce mean %sq {axes = array<i64: 3>, keepdims = true} : tensor<1x1x4x8xf32> -> tensor<1x1x4x1xf32>
+    %kn = tessera.binary mul %k4, %ms : (tensor<1x1x4x8xf32>, tensor<1x1x4x1xf32>) -> tensor<1x1x4x8xf32>
+    %k5 = tessera.reshape %kn : tensor<1x1x4x8xf32> -> tensor<1x1x1x4x8xf32>
+    %kb = tessera.broadcast %k5 : tensor<1x1x1x4x8xf32> -> tensor<1x1x2x4x8xf32>
+    %kr = tessera.reshape %kb : tensor<1x1x2x4x8xf32> -> tensor<1x2x4x8xf32>
+    %q4 = tessera.reshape %qp : tensor<1x4x8xf32> -> tensor<1x1x4x8xf32>
+    %qb = tessera.broadcast %q4 : tensor<1x1x4x8xf32> -> tensor<1x2x4x8xf32>
+    %s = tessera.matmul %qb, %kr {transpose_rhs = true} : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x4xf32>
+    return %s : tensor<1x2x4x4xf32>
+  }
 }

@@ -976,3 +976,49 @@ TEST(KernelNumerics, Dropout) {
 }
 
 } // namespace
+
+// ---------------------------------------------------------------- rope
+
+// tessera.rope as one kernel, forward and transposed (its gradient), against
+// float64: tables broadcast from [T, D] and from [1, 1, T, D], with halves
+// that differ (the transposed form must not assume Hugging Face's repeated
+// halves), on the default and the lavapipe profiles. The transposed result is
+// also checked as the adjoint: <rope(x), y> = <x, rope^T(y)>.
+TEST(KernelNumerics, Rope) {
+  const std::vector<int64_t> xs = {2, 3, 5, 8}, t2 = {5, 8}, t4 = {1, 1, 5, 8};
+  std::string body = param("x", xs) + param("y", xs) + param("c", t2) + param("s", t2) + param("c4", t4) +
+                     param("s4", t4);
+  auto rope = [&](const std::string &r, const std::string &x, const std::string &c, const std::string &s,
+                  const std::vector<int64_t> &ts, bool transposed) {
+    return "    " + r + " = tessera.rope " + x + ", " + c + ", " + s + (transposed ? " {transposed}" : "") +
+           " : (" + tensorType(xs) + ", " + tensorType(ts) + ", " + tensorType(ts) + ") -> " + tensorType(xs) +
+           " loc(\"" + r.substr(1) + "\")\n";
+  };
+  body += rope("%fwd", "%x", "%c", "%s", t2, false) + rope("%adj", "%y", "%c", "%s", t2, true) +
+          rope("%fwd4", "%x", "%c4", "%s4", t4, false) + rope("%adj4", "%y", "%c4", "%s4", t4, true);
+  for (const std::string &profile : std::vector<std::string>{"", kProfileDir + "/lavapipe.json"}) {
+    GpuRun r(lossModule(body, {{"%fwd", xs, "f32"}, {"%adj", xs, "f32"}, {"%fwd4", xs, "f32"}, {"%adj4", xs, "f32"}}),
+             profile);
+    std::vector<float> x = uniform(numel(xs), -2, 2), y = uniform(numel(xs), -2, 2);
+    std::vector<float> c = uniform(numel(t2), -1, 1), s = uniform(numel(t2), -1, 1);
+    r.set("x", x), r.set("y", y), r.set("c", c), r.set("s", s), r.set("c4", c), r.set("s4", s);
+    r.run();
+    const int64_t D = 8, h = D / 2, n = numel(xs);
+    std::vector<double> fwd(n), adj(n);
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t d = i % D, t = (i / D) % 5, row = t * D;
+      double rot = d < h ? -x[i + h] : x[i - h];
+      fwd[i] = (double)x[i] * c[row + d] + rot * s[row + d];
+      double rotT = d < h ? (double)y[i + h] * s[row + d + h] : -(double)y[i - h] * s[row + d - h];
+      adj[i] = (double)y[i] * c[row + d] + rotT;
+    }
+    expectClose(r.get("fwd"), fwd, "rope " + profile);
+    expectClose(r.get("adj"), adj, "rope transposed " + profile);
+    expectClose(r.get("fwd4"), fwd, "rope, 4-D tables " + profile);
+    expectClose(r.get("adj4"), adj, "rope transposed, 4-D tables " + profile);
+    double lhs = 0, rhs = 0;
+    for (int64_t i = 0; i < n; ++i)
+      lhs += fwd[i] * y[i], rhs += (double)x[i] * adj[i];
+    EXPECT_NEAR(lhs, rhs, 1e-9 * (std::abs(lhs) + 1)) << "the transposed rope is the adjoint";
+  }
+}
