@@ -183,7 +183,7 @@ RuleFamily ruleFamilyOf(const std::string &op) {
   if (op == "matmul") return RuleFamily::Matmul;
   if (op == "reduce") return RuleFamily::Reduce;
   if (op == "softmax" || op == "act_quant") return RuleFamily::Softmax; // rows, as softmax
-  if (op == "unary" || op == "binary" || op == "select" || op == "cast" || op == "dropout" ||
+  if (op == "unary" || op == "binary" || op == "select" || op == "cast" || op == "dropout" || op == "rope" ||
       op == "fused_elementwise")
     return RuleFamily::Elementwise;
   if (op == "transpose" || op == "broadcast" || op == "slice" || op == "pad" || op == "concat" || op == "gather")
