@@ -303,6 +303,13 @@ TEST(KernelNumericsAttention, CoopMatCrossF16) {
   runCase({1, 2, 2, 21, 29, 32}, MaskKind::None, 0.15, "f16", coop::kProfile, "", true);
 }
 
+// Large scores (scale 3): rows whose max grows by more than ln 256 from one
+// key block to the next, where the forward rescales O (else it keeps the
+// running max and skips the rescale).
+TEST(KernelNumericsAttention, CoopMatLargeScoresF16) {
+  runCase({1, 4, 2, 64, 64, 16}, MaskKind::Causal, 3.0, "f16", coop::kProfile, "", true);
+}
+
 // Injected configs: a 2 x 2 subgroup grid (two threads per softmax row), and
 // 32 rows per workgroup (two fragments of rows per subgroup) with keys in
 // blocks of 8.
