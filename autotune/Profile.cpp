@@ -133,6 +133,30 @@ void validate(const DeviceProfile &p, const std::string &o) {
       fail(o, field, "needs " + std::to_string(wg * 8) +
                          " bytes of shared memory, more than device.shared_memory_bytes");
 
+  // What every cooperative-matrix variant needs of the device.
+  auto checkCoopMat = [&](const MatmulVariant &v, const std::string &f) {
+    if (v.precision != "f16" && v.precision != "bf16")
+      fail(o, f + ".precision", "coopmat variants multiply f16 or bf16 operands: precision must be f16 or bf16");
+    bool offered = false;
+    for (const CoopMatShape &s : p.features.cooperative_matrix)
+      offered |= s.m == v.mma_m && s.n == v.mma_n && s.k == v.mma_k && s.a == v.precision &&
+                 s.b == v.precision && s.c == "f32" && s.result == "f32";
+    if (!offered)
+      fail(o, f, "cooperative-matrix shape " + std::to_string(v.mma_m) + "x" + std::to_string(v.mma_n) + "x" +
+                     std::to_string(v.mma_k) + " " + v.precision + "*" + v.precision +
+                     "+f32 is not in device.features.cooperative_matrix");
+    if (!p.features.float16 || !p.features.storage16)
+      fail(o, f, "coopmat variants need device.features float16 and storage16");
+    if (v.precision == "bf16" && !p.features.bfloat16)
+      fail(o, f, "bf16 coopmat variants need device.features.bfloat16 (VK_KHR_shader_bfloat16)");
+    if (v.subgroups_m < 1 || v.subgroups_n < 1 || v.tile_m % (v.subgroups_m * v.mma_m) ||
+        v.tile_n % (v.subgroups_n * v.mma_n) || v.tile_k % v.mma_k)
+      fail(o, f, "tile_m/tile_n/tile_k must be multiples of subgroups_m*mma_m, subgroups_n*mma_n and mma_k");
+    if (v.vector_width != 1 && v.vector_width != 2 && v.vector_width != 4 && v.vector_width != 8)
+      fail(o, f + ".vector_width", "must be 1, 2, 4 or 8");
+    if (v.threads(p.subgroup_size) > p.max_workgroup_invocations)
+      fail(o, f, "subgroups_m*subgroups_n*subgroup_size threads exceed device.max_workgroup_invocations");
+  };
   if (p.matmul.empty())
     fail(o, "matmul.variants", "needs at least one variant");
   for (size_t i = 0; i < p.matmul.size(); ++i) {
@@ -142,27 +166,7 @@ void validate(const DeviceProfile &p, const std::string &o) {
     if (!kind)
       fail(o, f + ".kind", "unsupported kind '" + v.kind + "' (supported: " + matmulKindList() + ")");
     if (v.kind == "coopmat") {
-      if (v.precision != "f16" && v.precision != "bf16")
-        fail(o, f + ".precision", "coopmat variants multiply f16 or bf16 operands: precision must be f16 or bf16");
-      bool offered = false;
-      for (const CoopMatShape &s : p.features.cooperative_matrix)
-        offered |= s.m == v.mma_m && s.n == v.mma_n && s.k == v.mma_k && s.a == v.precision &&
-                   s.b == v.precision && s.c == "f32" && s.result == "f32";
-      if (!offered)
-        fail(o, f, "cooperative-matrix shape " + std::to_string(v.mma_m) + "x" + std::to_string(v.mma_n) + "x" +
-                       std::to_string(v.mma_k) + " " + v.precision + "*" + v.precision +
-                       "+f32 is not in device.features.cooperative_matrix");
-      if (!p.features.float16 || !p.features.storage16)
-        fail(o, f, "coopmat variants need device.features float16 and storage16");
-      if (v.precision == "bf16" && !p.features.bfloat16)
-        fail(o, f, "bf16 coopmat variants need device.features.bfloat16 (VK_KHR_shader_bfloat16)");
-      if (v.subgroups_m < 1 || v.subgroups_n < 1 || v.tile_m % (v.subgroups_m * v.mma_m) ||
-          v.tile_n % (v.subgroups_n * v.mma_n) || v.tile_k % v.mma_k)
-        fail(o, f, "tile_m/tile_n/tile_k must be multiples of subgroups_m*mma_m, subgroups_n*mma_n and mma_k");
-      if (v.vector_width != 1 && v.vector_width != 2 && v.vector_width != 4 && v.vector_width != 8)
-        fail(o, f + ".vector_width", "must be 1, 2, 4 or 8");
-      if (v.threads(p.subgroup_size) > p.max_workgroup_invocations)
-        fail(o, f, "subgroups_m*subgroups_n*subgroup_size threads exceed device.max_workgroup_invocations");
+      checkCoopMat(v, f);
       // Two stages of f16 A and B tiles (rows padded by 8) and a 16x16 f32
       // scratch fragment per subgroup.
       int64_t shared = 2 * (v.tile_m + v.tile_n) * (v.tile_k + 8) * 2 +
@@ -197,6 +201,19 @@ void validate(const DeviceProfile &p, const std::string &o) {
     if (std::string why = whyInvalid(v.config(), p); !why.empty())
       fail(o, f, why); // shared memory, the kind's own constraints
   }
+  // Fused attention on cooperative matrices (kernels/AttentionCoopMat.cpp):
+  // tile_m query (key) rows per workgroup, blocks of tile_n keys (queries);
+  // a problem whose head dim or shared memory does not fit runs the SIMT
+  // kernels.
+  for (size_t i = 0; i < p.attention.size(); ++i) {
+    const MatmulVariant &v = p.attention[i];
+    std::string f = "attention.variants[" + std::to_string(i) + "]";
+    if (v.kind != "coopmat")
+      fail(o, f + ".kind", "attention variants are of kind coopmat (the SIMT kernels need none)");
+    checkCoopMat(v, f);
+    if (!isPow2(v.tile_m) || !isPow2(v.threads(p.subgroup_size)))
+      fail(o, f, "tile_m and subgroups_m*subgroups_n*subgroup_size must be powers of two");
+  }
   positive("device.max_buffer_bytes", p.max_buffer_bytes);
   if (p.max_allocation_bytes < 0)
     fail(o, "device.max_allocation_bytes", "must be >= 0 (0: unknown)");
@@ -210,7 +227,9 @@ void validate(const DeviceProfile &p, const std::string &o) {
     // The key names the op: its config must be of that op's kind.
     std::string op = e.key.substr(0, e.key.find(' '));
     ConfigKind want = configKindOf(ruleFamilyOf(op)); // act_quant: rows, as softmax
-    if (e.config.kind != want)
+    bool coopAttention = ruleFamilyOf(op) == RuleFamily::Attention && e.config.kind == ConfigKind::Matmul &&
+                         e.config.matmul.coopmat();
+    if (e.config.kind != want && !coopAttention)
       fail(o, f + ".config", std::string("a ") + configKindName(e.config.kind) + " config for a '" + op +
                                  "' kernel (expected " + configKindName(want) + ")");
   }
@@ -233,7 +252,7 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
     fail(origin, "", "the profile must be a JSON object");
   checkKeys(root, origin, "",
             {"name", "description", "device", "precision", "fused_attention", "elementwise", "copy", "reduce",
-             "softmax", "cross_entropy", "adamw", "matmul", "exact", "tuning"});
+             "softmax", "cross_entropy", "adamw", "matmul", "attention", "exact", "tuning"});
   p.origin = origin;
   readString(root, "name", origin, "", p.name);
   readString(root, "description", origin, "", p.description);
@@ -331,47 +350,53 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
     readInt(*s, "workgroup_size", origin, "softmax", p.softmax_workgroup);
     readInt(*s, "serial_max", origin, "softmax", p.softmax_serial_max);
   }
-  if (const json *s = section(root, "matmul", origin)) {
-    checkKeys(*s, origin, "matmul", {"variants"});
-    if (auto it = s->find("variants"); it != s->end()) {
-      if (!it->is_array())
-        fail(origin, "matmul.variants", std::string("expected an array, got ") + typeName(*it));
-      p.matmul.clear();
-      for (size_t i = 0; i < it->size(); ++i) {
-        const json &v = (*it)[i];
-        std::string where = "matmul.variants[" + std::to_string(i) + "]";
-        if (!v.is_object())
-          fail(origin, where, std::string("expected an object, got ") + typeName(v));
-        checkKeys(v, origin, where,
-                  {"name", "kind", "precision", "max_m", "max_n", "max_k", "min_k", "min_tiles",
-                   "tile_m", "tile_n", "tile_k", "thread_m", "thread_n", "split_k", "mma_m", "mma_n",
-                   "mma_k", "subgroups_m", "subgroups_n", "vector_width"});
-        MatmulVariant mv;
-        mv.name = "variant" + std::to_string(i);
-        readString(v, "name", origin, where, mv.name);
-        readString(v, "kind", origin, where, mv.kind);
-        readString(v, "precision", origin, where, mv.precision);
-        readInt(v, "max_m", origin, where, mv.max_m);
-        readInt(v, "max_n", origin, where, mv.max_n);
-        readInt(v, "max_k", origin, where, mv.max_k);
-        readInt(v, "min_k", origin, where, mv.min_k);
-        readInt(v, "min_tiles", origin, where, mv.min_tiles);
-        readInt(v, "split_k", origin, where, mv.split_k);
-        readInt(v, "tile_m", origin, where, mv.tile_m);
-        readInt(v, "tile_n", origin, where, mv.tile_n);
-        readInt(v, "tile_k", origin, where, mv.tile_k);
-        readInt(v, "thread_m", origin, where, mv.thread_m);
-        readInt(v, "thread_n", origin, where, mv.thread_n);
-        readInt(v, "mma_m", origin, where, mv.mma_m);
-        readInt(v, "mma_n", origin, where, mv.mma_n);
-        readInt(v, "mma_k", origin, where, mv.mma_k);
-        readInt(v, "subgroups_m", origin, where, mv.subgroups_m);
-        readInt(v, "subgroups_n", origin, where, mv.subgroups_n);
-        readInt(v, "vector_width", origin, where, mv.vector_width);
-        p.matmul.push_back(mv);
-      }
+  // A list of variants (matmul.variants, attention.variants).
+  auto readVariants = [&](const json &s, const std::string &field, std::vector<MatmulVariant> &out) {
+    checkKeys(s, origin, field, {"variants"});
+    auto it = s.find("variants");
+    if (it == s.end())
+      return;
+    if (!it->is_array())
+      fail(origin, field + ".variants", std::string("expected an array, got ") + typeName(*it));
+    out.clear();
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json &v = (*it)[i];
+      std::string where = field + ".variants[" + std::to_string(i) + "]";
+      if (!v.is_object())
+        fail(origin, where, std::string("expected an object, got ") + typeName(v));
+      checkKeys(v, origin, where,
+                {"name", "kind", "precision", "max_m", "max_n", "max_k", "min_k", "min_tiles",
+                 "tile_m", "tile_n", "tile_k", "thread_m", "thread_n", "split_k", "mma_m", "mma_n",
+                 "mma_k", "subgroups_m", "subgroups_n", "vector_width"});
+      MatmulVariant mv;
+      mv.name = "variant" + std::to_string(i);
+      readString(v, "name", origin, where, mv.name);
+      readString(v, "kind", origin, where, mv.kind);
+      readString(v, "precision", origin, where, mv.precision);
+      readInt(v, "max_m", origin, where, mv.max_m);
+      readInt(v, "max_n", origin, where, mv.max_n);
+      readInt(v, "max_k", origin, where, mv.max_k);
+      readInt(v, "min_k", origin, where, mv.min_k);
+      readInt(v, "min_tiles", origin, where, mv.min_tiles);
+      readInt(v, "split_k", origin, where, mv.split_k);
+      readInt(v, "tile_m", origin, where, mv.tile_m);
+      readInt(v, "tile_n", origin, where, mv.tile_n);
+      readInt(v, "tile_k", origin, where, mv.tile_k);
+      readInt(v, "thread_m", origin, where, mv.thread_m);
+      readInt(v, "thread_n", origin, where, mv.thread_n);
+      readInt(v, "mma_m", origin, where, mv.mma_m);
+      readInt(v, "mma_n", origin, where, mv.mma_n);
+      readInt(v, "mma_k", origin, where, mv.mma_k);
+      readInt(v, "subgroups_m", origin, where, mv.subgroups_m);
+      readInt(v, "subgroups_n", origin, where, mv.subgroups_n);
+      readInt(v, "vector_width", origin, where, mv.vector_width);
+      out.push_back(mv);
     }
-  }
+  };
+  if (const json *s = section(root, "matmul", origin))
+    readVariants(*s, "matmul", p.matmul);
+  if (const json *s = section(root, "attention", origin))
+    readVariants(*s, "attention", p.attention);
   if (auto it = root.find("exact"); it != root.end()) {
     if (!it->is_array())
       fail(origin, "exact", std::string("expected an array, got ") + typeName(*it));
@@ -640,6 +665,12 @@ std::string profileToJson(const DeviceProfile &p) {
   for (const MatmulVariant &v : p.matmul)
     variants.push_back(variantJson(v));
   j["matmul"] = {{"variants", variants}};
+  if (!p.attention.empty()) {
+    ojson att = ojson::array();
+    for (const MatmulVariant &v : p.attention)
+      att.push_back(variantJson(v));
+    j["attention"] = {{"variants", att}};
+  }
   if (!p.exact.empty()) {
     ojson ex = ojson::array();
     for (const ExactEntry &e : p.exact) {
@@ -661,7 +692,7 @@ std::string profileToJson(const DeviceProfile &p) {
     out += first ? "" : ",\n";
     first = false;
     out += "  " + ojson(it.key()).dump() + ": ";
-    if (it.key() == "exact" || it.key() == "matmul") {
+    if (it.key() == "exact" || it.key() == "matmul" || it.key() == "attention") {
       const ojson &arr = it.key() == "exact" ? *it : (*it)["variants"];
       std::string items;
       for (size_t i = 0; i < arr.size(); ++i)

@@ -183,6 +183,12 @@ struct DeviceProfile {
   int64_t adamw_workgroup = 0;
 
   std::vector<MatmulVariant> matmul;
+  // Fused attention on cooperative matrices (profile field
+  // attention.variants, kind coopmat only): the first variant whose
+  // precision is the type of q, k and v gives the kernels' config
+  // (tile_m query / key rows per workgroup, blocks of tile_n; tile_k
+  // unused). None, or a problem that does not tile: the SIMT kernels.
+  std::vector<MatmulVariant> attention;
 
   // Exact-shape entries (tuned), and the tuning run's provenance as a JSON
   // object's text ("" for a profile written by hand).

@@ -224,8 +224,16 @@ KernelConfig ruleConfig(const ProblemShape &s, const DeviceProfile &p, std::stri
   case RuleFamily::Copy: return KernelConfig::ofElementwise(p.copy_workgroup);
   case RuleFamily::CrossEntropy: return KernelConfig::ofElementwise(p.cross_entropy_workgroup);
   case RuleFamily::AdamW: return KernelConfig::ofElementwise(p.adamw_workgroup);
-  // One workgroup per query (key) row, a power of two like softmax's.
-  case RuleFamily::Attention: return KernelConfig::ofReduction(false, p.softmax_workgroup);
+  case RuleFamily::Attention:
+    // Tensor cores where the profile has a variant of the operands' type;
+    // else one workgroup per query (key) rows, a power of two like softmax's.
+    for (const MatmulVariant &v : p.attention)
+      if (v.precision == s.operands) {
+        if (variant)
+          *variant = v.name;
+        return KernelConfig::ofMatmul(v.config(p.subgroup_size));
+      }
+    return KernelConfig::ofReduction(false, p.softmax_workgroup);
   case RuleFamily::None: break;
   }
   throw ProfileError("no kernel config for op '" + s.op + "'");

@@ -102,6 +102,11 @@ autotune::ProblemShape problemShape(Operation *op) {
         ArrayRef<int64_t> q = cast<ShapedType>(o->getOperand(0).getType()).getShape();
         s.outputs = q[0] * q[1] * q[2]; // query rows
         s.extent = cast<ShapedType>(o->getOperand(1).getType()).getShape()[2] * q[3]; // keys x head dim
+        // The type q, k and v share (a coopmat variant of the profile takes it).
+        Type e = getElementTypeOrSelf(o->getOperand(0).getType());
+        bool same = llvm::all_of(o->getOperands().take_front(3),
+                                 [&](Value v) { return getElementTypeOrSelf(v.getType()) == e; });
+        s.operands = !same ? "" : e.isF16() ? "f16" : e.isBF16() ? "bf16" : e.isF32() ? "f32" : "";
       })
       .Case<CrossEntropyOp, CrossEntropyGradOp>([&](Operation *o) {
         s.elements = elems(o->getOperand(1)); // one workgroup per row (label)

@@ -28,8 +28,10 @@
 //
 // Loads widen f16/bf16 to f32, all sums are f32, stores round to the
 // result's type (KernelBuilder). The config is the op's reduction_config
-// (strategy workgroup, a power-of-two workgroup_size).
-#include "compiler/lowering/kernels/Kernels.h"
+// (strategy workgroup, a power-of-two workgroup_size); a kind = coopmat
+// matmul_config selects the tensor-core kernels of AttentionCoopMat.cpp,
+// and these where it does not tile.
+#include "compiler/lowering/kernels/Attention.h"
 
 #include <limits>
 
@@ -41,29 +43,6 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr int64_t kSharedBytes = 16384; // Vulkan's minimum maxComputeSharedMemorySize
-
-/// The shapes every attention kernel sees.
-struct AttentionShape {
-  int64_t B, H, T, S, D, KH, G;
-  SmallVector<int64_t, 4> maskStrides; // per [B, H, T, S] dim, 0 where broadcast
-  bool hasMask = false;
-};
-
-AttentionShape attentionShape(Value q, Value k, Value mask, int64_t groups) {
-  ArrayRef<int64_t> qs = cast<ShapedType>(q.getType()).getShape();
-  ArrayRef<int64_t> ks = cast<ShapedType>(k.getType()).getShape();
-  AttentionShape s{qs[0], qs[1], qs[2], ks[2], qs[3], ks[1], groups, {0, 0, 0, 0}, false};
-  if (mask) {
-    s.hasMask = true;
-    ArrayRef<int64_t> ms = cast<ShapedType>(mask.getType()).getShape();
-    SmallVector<int64_t> padded(4 - ms.size(), 1);
-    padded.append(ms.begin(), ms.end());
-    SmallVector<int64_t> strides = rowMajorStrides(padded);
-    for (int i = 0; i < 4; ++i)
-      s.maskStrides[i] = padded[i] == 1 ? 0 : strides[i];
-  }
-  return s;
-}
 
 /// Rows per workgroup: the most (<= 8) whose `floatsPerRow` shared floats fit.
 int64_t rowsPerGroup(int64_t floatsPerRow, int64_t rows) {
@@ -115,14 +94,20 @@ void stageRows(KernelBuilder &kb, Value shared, Value mem, Value base, Value row
   });
 }
 
-/// The mask offset of (b, h, t, key) (t, key in bounds).
-Value maskAt(KernelBuilder &kb, const AttentionShape &s, Value b, Value h, Value t, Value key) {
-  return kb.add(kb.add(kb.muli(b, s.maskStrides[0]), kb.muli(h, s.maskStrides[1])),
-                kb.add(kb.muli(t, s.maskStrides[2]), kb.muli(key, s.maskStrides[3])));
-}
-
+// The op's reduction_config; a coopmat matmul_config that does not tile
+// (AttentionCoopMat.cpp) falls back to these kernels with as many threads
+// (a power of two at most).
 FailureOr<ReductionConfigAttr> attentionConfig(Operation *op) {
-  auto c = kernelConfig<ReductionConfigAttr>(op);
+  Attribute attr = op->getAttr(TesseraDialect::getKernelConfigAttrName());
+  if (auto m = dyn_cast<MatmulConfigAttr>(attr); m && m.isCoopMat()) {
+    int64_t wg = 1;
+    while (2 * wg <= m.threads())
+      wg *= 2;
+    return ReductionConfigAttr::get(op->getContext(), ReductionStrategy::workgroup, wg);
+  }
+  auto c = dyn_cast<ReductionConfigAttr>(attr);
+  if (!c)
+    return op->emitOpError("needs a reduction_config or a coopmat matmul_config, got ") << attr, failure();
   int64_t wg = c.getWorkgroupSize();
   if (c.getStrategy() != ReductionStrategy::workgroup || wg < 1 || (wg & (wg - 1)))
     return op->emitOpError("needs a workgroup reduction_config of a power-of-two size, got ") << c, failure();
@@ -132,6 +117,28 @@ FailureOr<ReductionConfigAttr> attentionConfig(Operation *op) {
 MemRefType memOf(Value v) { return flatMemRefType(cast<ShapedType>(v.getType())); }
 
 } // namespace
+
+
+AttentionShape attentionShape(Value q, Value k, Value mask, int64_t groups) {
+  ArrayRef<int64_t> qs = cast<ShapedType>(q.getType()).getShape();
+  ArrayRef<int64_t> ks = cast<ShapedType>(k.getType()).getShape();
+  AttentionShape s{qs[0], qs[1], qs[2], ks[2], qs[3], ks[1], groups, {0, 0, 0, 0}, false};
+  if (mask) {
+    s.hasMask = true;
+    ArrayRef<int64_t> ms = cast<ShapedType>(mask.getType()).getShape();
+    SmallVector<int64_t> padded(4 - ms.size(), 1);
+    padded.append(ms.begin(), ms.end());
+    SmallVector<int64_t> strides = rowMajorStrides(padded);
+    for (int i = 0; i < 4; ++i)
+      s.maskStrides[i] = padded[i] == 1 ? 0 : strides[i];
+  }
+  return s;
+}
+
+Value attentionMaskAt(KernelBuilder &kb, const AttentionShape &s, Value b, Value h, Value t, Value key) {
+  return kb.add(kb.add(kb.muli(b, s.maskStrides[0]), kb.muli(h, s.maskStrides[1])),
+                kb.add(kb.muli(t, s.maskStrides[2]), kb.muli(key, s.maskStrides[3])));
+}
 
 FailureOr<OpLowering> lowerFlashAttention(LoweringContext &ctx, FlashAttentionOp op) {
   FailureOr<ReductionConfigAttr> config = attentionConfig(op);
@@ -193,7 +200,7 @@ FailureOr<OpLowering> lowerFlashAttention(LoweringContext &ctx, FlashAttentionOp
             for (int64_t j = 0; j < R; ++j) {
               Value v = kb.fmul(dots[j], kb.f32(scale));
               if (mask)
-                v = kb.fadd(v, kb.load(mask, maskAt(kb, s, b, h, tc[j], keyC)));
+                v = kb.fadd(v, kb.load(mask, attentionMaskAt(kb, s, b, h, tc[j], keyC)));
               x.push_back(kb.select(keyValid, v, kb.f32(-kInf)));
             }
             SmallVector<Value> bm = reduceRows(kb, x, ps, tid, W, [&](Value u, Value w) { return kb.fmax(u, w); });
@@ -336,7 +343,7 @@ FailureOr<OpLowering> lowerFlashAttentionGrad(LoweringContext &ctx, FlashAttenti
               for (int64_t j = 0; j < R; ++j) {
                 Value x = kb.fmul(dots[j], kb.f32(scale));
                 if (a.mask)
-                  x = kb.fadd(x, kb.load(a.mask, maskAt(kb, s, b, h, tc[j], keyC)));
+                  x = kb.fadd(x, kb.load(a.mask, attentionMaskAt(kb, s, b, h, tc[j], keyC)));
                 Value p = kexp(kb, kb.fsub(x, lseJ[j]));
                 Value ds = kb.fmul(p, kb.fsub(dots[R + j], Drow[j]));
                 kb.store(kb.select(keyValid, ds, kb.f32(0.0)), dss, kb.addi(tid, j * W));
@@ -436,7 +443,7 @@ FailureOr<OpLowering> lowerFlashAttentionGrad(LoweringContext &ctx, FlashAttenti
                     for (int64_t r = 0; r < R; ++r) {
                       Value x = kb.fmul(dots[r], kb.f32(scale));
                       if (a.mask)
-                        x = kb.fadd(x, kb.load(a.mask, maskAt(kb, s, b, h, tC, keyC[r])));
+                        x = kb.fadd(x, kb.load(a.mask, attentionMaskAt(kb, s, b, h, tC, keyC[r])));
                       Value p = kb.select(kb.andi(valid, keyValid[r]), kexp(kb, kb.fsub(x, lseT)), kb.f32(0.0));
                       kb.store(p, pp, kb.addi(tid, r * W));
                       kb.store(kb.fmul(p, kb.fsub(dots[R + r], dots[2 * R])), dss, kb.addi(tid, r * W));

@@ -4,12 +4,13 @@
 // more than one pattern lowers an op, the benefit orders them: a matmul with
 // a coopmat config goes to the cooperative-matrix generator (benefit 2; it
 // also reads block-quantised weights), every other matmul to the tiled/direct
-// one (benefit 1).
+// one (benefit 1); likewise flash attention's coopmat configs that tile go
+// to AttentionCoopMat.cpp, the rest to the SIMT kernels.
 //
 // KernelLowering applies them with a PatternApplicator to one op at a time:
 // the lowering assigns buffers in body order as it goes, so the greedy
 // driver's worklist order (and its folding) would not fit.
-#include "compiler/lowering/kernels/Kernels.h"
+#include "compiler/lowering/kernels/Attention.h"
 
 using namespace mlir;
 using namespace mlir::tessera;
@@ -34,6 +35,22 @@ struct MatmulCoopMatPattern : KernelLoweringPattern<MatmulOp> {
   bool applies(MatmulOp op) const override { return kernelConfig<MatmulConfigAttr>(op).isCoopMat(); }
   FailureOr<OpLowering> lower(MatmulOp op) const override {
     return lowerMatmulCoopMat(ctx, op, kernelConfig<MatmulConfigAttr>(op));
+  }
+};
+
+/// Fused attention under a coopmat config that tiles (tensor cores); the
+/// SIMT kernels (benefit 1) take the rest.
+template <typename OpTy, FailureOr<OpLowering> (*Generator)(LoweringContext &, OpTy, MatmulConfigAttr)>
+struct AttentionCoopMatPattern : KernelLoweringPattern<OpTy> {
+  AttentionCoopMatPattern(LoweringContext &ctx) : KernelLoweringPattern<OpTy>(ctx, /*benefit=*/2) {
+    this->setDebugName((OpTy::getOperationName() + ".coopmat").str());
+  }
+  bool applies(OpTy op) const override {
+    auto c = dyn_cast_or_null<MatmulConfigAttr>(op->getAttr(TesseraDialect::getKernelConfigAttrName()));
+    return c && attentionCoopMatApplies(this->ctx, op, c);
+  }
+  FailureOr<OpLowering> lower(OpTy op) const override {
+    return Generator(this->ctx, op, kernelConfig<MatmulConfigAttr>(op));
   }
 };
 
@@ -65,7 +82,9 @@ void populateKernelLoweringPatterns(RewritePatternSet &patterns, LoweringContext
                GeneratorPattern<FlashAttentionGradOp, lowerFlashAttentionGrad>,
                GeneratorPattern<CrossEntropyOp, lowerCrossEntropy>,
                GeneratorPattern<CrossEntropyGradOp, lowerCrossEntropyGrad>,
-               GeneratorPattern<AdamWUpdateOp, lowerAdamW>, DropoutPattern, MatmulCoopMatPattern>(ctx);
+               GeneratorPattern<AdamWUpdateOp, lowerAdamW>, DropoutPattern, MatmulCoopMatPattern,
+               AttentionCoopMatPattern<FlashAttentionOp, lowerFlashAttentionCoopMat>,
+               AttentionCoopMatPattern<FlashAttentionGradOp, lowerFlashAttentionGradCoopMat>>(ctx);
   patterns.add<GeneratorPattern<MatmulOp, lowerMatmul>>(ctx, /*benefit=*/1);
 }
 

@@ -236,6 +236,13 @@ mlir::FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &, mlir::tessera:
 /// (dq per query row, dk/dv per key row), no atomics, no [T, S] buffer.
 mlir::FailureOr<OpLowering> lowerFlashAttention(LoweringContext &, mlir::tessera::FlashAttentionOp);
 mlir::FailureOr<OpLowering> lowerFlashAttentionGrad(LoweringContext &, mlir::tessera::FlashAttentionGradOp);
+/// AttentionCoopMat.cpp: the same on cooperative matrices (kind = coopmat
+/// configs that tile, attentionCoopMatApplies in Attention.h); the backward
+/// adds a kernel for rowsum(dout * out).
+mlir::FailureOr<OpLowering> lowerFlashAttentionCoopMat(LoweringContext &, mlir::tessera::FlashAttentionOp,
+                                                       mlir::tessera::MatmulConfigAttr config);
+mlir::FailureOr<OpLowering> lowerFlashAttentionGradCoopMat(LoweringContext &, mlir::tessera::FlashAttentionGradOp,
+                                                           mlir::tessera::MatmulConfigAttr config);
 mlir::FailureOr<OpLowering> lowerCrossEntropy(LoweringContext &, mlir::tessera::CrossEntropyOp);
 mlir::FailureOr<OpLowering> lowerCrossEntropyGrad(LoweringContext &,
                                                   mlir::tessera::CrossEntropyGradOp);

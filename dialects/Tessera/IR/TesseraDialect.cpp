@@ -287,9 +287,13 @@ LogicalResult TesseraDialect::verifyOperationAttribute(Operation *op, NamedAttri
     return op->emitOpError("'") << name << "' belongs on a function's arguments or results";
   if (attr.getName() == getKernelConfigAttrName()) {
     Attribute c = attr.getValue();
+    // Fused attention: SIMT (reduction_config) or tensor cores (a coopmat matmul_config).
+    auto coopmat = dyn_cast<MatmulConfigAttr>(c);
     bool ok = isa<MatmulOp>(op) ? isa<MatmulConfigAttr>(c)
-              : isa<ReduceOp, SoftmaxOp, ActQuantOp, FlashAttentionOp, FlashAttentionGradOp>(op) ? isa<ReductionConfigAttr>(c)
-                                              : isa<ElementwiseConfigAttr>(c);
+              : isa<FlashAttentionOp, FlashAttentionGradOp>(op)
+                  ? isa<ReductionConfigAttr>(c) || (coopmat && coopmat.isCoopMat())
+              : isa<ReduceOp, SoftmaxOp, ActQuantOp>(op) ? isa<ReductionConfigAttr>(c)
+                                                         : isa<ElementwiseConfigAttr>(c);
     if (!ok)
       return op->emitOpError("kernel config ") << c << " does not fit this op";
     return success();

@@ -169,6 +169,15 @@ func.func @kernel_config_reduce_misfit(%x: tensor<4x4xf32>) {
 
 // -----
 
+func.func @kernel_config_attention_misfit(%q: tensor<1x1x4x8xf32>) {
+  // Fused attention takes a reduction_config or a coopmat matmul_config, no tiled one.
+  // expected-error @+1 {{'tessera.flash_attention' op kernel config #tessera.matmul_config<variant = "", kind = tiled, tile = [8, 8, 8], thread = [2, 2], split_k = 1> does not fit this op}}
+  %0:2 = tessera.flash_attention %q, %q, %q {scale = 0.5 : f64, kv_groups = 1 : i64, tessera.kernel_config = #tessera.matmul_config<variant = "", kind = tiled, tile = [8, 8, 8], thread = [2, 2], split_k = 1>} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> (tensor<1x1x4x8xf32>, tensor<1x1x4xf32>)
+  return
+}
+
+// -----
+
 func.func @kernel_config_softmax_misfit(%x: tensor<4x4xf32>) {
   // expected-error @+1 {{'tessera.softmax' op kernel config #tessera.elementwise_config<workgroup_size = 64> does not fit this op}}
   %0 = tessera.softmax %x {tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 64>} : tensor<4x4xf32>

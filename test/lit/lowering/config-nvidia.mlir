@@ -19,9 +19,9 @@
 // CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "tc_bf16", kind = coopmat, tile = [128, 128, 32], thread = [32, 8], split_k = 1, mma = [16, 16, 16], subgroups = [2, 2], operands = bf16>
 // CHECK: tessera.softmax {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = workgroup, workgroup_size = 256>
 // CHECK: tessera.softmax {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = serial, workgroup_size = 256>
-// Fused attention: a workgroup of the softmax size per row (group).
-// CHECK: tessera.flash_attention {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = workgroup, workgroup_size = 256>
-// CHECK: tessera.flash_attention_grad {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = workgroup, workgroup_size = 256>
+// Fused attention of bf16 q, k, v: the attention variant fa_tc_bf16 (cooperative matrices).
+// CHECK: tessera.flash_attention {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "fa_tc_bf16", kind = coopmat, tile = [64, 32, 16], thread = [32, 8], split_k = 1, mma = [16, 16, 16], subgroups = [4, 1], operands = bf16>
+// CHECK: tessera.flash_attention_grad {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "fa_tc_bf16", kind = coopmat, tile = [64, 32, 16], thread = [32, 8], split_k = 1, mma = [16, 16, 16], subgroups = [4, 1], operands = bf16>
 // CHECK: tessera.gather {{.*}}tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 256>
 // CHECK: tessera.binary {{.*}}tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 256>
 // CHECK: tessera.reduce {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = workgroup, workgroup_size = 256>

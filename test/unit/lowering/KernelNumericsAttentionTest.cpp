@@ -49,6 +49,10 @@ std::vector<float> makeMask(const Shape &s, MaskKind m) {
 
 struct Reference {
   std::vector<double> out, lse, dq, dk, dv;
+  // The sums of the terms' magnitudes (sum p |v| per output element, and
+  // likewise for the gradients): what rounding P or dS to a half type can
+  // change a result by, times its unit roundoff.
+  std::vector<double> outAbs, dqAbs, dkAbs, dvAbs;
 };
 
 double maskAt(const Shape &s, MaskKind m, const std::vector<float> &mask, int64_t b, int64_t t, int64_t j) {
@@ -67,6 +71,7 @@ Reference reference(const Shape &s, MaskKind m, double scale, const std::vector<
   Reference r;
   r.out.assign(q.size(), 0), r.lse.assign(s.B * s.H * s.T, 0), r.dq.assign(q.size(), 0);
   r.dk.assign(k.size(), 0), r.dv.assign(v.size(), 0);
+  r.outAbs.assign(q.size(), 0), r.dqAbs.assign(q.size(), 0), r.dkAbs.assign(k.size(), 0), r.dvAbs.assign(v.size(), 0);
   auto qi = [&](int64_t b, int64_t h, int64_t t, int64_t d) { return ((b * s.H + h) * s.T + t) * s.D + d; };
   auto ki = [&](int64_t b, int64_t h, int64_t j, int64_t d) {
     return ((b * s.KH + h / s.G()) * s.S + j) * s.D + d;
@@ -90,8 +95,10 @@ Reference reference(const Shape &s, MaskKind m, double scale, const std::vector<
         r.lse[row] = sum == 0 ? INFINITY : mx + std::log(sum);
         for (int64_t j = 0; j < s.S; ++j) {
           double p = sum == 0 ? 0.0 : std::exp(x[j] - r.lse[row]);
-          for (int64_t d = 0; d < s.D; ++d)
+          for (int64_t d = 0; d < s.D; ++d) {
             r.out[qi(b, h, t, d)] += p * v[ki(b, h, j, d)];
+            r.outAbs[qi(b, h, t, d)] += p * std::fabs(v[ki(b, h, j, d)]);
+          }
         }
         // Backward of this row from the kernel's inputs.
         double Drow = 0;
@@ -107,6 +114,9 @@ Reference reference(const Shape &s, MaskKind m, double scale, const std::vector<
             r.dq[qi(b, h, t, d)] += ds * k[ki(b, h, j, d)] * scale;
             r.dk[ki(b, h, j, d)] += ds * q[qi(b, h, t, d)] * scale;
             r.dv[ki(b, h, j, d)] += p * dout[qi(b, h, t, d)];
+            r.dqAbs[qi(b, h, t, d)] += std::fabs(ds * k[ki(b, h, j, d)] * scale);
+            r.dkAbs[ki(b, h, j, d)] += std::fabs(ds * q[qi(b, h, t, d)] * scale);
+            r.dvAbs[ki(b, h, j, d)] += std::fabs(p * dout[qi(b, h, t, d)]);
           }
         }
       }
@@ -129,9 +139,26 @@ void expectNoNaN(const std::vector<float> &v, const std::string &what) {
     }
 }
 
-// `config`: an injected #tessera.reduction_config (else the profile's).
+// The families of the attention kernels a plan dispatches ("flash_attention",
+// "flash_attention_dq_coopmat", ...), sorted.
+std::vector<std::string> attentionFamilies(const plan::Plan &p) {
+  std::vector<std::string> out;
+  for (const plan::Dispatch &d : p.program("eval")->dispatches) {
+    const std::string &config = p.kernels[d.kernel].config;
+    if (config.rfind("flash_attention", 0) == 0)
+      out.push_back(config.substr(0, config.find(' ')));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// `config`: an injected #tessera.reduction_config or coopmat
+// #tessera.matmul_config (else the profile's); `coopmat`: whether the
+// cooperative-matrix kernels must be the ones dispatched (else the SIMT
+// ones). A plan this device cannot run (cooperative matrices on Debian 12's
+// lavapipe) is exported only, or skipped (docs/kernel-checks.md).
 void runCase(const Shape &s, MaskKind m, double scale, const std::string &elem, const std::string &profile,
-             const std::string &config = "") {
+             const std::string &config = "", bool coopmat = false) {
   SCOPED_TRACE(elem + " " + (profile.empty() ? "built-in" : profile) + " " + config);
   std::vector<int64_t> qs = {s.B, s.H, s.T, s.D}, ks = {s.B, s.KH, s.S, s.D}, ls = {s.B, s.H, s.T};
   std::vector<int64_t> ms = maskShape(s, m);
@@ -157,7 +184,14 @@ void runCase(const Shape &s, MaskKind m, double scale, const std::string &elem, 
                      "    %dv = tessera.cast %g#2 : " + kt + " -> " + tensorType(ks) + " loc(\"dv\")\n";
   GpuRun r(lossModule(body, {{"%a#0", qs, elem}, {"%l", ls, "f32"}, {"%dq", qs, "f32"}, {"%dk", ks, "f32"},
                              {"%dv", ks, "f32"}}),
-           profile);
+           profile, /*deferrable=*/coopmat);
+  std::vector<std::string> want = {"flash_attention", "flash_attention_dkv", "flash_attention_dq"};
+  if (coopmat)
+    want = {"flash_attention_coopmat", "flash_attention_delta", "flash_attention_dkv_coopmat",
+            "flash_attention_dq_coopmat"};
+  EXPECT_EQ(attentionFamilies(r.plan), want);
+  if (!r.skipReason().empty())
+    GTEST_SKIP() << r.skipReason();
   std::vector<float> q = roundedTo(elem, uniform(numel(qs), -1, 1));
   std::vector<float> k = roundedTo(elem, uniform(numel(ks), -1, 1));
   std::vector<float> v = roundedTo(elem, uniform(numel(ks), -1, 1));
@@ -173,21 +207,27 @@ void runCase(const Shape &s, MaskKind m, double scale, const std::string &elem, 
     r.set("mask", mask);
   r.run();
   // f32: e32 of the row's scale; bf16 results: also one rounding (2^-8 |ref|).
+  // On cooperative matrices P and dS enter the products rounded to the
+  // operand type: plus its unit roundoff times the sum of |terms|.
   double rel = elem == "f32" ? 1e-5 : 1.0 / 256;
-  auto check = [&](const std::string &name, const std::vector<double> &want) {
+  const double uP = !coopmat ? 0.0 : elem == "f16" ? 0x1p-11 : 0x1p-8;
+  auto check = [&](const std::string &name, const std::vector<double> &want, const std::vector<double> &abs = {}) {
     std::vector<float> got = r.get(name);
     expectNoNaN(got, name);
     std::vector<double> sc = maxAbs(want);
-    for (double &x : sc)
-      x *= elem == "f32" ? 10.0 : 0.02; // f32 sums of S or T terms; bf16 also f32 sums of rounded terms
+    for (size_t i = 0; i < sc.size(); ++i) {
+      sc[i] *= elem == "f32" ? 10.0 : 0.02; // f32 sums of S or T terms; bf16 also f32 sums of rounded terms
+      if (!abs.empty())
+        sc[i] += uP * abs[i] / rel;
+    }
     expectClose(got, want, sc, name, rel);
   };
-  check("o", ref.out);
+  check("o", ref.out, ref.outAbs);
   check("l", ref.lse);
-  check("dq", ref.dq);
-  check("dk", ref.dk);
-  check("dv", ref.dv);
-  if (m == MaskKind::Window) { // batch 1, row 0 of every head: nothing visible
+  check("dq", ref.dq, ref.dqAbs);
+  check("dk", ref.dk, ref.dkAbs);
+  check("dv", ref.dv, ref.dvAbs);
+  if (m == MaskKind::Window && r.executed()) { // batch 1, row 0 of every head: nothing visible
     std::vector<float> o = r.get("o"), l = r.get("l"), dq = r.get("dq");
     for (int64_t h = 0; h < s.H; ++h) {
       int64_t row = (1 * s.H + h) * s.T;
@@ -235,3 +275,59 @@ TEST(KernelNumericsAttention, Bf16) {
 }
 
 } // namespace
+
+// Cooperative matrices (AttentionCoopMat.cpp) under lavapipe-coopmat.json
+// (8x8x8 f16 fragments, subgroups of 8, blocks of 16 rows over 2 subgroups):
+// exported on Debian 12, run on Debian 13's lavapipe by ctest
+// kcheck_coopmat_trixie and validated by spirv_val_coopmat. T and S are no
+// multiples of the 16-row blocks; head dims of 2 and 3 fragments.
+namespace coop {
+const std::string kProfile = std::string(TESSERA_TEST_PROFILE_DIR) + "/lavapipe-coopmat.json";
+std::string config(int64_t br, int64_t bc, int64_t sm, int64_t sn) {
+  return "#tessera.matmul_config<variant = \"\", kind = coopmat, tile = [" + std::to_string(br) + ", " +
+         std::to_string(bc) + ", 8], thread = [8, 8], split_k = 1, mma = [8, 8, 8], subgroups = [" +
+         std::to_string(sm) + ", " + std::to_string(sn) + "], operands = f16>";
+}
+} // namespace coop
+
+TEST(KernelNumericsAttention, CoopMatCausalGqaF16) {
+  runCase({2, 4, 2, 37, 37, 16}, MaskKind::Causal, 0.3, "f16", coop::kProfile, "", true);
+}
+
+TEST(KernelNumericsAttention, CoopMatSlidingWindowFullyMaskedRowF16) {
+  runCase({2, 4, 2, 19, 19, 24}, MaskKind::Window, 0.25, "f16", coop::kProfile, "", true);
+}
+
+// No mask, more keys than queries, one kv head per query head.
+TEST(KernelNumericsAttention, CoopMatCrossF16) {
+  runCase({1, 2, 2, 21, 29, 32}, MaskKind::None, 0.15, "f16", coop::kProfile, "", true);
+}
+
+// Large scores (scale 3): rows whose max grows by more than ln 256 from one
+// key block to the next, where the forward rescales O (else it keeps the
+// running max and skips the rescale).
+TEST(KernelNumericsAttention, CoopMatLargeScoresF16) {
+  runCase({1, 4, 2, 64, 64, 16}, MaskKind::Causal, 3.0, "f16", coop::kProfile, "", true);
+}
+
+// Injected configs: a 2 x 2 subgroup grid (two threads per softmax row), and
+// 32 rows per workgroup (two fragments of rows per subgroup) with keys in
+// blocks of 8.
+TEST(KernelNumericsAttention, CoopMatSubgroupGridsF16) {
+  runCase({1, 4, 1, 23, 23, 32}, MaskKind::Causal, 0.2, "f16", coop::kProfile, coop::config(16, 16, 2, 2), true);
+  runCase({2, 2, 1, 45, 45, 16}, MaskKind::Causal, 0.25, "f16", coop::kProfile, coop::config(32, 8, 2, 1), true);
+}
+
+// A head dim of no whole fragments, and bf16 (no bf16 cooperative matrices on
+// lavapipe): the SIMT kernels, whatever the profile says.
+TEST(KernelNumericsAttention, CoopMatFallbackF16) {
+  runCase({1, 2, 1, 13, 13, 20}, MaskKind::Causal, 0.3, "f16", coop::kProfile);
+  runCase({1, 2, 1, 13, 13, 16}, MaskKind::Causal, 0.3, "bf16", coop::kProfile);
+}
+
+// nvidia.json's fa_tc_bf16 (16x16x16 bf16, 64-row workgroups, blocks of 32)
+// at Qwen3's head dim with T = 70: exported, validated by spirv-val and run on
+// the GPU (bench/kernel_numerics_gpu.sh), not on lavapipe.
+TEST(KernelNumericsAttention, CoopMatNvidiaBf16) {
+  runCase({1, 4, 2, 70, 70, 128}, MaskKind::Causal, 0.0883883, "bf16", kProfileDir + "/nvidia.json", "", true);
+}

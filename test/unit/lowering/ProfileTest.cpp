@@ -2,6 +2,7 @@
 // default.json, overrides merge onto the default, and errors name the file
 // and the field.
 #include "autotune/Profile.h"
+#include "autotune/SearchSpace.h"
 
 #include <gtest/gtest.h>
 
@@ -80,6 +81,47 @@ TEST(Profile, SelectMatmulVariant) {
             std::string::npos);
   EXPECT_NE(errorOf(R"({"matmul": {"variants": [{"min_tiles": 4, "thread_m": 4, "thread_n": 8}]}})")
                 .find("the last variant"),
+            std::string::npos);
+}
+
+// attention.variants: nvidia.json's tensor-core attention for bf16 and f16
+// q, k, v (the rule's config, its variant named), SIMT for f32; round trip;
+// only coopmat variants of shapes the device offers.
+TEST(Profile, AttentionVariants) {
+  DeviceProfile p = loadProfile(kDir + "/nvidia.json");
+  ASSERT_EQ(p.attention.size(), 2u);
+  EXPECT_FALSE(p.fused_attention); // the lead's measurement decides
+  ProblemShape s;
+  s.op = "flash_attention", s.family = RuleFamily::Attention, s.operands = "bf16";
+  std::string variant;
+  KernelConfig c = ruleConfig(s, p, &variant);
+  ASSERT_EQ(c.kind, ConfigKind::Matmul);
+  EXPECT_EQ(variant, "fa_tc_bf16");
+  EXPECT_TRUE(c.matmul.coopmat());
+  EXPECT_EQ(c.matmul.operands, "bf16");
+  EXPECT_EQ(c.matmul.mma_m, 16);
+  EXPECT_EQ(c.matmul.thread_m, 32); // the subgroup size
+  s.operands = "f16";
+  EXPECT_EQ(ruleConfig(s, p, &variant).matmul.operands, "f16");
+  EXPECT_EQ(variant, "fa_tc");
+  s.operands = "f32";
+  EXPECT_EQ(ruleConfig(s, p).kind, ConfigKind::Reduction);
+  EXPECT_EQ(ruleConfig(s, loadProfile(kDir + "/lavapipe.json")).kind, ConfigKind::Reduction);
+  DeviceProfile q = parseProfile(profileToJson(p), "rt.json");
+  ASSERT_EQ(q.attention.size(), 2u);
+  EXPECT_EQ(q.attention[0].tile_n, p.attention[0].tile_n);
+  EXPECT_EQ(profileToJson(q), profileToJson(p));
+  const std::string device = R"("device": {"features": {"float16": true, "storage16": true, "cooperative_matrix":
+      [{"m": 16, "n": 16, "k": 16, "a": "f16", "b": "f16", "c": "f32", "result": "f32"}]}})";
+  auto variantError = [&](const std::string &v) { return errorOf("{" + device + R"(, "attention": {"variants": [)" + v + "]}}"); };
+  EXPECT_EQ(variantError(R"({"kind": "coopmat", "precision": "f16", "tile_m": 64, "tile_n": 32, "subgroups_m": 4, "subgroups_n": 1})"), "");
+  EXPECT_NE(variantError(R"({"kind": "tiled"})").find("attention.variants[0].kind: attention variants are of kind coopmat"),
+            std::string::npos);
+  EXPECT_NE(variantError(R"({"kind": "coopmat", "precision": "bf16", "subgroups_m": 4, "subgroups_n": 1})")
+                .find("is not in device.features.cooperative_matrix"),
+            std::string::npos);
+  EXPECT_NE(variantError(R"({"kind": "coopmat", "precision": "f16", "tile_m": 48, "subgroups_m": 3, "subgroups_n": 1})")
+                .find("must be powers of two"),
             std::string::npos);
 }
 

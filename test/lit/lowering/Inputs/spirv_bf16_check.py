@@ -1,4 +1,4 @@
-"""For every matmul_coopmat*.spv in a folder: how many 16-bit float types are bf16 (OpTypeFloat 16 0) and how
+"""For every matmul_coopmat*.spv and flash_attention*coopmat*.spv in a folder: how many 16-bit float types are bf16 (OpTypeFloat 16 0) and how
 many IEEE f16, which cooperative-matrix / bf16 capabilities and which SPV_KHR_bfloat16 extension the binary
 declares (a reader of the raw words: Debian 12's SPIRV-Tools do not know these capabilities)."""
 import os
@@ -35,5 +35,6 @@ def describe(path):
 
 
 for name in sorted(os.listdir(sys.argv[1])):
-    if name.startswith("matmul_coopmat") and name.endswith(".spv"):
+    coopmat = name.startswith("matmul_coopmat") or (name.startswith("flash_attention") and "coopmat" in name)
+    if coopmat and name.endswith(".spv"):
         print(describe(os.path.join(sys.argv[1], name)))
