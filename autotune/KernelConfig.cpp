@@ -225,6 +225,21 @@ const std::vector<MatmulKindInfo> &matmulKinds() {
        [](const MatmulConfig &c) { return c.tile_k; },
        [](const DeviceProfile &) { return true; },
        [](const MatmulConfig &, const DeviceProfile &) { return std::string(); }},
+      {"skinny",
+       "products with a side <= 64 (LoRA rank): the workgroup's threads split K, each accumulates the whole "
+       "tile, subgroup reductions (compiler/lowering/kernels/MatmulSkinny.cpp)",
+       {16},
+       // One partial tile per subgroup (subgroups of at least 4 lanes).
+       [](const MatmulConfig &c) { return ceilDiv(c.thread_m, 4) * c.tile_m * c.tile_n * 4; },
+       [](const MatmulConfig &c) { return ceilDiv(c.tile_k, std::max<int64_t>(1, c.thread_m)) + 1; },
+       [](const DeviceProfile &) { return true; },
+       [](const MatmulConfig &c, const DeviceProfile &) -> std::string {
+         if (c.thread_n != 1)
+           return "a skinny config's thread is [threads, 1]";
+         if (c.tile_m * c.tile_n > 128)
+           return "a skinny config's tile_m * tile_n (the accumulators of each thread) must be <= 128";
+         return "";
+       }},
       {"coopmat",
        "cooperative-matrix fragments per subgroup (tensor cores), double-buffered f16/bf16 tiles "
        "(compiler/lowering/kernels/MatmulCoopMat.cpp)",
@@ -285,11 +300,11 @@ std::string whyInvalid(const MatmulConfig &c, const DeviceProfile &p) {
       return std::string(name) + " must be a positive integer (got " + std::to_string(v) + ")";
   if (c.split_k < 1 || c.split_k > 1024)
     return "split_k must be in [1, 1024] (got " + std::to_string(c.split_k) + ")";
-  if (!c.coopmat() && c.tile_m % c.thread_m)
+  if (!c.coopmat() && !c.skinny() && c.tile_m % c.thread_m)
     return "thread_m (" + std::to_string(c.thread_m) + ") must divide tile_m (" + std::to_string(c.tile_m) + ")";
-  if (!c.coopmat() && c.tile_n % c.thread_n)
+  if (!c.coopmat() && !c.skinny() && c.tile_n % c.thread_n)
     return "thread_n (" + std::to_string(c.thread_n) + ") must divide tile_n (" + std::to_string(c.tile_n) + ")";
-  if (!c.coopmat() && c.thread_m * c.thread_n > 256)
+  if (!c.coopmat() && !c.skinny() && c.thread_m * c.thread_n > 256)
     return "register tile thread_m*thread_n must be <= 256";
   if (c.threads() > p.max_workgroup_invocations)
     return std::to_string(c.threads()) +

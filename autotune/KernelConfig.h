@@ -28,8 +28,14 @@ struct MatmulConfig {
   int64_t subgroups_m = 0, subgroups_n = 0;
   std::string operands;
 
+  // kind "skinny": thread_m is the number of threads of a workgroup (they
+  // split K), thread_n 1; each thread accumulates the whole tile_m x tile_n
+  // tile.
   bool coopmat() const { return kind == "coopmat"; }
+  bool skinny() const { return kind == "skinny"; }
   int64_t threads() const {
+    if (skinny())
+      return thread_m;
     return coopmat() ? subgroups_m * subgroups_n * thread_m : (tile_m / thread_m) * (tile_n / thread_n);
   }
   bool operator==(const MatmulConfig &o) const {

@@ -187,17 +187,18 @@ void validate(const DeviceProfile &p, const std::string &o) {
       fail(o, f, "max_m/max_n/max_k/min_k/min_tiles must be >= 0 (0: unbounded)");
     if (v.split_k < 1 || v.split_k > 1024)
       fail(o, f + ".split_k", "must be in [1, 1024] (got " + std::to_string(v.split_k) + ")");
-    if (v.tile_m % v.thread_m)
+    // skinny: thread_m is the workgroup's thread count (whyInvalid checks it).
+    if (v.kind != "skinny" && v.tile_m % v.thread_m)
       fail(o, f + ".thread_m", "must divide tile_m (" + std::to_string(v.tile_m) + ")");
-    if (v.tile_n % v.thread_n)
+    if (v.kind != "skinny" && v.tile_n % v.thread_n)
       fail(o, f + ".thread_n", "must divide tile_n (" + std::to_string(v.tile_n) + ")");
-    if (v.thread_m * v.thread_n > 256)
+    if (v.kind != "skinny" && v.thread_m * v.thread_n > 256)
       fail(o, f, "register tile thread_m*thread_n must be <= 256");
     if (v.threads() > p.max_workgroup_invocations)
       fail(o, f, std::to_string(v.threads()) +
-                     " threads per workgroup ((tile_m/thread_m)*(tile_n/thread_n)) exceed "
-                     "device.max_workgroup_invocations (" +
-                     std::to_string(p.max_workgroup_invocations) + ")");
+                     (v.kind == "skinny" ? " threads per workgroup (thread_m)"
+                                         : " threads per workgroup ((tile_m/thread_m)*(tile_n/thread_n))") +
+                     " exceed device.max_workgroup_invocations (" + std::to_string(p.max_workgroup_invocations) + ")");
     if (std::string why = whyInvalid(v.config(), p); !why.empty())
       fail(o, f, why); // shared memory, the kind's own constraints
   }

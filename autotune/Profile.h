@@ -34,7 +34,8 @@ struct MatmulVariant {
   std::string name;
   std::string kind = "tiled";    // "tiled": shared-memory tiles + register tiles;
                                  // "direct": register tiles read straight from memory;
-                                 // "coopmat": cooperative-matrix fragments (tensor cores)
+                                 // "coopmat": cooperative-matrix fragments (tensor cores);
+                                 // "skinny": a side <= 64, K over thread_m threads (thread_n 1)
   std::string precision = "f32"; // arithmetic of the products: "f32" (SIMT FMA), "f16"
                                  // (coopmat: f16 operands, f32 accumulation)
   int64_t max_m = 0, max_n = 0, max_k = 0;
@@ -52,6 +53,8 @@ struct MatmulVariant {
   // vector width], as #tessera.matmul_config records it).
   MatmulConfig config(int64_t subgroupSize = 32) const;
   int64_t threads(int64_t subgroupSize = 32) const {
+    if (kind == "skinny")
+      return thread_m;
     return kind == "coopmat" ? subgroups_m * subgroups_n * subgroupSize : (tile_m / thread_m) * (tile_n / thread_n);
   }
   int64_t tiles(int64_t m, int64_t n, int64_t batch) const {

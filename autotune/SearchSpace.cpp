@@ -121,6 +121,20 @@ std::vector<KernelConfig> matmulCandidates(const ProblemShape &s, const DevicePr
       }
       continue;
     }
+    if (kind.name == "skinny") {
+      // Whole-tile accumulators per thread, K over the workgroup's threads.
+      for (int64_t tm : {1, 2, 4, 8, 16, 32, 64})
+        for (int64_t tn : {1, 2, 4, 8, 16, 32, 64})
+          for (int64_t threads : {64, 128, 256})
+            for (int64_t split : {1, 2, 4, 8}) {
+              if (tm * tn > 128 || threads < minThreads || threads > p.max_workgroup_invocations)
+                continue;
+              KernelConfig c = KernelConfig::ofMatmul({kind.name, tm, tn, threads, threads, 1, split});
+              if (canonical(c, s, p))
+                addUnique(out, c);
+            }
+      continue;
+    }
     for (int64_t tm : {8, 16, 32, 64, 128})
       for (int64_t tn : {8, 16, 32, 64, 128})
         for (int64_t rm : {1, 2, 4, 8})
@@ -180,7 +194,7 @@ const char *ruleFamilyName(RuleFamily f) {
 }
 
 RuleFamily ruleFamilyOf(const std::string &op) {
-  if (op == "matmul") return RuleFamily::Matmul;
+  if (op == "matmul" || op == "fused_matmul") return RuleFamily::Matmul;
   if (op == "reduce") return RuleFamily::Reduce;
   if (op == "softmax" || op == "act_quant") return RuleFamily::Softmax; // rows, as softmax
   if (op == "unary" || op == "binary" || op == "select" || op == "cast" || op == "dropout" || op == "rope" ||

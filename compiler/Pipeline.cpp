@@ -410,6 +410,9 @@ int compileModel(const CompileOptions &o, std::string &error) {
     // Kernel configs: the profile's exact entries, else its rules (of the
     // fused elementwise kernels too).
     mlir::PassManager configs(&ctx);
+    // Epilogues first: the scales and adds a product feeds are its own.
+    if (o.fuse_epilogue)
+      configs.addPass(mlir::tessera::createTesseraFuseMatmulEpilogue());
     if (o.fuse)
       configs.addPass(mlir::tessera::createTesseraFuseElementwise());
     mlir::tessera::TesseraSelectKernelConfigsOptions configOptions;

@@ -49,6 +49,7 @@ struct CompileOptions {
   bool reuse_buffers = true;     // share storage between dead activations
   bool stream_weights = false;   // frozen weights in host memory, copied in around their uses (tessera-stream-weights)
   bool fuse = true;              // elementwise chains as one kernel each (tessera-fuse-elementwise)
+  bool fuse_epilogue = true;     // scales and adds into their matmul (tessera-fuse-matmul-epilogue)
   // Device memory the plan may take ("512MiB", "1.5GiB", "1GB", bytes); empty:
   // the profile's device-local heap less 10%, or no limit when it is unknown.
   // The compiler then picks loss chunks, recompute and micro-batches.

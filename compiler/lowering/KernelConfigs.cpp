@@ -80,8 +80,8 @@ autotune::ProblemShape problemShape(Operation *op) {
     s.element_bytes = std::max(s.element_bytes, elementBytes(t));
   auto elems = [](Value v) { return numElements(cast<ShapedType>(v.getType()).getShape()); };
   llvm::TypeSwitch<Operation *>(op)
-      .Case([&](MatmulOp o) {
-        MatmulProblem p = matmulProblem(o);
+      .Case<MatmulOp, FusedMatmulOp>([&](auto o) { // the epilogue does not change the product's shape
+        MatmulProblem p = matmulProblem(matmulOperands(o));
         s.m = p.m, s.n = p.n, s.k = p.k, s.batch = p.batch;
         Type l = getElementTypeOrSelf(o.getLhs().getType()), r = getElementTypeOrSelf(o.getRhs().getType());
         s.operands = l != r ? "" : l.isF16() ? "f16" : l.isBF16() ? "bf16" : l.isF32() ? "f32" : "";

@@ -373,7 +373,7 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
         if (q->transposed)
           b->setAttr(::tessera::quant::kTransposedAttr, UnitAttr::get(mctx()));
         for (OpOperand &use : p.getResult().getUses())
-          if (!isa<MatmulOp>(use.getOwner()))
+          if (!isa<MatmulOp, FusedMatmulOp>(use.getOwner()) || use.getOperandNumber() > 1)
             return use.getOwner()->emitOpError("reads the block-quantised weight '")
                    << p.getName() << "'; only matmuls can", failure();
       }

@@ -91,6 +91,10 @@ void addCompileCommand(CLI::App &app, tessera::CompileOptions &o) {
   cmd->add_flag("!--no-fuse", o.fuse,
                 "one kernel per elementwise op instead of one per fused chain (A/B of tessera-fuse-elementwise; "
                 "the results are bit-identical)");
+  cmd->add_flag("!--no-fuse-epilogue", o.fuse_epilogue,
+                "keep the scales and adds a matmul feeds as kernels of their own (A/B of "
+                "tessera-fuse-matmul-epilogue; the fused product rounds once, so half-precision results differ "
+                "in the last bits)");
   cmd->callback([&o] {
     std::string error;
     if (tessera::compileModel(o, error) != 0)

@@ -4,8 +4,8 @@
 // more than one pattern lowers an op, the benefit orders them: a matmul with
 // a coopmat config goes to the cooperative-matrix generator (benefit 2; it
 // also reads block-quantised weights), every other matmul to the tiled/direct
-// one (benefit 1); likewise flash attention's coopmat configs that tile go
-// to AttentionCoopMat.cpp, the rest to the SIMT kernels.
+// one (benefit 1); fused_matmul likewise; flash attention's coopmat configs
+// that tile go to AttentionCoopMat.cpp, the rest to the SIMT kernels.
 //
 // KernelLowering applies them with a PatternApplicator to one op at a time:
 // the lowering assigns buffers in body order as it goes, so the greedy
@@ -27,14 +27,15 @@ struct GeneratorPattern : KernelLoweringPattern<OpTy> {
   FailureOr<OpLowering> lower(OpTy op) const override { return Generator(this->ctx, op); }
 };
 
-/// kind = coopmat (tensor cores), for operands the fragments can load.
-struct MatmulCoopMatPattern : KernelLoweringPattern<MatmulOp> {
-  MatmulCoopMatPattern(LoweringContext &ctx) : KernelLoweringPattern<MatmulOp>(ctx, /*benefit=*/2) {
-    setDebugName("tessera.matmul.coopmat");
+/// kind = coopmat (tensor cores), for operands the fragments can load; of
+/// a matmul or a fused_matmul.
+template <typename OpTy> struct MatmulCoopMatPattern : KernelLoweringPattern<OpTy> {
+  MatmulCoopMatPattern(LoweringContext &ctx) : KernelLoweringPattern<OpTy>(ctx, /*benefit=*/2) {
+    this->setDebugName((OpTy::getOperationName() + ".coopmat").str());
   }
-  bool applies(MatmulOp op) const override { return kernelConfig<MatmulConfigAttr>(op).isCoopMat(); }
-  FailureOr<OpLowering> lower(MatmulOp op) const override {
-    return lowerMatmulCoopMat(ctx, op, kernelConfig<MatmulConfigAttr>(op));
+  bool applies(OpTy op) const override { return kernelConfig<MatmulConfigAttr>(op).isCoopMat(); }
+  FailureOr<OpLowering> lower(OpTy op) const override {
+    return lowerMatmulCoopMat(this->ctx, matmulOperands(op), kernelConfig<MatmulConfigAttr>(op));
   }
 };
 
@@ -82,10 +83,12 @@ void populateKernelLoweringPatterns(RewritePatternSet &patterns, LoweringContext
                GeneratorPattern<FlashAttentionGradOp, lowerFlashAttentionGrad>,
                GeneratorPattern<CrossEntropyOp, lowerCrossEntropy>,
                GeneratorPattern<CrossEntropyGradOp, lowerCrossEntropyGrad>,
-               GeneratorPattern<AdamWUpdateOp, lowerAdamW>, DropoutPattern, MatmulCoopMatPattern,
+               GeneratorPattern<AdamWUpdateOp, lowerAdamW>, DropoutPattern, MatmulCoopMatPattern<MatmulOp>,
+               MatmulCoopMatPattern<FusedMatmulOp>,
                AttentionCoopMatPattern<FlashAttentionOp, lowerFlashAttentionCoopMat>,
                AttentionCoopMatPattern<FlashAttentionGradOp, lowerFlashAttentionGradCoopMat>>(ctx);
-  patterns.add<GeneratorPattern<MatmulOp, lowerMatmul>>(ctx, /*benefit=*/1);
+  patterns.add<GeneratorPattern<MatmulOp, lowerMatmul>, GeneratorPattern<FusedMatmulOp, lowerFusedMatmul>>(
+      ctx, /*benefit=*/1);
 }
 
 static FrozenRewritePatternSet kernelPatterns(LoweringContext &ctx) {

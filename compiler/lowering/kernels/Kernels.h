@@ -130,7 +130,26 @@ struct MatmulProblem {
   int64_t m = 0, n = 0, k = 0, batch = 1;
   bool foldedBatch = false;
 };
-MatmulProblem matmulProblem(mlir::tessera::MatmulOp op);
+/// A tessera.matmul or tessera.fused_matmul as the matmul generators see it:
+/// C = alpha * op(lhs) op(rhs) + addend (alpha 1, no addend for a matmul).
+/// Slots: 0 lhs, 1 rhs, 2 addend when there is one, then the result.
+struct MatmulOperands {
+  mlir::Operation *op = nullptr;
+  mlir::Value lhs, rhs, addend, result;
+  bool tl = false, tr = false;
+  double alpha = 1.0;
+  bool hasEpilogue() const { return alpha != 1.0 || addend; }
+  unsigned resultSlot() const { return addend ? 3 : 2; }
+};
+MatmulOperands matmulOperands(mlir::tessera::MatmulOp op);
+MatmulOperands matmulOperands(mlir::tessera::FusedMatmulOp op);
+MatmulProblem matmulProblem(const MatmulOperands &m);
+inline MatmulProblem matmulProblem(mlir::tessera::MatmulOp op) { return matmulProblem(matmulOperands(op)); }
+
+/// The epilogue of a fused_matmul on one f32 accumulator: alpha * acc +
+/// addend[at] (addend a flat buffer of the result's shape, or null), in f32;
+/// the caller's store rounds once.
+Value matmulEpilogue(KernelBuilder &kb, Value acc, double alpha, Value addend, Value at);
 
 /// What the reduce generator sees: outputs x reduced extent, and whether the
 /// innermost non-unit dim is reduced.
@@ -225,12 +244,30 @@ mlir::FailureOr<OpLowering> lowerSoftmax(LoweringContext &, mlir::tessera::Softm
 mlir::FailureOr<OpLowering> lowerActQuant(LoweringContext &, mlir::tessera::ActQuantOp);
 /// The tiled and direct configs (the cooperative-matrix pattern takes the
 /// coopmat configs; the ones left read a block-quantised weight: an error).
-mlir::FailureOr<OpLowering> lowerMatmul(LoweringContext &, mlir::tessera::MatmulOp);
+mlir::FailureOr<OpLowering> lowerMatmul(LoweringContext &, const MatmulOperands &);
+inline mlir::FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, mlir::tessera::MatmulOp op) {
+  return lowerMatmul(ctx, matmulOperands(op));
+}
+inline mlir::FailureOr<OpLowering> lowerFusedMatmul(LoweringContext &ctx, mlir::tessera::FusedMatmulOp op) {
+  return lowerMatmul(ctx, matmulOperands(op));
+}
 /// The kernel that adds S f32 partial products [S, n] into a result of n
-/// elements (split-K matmuls); slots: 0 partials, 1 result.
-KernelHandle splitKSum(LoweringContext &, int64_t S, int64_t n, mlir::ShapedType out);
+/// elements (split-K matmuls), then applies the epilogue (alpha, and an
+/// addend of type `addend` when given); slots: 0 partials, 1 addend when
+/// given, then the result.
+KernelHandle splitKSum(LoweringContext &, int64_t S, int64_t n, mlir::ShapedType out, double alpha = 1.0,
+                       mlir::ShapedType addend = {});
+/// The dispatch steps of a product whose kernel `k` wrote S > 1 partials
+/// into a scratch buffer (its slots: lhs, rhs, partials): the partials
+/// kernel, then the sum with the epilogue.
+void splitKSteps(LoweringContext &ctx, OpLowering &lowering, const MatmulOperands &m, KernelHandle k, int64_t S,
+                 int64_t n, mlir::MemRefType partialsT);
+/// MatmulSkinny.cpp: kind = skinny, products with a side <= 64 (LoRA rank)
+/// read at memory bandwidth.
+mlir::FailureOr<OpLowering> lowerMatmulSkinny(LoweringContext &, const MatmulOperands &,
+                                              mlir::tessera::MatmulConfigAttr config);
 /// MatmulCoopMat.cpp: the kind = coopmat config (tensor cores).
-mlir::FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &, mlir::tessera::MatmulOp,
+mlir::FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &, const MatmulOperands &,
                                                mlir::tessera::MatmulConfigAttr config);
 /// Attention.cpp: one kernel forward (online softmax, lse); two backward
 /// (dq per query row, dk/dv per key row), no atomics, no [T, S] buffer.

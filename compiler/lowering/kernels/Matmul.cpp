@@ -43,6 +43,8 @@
 #include "compiler/lowering/kernels/Dequant.h"
 #include "compiler/lowering/kernels/Kernels.h"
 
+#include "llvm/Support/Format.h"
+
 using namespace mlir;
 using namespace mlir::tessera;
 
@@ -56,11 +58,31 @@ constexpr int64_t kLoopBudget = 60000;
 
 } // namespace
 
-MatmulProblem matmulProblem(MatmulOp op) {
-  ArrayRef<int64_t> l = cast<ShapedType>(op.getLhs().getType()).getShape();
-  ArrayRef<int64_t> r = cast<ShapedType>(op.getRhs().getType()).getShape();
-  ArrayRef<int64_t> o = cast<ShapedType>(op.getResult().getType()).getShape();
-  bool tl = op.getTransposeLhs(), tr = op.getTransposeRhs();
+MatmulOperands matmulOperands(MatmulOp op) {
+  return {op, op.getLhs(), op.getRhs(), Value(), op.getResult(), op.getTransposeLhs(), op.getTransposeRhs(), 1.0};
+}
+
+MatmulOperands matmulOperands(FusedMatmulOp op) {
+  return {op,
+          op.getLhs(),
+          op.getRhs(),
+          op.getAddend(),
+          op.getResult(),
+          op.getTransposeLhs(),
+          op.getTransposeRhs(),
+          op.getAlpha().convertToDouble()};
+}
+
+Value matmulEpilogue(KernelBuilder &kb, Value acc, double alpha, Value addend, Value at) {
+  Value v = alpha == 1.0 ? acc : kb.fmul(acc, kb.f32(alpha));
+  return addend ? kb.fadd(v, kb.load(addend, at)) : v;
+}
+
+MatmulProblem matmulProblem(const MatmulOperands &op) {
+  ArrayRef<int64_t> l = cast<ShapedType>(op.lhs.getType()).getShape();
+  ArrayRef<int64_t> r = cast<ShapedType>(op.rhs.getType()).getShape();
+  ArrayRef<int64_t> o = cast<ShapedType>(op.result.getType()).getShape();
+  bool tl = op.tl, tr = op.tr;
   MatmulProblem p;
   p.m = tl ? l[l.size() - 1] : l[l.size() - 2];
   p.k = tl ? l[l.size() - 2] : l[l.size() - 1];
@@ -74,13 +96,14 @@ MatmulProblem matmulProblem(MatmulOp op) {
   return p;
 }
 
-FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
-  auto lhsT = cast<ShapedType>(op.getLhs().getType());
-  auto rhsT = cast<ShapedType>(op.getRhs().getType());
-  auto outT = cast<ShapedType>(op.getResult().getType());
+FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, const MatmulOperands &mo) {
+  Operation *op = mo.op;
+  auto lhsT = cast<ShapedType>(mo.lhs.getType());
+  auto rhsT = cast<ShapedType>(mo.rhs.getType());
+  auto outT = cast<ShapedType>(mo.result.getType());
   ArrayRef<int64_t> l = lhsT.getShape(), r = rhsT.getShape(), o = outT.getShape();
-  bool tl = op.getTransposeLhs(), tr = op.getTransposeRhs();
-  MatmulProblem problem = matmulProblem(op);
+  bool tl = mo.tl, tr = mo.tr;
+  MatmulProblem problem = matmulProblem(mo);
   int64_t M = problem.m, K = problem.k, N = problem.n, batch = problem.batch;
   ArrayRef<int64_t> lb = l.drop_back(2), rb = r.drop_back(2), ob = o.drop_back(2);
 
@@ -100,10 +123,12 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
   }
 
   auto config = kernelConfig<MatmulConfigAttr>(op);
-  const std::optional<quant::QuantizedWeight> qa = quant::quantizedWeight(op.getLhs()),
-                                              qb = quant::quantizedWeight(op.getRhs());
+  const std::optional<quant::QuantizedWeight> qa = quant::quantizedWeight(mo.lhs),
+                                              qb = quant::quantizedWeight(mo.rhs);
   if (config.isCoopMat()) // the cooperative-matrix pattern lowers every one
-    return op.emitOpError("a cooperative-matrix config reached the tiled generator"), failure();
+    return op->emitOpError("a cooperative-matrix config reached the tiled generator"), failure();
+  if (config.getKind() == MatmulKind::skinny)
+    return lowerMatmulSkinny(ctx, mo, config);
   const bool direct = config.getKind() == MatmulKind::direct;
   const std::string kindName = stringifyMatmulKind(config.getKind()).str();
   const int64_t TM = config.tileM(), TN = config.tileN(), TK = config.tileK();
@@ -127,18 +152,18 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
   const int64_t tilesPerGroup = ceilDiv(tilesM, std::min(tilesM, maxG)) * ceilDiv(tilesN, std::min(tilesN, maxG));
   if (kPer * perTile * tilesPerGroup > kLoopBudget) {
     if (batch != 1)
-      return op.emitOpError("a batched matmul with K = ")
+      return op->emitOpError("a batched matmul with K = ")
                  << K << " needs more than " << kLoopBudget
                  << " loop iterations per invocation (llvmpipe's loop limit); only unbatched products are split over K",
              failure();
     kPer = std::max<int64_t>(1, kLoopBudget / (perTile * tilesPerGroup));
     S = ceilDiv(tilesK, kPer);
     if (S > maxG)
-      return op.emitOpError("K = ") << K << " is too long to split into at most " << maxG << " workgroups",
+      return op->emitOpError("K = ") << K << " is too long to split into at most " << maxG << " workgroups",
              failure();
   }
   // The plan records the split actually used.
-  ctx.currentConfig = MatmulConfigAttr::get(op.getContext(), config.getVariant(), config.getKind(),
+  ctx.currentConfig = MatmulConfigAttr::get(op->getContext(), config.getVariant(), config.getKind(),
                                             config.getTile(), config.getThread(), S, config.getMma(),
                                             config.getSubgroups(), config.getOperands());
   const int64_t gx = std::min(tilesN, maxG), gy = std::min(tilesM, maxG),
@@ -152,12 +177,17 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
     key += " lhs " + quantKey(*qa);
   if (qb)
     key += " rhs " + quantKey(*qb);
-  MemRefType partialsT = MemRefType::get({S * M * N}, Float32Type::get(op.getContext()));
-  SmallVector<Type> args = {qa ? quantMemRefType(op.getContext(), *qa) : flatMemRefType(lhsT),
-                            qb ? quantMemRefType(op.getContext(), *qb) : flatMemRefType(rhsT),
-                            S > 1 ? partialsT : flatMemRefType(outT)};
+  MemRefType partialsT = MemRefType::get({S * M * N}, Float32Type::get(op->getContext()));
+  // The epilogue is the split-K sum's when there are partials.
+  const bool epilogueHere = S == 1 && mo.hasEpilogue(), addendHere = S == 1 && mo.addend;
+  SmallVector<Type> args = {qa ? quantMemRefType(op->getContext(), *qa) : flatMemRefType(lhsT),
+                            qb ? quantMemRefType(op->getContext(), *qb) : flatMemRefType(rhsT)};
+  if (addendHere)
+    args.push_back(flatMemRefType(cast<ShapedType>(mo.addend.getType())));
+  args.push_back(S > 1 ? partialsT : flatMemRefType(outT));
   KernelHandle k = ctx.getOrCreate("matmul", key, args, {NT, 1, 1}, [&](KernelBuilder &kb) {
-    Value A = kb.arg(0), B = kb.arg(1), C = kb.arg(2);
+    Value A = kb.arg(0), B = kb.arg(1), C = kb.arg(addendHere ? 3 : 2);
+    Value D = addendHere ? kb.arg(2) : Value();
     Type f32 = kb.b.getF32Type();
     Value As = direct ? Value() : kb.sharedArray(TK * TMp, f32);
     Value Bs = direct ? Value() : kb.sharedArray(TK * TNp, f32);
@@ -281,10 +311,14 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
               Value col = kb.add(n0, kb.addi(tx, j * TX));
               Value at = kb.add(cBase, kb.add(kb.muli(row, N), col));
               Value cond = both(needM ? kb.ulti(row, M) : Value(), needN ? kb.ulti(col, N) : Value());
+              auto store = [&] {
+                Value v = acc[i * RN + j];
+                kb.store(epilogueHere ? matmulEpilogue(kb, v, mo.alpha, D, at) : v, C, at);
+              };
               if (cond)
-                kb.ifThen(cond, [&] { kb.store(acc[i * RN + j], C, at); });
+                kb.ifThen(cond, store);
               else
-                kb.store(acc[i * RN + j], C, at);
+                store();
             }
           }
         });
@@ -293,32 +327,60 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, MatmulOp op) {
     return std::array<int64_t, 3>{gx, gy, gz};
   });
   if (S == 1) {
-    lowering.steps.push_back({k, {0, 1, 2}});
+    SmallVector<unsigned> slots = {0, 1};
+    if (mo.addend)
+      slots.push_back(2);
+    slots.push_back(mo.resultSlot());
+    lowering.steps.push_back({k, slots});
     return lowering;
   }
-  // Slots: 0 lhs, 1 rhs, 2 result, 3 partials.
-  lowering.scratch.push_back({partialsT, "partials"});
-  lowering.steps.push_back({k, {0, 1, 3}});
-  lowering.steps.push_back({splitKSum(ctx, S, M * N, outT), {3, 2}});
+  splitKSteps(ctx, lowering, mo, k, S, M * N, partialsT);
   return lowering;
 }
 
-KernelHandle splitKSum(LoweringContext &ctx, int64_t S, int64_t n, ShapedType out) {
-  // The S partial products, added in a fixed order (deterministic).
+void splitKSteps(LoweringContext &ctx, OpLowering &lowering, const MatmulOperands &m, KernelHandle k, int64_t S,
+                 int64_t n, MemRefType partialsT) {
+  // Slots: 0 lhs, 1 rhs, [2 addend,] result, then the partials.
+  unsigned result = m.resultSlot(), partials = result + 1;
+  lowering.scratch.push_back({partialsT, "partials"});
+  lowering.steps.push_back({k, {0, 1, partials}});
+  auto outT = cast<ShapedType>(m.result.getType());
+  if (m.addend)
+    lowering.steps.push_back(
+        {splitKSum(ctx, S, n, outT, m.alpha, cast<ShapedType>(m.addend.getType())), {partials, 2, result}});
+  else
+    lowering.steps.push_back({splitKSum(ctx, S, n, outT, m.alpha), {partials, result}});
+}
+
+KernelHandle splitKSum(LoweringContext &ctx, int64_t S, int64_t n, ShapedType out, double alpha,
+                       ShapedType addend) {
+  // The S partial products, added in a fixed order (deterministic), then
+  // the epilogue, rounded once by the store.
   int64_t wg = ctx.elementwiseWorkgroup;
   int64_t groups = gridGroups(n, wg, ctx.maxWorkgroupCount);
   MemRefType partialsT = MemRefType::get({S * n}, Float32Type::get(out.getContext()));
-  return ctx.getOrCreate(
-      "matmul_splitk_sum", "splitk_sum " + std::to_string(S) + " " + std::to_string(n),
-      {partialsT, flatMemRefType(out)}, {wg, 1, 1}, [&](KernelBuilder &kb) {
-        kb.gridStrideLoop(n, wg, groups, [&](Value i) {
-          Value acc = kb.load(kb.arg(0), i);
-          for (int64_t s = 1; s < S; ++s)
-            acc = kb.fadd(acc, kb.load(kb.arg(0), kb.addi(i, s * n)));
-          kb.store(acc, kb.arg(1), i);
-        });
-        return std::array<int64_t, 3>{groups, 1, 1};
-      });
+  std::string key;
+  llvm::raw_string_ostream os(key);
+  os << "splitk_sum " << S << " " << n;
+  SmallVector<Type> args = {partialsT};
+  if (alpha != 1.0)
+    os << " alpha " << llvm::format("%a", alpha);
+  if (addend) {
+    args.push_back(flatMemRefType(addend));
+    os << " plus " << addend.getElementType();
+  }
+  args.push_back(flatMemRefType(out));
+  os << " -> " << out.getElementType();
+  return ctx.getOrCreate("matmul_splitk_sum", os.str(), args, {wg, 1, 1}, [&](KernelBuilder &kb) {
+    Value D = addend ? kb.arg(1) : Value(), C = kb.arg(addend ? 2 : 1);
+    kb.gridStrideLoop(n, wg, groups, [&](Value i) {
+      Value acc = kb.load(kb.arg(0), i);
+      for (int64_t s = 1; s < S; ++s)
+        acc = kb.fadd(acc, kb.load(kb.arg(0), kb.addi(i, s * n)));
+      kb.store(matmulEpilogue(kb, acc, alpha, D, i), C, i);
+    });
+    return std::array<int64_t, 3>{groups, 1, 1};
+  });
 }
 
 } // namespace tessera::lowering

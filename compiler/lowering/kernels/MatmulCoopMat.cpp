@@ -31,7 +31,10 @@
 // converted to C's type (f32, or the kernel's half type) and stored
 // cooperatively; on an edge of C (or for a C of another type) each fragment
 // goes through a scratch fragment in shared memory from which the subgroup's
-// lanes write the elements inside the matrix.
+// lanes write the elements inside the matrix. A fused_matmul's epilogue
+// (alpha, addend) is applied on that path, element by element in f32 from
+// the f32 fragment, so the result is rounded once; with split-K the sum
+// kernel applies it instead.
 #include "compiler/lowering/SpirvBf16.h"
 #include "compiler/lowering/kernels/Dequant.h"
 #include "compiler/lowering/kernels/Kernels.h"
@@ -93,13 +96,14 @@ struct Stage {
 
 } // namespace
 
-FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, MatmulConfigAttr config) {
-  auto lhsT = cast<ShapedType>(op.getLhs().getType());
-  auto rhsT = cast<ShapedType>(op.getRhs().getType());
-  auto outT = cast<ShapedType>(op.getResult().getType());
+FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOperands &mo, MatmulConfigAttr config) {
+  Operation *op = mo.op;
+  auto lhsT = cast<ShapedType>(mo.lhs.getType());
+  auto rhsT = cast<ShapedType>(mo.rhs.getType());
+  auto outT = cast<ShapedType>(mo.result.getType());
   ArrayRef<int64_t> l = lhsT.getShape(), r = rhsT.getShape(), o = outT.getShape();
-  const bool tl = op.getTransposeLhs(), tr = op.getTransposeRhs();
-  MatmulProblem problem = matmulProblem(op);
+  const bool tl = mo.tl, tr = mo.tr;
+  MatmulProblem problem = matmulProblem(mo);
   const int64_t M = problem.m, K = problem.k, N = problem.n, batch = problem.batch;
   OpLowering lowering;
   if (numElements(o) == 0)
@@ -141,8 +145,8 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
   a.rowsTotal = tl ? K : M, a.colsTotal = tl ? M : K;
   b.rows = tr ? TN : TK, b.cols = tr ? TK : TN, b.ld = tr ? K : N;
   b.rowsTotal = tr ? N : K, b.colsTotal = tr ? K : N;
-  a.quant = ::tessera::quant::quantizedWeight(op.getLhs());
-  b.quant = ::tessera::quant::quantizedWeight(op.getRhs());
+  a.quant = ::tessera::quant::quantizedWeight(mo.lhs);
+  b.quant = ::tessera::quant::quantizedWeight(mo.rhs);
   for (Stage *s : {&a, &b}) {
     Type st = s == &a ? storageA : storageB;
     s->width = s->quant ? 1 : vectorWidthFor(config.vectorWidth(), s->ld, s->cols, st);
@@ -155,9 +159,12 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
   }
   const bool wholeTiles = M % TM == 0 && N % TN == 0;
   const ShapedType resultT = outT;
-  MemRefType partialsT = MemRefType::get({S * M * N}, Float32Type::get(op.getContext()));
+  MemRefType partialsT = MemRefType::get({S * M * N}, Float32Type::get(op->getContext()));
   if (S > 1)
-    outT = RankedTensorType::get({S * M * N}, Float32Type::get(op.getContext()));
+    outT = RankedTensorType::get({S * M * N}, Float32Type::get(op->getContext()));
+  // The epilogue (alpha, addend) is applied here, element by element on the
+  // scratch-fragment path, unless the split-K sum applies it.
+  const bool epilogueHere = S == 1 && mo.hasEpilogue(), addendHere = S == 1 && mo.addend;
   Type storageC = storageElementType(outT.getElementType());
   // C in the kernel's half type is bound as f16 (bf16 bits in a bf16 kernel,
   // retyped with the rest), so fragments convert and store cooperatively.
@@ -169,24 +176,30 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
       key += (s == &a ? " lhs " : " rhs ") + quantKey(*s->quant);
   MemRefType cMem = flatMemRefType(outT);
   if (cHalf)
-    cMem = MemRefType::get(cMem.getShape(), Float16Type::get(op.getContext()));
+    cMem = MemRefType::get(cMem.getShape(), Float16Type::get(op->getContext()));
   auto operandMemRef = [&](const Stage &s, ShapedType t) {
-    return s.quant ? quantMemRefType(op.getContext(), *s.quant) : vectorMemRef(t, s.width);
+    return s.quant ? quantMemRefType(op->getContext(), *s.quant) : vectorMemRef(t, s.width);
   };
-  SmallVector<Type> args = {operandMemRef(a, lhsT), operandMemRef(b, rhsT), cMem};
+  SmallVector<Type> args = {operandMemRef(a, lhsT), operandMemRef(b, rhsT)};
+  if (addendHere)
+    args.push_back(flatMemRefType(cast<ShapedType>(mo.addend.getType())));
+  args.push_back(cMem);
   const int64_t gx = std::min(tilesN, maxG), gy = std::min(tilesM, maxG),
                 gz = S > 1 ? S : std::max<int64_t>(1, std::min(batch, maxG));
 
   KernelHandle k = ctx.getOrCreate("matmul_coopmat", key, args, {NT, 1, 1}, [&](KernelBuilder &kb) {
     ImplicitLocOpBuilder &bb = kb.b;
     Type f16 = bb.getF16Type(), f32 = bb.getF32Type();
-    Value A = kb.arg(0), B = kb.arg(1), C = kb.arg(2);
+    Value A = kb.arg(0), B = kb.arg(1), C = kb.arg(addendHere ? 3 : 2);
+    Value D = addendHere ? kb.arg(2) : Value();
     Type word4 = VectorType::get({4}, bb.getI32Type()); // 8 halves
     auto stageArray = [&](const Stage &s) {
       return s.raw ? kb.sharedArray(2 * s.sharedSize / 8, word4) : kb.sharedArray(2 * s.sharedSize, f16);
     };
     Value As = stageArray(a), Bs = stageArray(b);
-    Value scratch = wholeTiles && (cHalf || storageC.isF32()) ? Value() : kb.sharedArray(SGM * SGN * MM * MN, f32);
+    Value scratch = wholeTiles && (cHalf || storageC.isF32()) && !epilogueHere
+                        ? Value()
+                        : kb.sharedArray(SGM * SGN * MM * MN, f32);
     // One f32 into C at `at`: a bf16 kernel's C holds bf16 bits in f16.
     auto storeC = [&](Value v, Value at) {
       if (cHalf && config.getOperands().isBF16())
@@ -444,7 +457,9 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
               Value rr = kb.udiv(e, kb.idx(MN)), cc = kb.urem(e, kb.idx(MN));
               Value gr = kb.add(row0, rr), gc = kb.add(col0, cc);
               kb.ifThen(kb.andi(kb.ulti(gr, M), kb.ulti(gc, N)), [&] {
-                storeC(kb.load(scratch, kb.add(mine, e)), kb.add(cBase, kb.add(kb.muli(gr, N), gc)));
+                Value at = kb.add(cBase, kb.add(kb.muli(gr, N), gc));
+                Value v = kb.load(scratch, kb.add(mine, e));
+                storeC(epilogueHere ? matmulEpilogue(kb, v, mo.alpha, D, at) : v, at);
               });
             });
             subgroupBarrier();
@@ -454,7 +469,8 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
               for (int64_t j = 0; j < FN; ++j)
                 direct ? whole(i, j) : edge(i, j);
           };
-          const bool coopStoreC = cHalf || storageC.isF32();
+          // An epilogue reads the addend per element: the scratch path.
+          const bool coopStoreC = (cHalf || storageC.isF32()) && !epilogueHere;
           if (wholeTiles && coopStoreC) {
             storeAll(true);
           } else if (!coopStoreC) {
@@ -477,13 +493,15 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, MatmulOp op, Matm
     return std::array<int64_t, 3>{gx, gy, gz};
   });
   if (S == 1) {
-    lowering.steps.push_back({k, {0, 1, 2}});
+    SmallVector<unsigned> slots = {0, 1};
+    if (mo.addend)
+      slots.push_back(2);
+    slots.push_back(mo.resultSlot());
+    lowering.steps.push_back({k, slots});
     return lowering;
   }
-  // Slots: 0 lhs, 1 rhs, 2 result, 3 partials.
-  lowering.scratch.push_back({partialsT, "partials"});
-  lowering.steps.push_back({k, {0, 1, 3}});
-  lowering.steps.push_back({splitKSum(ctx, S, M * N, resultT), {3, 2}});
+  (void)resultT;
+  splitKSteps(ctx, lowering, mo, k, S, M * N, partialsT);
   return lowering;
 }
 

@@ -54,6 +54,13 @@ LogicalResult MatmulConfigAttr::verify(function_ref<InFlightDiagnostic()> emitEr
   }
   if (!mma.empty() || !subgroups.empty() || operands)
     return emitError() << "mma, subgroups and operands belong to coopmat configs";
+  if (kind == MatmulKind::skinny) { // thread = [threads, 1]; every thread holds the whole tile
+    if (thread[1] != 1)
+      return emitError() << "a skinny matmul_config's thread is [threads, 1]";
+    if (tile[0] * tile[1] > 128)
+      return emitError() << "a skinny matmul_config's tile_m * tile_n must be <= 128 (accumulators per thread)";
+    return success();
+  }
   if (tile[0] % thread[0] || tile[1] % thread[1])
     return emitError() << "matmul_config tile [" << tile[0] << ", " << tile[1]
                        << "] is not a multiple of the thread tile [" << thread[0] << ", "
@@ -169,8 +176,8 @@ LogicalResult TesseraDialect::verifyOperationAttribute(Operation *op, NamedAttri
   }
   if (name == attrs::module) {
     auto s = dyn_cast<StringAttr>(value);
-    if (!isa<MatmulOp>(op))
-      return op->emitOpError("'") << name << "' names a linear layer: it belongs on a tessera.matmul";
+    if (!isa<MatmulOp, FusedMatmulOp>(op))
+      return op->emitOpError("'") << name << "' names a linear layer: it belongs on a tessera.matmul (or the fused_matmul it became)";
     if (!s || s.getValue().empty())
       return op->emitOpError("'") << name << "' must be a non-empty structural name";
     return success();
@@ -289,7 +296,7 @@ LogicalResult TesseraDialect::verifyOperationAttribute(Operation *op, NamedAttri
     Attribute c = attr.getValue();
     // Fused attention: SIMT (reduction_config) or tensor cores (a coopmat matmul_config).
     auto coopmat = dyn_cast<MatmulConfigAttr>(c);
-    bool ok = isa<MatmulOp>(op) ? isa<MatmulConfigAttr>(c)
+    bool ok = isa<MatmulOp, FusedMatmulOp>(op) ? isa<MatmulConfigAttr>(c)
               : isa<FlashAttentionOp, FlashAttentionGradOp>(op)
                   ? isa<ReductionConfigAttr>(c) || (coopmat && coopmat.isCoopMat())
               : isa<ReduceOp, SoftmaxOp, ActQuantOp>(op) ? isa<ReductionConfigAttr>(c)

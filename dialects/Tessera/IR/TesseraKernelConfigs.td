@@ -15,7 +15,8 @@ include "TesseraDialect.td"
 def Tessera_MatmulKind : I32EnumAttr<"MatmulKind", "how a matmul kernel walks its tiles", [
     I32EnumAttrCase<"tiled", 0>,   // shared-memory A/B tiles + per-thread register tiles
     I32EnumAttrCase<"direct", 1>,  // register tiles read straight from memory (CPU devices)
-    I32EnumAttrCase<"coopmat", 2>  // cooperative-matrix fragments per subgroup (tensor cores)
+    I32EnumAttrCase<"coopmat", 2>, // cooperative-matrix fragments per subgroup (tensor cores)
+    I32EnumAttrCase<"skinny", 3>   // a side <= 64 (LoRA rank): K over the threads, subgroup reductions
   ]> {
   let cppNamespace = "::mlir::tessera";
   let genSpecializedAttr = 0;
@@ -86,7 +87,10 @@ def Tessera_MatmulConfigAttr : Tessera_Attr<"MatmulConfig", "matmul_config"> {
     int64_t vectorWidth() const { return getThread()[1]; }
     int64_t fragmentsM() const { return tileM() / (getSubgroups()[0] * getMma()[0]); }
     int64_t fragmentsN() const { return tileN() / (getSubgroups()[1] * getMma()[1]); }
+    // skinny: thread = [threads of the workgroup, 1].
     int64_t threads() const {
+      if (getKind() == ::mlir::tessera::MatmulKind::skinny)
+        return threadM();
       return isCoopMat() ? getSubgroups()[0] * getSubgroups()[1] * subgroupSize()
                          : (tileM() / threadM()) * (tileN() / threadN());
     }

@@ -12,6 +12,7 @@
 
 #include "llvm/Support/raw_ostream.h"
 
+#include <cmath>
 #include <limits>
 
 using namespace mlir;
@@ -123,6 +124,26 @@ LogicalResult MatmulOp::verify() {
     if (kl != kr)
       return emitOpError("contraction sizes differ: ") << kl << " vs " << kr;
   }
+  return verifyInferred(*this,
+                        inferMatmulType(getLhs(), getRhs(), getTransposeLhs(), getTransposeRhs(),
+                                        opError(*this)),
+                        "broadcast shape");
+}
+
+LogicalResult FusedMatmulOp::verify() {
+  ArrayRef<int64_t> l = shapeOf(getLhs()), r = shapeOf(getRhs());
+  if (l.size() >= 2 && r.size() >= 2) {
+    int64_t kl = getTransposeLhs() ? l[l.size() - 2] : l[l.size() - 1];
+    int64_t kr = getTransposeRhs() ? r[r.size() - 1] : r[r.size() - 2];
+    if (kl != kr)
+      return emitOpError("contraction sizes differ: ") << kl << " vs " << kr;
+  }
+  // The epilogue reads the addend element for element: no broadcast.
+  if (getAddend() && shapeOf(getAddend()) != shapeOf(getResult()))
+    return emitOpError("addend of shape ") << shapeStr(shapeOf(getAddend())) << " must have the result's shape "
+                                           << shapeStr(shapeOf(getResult()));
+  if (!std::isfinite(getAlpha().convertToDouble()))
+    return emitOpError("alpha must be finite, got ") << getAlpha().convertToDouble();
   return verifyInferred(*this,
                         inferMatmulType(getLhs(), getRhs(), getTransposeLhs(), getTransposeRhs(),
                                         opError(*this)),

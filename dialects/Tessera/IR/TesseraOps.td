@@ -180,6 +180,30 @@ def Tessera_MatmulOp : Tessera_Op<"matmul", [Pure, Tessera_InferResultTypes, Dec
   let hasCanonicalizer = 1;
 }
 
+def Tessera_FusedMatmulOp : Tessera_Op<"fused_matmul", [Pure]> {
+  let summary = "alpha * matmul(lhs, rhs) + addend in one kernel (tessera-fuse-matmul-epilogue)";
+  let description = [{
+    A tessera.matmul (same operands, transposes and batch broadcasting) with
+    an epilogue: the f32 accumulator is scaled by `alpha` and, when present,
+    `addend` (a tensor of the result's shape, any float storage type) is
+    added before the single rounding to the result's storage type. It
+    replaces `add(mul(matmul, constant), addend)` chains whose intermediates
+    have no other use, e.g. the LoRA up product plus the base output:
+      %y = tessera.fused_matmul %xs, %B plus %base {alpha = 1.0 : f64, transpose_rhs = true}
+             : (tensor<64x16xf32>, tensor<256x16xf32>), tensor<64x256xbf16> -> tensor<64x256xbf16>
+    Only created after autodiff (it has no gradient).
+  }];
+  let arguments = (ins Tessera_FloatTensor:$lhs, Tessera_FloatTensor:$rhs,
+                       Optional<Tessera_FloatTensor>:$addend,
+                       DefaultValuedAttr<BoolAttr, "false">:$transpose_lhs,
+                       DefaultValuedAttr<BoolAttr, "false">:$transpose_rhs,
+                       DefaultValuedAttr<F64Attr, "1.0">:$alpha);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs (`plus` $addend^)? attr-dict `:` `(` type($lhs) `,` type($rhs) `)` "
+                       "(`,` type($addend)^)? `->` type($result)";
+  let hasVerifier = 1;
+}
+
 def Tessera_ReduceOp : Tessera_Op<"reduce", [Pure, Tessera_InferResultTypes, DeclareOpInterfaceMethods<Tessera_GradientOpInterface>]> {
   let summary = "sum, mean or max over the given axes";
   let arguments = (ins Tessera_ReduceFnAttr:$fn, Tessera_FloatTensor:$input,

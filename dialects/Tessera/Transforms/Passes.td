@@ -160,6 +160,26 @@ def TesseraAssignQuant : Pass<"tessera-assign-quant", "ModuleOp"> {
 // Lowering (compiler/lowering)
 //===----------------------------------------------------------------------===//
 
+def TesseraFuseMatmulEpilogue : Pass<"tessera-fuse-matmul-epilogue", "ModuleOp"> {
+  let summary = "Fold the scale by a constant and the add of a tensor that a matmul's result feeds into tessera.fused_matmul";
+  let description = [{
+    Runs after autodiff and tessera-assign-precision, before
+    tessera-fuse-elementwise (which would otherwise take the adds) and
+    tessera-select-kernel-configs. A matmul whose result has one use, by a
+    binary mul with a constant scalar (a splat of any shape that does not
+    broadcast the product) or a binary add of a tensor of the product's
+    shape, becomes one tessera.fused_matmul computing alpha * (lhs x rhs) +
+    addend with one rounding, at the final store. Mul then add (or add
+    then mul: the addend is scaled too, alpha (AB + D) = alpha AB + alpha D
+    needs a second factor and is not folded) chain: the LoRA forward's
+    scale (x A^T) s and its (u B^T) + base, the backward's scaled products
+    and gradient sums each become one kernel
+    (compiler/lowering/FuseMatmulEpilogue.cpp; `tessera compile --no-fuse`
+    skips it).
+  }];
+  let dependentDialects = ["::mlir::tessera::TesseraDialect"];
+}
+
 def TesseraFuseElementwise : Pass<"tessera-fuse-elementwise", "ModuleOp"> {
   let summary = "Group trees of elementwise ops into tessera.fused_elementwise: one kernel each";
   let description = [{

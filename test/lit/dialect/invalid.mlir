@@ -1293,3 +1293,55 @@ func.func @ternary_eps() {
   %0 = tessera.param frozen "w" {tessera.ternary = "codes"} : tensor<4x8xf32>
   return
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// fused_matmul, skinny matmul_config
+//===----------------------------------------------------------------------===//
+
+func.func @fused_matmul_addend_shape(%x: tensor<4x8xf32>, %w: tensor<16x8xf32>, %d: tensor<16xf32>) {
+  // expected-error @+1 {{addend of shape [16] must have the result's shape [4,16]}}
+  %0 = tessera.fused_matmul %x, %w plus %d {transpose_rhs = true} : (tensor<4x8xf32>, tensor<16x8xf32>), tensor<16xf32> -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @fused_matmul_contraction(%x: tensor<4x8xf32>, %w: tensor<16x9xf32>) {
+  // expected-error @+1 {{contraction sizes differ: 8 vs 9}}
+  %0 = tessera.fused_matmul %x, %w {transpose_rhs = true} : (tensor<4x8xf32>, tensor<16x9xf32>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @fused_matmul_result_shape(%x: tensor<4x8xf32>, %w: tensor<16x8xf32>) {
+  // expected-error @+1 {{result shape [4,8] differs from broadcast shape [4,16]}}
+  %0 = tessera.fused_matmul %x, %w {transpose_rhs = true} : (tensor<4x8xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @fused_matmul_alpha(%x: tensor<4x8xf32>, %w: tensor<16x8xf32>) {
+  // expected-error @+1 {{alpha must be finite}}
+  %0 = tessera.fused_matmul %x, %w {alpha = 0x7FF0000000000000 : f64, transpose_rhs = true} : (tensor<4x8xf32>, tensor<16x8xf32>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_config_skinny_thread(%x: tensor<4x4xf32>) {
+  // expected-error @+1 {{a skinny matmul_config's thread is [threads, 1]}}
+  %0 = tessera.matmul %x, %x {tessera.kernel_config = #tessera.matmul_config<variant = "", kind = skinny, tile = [4, 16, 64], thread = [64, 2], split_k = 1>} : (tensor<4x4xf32>, tensor<4x4xf32>) -> tensor<4x4xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_config_skinny_tile(%x: tensor<4x4xf32>) {
+  // expected-error @+1 {{a skinny matmul_config's tile_m * tile_n must be <= 128}}
+  %0 = tessera.matmul %x, %x {tessera.kernel_config = #tessera.matmul_config<variant = "", kind = skinny, tile = [16, 16, 64], thread = [64, 1], split_k = 1>} : (tensor<4x4xf32>, tensor<4x4xf32>) -> tensor<4x4xf32>
+  return
+}

@@ -195,6 +195,28 @@ func.func @contractions(%x: tensor<2x4x8xf32>, %w: tensor<16x8xf32>, %v: tensor<
 }
 
 //===----------------------------------------------------------------------===//
+// fused_matmul (tessera-fuse-matmul-epilogue): alpha and the addend optional,
+// a skinny matmul_config
+//===----------------------------------------------------------------------===//
+
+// CHECK-LABEL: func.func @fused_matmul(
+// CHECK-SAME: %[[X:[^:]*]]: tensor<2x4x8xf32>, %[[W:[^:]*]]: tensor<16x8xf32>, %[[D:[^:]*]]: tensor<2x4x16xbf16>)
+// CHECK-NEXT: tessera.fused_matmul %[[X]], %[[W]] {transpose_rhs = true} : (tensor<2x4x8xf32>, tensor<16x8xf32>) -> tensor<2x4x16xf32>
+// CHECK-NEXT: tessera.fused_matmul %[[X]], %[[W]] {alpha = 2.500000e-01 : f64, transpose_rhs = true} : (tensor<2x4x8xf32>, tensor<16x8xf32>) -> tensor<2x4x16xbf16>
+// CHECK-NEXT: tessera.fused_matmul %[[X]], %[[W]] plus %[[D]] {alpha = 2.000000e+00 : f64, transpose_rhs = true} : (tensor<2x4x8xf32>, tensor<16x8xf32>), tensor<2x4x16xbf16> -> tensor<2x4x16xbf16>
+// CHECK-NEXT: tessera.fused_matmul %[[X]], %[[W]] plus %[[D]] {tessera.kernel_config = #tessera.matmul_config<variant = "lora_down", kind = skinny, tile = [8, 16, 128], thread = [128, 1], split_k = 1>, transpose_rhs = true} : (tensor<2x4x8xf32>, tensor<16x8xf32>), tensor<2x4x16xbf16> -> tensor<2x4x16xf32>
+// CHECK-NEXT: return
+// GENERIC: "tessera.fused_matmul"(%{{.*}}, %{{.*}}) <{alpha = 1.000000e+00 : f64, transpose_lhs = false, transpose_rhs = true}> : (tensor<2x4x8xf32>, tensor<16x8xf32>) -> tensor<2x4x16xf32>
+// GENERIC: "tessera.fused_matmul"(%{{.*}}, %{{.*}}, %{{.*}}) <{alpha = 2.000000e+00 : f64, transpose_lhs = false, transpose_rhs = true}> : (tensor<2x4x8xf32>, tensor<16x8xf32>, tensor<2x4x16xbf16>) -> tensor<2x4x16xbf16>
+func.func @fused_matmul(%x: tensor<2x4x8xf32>, %w: tensor<16x8xf32>, %d: tensor<2x4x16xbf16>) {
+  %0 = tessera.fused_matmul %x, %w {transpose_rhs = true} : (tensor<2x4x8xf32>, tensor<16x8xf32>) -> tensor<2x4x16xf32>
+  %1 = tessera.fused_matmul %x, %w {alpha = 0.25 : f64, transpose_rhs = true} : (tensor<2x4x8xf32>, tensor<16x8xf32>) -> tensor<2x4x16xbf16>
+  %2 = tessera.fused_matmul %x, %w plus %d {alpha = 2.0 : f64, transpose_rhs = true} : (tensor<2x4x8xf32>, tensor<16x8xf32>), tensor<2x4x16xbf16> -> tensor<2x4x16xbf16>
+  %3 = tessera.fused_matmul %x, %w plus %d {transpose_rhs = true, tessera.kernel_config = #tessera.matmul_config<variant = "lora_down", kind = skinny, tile = [8, 16, 128], thread = [128, 1], split_k = 1>} : (tensor<2x4x8xf32>, tensor<16x8xf32>), tensor<2x4x16xbf16> -> tensor<2x4x16xf32>
+  return
+}
+
+//===----------------------------------------------------------------------===//
 // Data movement: transpose, reshape, broadcast, slice, pad, concat, gather
 //===----------------------------------------------------------------------===//
 

@@ -623,6 +623,18 @@ TEST(KernelNumerics, MatmulDirectSplitK) {
   runMatmuls(path);
 }
 
+TEST(KernelNumerics, MatmulSkinny) {
+  // Every product on the skinny kernel (K over the threads, subgroup
+  // reductions): ragged tiles along both sides, batches, transposes, the
+  // vocabulary-long K (split for llvmpipe's loop limit), and split-K.
+  std::string path = testing::TempDir() + "/skinny-profile.json";
+  std::ofstream(path) << R"({"name": "skinny", "matmul": {"variants": [
+    {"name": "split", "kind": "skinny", "min_k": 1000, "split_k": 5, "tile_m": 2, "tile_n": 32, "tile_k": 128,
+     "thread_m": 128, "thread_n": 1},
+    {"name": "skinny", "kind": "skinny", "tile_m": 8, "tile_n": 8, "tile_k": 64, "thread_m": 64, "thread_n": 1}]}})";
+  runMatmuls(path);
+}
+
 // ---------------------------------------------------------------- cooperative matrices
 
 // Every product a training step has, in the shapes the tensor-core kernels
