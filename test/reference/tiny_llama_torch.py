@@ -351,11 +351,11 @@ class TinyLlama:
         return torch.cat([-x[..., h:], x[..., :h]], dim=-1)
 
     def rope(self, x, cos, sin, stored_half):
-        """x cos + rotate_half(x) sin. A half-stored x (a projection) keeps the
-        products and the sum in the half type; an f32 x (after a q/k norm) does
-        not: its products are f32 (promotion)."""
-        h = self.p.store if stored_half else (lambda v, site=None: v)
-        return h(h(x * cos) + h(self.rotate_half(x) * sin))
+        """x cos + rotate_half(x) sin, as Tessera's one rope kernel computes it:
+        in f32, rounded once where it is stored. Its result feeds only the
+        attention products, so it is stored in the half type whether x was a
+        half projection or an f32 q/k norm (tessera-assign-precision)."""
+        return self.p.store(x * cos + self.rotate_half(x) * sin)
 
     def forward(self, ids, lora=None, scale=1.0):
         cfg, h_ = self.cfg, self.p.store
