@@ -60,11 +60,10 @@ module {
 // LAVAPIPE: gpu.func @reduce_sum_0(
 // LAVAPIPE-SAME: workgroup_size = [64, 1, 1]
 
-// nvidia: 64x64 tiles with 4x4 register tiles -> 256 threads. The LoRA
-// product takes the skinny kernel: 8 rows per workgroup, no partials.
+// nvidia: 64x64 tiles with 4x4 register tiles -> 256 threads; the LoRA
+// product on split-K tiles.
 // NVIDIA: tessera.dispatch @matmul_0 [@x, @w, @eval.v0] workgroups [2, 4, 1]
-// NVIDIA: tessera.dispatch @matmul_skinny_0 [@h, @m.lora_A, @eval.v{{[0-9]+}}] workgroups [1, 25, 1]
-// NVIDIA-NOT: splitk
+// NVIDIA: tessera.dispatch @matmul_1 [@h, @m.lora_A, @{{.*}}partials] workgroups [1, 4, 8]
 // NVIDIA-LABEL: gpu.func @matmul_0(
 // NVIDIA-SAME: workgroup_size = [256, 1, 1]
 // NVIDIA: memref.alloc() : memref<1040xf32, #gpu.address_space<workgroup>>
