@@ -116,14 +116,21 @@ LogicalResult ActQuantOp::verify() {
   return success();
 }
 
-LogicalResult MatmulOp::verify() {
-  ArrayRef<int64_t> l = shapeOf(getLhs()), r = shapeOf(getRhs());
+/// matmul and fused_matmul: both operands contract over the same K.
+template <typename OpT> static LogicalResult verifyContraction(OpT op) {
+  ArrayRef<int64_t> l = shapeOf(op.getLhs()), r = shapeOf(op.getRhs());
   if (l.size() >= 2 && r.size() >= 2) {
-    int64_t kl = getTransposeLhs() ? l[l.size() - 2] : l[l.size() - 1];
-    int64_t kr = getTransposeRhs() ? r[r.size() - 1] : r[r.size() - 2];
+    int64_t kl = op.getTransposeLhs() ? l[l.size() - 2] : l[l.size() - 1];
+    int64_t kr = op.getTransposeRhs() ? r[r.size() - 1] : r[r.size() - 2];
     if (kl != kr)
-      return emitOpError("contraction sizes differ: ") << kl << " vs " << kr;
+      return op.emitOpError("contraction sizes differ: ") << kl << " vs " << kr;
   }
+  return success();
+}
+
+LogicalResult MatmulOp::verify() {
+  if (failed(verifyContraction(*this)))
+    return failure();
   return verifyInferred(*this,
                         inferMatmulType(getLhs(), getRhs(), getTransposeLhs(), getTransposeRhs(),
                                         opError(*this)),
@@ -131,13 +138,8 @@ LogicalResult MatmulOp::verify() {
 }
 
 LogicalResult FusedMatmulOp::verify() {
-  ArrayRef<int64_t> l = shapeOf(getLhs()), r = shapeOf(getRhs());
-  if (l.size() >= 2 && r.size() >= 2) {
-    int64_t kl = getTransposeLhs() ? l[l.size() - 2] : l[l.size() - 1];
-    int64_t kr = getTransposeRhs() ? r[r.size() - 1] : r[r.size() - 2];
-    if (kl != kr)
-      return emitOpError("contraction sizes differ: ") << kl << " vs " << kr;
-  }
+  if (failed(verifyContraction(*this)))
+    return failure();
   // The epilogue reads the addend element for element: no broadcast.
   if (getAddend() && shapeOf(getAddend()) != shapeOf(getResult()))
     return emitOpError("addend of shape ") << shapeStr(shapeOf(getAddend())) << " must have the result's shape "
