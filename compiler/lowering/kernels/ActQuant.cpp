@@ -1,7 +1,8 @@
 // ActQuant.cpp - per-row absmax int8 fake quantisation (tessera.act_quant):
 //   a = (1 / max(max_j |x_j|, eps)) * 127,  y_j = clamp(roundeven(x_j a), -128, 127) / a
 // in f32, the operations in the order transformers' export performs them, so
-// every rounding is the same as torch's on the same row maximum.
+// every rounding is the same as torch's on the same row maximum (both
+// divisions correctly rounded on every device: KernelBuilder::fdivRounded).
 //
 // Strategies (the op's #tessera.reduction_config, chosen like softmax's):
 // serial, one thread per row; workgroup, one workgroup per row with a
@@ -34,12 +35,12 @@ FailureOr<OpLowering> lowerActQuant(LoweringContext &ctx, ActQuantOp op) {
     auto absOf = [&](Value x) { return kb.b.create<math::AbsFOp>(x).getResult(); };
     // The scale from the row's max |x|, then every element of the row.
     auto quantiseRow = [&](Value base, Value m, Value from, Value step) {
-      Value a = kb.fmul(kb.fdiv(kb.f32(1.0), kb.fmax(m, kb.f32(eps))), kb.f32(127.0));
+      Value a = kb.fmul(kb.fdivRounded(kb.f32(1.0), kb.fmax(m, kb.f32(eps))), kb.f32(127.0));
       kb.forLoop(from, lenV, step, [&](Value j) {
         Value at = kb.add(base, j);
         Value r = kb.b.create<math::RoundEvenOp>(kb.fmul(kb.load(in, at), a));
         Value c = kb.b.create<arith::MinimumFOp>(kb.fmax(r, kb.f32(-128.0)), kb.f32(127.0));
-        kb.store(kb.fdiv(c, a), out, at);
+        kb.store(kb.fdivRounded(c, a), out, at);
       });
     };
     if (serial) {

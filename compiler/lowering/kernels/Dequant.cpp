@@ -91,4 +91,69 @@ Value loadDequantized(KernelBuilder &kb, Value mem, const quant::QuantizedWeight
   return kb.fmul(b.create<arith::SIToFPOp>(b.getF32Type(), code), d);
 }
 
+bool dequantRunFits(const quant::QuantizedWeight &q, int64_t n) {
+  return !q.transposed && (n == 4 || n == 8 || n == 16) && int64_t(plan::blockElements(q.dtype)) % n == 0 &&
+         q.cols % n == 0;
+}
+
+SmallVector<Value> loadDequantizedRun(KernelBuilder &kb, Value mem, const quant::QuantizedWeight &q, Value i,
+                                      int64_t n) {
+  auto &b = kb.b;
+  const int64_t per = int64_t(plan::blockElements(q.dtype)), bytes = int64_t(plan::blockBytes(q.dtype));
+  Value blk = kb.udiv(i, kb.idx(per)), e = kb.urem(i, kb.idx(per));
+  Value base = kb.muli(blk, bytes);
+  // In all three layouts the elements of a run sit in consecutive bytes, at
+  // the same bit position within each (loadDequantized's layouts).
+  Value scaleOff, codeOff, shift = kb.i32(0);
+  int32_t mask = 0xff, bias = 0;
+  switch (q.dtype) {
+  case plan::DType::Q8_0:
+    scaleOff = base;
+    codeOff = kb.add(base, kb.addi(e, 2));
+    break;
+  case plan::DType::Q4_0:
+    scaleOff = base;
+    codeOff = kb.add(base, kb.addi(kb.urem(e, kb.idx(16)), 2));
+    shift = i32Of(kb, kb.muli(kb.udiv(e, kb.idx(16)), 4));
+    mask = 0xf, bias = 8;
+    break;
+  case plan::DType::TQ2_0:
+  default:
+    scaleOff = kb.addi(base, 64);
+    codeOff = kb.add(base, kb.add(kb.muli(kb.udiv(e, kb.idx(128)), 32), kb.urem(e, kb.idx(32))));
+    shift = i32Of(kb, kb.muli(kb.udiv(kb.urem(e, kb.idx(128)), kb.idx(32)), 2));
+    mask = 0x3, bias = 1;
+    break;
+  }
+  Value d = halfBitsToF32(kb, b.create<arith::AndIOp>(wordAt(kb, mem, scaleOff), kb.i32(0xffff)));
+  // Block sizes (34, 18, 66 bytes) and run starts are even, so the run's
+  // bytes start at the low or the high half of a word: n / 4 + 1 words,
+  // realigned by 16 bits in the second case. The extra word is clamped into
+  // the buffer (only the realigned case reads it, and then it is inside).
+  const int64_t words = n / 4, last = cast<MemRefType>(mem.getType()).getNumElements() - 1;
+  Value w0 = kb.udiv(codeOff, kb.idx(4));
+  Value high = b.create<arith::CmpIOp>(arith::CmpIPredicate::ne, i32Of(kb, kb.urem(codeOff, kb.idx(4))), kb.i32(0));
+  SmallVector<Value> raw;
+  for (int64_t w = 0; w <= words; ++w)
+    raw.push_back(kb.load(mem, b.create<arith::MinUIOp>(kb.addi(w0, w), kb.idx(last))));
+  SmallVector<Value> values;
+  for (int64_t w = 0; w < words; ++w) {
+    Value shifted = b.create<arith::OrIOp>(b.create<arith::ShRUIOp>(raw[w], kb.i32(16)),
+                                           b.create<arith::ShLIOp>(raw[w + 1], kb.i32(16)));
+    Value word = kb.select(high, shifted, raw[w]);
+    for (int64_t j = 0; j < 4; ++j) {
+      Value code;
+      if (q.dtype == plan::DType::Q8_0) { // int8: byte j to the top, then sign-extend
+        code = b.create<arith::ShRSIOp>(b.create<arith::ShLIOp>(word, kb.i32(24 - 8 * j)), kb.i32(24));
+      } else {
+        Value byte = b.create<arith::ShRUIOp>(word, kb.i32(8 * j));
+        code = b.create<arith::AndIOp>(b.create<arith::ShRUIOp>(byte, shift), kb.i32(mask));
+        code = b.create<arith::SubIOp>(code, kb.i32(bias));
+      }
+      values.push_back(kb.fmul(b.create<arith::SIToFPOp>(b.getF32Type(), code), d));
+    }
+  }
+  return values;
+}
+
 } // namespace tessera::lowering

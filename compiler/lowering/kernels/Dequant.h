@@ -21,6 +21,15 @@ namespace tessera::lowering {
 mlir::MemRefType quantMemRefType(mlir::MLIRContext *ctx, const quant::QuantizedWeight &q);
 /// The f32 value of logical element `i` (index) of the weight in `mem`.
 Value loadDequantized(KernelBuilder &kb, Value mem, const quant::QuantizedWeight &q, Value i);
+/// Whether runs of `n` consecutive elements along a row lie inside one block
+/// (n = 4, 8 or 16, blocks along axis 1): what loadDequantizedRun reads.
+bool dequantRunFits(const quant::QuantizedWeight &q, int64_t n);
+/// The f32 values of logical elements i .. i + n - 1 (i a multiple of n) of a
+/// weight for which dequantRunFits(q, n): one scale and n code bytes, read as
+/// n / 4 + 1 words, instead of two word loads and a scale per element. The
+/// values equal loadDequantized's.
+llvm::SmallVector<Value> loadDequantizedRun(KernelBuilder &kb, Value mem, const quant::QuantizedWeight &q, Value i,
+                                            int64_t n);
 /// "q8_0" or "q8_0^T" (transposed), for kernel keys.
 std::string quantKey(const quant::QuantizedWeight &q);
 

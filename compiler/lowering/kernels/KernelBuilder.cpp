@@ -123,6 +123,44 @@ Value KernelBuilder::fadd(Value a, Value c) { return b.create<arith::AddFOp>(a, 
 Value KernelBuilder::fsub(Value a, Value c) { return b.create<arith::SubFOp>(a, c); }
 Value KernelBuilder::fmul(Value a, Value c) { return b.create<arith::MulFOp>(a, c); }
 Value KernelBuilder::fdiv(Value a, Value c) { return b.create<arith::DivFOp>(a, c); }
+Value KernelBuilder::fdivRounded(Value a, Value c) {
+  Type t32 = b.getI32Type();
+  auto cmp = [&](arith::CmpIPredicate p, Value x, Value y) { return b.create<arith::CmpIOp>(p, x, y).getResult(); };
+  auto andI = [&](Value x, int64_t m) { return b.create<arith::AndIOp>(x, i32(m)).getResult(); };
+  Value ia = b.create<arith::BitcastOp>(t32, a), ic = b.create<arith::BitcastOp>(t32, c);
+  Value sign = andI(b.create<arith::XOrIOp>(ia, ic), INT32_MIN); // the sign bit
+  Value ea = andI(b.create<arith::ShRUIOp>(ia, i32(23)), 0xff), ec = andI(b.create<arith::ShRUIOp>(ic, i32(23)), 0xff);
+  Value ma = b.create<arith::OrIOp>(andI(ia, 0x7fffff), i32(0x800000));
+  Value mc = b.create<arith::OrIOp>(andI(ic, 0x7fffff), i32(0x800000));
+  // mc <= r < 2 mc, so the quotient's leading bit is the first one computed.
+  Value lt = cmp(arith::CmpIPredicate::ult, ma, mc);
+  Value r = select(lt, b.create<arith::ShLIOp>(ma, i32(1)), ma);
+  Value e = b.create<arith::SubIOp>(b.create<arith::AddIOp>(b.create<arith::SubIOp>(ea, ec), i32(127)),
+                                    b.create<arith::ExtUIOp>(t32, lt));
+  Value q = i32(0);
+  Value zero = i32(0);
+  for (int bit = 0; bit < 24; ++bit) { // q = floor(r0 * 2^23 / mc), r = 2 * remainder
+    Value ge = cmp(arith::CmpIPredicate::uge, r, mc);
+    r = b.create<arith::SubIOp>(r, select(ge, mc, zero));
+    q = b.create<arith::OrIOp>(b.create<arith::ShLIOp>(q, i32(1)), b.create<arith::ExtUIOp>(t32, ge));
+    r = b.create<arith::ShLIOp>(r, i32(1));
+  }
+  // Round half to even: guard = the next bit, sticky = anything after it.
+  Value guard = cmp(arith::CmpIPredicate::uge, r, mc);
+  Value rest = b.create<arith::SubIOp>(r, select(guard, mc, zero));
+  Value odd = cmp(arith::CmpIPredicate::ne, andI(q, 1), zero);
+  Value up = b.create<arith::AndIOp>(guard, b.create<arith::OrIOp>(cmp(arith::CmpIPredicate::ne, rest, zero), odd));
+  q = b.create<arith::AddIOp>(q, b.create<arith::ExtUIOp>(t32, up));
+  // A carry out of the significand (q = 2^24) moves into the exponent.
+  Value bits = b.create<arith::OrIOp>(
+      sign, b.create<arith::AddIOp>(b.create<arith::ShLIOp>(e, i32(23)), b.create<arith::SubIOp>(q, i32(0x800000))));
+  auto normal = [&](Value x) { // 1 <= x <= 254 (signed: e may be negative)
+    return b.create<arith::AndIOp>(cmp(arith::CmpIPredicate::sge, x, i32(1)), cmp(arith::CmpIPredicate::sle, x, i32(254)))
+        .getResult();
+  };
+  Value ok = b.create<arith::AndIOp>(b.create<arith::AndIOp>(normal(ea), normal(ec)), normal(e));
+  return select(ok, b.create<arith::BitcastOp>(b.getF32Type(), bits), fdiv(a, c));
+}
 Value KernelBuilder::fma(Value a, Value c, Value d) { return b.create<math::FmaOp>(a, c, d); }
 Value KernelBuilder::fmax(Value a, Value c) { return b.create<arith::MaximumFOp>(a, c); }
 Value KernelBuilder::select(Value cond, Value a, Value c) {

@@ -101,6 +101,12 @@ public:
   Value fsub(Value a, Value c);
   Value fmul(Value a, Value c);
   Value fdiv(Value a, Value c);
+  /// a / c correctly rounded (to nearest even) on every device: Vulkan lets
+  /// OpFDiv be off by 2.5 ulp (NVIDIA's is), so where a kernel must round as
+  /// torch does, the quotient of two normal numbers is computed by integer
+  /// long division of the significands; other operands and quotients that are
+  /// not normal numbers fall back to fdiv.
+  Value fdivRounded(Value a, Value c);
   Value fma(Value a, Value c, Value d);
   Value fmax(Value a, Value c);
   Value select(Value cond, Value a, Value c);

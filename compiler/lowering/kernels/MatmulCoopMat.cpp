@@ -86,9 +86,11 @@ struct Stage {
   // words): one 16-byte shared store per vector instead of 8 scalar ones, and
   // fragment loads the driver can turn into ldmatrix.
   bool raw = false;
-  // A block-quantised weight (compiler/precision/Quantized.h): read one
-  // element at a time, dequantised to f32 (kernels/Dequant.h) and rounded to
-  // the operand type on the way into shared memory.
+  // A block-quantised weight (compiler/precision/Quantized.h), its blocks
+  // along the tile's contiguous axis: read in runs of `width` elements of one
+  // block (kernels/Dequant.h), dequantised to f32 and rounded to the operand
+  // type on the way into shared memory; a run of 8 goes there as one 16-byte
+  // word, as a raw stage's vectors do.
   std::optional<::tessera::quant::QuantizedWeight> quant;
   // Scalars of the staged values one thread carries per tile.
   int64_t valuesPerThread() const { return vectorsPerThread * (raw ? 1 : width); }
@@ -102,7 +104,23 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
   auto rhsT = cast<ShapedType>(mo.rhs.getType());
   auto outT = cast<ShapedType>(mo.result.getType());
   ArrayRef<int64_t> l = lhsT.getShape(), r = rhsT.getShape(), o = outT.getShape();
-  const bool tl = mo.tl, tr = mo.tr;
+  // A quantised weight stored transposed (blocks along its axis 0) is staged
+  // from its buffer's orientation: the operand's transpose flag flips, so the
+  // tile's contiguous axis runs along the blocks.
+  std::optional<::tessera::quant::QuantizedWeight> qa = ::tessera::quant::quantizedWeight(mo.lhs),
+                                                   qb = ::tessera::quant::quantizedWeight(mo.rhs);
+  std::string quantKeys;
+  if (qa)
+    quantKeys += " lhs " + quantKey(*qa);
+  if (qb)
+    quantKeys += " rhs " + quantKey(*qb);
+  bool tl = mo.tl, tr = mo.tr;
+  for (auto [q, t] : {std::pair{&qa, &tl}, std::pair{&qb, &tr}}) {
+    if (*q && (*q)->transposed) {
+      **q = {(*q)->dtype, /*transposed=*/false, (*q)->cols, (*q)->rows};
+      *t = !*t;
+    }
+  }
   MatmulProblem problem = matmulProblem(mo);
   const int64_t M = problem.m, K = problem.k, N = problem.n, batch = problem.batch;
   OpLowering lowering;
@@ -145,17 +163,23 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
   a.rowsTotal = tl ? K : M, a.colsTotal = tl ? M : K;
   b.rows = tr ? TN : TK, b.cols = tr ? TK : TN, b.ld = tr ? K : N;
   b.rowsTotal = tr ? N : K, b.colsTotal = tr ? K : N;
-  a.quant = ::tessera::quant::quantizedWeight(mo.lhs);
-  b.quant = ::tessera::quant::quantizedWeight(mo.rhs);
+  a.quant = qa;
+  b.quant = qb;
+  auto quantRun = [](const Stage &s) -> int64_t {
+    for (int64_t n : {8, 4})
+      if (::tessera::lowering::dequantRunFits(*s.quant, n) && s.cols % n == 0)
+        return n;
+    return 1;
+  };
   for (Stage *s : {&a, &b}) {
     Type st = s == &a ? storageA : storageB;
-    s->width = s->quant ? 1 : vectorWidthFor(config.vectorWidth(), s->ld, s->cols, st);
+    s->width = s->quant ? quantRun(*s) : vectorWidthFor(config.vectorWidth(), s->ld, s->cols, st);
     s->sharedLd = s->cols + kPad;
     s->sharedSize = s->rows * s->sharedLd;
     int64_t vectors = s->rows * s->cols / s->width;
     s->vectorsPerThread = ceilDiv(vectors, NT);
     bool sameType = !s->quant && (config.getOperands().isBF16() ? st.isInteger(16) : st.isF16());
-    s->raw = sameType && s->width == 8 && s->sharedLd % 8 == 0 && MM % 8 == 0 && MN % 8 == 0 && MK % 8 == 0;
+    s->raw = (sameType || s->quant) && s->width == 8 && s->sharedLd % 8 == 0 && MM % 8 == 0 && MN % 8 == 0 && MK % 8 == 0;
   }
   const bool wholeTiles = M % TM == 0 && N % TN == 0;
   const ShapedType resultT = outT;
@@ -170,10 +194,7 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
   // retyped with the rest), so fragments convert and store cooperatively.
   const bool cHalf = config.getOperands().isBF16() ? outT.getElementType().isBF16() : outT.getElementType().isF16();
 
-  std::string key = opKey(op) + " coopmat";
-  for (const Stage *s : {&a, &b})
-    if (s->quant)
-      key += (s == &a ? " lhs " : " rhs ") + quantKey(*s->quant);
+  std::string key = opKey(op) + " coopmat" + quantKeys;
   MemRefType cMem = flatMemRefType(outT);
   if (cHalf)
     cMem = MemRefType::get(cMem.getShape(), Float16Type::get(op->getContext()));
@@ -273,8 +294,31 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
             bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
           SmallVector<Value> lanes;
           if (s.quant) {
-            // The weight is 2-D (batch 1 or broadcast): `at` is its logical flat index.
-            lanes.push_back(toShared(loadDequantized(kb, mem, *s.quant, at)));
+            // The weight is 2-D (batch 1 or broadcast): `at` is its flat index
+            // in the buffer's orientation.
+            SmallVector<Value> run;
+            if (s.width == 1)
+              run.push_back(loadDequantized(kb, mem, *s.quant, at));
+            else
+              run = loadDequantizedRun(kb, mem, *s.quant, at, s.width);
+            for (Value &v : run)
+              v = toShared(v);
+            if (s.raw) {
+              // Pairs of halves into i32 words, the lower address in the low bits.
+              Value packed = zeroWords;
+              for (int64_t w = 0; w < 4; ++w) {
+                auto bits = [&](Value h) {
+                  return bb.create<arith::ExtUIOp>(bb.getI32Type(),
+                                                   bb.create<arith::BitcastOp>(bb.getIntegerType(16), h));
+                };
+                Value word = bb.create<arith::OrIOp>(bits(run[2 * w]),
+                                                     bb.create<arith::ShLIOp>(bits(run[2 * w + 1]), kb.i32(16)));
+                packed = bb.create<vector::InsertOp>(word, packed, ArrayRef<int64_t>{w});
+              }
+              lanes.push_back(packed);
+            } else {
+              lanes.append(run.begin(), run.end());
+            }
           } else if (s.raw) {
             lanes.push_back(bb.create<memref::LoadOp>(mem, ValueRange{kb.udiv(at, kb.idx(8))}));
           } else if (s.width == 1) {

@@ -173,6 +173,29 @@ TEST(KernelNumericsQuant, Tq2_0Lavapipe) { runQuantMatmuls("tq2_0", kProfileDir 
 TEST(KernelNumericsQuant, Q8_0Default) { runQuantMatmuls("q8_0", "", 32); }
 TEST(KernelNumericsQuant, Q4_0SplitK) { runQuantMatmuls("q4_0", profileFile("splitq", kSplit), 32); }
 TEST(KernelNumericsQuant, Tq2_0Direct) { runQuantMatmuls("tq2_0", profileFile("directq", kDirect), 256); }
+// The H200's cooperative matrices (16x16x16 bf16, nvidia.json's device and its
+// tc_bf16 tiles, here for every product): the dequantising runs of 8 that go
+// to shared memory as 16-byte words, in both storage orientations, with edge
+// tiles. Exported for tessera-kcheck on the GPU (bench/kernel_numerics_gpu.sh);
+// Debian 13's spirv-val checks the modules; lavapipe has no bf16 shapes.
+const std::string kNvidiaCoopMat = R"({"name": "nvidia-coopmat-quant",
+  "device": {"match": {"vendor_id": 4318}, "subgroup_size": 32, "max_workgroup_invocations": 1024,
+    "shared_memory_bytes": 49152, "max_workgroup_count": 65535, "max_buffer_bytes": 4294967295,
+    "features": {"float16": true, "int16": true, "storage16": true, "bfloat16": true, "int8": true,
+      "cooperative_matrix": [{"m": 16, "n": 16, "k": 16, "a": "bf16", "b": "bf16", "c": "f32", "result": "f32"}]}},
+  "matmul": {"variants": [{"name": "tc_bf16", "kind": "coopmat", "precision": "bf16", "tile_m": 64, "tile_n": 64,
+    "tile_k": 32, "mma_m": 16, "mma_n": 16, "mma_k": 16, "subgroups_m": 2, "subgroups_n": 2, "vector_width": 8},
+    {"name": "general", "tile_m": 64, "tile_n": 64, "tile_k": 16, "thread_m": 4, "thread_n": 4}]}})";
+TEST(KernelNumerics, CoopMatNvidiaQuantQ8_0) {
+  runQuantMatmuls("q8_0", profileFile("nvidia-coopmat-quant", kNvidiaCoopMat), 32, "bf16", true);
+}
+TEST(KernelNumerics, CoopMatNvidiaQuantQ4_0) {
+  runQuantMatmuls("q4_0", profileFile("nvidia-coopmat-quant", kNvidiaCoopMat), 32, "bf16", true);
+}
+TEST(KernelNumerics, CoopMatNvidiaQuantTq2_0) {
+  runQuantMatmuls("tq2_0", profileFile("nvidia-coopmat-quant", kNvidiaCoopMat), 256, "bf16", true);
+}
+
 // The tensor-core profile falls back to SIMT kernels for quantised operands.
 TEST(KernelNumericsQuant, Q4_0NvidiaFallsBackToSimt) { runQuantMatmuls("q4_0", kProfileDir + "/nvidia.json", 32); }
 
