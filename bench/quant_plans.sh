@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 D=build/qwen06b
 [ -f $D/model.onnx ] || { echo "no $D/model.onnx: run bench/fetch_graphs.sh"; exit 1; }
 mkdir -p $D/quant
-for batch in 8 1; do
-  for t in bf16 q8_0 q4_0 tq2_0; do
+for batch in ${BATCHES:-8 1}; do
+  for t in ${TYPES:-bf16 q8_0 q4_0 tq2_0}; do
     name=b$batch-$t
     extra=""; [ $t = bf16 ] || extra="--base-dtype $t"
     build/bin/tessera compile $D/model.onnx -o $D/quant/$name.tplan --batch $batch --seq 512 --lora-rank 16 \
