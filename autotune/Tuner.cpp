@@ -17,7 +17,7 @@
 //      allotment is spent or 8 picks in a row did not improve the best;
 //   3. the 3 fastest again, and the rules' config (a second round of timed
 //      runs); the winner is the best median over both rounds, and another
-//      config than the rules' wins only by kWinMargin. The rules' config is
+//      config than the rules' wins only by a margin (winMargin). The rules' config is
 //      timed first in round 0, when the device has been idle longest (a GPU
 //      that has just left its low clocks makes it look slow): its second run
 //      sits among the candidates', and a winner by a hair is noise.
@@ -454,6 +454,16 @@ struct Outcome {
 
 // How much faster than the rules' config another config must be to win.
 constexpr double kWinMargin = 0.97;
+// Elementwise and copy kernels timed alone do not keep a small win inside the
+// step (H200, 2026-12-02: fourteen such choices at about 1.05x each made the
+// step's elementwise kernels 9 ms slower; the reduction and softmax choices
+// held up): they need a clear one.
+constexpr double kWinMarginMemoryBound = 0.85;
+
+double winMargin(const TuneProblem &tp) {
+  RuleFamily f = tp.shape.family;
+  return f == RuleFamily::Elementwise || f == RuleFamily::Copy ? kWinMarginMemoryBound : kWinMargin;
+}
 
 // The median over both rounds of a candidate's timed runs (0 when it has no ok result).
 double combinedUs(const Journal &j, size_t p, size_t c) {
@@ -487,7 +497,7 @@ Outcome outcomeOf(const TuningPlan &t, const Journal &j, size_t p) {
       best = us, o.winner = int(c);
   }
   o.winner_us = best;
-  if (o.winner >= 0 && o.winner != int(tp.rule) && o.baseline_us > 0 && best > o.baseline_us * kWinMargin)
+  if (o.winner >= 0 && o.winner != int(tp.rule) && o.baseline_us > 0 && best > o.baseline_us * winMargin(tp))
     o.winner = int(tp.rule), o.winner_us = o.baseline_us;
   return o;
 }

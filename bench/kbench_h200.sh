@@ -4,7 +4,7 @@
 # bench/gemm_h200.sh and PyTorch + PEFT eager bf16 on the same GPU as the anchor (docs/benchmarks.md).
 # Here:  tar czf build/h200/kbench.tgz PLAN.tplan ... [build/gemm]
 # There: device tool, carry .gl build/bin/tessera-kbench build/bin/tessera-rt build/h200/kbench.tgz;
-#        command: export OUT; PLANS="PATH ..." [NAMES="PATH"] [GEMM=1] [PEFT=1] bash bench/kbench_h200.sh
+#        command: export OUT; PLANS="PATH ..." [NAMES="PATH"] [TOP=N] [GEMM=1] [PEFT=1] bash bench/kbench_h200.sh
 # Each plan's output goes to $OUT/kbench-<name>.txt as it finishes (a call cut short keeps what it measured).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ for p in ${PLANS:?PLANS: plan paths}; do
   n=$(basename "$p" .tplan)
   names=; [[ " ${NAMES:-} " == *" $p "* ]] && names=--names
   s=$(date +%s)
-  timeout 150 build/bin/tessera-kbench "$p" --program train_step --repeat 3 --random $names --top 20 \
+  timeout 150 build/bin/tessera-kbench "$p" --program train_step --repeat 3 --random $names --top ${TOP:-20} \
     > "$OUT/kbench-$n.txt" 2>&1
   echo "== $n ($(( $(date +%s) - s )) s): $(grep -E '^plan:' "$OUT/kbench-$n.txt" | sed 's/.*program //')"
   grep -E "error|whole program" "$OUT/kbench-$n.txt" | head -2
