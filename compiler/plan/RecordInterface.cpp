@@ -69,7 +69,7 @@ FailureOr<plan::KernelInterface> recordInterface(spirv::ModuleOp module, uint32_
         Operation *user = use.getOwner();
         if (auto chain = dyn_cast<spirv::AccessChainOp>(user); chain && use.getOperandNumber() == 0)
           work.push_back(chain.getResult());
-        else if (auto load = dyn_cast<spirv::LoadOp>(user))
+        else if (isa<spirv::LoadOp, spirv::KHRCooperativeMatrixLoadOp>(user))
           read[b] = true;
         else if (auto store = dyn_cast<spirv::StoreOp>(user); store && store.getPtr() == v)
           written[b] = true;

@@ -23,6 +23,7 @@ enum Op : uint32_t {
   OpMemberDecorate = 72, OpVectorShuffle = 79, OpCompositeInsert = 82, OpCompositeExtract = 81, OpCopyObject = 83,
   OpSelect = 169, OpAtomicLoad = 227, OpAtomicStore = 228, OpPhi = 245, OpLoopMerge = 246,
   OpSelectionMerge = 247, OpSwitch = 251, OpExecutionModeId = 331, OpDecorateId = 332,
+  OpCooperativeMatrixLoadKHR = 4457,
 };
 
 enum Decoration : uint32_t {
@@ -356,6 +357,7 @@ private:
       case OpLoad: mark(at(in, 3), true, false); break;
       case OpStore: mark(at(in, 1), false, true); break;
       case OpAtomicLoad: mark(at(in, 3), true, false); break;
+      case OpCooperativeMatrixLoadKHR: mark(at(in, 3), true, false); break;
       case OpAtomicStore: mark(at(in, 1), false, true); break;
       case OpCopyMemory: case OpCopyMemorySized:
         mark(at(in, 1), false, true);
@@ -407,6 +409,7 @@ SpirvModule inspectSpirv(const uint8_t *bytes, size_t size) { return Reader(byte
 
 bool allowedCapability(uint32_t c) {
   switch (c) {
+  case 0:    // Matrix (implied by Shader; cooperative-matrix kernels scale fragments with OpMatrixTimesScalar)
   case 1:    // Shader
   case 9:    // Float16
   case 10:   // Float64
@@ -430,6 +433,7 @@ bool allowedCapability(uint32_t c) {
 
 std::string capabilityName(uint32_t c) {
   switch (c) {
+  case 0: return "Matrix";
   case 1: return "Shader";
   case 4: return "Addresses";
   case 5: return "Linkage";

@@ -16,7 +16,7 @@ namespace {
 bool capabilityEnabled(const Context &ctx, uint32_t c, std::string &needs) {
   const Context::Features &f = ctx.features();
   switch (c) {
-  case 1: return true; // Shader
+  case 0: case 1: return true; // Matrix (implied by Shader), Shader
   case 9: needs = "shaderFloat16"; return f.float16;
   case 10: needs = "shaderFloat64"; return f.float64;
   case 11: needs = "shaderInt64"; return f.int64;

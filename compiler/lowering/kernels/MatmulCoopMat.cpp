@@ -32,9 +32,13 @@
 // cooperatively; on an edge of C (or for a C of another type) each fragment
 // goes through a scratch fragment in shared memory from which the subgroup's
 // lanes write the elements inside the matrix. A fused_matmul's epilogue
-// (alpha, addend) is applied on that path, element by element in f32 from
-// the f32 fragment, so the result is rounded once; with split-K the sum
-// kernel applies it instead.
+// (alpha, addend) is applied in f32 before the one rounding: on stored
+// fragments as fragment ops (a constant-matrix multiply, the addend's tile
+// loaded as an accumulator fragment, widened from the half type, and added),
+// on the scratch path element by element. An addend of another type (bf16 in
+// an f16 kernel, f16 in a bf16 one), or rows of C or D not 16-byte aligned,
+// keep every tile on the scratch path; with split-K the sum kernel applies
+// the epilogue instead.
 #include "compiler/lowering/SpirvBf16.h"
 #include "compiler/lowering/kernels/Dequant.h"
 #include "compiler/lowering/kernels/Kernels.h"
@@ -186,13 +190,25 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
   MemRefType partialsT = MemRefType::get({S * M * N}, Float32Type::get(op->getContext()));
   if (S > 1)
     outT = RankedTensorType::get({S * M * N}, Float32Type::get(op->getContext()));
-  // The epilogue (alpha, addend) is applied here, element by element on the
-  // scratch-fragment path, unless the split-K sum applies it.
+  // The epilogue (alpha, addend) is applied here unless the split-K sum applies it.
   const bool epilogueHere = S == 1 && mo.hasEpilogue(), addendHere = S == 1 && mo.addend;
   Type storageC = storageElementType(outT.getElementType());
-  // C in the kernel's half type is bound as f16 (bf16 bits in a bf16 kernel,
-  // retyped with the rest), so fragments convert and store cooperatively.
-  const bool cHalf = config.getOperands().isBF16() ? outT.getElementType().isBF16() : outT.getElementType().isF16();
+  // C (and an addend) in the kernel's half type is bound as f16 (bf16 bits in
+  // a bf16 kernel, retyped with the rest), so fragments convert and store
+  // (load) cooperatively.
+  auto isHalf = [&](Type t) { return config.getOperands().isBF16() ? t.isBF16() : t.isF16(); };
+  const bool cHalf = isHalf(outT.getElementType());
+  Type addendElem = addendHere ? cast<ShapedType>(mo.addend.getType()).getElementType() : Type();
+  const bool dHalf = addendHere && isHalf(addendElem);
+  // Cooperative loads and stores of global rows want 16-byte aligned rows
+  // (Vulkan: the lesser of 16 bytes and a fragment row's); fragment columns
+  // start at multiples of mma_n.
+  auto rowsAligned = [&](int64_t bytes) { return N * bytes % 16 == 0 && MN * bytes % 16 == 0; };
+  const bool fragmentEpilogue =
+      epilogueHere && rowsAligned(cHalf ? 2 : 4) &&
+      (!addendHere || ((dHalf || addendElem.isF32()) && rowsAligned(dHalf ? 2 : 4)));
+  // Tiles inside C are stored from fragments, the others through scratch.
+  const bool coopStoreC = (cHalf || storageC.isF32()) && (!epilogueHere || fragmentEpilogue);
 
   std::string key = opKey(op) + " coopmat" + quantKeys;
   MemRefType cMem = flatMemRefType(outT);
@@ -202,8 +218,12 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
     return s.quant ? quantMemRefType(op->getContext(), *s.quant) : vectorMemRef(t, s.width);
   };
   SmallVector<Type> args = {operandMemRef(a, lhsT), operandMemRef(b, rhsT)};
-  if (addendHere)
-    args.push_back(flatMemRefType(cast<ShapedType>(mo.addend.getType())));
+  if (addendHere) {
+    MemRefType dMem = flatMemRefType(cast<ShapedType>(mo.addend.getType()));
+    if (dHalf)
+      dMem = MemRefType::get(dMem.getShape(), Float16Type::get(op->getContext()));
+    args.push_back(dMem);
+  }
   args.push_back(cMem);
   const int64_t gx = std::min(tilesN, maxG), gy = std::min(tilesM, maxG),
                 gz = S > 1 ? S : std::max<int64_t>(1, std::min(batch, maxG));
@@ -218,15 +238,21 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
       return s.raw ? kb.sharedArray(2 * s.sharedSize / 8, word4) : kb.sharedArray(2 * s.sharedSize, f16);
     };
     Value As = stageArray(a), Bs = stageArray(b);
-    Value scratch = wholeTiles && (cHalf || storageC.isF32()) && !epilogueHere
-                        ? Value()
-                        : kb.sharedArray(SGM * SGN * MM * MN, f32);
+    Value scratch = wholeTiles && coopStoreC ? Value() : kb.sharedArray(SGM * SGN * MM * MN, f32);
     // One f32 into C at `at`: a bf16 kernel's C holds bf16 bits in f16.
     auto storeC = [&](Value v, Value at) {
       if (cHalf && config.getOperands().isBF16())
         bb.create<memref::StoreOp>(bb.create<arith::BitcastOp>(f16, kb.f32ToBf16(v)), C, ValueRange{at});
       else
         kb.store(v, C, at);
+    };
+    // alpha * v + D[at] in f32, the scalar epilogue; a bf16 kernel's half
+    // addend holds bf16 bits in f16.
+    auto epilogue = [&](Value v, Value at) {
+      if (!dHalf || !config.getOperands().isBF16())
+        return matmulEpilogue(kb, v, mo.alpha, D, at);
+      Value bits = bb.create<arith::BitcastOp>(bb.getIntegerType(16), bb.create<memref::LoadOp>(D, ValueRange{at}));
+      return kb.fadd(matmulEpilogue(kb, v, mo.alpha, Value(), at), kb.bf16ToF32(bits));
     };
     // Only the subgroup's lanes share its scratch fragment.
     auto subgroupBarrier = [&] {
@@ -479,14 +505,28 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
           // The branch is uniform across the workgroup (lavapipe loses
           // cooperative stores under branches that differ between subgroups).
           auto whole = [&](int64_t i, int64_t j) {
-            Value frag = acc[i * FN + j];
             Value row0 = kb.add(m0, kb.muli(kb.addi(kb.muli(sgm, FM), i), MM));
             Value col0 = kb.add(n0, kb.muli(kb.addi(kb.muli(sgn, FN), j), MN));
-            Value out = frag;
-            if (cHalf) // f32 -> C's half type (spirv.FConvert on the fragment)
-              out = bb.create<gpu::SubgroupMmaElementwiseOp>(gpu::MMAMatrixType::get({MM, MN}, f16, "COp"),
-                                                            ValueRange{frag}, gpu::MMAElementwiseOp::EXTF);
             Value at = kb.add(cBase, kb.add(kb.muli(row0, N), col0));
+            Value out = acc[i * FN + j];
+            auto elementwise = [&](Type t, ValueRange in, gpu::MMAElementwiseOp kind) -> Value {
+              return bb.create<gpu::SubgroupMmaElementwiseOp>(t, in, kind);
+            };
+            // The epilogue in f32 on the fragment: D's tile lies where C's does.
+            if (mo.alpha != 1.0 && epilogueHere) {
+              Value alpha = bb.create<gpu::SubgroupMmaConstantMatrixOp>(cType, kb.f32(mo.alpha));
+              out = elementwise(cType, {out, alpha}, gpu::MMAElementwiseOp::MULF);
+            }
+            if (addendHere) {
+              auto dType = gpu::MMAMatrixType::get({MM, MN}, dHalf ? f16 : f32, "COp");
+              Value d = bb.create<gpu::SubgroupMmaLoadMatrixOp>(dType, D, ValueRange{at}, bb.getIndexAttr(N),
+                                                                 UnitAttr());
+              if (dHalf) // half -> f32 (spirv.FConvert on the fragment)
+                d = elementwise(cType, {d}, gpu::MMAElementwiseOp::EXTF);
+              out = elementwise(cType, {out, d}, gpu::MMAElementwiseOp::ADDF);
+            }
+            if (cHalf) // f32 -> C's half type (spirv.FConvert on the fragment)
+              out = elementwise(gpu::MMAMatrixType::get({MM, MN}, f16, "COp"), {out}, gpu::MMAElementwiseOp::EXTF);
             bb.create<gpu::SubgroupMmaStoreMatrixOp>(out, C, ValueRange{at}, bb.getIndexAttr(N), UnitAttr());
           };
           auto edge = [&](int64_t i, int64_t j) {
@@ -503,7 +543,7 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
               kb.ifThen(kb.andi(kb.ulti(gr, M), kb.ulti(gc, N)), [&] {
                 Value at = kb.add(cBase, kb.add(kb.muli(gr, N), gc));
                 Value v = kb.load(scratch, kb.add(mine, e));
-                storeC(epilogueHere ? matmulEpilogue(kb, v, mo.alpha, D, at) : v, at);
+                storeC(epilogueHere ? epilogue(v, at) : v, at);
               });
             });
             subgroupBarrier();
@@ -513,8 +553,6 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
               for (int64_t j = 0; j < FN; ++j)
                 direct ? whole(i, j) : edge(i, j);
           };
-          // An epilogue reads the addend per element: the scratch path.
-          const bool coopStoreC = (cHalf || storageC.isF32()) && !epilogueHere;
           if (wholeTiles && coopStoreC) {
             storeAll(true);
           } else if (!coopStoreC) {

@@ -37,6 +37,12 @@ std::vector<EpilogueCase> epilogueCases() {
       {{{33, 600}, {5, 600}, false, true}, 3.0},            // long K (split-K profiles split it)
       {{{40, 30}, {30, 50}}, 0.75, true, true},             // cancellation: one rounding only
       {{{1, 1}, {1, 1}}, -2.0},                             // 1 x 1 x 1
+      // Rows of 16-byte multiples (the coopmat kernel's fragment epilogue on
+      // the tiles inside C, scratch on the others):
+      {{{70, 40}, {40, 56}}, 1.25},                         // whole and edge tiles in one product
+      {{{64, 24}, {24, 96}}, -0.5, false},                  // whole tiles, alpha without addend
+      {{{2, 40, 16}, {2, 16, 40}}, 2.0},                    // batched: the addend's tile per batch
+      {{{64, 32}, {32, 64}}, 0.75, true, true},             // cancellation on whole tiles
   };
 }
 
@@ -200,8 +206,9 @@ TEST(KernelNumericsEpilogue, SkinnyTall) {
 }
 
 // Cooperative matrices: lavapipe's 8x8x8 f16 shape (Debian 13's Mesa; on
-// Debian 12 exported only), the epilogue on the scratch-fragment path, also
-// split over K.
+// Debian 12 exported only), the epilogue on fragments for the tiles inside C
+// (an addend of f32 or the kernel's half type) and on the scratch-fragment
+// path for the others (and a bf16 addend), also split over K.
 const char *kCoopDevice =
     R"("device": {"subgroup_size": 8, "max_workgroup_invocations": 1024, "shared_memory_bytes": 32768, "max_workgroup_count": 65535,
        "features": {"float16": true, "int16": true, "storage16": true, "bfloat16": false, "int8": true,
@@ -212,10 +219,46 @@ TEST(KernelNumericsEpilogue, CoopMat) {
   runEpilogues(epilogueCases(), p, "coopmat", "f16", "f32", "f32");
   runEpilogues(epilogueCases(), p, "coopmat", "f16", "f16", "f16");
   runEpilogues(epilogueCases(), p, "coopmat", "f16", "bf16", "bf16");
+  runEpilogues(epilogueCases(), p, "coopmat", "f16", "f16", "f32");
+  runEpilogues(epilogueCases(), p, "coopmat", "f16", "f32", "f16");
 }
 TEST(KernelNumericsEpilogue, CoopMatSplitK) {
   std::string p = variantProfile("coopmat-split", std::string(kCoop) + R"(, "split_k": 2)", kCoopDevice);
   runEpilogues(epilogueCases(), p, "coopmat", "f16", "f32", "f16");
+}
+
+// nvidia.json's 16x16x16 shapes, bf16 kernels included (retyped bf16
+// fragments): exported here, run on the GPU with tessera-kcheck. Tiles of
+// 64 so that the products hold whole and edge tiles.
+const char *kNvidiaDevice =
+    R"("device": {"subgroup_size": 32, "max_workgroup_invocations": 1024, "shared_memory_bytes": 49152, "max_workgroup_count": 65535,
+       "features": {"float16": true, "int16": true, "storage16": true, "bfloat16": true, "int8": true,
+                    "cooperative_matrix": [{"m": 16, "n": 16, "k": 16, "a": "f16", "b": "f16", "c": "f32", "result": "f32"},
+                                           {"m": 16, "n": 16, "k": 16, "a": "bf16", "b": "bf16", "c": "f32", "result": "f32"}]}}, )";
+std::string nvidiaCoop(const std::string &precision) {
+  return R"("kind": "coopmat", "precision": ")" + precision +
+         R"(", "tile_m": 64, "tile_n": 64, "tile_k": 32, "mma_m": 16, "mma_n": 16, "mma_k": 16, "subgroups_m": 2, "subgroups_n": 2, "vector_width": 8)";
+}
+std::vector<EpilogueCase> nvidiaEpilogueCases() {
+  return {
+      {{{130, 48}, {48, 200}}, 1.25},                       // whole and edge tiles in one product
+      {{{128, 32}, {32, 128}}, -0.5, false},                // whole tiles, alpha without addend
+      {{{2, 64, 32}, {2, 32, 72}}, 2.0},                    // batched, edge tiles along N
+      {{{128, 64}, {64, 64}}, 0.75, true, true},            // cancellation on whole tiles
+      {{{96, 40}, {72, 40}, false, true}, 1.0},             // addend only, transposed rhs
+      {{{2, 37, 19}, {23, 19}, false, true}, 0.5},          // rows not 16-byte aligned: scratch
+  };
+}
+TEST(KernelNumericsEpilogue, CoopMatNvidiaBf16) {
+  std::string p = variantProfile("coopmat-nv-bf16", nvidiaCoop("bf16"), kNvidiaDevice);
+  runEpilogues(nvidiaEpilogueCases(), p, "coopmat", "bf16", "bf16", "bf16");
+  runEpilogues(nvidiaEpilogueCases(), p, "coopmat", "bf16", "bf16", "f32");
+  runEpilogues(nvidiaEpilogueCases(), p, "coopmat", "bf16", "f32", "bf16");
+}
+TEST(KernelNumericsEpilogue, CoopMatNvidiaF16) {
+  std::string p = variantProfile("coopmat-nv-f16", nvidiaCoop("f16"), kNvidiaDevice);
+  runEpilogues(nvidiaEpilogueCases(), p, "coopmat", "f16", "f16", "f16");
+  runEpilogues(nvidiaEpilogueCases(), p, "coopmat", "f16", "f32", "f16");
 }
 
 } // namespace
