@@ -525,6 +525,19 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
                 d = elementwise(cType, {d}, gpu::MMAElementwiseOp::EXTF);
               out = elementwise(cType, {out, d}, gpu::MMAElementwiseOp::ADDF);
             }
+            if (cHalf && bf16) {
+              // SPIR-V leaves FConvert's rounding to the device, and the H200's
+              // f32 -> bf16 fragment conversion truncates (kcheck
+              // KernelNumericsEpilogue.CoopMatNvidiaBf16, 2026-12-02). Rounding to
+              // the bf16 grid first with correctly rounded f32 arithmetic
+              // (Veltkamp's split: hi = c - (c - x), c = x (2^16 + 1)) leaves the
+              // conversion nothing to round, so every device gives round to
+              // nearest (even a contracted c - x keeps hi on the grid; |x| < 2^111).
+              Value split = bb.create<gpu::SubgroupMmaConstantMatrixOp>(cType, kb.f32(65537.0));
+              Value c = elementwise(cType, {out, split}, gpu::MMAElementwiseOp::MULF);
+              Value lo = elementwise(cType, {c, out}, gpu::MMAElementwiseOp::SUBF);
+              out = elementwise(cType, {c, lo}, gpu::MMAElementwiseOp::SUBF);
+            }
             if (cHalf) // f32 -> C's half type (spirv.FConvert on the fragment)
               out = elementwise(gpu::MMAMatrixType::get({MM, MN}, f16, "COp"), {out}, gpu::MMAElementwiseOp::EXTF);
             bb.create<gpu::SubgroupMmaStoreMatrixOp>(out, C, ValueRange{at}, bb.getIndexAttr(N), UnitAttr());

@@ -12,13 +12,19 @@
 // KERNEL-LABEL: gpu.func @matmul_coopmat_0(
 // KERNEL-SAME: %{{[a-z0-9]+}}: memref<32768xvector<4xi32>>, %{{[a-z0-9]+}}: memref<32768xvector<4xi32>>, %[[D:[a-z0-9]+]]: memref<262144xf16>, %[[C:[a-z0-9]+]]: memref<262144xf16>)
 // KERNEL-DAG: %[[HALF:[a-z0-9_]+]] = arith.constant 5.000000e-01 : f32
+// KERNEL-DAG: arith.constant 6.553700e+04 : f32
 // KERNEL-NOT: memref<{{[0-9]+}}xf32, #gpu.address_space<workgroup>>
 // KERNEL: %[[ALPHA:[0-9]+]] = gpu.subgroup_mma_constant_matrix %[[HALF]] : !gpu.mma_matrix<16x16xf32, "COp">
 // KERNEL-NEXT: %[[S:[0-9]+]] = gpu.subgroup_mma_elementwise mulf %{{.*}}, %[[ALPHA]]
 // KERNEL-NEXT: %[[DF:[0-9]+]] = gpu.subgroup_mma_load_matrix %[[D]][%[[AT:[0-9]+]]] {leadDimension = 512 : index} : memref<262144xf16> -> !gpu.mma_matrix<16x16xf16, "COp">
 // KERNEL-NEXT: %[[DW:[0-9]+]] = gpu.subgroup_mma_elementwise extf %[[DF]] : (!gpu.mma_matrix<16x16xf16, "COp">) -> !gpu.mma_matrix<16x16xf32, "COp">
 // KERNEL-NEXT: %[[SUM:[0-9]+]] = gpu.subgroup_mma_elementwise addf %[[S]], %[[DW]]
-// KERNEL-NEXT: %[[OUT:[0-9]+]] = gpu.subgroup_mma_elementwise extf %[[SUM]] : (!gpu.mma_matrix<16x16xf32, "COp">) -> !gpu.mma_matrix<16x16xf16, "COp">
+// Rounded to the bf16 grid in f32 (Veltkamp: c = x (2^16 + 1), hi = c - (c - x)) before the conversion.
+// KERNEL-NEXT: %[[SPLIT:[0-9]+]] = gpu.subgroup_mma_constant_matrix %{{.*}} : !gpu.mma_matrix<16x16xf32, "COp">
+// KERNEL-NEXT: %[[CC:[0-9]+]] = gpu.subgroup_mma_elementwise mulf %[[SUM]], %[[SPLIT]]
+// KERNEL-NEXT: %[[LO:[0-9]+]] = gpu.subgroup_mma_elementwise subf %[[CC]], %[[SUM]]
+// KERNEL-NEXT: %[[HI:[0-9]+]] = gpu.subgroup_mma_elementwise subf %[[CC]], %[[LO]]
+// KERNEL-NEXT: %[[OUT:[0-9]+]] = gpu.subgroup_mma_elementwise extf %[[HI]] : (!gpu.mma_matrix<16x16xf32, "COp">) -> !gpu.mma_matrix<16x16xf16, "COp">
 // KERNEL-NEXT: gpu.subgroup_mma_store_matrix %[[OUT]], %[[C]][%[[AT]]] {leadDimension = 512 : index}
 // KERNEL-NOT: memref.load %[[D]]
 // KERNEL: gpu.return
@@ -49,6 +55,8 @@
 // SPIRV: spirv.KHR.CooperativeMatrixLoad %{{.*}}, %{{.*}}, <RowMajor> : !spirv.ptr<f16, StorageBuffer>, i32 -> !spirv.coopmatrix<16x16xf16, Subgroup, MatrixAcc>
 // SPIRV-NEXT: spirv.FConvert %{{.*}} : !spirv.coopmatrix<16x16xf16, Subgroup, MatrixAcc> to !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>
 // SPIRV-NEXT: spirv.FAdd %{{.*}}, %{{.*}} : !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>
+// SPIRV: spirv.FSub %{{.*}}, %{{.*}} : !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>
+// SPIRV-NEXT: spirv.FSub %{{.*}}, %{{.*}} : !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>
 // SPIRV-NEXT: spirv.FConvert %{{.*}} : !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc> to !spirv.coopmatrix<16x16xf16, Subgroup, MatrixAcc>
 
 // BINARY: matmul_coopmat_0.spv: bf16 types 1, f16 types 0, capabilities BFloat16CooperativeMatrixKHR BFloat16TypeKHR CooperativeMatrixKHR, extension SPV_KHR_bfloat16
