@@ -47,6 +47,56 @@ Value halfBitsToF32(KernelBuilder &kb, Value bits) {
 
 } // namespace
 
+namespace {
+
+// Where element `s` of the block layout lives: its block's scale (byte
+// offset), the byte holding its code, the code's bit position in that byte
+// (i32) and its mask and bias (value = (code - bias) * scale; Q8_0's code is
+// the signed byte).
+struct CodeAt {
+  Value scaleOff, byteOff, shift;
+  int32_t mask = 0xff, bias = 0;
+};
+
+CodeAt codeAt(KernelBuilder &kb, plan::DType dtype, Value s) {
+  const int64_t per = int64_t(plan::blockElements(dtype)), bytes = int64_t(plan::blockBytes(dtype));
+  Value blk = kb.udiv(s, kb.idx(per)), e = kb.urem(s, kb.idx(per));
+  Value base = kb.muli(blk, bytes);
+  CodeAt at;
+  at.shift = kb.i32(0);
+  switch (dtype) {
+  case plan::DType::Q8_0:
+    at.scaleOff = base;
+    at.byteOff = kb.add(base, kb.addi(e, 2));
+    break;
+  case plan::DType::Q4_0: // byte j: values j (low nibble) and j + 16 (high)
+    at.scaleOff = base;
+    at.byteOff = kb.add(base, kb.addi(kb.urem(e, kb.idx(16)), 2));
+    at.shift = i32Of(kb, kb.muli(kb.udiv(e, kb.idx(16)), 4));
+    at.mask = 0xf, at.bias = 8;
+    break;
+  case plan::DType::TQ2_0: // byte 32c + m: values 128c + m + 32n at bits 2n
+  default:
+    at.scaleOff = kb.addi(base, 64);
+    at.byteOff = kb.add(base, kb.add(kb.muli(kb.udiv(e, kb.idx(128)), 32), kb.urem(e, kb.idx(32))));
+    at.shift = i32Of(kb, kb.muli(kb.udiv(kb.urem(e, kb.idx(128)), kb.idx(32)), 2));
+    at.mask = 0x3, at.bias = 1;
+    break;
+  }
+  return at;
+}
+
+// The code in `byte`'s low 8 bits (higher bits ignored) as an i32 value.
+Value codeOf(KernelBuilder &kb, plan::DType dtype, const CodeAt &at, Value byte) {
+  auto &b = kb.b;
+  if (dtype == plan::DType::Q8_0) // int8: sign-extend the low byte
+    return b.create<arith::ShRSIOp>(b.create<arith::ShLIOp>(byte, kb.i32(24)), kb.i32(24));
+  Value code = b.create<arith::AndIOp>(b.create<arith::ShRUIOp>(byte, at.shift), kb.i32(at.mask));
+  return b.create<arith::SubIOp>(code, kb.i32(at.bias));
+}
+
+} // namespace
+
 Value loadDequantized(KernelBuilder &kb, Value mem, const quant::QuantizedWeight &q, Value i) {
   auto &b = kb.b;
   // Position in the block layout.
@@ -55,39 +105,9 @@ Value loadDequantized(KernelBuilder &kb, Value mem, const quant::QuantizedWeight
     Value r = kb.udiv(i, kb.idx(q.cols)), c = kb.urem(i, kb.idx(q.cols));
     s = kb.add(kb.muli(c, q.rows), r);
   }
-  const int64_t per = int64_t(plan::blockElements(q.dtype)), bytes = int64_t(plan::blockBytes(q.dtype));
-  Value blk = kb.udiv(s, kb.idx(per)), e = kb.urem(s, kb.idx(per));
-  Value base = kb.muli(blk, bytes);
-  Value scaleOff, byteOff, shift; // shift: of the code within its byte (i32)
-  int32_t mask = 0xff, bias = 0;
-  switch (q.dtype) {
-  case plan::DType::Q8_0:
-    scaleOff = base;
-    byteOff = kb.add(base, kb.addi(e, 2));
-    break;
-  case plan::DType::Q4_0: // byte j: values j (low nibble) and j + 16 (high)
-    scaleOff = base;
-    byteOff = kb.add(base, kb.addi(kb.urem(e, kb.idx(16)), 2));
-    shift = i32Of(kb, kb.muli(kb.udiv(e, kb.idx(16)), 4));
-    mask = 0xf, bias = 8;
-    break;
-  case plan::DType::TQ2_0: // byte 32c + m: values 128c + m + 32n at bits 2n
-  default:
-    scaleOff = kb.addi(base, 64);
-    byteOff = kb.add(base, kb.add(kb.muli(kb.udiv(e, kb.idx(128)), 32), kb.urem(e, kb.idx(32))));
-    shift = i32Of(kb, kb.muli(kb.udiv(kb.urem(e, kb.idx(128)), kb.idx(32)), 2));
-    mask = 0x3, bias = 1;
-    break;
-  }
-  Value d = halfBitsToF32(kb, b.create<arith::AndIOp>(wordAt(kb, mem, scaleOff), kb.i32(0xffff)));
-  Value byte = wordAt(kb, mem, byteOff);
-  Value code;
-  if (q.dtype == plan::DType::Q8_0) { // int8: sign-extend the low byte
-    code = b.create<arith::ShRSIOp>(b.create<arith::ShLIOp>(byte, kb.i32(24)), kb.i32(24));
-  } else {
-    code = b.create<arith::AndIOp>(b.create<arith::ShRUIOp>(byte, shift), kb.i32(mask));
-    code = b.create<arith::SubIOp>(code, kb.i32(bias));
-  }
+  CodeAt at = codeAt(kb, q.dtype, s);
+  Value d = halfBitsToF32(kb, b.create<arith::AndIOp>(wordAt(kb, mem, at.scaleOff), kb.i32(0xffff)));
+  Value code = codeOf(kb, q.dtype, at, wordAt(kb, mem, at.byteOff));
   return kb.fmul(b.create<arith::SIToFPOp>(b.getF32Type(), code), d);
 }
 
@@ -99,40 +119,18 @@ bool dequantRunFits(const quant::QuantizedWeight &q, int64_t n) {
 SmallVector<Value> loadDequantizedRun(KernelBuilder &kb, Value mem, const quant::QuantizedWeight &q, Value i,
                                       int64_t n) {
   auto &b = kb.b;
-  const int64_t per = int64_t(plan::blockElements(q.dtype)), bytes = int64_t(plan::blockBytes(q.dtype));
-  Value blk = kb.udiv(i, kb.idx(per)), e = kb.urem(i, kb.idx(per));
-  Value base = kb.muli(blk, bytes);
   // In all three layouts the elements of a run sit in consecutive bytes, at
-  // the same bit position within each (loadDequantized's layouts).
-  Value scaleOff, codeOff, shift = kb.i32(0);
-  int32_t mask = 0xff, bias = 0;
-  switch (q.dtype) {
-  case plan::DType::Q8_0:
-    scaleOff = base;
-    codeOff = kb.add(base, kb.addi(e, 2));
-    break;
-  case plan::DType::Q4_0:
-    scaleOff = base;
-    codeOff = kb.add(base, kb.addi(kb.urem(e, kb.idx(16)), 2));
-    shift = i32Of(kb, kb.muli(kb.udiv(e, kb.idx(16)), 4));
-    mask = 0xf, bias = 8;
-    break;
-  case plan::DType::TQ2_0:
-  default:
-    scaleOff = kb.addi(base, 64);
-    codeOff = kb.add(base, kb.add(kb.muli(kb.udiv(e, kb.idx(128)), 32), kb.urem(e, kb.idx(32))));
-    shift = i32Of(kb, kb.muli(kb.udiv(kb.urem(e, kb.idx(128)), kb.idx(32)), 2));
-    mask = 0x3, bias = 1;
-    break;
-  }
-  Value d = halfBitsToF32(kb, b.create<arith::AndIOp>(wordAt(kb, mem, scaleOff), kb.i32(0xffff)));
+  // the same bit position within each: the first one's place serves the run.
+  CodeAt at = codeAt(kb, q.dtype, i);
+  Value d = halfBitsToF32(kb, b.create<arith::AndIOp>(wordAt(kb, mem, at.scaleOff), kb.i32(0xffff)));
   // Block sizes (34, 18, 66 bytes) and run starts are even, so the run's
   // bytes start at the low or the high half of a word: n / 4 + 1 words,
   // realigned by 16 bits in the second case. The extra word is clamped into
   // the buffer (only the realigned case reads it, and then it is inside).
   const int64_t words = n / 4, last = cast<MemRefType>(mem.getType()).getNumElements() - 1;
-  Value w0 = kb.udiv(codeOff, kb.idx(4));
-  Value high = b.create<arith::CmpIOp>(arith::CmpIPredicate::ne, i32Of(kb, kb.urem(codeOff, kb.idx(4))), kb.i32(0));
+  Value w0 = kb.udiv(at.byteOff, kb.idx(4));
+  Value high =
+      b.create<arith::CmpIOp>(arith::CmpIPredicate::ne, i32Of(kb, kb.urem(at.byteOff, kb.idx(4))), kb.i32(0));
   SmallVector<Value> raw;
   for (int64_t w = 0; w <= words; ++w)
     raw.push_back(kb.load(mem, b.create<arith::MinUIOp>(kb.addi(w0, w), kb.idx(last))));
@@ -142,14 +140,7 @@ SmallVector<Value> loadDequantizedRun(KernelBuilder &kb, Value mem, const quant:
                                            b.create<arith::ShLIOp>(raw[w + 1], kb.i32(16)));
     Value word = kb.select(high, shifted, raw[w]);
     for (int64_t j = 0; j < 4; ++j) {
-      Value code;
-      if (q.dtype == plan::DType::Q8_0) { // int8: byte j to the top, then sign-extend
-        code = b.create<arith::ShRSIOp>(b.create<arith::ShLIOp>(word, kb.i32(24 - 8 * j)), kb.i32(24));
-      } else {
-        Value byte = b.create<arith::ShRUIOp>(word, kb.i32(8 * j));
-        code = b.create<arith::AndIOp>(b.create<arith::ShRUIOp>(byte, shift), kb.i32(mask));
-        code = b.create<arith::SubIOp>(code, kb.i32(bias));
-      }
+      Value code = codeOf(kb, q.dtype, at, b.create<arith::ShRUIOp>(word, kb.i32(8 * j)));
       values.push_back(kb.fmul(b.create<arith::SIToFPOp>(b.getF32Type(), code), d));
     }
   }
