@@ -19,9 +19,9 @@
 // the losses are those of the unstreamed plan.
 //
 // Weights at least `min-bytes` large are streamed; a weight that a reshape
-// aliases keeps its place (the aliases would need copies of their own), and
-// so does a block-quantised one (already a quarter to a tenth of its f16
-// size; its copy would be the only quantised activation of the plan).
+// aliases keeps its place (the aliases would need copies of their own). A
+// block-quantised weight streams as its 32-bit words: the copy holds the same
+// blocks, and the kernels that dequantise index them the same way.
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/lowering/kernels/Kernels.h"
@@ -70,7 +70,7 @@ struct TesseraStreamWeightsPass : impl::TesseraStreamWeightsBase<TesseraStreamWe
       auto mem = cast<MemRefType>(b.getType());
       int64_t bytes = mem.getNumElements() * (mem.getElementTypeBitWidth() / 8);
       if (b.getKind() == BufferKind::weight && !b.getAlias() && !aliased.contains(b.getSymName()) &&
-          !b->hasAttr(attrs::quant) && bytes >= int64_t(minBytes))
+          bytes >= int64_t(minBytes))
         weights[b.getSymName()] = b;
     }
     if (weights.empty())
@@ -102,10 +102,14 @@ struct TesseraStreamWeightsPass : impl::TesseraStreamWeightsBase<TesseraStreamWe
         for (auto [k, run] : llvm::enumerate(list)) {
           std::string name = (w.getName() ? w.getName()->str() : sym) + ".streamed";
           std::string slot = ctx->uniqueName(program.getSymName().str() + "." + sym + ".stream" + std::to_string(k));
-          buffers.create<BufferOp>(
+          BufferOp copy = buffers.create<BufferOp>(
               w.getLoc(), StringAttr::get(&getContext(), slot), BufferKindAttr::get(&getContext(), BufferKind::activation),
               TypeAttr::get(mem), StringAttr::get(&getContext(), name), w.getShapeAttr(), ElementsAttr(),
               FlatSymbolRefAttr(), IntegerAttr());
+          // A quantised weight's copy holds the same blocks in the same order.
+          for (StringRef attr : {attrs::quant, attrs::quantTransposed})
+            if (Attribute a = w->getAttr(attr))
+              copy->setAttr(attr, a);
           ::tessera::lowering::OpLowering l =
               ::tessera::lowering::lowerCopy(*ctx, mem.getNumElements(), copyElement(mem));
           OpBuilder pb(dispatches[run.front()]);

@@ -175,9 +175,11 @@ void validate(const Plan &p, const Reader &r) {
       elems *= uint64_t(b.shape[d]);
     }
     if (isQuantized(b.dtype)) {
-      if (b.kind != BufferKind::Weight || b.alias_of >= 0 || b.shape.size() != 2)
-        r.fail(path + ": only a frozen 2-D weight may be " + dtypeName(b.dtype));
-      const int64_t row = b.transposed ? b.shape[0] : b.shape[1];
+      // A frozen weight, or its streamed copy (an activation, in a reused slot).
+      const bool weight = b.kind == BufferKind::Weight && b.alias_of < 0, copy = b.kind == BufferKind::Activation;
+      if (!(weight || copy) || b.shape.size() != 2)
+        r.fail(path + ": only a frozen 2-D weight (or its streamed copy) may be " + dtypeName(b.dtype));
+      const int64_t row = b.shape.size() != 2 ? 0 : b.transposed ? b.shape[0] : b.shape[1];
       if (row % int64_t(blockElements(b.dtype)) != 0)
         r.fail(path + ": rows of " + std::to_string(row) + " values are not whole " + dtypeName(b.dtype) +
                " blocks of " + std::to_string(blockElements(b.dtype)));

@@ -334,6 +334,29 @@ class SplitLargeTensors(TempDirTest):
         e = [parse_eval(tessera("eval", p, "--weights", model, "--data", data)) for p in (dev, host)]
         self.assertEqual(e[0], e[1])
 
+    def test_streamed_quantised_weights(self):
+        """--stream-weights with a q8_0 base: the quantised weights stream too (their blocks copied as 32-bit
+        words into activations), with per-step losses bit-identical to the q8_0 plan that keeps them on the
+        device."""
+        batch, seq = 2, 32
+        model = self.model
+        data = write_ids(self.path("q.jsonl"), 256, seq, 4, seed=8, masked=False)
+        dev = self.compile_plan("qdev.tplan", model, batch, seq, "--base-dtype", "q8_0")
+        host = self.compile_plan("qhost.tplan", model, batch, seq, "--base-dtype", "q8_0", "--stream-weights")
+        a, b = manifest(dev), manifest(host)
+        quant = [x["name"] for x in a["buffers"] if x["kind"] == "weight" and x["dtype"] == "q8_0"]
+        self.assertTrue(quant, "the base must be quantised")
+        hosted = {x["name"] for x in b["buffers"] if x["kind"] == "weight" and x.get("host")}
+        self.assertTrue(set(quant) <= hosted, f"quantised weights left on the device: {set(quant) - hosted}")
+        self.assertEqual(b["memory"]["weights_bytes"], 0)
+        ad = self.path("adapter-q")
+        reference("random-adapter", "--model", model, "--rank", RANK, "--alpha", ALPHA,
+                  "--targets", "all-linear", "--seed", 9, "--b-std", 0.05, "--out", ad)
+        want = self.train(dev, model, data, ad, 3, "qdev")
+        got = self.train(host, model, data, ad, 3, "qhost")
+        self.assertEqual(got, want)
+        self.assertGreater(abs(want[0] - want[-1]), 1e-3, "the loss did not move")
+
 
 if __name__ == "__main__":
     common.main()

@@ -366,8 +366,12 @@ TEST(Plan, RejectsBadQuantizedWeights) {
     edit(p.buffers.back());
     return parseError(serialize(p));
   };
-  EXPECT_EQ(withQ8([](Buffer &b) { b.kind = BufferKind::Activation; }),
-            "plan.tplan: buffers[12]: only a frozen 2-D weight may be q8_0");
+  EXPECT_EQ(withQ8([](Buffer &b) { b.kind = BufferKind::Gradient; }),
+            "plan.tplan: buffers[12]: only a frozen 2-D weight (or its streamed copy) may be q8_0");
+  EXPECT_EQ(withQ8([](Buffer &b) { b.shape = {192}; }),
+            "plan.tplan: buffers[12]: only a frozen 2-D weight (or its streamed copy) may be q8_0");
+  // A streamed weight's copy is an activation of the weight's type.
+  EXPECT_EQ(withQ8([](Buffer &b) { b.kind = BufferKind::Activation; }), "(no error)");
   EXPECT_EQ(withQ8([](Buffer &b) { b.transposed = true; }),
             "plan.tplan: buffers[12]: rows of 3 values are not whole q8_0 blocks of 32");
   EXPECT_EQ(withQ8([](Buffer &b) { b.bytes = 3 * 64; }),
@@ -397,8 +401,8 @@ TEST(Plan, TernaryWeightsRoundTripAndAreChecked) {
   EXPECT_EQ(error([](Buffer &c, Buffer &) { c.ternary_eps = 0; }), "plan.tplan: buffers[12].ternary.eps must be > 0");
   EXPECT_EQ(error([](Buffer &, Buffer &s) { s.dtype = DType::F16, s.bytes = 2; }),
             "plan.tplan: buffers[13].ternary: the scale is one f32 value");
-  EXPECT_EQ(error([](Buffer &c, Buffer &) { c.kind = BufferKind::Activation; }),
-            "plan.tplan: buffers[12]: only a frozen 2-D weight may be tq2_0");
+  EXPECT_EQ(error([](Buffer &c, Buffer &) { c.kind = BufferKind::Lora; }),
+            "plan.tplan: buffers[12]: only a frozen 2-D weight (or its streamed copy) may be tq2_0");
   EXPECT_EQ(error([](Buffer &, Buffer &s) { s.row_offset = 0, s.shape = {1}; }),
             "plan.tplan: buffers[13].ternary: only a whole weight read from the model file has a ternary part");
   EXPECT_EQ(editError([](json &m) { m["buffers"][4]["ternary"] = {{"part", "signs"}, {"eps", 1e-5}}; }),
