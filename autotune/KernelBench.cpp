@@ -13,7 +13,12 @@
 // first, then totals per kernel family and the measured whole program; with
 // --names also one line per dispatch in program order: the name of its last
 // bound buffer (the result), us/dispatch and the kernel's config.
+// --sequence FILE instead runs the whole program --repeat times with a
+// timestamp after every dispatch and writes each dispatch's median time in
+// its real sequence (cold caches, as in training) to FILE
+// (runtime/train/DispatchProfile.h).
 #include "runtime/plan/Plan.h"
+#include "runtime/train/DispatchProfile.h"
 #include "runtime/vulkan/Context.h"
 #include "runtime/vulkan/Executor.h"
 
@@ -43,7 +48,7 @@ std::string family(const std::string &kernel) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: tessera-kbench PLAN [--program NAME] [--repeat N] [--device N] [--top N] [--random] [--names]\n");
+  std::fprintf(stderr, "usage: tessera-kbench PLAN [--program NAME] [--repeat N] [--device N] [--top N] [--random] [--names] [--sequence FILE]\n");
   return 2;
 }
 
@@ -53,6 +58,7 @@ int main(int argc, char **argv) {
   std::string planPath, programName = "train_step";
   int repeat = 10, device = 0, top = 25;
   bool random = false, names = false;
+  std::string sequence;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> const char * { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -69,6 +75,8 @@ int main(int argc, char **argv) {
       random = true;
     else if (a == "--names")
       names = true;
+    else if (a == "--sequence" && (v = next()))
+      sequence = v;
     else if (a.size() && a[0] != '-' && planPath.empty())
       planPath = a;
     else
@@ -100,7 +108,7 @@ int main(int argc, char **argv) {
     plan::Plan bench = original;
     bench.programs.clear();
     bench.programs.push_back(*prog); // the whole program, for comparison
-    for (size_t i = 0; i < entries.size(); ++i) {
+    for (size_t i = 0; i < entries.size() && sequence.empty(); ++i) {
       plan::Program p;
       p.name = "k" + std::to_string(i);
       p.dispatches.assign(repeat, entries[i].dispatch);
@@ -110,7 +118,9 @@ int main(int argc, char **argv) {
     vk::Context ctx(device);
     if (!ctx.info().timestamps)
       throw std::runtime_error(ctx.info().name + " has no compute timestamps");
-    vk::Executor exec(ctx, bench);
+    vk::ExecutorOptions eo;
+    eo.dispatch_timestamps = !sequence.empty();
+    vk::Executor exec(ctx, bench, eo);
     // --random: uniform values in [-1, 1) from one pool per element type,
     // copied into each buffer at a rotating offset. Drawing every element
     // (a Qwen3-0.6B plan holds ~2 G of them) took minutes on the GPU
@@ -160,6 +170,21 @@ int main(int argc, char **argv) {
     double whole = 1e30;
     for (int r = 0; r < 3; ++r)
       whole = std::min(whole, exec.run(programName).gpu_ms);
+    if (!sequence.empty()) {
+      train::DispatchProfile profile(bench, programName);
+      std::vector<double> runs;
+      for (int r = 0; r < repeat; ++r) {
+        runs.push_back(exec.run(programName).gpu_ms);
+        profile.add(exec.dispatchTimes(programName));
+      }
+      std::sort(runs.begin(), runs.end());
+      profile.write(sequence);
+      std::printf("device: %s\nplan: %s, program %s: %zu dispatches; %d runs with a timestamp after every dispatch: "
+                  "median %.3f ms (best without timestamps %.3f ms)\n%s\nwritten to %s\n",
+                  ctx.info().name.c_str(), planPath.c_str(), programName.c_str(), prog->dispatches.size(), repeat,
+                  runs[runs.size() / 2], whole, profile.summary(12).c_str(), sequence.c_str());
+      return 0;
+    }
     for (size_t i = 0; i < entries.size(); ++i) {
       double best = 1e30;
       for (int r = 0; r < 3; ++r)

@@ -40,6 +40,12 @@ print(f"Tessera {name}: {8 * 512 / (wall / 1000):,.0f} tokens/s (median wall {wa
       f"losses {m[0]['loss']:.4f} -> {m[-1]['loss']:.4f}, run {time.time() - t0:.0f} s")
 PY
   grep -E "peak|device memory|first step|pipelines" /tmp/t-$plan.log | head -3
+  # DISPATCH_PROFILE=1: a second, shorter run with a timestamp after every dispatch (where the step's time goes,
+  # caches as cold as in training), written to $OUT/dispatch-NAME.tsv.
+  if [ -n "${DISPATCH_PROFILE:-}" ]; then
+    timeout 240 build/bin/tessera-rt train $p --weights $Q/graph/model.onnx --data /tmp/data.jsonl --steps 8 \
+      --lr 1e-4 --out /tmp/adp-$plan --dispatch-profile $OUT/dispatch-$plan.tsv 2>&1 | grep -E "dispatch profile|error"
+  fi
 done
 touch /tmp/peft-go
 if [ -n "${compile_pid:-}" ]; then

@@ -96,6 +96,9 @@ void addRuntimeCommands(CLI::App &app) {
       ->capture_default_str()->check(cli::integerIn(0, kMaxSteps));
   trainCmd->add_flag("--robust-access", t->robust_access,
                      "bounds-check every buffer access on the device (robustBufferAccess2 where present; slower)");
+  trainCmd->add_option("--dispatch-profile", t->dispatch_profile,
+                       "write train_step's per-dispatch GPU times (median over the steps after the second) to this TSV "
+                       "(a timestamp after every dispatch; docs/autotune.md)");
   auto trainCache = std::make_shared<cli::PipelineCacheFlags>();
   cli::addPipelineCacheFlags(*trainCmd, *trainCache);
   trainCmd->add_flag("--resume", t->resume,

@@ -4,6 +4,7 @@
 #include "runtime/plan/Plan.h"
 #include "runtime/train/AdapterIO.h"
 #include "runtime/train/Checkpoint.h"
+#include "runtime/train/DispatchProfile.h"
 #include "runtime/train/LossPlot.h"
 #include "runtime/train/LrSchedule.h"
 #include "runtime/train/MetricsLog.h"
@@ -89,7 +90,8 @@ class Session {
 public:
   Session(const std::string &planPath, const std::string &weightsPath, const std::string &dataPath, int device,
           const std::string &initAdapter, std::optional<uint64_t> seed, const char *program,
-          const TextData &text = TextData(), bool robustAccess = false, const std::string &pipelineCache = "")
+          const TextData &text = TextData(), bool robustAccess = false, const std::string &pipelineCache = "",
+          bool dispatchTimestamps = false)
       : plan_(readPlan(planPath, planHash_)), planPath_(planPath), text_(text) {
     // Check the plan has what this command needs before touching the GPU.
     if (!plan_.program(program))
@@ -181,6 +183,7 @@ public:
     // The weights stream in while worker threads create the pipelines.
     vk::ExecutorOptions eo;
     eo.pipeline_cache_dir = pipelineCache;
+    eo.dispatch_timestamps = dispatchTimestamps;
     eo.fill = [&](vk::Executor &exec) {
       char host[96] = "";
       if (exec.hostAllocatedBytes())
@@ -532,8 +535,10 @@ TrainResult runTraining(const TrainOptions &options) {
     std::fprintf(stderr, "note: removed %zu temporary file(s) that an interrupted run left in or beside %s\n", stale,
                  o.out.c_str());
   Session s(o.plan, o.weights, o.data, o.device, o.init_adapter, o.seed, "train_step", o.text, o.robust_access,
-            o.pipeline_cache);
+            o.pipeline_cache, !o.dispatch_profile.empty());
   const plan::Plan &p = s.plan();
+  std::optional<DispatchProfile> dispatchProfile;
+  if (!o.dispatch_profile.empty()) dispatchProfile.emplace(p, "train_step");
   if (o.grad_accum == 0) {
     o.grad_accum = p.target.grad_accum; // what --memory-budget chose at compile time
     if (o.grad_accum > 1)
@@ -721,6 +726,8 @@ TrainResult runTraining(const TrainOptions &options) {
         vk::ProgramTiming timing = s.exec().run("train_step");
         timed = timed && timing.gpu_ms >= 0;
         gpuMs += timing.gpu_ms;
+        if (dispatchProfile && step > first + 1) // the first two steps warm caches and clocks up
+          dispatchProfile->add(s.exec().dispatchTimes("train_step"));
         float loss = s.loss();
         if (!std::isfinite(loss)) {
           std::string what = "the loss is " + std::string(std::isnan(loss) ? "nan" : "inf") + " at step " +
@@ -797,6 +804,11 @@ TrainResult runTraining(const TrainOptions &options) {
     throw deviceFailure(e);
   }
 
+  if (dispatchProfile && dispatchProfile->runs()) {
+    dispatchProfile->write(o.dispatch_profile);
+    std::fprintf(stderr, "dispatch profile (%zu steps) written to %s: train_step %s\n", dispatchProfile->runs(),
+                 o.dispatch_profile.c_str(), dispatchProfile->summary().c_str());
+  }
   if (!writeCurrentAdapter(s, o.out))
     throw std::runtime_error("the trained adapter has non-finite values; " + o.out + " was not written");
   std::optional<double> finalEval = evalCurve.empty() ? std::nullopt : std::optional<double>(evalCurve.back().second);

@@ -50,6 +50,7 @@ struct TrainOptions {
   double epochs = 0;
   bool robust_access = false; // robustBufferAccess(2): defence in depth against a hostile plan
   std::string pipeline_cache; // pipeline cache folder ("" : none; the CLI resolves the default)
+  std::string dispatch_profile; // TSV of train_step's per-dispatch GPU times, median over steps ("" = none)
 };
 
 // Training stopped by SIGINT/SIGTERM after a checkpoint (the CLI exits with 130).

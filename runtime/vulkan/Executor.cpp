@@ -172,7 +172,7 @@ Executor::Executor(Context &ctx, const plan::Plan &plan, const ExecutorOptions &
   try {
     allocateBuffers();
     createPipelines(options);
-    recordPrograms();
+    recordPrograms(options.dispatch_timestamps);
   } catch (...) {
     release();
     throw;
@@ -553,7 +553,7 @@ void Executor::createPipeline(size_t u, VkPipelineCache cache) {
     p.driverHit = (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT) ? 1 : 0;
 }
 
-void Executor::recordPrograms() {
+void Executor::recordPrograms(bool dispatchTimestamps) {
   VkDevice dev = ctx_.device();
   const VkPhysicalDeviceLimits &lim = ctx_.properties().limits;
 
@@ -588,14 +588,19 @@ void Executor::recordPrograms() {
   if (timestamps && !plan_.programs.empty()) {
     VkQueryPoolCreateInfo qpci{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
     qpci.queryType = VK_QUERY_TYPE_TIMESTAMP;
-    qpci.queryCount = uint32_t(2 * plan_.programs.size());
+    size_t queries = 0;
+    for (const plan::Program &p : plan_.programs) queries += 2 + (dispatchTimestamps ? p.dispatches.size() : 0);
+    qpci.queryCount = uint32_t(queries);
     check(vkCreateQueryPool(dev, &qpci, nullptr, &queryPool_), "vkCreateQueryPool");
   }
 
+  uint32_t nextQuery = 0;
   for (size_t pi = 0; pi < plan_.programs.size(); ++pi) {
     const plan::Program &prog = plan_.programs[pi];
     RecordedProgram rec;
-    rec.firstQuery = uint32_t(2 * pi);
+    rec.firstQuery = nextQuery;
+    rec.queries = uint32_t(2 + (dispatchTimestamps ? prog.dispatches.size() : 0));
+    nextQuery += rec.queries;
 
     // One descriptor set per dispatch.
     std::vector<VkDescriptorSet> dsets(prog.dispatches.size());
@@ -651,7 +656,7 @@ void Executor::recordPrograms() {
       vkCmdPipelineBarrier(rec.cmd, src, dst, 0, 1, &mb, 0, nullptr, 0, nullptr);
     };
     if (queryPool_) {
-      vkCmdResetQueryPool(rec.cmd, queryPool_, rec.firstQuery, 2);
+      vkCmdResetQueryPool(rec.cmd, queryPool_, rec.firstQuery, rec.queries);
       vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, queryPool_, rec.firstQuery);
     }
     // Host writes (inputs, hparams) and the previous submission's shader writes.
@@ -698,11 +703,14 @@ void Executor::recordPrograms() {
         vkCmdPushConstants(rec.cmd, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, uint32_t(d.push_constants.size()),
                            d.push_constants.data());
       vkCmdDispatch(rec.cmd, d.groups[0], d.groups[1], d.groups[2]);
+      if (queryPool_ && dispatchTimestamps)
+        vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, rec.firstQuery + 1 + uint32_t(di));
     }
     // Results become visible to the host after the fence.
     barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
             VK_ACCESS_HOST_READ_BIT);
-    if (queryPool_) vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, rec.firstQuery + 1);
+    if (queryPool_)
+      vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, rec.firstQuery + rec.queries - 1);
     check(vkEndCommandBuffer(rec.cmd), "vkEndCommandBuffer");
     programs_[prog.name] = rec;
   }
@@ -812,7 +820,7 @@ void Executor::read(size_t buffer, void *dst, uint64_t bytes) {
 ProgramTiming Executor::run(const std::string &program) {
   auto it = programs_.find(program);
   if (it == programs_.end()) throw VulkanError("the plan has no program '" + program + "'");
-  const RecordedProgram &rec = it->second;
+  RecordedProgram &rec = it->second;
   VkDevice dev = ctx_.device();
   VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
   si.commandBufferCount = 1;
@@ -835,16 +843,25 @@ ProgramTiming Executor::run(const std::string &program) {
   ProgramTiming t;
   t.wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (queryPool_) {
-    uint64_t ts[2] = {0, 0};
-    VkResult qr = vkGetQueryPoolResults(dev, queryPool_, rec.firstQuery, 2, sizeof(ts), ts, sizeof(uint64_t),
-                                        VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+    std::vector<uint64_t> ts(rec.queries, 0);
+    VkResult qr = vkGetQueryPoolResults(dev, queryPool_, rec.firstQuery, rec.queries, ts.size() * sizeof(uint64_t),
+                                        ts.data(), sizeof(uint64_t), VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
     if (qr == VK_SUCCESS) {
-      uint64_t mask = ctx_.timestampMask();
-      uint64_t ticks = ((ts[1] & mask) - (ts[0] & mask)) & mask;
-      t.gpu_ms = double(ticks) * double(ctx_.properties().limits.timestampPeriod) / 1e6;
+      const uint64_t mask = ctx_.timestampMask();
+      const double msPerTick = double(ctx_.properties().limits.timestampPeriod) / 1e6;
+      auto between = [&](size_t a, size_t b) { return double(((ts[b] & mask) - (ts[a] & mask)) & mask) * msPerTick; };
+      t.gpu_ms = between(0, ts.size() - 1);
+      rec.dispatchMs.clear();
+      for (size_t q = 1; q + 1 < ts.size(); ++q) rec.dispatchMs.push_back(between(q - 1, q));
     }
   }
   return t;
+}
+
+const std::vector<double> &Executor::dispatchTimes(const std::string &program) const {
+  auto it = programs_.find(program);
+  if (it == programs_.end()) throw VulkanError("the plan has no program '" + program + "'");
+  return it->second.dispatchMs;
 }
 
 } // namespace tessera::vk

@@ -36,6 +36,10 @@ struct ExecutorOptions {
   std::function<void(Executor &)> fill;
   // Worker threads creating pipelines (0: one per core, at most 8).
   unsigned threads = 0;
+  // A timestamp after every dispatch (dispatchTimes): where a program's time
+  // goes in its real sequence, caches as cold as in training (tessera-rt
+  // train --dispatch-profile, tessera-kbench --sequence).
+  bool dispatch_timestamps = false;
 };
 
 // What starting the plan cost (the `startup:` line).
@@ -83,6 +87,10 @@ public:
   bool hasProgram(const std::string &name) const { return programs_.count(name) != 0; }
   // Submits the program's command buffer and waits for it.
   ProgramTiming run(const std::string &program);
+  // With ExecutorOptions::dispatch_timestamps: per dispatch of the program's
+  // last run, the GPU time from the previous dispatch's end (the program's
+  // start for the first) to its end, in ms; empty without timestamps.
+  const std::vector<double> &dispatchTimes(const std::string &program) const;
   // Bytes of device memory allocated for the plan's buffers.
   uint64_t allocatedBytes() const { return allocated_; }          // device buffers
   uint64_t hostAllocatedBytes() const { return hostAllocated_; }  // streamed weights in host memory
@@ -106,14 +114,16 @@ private:
   struct RecordedProgram {
     VkCommandBuffer cmd = VK_NULL_HANDLE;
     uint32_t firstQuery = 0;
+    uint32_t queries = 0;  // start, one per dispatch (dispatch_timestamps), end
     size_t barriers = 0; // between its dispatches (only where they conflict)
+    std::vector<double> dispatchMs; // of the last run (dispatch_timestamps)
   };
 
   void checkDeviceLimits() const;
   void allocateBuffers();
   void createPipelines(const ExecutorOptions &options);
   void createPipeline(size_t unique, VkPipelineCache cache);
-  void recordPrograms();
+  void recordPrograms(bool dispatchTimestamps);
   void release(); // destroys every Vulkan object (destructor, failed constructor)
 
   Context &ctx_;

@@ -749,6 +749,10 @@ TEST(KernelNumerics, CoopMatNvidiaF16ToF16) {
 TEST(KernelNumerics, CoopMatNvidiaBf16ToF32) {
   runTypedMatmuls(largeAttentionMatmuls(), kProfileDir + "/nvidia.json", "bf16", "f32", true);
 }
+// bf16 results: the fragments' f32 -> bf16 conversion rounds to nearest.
+TEST(KernelNumerics, CoopMatNvidiaBf16ToBf16) {
+  runTypedMatmuls(largeAttentionMatmuls(), kProfileDir + "/nvidia.json", "bf16", "bf16", true);
+}
 
 // ---------------------------------------------------------------- cross-entropy
 

@@ -120,6 +120,36 @@ TEST(Vulkan, AddKernelRecordedOnceReplayed) {
   EXPECT_THROW(ex.run("nope"), vk::VulkanError);
 }
 
+// Dispatch timestamps: one time per dispatch, which add up to the program's
+// time (the last dispatch's end to the program's end is only the final
+// barrier), results unchanged; none without the option.
+TEST(Vulkan, DispatchTimestampsAddUpToTheProgram) {
+  const uint32_t n = 1 << 16;
+  Plan p = addPlan(n, n);
+  vk::Context ctx(0);
+  if (!ctx.info().timestamps) GTEST_SKIP() << "no timestamps";
+  vk::ExecutorOptions eo;
+  eo.dispatch_timestamps = true;
+  vk::Executor ex(ctx, p, eo);
+  std::memcpy(ex.data(1), p.blobs[1].data(), p.blobs[1].size());
+  for (uint32_t i = 0; i < n; ++i) ex.f32(0)[i] = float(i);
+  EXPECT_TRUE(ex.dispatchTimes("main").empty()); // before a run
+  vk::ProgramTiming t = ex.run("main");
+  const std::vector<double> &ms = ex.dispatchTimes("main");
+  ASSERT_EQ(ms.size(), 2u);
+  double sum = 0;
+  for (double m : ms) {
+    EXPECT_GE(m, 0);
+    sum += m;
+  }
+  EXPECT_LE(sum, t.gpu_ms + 1e-9);
+  EXPECT_GT(sum, 0.5 * t.gpu_ms) << "dispatch times " << ms[0] << " + " << ms[1] << " of " << t.gpu_ms << " ms";
+  EXPECT_EQ(ex.f32(4)[n - 1], float(n - 1) + 2 * float(n - 1) * 0.5f);
+  vk::Executor plain(ctx, p);
+  plain.run("main");
+  EXPECT_TRUE(plain.dispatchTimes("main").empty());
+}
+
 // read() returns what the GPU wrote, directly from a host-cached mapping and
 // through the staging copy a discrete GPU's uncached memory takes (forced here
 // in chunks that do not divide the buffer), aliases included.
