@@ -33,7 +33,19 @@ struct BenchOptions {
   double target_ms = 2.0;    // a timed run repeats the dispatches until it lasts about this long
   double warm_ms = 10.0;     // untimed runs first, until they took this long (the GPU leaves its idle clocks)
   uint64_t seed = 0x7e55e7a; // of the random inputs
+  // > 0: each repetition of a candidate's dispatches runs after a fill of a
+  // scrub buffer this large (vk::ExecutorOptions::cold_cache_bytes) and only
+  // the dispatches are timed: inputs come from memory, not from the cache the
+  // previous repetition warmed, as in a training step (docs/autotune.md,
+  // "Cold caches"). coldCacheBytes(device) is the tuner's choice.
+  uint64_t cold_cache_bytes = 0;
 };
+
+// The scrub size for a device: 256 MiB (above the last-level caches of
+// today's GPUs: 50 MiB on an H100/H200, 96-256 MiB of AMD's Infinity Cache),
+// at most 1/16 of its device-local memory; 0 on a CPU device (lavapipe),
+// whose fills would cost more tuning time than they teach.
+uint64_t coldCacheBytes(const vk::DeviceInfo &device);
 
 class ProblemBench {
 public:

@@ -23,7 +23,8 @@ double parseDuration(const std::string &text, const std::string &flag) {
   return v * scale;
 }
 
-void addTuneFlags(CLI::App &cmd, TuneOptions &o, std::string &budget, std::string &timeout, std::string &families) {
+void addTuneFlags(CLI::App &cmd, TuneOptions &o, std::string &budget, std::string &timeout, std::string &families,
+                  std::string &coldCache) {
   cmd.add_option("--out", o.out, "device profile to write (merged into when it is this device's tuned profile)");
   cmd.add_option("--budget", budget, "wall-clock budget of the measurements, e.g. 120s or 5m")->capture_default_str();
   cmd.add_option("--device", o.device, "Vulkan device index (see `devices`)")->capture_default_str();
@@ -36,11 +37,31 @@ void addTuneFlags(CLI::App &cmd, TuneOptions &o, std::string &budget, std::strin
   cmd.add_option("--name", o.name, "name of the written profile (default: the tuning plan's profile's)");
   cmd.add_option("--journal", o.journal, "measurement journal to resume from (default: OUT.journal)");
   cmd.add_flag("--restart", o.restart, "ignore the journal of an earlier, interrupted run");
+  cmd.add_option("--cold-cache", coldCache,
+                 "scrub the GPU's caches before each timed repetition, as a training step's kernels find them: "
+                 "auto (256MiB on a GPU, off on a CPU device), off, or a size such as 64MiB")
+      ->capture_default_str();
+}
+
+// --cold-cache: auto (-1), off (0) or N[KiB|MiB|GiB] bytes.
+int64_t parseColdCache(const std::string &text) {
+  if (text == "auto")
+    return -1;
+  if (text == "off")
+    return 0;
+  char *end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  std::string unit = end ? std::string(end) : "";
+  double scale = unit == "KiB" ? 1024.0 : unit == "MiB" ? 1048576.0 : unit == "GiB" ? 1073741824.0 : unit.empty() ? 1 : -1;
+  if (end == text.c_str() || scale < 0 || !std::isfinite(v) || v < 1 || v * scale > 68719476736.0)
+    throw std::runtime_error("--cold-cache " + text + ": expected auto, off or a size such as 64MiB (KiB, MiB, GiB; at most 64GiB)");
+  return int64_t(v * scale) & ~int64_t(3);
 }
 
 void finishTuneFlags(TuneOptions &o, const std::string &budget, const std::string &timeout,
-                     const std::string &families) {
+                     const std::string &families, const std::string &coldCache) {
   o.budget_s = parseDuration(budget, "--budget");
+  o.cold_cache_bytes = parseColdCache(coldCache);
   o.timeout_s = parseDuration(timeout, "--timeout");
   if (o.repeats < 1 || o.repeats > 1000)
     throw std::runtime_error("--repeats must be in [1, 1000]");
@@ -66,17 +87,17 @@ void finishTuneFlags(TuneOptions &o, const std::string &budget, const std::strin
 void addTuneCommands(CLI::App &app) {
   struct Flags {
     TuneOptions o;
-    std::string budget = "120s", timeout = "60s", families;
+    std::string budget = "120s", timeout = "60s", families, coldCache = "auto";
   };
   auto f = std::make_shared<Flags>();
   CLI::App *tune = app.add_subcommand(
       "tune", "Measure a tuning plan's kernel candidates on this device and write its profile (docs/autotune.md)");
   tune->add_option("tuning_plan", f->o.ttune, "tuning plan (tessera compile --tuning-plan)")->required();
-  addTuneFlags(*tune, f->o, f->budget, f->timeout, f->families);
+  addTuneFlags(*tune, f->o, f->budget, f->timeout, f->families, f->coldCache);
   auto list = std::make_shared<bool>(false);
   tune->add_flag("--list", *list, "print the tuning plan's problems and candidates and stop (no device needed)");
   tune->callback([f, list] {
-    finishTuneFlags(f->o, f->budget, f->timeout, f->families);
+    finishTuneFlags(f->o, f->budget, f->timeout, f->families, f->coldCache);
     if (*list)
       return listTuningPlan(f->o);
     runTuning(f->o);
@@ -99,6 +120,7 @@ void addTuneWorkerCommand(CLI::App &app) {
   worker->add_option("--device", w->o.device);
   worker->add_option("--deadline", *deadline)->required();
   worker->add_option("--repeats", w->o.repeats);
+  worker->add_option("--cold-cache-bytes", w->o.cold_cache_bytes);
   worker->add_option("--families", w->o.families);
   worker->callback([w, deadline] {
     int rc = runTuneWorker(w->o, *deadline);

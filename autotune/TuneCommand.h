@@ -19,12 +19,16 @@ void addTuneCommands(CLI::App &app);
 void addTuneWorkerCommand(CLI::App &app);
 
 // The flags `tune` and `tessera tune` share (--out, --budget, --device, ...),
-// added to `cmd`; `budget` and `timeout` receive the duration texts.
-void addTuneFlags(CLI::App &cmd, TuneOptions &o, std::string &budget, std::string &timeout, std::string &families);
-// Fills o.budget_s, o.timeout_s and o.families from those texts; throws
-// std::runtime_error naming the flag.
+// added to `cmd`; `budget`, `timeout` and `coldCache` receive their texts.
+void addTuneFlags(CLI::App &cmd, TuneOptions &o, std::string &budget, std::string &timeout, std::string &families,
+                  std::string &coldCache);
+// Fills o.budget_s, o.timeout_s, o.families and o.cold_cache_bytes from
+// those texts; throws std::runtime_error naming the flag.
 void finishTuneFlags(TuneOptions &o, const std::string &budget, const std::string &timeout,
-                     const std::string &families);
+                     const std::string &families, const std::string &coldCache);
+// --cold-cache: "auto" (-1), "off" (0) or a size such as 64MiB (bytes);
+// throws std::runtime_error naming the flag.
+int64_t parseColdCache(const std::string &text);
 
 // "120s", "2m", "1h", "90" (seconds); throws std::runtime_error naming `flag`.
 double parseDuration(const std::string &text, const std::string &flag);

@@ -278,6 +278,7 @@ private:
       bench_.reset();
       BenchOptions bo;
       bo.repeats = o_.repeats;
+      bo.cold_cache_bytes = o_.cold_cache_bytes < 0 ? coldCacheBytes(ctx_->info()) : uint64_t(o_.cold_cache_bytes);
       bench_ = std::make_unique<ProblemBench>(*ctx_, t_, p, o_.ttune, bo);
       benchProblem_ = p;
     }
@@ -556,8 +557,11 @@ public:
       std::fprintf(stderr, "resuming from %s: %zu measurements kept\n", o_.journal.c_str(), journal_.results.size());
     }
     // A measurement a dead supervisor left open is retried.
-    std::printf("tuning %s on device %d: %s (%s), %zu kernel problems, budget %s\n", o_.ttune.c_str(), o_.device,
-                info_.name.c_str(), info_.driver.c_str(), selected_.size(), train::formatDuration(o_.budget_s).c_str());
+    const uint64_t scrub = o_.cold_cache_bytes < 0 ? coldCacheBytes(info_) : uint64_t(o_.cold_cache_bytes);
+    std::printf("tuning %s on device %d: %s (%s), %zu kernel problems, budget %s, %s\n", o_.ttune.c_str(), o_.device,
+                info_.name.c_str(), info_.driver.c_str(), selected_.size(), train::formatDuration(o_.budget_s).c_str(),
+                scrub ? ("cold caches (" + std::to_string(scrub >> 20) + " MiB scrub per repetition)").c_str()
+                      : "warm caches");
     std::fflush(stdout);
 
     start_ = nowEpoch();
@@ -663,7 +667,8 @@ private:
     std::snprintf(deadline, sizeof deadline, "%.3f", deadline_);
     std::vector<std::string> args = {exe,       "tune-worker", o_.ttune, "--journal", o_.journal, "--device",
                                      std::to_string(o_.device), "--deadline", deadline, "--repeats",
-                                     std::to_string(o_.repeats)};
+                                     std::to_string(o_.repeats), "--cold-cache-bytes",
+                                     std::to_string(o_.cold_cache_bytes)};
     for (const std::string &f : o_.families)
       args.push_back("--families"), args.push_back(f);
     std::vector<char *> argv;
@@ -947,6 +952,7 @@ void Supervisor::writeProfile() {
                {"model", t_.model_file},
                {"base_profile", base_.name},
                {"budget_s", o_.budget_s},
+               {"cold_cache_bytes", o_.cold_cache_bytes < 0 ? int64_t(coldCacheBytes(info_)) : o_.cold_cache_bytes},
                {"elapsed_s", std::round(elapsed * 10) / 10},
                {"problems", selected_.size()},
                {"measured", tally_.measured},

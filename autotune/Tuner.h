@@ -28,6 +28,7 @@ struct TuneOptions {
   std::vector<std::string> families; // tune only these rule families (matmul, reduce, ...); empty: all
   std::string name;       // the profile's name (default: the base profile's)
   bool restart = false;   // ignore an existing journal
+  int64_t cold_cache_bytes = -1; // scrub between timed repetitions (BenchOptions); -1: coldCacheBytes(device)
   std::string exe;        // the binary that runs `tune-worker` (default: this one)
 };
 

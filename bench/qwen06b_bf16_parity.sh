@@ -12,14 +12,15 @@ OUT=${OUT:-/tmp/out}
 STEPS=${STEPS:-100}
 Q=/tmp/q P=/tmp/p
 mkdir -p "$OUT"
-for t in build/h200/qwen06b.tgz; do tar xzf "$t"; done
+PLAN=${PLAN:-bf16-chunk512} # build/qwen06b/$PLAN.tplan
+for t in build/h200/qwen06b.tgz; do [ -f "$t" ] && tar xzf "$t"; done
 chmod +x build/bin/*
-rm -rf $Q $P
-timeout 200 python3 test/fixtures/hf/export_hf.py qwen06b --out $Q --graph-only 2>&1 | grep -v -i warn | tail -1
+rm -rf $P
+source bench/qwen06b_device_inputs.sh # the model (kept when an earlier stage of this call exported it)
 timeout 150 python3 bench/peft_speed.py --model qwen06b --batch 8 --seq 512 --mode eager-bf16 --warmup 0 \
   --steps $STEPS --save $P 2>&1 | grep -E "^PEFT|Error" | tail -2
 mkdir -p $P/final
-timeout 200 build/bin/tessera-rt train build/qwen06b/bf16-chunk512.tplan --weights $Q/graph/model.onnx \
+timeout 200 build/bin/tessera-rt train build/qwen06b/$PLAN.tplan --weights $Q/graph/model.onnx \
   --data $P/data.jsonl --steps $STEPS --lr 1e-4 --weight-decay 0 --eps 1e-8 --init-adapter $P/init \
   --out /tmp/q-adapter --metrics "$OUT/tessera-metrics.jsonl" > /tmp/t.log 2>&1 || tail -5 /tmp/t.log
 cp $P/run.json "$OUT/peft-run.json"

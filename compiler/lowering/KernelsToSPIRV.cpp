@@ -180,6 +180,14 @@ struct TesseraKernelsToSPIRVPass : impl::TesseraKernelsToSPIRVBase<TesseraKernel
         return signalPassFailure();
       }
 
+      // Cooperative-matrix arithmetic (the matmul epilogue) is exact f32:
+      // NoContraction keeps drivers from fusing or reassociating it (the bf16
+      // rounding of MatmulCoopMat.cpp relies on c - (c - x) staying as written).
+      spv.walk([&](Operation *op) {
+        if (isa<spirv::FAddOp, spirv::FSubOp, spirv::FMulOp, spirv::MatrixTimesScalarOp>(op) &&
+            isa<spirv::CooperativeMatrixType>(op->getResult(0).getType()))
+          op->setAttr("no_contraction", UnitAttr::get(ctx));
+      });
       OpPassManager pm(spirv::ModuleOp::getOperationName());
       pm.addPass(spirv::createSPIRVLowerABIAttributesPass());
       pm.addPass(spirv::createSPIRVUpdateVCEPass());

@@ -172,7 +172,8 @@ Executor::Executor(Context &ctx, const plan::Plan &plan, const ExecutorOptions &
   try {
     allocateBuffers();
     createPipelines(options);
-    recordPrograms(options.dispatch_timestamps);
+    if (options.cold_cache_bytes) allocateScrub(options.cold_cache_bytes);
+    recordPrograms(options);
   } catch (...) {
     release();
     throw;
@@ -188,6 +189,10 @@ void Executor::release() {
   vkDeviceWaitIdle(dev);
   if (fence_) vkDestroyFence(dev, fence_, nullptr);
   if (queryPool_) vkDestroyQueryPool(dev, queryPool_, nullptr);
+  if (scrub_) vkDestroyBuffer(dev, scrub_, nullptr);
+  if (scrubMemory_) vkFreeMemory(dev, scrubMemory_, nullptr);
+  scrub_ = VK_NULL_HANDLE;
+  scrubMemory_ = VK_NULL_HANDLE;
   if (commandPool_) vkDestroyCommandPool(dev, commandPool_, nullptr);
   if (descriptorPool_) vkDestroyDescriptorPool(dev, descriptorPool_, nullptr);
   for (Pipeline &p : pipelines_) {
@@ -553,7 +558,32 @@ void Executor::createPipeline(size_t u, VkPipelineCache cache) {
     p.driverHit = (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT) ? 1 : 0;
 }
 
-void Executor::recordPrograms(bool dispatchTimestamps) {
+void Executor::allocateScrub(uint64_t bytes) {
+  VkDevice dev = ctx_.device();
+  VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+  bci.size = bytes;
+  bci.usage = VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+  bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+  check(vkCreateBuffer(dev, &bci, nullptr, &scrub_), "vkCreateBuffer (cache scrub)");
+  VkMemoryRequirements req;
+  vkGetBufferMemoryRequirements(dev, scrub_, &req);
+  const VkPhysicalDeviceMemoryProperties &mp = ctx_.memory();
+  int type = -1;
+  for (VkMemoryPropertyFlags want : {VkMemoryPropertyFlags(VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT), VkMemoryPropertyFlags(0)})
+    for (uint32_t t = 0; t < mp.memoryTypeCount && type < 0; ++t)
+      if ((req.memoryTypeBits & (1u << t)) && (mp.memoryTypes[t].propertyFlags & want) == want) type = int(t);
+  VkMemoryAllocateInfo ai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+  ai.allocationSize = req.size;
+  ai.memoryTypeIndex = uint32_t(std::max(type, 0));
+  check(vkAllocateMemory(dev, &ai, nullptr, &scrubMemory_), "vkAllocateMemory (cache scrub of " + describeBytes(bytes) + ")");
+  check(vkBindBufferMemory(dev, scrub_, scrubMemory_, 0), "vkBindBufferMemory (cache scrub)");
+  scrubBytes_ = bytes;
+}
+
+void Executor::recordPrograms(const ExecutorOptions &options) {
+  const bool dispatchTimestamps = options.dispatch_timestamps && !scrub_;
+  const size_t period = std::max<size_t>(1, options.cold_cache_period);
+  auto groups = [&](size_t dispatches) { return scrub_ ? (dispatches + period - 1) / period : 0; };
   VkDevice dev = ctx_.device();
   const VkPhysicalDeviceLimits &lim = ctx_.properties().limits;
 
@@ -589,7 +619,8 @@ void Executor::recordPrograms(bool dispatchTimestamps) {
     VkQueryPoolCreateInfo qpci{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
     qpci.queryType = VK_QUERY_TYPE_TIMESTAMP;
     size_t queries = 0;
-    for (const plan::Program &p : plan_.programs) queries += 2 + (dispatchTimestamps ? p.dispatches.size() : 0);
+    for (const plan::Program &p : plan_.programs)
+      queries += 2 + (dispatchTimestamps ? p.dispatches.size() : 0) + 2 * groups(p.dispatches.size());
     qpci.queryCount = uint32_t(queries);
     check(vkCreateQueryPool(dev, &qpci, nullptr, &queryPool_), "vkCreateQueryPool");
   }
@@ -599,7 +630,7 @@ void Executor::recordPrograms(bool dispatchTimestamps) {
     const plan::Program &prog = plan_.programs[pi];
     RecordedProgram rec;
     rec.firstQuery = nextQuery;
-    rec.queries = uint32_t(2 + (dispatchTimestamps ? prog.dispatches.size() : 0));
+    rec.queries = uint32_t(2 + (dispatchTimestamps ? prog.dispatches.size() : 0) + 2 * groups(prog.dispatches.size()));
     nextQuery += rec.queries;
 
     // One descriptor set per dispatch.
@@ -686,6 +717,20 @@ void Executor::recordPrograms(bool dispatchTimestamps) {
         size_t r = root_[d.bindings[bi]];
         hazard = writtenIn[r] == epoch || (writes(bi) && readIn[r] == epoch);
       }
+      if (scrub_ && di % period == 0) {
+        // A cold group: the scrub fill after everything before it, its end
+        // timestamped, then the group's dispatches after the fill.
+        const uint32_t q = rec.firstQuery + 1 + 2 * uint32_t(di / period);
+        barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_SHADER_WRITE_BIT |
+                VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT);
+        vkCmdFillBuffer(rec.cmd, scrub_, 0, VK_WHOLE_SIZE, uint32_t(di));
+        if (queryPool_) vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, q);
+        barrier(VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT |
+                VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+        ++epoch;
+        hazard = false;
+      }
       if (di > 0 && hazard && !injectedFault(RecordingFault::NoBarriers)) {
         barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                 VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
@@ -705,6 +750,9 @@ void Executor::recordPrograms(bool dispatchTimestamps) {
       vkCmdDispatch(rec.cmd, d.groups[0], d.groups[1], d.groups[2]);
       if (queryPool_ && dispatchTimestamps)
         vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, rec.firstQuery + 1 + uint32_t(di));
+      if (queryPool_ && scrub_ && (di % period == period - 1 || di + 1 == prog.dispatches.size()))
+        vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_,
+                            rec.firstQuery + 2 + 2 * uint32_t(di / period));
     }
     // Results become visible to the host after the fence.
     barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
@@ -852,10 +900,20 @@ ProgramTiming Executor::run(const std::string &program) {
       auto between = [&](size_t a, size_t b) { return double(((ts[b] & mask) - (ts[a] & mask)) & mask) * msPerTick; };
       t.gpu_ms = between(0, ts.size() - 1);
       rec.dispatchMs.clear();
-      for (size_t q = 1; q + 1 < ts.size(); ++q) rec.dispatchMs.push_back(between(q - 1, q));
+      rec.groupMs.clear();
+      if (scrub_)
+        for (size_t q = 1; q + 2 < ts.size(); q += 2) rec.groupMs.push_back(between(q, q + 1));
+      else
+        for (size_t q = 1; q + 1 < ts.size(); ++q) rec.dispatchMs.push_back(between(q - 1, q));
     }
   }
   return t;
+}
+
+const std::vector<double> &Executor::groupTimes(const std::string &program) const {
+  auto it = programs_.find(program);
+  if (it == programs_.end()) throw VulkanError("the plan has no program '" + program + "'");
+  return it->second.groupMs;
 }
 
 const std::vector<double> &Executor::dispatchTimes(const std::string &program) const {

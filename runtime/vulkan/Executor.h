@@ -40,6 +40,14 @@ struct ExecutorOptions {
   // goes in its real sequence, caches as cold as in training (tessera-rt
   // train --dispatch-profile, tessera-kbench --sequence).
   bool dispatch_timestamps = false;
+  // Cold caches (the autotuner's timed runs): every program's dispatches in
+  // groups of cold_cache_period, each group after a vkCmdFillBuffer of a
+  // device-local scrub buffer of cold_cache_bytes (larger than the GPU's last
+  // cache level: it evicts what the previous group left there, as the kernels
+  // between two uses of a buffer do in training) and timed from the fill's
+  // end to the group's end (groupTimes). 0 bytes: off.
+  uint64_t cold_cache_bytes = 0;
+  size_t cold_cache_period = 1;
 };
 
 // What starting the plan cost (the `startup:` line).
@@ -91,6 +99,9 @@ public:
   // last run, the GPU time from the previous dispatch's end (the program's
   // start for the first) to its end, in ms; empty without timestamps.
   const std::vector<double> &dispatchTimes(const std::string &program) const;
+  // With ExecutorOptions::cold_cache_bytes: per group of the program's last
+  // run, ms from its scrub fill's end to its last dispatch's end.
+  const std::vector<double> &groupTimes(const std::string &program) const;
   // Bytes of device memory allocated for the plan's buffers.
   uint64_t allocatedBytes() const { return allocated_; }          // device buffers
   uint64_t hostAllocatedBytes() const { return hostAllocated_; }  // streamed weights in host memory
@@ -114,16 +125,18 @@ private:
   struct RecordedProgram {
     VkCommandBuffer cmd = VK_NULL_HANDLE;
     uint32_t firstQuery = 0;
-    uint32_t queries = 0;  // start, one per dispatch (dispatch_timestamps), end
+    uint32_t queries = 0;  // start, one per dispatch (dispatch_timestamps) or two per cold group, end
     size_t barriers = 0; // between its dispatches (only where they conflict)
     std::vector<double> dispatchMs; // of the last run (dispatch_timestamps)
+    std::vector<double> groupMs;    // of the last run (cold_cache_bytes)
   };
 
   void checkDeviceLimits() const;
   void allocateBuffers();
   void createPipelines(const ExecutorOptions &options);
   void createPipeline(size_t unique, VkPipelineCache cache);
-  void recordPrograms(bool dispatchTimestamps);
+  void recordPrograms(const ExecutorOptions &options);
+  void allocateScrub(uint64_t bytes);
   void release(); // destroys every Vulkan object (destructor, failed constructor)
 
   Context &ctx_;
@@ -144,6 +157,9 @@ private:
   VkFence fence_ = VK_NULL_HANDLE;
   std::map<std::string, RecordedProgram> programs_;
   uint64_t allocated_ = 0, hostAllocated_ = 0;
+  VkBuffer scrub_ = VK_NULL_HANDLE; // cold_cache_bytes
+  VkDeviceMemory scrubMemory_ = VK_NULL_HANDLE;
+  uint64_t scrubBytes_ = 0;
 };
 
 } // namespace tessera::vk

@@ -175,6 +175,25 @@ class Tune(TempDirTest):
             chosen = [e["config"] for e in json.load(f).get("exact", []) if e["key"] == p["key"]]
         self.assertNotIn(p["candidates"][1]["config"], chosen)
 
+    def test_cold_caches(self):
+        # Forced on lavapipe (auto leaves a CPU device warm): every timed
+        # repetition after a scrub fill, at most 16 repetitions a run, the
+        # scrub in the profile's provenance; a bad size names the flag.
+        sub = ttune.subset(self.ttune, self.path("cold.ttune"), self.matmuls[:2])
+        prof = self.path("cold.json")
+        r = tessera_rt("tune", sub, "--out", prof, "--budget", "10s", "--cold-cache", "8MiB")
+        self.assertIn("cold caches (8 MiB scrub per repetition)", r.stdout, r.describe())
+        ok = [j for j in journal(prof + ".journal") if j["type"] == "result" and j["status"] == "ok"]
+        self.assertGreater(len(ok), 1, r.describe())
+        for j in ok:
+            self.assertLessEqual(j.get("reps", 1), 16, j)
+            self.assertGreater(j["us"], 0, j)
+        with open(prof) as f:
+            self.assertEqual(json.load(f)["tuning"]["cold_cache_bytes"], 8 << 20)
+        warm = tessera_rt("tune", sub, "--list", "--cold-cache", "lots", check=False)
+        self.assertNotEqual(warm.rc, 0)
+        self.assertIn("--cold-cache lots: expected auto, off or a size such as 64MiB", warm.stderr)
+
     def test_hung_lost_and_dead_candidates_fail_and_tuning_goes_on(self):
         keep = self.matmuls[:4]
         sub = ttune.subset(self.ttune, self.path("faults.ttune"), keep)

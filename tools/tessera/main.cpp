@@ -108,7 +108,7 @@ void addTuneModelCommand(CLI::App &app) {
   struct Flags {
     tessera::CompileOptions compile;
     tessera::autotune::TuneOptions tune;
-    std::string budget = "120s", timeout = "60s", families, plan;
+    std::string budget = "120s", timeout = "60s", families, plan, coldCache = "auto";
   };
   auto f = std::make_shared<Flags>();
   CLI::App *cmd = app.add_subcommand(
@@ -120,10 +120,10 @@ void addTuneModelCommand(CLI::App &app) {
                   "rules from its properties)");
   cmd->add_option("--tuning-plan", f->compile.tuning_plan, "where the tuning plan goes (default: OUT.ttune)");
   cmd->add_option("-o,--output", f->plan, "also compile the training plan with the tuned profile");
-  tessera::autotune::addTuneFlags(*cmd, f->tune, f->budget, f->timeout, f->families);
+  tessera::autotune::addTuneFlags(*cmd, f->tune, f->budget, f->timeout, f->families, f->coldCache);
   cmd->callback([f] {
     using namespace tessera::autotune;
-    finishTuneFlags(f->tune, f->budget, f->timeout, f->families);
+    finishTuneFlags(f->tune, f->budget, f->timeout, f->families, f->coldCache);
     if (f->tune.out.empty())
       throw std::runtime_error("--out PROFILE.json is required");
     std::vector<tessera::vk::DeviceInfo> devices = tessera::vk::Context::listDevices();

@@ -533,6 +533,9 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
               // (Veltkamp's split: hi = c - (c - x), c = x (2^16 + 1)) leaves the
               // conversion nothing to round, so every device gives round to
               // nearest (even a contracted c - x keeps hi on the grid; |x| < 2^111).
+              // The driver must not simplify c - (c - x) to x: KernelsToSPIRV
+              // marks fragment arithmetic NoContraction (without it the H200
+              // still truncated where an addend came before, 2026-12-02).
               Value split = bb.create<gpu::SubgroupMmaConstantMatrixOp>(cType, kb.f32(65537.0));
               Value c = elementwise(cType, {out, split}, gpu::MMAElementwiseOp::MULF);
               Value lo = elementwise(cType, {c, out}, gpu::MMAElementwiseOp::SUBF);

@@ -51,15 +51,15 @@
 
 // The same in SPIR-V: the scale as OpMatrixTimesScalar, the addend as a cooperative load widened by FConvert.
 // SPIRV-LABEL: spirv.module @matmul_coopmat_0
-// SPIRV: spirv.MatrixTimesScalar %{{.*}}, %{{.*}} : !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>, f32
+// SPIRV: spirv.MatrixTimesScalar %{{.*}}, %{{.*}} {no_contraction} : !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>, f32
 // SPIRV: spirv.KHR.CooperativeMatrixLoad %{{.*}}, %{{.*}}, <RowMajor> : !spirv.ptr<f16, StorageBuffer>, i32 -> !spirv.coopmatrix<16x16xf16, Subgroup, MatrixAcc>
 // SPIRV-NEXT: spirv.FConvert %{{.*}} : !spirv.coopmatrix<16x16xf16, Subgroup, MatrixAcc> to !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>
-// SPIRV-NEXT: spirv.FAdd %{{.*}}, %{{.*}} : !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>
-// SPIRV: spirv.FSub %{{.*}}, %{{.*}} : !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>
-// SPIRV-NEXT: spirv.FSub %{{.*}}, %{{.*}} : !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>
+// SPIRV-NEXT: spirv.FAdd %{{.*}}, %{{.*}} {no_contraction} : !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>
+// SPIRV: spirv.FSub %{{.*}}, %{{.*}} {no_contraction} : !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>
+// SPIRV-NEXT: spirv.FSub %{{.*}}, %{{.*}} {no_contraction} : !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>
 // SPIRV-NEXT: spirv.FConvert %{{.*}} : !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc> to !spirv.coopmatrix<16x16xf16, Subgroup, MatrixAcc>
 
-// BINARY: matmul_coopmat_0.spv: bf16 types 1, f16 types 0, capabilities BFloat16CooperativeMatrixKHR BFloat16TypeKHR CooperativeMatrixKHR, extension SPV_KHR_bfloat16
+// BINARY: matmul_coopmat_0.spv: bf16 types 1, f16 types 0, capabilities BFloat16CooperativeMatrixKHR BFloat16TypeKHR CooperativeMatrixKHR, extension SPV_KHR_bfloat16, NoContraction 80
 // BINARY: matmul_coopmat_1.spv: bf16 types 0, f16 types 1, capabilities CooperativeMatrixKHR
 // BINARY: matmul_coopmat_2.spv: bf16 types 1, f16 types 0, capabilities BFloat16CooperativeMatrixKHR BFloat16TypeKHR CooperativeMatrixKHR, extension SPV_KHR_bfloat16
 

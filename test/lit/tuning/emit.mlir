@@ -46,7 +46,7 @@ module {
 // CHECK-NEXT: reference: wg 64
 // CHECK-NEXT: c0 rule: wg 96
 // CHECK-NEXT: c1 seed default: wg 128
-// CHECK-NEXT: c2 seed {{h200-tuned: wg 64|lavapipe: wg 256}}
+// CHECK-NEXT: c2 seed {{h200-tuned|lavapipe}}: wg 256
 // CHECK: problem 3: elementwise x1, n=19200 f32
 // CHECK-NEXT: key: binary {fn = #tessera<binary_fn add>}
 // CHECK: problem 4: reduce x1, rows=1 len=19200 f32

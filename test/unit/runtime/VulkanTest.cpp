@@ -150,6 +150,36 @@ TEST(Vulkan, DispatchTimestampsAddUpToTheProgram) {
   EXPECT_TRUE(plain.dispatchTimes("main").empty());
 }
 
+// Cold-cache groups (the autotuner's timed runs): one time per group of
+// cold_cache_period dispatches, each after a scrub fill, within the program's
+// time; results as without them (the second dispatch reads the first's).
+TEST(Vulkan, ColdCacheGroupsTimeEachGroup) {
+  const uint32_t n = 1 << 16;
+  Plan p = addPlan(n, n);
+  p.programs[0].dispatches.push_back(p.programs[0].dispatches[0]); // 3 dispatches: groups of 2 and 1
+  vk::Context ctx(0);
+  if (!ctx.info().timestamps) GTEST_SKIP() << "no timestamps";
+  for (size_t period : {1, 2}) {
+    vk::ExecutorOptions eo;
+    eo.cold_cache_bytes = 4 << 20;
+    eo.cold_cache_period = period;
+    vk::Executor ex(ctx, p, eo);
+    std::memcpy(ex.data(1), p.blobs[1].data(), p.blobs[1].size());
+    for (uint32_t i = 0; i < n; ++i) ex.f32(0)[i] = float(i);
+    vk::ProgramTiming t = ex.run("main");
+    const std::vector<double> &g = ex.groupTimes("main");
+    ASSERT_EQ(g.size(), period == 1 ? 3u : 2u);
+    double sum = 0;
+    for (double ms : g) {
+      EXPECT_GT(ms, 0);
+      sum += ms;
+    }
+    EXPECT_LT(sum, t.gpu_ms) << "the fills are not part of the groups";
+    EXPECT_TRUE(ex.dispatchTimes("main").empty());
+    EXPECT_EQ(ex.f32(4)[n - 1], float(n - 1) + 2 * float(n - 1) * 0.5f) << "period " << period;
+  }
+}
+
 // read() returns what the GPU wrote, directly from a host-cached mapping and
 // through the staging copy a discrete GPU's uncached memory takes (forced here
 // in chunks that do not divide the buffer), aliases included.
