@@ -23,4 +23,5 @@ for plan in ${KBENCH_PLANS:-nvidia tuned}; do
   build/bin/tessera-kbench build/qwen06b/$plan.tplan --random --sequence $OUT/kseq-$plan.tsv --repeat 10 2>&1 | tail -2
 done
 DISPATCH_PROFILE=1 PEFT_MODES="${PEFT_MODES-eager-bf16 compile-bf16}" bash bench/qwen06b_speed_h200.sh ${PLANS:-nvidia tuned}
+# PARITY=1: also the 100-step loss curve against PEFT eager bf16 (docs/parity.md).
 [ -n "${PARITY:-}" ] && PLAN=nvidia bash bench/qwen06b_bf16_parity.sh
