@@ -126,7 +126,8 @@ struct Journal {
 
   // Reads the journal; a header of another plan or device means starting
   // over (the worker reads the journal its supervisor checked: null).
-  void load(const std::string *digest, const std::string *device, std::string &note) {
+  void load(const std::string *digest, const std::string *device, std::string &note,
+            const uint64_t *coldCache = nullptr) {
     results.clear();
     open.clear();
     std::ifstream in(path);
@@ -148,6 +149,14 @@ struct Journal {
       if (type == "header") {
         if ((digest && j.value("digest", "") != *digest) || (device && j.value("device", "") != *device)) {
           note = path + " is the journal of another tuning plan or device: starting over";
+          results.clear();
+          open.clear();
+          return;
+        }
+        // Times taken with warm and with cold caches do not compare (a journal
+        // from before the setting existed was warm).
+        if (coldCache && j.value("cold_cache_bytes", uint64_t(0)) != *coldCache) {
+          note = path + " was measured with another --cold-cache setting: starting over";
           results.clear();
           open.clear();
           return;
@@ -540,14 +549,16 @@ public:
     journal_.path = o_.journal;
     std::string note;
     std::string device = identityKey(id_);
+    const uint64_t coldCache = o_.cold_cache_bytes < 0 ? coldCacheBytes(info_) : uint64_t(o_.cold_cache_bytes);
     if (!o_.restart)
-      journal_.load(&digest_, &device, note);
+      journal_.load(&digest_, &device, note, &coldCache);
     if (!note.empty())
       std::fprintf(stderr, "note: %s\n", note.c_str());
     if (o_.restart || !note.empty() || !std::ifstream(o_.journal)) {
       util::writeFileAtomic(o_.journal, json({{"type", "header"},
                                               {"digest", digest_},
                                               {"device", identityKey(id_)},
+                                              {"cold_cache_bytes", coldCache},
                                               {"version", tesseraVersion()}})
                                                 .dump() +
                                             "\n");

@@ -190,6 +190,10 @@ class Tune(TempDirTest):
             self.assertGreater(j["us"], 0, j)
         with open(prof) as f:
             self.assertEqual(json.load(f)["tuning"]["cold_cache_bytes"], 8 << 20)
+        # Its journal does not resume a warm run: the times would not compare.
+        again = tessera_rt("tune", sub, "--out", prof, "--budget", "3s", "--cold-cache", "off")
+        self.assertIn("was measured with another --cold-cache setting: starting over", again.stderr, again.describe())
+        self.assertIn("warm caches", again.stdout)
         warm = tessera_rt("tune", sub, "--list", "--cold-cache", "lots", check=False)
         self.assertNotEqual(warm.rc, 0)
         self.assertIn("--cold-cache lots: expected auto, off or a size such as 64MiB", warm.stderr)
