@@ -158,6 +158,7 @@ Executor::Executor(Context &ctx, const plan::Plan &plan, const ExecutorOptions &
       {plan::kFeatureInt16, "shaderInt16"},
       {plan::kFeatureStorage16, "storageBuffer16BitAccess"},
       {plan::kFeatureInt8, "shaderInt8 + storageBuffer8BitAccess"},
+      {plan::kFeatureIntegerDot, "shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product)"},
       {plan::kFeatureCoopMat, "VK_KHR_cooperative_matrix"},
       {plan::kFeatureBf16CoopMat, "VK_KHR_shader_bfloat16 cooperative matrices"}};
   for (const std::string &f : plan_.features)
