@@ -136,6 +136,28 @@ class BitNet(common.TempDirTest):
                         self.assertEqual(codes & grads, codes - first)
                 self.assertEqual("integer_dot_product" in m["features"], tag != "default", m["features"])
 
+    def test_integer_dot_plan_needs_the_device_feature(self):
+        """A plan with OpSDot is refused at load on a device without shaderIntegerDotProduct (hidden here),
+        naming it; the multiply-add plan of the default profile runs there."""
+        with open(os.path.join(HF, "bitnet", "reference.json")) as f:
+            ref = json.load(f)
+        data = self.path("dot.jsonl")
+        write_ids(data, [r[:16] for r in ref["ids"]])
+        env = {"TESSERA_HIDE_FEATURES": "integer_dot_product"}
+        for tag, flags in PROFILES.items():
+            plan = self.path(f"dot-{len(tag)}.tplan")
+            tessera("compile", MODEL, "-o", plan, "--batch", len(ref["ids"]), "--seq", 16, "--precision", "fp32",
+                    *flags)
+            r = tessera("eval", plan, "--weights", MODEL, "--data", data, env=env, check=False)
+            if tag == "default":
+                self.assertEqual(r.rc, 0, r.describe())
+                loss, _ = parse_eval(r)
+                self.assertLess(abs(loss - ref["losses"]["16"]), EVAL_TOL)
+            else:
+                self.assertEqual(r.rc, 1, r.describe())
+                self.assertIn("needs shaderIntegerDotProduct", r.stderr, r.describe())
+                self.assertIn("one without integer_dot_product", r.stderr, r.describe())
+
     def test_eval_matches_transformers(self):
         with open(os.path.join(HF, "bitnet", "reference.json")) as f:
             ref = json.load(f)
