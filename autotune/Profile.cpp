@@ -299,7 +299,7 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
     readInt(*d, "max_workgroup_count", origin, "device", p.max_workgroup_count);
     if (const json *f = section(*d, "features", origin)) {
       checkKeys(*f, origin, "device.features",
-                {"float16", "int16", "storage16", "bfloat16", "int8", "cooperative_matrix"});
+                {"float16", "int16", "storage16", "bfloat16", "int8", "integer_dot_product", "cooperative_matrix"});
       if (auto cm = f->find("cooperative_matrix"); cm != f->end()) {
         if (!cm->is_array())
           fail(origin, "device.features.cooperative_matrix", "expected an array of {m, n, k, a, b, c, result}");
@@ -328,6 +328,7 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
       readBool(*f, "storage16", origin, "device.features", p.features.storage16);
       readBool(*f, "bfloat16", origin, "device.features", p.features.bfloat16);
       readBool(*f, "int8", origin, "device.features", p.features.int8);
+      readBool(*f, "integer_dot_product", origin, "device.features", p.features.integer_dot_product);
     }
   }
   auto simple = [&](const char *key, int64_t &wg) {
@@ -636,7 +637,8 @@ std::string profileToJson(const DeviceProfile &p) {
               {"int16", p.features.int16},
               {"storage16", p.features.storage16},
               {"bfloat16", p.features.bfloat16},
-              {"int8", p.features.int8}}}};
+              {"int8", p.features.int8},
+              {"integer_dot_product", p.features.integer_dot_product}}}};
   if (!p.features.cooperative_matrix.empty()) {
     ojson shapes = ojson::array();
     for (const CoopMatShape &c : p.features.cooperative_matrix)

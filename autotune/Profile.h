@@ -96,6 +96,10 @@ struct DeviceFeatures {
   bool storage16 = false; // storageBuffer16BitAccess
   bool bfloat16 = false;  // VK_KHR_shader_bfloat16
   bool int8 = false;      // shaderInt8 + storageBuffer8BitAccess
+  // shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product, core in
+  // Vulkan 1.3): OpSDot on packed 4x8-bit words (BitNet's int8 x ternary
+  // products, kernels/BitLinear.cpp; without it: integer multiply-adds).
+  bool integer_dot_product = false;
   std::vector<CoopMatShape> cooperative_matrix; // empty: no VK_KHR_cooperative_matrix
 };
 

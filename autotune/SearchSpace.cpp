@@ -196,7 +196,8 @@ const char *ruleFamilyName(RuleFamily f) {
 RuleFamily ruleFamilyOf(const std::string &op) {
   if (op == "matmul" || op == "fused_matmul") return RuleFamily::Matmul;
   if (op == "reduce") return RuleFamily::Reduce;
-  if (op == "softmax" || op == "act_quant") return RuleFamily::Softmax; // rows, as softmax
+  if (op == "softmax" || op == "act_quant" || op == "bitlinear_matmul") // rows, as softmax (bitlinear: its quantiser)
+    return RuleFamily::Softmax;
   if (op == "unary" || op == "binary" || op == "select" || op == "cast" || op == "dropout" || op == "rope" ||
       op == "fused_elementwise")
     return RuleFamily::Elementwise;

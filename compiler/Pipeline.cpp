@@ -410,6 +410,8 @@ int compileModel(const CompileOptions &o, std::string &error) {
     // Kernel configs: the profile's exact entries, else its rules (of the
     // fused elementwise kernels too).
     mlir::PassManager configs(&ctx);
+    // BitLinear forward products in integers, before the epilogues take their scales.
+    configs.addPass(mlir::tessera::createTesseraIntegerBitLinear());
     // Epilogues first: the scales and adds a product feeds are its own.
     if (o.fuse_epilogue)
       configs.addPass(mlir::tessera::createTesseraFuseMatmulEpilogue());

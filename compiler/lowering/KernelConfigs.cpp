@@ -92,7 +92,7 @@ autotune::ProblemShape problemShape(Operation *op) {
         ReduceProblem r = reduceProblem(o);
         s.outputs = r.outputs, s.extent = r.extent, s.innermost_reduced = r.innermostReduced;
       })
-      .Case<SoftmaxOp, ActQuantOp>([&](Operation *o) { // rows of the last axis
+      .Case<SoftmaxOp, ActQuantOp, BitLinearMatmulOp>([&](Operation *o) { // rows of the last axis (of the input)
         auto t = cast<ShapedType>(o->getOperand(0).getType());
         s.extent = t.getRank() ? t.getShape().back() : 1;
         s.outputs = s.extent ? numElements(t.getShape()) / s.extent : 0;

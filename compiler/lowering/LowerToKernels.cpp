@@ -373,7 +373,8 @@ LogicalResult Lowerer::lowerFunction(func::FuncOp f, StringRef programName) {
         if (q->transposed)
           b->setAttr(::tessera::quant::kTransposedAttr, UnitAttr::get(mctx()));
         for (OpOperand &use : p.getResult().getUses())
-          if (!isa<MatmulOp, FusedMatmulOp>(use.getOwner()) || use.getOperandNumber() > 1)
+          if (!(isa<MatmulOp, FusedMatmulOp>(use.getOwner()) && use.getOperandNumber() <= 1) &&
+              !(isa<BitLinearMatmulOp>(use.getOwner()) && use.getOperandNumber() == 1)) // its codes
             return use.getOwner()->emitOpError("reads the block-quantised weight '")
                    << p.getName() << "'; only matmuls can", failure();
       }

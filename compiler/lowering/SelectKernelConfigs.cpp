@@ -70,6 +70,11 @@ spirv::TargetEnvAttr targetEnvFor(MLIRContext *ctx, const autotune::DeviceProfil
     caps.push_back(Capability::StorageBuffer8BitAccess);
     exts.push_back(Extension::SPV_KHR_8bit_storage);
   }
+  if (f.integer_dot_product) { // OpSDot on packed 4x8-bit words (core in SPIR-V 1.6)
+    caps.push_back(Capability::DotProduct);
+    caps.push_back(Capability::DotProductInput4x8BitPacked);
+    exts.push_back(Extension::SPV_KHR_integer_dot_product);
+  }
   Builder b(ctx);
   // SPV_KHR_cooperative_matrix needs SPIR-V 1.6 (Vulkan 1.3); spirv-update-vce
   // still gives every other kernel the lowest version it needs.

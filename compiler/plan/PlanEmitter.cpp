@@ -192,6 +192,8 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
         case spirv::Capability::Int8:
         case spirv::Capability::StorageBuffer8BitAccess: features.insert(plan::kFeatureInt8); break;
         case spirv::Capability::CooperativeMatrixKHR: features.insert(plan::kFeatureCoopMat); break;
+        case spirv::Capability::DotProduct:
+        case spirv::Capability::DotProductInput4x8BitPacked: features.insert(plan::kFeatureIntegerDot); break;
         default: break;
         }
       }

@@ -33,6 +33,8 @@ void listDevices() {
     auto yes = [](bool b) { return b ? "yes" : "no"; };
     std::printf("   16-bit: storage %s, f16 arithmetic %s, int16 %s; 8-bit: %s; bf16 (VK_KHR_shader_bfloat16): %s\n",
                 yes(d.storage16), yes(d.float16), yes(d.int16), yes(d.int8), yes(d.bfloat16));
+    std::printf("   integer dot products (shaderIntegerDotProduct): %s%s\n", yes(d.integerDot),
+                d.integerDot ? (d.integerDot4x8Accelerated ? ", 4x8-bit packed accelerated" : ", 4x8-bit packed not accelerated") : "");
     std::printf("   precisions: fp32%s%s\n", d.storage16 && d.float16 ? ", f16" : "",
                 d.storage16 && d.int16 ? ", bf16" : "");
     autotune::DeviceIdentity id{d.vendorID, d.deviceID, d.driverVersion, d.name, d.driver, d.type};

@@ -167,6 +167,7 @@ constexpr const char *kFeatureFloat16 = "float16";     // shaderFloat16
 constexpr const char *kFeatureInt16 = "int16";         // shaderInt16
 constexpr const char *kFeatureStorage16 = "storage16"; // storageBuffer16BitAccess
 constexpr const char *kFeatureInt8 = "int8";           // shaderInt8 + storageBuffer8BitAccess
+constexpr const char *kFeatureIntegerDot = "integer_dot_product"; // shaderIntegerDotProduct (OpSDot, 4x8-bit packed)
 constexpr const char *kFeatureCoopMat = "cooperative_matrix"; // VK_KHR_cooperative_matrix (tensor cores)
 constexpr const char *kFeatureBf16CoopMat = "bfloat16_cooperative_matrix"; // VK_KHR_shader_bfloat16 fragments
 

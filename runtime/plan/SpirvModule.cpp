@@ -426,6 +426,8 @@ bool allowedCapability(uint32_t c) {
   case 6022: // CooperativeMatrixKHR (checked against the device: runtime/vulkan/KernelCheck.cpp)
   case 5116: // BFloat16TypeKHR
   case 5118: // BFloat16CooperativeMatrixKHR
+  case 6018: // DotProductInput4x8BitPacked (checked against the device: shaderIntegerDotProduct)
+  case 6019: // DotProduct
     return true;
   default: return false;
   }
@@ -450,6 +452,8 @@ std::string capabilityName(uint32_t c) {
   case 5116: return "BFloat16TypeKHR";
   case 5118: return "BFloat16CooperativeMatrixKHR";
   case 5345: return "VulkanMemoryModel";
+  case 6018: return "DotProductInput4x8BitPacked";
+  case 6019: return "DotProduct";
   case 6022: return "CooperativeMatrixKHR";
   case 5347: return "PhysicalStorageBufferAddresses";
   default: return "capability " + std::to_string(c);

@@ -260,6 +260,19 @@ void describeFeatures(VkInstance instance, VkPhysicalDevice pd, uint32_t api, De
   info.float16 = f12.shaderFloat16;
   info.int8 = f12.shaderInt8 && f12.storageBuffer8BitAccess;
   info.bfloat16 = hasExtension(pd, "VK_KHR_shader_bfloat16");
+  // Integer dot products: core in Vulkan 1.3, an extension before.
+  if (api >= VK_API_VERSION_1_3 || hasExtension(pd, "VK_KHR_shader_integer_dot_product")) {
+    VkPhysicalDeviceShaderIntegerDotProductFeatures dot{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
+    VkPhysicalDeviceFeatures2 g2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    g2.pNext = &dot;
+    vkGetPhysicalDeviceFeatures2(pd, &g2);
+    info.integerDot = dot.shaderIntegerDotProduct;
+    VkPhysicalDeviceShaderIntegerDotProductProperties dp{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+    p2.pNext = &dp;
+    vkGetPhysicalDeviceProperties2(pd, &p2);
+    info.integerDot4x8Accelerated = info.integerDot && dp.integerDotProduct4x8BitPackedSignedAccelerated;
+  }
   if (instance && hasExtension(pd, "VK_KHR_cooperative_matrix")) {
     auto get = reinterpret_cast<GetCooperativeMatrixProperties>(
         vkGetInstanceProcAddr(instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR"));
@@ -340,6 +353,7 @@ DeviceInfo describe(VkPhysicalDevice pd, uint32_t index, uint32_t instanceApi, u
     if (hidden("int16")) info.int16 = false;
     if (hidden("storage16")) info.storage16 = false;
     if (hidden("int8")) info.int8 = false;
+    if (hidden("integer_dot_product")) info.integerDot = info.integerDot4x8Accelerated = false;
     if (hidden("cooperative_matrix")) info.cooperativeMatrix.clear();
   }
   return info;
@@ -354,6 +368,7 @@ bool DeviceInfo::hasFeature(const std::string &name) const {
   if (name == "int16") return int16;
   if (name == "storage16") return storage16;
   if (name == "int8") return int8;
+  if (name == "integer_dot_product") return integerDot;
   return false;
 }
 
@@ -451,6 +466,24 @@ Context::Context(int index, ContextOptions options) {
         }
       }
     }
+    // Packed int8 dot products (BitNet's integer products), core in 1.3.
+    bool dotExt = false;
+    for (const auto &e : exts)
+      dotExt = dotExt || std::strcmp(e.extensionName, "VK_KHR_shader_integer_dot_product") == 0;
+    VkPhysicalDeviceShaderIntegerDotProductFeatures haveDot{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
+    VkPhysicalDeviceShaderIntegerDotProductFeatures wantDot{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
+    if (featureChain && (api >= VK_API_VERSION_1_3 || dotExt)) {
+      VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+      f2.pNext = &haveDot;
+      vkGetPhysicalDeviceFeatures2(physical_, &f2);
+      if (haveDot.shaderIntegerDotProduct) {
+        wantDot.shaderIntegerDotProduct = VK_TRUE;
+        wantDot.pNext = want12.pNext; // after robustness2, if enabled
+        want12.pNext = &wantDot;
+        if (api < VK_API_VERSION_1_3)
+          enabled.push_back("VK_KHR_shader_integer_dot_product");
+      }
+    }
     // Tensor-core kernels (kind = coopmat) need VK_KHR_cooperative_matrix.
     VkPhysicalDeviceCooperativeMatrixFeaturesKHR haveCm{}, wantCm{};
     haveCm.sType = wantCm.sType = kCooperativeMatrixFeaturesType;
@@ -504,6 +537,7 @@ Context::Context(int index, ContextOptions options) {
     features_.storage16 = featureChain && want11.storageBuffer16BitAccess;
     features_.storage8 = featureChain && want12.storageBuffer8BitAccess;
     features_.vulkanMemoryModel = featureChain && want12.vulkanMemoryModel;
+    features_.integerDot = wantDot.shaderIntegerDotProduct;
     vkGetDeviceQueue(device_, queueFamily_, 0, &queue_);
   } catch (...) {
     if (device_) vkDestroyDevice(device_, nullptr);

@@ -51,6 +51,8 @@ struct DeviceInfo {
   bool storage16 = false; // storageBuffer16BitAccess
   bool int8 = false;      // shaderInt8 + storageBuffer8BitAccess
   bool bfloat16 = false;  // VK_KHR_shader_bfloat16
+  bool integerDot = false; // shaderIntegerDotProduct (Vulkan 1.3 or VK_KHR_shader_integer_dot_product)
+  bool integerDot4x8Accelerated = false; // integerDotProduct4x8BitPackedSignedAccelerated (informational)
   std::vector<CooperativeMatrixShape> cooperativeMatrix; // VK_KHR_cooperative_matrix, when present
   bool bfloat16CoopMatEnabled = false; // a device opened with bf16 cooperative matrices (Context only)
 
@@ -93,6 +95,7 @@ public:
   struct Features {
     bool int64 = false, int16 = false, int8 = false, float64 = false, float16 = false;
     bool storage16 = false, storage8 = false, vulkanMemoryModel = false;
+    bool integerDot = false; // shaderIntegerDotProduct
   };
   const Features &features() const { return features_; }
   uint32_t apiVersion() const { return apiVersion_; } // min(instance, device)

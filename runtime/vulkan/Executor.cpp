@@ -158,6 +158,7 @@ Executor::Executor(Context &ctx, const plan::Plan &plan, const ExecutorOptions &
       {plan::kFeatureInt16, "shaderInt16"},
       {plan::kFeatureStorage16, "storageBuffer16BitAccess"},
       {plan::kFeatureInt8, "shaderInt8 + storageBuffer8BitAccess"},
+      {plan::kFeatureIntegerDot, "shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product)"},
       {plan::kFeatureCoopMat, "VK_KHR_cooperative_matrix"},
       {plan::kFeatureBf16CoopMat, "VK_KHR_shader_bfloat16 cooperative matrices"}};
   for (const std::string &f : plan_.features)
@@ -165,9 +166,12 @@ Executor::Executor(Context &ctx, const plan::Plan &plan, const ExecutorOptions &
       std::string vkName = f;
       for (auto [name, vk] : kVulkanNames)
         if (f == name) vkName = vk;
+      // Integer dot products come from the profile alone, not from the precision.
+      std::string hint = f == plan::kFeatureIntegerDot
+                             ? "compile it with this device's profile (or one without integer_dot_product)"
+                             : "compile it with --precision fp32 or with this device's profile";
       throw VulkanError("the plan (precision " + plan_.precision + ") needs " + vkName + ", which device " +
-                        std::to_string(ctx_.info().index) + " (" + ctx_.info().name +
-                        ") does not support: compile it with --precision fp32 or with this device's profile");
+                        std::to_string(ctx_.info().index) + " (" + ctx_.info().name + ") does not support: " + hint);
     }
   try {
     allocateBuffers();

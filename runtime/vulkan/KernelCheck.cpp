@@ -25,6 +25,7 @@ bool capabilityEnabled(const Context &ctx, uint32_t c, std::string &needs) {
   case 4433: case 4434: needs = "storageBuffer16BitAccess"; return f.storage16;
   case 4448: case 4449: needs = "storageBuffer8BitAccess"; return f.storage8;
   case 5345: case 5346: needs = "vulkanMemoryModel"; return f.vulkanMemoryModel;
+  case 6016: case 6017: case 6018: case 6019: needs = "shaderIntegerDotProduct"; return f.integerDot;
   case 6022: needs = "VK_KHR_cooperative_matrix"; return ctx.cooperativeMatrixEnabled();
   case 5116: case 5118: needs = "VK_KHR_shader_bfloat16 with cooperative matrices"; return ctx.info().bfloat16CoopMatEnabled;
   default: needs = "subgroup operations (Vulkan 1.1)"; return ctx.apiVersion() >= VK_API_VERSION_1_1;

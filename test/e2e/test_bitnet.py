@@ -8,6 +8,9 @@ and trains with LoRA as PEFT does.
 * the plan stores each BitLinear weight as ternary codes in TQ2_0 blocks and a
   one-value f32 scale, both derived by the runtime (no f32 copy); an override
   keeps the codes as floats;
+* every BitLinear forward is computed in integers (int8 activation codes x
+  ternary codes, int32 sums; OpSDot where the profile has
+  integer_dot_product) and the backward reads the same codes;
 * `tessera eval` in fp32 equals transformers' own loss (reference.json: the
   float64 model with the quantisers in f32) within 1e-4 at T = 16 and 64;
 * 20 LoRA steps from test/fixtures/hf/peft-bitnet/init equal PEFT's losses
@@ -101,6 +104,59 @@ class BitNet(common.TempDirTest):
         self.assertEqual({n for n, t in codes.items() if t == "f32"},
                          {f"m.model.layers.{i}.mlp.down_proj.weight" for i in (0, 1)}, codes)
         self.assertEqual(sum(t == "tq2_0" for t in codes.values()), 12)
+
+    def test_forward_products_are_integer(self):
+        """Every BitLinear forward is the integer kernel pair (tessera-integer-bitlinear): int8 codes of the
+        activations, then int32 sums against the TQ2_0 codes, OpSDot (plan feature integer_dot_product) only
+        under a profile that has it; no act_quant kernel is left, and the backward still reads the same codes
+        through the f32 matmuls (the straight-through dX)."""
+        for tag, flags in PROFILES.items():
+            with self.subTest(profile=tag):
+                plan = self.path(f"int-{len(tag)}.tplan")
+                tessera("compile", MODEL, "-o", plan, "--batch", 2, "--seq", 16, "--lora-rank", 8,
+                        "--lora-targets", "all-linear", "--precision", "fp32", *flags)
+                m = plan_manifest(plan)
+                kernels = [k["name"] for k in m["kernels"]]
+                self.assertFalse([k for k in kernels if k.startswith("act_quant")], kernels)
+                codes = {i for i, b in enumerate(m["buffers"]) if b.get("ternary", {}).get("part") == "codes"}
+                self.assertEqual(len(codes), 14)
+                for program in ("train_step", "eval"):
+                    ds = next(p for p in m["programs"] if p["name"] == program)["dispatches"]
+                    name = [kernels[d["kernel"]] for d in ds]
+                    products = [d for d, n in zip(ds, name) if n.startswith("bitlinear_matmul")]
+                    self.assertEqual(len(products), 14, program)
+                    self.assertEqual(sum(n.startswith("bitlinear_quant") for n in name), 14, program)
+                    self.assertEqual({d["bindings"][2] for d in products}, codes, program)  # slot 2: the codes
+                    if program == "train_step":  # dX = dY (codes * scale): f32 matmuls over the same codes,
+                        # of every BitLinear but layer 0's q, k, v (nothing before them trains)
+                        grads = {b for d, n in zip(ds, name) if n.startswith("matmul") for b in d["bindings"][:2]}
+                        first = {i for i in codes if any(f"layers.0.self_attn.{p}_proj" in m["buffers"][i]["name"]
+                                                         for p in "qkv")}
+                        self.assertEqual(len(first), 3)
+                        self.assertEqual(codes & grads, codes - first)
+                self.assertEqual("integer_dot_product" in m["features"], tag != "default", m["features"])
+
+    def test_integer_dot_plan_needs_the_device_feature(self):
+        """A plan with OpSDot is refused at load on a device without shaderIntegerDotProduct (hidden here),
+        naming it; the multiply-add plan of the default profile runs there."""
+        with open(os.path.join(HF, "bitnet", "reference.json")) as f:
+            ref = json.load(f)
+        data = self.path("dot.jsonl")
+        write_ids(data, [r[:16] for r in ref["ids"]])
+        env = {"TESSERA_HIDE_FEATURES": "integer_dot_product"}
+        for tag, flags in PROFILES.items():
+            plan = self.path(f"dot-{len(tag)}.tplan")
+            tessera("compile", MODEL, "-o", plan, "--batch", len(ref["ids"]), "--seq", 16, "--precision", "fp32",
+                    *flags)
+            r = tessera("eval", plan, "--weights", MODEL, "--data", data, env=env, check=False)
+            if tag == "default":
+                self.assertEqual(r.rc, 0, r.describe())
+                loss, _ = parse_eval(r)
+                self.assertLess(abs(loss - ref["losses"]["16"]), EVAL_TOL)
+            else:
+                self.assertEqual(r.rc, 1, r.describe())
+                self.assertIn("needs shaderIntegerDotProduct", r.stderr, r.describe())
+                self.assertIn("one without integer_dot_product", r.stderr, r.describe())
 
     def test_eval_matches_transformers(self):
         with open(os.path.join(HF, "bitnet", "reference.json")) as f:

@@ -147,4 +147,27 @@ SmallVector<Value> loadDequantizedRun(KernelBuilder &kb, Value mem, const quant:
   return values;
 }
 
+Value loadTernaryCodes4(KernelBuilder &kb, Value mem, const quant::QuantizedWeight &q, Value i) {
+  assert(q.dtype == plan::DType::TQ2_0 && !q.transposed && "ternary codes along axis 1");
+  auto &b = kb.b;
+  // Four consecutive codes sit in four consecutive bytes at the same bit
+  // position; blocks are 66 bytes, so the bytes start at the low or the
+  // high half of a word (realigned by 16 bits; the second word is clamped
+  // into the buffer, only the realigned case reads it and then it is inside).
+  CodeAt at = codeAt(kb, q.dtype, i);
+  const int64_t last = cast<MemRefType>(mem.getType()).getNumElements() - 1;
+  Value w0 = kb.udiv(at.byteOff, kb.idx(4));
+  Value lo = kb.load(mem, w0), hi = kb.load(mem, b.create<arith::MinUIOp>(kb.addi(w0, 1), kb.idx(last)));
+  Value high =
+      b.create<arith::CmpIOp>(arith::CmpIPredicate::ne, i32Of(kb, kb.urem(at.byteOff, kb.idx(4))), kb.i32(0));
+  Value word = kb.select(high,
+                         b.create<arith::OrIOp>(b.create<arith::ShRUIOp>(lo, kb.i32(16)),
+                                                b.create<arith::ShLIOp>(hi, kb.i32(16))),
+                         lo);
+  // Bytes c in {0, 1, 2} (code + 1); c + 0x7f never carries into the next
+  // byte, and flipping its top bit gives the signed byte c - 1.
+  Value c = b.create<arith::AndIOp>(b.create<arith::ShRUIOp>(word, at.shift), kb.i32(0x03030303));
+  return b.create<arith::XOrIOp>(b.create<arith::AddIOp>(c, kb.i32(0x7f7f7f7f)), kb.i32(int32_t(0x80808080u)));
+}
+
 } // namespace tessera::lowering

@@ -30,6 +30,12 @@ bool dequantRunFits(const quant::QuantizedWeight &q, int64_t n);
 /// values equal loadDequantized's.
 llvm::SmallVector<Value> loadDequantizedRun(KernelBuilder &kb, Value mem, const quant::QuantizedWeight &q, Value i,
                                             int64_t n);
+/// Ternary codes (TQ2_0 blocks of scale 1, BitNet's `tessera.ternary =
+/// "codes"`, blocks along axis 1) i .. i + 3 (i a multiple of 4) as four
+/// signed bytes of one i32 word, byte j = code i + j in {-1, 0, 1}: the packed
+/// int8 operand of an integer dot product. The block scale is not read (the
+/// runtime writes 1).
+Value loadTernaryCodes4(KernelBuilder &kb, Value mem, const quant::QuantizedWeight &q, Value i);
 /// "q8_0" or "q8_0^T" (transposed), for kernel keys.
 std::string quantKey(const quant::QuantizedWeight &q);
 

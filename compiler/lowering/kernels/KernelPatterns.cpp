@@ -79,6 +79,7 @@ void populateKernelLoweringPatterns(RewritePatternSet &patterns, LoweringContext
                GeneratorPattern<ConcatOp, lowerConcat>, GeneratorPattern<GatherOp, lowerGather>,
                GeneratorPattern<ReduceOp, lowerReduce>, GeneratorPattern<SoftmaxOp, lowerSoftmax>,
                GeneratorPattern<ActQuantOp, lowerActQuant>,
+               GeneratorPattern<BitLinearMatmulOp, lowerBitLinearMatmul>,
                GeneratorPattern<FlashAttentionOp, lowerFlashAttention>,
                GeneratorPattern<FlashAttentionGradOp, lowerFlashAttentionGrad>,
                GeneratorPattern<CrossEntropyOp, lowerCrossEntropy>,

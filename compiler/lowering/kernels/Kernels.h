@@ -242,6 +242,9 @@ mlir::FailureOr<OpLowering> lowerGather(LoweringContext &, mlir::tessera::Gather
 mlir::FailureOr<OpLowering> lowerReduce(LoweringContext &, mlir::tessera::ReduceOp);
 mlir::FailureOr<OpLowering> lowerSoftmax(LoweringContext &, mlir::tessera::SoftmaxOp);
 mlir::FailureOr<OpLowering> lowerActQuant(LoweringContext &, mlir::tessera::ActQuantOp);
+/// Quantise the rows to int8, then the int32 product with the ternary codes
+/// (kernels/BitLinear.cpp).
+mlir::FailureOr<OpLowering> lowerBitLinearMatmul(LoweringContext &, mlir::tessera::BitLinearMatmulOp);
 /// The tiled and direct configs (the cooperative-matrix pattern takes the
 /// coopmat configs; the ones left read a block-quantised weight: an error).
 mlir::FailureOr<OpLowering> lowerMatmul(LoweringContext &, const MatmulOperands &);

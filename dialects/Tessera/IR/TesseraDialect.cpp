@@ -176,8 +176,8 @@ LogicalResult TesseraDialect::verifyOperationAttribute(Operation *op, NamedAttri
   }
   if (name == attrs::module) {
     auto s = dyn_cast<StringAttr>(value);
-    if (!isa<MatmulOp, FusedMatmulOp>(op))
-      return op->emitOpError("'") << name << "' names a linear layer: it belongs on a tessera.matmul (or the fused_matmul it became)";
+    if (!isa<MatmulOp, FusedMatmulOp, BitLinearMatmulOp>(op))
+      return op->emitOpError("'") << name << "' names a linear layer: it belongs on a tessera.matmul (or the fused_matmul or bitlinear_matmul it became)";
     if (!s || s.getValue().empty())
       return op->emitOpError("'") << name << "' must be a non-empty structural name";
     return success();
@@ -299,7 +299,7 @@ LogicalResult TesseraDialect::verifyOperationAttribute(Operation *op, NamedAttri
     bool ok = isa<MatmulOp, FusedMatmulOp>(op) ? isa<MatmulConfigAttr>(c)
               : isa<FlashAttentionOp, FlashAttentionGradOp>(op)
                   ? isa<ReductionConfigAttr>(c) || (coopmat && coopmat.isCoopMat())
-              : isa<ReduceOp, SoftmaxOp, ActQuantOp>(op) ? isa<ReductionConfigAttr>(c)
+              : isa<ReduceOp, SoftmaxOp, ActQuantOp, BitLinearMatmulOp>(op) ? isa<ReductionConfigAttr>(c)
                                                          : isa<ElementwiseConfigAttr>(c);
     if (!ok)
       return op->emitOpError("kernel config ") << c << " does not fit this op";

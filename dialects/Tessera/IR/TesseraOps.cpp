@@ -116,6 +116,28 @@ LogicalResult ActQuantOp::verify() {
   return success();
 }
 
+LogicalResult BitLinearMatmulOp::verify() {
+  ArrayRef<int64_t> x = shapeOf(getInput()), c = shapeOf(getCodes()), y = shapeOf(getResult());
+  if (x.size() < 2)
+    return emitOpError("input must be [..., M, K]");
+  if (c.size() != 2)
+    return emitOpError("codes must be [N, K]");
+  if (!shapeOf(getScale()).empty())
+    return emitOpError("scale must be rank 0 (one value per weight)");
+  int64_t k = x.back();
+  if (c[1] != k)
+    return emitOpError("contraction sizes differ: ") << k << " vs " << c[1];
+  if (k % 4 != 0)
+    return emitOpError("K = ") << k << " is not a multiple of 4 (codes are packed four to a word)";
+  SmallVector<int64_t> want(x.begin(), x.end());
+  want.back() = c[0];
+  if (y != ArrayRef<int64_t>(want))
+    return emitOpError("result shape must be the input's with N = ") << c[0] << " as its last axis";
+  if (!(getEps().convertToDouble() > 0)) // NaN too
+    return emitOpError("eps must be > 0");
+  return success();
+}
+
 /// matmul and fused_matmul: both operands contract over the same K.
 template <typename OpT> static LogicalResult verifyContraction(OpT op) {
   ArrayRef<int64_t> l = shapeOf(op.getLhs()), r = shapeOf(op.getRhs());

@@ -265,6 +265,28 @@ def Tessera_ActQuantOp : Tessera_Op<"act_quant", [Pure, SameOperandsAndResultTyp
   let hasVerifier = 1;
 }
 
+def Tessera_BitLinearMatmulOp : Tessera_Op<"bitlinear_matmul", [Pure]> {
+  let summary = "BitNet b1.58 product in integers: act_quant codes x ternary codes, scaled (tessera-integer-bitlinear)";
+  let description = [{
+    matmul(act_quant(input), codes, transpose_rhs = true) * scale with the
+    product taken over the integer codes: for each row r of input [..., M, K],
+      a_r = (1 / max(max_k |x_rk|, eps)) * 127        (act_quant's, in f32)
+      q_rk = clamp(round_even(x_rk * a_r), -128, 127)  (int8)
+      y_rn = (float(sum_k q_rk * c_nk) / a_r) * scale  (the sum exact, int32)
+    where codes [N, K] holds ternary values c in {-1, 0, 1} (a BitLinear's
+    `tessera.ternary = "codes"` param) and scale is its rank-0 weight scale.
+    It equals the f32 chain up to f32 summation order (the integer sum has
+    none). Made after autodiff, for the forward only: the straight-through
+    gradient stays on the ops it replaced. K must be a multiple of 4 (codes
+    are packed four to a 32-bit word).
+  }];
+  let arguments = (ins Tessera_FloatTensor:$input, Tessera_FloatTensor:$codes, Tessera_FloatTensor:$scale,
+                       DefaultValuedAttr<F64Attr, "1e-5">:$eps);
+  let results = (outs Tessera_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $codes `,` $scale attr-dict `:` `(` type($input) `,` type($codes) `,` type($scale) `)` `->` type($result)";
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Tensor level: data movement
 //===----------------------------------------------------------------------===//

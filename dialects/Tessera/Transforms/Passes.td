@@ -160,6 +160,27 @@ def TesseraAssignQuant : Pass<"tessera-assign-quant", "ModuleOp"> {
 // Lowering (compiler/lowering)
 //===----------------------------------------------------------------------===//
 
+def TesseraIntegerBitLinear : Pass<"tessera-integer-bitlinear", "ModuleOp"> {
+  let summary = "Compute BitNet b1.58 forward products over int8 activation codes and ternary codes (tessera.bitlinear_matmul)";
+  let description = [{
+    Runs after autodiff and tessera-assign-quant, before
+    tessera-fuse-matmul-epilogue. The forward chain of a BitLinear,
+      mul(matmul(act_quant(x), codes {transpose_rhs}), scale)
+    where codes is a frozen `tessera.ternary = "codes"` param stored as
+    TQ2_0 blocks along K and scale its `"scale"` param, becomes one
+    tessera.bitlinear_matmul: the activation codes and the ternary codes
+    are multiplied in exact int32 sums (packed int8 dot products where the
+    module's target has them, tessera-select-kernel-configs; an integer
+    multiply-add otherwise), scaled by 1 / a_row and the weight scale in
+    f32. The matmul must have no other reader; act_quant stays while
+    something else reads it. The backward (the straight-through dX through
+    codes * scale) is untouched. Rewrite patterns applied by the greedy
+    driver to the candidate muls only
+    (compiler/lowering/IntegerBitLinear.cpp).
+  }];
+  let dependentDialects = ["::mlir::tessera::TesseraDialect"];
+}
+
 def TesseraFuseMatmulEpilogue : Pass<"tessera-fuse-matmul-epilogue", "ModuleOp"> {
   let summary = "Fold the scale by a constant and the add of a tensor that a matmul's result feeds into tessera.fused_matmul";
   let description = [{

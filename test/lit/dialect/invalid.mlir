@@ -1264,6 +1264,74 @@ func.func @act_quant_types(%x: tensor<2x3xf32>) {
 
 // -----
 
+//===----------------------------------------------------------------------===//
+// tessera.bitlinear_matmul
+//===----------------------------------------------------------------------===//
+
+func.func @bitlinear_matmul_rank(%x: tensor<8xf32>, %c: tensor<4x8xf32>, %s: tensor<f32>) {
+  // expected-error @+1 {{'tessera.bitlinear_matmul' op input must be [..., M, K]}}
+  %0 = tessera.bitlinear_matmul %x, %c, %s : (tensor<8xf32>, tensor<4x8xf32>, tensor<f32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @bitlinear_matmul_codes(%x: tensor<2x8xf32>, %c: tensor<1x4x8xf32>, %s: tensor<f32>) {
+  // expected-error @+1 {{'tessera.bitlinear_matmul' op codes must be [N, K]}}
+  %0 = tessera.bitlinear_matmul %x, %c, %s : (tensor<2x8xf32>, tensor<1x4x8xf32>, tensor<f32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @bitlinear_matmul_scale(%x: tensor<2x8xf32>, %c: tensor<4x8xf32>, %s: tensor<1xf32>) {
+  // expected-error @+1 {{'tessera.bitlinear_matmul' op scale must be rank 0 (one value per weight)}}
+  %0 = tessera.bitlinear_matmul %x, %c, %s : (tensor<2x8xf32>, tensor<4x8xf32>, tensor<1xf32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @bitlinear_matmul_k(%x: tensor<2x8xf32>, %c: tensor<4x12xf32>, %s: tensor<f32>) {
+  // expected-error @+1 {{'tessera.bitlinear_matmul' op contraction sizes differ: 8 vs 12}}
+  %0 = tessera.bitlinear_matmul %x, %c, %s : (tensor<2x8xf32>, tensor<4x12xf32>, tensor<f32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @bitlinear_matmul_packed(%x: tensor<2x6xf32>, %c: tensor<4x6xf32>, %s: tensor<f32>) {
+  // expected-error @+1 {{'tessera.bitlinear_matmul' op K = 6 is not a multiple of 4 (codes are packed four to a word)}}
+  %0 = tessera.bitlinear_matmul %x, %c, %s : (tensor<2x6xf32>, tensor<4x6xf32>, tensor<f32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @bitlinear_matmul_result(%x: tensor<2x8xf32>, %c: tensor<4x8xf32>, %s: tensor<f32>) {
+  // expected-error @+1 {{'tessera.bitlinear_matmul' op result shape must be the input's with N = 4 as its last axis}}
+  %0 = tessera.bitlinear_matmul %x, %c, %s : (tensor<2x8xf32>, tensor<4x8xf32>, tensor<f32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @bitlinear_matmul_eps(%x: tensor<2x8xf32>, %c: tensor<4x8xf32>, %s: tensor<f32>) {
+  // expected-error @+1 {{'tessera.bitlinear_matmul' op eps must be > 0}}
+  %0 = tessera.bitlinear_matmul %x, %c, %s {eps = 0.0 : f64} : (tensor<2x8xf32>, tensor<4x8xf32>, tensor<f32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @bitlinear_matmul_config(%x: tensor<2x8xf32>, %c: tensor<4x8xf32>, %s: tensor<f32>) {
+  // expected-error @+1 {{'tessera.bitlinear_matmul' op kernel config #tessera.elementwise_config<workgroup_size = 64> does not fit this op}}
+  %0 = tessera.bitlinear_matmul %x, %c, %s {tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 64>} : (tensor<2x8xf32>, tensor<4x8xf32>, tensor<f32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
 func.func @ternary_on_lora() {
   // expected-error @+1 {{'tessera.param' op 'tessera.ternary' belongs on a frozen tessera.param or its tessera.buffer}}
   %0 = tessera.param lora_a "a" {tessera.ternary = "codes", tessera.ternary_eps = 1.0e-5 : f64} : tensor<4x8xf32>

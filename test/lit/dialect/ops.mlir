@@ -195,6 +195,22 @@ func.func @contractions(%x: tensor<2x4x8xf32>, %w: tensor<16x8xf32>, %v: tensor<
 }
 
 //===----------------------------------------------------------------------===//
+// bitlinear_matmul (tessera-integer-bitlinear): eps optional, a reduction_config
+//===----------------------------------------------------------------------===//
+
+// CHECK-LABEL: func.func @bitlinear_matmul(
+// CHECK-SAME: %[[X:[^:]*]]: tensor<2x4x8xf32>, %[[C:[^:]*]]: tensor<16x8xf32>, %[[S:[^:]*]]: tensor<f32>)
+// CHECK-NEXT: tessera.bitlinear_matmul %[[X]], %[[C]], %[[S]] : (tensor<2x4x8xf32>, tensor<16x8xf32>, tensor<f32>) -> tensor<2x4x16xf32>
+// CHECK-NEXT: tessera.bitlinear_matmul %[[X]], %[[C]], %[[S]] {eps = 1.000000e-03 : f64, tessera.kernel_config = #tessera.reduction_config<strategy = serial, workgroup_size = 64>, tessera.module = "layers.0.mlp.up_proj"} : (tensor<2x4x8xf32>, tensor<16x8xf32>, tensor<f32>) -> tensor<2x4x16xf16>
+// CHECK-NEXT: return
+// GENERIC: "tessera.bitlinear_matmul"(%{{.*}}, %{{.*}}, %{{.*}}) <{eps = 1.000000e-05 : f64}> : (tensor<2x4x8xf32>, tensor<16x8xf32>, tensor<f32>) -> tensor<2x4x16xf32>
+func.func @bitlinear_matmul(%x: tensor<2x4x8xf32>, %c: tensor<16x8xf32>, %s: tensor<f32>) {
+  %0 = tessera.bitlinear_matmul %x, %c, %s : (tensor<2x4x8xf32>, tensor<16x8xf32>, tensor<f32>) -> tensor<2x4x16xf32>
+  %1 = tessera.bitlinear_matmul %x, %c, %s {eps = 1.0e-3 : f64, tessera.module = "layers.0.mlp.up_proj", tessera.kernel_config = #tessera.reduction_config<strategy = serial, workgroup_size = 64>} : (tensor<2x4x8xf32>, tensor<16x8xf32>, tensor<f32>) -> tensor<2x4x16xf16>
+  return
+}
+
+//===----------------------------------------------------------------------===//
 // fused_matmul (tessera-fuse-matmul-epilogue): alpha and the addend optional,
 // a skinny matmul_config
 //===----------------------------------------------------------------------===//

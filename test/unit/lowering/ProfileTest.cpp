@@ -53,6 +53,20 @@ TEST(Profile, BuiltInDefaultIsDefaultJson) {
   EXPECT_EQ(loadProfileOrDefault("").name, "default");
 }
 
+// Integer dot products (BitNet's int8 x ternary products): off in the
+// built-in default, on in the shipped profiles of devices that have them,
+// read and written back under device.features.integer_dot_product.
+TEST(Profile, IntegerDotProductFeature) {
+  EXPECT_FALSE(defaultProfile().features.integer_dot_product);
+  for (const char *name : {"lavapipe", "nvidia", "lavapipe-tuned", "h200-tuned"})
+    EXPECT_TRUE(loadProfile(kDir + "/" + name + ".json").features.integer_dot_product) << name;
+  DeviceProfile p =
+      parseProfile(R"({"name": "x", "device": {"features": {"integer_dot_product": true}}})", "x.json");
+  EXPECT_TRUE(p.features.integer_dot_product);
+  EXPECT_TRUE(parseProfile(profileToJson(p), "back.json").features.integer_dot_product);
+  EXPECT_FALSE(parseProfile(profileToJson(defaultProfile()), "d.json").features.integer_dot_product);
+}
+
 TEST(Profile, OverridesMergeOntoDefault) {
   DeviceProfile p = parseProfile(R"({"name": "x", "softmax": {"workgroup_size": 64}})", "x.json");
   EXPECT_EQ(p.softmax_workgroup, 64);
