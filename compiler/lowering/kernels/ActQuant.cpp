@@ -7,6 +7,7 @@
 // Strategies (the op's #tessera.reduction_config, chosen like softmax's):
 // serial, one thread per row; workgroup, one workgroup per row with a
 // shared-memory tree reduction for the maximum.
+#include "compiler/lowering/kernels/ActQuantRow.h"
 #include "compiler/lowering/kernels/Kernels.h"
 
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -32,25 +33,18 @@ FailureOr<OpLowering> lowerActQuant(LoweringContext &ctx, ActQuantOp op) {
   KernelHandle k = ctx.getOrCreate("act_quant", key, {mem, outMem}, {wg, 1, 1}, [&](KernelBuilder &kb) {
     Value in = kb.arg(0), out = kb.arg(1);
     Value zero = kb.idx(0), one = kb.idx(1), lenV = kb.idx(len);
-    auto absOf = [&](Value x) { return kb.b.create<math::AbsFOp>(x).getResult(); };
     // The scale from the row's max |x|, then every element of the row.
     auto quantiseRow = [&](Value base, Value m, Value from, Value step) {
-      Value a = kb.fmul(kb.fdivRounded(kb.f32(1.0), kb.fmax(m, kb.f32(eps))), kb.f32(127.0));
+      Value a = actQuantScale(kb, m, eps);
       kb.forLoop(from, lenV, step, [&](Value j) {
         Value at = kb.add(base, j);
-        Value r = kb.b.create<math::RoundEvenOp>(kb.fmul(kb.load(in, at), a));
-        Value c = kb.b.create<arith::MinimumFOp>(kb.fmax(r, kb.f32(-128.0)), kb.f32(127.0));
-        kb.store(kb.fdivRounded(c, a), out, at);
+        kb.store(kb.fdivRounded(actQuantCode(kb, kb.load(in, at), a), a), out, at);
       });
     };
     if (serial) {
       kb.gridStrideLoop(rows, wg, groups, [&](Value row) {
         Value base = kb.muli(row, len);
-        Value m = kb.forLoopIter(zero, lenV, one, ValueRange{kb.f32(0.0)},
-                                 [&](Value j, ValueRange acc) -> SmallVector<Value> {
-                                   return {kb.fmax(acc[0], absOf(kb.load(in, kb.add(base, j))))};
-                                 })[0];
-        quantiseRow(base, m, zero, one);
+        quantiseRow(base, rowAbsMax(kb, in, base, zero, lenV, one), zero, one);
       });
     } else {
       Value shared = kb.sharedArray(wg, kb.b.getF32Type());
@@ -58,10 +52,7 @@ FailureOr<OpLowering> lowerActQuant(LoweringContext &ctx, ActQuantOp op) {
       Value step = kb.idx(wg);
       workgroupLoop(kb, rows, groups, [&](Value row) {
         Value base = kb.muli(row, len);
-        Value pm = kb.forLoopIter(tid, lenV, step, ValueRange{kb.f32(0.0)},
-                                  [&](Value j, ValueRange acc) -> SmallVector<Value> {
-                                    return {kb.fmax(acc[0], absOf(kb.load(in, kb.add(base, j))))};
-                                  })[0];
+        Value pm = rowAbsMax(kb, in, base, tid, lenV, step);
         Value m = kb.workgroupReduce(pm, shared, tid, wg,
                                      [&](Value a, Value c) { return kb.fmax(a, c); });
         quantiseRow(base, m, tid, step);

@@ -17,6 +17,7 @@
 //                      TQ2_0 blocks (Dequant.h: loadTernaryCodes4)
 //
 // Slots: 0 x, 1 codes, 2 scale, 3 result, 4 packed codes, 5 a (scratch).
+#include "compiler/lowering/kernels/ActQuantRow.h"
 #include "compiler/lowering/kernels/Dequant.h"
 #include "compiler/lowering/kernels/Kernels.h"
 
@@ -69,10 +70,7 @@ KernelHandle quantKernel(LoweringContext &ctx, BitLinearMatmulOp op, MemRefType 
     auto &b = kb.b;
     Value in = kb.arg(0), packed = kb.arg(1), scales = kb.arg(2);
     Value zero = kb.idx(0), one = kb.idx(1), lenV = kb.idx(len), wordsV = kb.idx(words);
-    auto absOf = [&](Value x) { return b.create<math::AbsFOp>(x).getResult(); };
-    auto scaleOf = [&](Value m) { // act_quant's a, the same f32 operations
-      return kb.fmul(kb.fdivRounded(kb.f32(1.0), kb.fmax(m, kb.f32(eps))), kb.f32(127.0));
-    };
+    auto scaleOf = [&](Value m) { return actQuantScale(kb, m, eps); }; // act_quant's a
     // Words from..words step `step` of the row at `base`.
     auto packRow = [&](Value row, Value a, Value from, Value step) {
       Value base = kb.muli(row, len);
@@ -80,8 +78,7 @@ KernelHandle quantKernel(LoweringContext &ctx, BitLinearMatmulOp op, MemRefType 
         Value word = kb.i32(0);
         for (int64_t j = 0; j < 4; ++j) {
           Value x = kb.load(in, kb.add(base, kb.addi(kb.muli(w, 4), j)));
-          Value r = b.create<math::RoundEvenOp>(kb.fmul(x, a));
-          Value c = b.create<arith::MinimumFOp>(kb.fmax(r, kb.f32(-128.0)), kb.f32(127.0));
+          Value c = actQuantCode(kb, x, a);
           Value byte = b.create<arith::AndIOp>(b.create<arith::FPToSIOp>(b.getI32Type(), c), kb.i32(0xff));
           word = b.create<arith::OrIOp>(word, b.create<arith::ShLIOp>(byte, kb.i32(8 * j)));
         }
@@ -91,11 +88,7 @@ KernelHandle quantKernel(LoweringContext &ctx, BitLinearMatmulOp op, MemRefType 
     if (serial) {
       kb.gridStrideLoop(rows, wg, groups, [&](Value row) {
         Value base = kb.muli(row, len);
-        Value m = kb.forLoopIter(zero, lenV, one, ValueRange{kb.f32(0.0)},
-                                 [&](Value j, ValueRange acc) -> SmallVector<Value> {
-                                   return {kb.fmax(acc[0], absOf(kb.load(in, kb.add(base, j))))};
-                                 })[0];
-        Value a = scaleOf(m);
+        Value a = scaleOf(rowAbsMax(kb, in, base, zero, lenV, one));
         kb.store(a, scales, row);
         packRow(row, a, zero, one);
       });
@@ -105,10 +98,7 @@ KernelHandle quantKernel(LoweringContext &ctx, BitLinearMatmulOp op, MemRefType 
       Value step = kb.idx(wg);
       workgroupLoop(kb, rows, groups, [&](Value row) {
         Value base = kb.muli(row, len);
-        Value pm = kb.forLoopIter(tid, lenV, step, ValueRange{kb.f32(0.0)},
-                                  [&](Value j, ValueRange acc) -> SmallVector<Value> {
-                                    return {kb.fmax(acc[0], absOf(kb.load(in, kb.add(base, j))))};
-                                  })[0];
+        Value pm = rowAbsMax(kb, in, base, tid, lenV, step);
         Value a = scaleOf(kb.workgroupReduce(pm, shared, tid, wg, [&](Value x, Value y) { return kb.fmax(x, y); }));
         kb.ifThen(b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, tid, zero), [&] { kb.store(a, scales, row); });
         packRow(row, a, tid, step);
