@@ -808,6 +808,11 @@ TrainResult runTraining(const TrainOptions &options) {
     dispatchProfile->write(o.dispatch_profile);
     std::fprintf(stderr, "dispatch profile (%zu steps) written to %s: train_step %s\n", dispatchProfile->runs(),
                  o.dispatch_profile.c_str(), dispatchProfile->summary().c_str());
+  } else if (dispatchProfile) {
+    std::fprintf(stderr, "warning: no dispatch profile written to %s: %s\n", o.dispatch_profile.c_str(),
+                 s.exec().dispatchTimes("train_step").empty() && o.steps - first + 1 > 2
+                     ? "this device's queue has no timestamps"
+                     : "it times the steps after the second, and this run trained fewer than 3");
   }
   if (!writeCurrentAdapter(s, o.out))
     throw std::runtime_error("the trained adapter has non-finite values; " + o.out + " was not written");

@@ -20,6 +20,33 @@ BATCH, SEQ, RANK, ALPHA, STEPS, LR = 4, 32, 8, 16.0, 50, 2e-3
 
 
 class Train(TempDirTest):
+    def test_dispatch_profile(self):
+        # --dispatch-profile: one TSV row per train_step dispatch, in program
+        # order with the plan's kernel names, the family totals adding up to
+        # the rows; a run too short to time says so and writes nothing.
+        import planfile
+        data = common.make_data(self.path("data.jsonl"), SEQ)
+        plan = self.compile(self.path("dp.tplan"), "--batch", 2, "--seq", 16, "--lora-rank", 4)
+        prof = self.path("dispatch.tsv")
+        tessera("train", plan, "--weights", self.model, "--data", data, "--steps", 4, "--out", self.path("ad"),
+                "--dispatch-profile", prof)
+        pf = planfile.PlanFile(plan)
+        kernels = [pf.manifest["kernels"][d["kernel"]]["name"] for d in pf.program("train_step")["dispatches"]]
+        with open(prof) as f:
+            lines = f.read().splitlines()
+        self.assertIn("median of 2 runs", lines[0])
+        rows = [l.split("\t") for l in lines if not l.startswith("#")]
+        self.assertEqual([r[1] for r in rows], kernels)
+        self.assertEqual([int(r[0]) for r in rows], list(range(len(kernels))))
+        self.assertTrue(all(float(r[4]) >= 0 for r in rows))
+        total = sum(float(r[4]) for r in rows) / 1000.0
+        families = [l.split("\t") for l in lines if l.startswith("# family")]
+        self.assertAlmostEqual(sum(float(f[3].split()[0]) for f in families), total, delta=0.01 * total + 0.01)
+        short = tessera("train", plan, "--weights", self.model, "--data", data, "--steps", 2, "--out",
+                        self.path("ad2"), "--dispatch-profile", self.path("none.tsv"))
+        self.assertIn("no dispatch profile written", short.stderr)
+        self.assertFalse(os.path.exists(self.path("none.tsv")))
+
     def test_train_50_steps(self):
         data = common.make_data(self.path("data.jsonl"), SEQ)
         plan = self.compile(self.path("p.tplan"), "--batch", BATCH, "--seq", SEQ, "--lora-rank", RANK,
