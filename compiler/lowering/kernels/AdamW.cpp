@@ -74,7 +74,7 @@ FailureOr<OpLowering> lowerAdamW(LoweringContext &ctx, AdamWUpdateOp op) {
   int64_t wg = kernelConfig<ElementwiseConfigAttr>(op).getWorkgroupSize();
   int64_t groups = gridGroups(n, wg, ctx.maxWorkgroupCount);
   MemRefType mem = flatMemRefType(gradT), hp = flatMemRefType(hpT);
-  std::string key = "adamw " + std::to_string(n) + " hparams " + std::to_string(hp.getNumElements());
+  std::string key = "adamw " + std::to_string(n) + " hparams " + std::to_string(hp.getNumElements()) + " wg " + std::to_string(wg);
   KernelHandle k = ctx.getOrCreate("adamw", key, {mem, mem, mem, mem, hp}, {wg, 1, 1},
                                    [&](KernelBuilder &kb) {
     Value param = kb.arg(0), grad = kb.arg(1), m = kb.arg(2), v = kb.arg(3);
@@ -100,7 +100,8 @@ FailureOr<OpLowering> lowerAdamWAccumulated(LoweringContext &ctx, AdamWUpdateOp 
   int64_t groups = gridGroups(n, wg, ctx.maxWorkgroupCount);
   MemRefType mem = flatMemRefType(gradT), hp = flatMemRefType(hpT);
   auto norm = MemRefType::get({3}, Float32Type::get(ctx.module.getContext()));
-  std::string key = "adamw_accum " + std::to_string(n) + " hparams " + std::to_string(hp.getNumElements());
+  std::string key = "adamw_accum " + std::to_string(n) + " hparams " + std::to_string(hp.getNumElements()) +
+                    " wg " + std::to_string(wg); // configs of one size differ (tuned exact entries)
   KernelHandle k = ctx.getOrCreate("adamw_accum", key, {mem, mem, mem, mem, hp, norm}, {wg, 1, 1},
                                    [&](KernelBuilder &kb) {
     Value param = kb.arg(0), accum = kb.arg(1), m = kb.arg(2), v = kb.arg(3);

@@ -59,7 +59,7 @@ FailureOr<OpLowering> lowerDropout(LoweringContext &ctx, mlir::tessera::DropoutO
   MemRefType mem = flatMemRefType(cast<ShapedType>(op.getInput().getType())), outMem = flatMemRefType(t),
              hp = flatMemRefType(hparams);
   std::string key = "dropout " + std::to_string(n) + " threshold " + std::to_string(threshold) + " site " +
-                    std::to_string(site) + " hparams " + std::to_string(hp.getNumElements());
+                    std::to_string(site) + " hparams " + std::to_string(hp.getNumElements()) + " wg " + std::to_string(wg);
   KernelHandle k = ctx.getOrCreate("dropout", key, {mem, outMem, hp}, {wg, 1, 1}, [&](KernelBuilder &kb) {
     ImplicitLocOpBuilder &b = kb.b;
     auto c = [&](uint32_t v) { return u32(b, v); };

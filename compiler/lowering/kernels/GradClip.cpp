@@ -33,7 +33,8 @@ OpLowering lowerGradAccumulate(LoweringContext &ctx, mlir::tessera::AdamWUpdateO
   int64_t wg = kernelConfig<mlir::tessera::ElementwiseConfigAttr>(update).getWorkgroupSize();
   int64_t groups = gridGroups(n, wg, ctx.maxWorkgroupCount);
   MemRefType mem = flatMemRefType(grad), hp = flatMemRefType(hparams);
-  std::string key = "grad_accumulate " + std::to_string(n) + " hparams " + std::to_string(hp.getNumElements());
+  std::string key = "grad_accumulate " + std::to_string(n) + " hparams " + std::to_string(hp.getNumElements()) +
+                    " wg " + std::to_string(wg);
   KernelHandle k = ctx.getOrCreate("grad_accumulate", key, {mem, mem, hp}, {wg, 1, 1}, [&](KernelBuilder &kb) {
     Value accum = kb.arg(0), g = kb.arg(1), h = kb.arg(2);
     Value scale = kb.load(h, kb.idx(kGradScale));
