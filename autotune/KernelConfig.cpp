@@ -243,7 +243,7 @@ const std::vector<MatmulKindInfo> &matmulKinds() {
       {"coopmat",
        "cooperative-matrix fragments per subgroup (tensor cores), double-buffered f16/bf16 tiles "
        "(compiler/lowering/kernels/MatmulCoopMat.cpp)",
-       {32},
+       {16, 32}, // 16: K = a LoRA rank of 16 in one step
        // Two stages of A and B tiles (rows padded by 8 halves) and a scratch
        // fragment per subgroup for the edge tiles.
        [](const MatmulConfig &c) {

@@ -252,7 +252,7 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
   if (!root.is_object())
     fail(origin, "", "the profile must be a JSON object");
   checkKeys(root, origin, "",
-            {"name", "description", "device", "precision", "fused_attention", "elementwise", "copy", "reduce",
+            {"name", "description", "device", "precision", "fused_attention", "lora_products", "elementwise", "copy", "reduce",
              "softmax", "cross_entropy", "adamw", "matmul", "attention", "exact", "tuning"});
   p.origin = origin;
   readString(root, "name", origin, "", p.name);
@@ -261,6 +261,11 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
     if (!it->is_boolean())
       fail(origin, "fused_attention", "must be true or false");
     p.fused_attention = it->get<bool>();
+  }
+  if (auto it = root.find("lora_products"); it != root.end()) {
+    if (!it->is_string() || (*it != "f32" && *it != "half"))
+      fail(origin, "lora_products", "must be \"f32\" or \"half\"");
+    p.lora_products = it->get<std::string>();
   }
   if (root.contains("precision")) {
     std::string prec;
@@ -625,6 +630,8 @@ std::string profileToJson(const DeviceProfile &p) {
   j["precision"] = precisionName(p.default_precision);
   if (!p.fused_attention)
     j["fused_attention"] = false;
+  if (p.lora_products != "f32")
+    j["lora_products"] = p.lora_products;
   ojson d = {{"subgroup_size", p.subgroup_size},
             {"max_workgroup_invocations", p.max_workgroup_invocations},
             {"shared_memory_bytes", p.shared_memory_bytes},

@@ -172,6 +172,11 @@ struct DeviceProfile {
   // faster: on the H200 the SIMT flash kernels made the Qwen3-0.6B step 4.1x
   // slower than tensor-core products (docs/benchmarks.md, 2026-12-02).
   bool fused_attention = true;
+  // How `tessera compile` multiplies the f32 LoRA factors in half-precision
+  // plans when --lora-products is not given: "f32" (as stored, as PEFT
+  // without autocast) or "half" (rounded to the plan's half type, as
+  // PyTorch autocast does, so the adapters' products run on tensor cores).
+  std::string lora_products = "f32";
 
   // Whether plans of precision `p` can run on this profile's devices; the
   // reason when not ("" when they can).

@@ -67,6 +67,8 @@ double matmulPrior(const MatmulConfig &c, const ProblemShape &s) {
   score += 0.5 * std::abs(lg(double(c.threads())) - 7);
   if (c.kind == "tiled")
     score += 0.2 * std::abs(lg(double(c.tile_k)) - 4); // K steps of 16 first
+  if (c.kind == "coopmat") // K steps of 32 first, unless K (a LoRA rank) pads them
+    score += 0.2 * std::abs(lg(double(c.tile_k)) - 5) + 0.5 * lg(padding(s.k, c.tile_k));
   if (c.split_k > 1)
     score += 0.1 * lg(double(c.split_k));
   return score;
@@ -105,9 +107,11 @@ std::vector<KernelConfig> matmulCandidates(const ProblemShape &s, const DevicePr
       for (const CoopMatShape &sh : p.features.cooperative_matrix) {
         if (sh.a != s.operands || sh.b != s.operands || sh.c != "f32" || sh.result != "f32")
           continue;
-        for (int64_t tm : {32, 64, 128, 256})
-          for (int64_t tn : {32, 64, 128, 256})
-            for (auto [sm, sn] : {std::pair<int64_t, int64_t>{1, 1}, {1, 2}, {2, 1}, {2, 2}, {2, 4}, {4, 2}, {4, 4}})
+        // 16: the rank side of LoRA products (one row or column of fragments).
+        for (int64_t tm : {16, 32, 64, 128, 256})
+          for (int64_t tn : {16, 32, 64, 128, 256})
+            for (auto [sm, sn] : {std::pair<int64_t, int64_t>{1, 1}, {1, 2}, {2, 1}, {2, 2}, {2, 4}, {4, 2}, {4, 4},
+                                  {1, 4}, {4, 1}})
               for (int64_t tk : kind.tile_k)
                 for (int64_t split : {1, 2, 4, 8, 16, 32}) {
                   MatmulConfig m{kind.name, tm, tn, tk, p.subgroup_size, 8, split};

@@ -325,11 +325,15 @@ int compileModel(const CompileOptions &o, std::string &error) {
   int64_t maxBufferBytes = 0;  // the largest buffer the target binds (maxStorageBufferRange)
   int64_t memoryHeapBytes = 0; // its device-local heap (0: unknown)
   bool profileFusedAttention = true;
+  std::string loraProducts;
   try {
     autotune::DeviceProfile profile = autotune::loadProfileOrDefault(o.profile);
     maxBufferBytes = profile.max_buffer_bytes;
     memoryHeapBytes = profile.memory_heap_bytes;
     profileFusedAttention = profile.fused_attention;
+    loraProducts = o.lora_products.empty() ? profile.lora_products : o.lora_products;
+    if (loraProducts != "f32" && loraProducts != "half")
+      throw autotune::ProfileError("--lora-products: unknown value '" + loraProducts + "' (f32 or half)");
     precision = o.precision.empty() ? profile.default_precision
                                     : autotune::parsePrecision(o.precision, "--precision");
     if (std::string why = profile.unsupportedPrecision(precision); !why.empty())
@@ -395,6 +399,7 @@ int compileModel(const CompileOptions &o, std::string &error) {
     pipeline.recomputeElementwise = o.recompute_elementwise;
     pipeline.fusedAttention = c.fused_attention;
     pipeline.precision = autotune::precisionName(precision);
+    pipeline.loraProducts = loraProducts;
     pipeline.maxBufferBytes = maxBufferBytes; // weights over it split, loss chunks under it
     pipeline.chunkBudget = c.chunk_budget;
     pipeline.baseDtype = o.base_dtype;
@@ -453,8 +458,11 @@ int compileModel(const CompileOptions &o, std::string &error) {
     // Kernels: buffers, dispatches, SPIR-V.
     mlir::PassManager lowering(&ctx);
     lowering.addPass(mlir::tessera::createTesseraLowerToKernels());
-    if (c.stream)
-      lowering.addPass(mlir::tessera::createTesseraStreamWeights());
+    if (c.stream) {
+      mlir::tessera::TesseraStreamWeightsOptions so;
+      so.prefetch = o.stream_prefetch;
+      lowering.addPass(mlir::tessera::createTesseraStreamWeights(so));
+    }
     if (o.reuse_buffers)
       lowering.addPass(mlir::tessera::createTesseraReuseBuffers());
     lowering.addPass(mlir::tessera::createTesseraKernelsToSPIRV());

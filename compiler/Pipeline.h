@@ -28,6 +28,10 @@ struct CompileOptions {
   uint64_t seed = 0;           // LoRA A initialisation seed
   std::string profile;         // device profile JSON; empty: built-in default
   std::string precision;       // fp32 | f16 | bf16; empty: the profile's default
+  // The LoRA factors inside their products (tessera-assign-precision):
+  // "f32" | "half" (rounded to the half type, as autocast does: tensor
+  // cores); empty: the profile's `lora_products`.
+  std::string lora_products;
   // Frozen linear weights block-quantised (docs/quantization.md): q8_0 |
   // q4_0 | tq2_0; empty: stored in `precision`. Overrides per layer:
   // "lm_head=q8_0,down_proj=fp32".
@@ -48,6 +52,7 @@ struct CompileOptions {
   bool recompute_elementwise = true; // recompute cheap forward values in the backward (tessera-recompute-elementwise)
   bool reuse_buffers = true;     // share storage between dead activations
   bool stream_weights = false;   // frozen weights in host memory, copied in around their uses (tessera-stream-weights)
+  unsigned stream_prefetch = 32; // dispatches between a streamed weight's copy and its first reader
   bool fuse = true;              // elementwise chains as one kernel each (tessera-fuse-elementwise)
   bool fuse_epilogue = true;     // scales and adds into their matmul (tessera-fuse-matmul-epilogue)
   // Device memory the plan may take ("512MiB", "1.5GiB", "1GB", bytes); empty:

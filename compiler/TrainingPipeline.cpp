@@ -45,6 +45,7 @@ void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOption
   pm.addPass(t::createTesseraAddOptimizer());
   t::TesseraAssignPrecisionOptions precision;
   precision.precision = o.precision;
+  precision.loraProducts = o.loraProducts;
   pm.addPass(t::createTesseraAssignPrecision(precision));
   t::TesseraAssignQuantOptions quant;
   quant.baseDtype = o.baseDtype;

@@ -38,6 +38,9 @@ struct TrainingPipelineOptions : mlir::PassPipelineOptions<TrainingPipelineOptio
       llvm::cl::desc("recompute cheap forward values in the backward instead of keeping them"), llvm::cl::init(true)};
   Option<std::string> precision{*this, "precision", llvm::cl::desc("storage precision: fp32, f16 or bf16"),
                                 llvm::cl::init("fp32")};
+  Option<std::string> loraProducts{*this, "lora-products",
+                                   llvm::cl::desc("the LoRA factors inside their products: f32 or half"),
+                                   llvm::cl::init("f32")};
   Option<int64_t> maxBufferBytes{*this, "max-buffer-bytes",
                                  llvm::cl::desc("the target's largest buffer (profile device.max_buffer_bytes): "
                                                 "frozen weights over it become row tiles, loss chunks stay under it"),

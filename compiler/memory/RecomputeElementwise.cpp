@@ -38,10 +38,13 @@ namespace mlir::tessera {
 
 namespace {
 
-// Ops worth recomputing: one memory-bound kernel each, deterministic.
+// Ops worth recomputing: one memory-bound kernel each, deterministic. Not
+// the cast of a parameter (a LoRA factor in the half type for its products,
+// tessera-assign-precision lora-products=half): parameter-sized, its clone
+// would cost a kernel per factor to free a few KiB.
 bool isCheapElementwise(Operation *op) {
   if (auto c = dyn_cast<CastOp>(op))
-    return isFloatTensor(c.getInput()) && isFloatTensor(c.getResult());
+    return isFloatTensor(c.getInput()) && isFloatTensor(c.getResult()) && !c.getInput().getDefiningOp<ParamOp>();
   return isa<UnaryOp, BinaryOp, SelectOp>(op);
 }
 

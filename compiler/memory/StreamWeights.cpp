@@ -9,8 +9,10 @@
 // weight are grouped into runs whose neighbours are at most `max-gap`
 // dispatches apart (a layer's forward products, the same products in the
 // backward, the loss chunks' lm_head): each run gets an activation buffer of
-// the weight's type, a copy dispatch (weight -> that buffer) just before the
-// run, and the run binds the copy. The weight buffer is marked
+// the weight's type, a copy dispatch (weight -> that buffer) `prefetch`
+// dispatches before the run (a transfer in the runtime, overlapping the
+// dispatches between: the copy is ready when the run starts, at the cost of
+// the copy's slot living that much longer), and the run binds the copy. The weight buffer is marked
 // `tessera.host_resident`: the plan records it (`"host": true`) and the
 // runtime keeps it in host-visible system memory, out of the device-local
 // heap. The copies are activations, so tessera-reuse-buffers packs them
@@ -112,7 +114,8 @@ struct TesseraStreamWeightsPass : impl::TesseraStreamWeightsBase<TesseraStreamWe
               copy->setAttr(attr, a);
           ::tessera::lowering::OpLowering l =
               ::tessera::lowering::lowerCopy(*ctx, mem.getNumElements(), copyElement(mem));
-          OpBuilder pb(dispatches[run.front()]);
+          // Ahead of the run, not before the program's start.
+          OpBuilder pb(dispatches[run.front() - std::min<unsigned>(run.front(), prefetch)]);
           for (const ::tessera::lowering::DispatchStep &step : l.steps) {
             SmallVector<Attribute> refs{FlatSymbolRefAttr::get(&getContext(), sym),
                                         FlatSymbolRefAttr::get(&getContext(), slot)};

@@ -269,6 +269,7 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
       ArrayRef<int64_t> groups = d.getWorkgroups();
       for (unsigned i = 0; i < 3 && i < groups.size(); ++i)
         pd.groups[i] = groups[i];
+      pd.copy = d->hasAttr(attrs::stream); // a streamed weight's copy
       // A binding of a block-quantised weight reads its words as that type
       // (the kernel's key names the type, so every dispatch agrees).
       for (size_t bi = 0; bi < pd.bindings.size(); ++bi) {

@@ -29,6 +29,10 @@
 //   data movement                    its input's type
 //   an f32 operand of a product      cast to H (not N, nor the f16 backward)
 //   with a frozen weight
+//   a LoRA factor read by a product  cast to H with lora-products=half
+//   with an H operand                (autocast's rounding: the product runs
+//                                    on tensor cores; the factor, its
+//                                    gradient and AdamW stay f32)
 //
 // N, the values that must stay f32: the float operands of reduce, softmax,
 // cross_entropy(_grad) and adamw_update (LoRA gradients), attention masks, the LoRA gradients
@@ -87,8 +91,9 @@ SmallVector<Value> f32Operands(Operation *op) {
 
 class Assigner {
 public:
-  Assigner(func::FuncOp f, FloatType half, bool gradsInF32)
-      : f(f), half(half), f32(Float32Type::get(f.getContext())), gradsInF32(gradsInF32) {}
+  Assigner(func::FuncOp f, FloatType half, bool gradsInF32, bool halfLoraProducts)
+      : f(f), half(half), f32(Float32Type::get(f.getContext())), gradsInF32(gradsInF32),
+        halfLoraProducts(halfLoraProducts) {}
 
   void run() {
     collectNeedsF32();
@@ -96,12 +101,14 @@ public:
     for (Operation &op : body)
       assign(&op);
     narrowWeightProductOperands();
+    if (halfLoraProducts)
+      narrowLoraProductOperands();
   }
 
 private:
   func::FuncOp f;
   FloatType half, f32;
-  bool gradsInF32;
+  bool gradsInF32, halfLoraProducts;
   llvm::DenseSet<Value> needsF32, gradient;
 
   // Whether v is a frozen weight, directly or through reshapes, transposes
@@ -130,6 +137,45 @@ private:
         Value v = m->getOperand(i), other = m->getOperand(1 - i);
         if (!isFloatTensor(v) || !elementOf(v).isF32() || elementOf(other) != half || !isFrozenWeight(other) ||
             needsF32.contains(v) || (gradsInF32 && gradient.contains(v)))
+          continue;
+        Value &h = narrowed[v];
+        if (!h) {
+          OpBuilder b(m.getContext());
+          b.setInsertionPointAfterValue(v);
+          auto t = cast<RankedTensorType>(v.getType());
+          h = b.create<CastOp>(v.getLoc(), RankedTensorType::get(t.getShape(), half), v);
+        }
+        m->setOperand(i, h);
+      }
+    });
+  }
+
+  // Whether v is a LoRA factor, directly or through reshapes and transposes.
+  static bool isLoraFactor(Value v) {
+    while (Operation *def = v.getDefiningOp()) {
+      if (auto p = dyn_cast<ParamOp>(def))
+        return p.getKind() == ParamKind::lora_a || p.getKind() == ParamKind::lora_b;
+      if (!isa<ReshapeOp, TransposeOp>(def))
+        return false;
+      v = def->getOperand(0);
+    }
+    return false;
+  }
+
+  // lora-products=half: a product of an f32 LoRA factor and an H value reads
+  // the factor through one cast to H per factor value (the forward's down
+  // and up products, the backward's dY B and dZ A), as PyTorch autocast
+  // runs PEFT's adapters; the value of the gradient products (dZ^T X,
+  // dY^T Z: no factor) is unchanged, and the factors' gradients stay f32
+  // (the cast's gradient passes through: the plan differentiates before
+  // this pass). Products whose other operand is f32 (the f16 backward, the
+  // residual stream's gradient) keep the f32 factor.
+  void narrowLoraProductOperands() {
+    llvm::DenseMap<Value, Value> narrowed;
+    f.walk([&](MatmulOp m) {
+      for (unsigned i : {0u, 1u}) {
+        Value v = m->getOperand(i), other = m->getOperand(1 - i);
+        if (!isFloatTensor(v) || !elementOf(v).isF32() || elementOf(other) != half || !isLoraFactor(v))
           continue;
         Value &h = narrowed[v];
         if (!h) {
@@ -268,6 +314,11 @@ struct TesseraAssignPrecisionPass : impl::TesseraAssignPrecisionBase<TesseraAssi
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
     FloatType half;
+    if (loraProducts != "f32" && loraProducts != "half") {
+      mlir::emitError(module.getLoc(), "tessera-assign-precision: unknown lora-products '")
+          << loraProducts << "' (f32 or half)";
+      return signalPassFailure();
+    }
     if (precision == "fp32" || precision == "f32")
       return;
     if (precision == "f16")
@@ -282,7 +333,7 @@ struct TesseraAssignPrecisionPass : impl::TesseraAssignPrecisionBase<TesseraAssi
     for (func::FuncOp f : module.getOps<func::FuncOp>()) {
       if (f.getBody().empty())
         continue;
-      Assigner(f, half, /*gradsInF32=*/half.isF16()).run();
+      Assigner(f, half, /*gradsInF32=*/half.isF16(), /*halfLoraProducts=*/loraProducts == "half").run();
       // Results may have changed precision (e.g. @forward's logits).
       auto ret = cast<func::ReturnOp>(f.getBody().front().getTerminator());
       f.setType(FunctionType::get(ctx, f.getArgumentTypes(), ret.getOperandTypes()));

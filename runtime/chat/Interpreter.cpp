@@ -160,6 +160,16 @@ private:
   }
 
   Value callMacro(const Stmt &m, Args &a, int line) {
+    // A macro that calls itself without end must fail, not overflow the stack.
+    if (macroDepth_ >= kMaxMacroDepth)
+      fail("macro '" + m.targets[0] + "': calls nested deeper than " + std::to_string(kMaxMacroDepth) +
+               " (does it call itself without end?)",
+           line);
+    ++macroDepth_;
+    struct Leave {
+      int &depth;
+      ~Leave() { --depth; }
+    } leave{macroDepth_};
     Scope scope;
     scope["\x01" "barrier"] = Value::none();
     for (size_t k = 0; k < m.params.size(); ++k) {
@@ -464,6 +474,8 @@ private:
   std::vector<Scope> scopes_;
   Rendering out_;
   int generationDepth_ = 0, loopDepth_ = 0;
+  static constexpr int kMaxMacroDepth = 64;
+  int macroDepth_ = 0;
 };
 
 } // namespace

@@ -270,6 +270,13 @@ void validate(const Plan &p, const Reader &r) {
       if (d.push_constants.size() != k.push_constant_bytes)
         r.fail(path + ".push_constants has " + std::to_string(d.push_constants.size()) + " bytes but kernel '" + k.name +
                "' declares " + std::to_string(k.push_constant_bytes));
+      if (d.copy) { // a streamed weight's copy: host weight -> an activation of its bytes and type
+        const bool shape = d.bindings.size() == 2 && d.bindings[0] < nb && d.bindings[1] < nb;
+        const Buffer *src = shape ? &p.buffers[d.bindings[0]] : nullptr, *dst = shape ? &p.buffers[d.bindings[1]] : nullptr;
+        if (!shape || !src->host || src->kind != BufferKind::Weight || dst->kind != BufferKind::Activation ||
+            dst->dtype != src->dtype || dst->bytes < src->bytes)
+          r.fail(path + ".copy: a copy dispatch binds a host-resident weight and an activation of its type and size");
+      }
     }
   }
 
@@ -409,6 +416,7 @@ std::vector<uint8_t> serialize(const Plan &plan) {
     for (const Dispatch &d : p.dispatches) {
       json j = {{"kernel", d.kernel}, {"bindings", d.bindings}, {"groups", d.groups}};
       if (!d.push_constants.empty()) j["push_constants"] = hexEncode(d.push_constants);
+      if (d.copy) j["copy"] = true;
       ds.push_back(std::move(j));
     }
     programs.push_back({{"name", p.name}, {"dispatches", std::move(ds)}});
@@ -715,6 +723,7 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
         if (!pc->is_string()) r.fail(path + ".push_constants must be a hex string");
         d.push_constants = hexDecode(r, pc->get<std::string>(), path + ".push_constants");
       }
+      if (j.contains("copy")) d.copy = r.boolean(j, "copy", path + ".copy");
       prog.dispatches.push_back(std::move(d));
     }
     p.programs.push_back(std::move(prog));

@@ -128,6 +128,11 @@ struct Dispatch {
   std::vector<uint32_t> bindings;      // buffer index per binding, in binding order
   std::array<uint32_t, 3> groups{1, 1, 1};
   std::vector<uint8_t> push_constants; // size == kernel's push_constant_bytes
+  // A streamed weight's copy (tessera-stream-weights): binding 0, a
+  // host-resident weight, copied whole into binding 1. The kernel does it;
+  // the runtime may instead record a transfer, which the compute dispatches
+  // around it do not wait for (docs/memory.md).
+  bool copy = false;
 };
 
 struct Program {

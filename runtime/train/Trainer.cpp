@@ -195,6 +195,9 @@ public:
       fillBuffers(exec);
     };
     exec_ = std::make_unique<vk::Executor>(*ctx_, plan_, eo);
+    if (size_t copies = exec_->hasProgram("train_step") ? exec_->transferCount("train_step") : 0)
+      std::fprintf(stderr, "streamed weights: %zu copies a step as transfers, each overlapping the dispatches ahead of "
+                           "its readers\n", copies);
     const vk::StartupStats &st = exec_->startup();
     std::fprintf(stderr, "startup: %s, weights %s in %.1f s; ready %.1f s after launch\n",
                  vk::describePipelines(st).c_str(), vk::describeBytes(weightBytes_).c_str(), st.fill_s,

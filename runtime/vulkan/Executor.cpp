@@ -588,6 +588,11 @@ void Executor::recordPrograms(const ExecutorOptions &options) {
   const bool dispatchTimestamps = options.dispatch_timestamps && !scrub_;
   const size_t period = std::max<size_t>(1, options.cold_cache_period);
   auto groups = [&](size_t dispatches) { return scrub_ ? (dispatches + period - 1) / period : 0; };
+  static const bool copyKernels = [] {
+    const char *e = std::getenv("TESSERA_STREAM_COPIES");
+    return e && std::string(e) == "dispatch";
+  }();
+  transferCopies_ = options.transfer_copies && !copyKernels;
   VkDevice dev = ctx_.device();
   const VkPhysicalDeviceLimits &lim = ctx_.properties().limits;
 
@@ -695,9 +700,10 @@ void Executor::recordPrograms(const ExecutorOptions &options) {
       vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, queryPool_, rec.firstQuery);
     }
     // Host writes (inputs, hparams) and the previous submission's shader writes.
-    barrier(VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-            VK_ACCESS_HOST_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-            VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+    barrier(VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+            VK_ACCESS_HOST_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+            VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+            VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT);
     int64_t bound = -1;
     // A barrier only where a dispatch touches storage that a dispatch since
     // the last barrier wrote (read or write after write), or writes storage
@@ -711,16 +717,54 @@ void Executor::recordPrograms(const ExecutorOptions &options) {
     }();
     std::vector<uint32_t> readIn(plan_.buffers.size(), 0), writtenIn(plan_.buffers.size(), 0); // epoch (barrier interval) of the last read / write
     uint32_t epoch = 1;
+    // Streamed weights' copies as transfers (plan dispatches marked `copy`):
+    // the compute barriers do not wait for them, so a copy the compiler
+    // placed ahead of its readers overlaps the dispatches between. A
+    // transfer waits for the compute work that used its slot (copyEpoch
+    // advances at each compute -> transfer barrier); a dispatch reading
+    // what a transfer wrote waits for the transfers (transferEpoch).
+    std::vector<uint32_t> computeIn(plan_.buffers.size(), 0), transferredIn(plan_.buffers.size(), 0);
+    uint32_t copyEpoch = 1, transferEpoch = 1;
     for (size_t di = 0; di < prog.dispatches.size(); ++di) {
       const plan::Dispatch &d = prog.dispatches[di];
       const Pipeline &p = pipelines_[pipelineOf_[d.kernel]];
       const std::vector<plan::BindingInterface> &access = plan_.kernels[d.kernel].interface.bindings;
       auto writes = [&](size_t bi) { return bi >= access.size() || (uint32_t(access[bi].access) & 2u); };
+      if (d.copy && transferCopies_ && !scrub_) {
+        const size_t src = root_[d.bindings[0]], dst = root_[d.bindings[1]];
+        if (everyDispatch || computeIn[dst] == copyEpoch || transferredIn[dst] == transferEpoch) {
+          barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                  VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                  VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT);
+          ++copyEpoch; // (not transferEpoch: compute has not waited for the transfers)
+          ++rec.barriers;
+        }
+        VkBufferCopy region{0, 0, plan_.buffers[d.bindings[0]].bytes};
+        vkCmdCopyBuffer(rec.cmd, buffers_[src], buffers_[dst], 1, &region);
+        transferredIn[dst] = transferEpoch;
+        ++rec.transfers;
+        if (queryPool_ && dispatchTimestamps)
+          vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, rec.firstQuery + 1 + uint32_t(di));
+        continue;
+      }
       bool hazard = everyDispatch;
       for (size_t bi = 0; bi < d.bindings.size() && !hazard; ++bi) {
         size_t r = root_[d.bindings[bi]];
         hazard = writtenIn[r] == epoch || (writes(bi) && readIn[r] == epoch);
       }
+      bool afterTransfer = false;
+      for (size_t bi = 0; bi < d.bindings.size() && !afterTransfer; ++bi)
+        afterTransfer = transferredIn[root_[d.bindings[bi]]] == transferEpoch;
+      if (afterTransfer) { // this dispatch reads (or overwrites) a copy still in flight
+        barrier(VK_PIPELINE_STAGE_TRANSFER_BIT | (hazard ? VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT : 0),
+                VK_ACCESS_TRANSFER_WRITE_BIT | (hazard ? VK_ACCESS_SHADER_WRITE_BIT : 0),
+                VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+        ++transferEpoch;
+        ++rec.barriers;
+        if (hazard) ++epoch;
+        hazard = false;
+      }
+      for (size_t bi = 0; bi < d.bindings.size(); ++bi) computeIn[root_[d.bindings[bi]]] = copyEpoch;
       if (scrub_ && di % period == 0) {
         // A cold group: the scrub fill after everything before it, its end
         // timestamped, then the group's dispatches after the fill.
@@ -759,8 +803,8 @@ void Executor::recordPrograms(const ExecutorOptions &options) {
                             rec.firstQuery + 2 + 2 * uint32_t(di / period));
     }
     // Results become visible to the host after the fence.
-    barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
-            VK_ACCESS_HOST_READ_BIT);
+    barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+            VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
     if (queryPool_)
       vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, rec.firstQuery + rec.queries - 1);
     check(vkEndCommandBuffer(rec.cmd), "vkEndCommandBuffer");
@@ -912,6 +956,18 @@ ProgramTiming Executor::run(const std::string &program) {
     }
   }
   return t;
+}
+
+size_t Executor::barrierCount(const std::string &program) const {
+  auto it = programs_.find(program);
+  if (it == programs_.end()) throw VulkanError("the plan has no program '" + program + "'");
+  return it->second.barriers;
+}
+
+size_t Executor::transferCount(const std::string &program) const {
+  auto it = programs_.find(program);
+  if (it == programs_.end()) throw VulkanError("the plan has no program '" + program + "'");
+  return it->second.transfers;
 }
 
 const std::vector<double> &Executor::groupTimes(const std::string &program) const {

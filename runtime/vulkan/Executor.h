@@ -48,6 +48,11 @@ struct ExecutorOptions {
   // end to the group's end (groupTimes). 0 bytes: off.
   uint64_t cold_cache_bytes = 0;
   size_t cold_cache_period = 1;
+  // Streamed weights' copies (dispatches marked `copy`) as transfers
+  // (vkCmdCopyBuffer), which compute dispatches do not wait for unless they
+  // read the copy; false (or TESSERA_STREAM_COPIES=dispatch): the plan's
+  // copy kernels. Cold-cache runs always use the kernels.
+  bool transfer_copies = true;
 };
 
 // What starting the plan cost (the `startup:` line).
@@ -102,6 +107,10 @@ public:
   // With ExecutorOptions::cold_cache_bytes: per group of the program's last
   // run, ms from its scrub fill's end to its last dispatch's end.
   const std::vector<double> &groupTimes(const std::string &program) const;
+  // As recorded: barriers between the program's dispatches and the
+  // streamed weights' copies made as transfers.
+  size_t barrierCount(const std::string &program) const;
+  size_t transferCount(const std::string &program) const;
   // Bytes of device memory allocated for the plan's buffers.
   uint64_t allocatedBytes() const { return allocated_; }          // device buffers
   uint64_t hostAllocatedBytes() const { return hostAllocated_; }  // streamed weights in host memory
@@ -127,6 +136,7 @@ private:
     uint32_t firstQuery = 0;
     uint32_t queries = 0;  // start, one per dispatch (dispatch_timestamps) or two per cold group, end
     size_t barriers = 0; // between its dispatches (only where they conflict)
+    size_t transfers = 0; // streamed weights' copies recorded as vkCmdCopyBuffer
     std::vector<double> dispatchMs; // of the last run (dispatch_timestamps)
     std::vector<double> groupMs;    // of the last run (cold_cache_bytes)
   };
@@ -158,6 +168,7 @@ private:
   std::map<std::string, RecordedProgram> programs_;
   uint64_t allocated_ = 0, hostAllocated_ = 0;
   VkBuffer scrub_ = VK_NULL_HANDLE; // cold_cache_bytes
+  bool transferCopies_ = true;       // ExecutorOptions::transfer_copies
   VkDeviceMemory scrubMemory_ = VK_NULL_HANDLE;
   uint64_t scrubBytes_ = 0;
 };

@@ -85,14 +85,15 @@ class Reference:
         self.cfg = ref.load_config(model)
         self.weights = ref.weights(model, self.cfg)
 
-    def net(self, precision, fused_attention=True):
-        return ref.TinyLlama(self.weights, self.cfg, torch.float32, precision, fused_attention)
+    def net(self, precision, fused_attention=True, lora_products="f32"):
+        return ref.TinyLlama(self.weights, self.cfg, torch.float32, ref.Precision(precision, lora_products),
+                             fused_attention)
 
-    def train(self, precision, lines, adapter, fused_attention=True):
+    def train(self, precision, lines, adapter, fused_attention=True, lora_products="f32"):
         adapters, _ = ref.read_adapter(adapter)
         lora = ref.lora_params(adapters, torch.float32, requires_grad=True)
-        return ref.train(self.net(precision, fused_attention), lines, BATCH, SEQ, lora, ALPHA / RANK, STEPS, LR, weight_decay=0.01,
-                         eps=EPS)
+        return ref.train(self.net(precision, fused_attention, lora_products), lines, BATCH, SEQ, lora, ALPHA / RANK,
+                         STEPS, LR, weight_decay=0.01, eps=EPS)
 
     def eval_batches(self, net, lines, adapter):
         """Per-batch losses over every line once (tessera eval --losses)."""
@@ -153,12 +154,13 @@ class HalfPrecision(common.TempDirTest):
 
     # ------------------------------------------------------------------ training parity
 
-    def run_model(self, name, mode, fused_attention=True):
+    def run_model(self, name, mode, fused_attention=True, lora_products="f32"):
         model, data = self.models[name]
         init = self.init_adapter(name)
-        tag = f"{name}-{mode}" + ("" if fused_attention else "-decomposed")
+        tag = f"{name}-{mode}" + ("" if fused_attention else "-decomposed") + f"-lora-{lora_products}"
         plan = self.compile_half(model, self.path(f"{tag}.tplan"), mode,
-                                 *([] if fused_attention else ["--no-fused-attention"]))
+                                 *([] if fused_attention else ["--no-fused-attention"]),
+                                 "--lora-products", lora_products)
         self.check_plan(plan, mode)
         out, metrics = self.path(f"out-{tag}"), self.path(f"{tag}.jsonl")
         tessera("train", plan, "--weights", model, "--data", data, "--steps", STEPS, "--lr", LR, "--eps", EPS,
@@ -173,8 +175,8 @@ class HalfPrecision(common.TempDirTest):
 
         r = self.reference(name)
         lines = ref.read_jsonl(data)
-        want = r.train(mode, lines, init, fused_attention)
-        want_eval = r.eval_batches(r.net(mode, fused_attention), lines, out)
+        want = r.train(mode, lines, init, fused_attention, lora_products)
+        want_eval = r.eval_batches(r.net(mode, fused_attention, lora_products), lines, out)
         fp32_eval = r.eval_batches(r.net("fp32"), lines, out)
         fp32_first = r.eval_batches(r.net("fp32"), lines[:BATCH], init)[0]
 
@@ -194,9 +196,28 @@ class HalfPrecision(common.TempDirTest):
         self.assertLess(rms(d_tr), FWD_RATIO * rms(d_rf),
                         f"{name} {mode}: tessera is not closer to the {mode} reference than fp32 is\n" + "\n".join(report))
         self.assertGreater(want[0] - min(want), 0.05, "the loss must move")
+        if lora_products == "half":
+            # The factors' rounding took effect: tessera's forward is closer to
+            # the half-factor reference than that is to the f32-factor one.
+            f32_lora = [r.eval_batches(r.net(mode, fused_attention), lines[:BATCH], init)[0]] + \
+                r.eval_batches(r.net(mode, fused_attention), lines, out)
+            d_lf = [w - f for w, f in zip(fwd_r, f32_lora)]
+            print(f"  |reference - f32-factor reference| {' '.join(f'{abs(d):.1e}' for d in d_lf)}", file=sys.stderr)
+            self.assertLess(rms(d_tr), FWD_RATIO * rms(d_lf),
+                            f"{name} {mode}: tessera is not closer to the half-factor reference than the f32-factor "
+                            "one is\n" + "\n".join(report))
 
     def test_tiny_f16(self):
         self.run_model("tiny", "f16")
+
+    # --lora-products half (nvidia.json's default): the factors rounded in
+    # their products, also in the bf16 backward (dY B, dZ A) but not where dY
+    # is the f32 residual stream's gradient.
+    def test_tiny_bf16_lora_products_half(self):
+        self.run_model("tiny", "bf16", lora_products="half")
+
+    def test_qwen3_f16_lora_products_half(self):
+        self.run_model("qwen3", "f16", lora_products="half")
 
     def test_tiny_bf16(self):
         self.run_model("tiny", "bf16")

@@ -312,12 +312,23 @@ class SplitLargeTensors(TempDirTest):
         self.assertEqual(b["memory"]["weights_bytes"], 0)
         self.assertTrue(all(x.get("host") for x in b["buffers"] if x["kind"] == "weight" and "alias_of" not in x))
         self.assertLess(b["memory"]["total_bytes"], a["memory"]["total_bytes"] - a["memory"]["weights_bytes"] // 2)
-        # Every non-copy dispatch reads copies only: a host weight is bound by copies (2 bindings) alone.
+        # Every non-copy dispatch reads copies only: a host weight is bound by copies (2 bindings) alone, and
+        # those are marked as copies (the runtime records them as transfers).
         for prog in b["programs"]:
             for d in prog["dispatches"]:
                 hosts = [i for i in d["bindings"] if b["buffers"][i].get("host")]
                 if hosts:
                     self.assertEqual((len(d["bindings"]), d["bindings"][0]), (2, hosts[0]), prog["name"])
+                self.assertEqual(bool(d.get("copy")), bool(hosts), prog["name"])
+        # Each copy is made --stream-prefetch (32) dispatches ahead of its first reader (or at the start).
+        step = next(p["dispatches"] for p in b["programs"] if p["name"] == "train_step")
+        copies = [i for i, d in enumerate(step) if d.get("copy")]
+        for i in copies:
+            dst = step[i]["bindings"][1]
+            first = next(j for j in range(i + 1, len(step)) if dst in step[j]["bindings"])
+            ahead = sum(1 for j in range(i + 1, first) if not step[j].get("copy"))
+            self.assertTrue(ahead == 32 or (ahead < 32 and not any(not d.get("copy") for d in step[:i])),
+                            f"copy {i}: {ahead} dispatches ahead of its reader")
         ad = self.path("adapter-s")
         reference("random-adapter", "--model", model, "--rank", RANK, "--alpha", ALPHA,
                   "--targets", "all-linear", "--seed", 6, "--b-std", 0.05, "--out", ad)
@@ -326,6 +337,14 @@ class SplitLargeTensors(TempDirTest):
         heap = str((b["memory"]["total_bytes"] + a["memory"]["total_bytes"]) // 2)
         got = self.train(host, model, data, ad, 3, "host", env={"TESSERA_FAULT": "small-heap:" + heap})
         self.assertEqual(got, want)
+        # The copies as the plan's copy kernels instead of transfers: the same losses.
+        self.assertEqual(self.train(host, model, data, ad, 3, "kernels", env={"TESSERA_STREAM_COPIES": "dispatch"}),
+                         want)
+        r = tessera("train", host, "--weights", model, "--data", data, "--steps", 1, "--out", self.path("o1"))
+        self.assertIn(f"streamed weights: {len(copies)} copies a step as transfers", r.stderr)
+        r = tessera("train", host, "--weights", model, "--data", data, "--steps", 1, "--out", self.path("o2"),
+                    env={"TESSERA_STREAM_COPIES": "dispatch"})
+        self.assertNotIn("as transfers", r.stderr)
         self.assertGreater(abs(want[0] - want[-1]), 1e-3, "the loss did not move")
         r = tessera("train", dev, "--weights", model, "--data", data, "--steps", 1, "--out", self.path("o"),
                     env={"TESSERA_FAULT": "small-heap:" + heap}, check=False)

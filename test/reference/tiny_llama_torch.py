@@ -224,6 +224,24 @@ class _GradStore(torch.autograd.Function):
         return ctx.prec._round(g), None
 
 
+class _FactorProduct(torch.autograd.Function):
+    """x @ w^T for a LoRA factor w under --lora-products half: the forward
+    reads w rounded to the half type (w_fwd); the input's gradient reads
+    w_bwd (rounded where the plan's backward product has a half gradient,
+    else the f32 factor); w's gradient is the f32 product g^T x."""
+
+    @staticmethod
+    def forward(ctx, x, w, w_fwd, w_bwd):
+        ctx.save_for_backward(x, w_bwd)
+        return x @ w_fwd.T
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w_bwd = ctx.saved_tensors
+        gw = g.reshape(-1, g.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+        return g @ w_bwd, gw, None, None
+
+
 class Precision:
     """Where a plan of precision fp32 / f16 / bf16 stores values in the half type.
 
@@ -241,10 +259,13 @@ class Precision:
     weight).
     """
 
-    def __init__(self, name="fp32"):
+    def __init__(self, name="fp32", lora_products="f32"):
         if name not in ("fp32", "f16", "bf16"):
             raise SystemExit(f"error: unknown precision {name} (fp32, f16, bf16)")
         self.name = name
+        # --lora-products half: the LoRA factors enter their products rounded
+        # to the half type (tessera-assign-precision lora-products=half).
+        self.lora_half = lora_products == "half"
         self.half = {"f16": torch.float16, "bf16": torch.bfloat16}.get(name)
         self.saturated = None  # {site: [saturated elements, stored elements, largest |value|]} when counting
 
@@ -270,6 +291,17 @@ class Precision:
 
     def weight(self, w, site="weight"):
         return self.store(w.detach(), site, False) if self.half is not None else w
+
+    def factor_product(self, x, w, grad_half):
+        """x @ w^T for a LoRA factor w. With lora_half the plan casts w to the
+        half type for every product of it with a half value: the forward's,
+        and the backward's input-gradient product where that gradient is
+        half (bf16, grad_half); f16's backward is f32 and keeps w."""
+        if self.half is None or not self.lora_half:
+            return x @ w.T
+        r = self._round(w)
+        bwd = r if (grad_half and self.half is torch.bfloat16) else w.detach()
+        return _FactorProduct.apply(x, w, r, bwd)
 
 
 class TinyLlama:
@@ -341,8 +373,8 @@ class TinyLlama:
                 rate, seed = self.dropout
                 keep = dropout_keep(seed, fnv1a32(module), x.shape, rate)
                 xd = h(x * torch.tensor(keep, dtype=x.dtype) * float(np.float32(1.0 / (1.0 - rate))), module)
-            t = h(h(xd @ a.T, module) * scale, module)
-            y = h(y + h(t @ b.T, module, grad_half), module, grad_half)
+            t = h(h(self.p.factor_product(xd, a, True), module) * scale, module)
+            y = h(y + h(self.p.factor_product(t, b, grad_half), module, grad_half), module, grad_half)
         return y
 
     @staticmethod

@@ -43,6 +43,12 @@ void addModelFlags(CLI::App *cmd, tessera::CompileOptions &o) {
   cmd->add_option("--base-dtype-override", o.base_dtype_overrides,
                   "per-layer weight types, comma-separated LAYER=TYPE (LAYER: a structural name or its end, e.g. "
                   "lm_head=q8_0,down_proj=fp32; TYPE: q8_0, q4_0, tq2_0 or the precision)");
+  cmd->add_option("--lora-products", o.lora_products,
+                  "the f32 LoRA factors inside their products in f16/bf16 plans: f32 (as stored, as PEFT without "
+                  "autocast) or half (rounded to the plan's half type, as PyTorch autocast does: the adapters' "
+                  "products run on tensor cores; the factors, gradients and AdamW stay f32); default: the "
+                  "profile's lora_products (f32 unless it says otherwise)")
+      ->check(CLI::IsMember({"f32", "half"}));
   cmd->add_option("--loss-chunk-tokens", o.loss_chunk_tokens,
                   "token rows per cross-entropy chunk (0: as many as fit 64 MiB of logits)")
       ->capture_default_str()->check(tessera::cli::integerIn(0, tessera::kMaxTokensPerStep));
@@ -55,6 +61,11 @@ void addModelFlags(CLI::App *cmd, tessera::CompileOptions &o) {
                 "keep the frozen weights in host memory and copy each to the device just before the dispatches "
                 "that read it (less device memory, a copy of every weight twice a step); --memory-budget chooses "
                 "it by itself when nothing else fits");
+  cmd->add_option("--stream-prefetch", o.stream_prefetch,
+                  "with streamed weights: dispatches between a weight's copy and the first dispatch that reads it "
+                  "(the copy overlaps them; 0: just before it)")
+      ->capture_default_str()
+      ->check(tessera::cli::integerIn(0, 100000));
   cmd->add_flag_callback("--fused-attention", [&o] { o.fused_attention = 1; },
                          "keep attention one fused kernel forward and two backward that never store the "
                          "[B, H, T, S] probabilities (the default unless the profile says fused_attention: false, "

@@ -124,11 +124,16 @@ def TesseraAssignPrecision : Pass<"tessera-assign-precision", "ModuleOp"> {
     residual stream, reductions, the loss and everything the LoRA gradients
     and AdamW touch stay f32 (the rules are listed in
     compiler/precision/AssignPrecision.cpp). Kernels compute in f32 either
-    way. fp32 leaves the module unchanged.
+    way. fp32 leaves the module unchanged. With lora-products=half the f32
+    LoRA factors are read by their products through one cast each to the
+    half type (PyTorch autocast's rounding), so that those products run on
+    half-precision kernels (tensor cores); their gradients stay f32.
   }];
   let options = [
     Option<"precision", "precision", "std::string", /*default=*/"\"fp32\"",
-           "storage precision: fp32, f16 or bf16">
+           "storage precision: fp32, f16 or bf16">,
+    Option<"loraProducts", "lora-products", "std::string", /*default=*/"\"f32\"",
+           "the LoRA factors inside their products: f32 (as stored) or half (rounded to the half type)">
   ];
 }
 
@@ -416,8 +421,9 @@ def TesseraStreamWeights : Pass<"tessera-stream-weights", "ModuleOp"> {
     each program the dispatches binding one frozen weight are grouped into
     runs whose neighbours are at most `max-gap` dispatches apart; each run
     gets an activation buffer of the weight's type (`<name>.streamed`), a
-    copy dispatch (attribute `tessera.stream`) just before it, and binds
-    that buffer instead. The weight becomes `tessera.host_resident` (the
+    copy dispatch (attribute `tessera.stream`) `prefetch` dispatches before
+    it (the runtime records it as a transfer the dispatches between do not
+    wait for, so the copy overlaps them), and binds that buffer instead. The weight becomes `tessera.host_resident` (the
     plan's `"host": true`: the runtime keeps it in host-visible system
     memory). Weights smaller than `min-bytes`, block-quantised weights and
     weights a reshape aliases stay on the device. Records the counts in the
@@ -427,7 +433,9 @@ def TesseraStreamWeights : Pass<"tessera-stream-weights", "ModuleOp"> {
   let options = [
     Option<"maxGap", "max-gap", "unsigned", "64",
            "dispatches between two uses of a weight that still share one copy">,
-    Option<"minBytes", "min-bytes", "uint64_t", "0", "smallest weight (bytes) that is streamed">
+    Option<"minBytes", "min-bytes", "uint64_t", "0", "smallest weight (bytes) that is streamed">,
+    Option<"prefetch", "prefetch", "unsigned", "32",
+           "dispatches between a copy and the first dispatch that reads it (0: just before)">
   ];
 }
 

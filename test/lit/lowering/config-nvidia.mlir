@@ -1,5 +1,5 @@
 // tessera-select-kernel-configs with autotune/profiles/nvidia.json (tuned on
-// an H100): split-K for LoRA-shaped products (also rank 64; the skinny kernel measured slower on the H200), for K >= 4096
+// an H100): split-K for LoRA-shaped products (on cooperative matrices where both operands are bf16) (also rank 64; the skinny kernel measured slower on the H200), for K >= 4096
 // and, by 32, for the vocabulary-long K of the embedding gradient; larger
 // workgroups; 48 KiB shared memory.
 // RUN: tessera-opt %S/Inputs/config-shapes.mlir --tessera-select-kernel-configs=profile=%repo/autotune/profiles/nvidia.json | tessera-opt | FileCheck %s
@@ -12,9 +12,11 @@
 // CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "tc_bf16", kind = coopmat, tile = [128, 128, 32], thread = [32, 8], split_k = 1, mma = [16, 16, 16], subgroups = [2, 2], operands = bf16>
 // CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "lora_down", kind = tiled, tile = [64, 16, 16], thread = [4, 2], split_k = 8>
 // CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "lora_down_wide", kind = tiled, tile = [64, 64, 16], thread = [4, 4], split_k = 4>
-// CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "lora_grad", kind = tiled, tile = [16, 64, 16], thread = [2, 4], split_k = 8>
+// The LoRA A gradient multiplies two bf16 values: a cooperative-matrix
+// variant for its 16-row side (one row of fragments over 4 subgroups), split-K.
+// CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "lora_grad_tc_bf16", kind = coopmat, tile = [16, 64, 32], thread = [32, 8], split_k = 4, mma = [16, 16, 16], subgroups = [1, 4], operands = bf16>
 // bf16 x bf16 products take cooperative matrices (attention scores, K = 64,
-// and K = 4096 too); LoRA-shaped ones stay split-K SIMT.
+// and K = 4096 too).
 // CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "tc_bf16", kind = coopmat, tile = [128, 128, 32], thread = [32, 8], split_k = 1, mma = [16, 16, 16], subgroups = [2, 2], operands = bf16>
 // CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "tc_bf16", kind = coopmat, tile = [128, 128, 32], thread = [32, 8], split_k = 1, mma = [16, 16, 16], subgroups = [2, 2], operands = bf16>
 // CHECK: tessera.softmax {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = workgroup, workgroup_size = 256>

@@ -1,6 +1,6 @@
 // tessera-stream-weights on a block-quantised weight (tessera.quant): it streams as its 32-bit words; the copy
 // is an activation of the same blocks (the same tessera.quant, the same words) that the dequantising matmul reads.
-// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-stream-weights | FileCheck %s
+// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-stream-weights=prefetch=0 | FileCheck %s
 
 // CHECK: tessera.streamed_weights = {copies = 2 : i64, weights = 2 : i64}
 // CHECK-DAG: tessera.buffer activation @eval.wq.stream0 : memref<544xi32> {name = "wq.streamed", shape = array<i64: 32, 64>, tessera.quant = "q8_0"}

@@ -1,10 +1,13 @@
 // tessera-stream-weights: a frozen weight stays in host memory (tessera.host_resident); each run of the
 // dispatches that read it, neighbours at most max-gap dispatches apart, reads an activation copy made by a
-// copy dispatch just before the run; tessera-reuse-buffers then packs the copies like other activations.
-// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-stream-weights | FileCheck %s
-// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-stream-weights="max-gap=1 min-bytes=16" --tessera-reuse-buffers | FileCheck %s --check-prefix=GAP
+// copy dispatch `prefetch` dispatches before the run (0: just before it); tessera-reuse-buffers then packs the
+// copies like other activations, each live from its copy on.
+// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-stream-weights=prefetch=0 | FileCheck %s
+// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-stream-weights="max-gap=1 min-bytes=16 prefetch=0" --tessera-reuse-buffers | FileCheck %s --check-prefix=GAP
+// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-stream-weights="max-gap=1 min-bytes=16 prefetch=2" --tessera-reuse-buffers | FileCheck %s --check-prefix=AHEAD
+// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-stream-weights | FileCheck %s --check-prefix=DEFAULT
 
-// Default (max-gap 64, every weight): w's two uses share one copy, norm gets its own.
+// max-gap 64, every weight: w's two uses share one copy, norm gets its own.
 // CHECK: tessera.streamed_weights = {copies = 2 : i64, weights = 2 : i64}
 // CHECK-DAG: tessera.buffer weight @w : memref<6xf32> {name = "w", shape = array<i64: 2, 3>, tessera.host_resident}
 // CHECK-DAG: tessera.buffer weight @norm : memref<3xf32> {name = "norm", shape = array<i64: 3>, tessera.host_resident}
@@ -28,6 +31,20 @@
 // GAP:      tessera.dispatch @{{copy_[0-9]+}} [@w, @eval.w.stream1] workgroups [1, 1, 1] {tessera.stream = "w.streamed"}
 // GAP-NEXT: tessera.dispatch @binary_mul_0 [@eval.v2, @eval.w.stream1, @eval.v3]
 // GAP-NEXT: tessera.dispatch @binary_add_0 [@eval.v3, @norm, @eval.v4]
+
+// prefetch 2: each copy two dispatches ahead of its run (the first at the program's start).
+// AHEAD:      tessera.dispatch @{{copy_[0-9]+}} [@w, @[[S0:eval.w.stream0|activation.slot[0-9]+]]] workgroups [1, 1, 1] {tessera.stream = "w.streamed"}
+// AHEAD-NEXT: tessera.dispatch @unary_exp_0 [@[[S0]],
+// AHEAD-NEXT: tessera.dispatch @{{copy_[0-9]+}} [@w, @[[S1:eval.w.stream1|activation.slot[0-9]+]]] workgroups [1, 1, 1] {tessera.stream = "w.streamed"}
+// AHEAD-NEXT: tessera.dispatch @unary_neg_0
+// AHEAD-NEXT: tessera.dispatch @unary_exp_0
+// AHEAD-NEXT: tessera.dispatch @binary_mul_0 [@eval.v2, @[[S1]], @eval.v3]
+
+// The default prefetch (32) puts both copies at the program's start.
+// DEFAULT:      tessera.program @eval
+// DEFAULT-NEXT: tessera.dispatch @{{copy_[0-9]+}} [@norm,
+// DEFAULT-NEXT: tessera.dispatch @{{copy_[0-9]+}} [@w,
+// DEFAULT-NEXT: tessera.dispatch @unary_exp_0
 module {
   func.func @loss(%ids: tensor<1x4xi32>, %labels: tensor<1x4xi32>) -> tensor<f32> {
     %w = tessera.param frozen "w" : tensor<2x3xf32>

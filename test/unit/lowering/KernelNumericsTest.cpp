@@ -729,6 +729,16 @@ const std::string kCoopMatLavapipe = std::string(TESSERA_TEST_PROFILE_DIR) + "/l
 TEST(KernelNumerics, CoopMat8x8x8F16ToF32) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f16", "f32", true); }
 TEST(KernelNumerics, CoopMat8x8x8F16ToF16) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f16", "f16", true); }
 TEST(KernelNumerics, CoopMat8x8x8F16ToBf16) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f16", "bf16", true); }
+// The LoRA-shaped variants (--lora-products half): the rank side as one
+// column or row of fragments, split-K with K tiles that do not divide the
+// splits, K = rank below one K tile.
+const std::string kCoopMatLavapipeLora = std::string(TESSERA_TEST_PROFILE_DIR) + "/lavapipe-coopmat-lora.json";
+TEST(KernelNumerics, CoopMat8x8x8LoraF16ToF32) {
+  runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipeLora, "f16", "f32", true);
+}
+TEST(KernelNumerics, CoopMat8x8x8LoraF16ToF16) {
+  runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipeLora, "f16", "f16", true);
+}
 // Operands the device has no cooperative matrices for fall back to SIMT.
 TEST(KernelNumerics, CoopMatFallbackBf16) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "bf16", "bf16", false); }
 TEST(KernelNumerics, CoopMatFallbackF32) { runTypedMatmuls(trainingMatmuls(), kCoopMatLavapipe, "f32", "f16", false); }
@@ -752,6 +762,29 @@ TEST(KernelNumerics, CoopMatNvidiaBf16ToF32) {
 // bf16 results: the fragments' f32 -> bf16 conversion rounds to nearest.
 TEST(KernelNumerics, CoopMatNvidiaBf16ToBf16) {
   runTypedMatmuls(largeAttentionMatmuls(), kProfileDir + "/nvidia.json", "bf16", "bf16", true);
+}
+
+// The LoRA products of a --lora-products half step at sizes that take
+// nvidia.json's lora_*_tc_bf16 variants (K not a multiple of 32, M and N not
+// of the tiles): the factors' gradients over >= 4096 tokens (split-K 16),
+// the down products and dY B (N = 16, split-K 4), dZ^T X at K >= 512
+// (M = 16), the up products and dZ A (K = 16).
+std::vector<MatmulCase> loraTensorCoreMatmuls() {
+  return {
+      {{4100, 200}, {4100, 16}, true, false},  // dY^T Z: B's gradient, K = tokens (lora_down_long_tc_bf16)
+      {{4100, 16}, {4100, 300}, true, false},  // dZ^T X: A's gradient, K = tokens (lora_grad_long_tc_bf16)
+      {{4, 130, 600}, {16, 600}, false, true}, // X A^T: down, N = 16 (lora_down_tc_bf16)
+      {{4, 130, 600}, {600, 16}},              // dY B, N = 16 (lora_down_tc_bf16)
+      {{700, 16}, {700, 130}, true, false},    // dZ^T X at K = 700 (lora_grad_tc_bf16)
+      {{4, 130, 16}, {600, 16}, false, true},  // Z B^T: up, K = 16 (lora_up_tc_bf16)
+      {{4, 130, 16}, {16, 600}},               // dZ A, K = 16 (lora_up_tc_bf16)
+  };
+}
+TEST(KernelNumerics, CoopMatNvidiaLoraBf16ToF32) {
+  runTypedMatmuls(loraTensorCoreMatmuls(), kProfileDir + "/nvidia.json", "bf16", "f32", true);
+}
+TEST(KernelNumerics, CoopMatNvidiaLoraBf16ToBf16) {
+  runTypedMatmuls(loraTensorCoreMatmuls(), kProfileDir + "/nvidia.json", "bf16", "bf16", true);
 }
 
 // ---------------------------------------------------------------- cross-entropy

@@ -294,6 +294,25 @@ TEST(Plan, HostResidentWeightsRoundTrip) {
             "plan.tplan: buffers[5].host: only a frozen weight with its own storage is kept in host memory");
 }
 
+// A streamed weight's copy (tessera-stream-weights): the runtime records it
+// as a transfer, so the reader accepts `copy` only for host weight -> activation.
+TEST(Plan, StreamCopyDispatchRoundTrip) {
+  Plan a = samplePlan();
+  a.buffers[4].host = true;
+  a.buffers.push_back(buf("model.w.streamed", BufferKind::Activation, {3, 2})); // 12
+  Dispatch c = a.programs[0].dispatches[0];
+  c.bindings = {4, 12};
+  c.copy = true;
+  a.programs[0].dispatches.insert(a.programs[0].dispatches.begin(), c);
+  Plan b = parse(serialize(a), "mem");
+  EXPECT_TRUE(b.programs[0].dispatches[0].copy);
+  EXPECT_FALSE(b.programs[0].dispatches[1].copy);
+  // samplePlan's first dispatch binds a device weight and a LoRA factor.
+  EXPECT_EQ(editError([](json &m) { m["programs"][0]["dispatches"][0]["copy"] = true; }),
+            "plan.tplan: programs[0].dispatches[0].copy: a copy dispatch binds a host-resident weight and an "
+            "activation of its type and size");
+}
+
 TEST(Plan, FileRoundTripIsAtomic) {
   TempDir dir;
   std::string path = dir / "p.tplan";

@@ -96,6 +96,17 @@ std::string errorOf(const std::string &source, const json &messages = json::arra
   return "";
 }
 
+// Found by fuzz_chat_template: a macro calling itself overflowed the stack.
+TEST(JinjaSubset, EndlessMacroRecursionIsAnError) {
+  EXPECT_EQ(errorOf("{% macro f(n) %}{{ f(n) }}{% endmacro %}\n{{ f(1) }}"),
+            "chat template line 1: macro 'f': calls nested deeper than 64 (does it call itself without end?)");
+  // Bounded recursion still renders.
+  EXPECT_EQ(ChatTemplate("{% macro f(n) %}{% if n > 0 %}{{ n }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(5) }}")
+                .render(json::array(), RenderOptions())
+                .text,
+            "54321");
+}
+
 TEST(JinjaSubset, UnsupportedConstructsNameThemselvesAndTheLine) {
   EXPECT_EQ(errorOf("a\nb\n{% include 'other.jinja' %}"), "chat template line 3: unsupported Jinja construct '{% include %}'");
   EXPECT_EQ(errorOf("{{ x | frobnicate }}"), "chat template line 1: unsupported Jinja filter 'frobnicate'");
