@@ -66,6 +66,10 @@ private:
         const Value *ns = lookup(s.attrObject);
         if (!ns || !ns->isNamespace)
           fail("cannot set an attribute of '" + s.attrObject + "': only namespace() objects can be changed", s.line);
+        // A namespace holding itself would be a reference cycle (never freed).
+        if (holds(v, ns->dict.get()))
+          fail("cannot set " + s.attrObject + "." + s.targets[0] + " to a value that holds '" + s.attrObject + "' itself",
+               s.line);
         for (auto &kv : *ns->dict)
           if (kv.first == s.targets[0]) {
             kv.second = v;
@@ -157,6 +161,19 @@ private:
     }
     --loopDepth_;
     return Flow::Normal;
+  }
+
+  // Whether v is, or contains, the dict d (namespaces are the only mutable values).
+  static bool holds(const Value &v, const Dict *d) {
+    if (v.dict) {
+      if (v.dict.get() == d) return true;
+      for (const auto &kv : *v.dict)
+        if (holds(kv.second, d)) return true;
+    }
+    if (v.list)
+      for (const Value &e : *v.list)
+        if (holds(e, d)) return true;
+    return false;
   }
 
   Value callMacro(const Stmt &m, Args &a, int line) {

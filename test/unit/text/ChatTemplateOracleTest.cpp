@@ -107,6 +107,18 @@ TEST(JinjaSubset, EndlessMacroRecursionIsAnError) {
             "54321");
 }
 
+// Found by fuzz_chat_template: a namespace set to hold itself leaked (a shared_ptr cycle).
+TEST(JinjaSubset, NamespaceCannotHoldItself) {
+  EXPECT_EQ(errorOf("{% set ns = namespace(n=0) %}\n{% set ns.n = ns %}"),
+            "chat template line 2: cannot set ns.n to a value that holds 'ns' itself");
+  EXPECT_EQ(errorOf("{% set ns = namespace(n=0) %}{% set ns.n = [1, ns] %}"),
+            "chat template line 1: cannot set ns.n to a value that holds 'ns' itself");
+  EXPECT_EQ(ChatTemplate("{% set a = namespace(n=1) %}{% set b = namespace(x=a) %}{% set b.x = a.n + 1 %}{{ b.x }}")
+                .render(json::array(), RenderOptions())
+                .text,
+            "2");
+}
+
 TEST(JinjaSubset, UnsupportedConstructsNameThemselvesAndTheLine) {
   EXPECT_EQ(errorOf("a\nb\n{% include 'other.jinja' %}"), "chat template line 3: unsupported Jinja construct '{% include %}'");
   EXPECT_EQ(errorOf("{{ x | frobnicate }}"), "chat template line 1: unsupported Jinja filter 'frobnicate'");
