@@ -131,12 +131,19 @@ private:
   // kernels (tensor cores) as PyTorch autocast runs it. Not what must stay
   // f32, nor, in f16 mode, the backward (f32 there by design).
   void narrowWeightProductOperands() {
+    narrowProductOperands([&](Value v, Value other) {
+      return isFrozenWeight(other) && !needsF32.contains(v) && !(gradsInF32 && gradient.contains(v));
+    });
+  }
+
+  // The f32 operands v of H products (the other operand H) for which
+  // want(v, other) holds read v through one cast to H per value.
+  template <typename Want> void narrowProductOperands(Want want) {
     llvm::DenseMap<Value, Value> narrowed;
     f.walk([&](MatmulOp m) {
       for (unsigned i : {0u, 1u}) {
         Value v = m->getOperand(i), other = m->getOperand(1 - i);
-        if (!isFloatTensor(v) || !elementOf(v).isF32() || elementOf(other) != half || !isFrozenWeight(other) ||
-            needsF32.contains(v) || (gradsInF32 && gradient.contains(v)))
+        if (!isFloatTensor(v) || !elementOf(v).isF32() || elementOf(other) != half || !want(v, other))
           continue;
         Value &h = narrowed[v];
         if (!h) {
@@ -171,22 +178,7 @@ private:
   // this pass). Products whose other operand is f32 (the f16 backward, the
   // residual stream's gradient) keep the f32 factor.
   void narrowLoraProductOperands() {
-    llvm::DenseMap<Value, Value> narrowed;
-    f.walk([&](MatmulOp m) {
-      for (unsigned i : {0u, 1u}) {
-        Value v = m->getOperand(i), other = m->getOperand(1 - i);
-        if (!isFloatTensor(v) || !elementOf(v).isF32() || elementOf(other) != half || !isLoraFactor(v))
-          continue;
-        Value &h = narrowed[v];
-        if (!h) {
-          OpBuilder b(m.getContext());
-          b.setInsertionPointAfterValue(v);
-          auto t = cast<RankedTensorType>(v.getType());
-          h = b.create<CastOp>(v.getLoc(), RankedTensorType::get(t.getShape(), half), v);
-        }
-        m->setOperand(i, h);
-      }
-    });
+    narrowProductOperands([](Value v, Value) { return isLoraFactor(v); });
   }
 
   void collectNeedsF32() {
