@@ -56,16 +56,7 @@ PY
   t0=$(date +%s.%N)
   timeout 240 build/bin/tessera-rt train $plan --weights $G/graph/model.onnx --data /tmp/data-$name.jsonl \
     --steps 20 --lr 1e-4 --out /tmp/ad-$name --metrics $OUT/tessera-$name.jsonl > /tmp/t-$name.log 2>&1 || tail -3 /tmp/t-$name.log
-  python3 - $name $batch $OUT/tessera-$name.jsonl $t0 <<'PY'
-import json, sys, time
-name, batch, path, t0 = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-m = [json.loads(l) for l in open(path)]
-steady = m[3:] if len(m) > 5 else m
-ms = sorted(s["gpu_ms"] for s in steady)[len(steady) // 2]
-wall = sorted(s["wall_ms"] for s in steady)[len(steady) // 2]
-print(f"Tessera {name}: {batch * 512 / (wall / 1000):,.0f} tokens/s (median wall {wall:.1f} ms/step, GPU {ms:.1f} ms), "
-      f"losses {m[0]['loss']:.4f} -> {m[-1]['loss']:.4f}, run {time.time() - t0:.0f} s")
-PY
+  python3 bench/step_summary.py $name $((batch * 512)) $OUT/tessera-$name.jsonl $t0
   grep -E "peak|device memory|ready" /tmp/t-$name.log | head -3
 done <<< "$RUNS"
 while read -r name model batch vocab; do

@@ -29,16 +29,7 @@ for plan in ${@:-bf16 bf16-simt}; do
   t0=$(date +%s.%N)
   TESSERA_BARRIERS=$barriers timeout 240 build/bin/tessera-rt train $p --weights $Q/graph/model.onnx --data /tmp/data.jsonl --steps $STEPS \
     --lr 1e-4 --out /tmp/ad-$plan --metrics /tmp/m-$plan.jsonl > /tmp/t-$plan.log 2>&1 || tail -3 /tmp/t-$plan.log
-  python3 - $plan /tmp/m-$plan.jsonl $t0 <<'PY'
-import json, sys, time
-name, path, t0 = sys.argv[1], sys.argv[2], float(sys.argv[3])
-m = [json.loads(l) for l in open(path)]
-steady = m[3:] if len(m) > 5 else m
-ms = sorted(s["gpu_ms"] for s in steady)[len(steady) // 2]
-wall = sorted(s["wall_ms"] for s in steady)[len(steady) // 2]
-print(f"Tessera {name}: {8 * 512 / (wall / 1000):,.0f} tokens/s (median wall {wall:.1f} ms/step, GPU {ms:.1f} ms), "
-      f"losses {m[0]['loss']:.4f} -> {m[-1]['loss']:.4f}, run {time.time() - t0:.0f} s")
-PY
+  python3 bench/step_summary.py $plan $((8 * 512)) /tmp/m-$plan.jsonl $t0
   grep -E "peak|device memory|first step|pipelines" /tmp/t-$plan.log | head -3
   # DISPATCH_PROFILE=1: a second, shorter run with a timestamp after every dispatch (where the step's time goes,
   # caches as cold as in training), written to $OUT/dispatch-NAME.tsv.
