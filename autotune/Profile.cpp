@@ -117,6 +117,7 @@ void validate(const DeviceProfile &p, const std::string &o) {
   workgroup("copy.workgroup_size", p.copy_workgroup, false);
   workgroup("reduce.workgroup_size", p.reduce_workgroup, true);
   workgroup("softmax.workgroup_size", p.softmax_workgroup, true);
+  workgroup("grad_norm.workgroup_size", p.grad_norm_workgroup, true);
   workgroup("cross_entropy.workgroup_size", p.cross_entropy_workgroup, true);
   workgroup("adamw.workgroup_size", p.adamw_workgroup, false);
   if (p.reduce_serial_max < 0)
@@ -128,6 +129,7 @@ void validate(const DeviceProfile &p, const std::string &o) {
   // Shared memory of the tree reductions (2 arrays of f32 per thread at most).
   for (auto [field, wg] : {std::pair{"reduce.workgroup_size", p.reduce_workgroup},
                            std::pair{"softmax.workgroup_size", p.softmax_workgroup},
+                           std::pair{"grad_norm.workgroup_size", p.grad_norm_workgroup},
                            std::pair{"cross_entropy.workgroup_size", p.cross_entropy_workgroup}})
     if (wg * 8 > p.shared_memory_bytes)
       fail(o, field, "needs " + std::to_string(wg * 8) +
@@ -253,7 +255,7 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
     fail(origin, "", "the profile must be a JSON object");
   checkKeys(root, origin, "",
             {"name", "description", "device", "precision", "fused_attention", "lora_products", "elementwise", "copy", "reduce",
-             "softmax", "cross_entropy", "adamw", "matmul", "attention", "exact", "tuning"});
+             "grad_norm", "softmax", "cross_entropy", "adamw", "matmul", "attention", "exact", "tuning"});
   p.origin = origin;
   readString(root, "name", origin, "", p.name);
   readString(root, "description", origin, "", p.description);
@@ -352,6 +354,10 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
     readInt(*s, "serial_max", origin, "reduce", p.reduce_serial_max);
     readInt(*s, "serial_min_outputs", origin, "reduce", p.reduce_serial_min_outputs);
   }
+  if (root.contains("grad_norm"))
+    simple("grad_norm", p.grad_norm_workgroup);
+  else
+    p.grad_norm_workgroup = p.reduce_workgroup;
   if (const json *s = section(root, "softmax", origin)) {
     checkKeys(*s, origin, "softmax", {"workgroup_size", "serial_max"});
     readInt(*s, "workgroup_size", origin, "softmax", p.softmax_workgroup);
@@ -668,6 +674,7 @@ std::string profileToJson(const DeviceProfile &p) {
   j["reduce"] = {{"workgroup_size", p.reduce_workgroup},
                  {"serial_max", p.reduce_serial_max},
                  {"serial_min_outputs", p.reduce_serial_min_outputs}};
+  j["grad_norm"] = {{"workgroup_size", p.grad_norm_workgroup}};
   j["softmax"] = {{"workgroup_size", p.softmax_workgroup}, {"serial_max", p.softmax_serial_max}};
   j["cross_entropy"] = {{"workgroup_size", p.cross_entropy_workgroup}};
   j["adamw"] = {{"workgroup_size", p.adamw_workgroup}};
@@ -779,6 +786,7 @@ DeviceProfile profileFromProperties(const DeviceIdentity &d, const DeviceLimits 
   p.reduce_workgroup = p.softmax_workgroup = p.cross_entropy_workgroup = wg;
   while (p.reduce_workgroup * 8 > p.shared_memory_bytes && p.reduce_workgroup > 1)
     p.reduce_workgroup /= 2, p.softmax_workgroup /= 2, p.cross_entropy_workgroup /= 2;
+  p.grad_norm_workgroup = p.reduce_workgroup;
   // On a CPU barriers are expensive and caches stage the tiles: register
   // tiles straight from memory (the "direct" kind).
   for (MatmulVariant &v : p.matmul)

@@ -190,6 +190,10 @@ struct DeviceProfile {
   int64_t reduce_serial_min_outputs = 0; //   extent <= serial_max, or when it has at least
                                          //   this many outputs and the innermost dim is kept
   int64_t softmax_workgroup = 0;     // power of two
+  // The gradient-norm reductions (grad_sumsq: one workgroup sums a whole
+  // parameter) are no reduce-family problem the tuner measures, so they have
+  // their own size: a file without `grad_norm` takes reduce.workgroup_size.
+  int64_t grad_norm_workgroup = 0;   // power of two
   int64_t softmax_serial_max = 0;    // rows up to this length: one thread per row
   int64_t cross_entropy_workgroup = 0; // power of two
   int64_t adamw_workgroup = 0;

@@ -872,6 +872,7 @@ void Supervisor::writeProfile() {
   struct FamilyStats {
     size_t problems = 0, tuned = 0;
     double before = 0, after = 0;
+    size_t measured = 0; // problems whose rule and alternatives were timed
     double topWeight = -1;
     std::string topChoice, topRule;
   };
@@ -886,6 +887,8 @@ void Supervisor::writeProfile() {
     Outcome oc = outcomeOf(t_, journal_, p);
     FamilyStats &fs = families[ruleFamilyName(tp.shape.family)];
     fs.problems++;
+    if (oc.baseline && (oc.tried > 0 || tp.candidates.size() == 1))
+      fs.measured++;
     if (oc.baseline && oc.baseline->status == "wrong")
       wrongRules++;
     if (oc.winner < 0 || oc.tried == 0)
@@ -923,11 +926,21 @@ void Supervisor::writeProfile() {
     if (win.config.kind != ConfigKind::Matmul && !(win.config.kind == ConfigKind::Reduction && win.config.reduction.serial))
       votes[ruleFamilyName(tp.shape.family)][win.config.threads()] += w * oc.winner_us;
   }
-  // Rules: the workgroup size that most of a family's time chose.
+  // Rules: the workgroup size that most of a family's time chose, and only
+  // where every problem of the family was measured. A rule serves the shapes
+  // without an exact entry: with a partial measurement those are this
+  // model's own untimed kernels, which keep the base profile's (known) rule
+  // rather than an extrapolated one (docs/autotune.md "Rules").
+  std::vector<std::string> keptRules;
   auto vote = [&](const char *family, int64_t &wg, bool pow2) {
     auto it = votes.find(family);
     if (it == votes.end())
       return;
+    if (auto f = families.find(family); f != families.end() && f->second.measured < f->second.problems) {
+      keptRules.push_back(std::string(family) + " (" + std::to_string(f->second.measured) + " of " +
+                          std::to_string(f->second.problems) + " problems measured)");
+      return;
+    }
     double total = 0, bestW = 0;
     int64_t best = 0;
     for (auto &[size, w] : it->second) {
@@ -994,6 +1007,12 @@ void Supervisor::writeProfile() {
     std::printf("%-14s %4zu/%-4zu %9.2fx  %s\n", name.c_str(), fs.tuned, fs.problems,
                 fs.after > 0 ? fs.before / fs.after : 1.0,
                 fs.topChoice.empty() ? "-" : (fs.topChoice + " (" + fs.topRule + ")").c_str());
+  if (!keptRules.empty()) {
+    std::printf("rules kept from profile '%s' where not every problem was measured:", base_.name.c_str());
+    for (size_t i = 0; i < keptRules.size(); ++i)
+      std::printf("%s %s", i ? "," : "", keptRules[i].c_str());
+    std::printf("\n");
+  }
   std::printf("estimated speed-up of the tuned kernels over the rules: %.2fx (kernel times x occurrences)\n", est);
   std::fflush(stdout);
 }

@@ -163,7 +163,7 @@ struct TesseraSelectKernelConfigsPass
           b.getNamedAttr("profile_file", b.getStringAttr(profile)), // what the tuning-plan writer reads
           b.getNamedAttr("max_workgroup_count", b.getI64IntegerAttr(prof.max_workgroup_count)),
           b.getNamedAttr("elementwise", workgroup(ctx, prof.elementwise_workgroup)),
-          b.getNamedAttr("reduce", reduction(ctx, false, 0, prof.reduce_workgroup))};
+          b.getNamedAttr("reduce", reduction(ctx, false, 0, prof.grad_norm_workgroup))}; // grad_sumsq
       module->setAttr(TesseraDialect::getKernelTargetAttrName(), b.getDictionaryAttr(fields));
     }
     StringAttr name = StringAttr::get(ctx, TesseraDialect::getKernelConfigAttrName());

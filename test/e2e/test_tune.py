@@ -265,6 +265,65 @@ class Tune(TempDirTest):
             self.assertEqual(entry["config"], prob["candidates"][winner]["config"], (by, entry))
             self.assertEqual(entry["us"], 100.0 if winner == rule else by)
 
+    def test_rules_change_only_from_a_fully_measured_family(self):
+        # The class run's journal, edited: every reduce-family problem's rules config takes 100 us and one
+        # workgroup-strategy candidate of another size 50 us. With one problem left unmeasured the reduce rule
+        # stays the base profile's (that problem would get an untimed size); with all measured it becomes the
+        # winners' size. The gradient-norm workgroup is no tuned problem: it stays the base profile's.
+        with open(os.path.join(common.ROOT, "autotune/profiles/lavapipe.json")) as f:
+            base = json.load(f)
+        base_wg = base["reduce"]["workgroup_size"]
+        probs = [i for i, p in enumerate(self.manifest["problems"]) if p["shape"]["family"] == "reduce"]
+        choice = {}
+        for i in probs:
+            cands = self.manifest["problems"][i]["candidates"]
+            other = [c for c, x in enumerate(cands)
+                     if x["config"].get("reduction", {}).get("strategy") == "workgroup"
+                     and x["config"]["reduction"]["workgroup_size"] != base_wg]
+            if other:
+                choice[i] = other[0]
+        sizes = {self.manifest["problems"][i]["candidates"][c]["config"]["reduction"]["workgroup_size"]
+                 for i, c in choice.items()}
+        if len(choice) < 2:
+            self.skipTest("the bundled model has fewer than two reduce problems with another workgroup size")
+        wg = next(iter(sizes))
+        choice = {i: c for i, c in choice.items()
+                  if self.manifest["problems"][i]["candidates"][c]["config"]["reduction"]["workgroup_size"] == wg}
+        probs = [i for i in probs if i in choice] + [i for i in probs if i not in choice]
+        lines = [j for j in journal(self.profile + ".journal") if not (j.get("p") in probs and
+                                                                        j["type"] in ("result", "start"))]
+        for missing, want in [(probs[-1], base_wg), (None, wg)]:
+            if missing is None and len(choice) < len(probs):
+                self.fail("a reduce problem has no candidate of the winners' workgroup size: no complete vote to test")
+            out = self.path(f"rules-{want}.json")
+            kept = list(lines)
+            for i in probs:
+                if i == missing:
+                    continue
+                prob = self.manifest["problems"][i]
+                for c in range(len(prob["candidates"])):
+                    us = 100.0 if c == prob["rule"] else 50.0 if c == choice.get(i) else 200.0
+                    for rnd in (0, 1):
+                        kept.append({"type": "result", "p": i, "c": c, "round": rnd, "status": "ok", "us": us,
+                                     "samples": [us] * 5})
+            with open(out + ".journal", "w") as f:
+                f.write("".join(json.dumps(j) + "\n" for j in kept))
+            # A budget that cannot measure the missing problem: the profile is written from the journal.
+            r = tessera_rt("tune", self.ttune, "--out", out, "--budget", "0.001s")
+            with open(out) as f:
+                p = json.load(f)
+            self.assertEqual(p["reduce"]["workgroup_size"], want, r.stdout)
+            self.assertEqual(p["grad_norm"]["workgroup_size"], base_wg, r.stdout)
+            if missing is not None:
+                self.assertRegex(r.stdout, r"rules kept from profile 'lavapipe' where not every problem was "
+                                           rf"measured:.* reduce \({len(probs) - 1} of {len(probs)} problems measured\)")
+            # The plan's gradient-norm kernels (grad_sumsq) keep the base workgroup either way.
+            plan = self.compile(self.path(f"rules-{want}.tplan"), *SHAPE, "--profile", out)
+            _, _, m, _ = ttune.read(plan)
+            sums = [k for k in m["kernels"] if k["name"].startswith("grad_sumsq")]
+            self.assertTrue(sums)
+            self.assertTrue(all(k["local_size"][0] == base_wg for k in sums), sums)
+
     def test_bad_inputs(self):
         magic, version, m, blobs = ttune.read(self.ttune)
         other = dict(m, compiler_version="v0.0-other")
