@@ -3,7 +3,8 @@
 #   1. tessera-rt tune on the Qwen3-0.6B bf16 tuning plan (TUNE_BUDGET s; 0 skips), the model exported meanwhile;
 #   2. the optimizer step of each plan alone (tessera-kbench --program optimizer_step: the gradient norm's
 #      392 one-workgroup reductions and AdamW), then each plan in training, ROUNDS times alternating;
-#   3. the streamed-weights variants of bench/stream_h200.sh (STREAM=1).
+#   3. torch.compile PEFT bf16 of the same shape (PEFT=1; compiled meanwhile);
+#   4. the streamed-weights variants of bench/stream_h200.sh (STREAM=1).
 # Here:  plans into build/qwen06b (see docs/benchmarks.md for the compiles), then
 #        tar czf build/h200/s6.tgz build/qwen06b/{bf16.ttune,graph.json,*.tplan} build/bin/tessera-{rt,kbench}
 # There: device tool, carry .gl build/h200/s6.tgz (and build/h200/stream.tgz with STREAM=1);
@@ -21,6 +22,14 @@ for t in build/h200/s6.tgz ${STREAM:+build/h200/stream.tgz}; do [ -f $t ] && tar
 chmod +x build/bin/* 2>/dev/null
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > $OUT/gpu.txt 2>&1
 Q=/tmp/q
+# PEFT=1: torch.compile PEFT bf16 of the same shape, its compilation (CPU) overlapping the stages before its
+# timed steps, which wait for the training runs to finish (bench/peft_speed.py --wait-for).
+rm -f /tmp/peft-go
+if [ -n "${PEFT:-}" ]; then
+  timeout 700 python3 bench/peft_speed.py --model qwen06b --batch 8 --seq 512 --mode compile-bf16 --steps 20 \
+    --wait-for /tmp/peft-go --json $OUT/peft-compile-bf16.json > /tmp/peft-compile.log 2>&1 &
+  peft_pid=$!
+fi
 (source bench/qwen06b_device_inputs.sh) > /tmp/export.log 2>&1 &
 export_pid=$!
 if [ "${TUNE_BUDGET:-0}" != 0 ]; then
@@ -47,6 +56,11 @@ for round in $(seq 1 ${ROUNDS:-2}); do
     python3 bench/step_summary.py $plan-$round $((8 * 512)) $OUT/m-$plan-$round.jsonl $t0
   done
 done
+touch /tmp/peft-go
+if [ -n "${peft_pid:-}" ]; then
+  echo "=== PEFT torch.compile bf16 ($(left) s left)"
+  wait $peft_pid; grep -E "^PEFT|Error|error" /tmp/peft-compile.log | tail -2
+fi
 if [ -n "${STREAM:-}" ]; then
   echo "=== streamed weights ($(left) s left)"
   D=build/qwen06b
