@@ -75,6 +75,27 @@ struct TesseraStreamWeightsPass : impl::TesseraStreamWeightsBase<TesseraStreamWe
           bytes >= int64_t(minBytes))
         weights[b.getSymName()] = b;
     }
+    if (percent < 100) {
+      // Part of the weights: the largest first (fewest copies for the bytes
+      // they free), as many as fit in the share.
+      SmallVector<std::pair<int64_t, StringRef>> bySize;
+      int64_t total = 0;
+      for (auto &e : weights) {
+        auto mem = cast<MemRefType>(e.second.getType());
+        int64_t bytes = mem.getNumElements() * (mem.getElementTypeBitWidth() / 8);
+        bySize.push_back({bytes, e.first()});
+        total += bytes;
+      }
+      llvm::sort(bySize, [](auto &a, auto &b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+      int64_t room = total / 100 * int64_t(percent) + total % 100 * int64_t(percent) / 100, taken = 0;
+      llvm::StringSet<> keep;
+      for (auto &[bytes, name] : bySize)
+        if (taken + bytes <= room)
+          taken += bytes, keep.insert(name);
+      for (auto &[bytes, name] : bySize)
+        if (!keep.contains(name))
+          weights.erase(name);
+    }
     if (weights.empty())
       return;
 

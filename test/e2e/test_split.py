@@ -353,6 +353,40 @@ class SplitLargeTensors(TempDirTest):
         e = [parse_eval(tessera("eval", p, "--weights", model, "--data", data)) for p in (dev, host)]
         self.assertEqual(e[0], e[1])
 
+    def test_memory_budget_streams_only_what_it_must(self):
+        """A budget just under the unstreamed plan's peak streams only the largest weights (a quarter of their
+        bytes), not all of them: every streamed byte costs bus time each step. Same losses as unstreamed."""
+        batch, seq = 1, 64
+        model = self.model
+        data = write_ids(self.path("q.jsonl"), 256, seq, 4, seed=7, masked=False)
+        dev = self.compile_plan("q-dev.tplan", model, batch, seq, "--recompute")
+        full = self.compile_plan("q-full.tplan", model, batch, seq, "--recompute", "--stream-weights")
+        a, f = manifest(dev), manifest(full)
+        self.assertLess(f["memory"]["total_bytes"], a["memory"]["total_bytes"])
+        part = self.path("q-part.tplan")
+        r = tessera("compile", model, "-o", part, "--batch", batch, "--seq", seq, "--lora-rank", RANK,
+                    "--lora-alpha", ALPHA, "--lora-targets", "all-linear", "--recompute",
+                    "--memory-budget", str(a["memory"]["total_bytes"] - 1))
+        m = re.search(r"^memory budget [0-9.]+ MiB: the largest frozen weights \(up to (\d+) % of their bytes\) "
+                      r"streamed from host memory -> peak", r.stdout, re.M)
+        self.assertTrue(m, r.describe())
+        self.assertLess(int(m.group(1)), 100)
+        b = manifest(part)
+        self.assertLess(b["memory"]["total_bytes"], a["memory"]["total_bytes"])
+        weights = {x["name"]: x["bytes"] for x in a["buffers"] if x["kind"] == "weight" and "alias_of" not in x}
+        host = {x["name"] for x in b["buffers"] if x["kind"] == "weight" and x.get("host")}
+        self.assertTrue(host and len(host) < len(weights), host)
+        self.assertLessEqual(sum(weights[n] for n in host), sum(weights.values()) * int(m.group(1)) // 100)
+        largest = max(weights.values())
+        self.assertTrue(any(weights[n] == largest for n in host), "the largest weights are streamed first")
+        self.assertGreater(b["memory"]["weights_bytes"], 0)
+        ad = self.path("adapter-q")
+        reference("random-adapter", "--model", model, "--rank", RANK, "--alpha", ALPHA,
+                  "--targets", "all-linear", "--seed", 8, "--b-std", 0.05, "--out", ad)
+        want = self.train(dev, model, data, ad, 3, "q-dev")
+        self.assertEqual(self.train(part, model, data, ad, 3, "q-part"), want)
+        self.assertGreater(abs(want[0] - want[-1]), 1e-3, "the loss did not move")
+
     def test_streamed_quantised_weights(self):
         """--stream-weights with a q8_0 base: the quantised weights stream too (their blocks copied as 32-bit
         words into activations), with per-step losses bit-identical to the q8_0 plan that keeps them on the

@@ -6,6 +6,8 @@
 // RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-stream-weights="max-gap=1 min-bytes=16 prefetch=0" --tessera-reuse-buffers | FileCheck %s --check-prefix=GAP
 // RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-stream-weights="max-gap=1 min-bytes=16 prefetch=2" --tessera-reuse-buffers | FileCheck %s --check-prefix=AHEAD
 // RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-stream-weights | FileCheck %s --check-prefix=DEFAULT
+// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-stream-weights="percent=70 prefetch=0" | FileCheck %s --check-prefix=PART
+// RUN: tessera-opt %s --tessera-select-kernel-configs --tessera-lower-to-kernels --tessera-stream-weights="percent=30" | FileCheck %s --check-prefix=NONE
 
 // max-gap 64, every weight: w's two uses share one copy, norm gets its own.
 // CHECK: tessera.streamed_weights = {copies = 2 : i64, weights = 2 : i64}
@@ -45,6 +47,18 @@
 // DEFAULT-NEXT: tessera.dispatch @{{copy_[0-9]+}} [@norm,
 // DEFAULT-NEXT: tessera.dispatch @{{copy_[0-9]+}} [@w,
 // DEFAULT-NEXT: tessera.dispatch @unary_exp_0
+// percent 70 of the 36 streamable bytes: the largest weight, w (24 bytes), fits in 25; norm (12 more) does not.
+// PART: tessera.streamed_weights = {copies = 1 : i64, weights = 1 : i64}
+// PART-DAG: tessera.buffer weight @w : memref<6xf32> {name = "w", shape = array<i64: 2, 3>, tessera.host_resident}
+// PART-DAG: tessera.buffer weight @norm : memref<3xf32> {name = "norm", shape = array<i64: 3>}
+// PART:      tessera.dispatch @{{copy_[0-9]+}} [@w, @eval.w.stream0]
+// PART:      tessera.dispatch @binary_add_0 [@eval.v3, @norm, @eval.v4]
+
+// percent 30 (10 bytes): no weight fits, nothing is streamed.
+// NONE-NOT: tessera.streamed_weights
+// NONE-NOT: tessera.host_resident
+// NONE-NOT: tessera.stream =
+
 module {
   func.func @loss(%ids: tensor<1x4xi32>, %labels: tensor<1x4xi32>) -> tensor<f32> {
     %w = tessera.param frozen "w" : tensor<2x3xf32>
