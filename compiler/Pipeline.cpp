@@ -166,9 +166,9 @@ std::vector<MemoryChoice> memoryChoices(const MemoryChoice &asked, bool userChun
     if (asked.batch % m == 0)
       c.batch = m, add(c);
   // Last, as it costs a copy of every streamed weight twice a step: the
-  // same again with the frozen weights streamed from host memory, the
-  // largest quarter of their bytes first (the bus time is the bytes: on the
-  // H200 all of a 0.6B model's weights add 30 % to the step).
+  // same again with frozen weights streamed from host memory, a quarter of
+  // their bytes first (the bus time is the bytes: on the H200 all of a 0.6B
+  // model's weights add 30 % to the step).
   for (size_t i = 0, n = out.size(); i < n; ++i)
     for (unsigned percent : {25u, 50u, 75u, 100u}) {
       MemoryChoice s = out[i];
@@ -199,7 +199,7 @@ std::string describeChoice(const MemoryChoice &c, const MemoryChoice &asked) {
     parts.push_back("micro-batches of " + std::to_string(c.batch) + " x " + std::to_string(asked.batch / c.batch) +
                     " per step (gradient accumulation)");
   if (c.stream && !asked.stream)
-    parts.push_back(c.stream_percent < 100 ? "the largest frozen weights (up to " + std::to_string(c.stream_percent) +
+    parts.push_back(c.stream_percent < 100 ? "part of the frozen weights (up to " + std::to_string(c.stream_percent) +
                                                  " % of their bytes) streamed from host memory"
                                            : std::string("frozen weights streamed from host memory"));
   if (c.fused_attention && !asked.fused_attention)

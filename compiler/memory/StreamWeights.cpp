@@ -20,6 +20,10 @@
 // the layer being computed are on the device. The copies are bit-exact, so
 // the losses are those of the unstreamed plan.
 //
+// With `percent` below 100 (what --memory-budget asks for first) only part
+// of the weights is streamed: those whose longest run is shortest, the
+// largest first among equals, as many as fit in that share of the bytes.
+//
 // Weights at least `min-bytes` large are streamed; a weight that a reshape
 // aliases keeps its place (the aliases would need copies of their own). A
 // block-quantised weight streams as its 32-bit words: the copy holds the same
@@ -50,6 +54,25 @@ Type copyElement(MemRefType t) {
   return e;
 }
 
+// Runs of the dispatches of `program` that bind each weight of `weights`:
+// neighbours at most `maxGap` dispatches apart share a run (and a copy).
+std::map<std::string, SmallVector<SmallVector<unsigned>>>
+weightRuns(MutableArrayRef<DispatchOp> dispatches, const llvm::StringMap<BufferOp> &weights, unsigned maxGap) {
+  std::map<std::string, SmallVector<SmallVector<unsigned>>> runs;
+  for (auto [i, d] : llvm::enumerate(dispatches))
+    for (Attribute a : d.getBuffers()) {
+      StringRef sym = cast<FlatSymbolRefAttr>(a).getValue();
+      if (!weights.count(sym))
+        continue;
+      auto &r = runs[sym.str()];
+      if (r.empty() || i - r.back().back() > maxGap)
+        r.emplace_back();
+      if (r.back().empty() || r.back().back() != i)
+        r.back().push_back(i);
+    }
+  return runs;
+}
+
 struct TesseraStreamWeightsPass : impl::TesseraStreamWeightsBase<TesseraStreamWeightsPass> {
   using TesseraStreamWeightsBase::TesseraStreamWeightsBase;
 
@@ -76,25 +99,40 @@ struct TesseraStreamWeightsPass : impl::TesseraStreamWeightsBase<TesseraStreamWe
         weights[b.getSymName()] = b;
     }
     if (percent < 100) {
-      // Part of the weights: the largest first (fewest copies for the bytes
-      // they free), as many as fit in the share.
-      SmallVector<std::pair<int64_t, StringRef>> bySize;
+      // Part of the weights, as many as fit in the share: first those whose
+      // copies live shortest (a copy holds its slot through its run: the
+      // tied embedding's run spans the loss chunks, where activations peak,
+      // so streaming it frees little), then the largest (fewest copies for
+      // the bytes they free).
+      std::map<std::string, unsigned> span; // longest run of each weight, in dispatches
+      for (ProgramOp program : module.getOps<ProgramOp>()) {
+        SmallVector<DispatchOp> dispatches(program.getBody().getOps<DispatchOp>());
+        for (auto &[sym, list] : weightRuns(dispatches, weights, maxGap))
+          for (const SmallVector<unsigned> &run : list)
+            span[sym] = std::max(span[sym], run.back() - run.front() + 1);
+      }
+      struct Candidate {
+        unsigned span;
+        int64_t bytes;
+        std::string name;
+      };
+      SmallVector<Candidate> order;
       int64_t total = 0;
       for (auto &e : weights) {
         auto mem = cast<MemRefType>(e.second.getType());
         int64_t bytes = mem.getNumElements() * (mem.getElementTypeBitWidth() / 8);
-        bySize.push_back({bytes, e.first()});
+        order.push_back({span[e.first().str()], bytes, e.first().str()});
         total += bytes;
       }
-      llvm::sort(bySize, [](auto &a, auto &b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+      llvm::sort(order, [](const Candidate &a, const Candidate &b) {
+        return std::tie(a.span, b.bytes, a.name) < std::tie(b.span, a.bytes, b.name);
+      });
       int64_t room = total / 100 * int64_t(percent) + total % 100 * int64_t(percent) / 100, taken = 0;
-      llvm::StringSet<> keep;
-      for (auto &[bytes, name] : bySize)
-        if (taken + bytes <= room)
-          taken += bytes, keep.insert(name);
-      for (auto &[bytes, name] : bySize)
-        if (!keep.contains(name))
-          weights.erase(name);
+      for (const Candidate &c : order)
+        if (taken + c.bytes <= room)
+          taken += c.bytes;
+        else
+          weights.erase(c.name);
     }
     if (weights.empty())
       return;
@@ -106,18 +144,7 @@ struct TesseraStreamWeightsPass : impl::TesseraStreamWeightsBase<TesseraStreamWe
     for (ProgramOp program : module.getOps<ProgramOp>()) {
       SmallVector<DispatchOp> dispatches(program.getBody().getOps<DispatchOp>());
       // weight -> runs of dispatch indices
-      std::map<std::string, SmallVector<SmallVector<unsigned>>> runs;
-      for (auto [i, d] : llvm::enumerate(dispatches))
-        for (Attribute a : d.getBuffers()) {
-          StringRef sym = cast<FlatSymbolRefAttr>(a).getValue();
-          if (!weights.count(sym))
-            continue;
-          auto &r = runs[sym.str()];
-          if (r.empty() || i - r.back().back() > maxGap)
-            r.emplace_back();
-          if (r.back().empty() || r.back().back() != i)
-            r.back().push_back(i);
-        }
+      std::map<std::string, SmallVector<SmallVector<unsigned>>> runs = weightRuns(dispatches, weights, maxGap);
       for (auto &[sym, list] : runs) {
         BufferOp w = weights[sym];
         auto mem = cast<MemRefType>(w.getType());

@@ -354,7 +354,7 @@ class SplitLargeTensors(TempDirTest):
         self.assertEqual(e[0], e[1])
 
     def test_memory_budget_streams_only_what_it_must(self):
-        """A budget just under the unstreamed plan's peak streams only the largest weights (a quarter of their
+        """A budget just under the unstreamed plan's peak streams only part of the weights (a quarter of their
         bytes), not all of them: every streamed byte costs bus time each step. Same losses as unstreamed."""
         batch, seq = 1, 64
         model = self.model
@@ -367,7 +367,7 @@ class SplitLargeTensors(TempDirTest):
         r = tessera("compile", model, "-o", part, "--batch", batch, "--seq", seq, "--lora-rank", RANK,
                     "--lora-alpha", ALPHA, "--lora-targets", "all-linear", "--recompute",
                     "--memory-budget", str(a["memory"]["total_bytes"] - 1))
-        m = re.search(r"^memory budget [0-9.]+ MiB: the largest frozen weights \(up to (\d+) % of their bytes\) "
+        m = re.search(r"^memory budget [0-9.]+ MiB: part of the frozen weights \(up to (\d+) % of their bytes\) "
                       r"streamed from host memory -> peak", r.stdout, re.M)
         self.assertTrue(m, r.describe())
         self.assertLess(int(m.group(1)), 100)
@@ -377,8 +377,6 @@ class SplitLargeTensors(TempDirTest):
         host = {x["name"] for x in b["buffers"] if x["kind"] == "weight" and x.get("host")}
         self.assertTrue(host and len(host) < len(weights), host)
         self.assertLessEqual(sum(weights[n] for n in host), sum(weights.values()) * int(m.group(1)) // 100)
-        largest = max(weights.values())
-        self.assertTrue(any(weights[n] == largest for n in host), "the largest weights are streamed first")
         self.assertGreater(b["memory"]["weights_bytes"], 0)
         ad = self.path("adapter-q")
         reference("random-adapter", "--model", model, "--rank", RANK, "--alpha", ALPHA,

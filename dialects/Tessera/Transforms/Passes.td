@@ -427,8 +427,9 @@ def TesseraStreamWeights : Pass<"tessera-stream-weights", "ModuleOp"> {
     plan's `"host": true`: the runtime keeps it in host-visible system
     memory). Weights smaller than `min-bytes`, block-quantised weights and
     weights a reshape aliases stay on the device. With `percent` below 100
-    only the largest weights are streamed, as many as fit in that share of
-    the streamable bytes (what --memory-budget asks for when streaming part
+    only part of the weights is streamed, as many as fit in that share of the
+    streamable bytes: first those whose longest run is shortest (a copy holds
+    its slot through its run), the largest first among equals (what --memory-budget asks for when streaming part
     of the weights is enough). Records the counts in the
     module attribute `tessera.streamed_weights` = {weights, copies}
     (docs/memory.md).
@@ -438,7 +439,7 @@ def TesseraStreamWeights : Pass<"tessera-stream-weights", "ModuleOp"> {
            "dispatches between two uses of a weight that still share one copy">,
     Option<"minBytes", "min-bytes", "uint64_t", "0", "smallest weight (bytes) that is streamed">,
     Option<"percent", "percent", "unsigned", "100",
-           "stream the largest weights only, up to this share (%) of the streamable weights' bytes">,
+           "stream part of the weights, up to this share (%) of the streamable weights' bytes">,
     Option<"prefetch", "prefetch", "unsigned", "32",
            "dispatches between a copy and the first dispatch that reads it (0: just before)">
   ];

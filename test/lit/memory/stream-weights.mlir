@@ -47,12 +47,14 @@
 // DEFAULT-NEXT: tessera.dispatch @{{copy_[0-9]+}} [@norm,
 // DEFAULT-NEXT: tessera.dispatch @{{copy_[0-9]+}} [@w,
 // DEFAULT-NEXT: tessera.dispatch @unary_exp_0
-// percent 70 of the 36 streamable bytes: the largest weight, w (24 bytes), fits in 25; norm (12 more) does not.
+// percent 70 of the 36 streamable bytes (25): the weight whose copy lives shortest first. norm's one use
+// (a run of 1 dispatch, 12 bytes) fits; w's run spans 4 dispatches and its 24 bytes no longer fit.
 // PART: tessera.streamed_weights = {copies = 1 : i64, weights = 1 : i64}
-// PART-DAG: tessera.buffer weight @w : memref<6xf32> {name = "w", shape = array<i64: 2, 3>, tessera.host_resident}
-// PART-DAG: tessera.buffer weight @norm : memref<3xf32> {name = "norm", shape = array<i64: 3>}
-// PART:      tessera.dispatch @{{copy_[0-9]+}} [@w, @eval.w.stream0]
-// PART:      tessera.dispatch @binary_add_0 [@eval.v3, @norm, @eval.v4]
+// PART-DAG: tessera.buffer weight @w : memref<6xf32> {name = "w", shape = array<i64: 2, 3>}
+// PART-DAG: tessera.buffer weight @norm : memref<3xf32> {name = "norm", shape = array<i64: 3>, tessera.host_resident}
+// PART:      tessera.dispatch @binary_mul_0 [@eval.v2, @w, @eval.v3]
+// PART-NEXT: tessera.dispatch @{{copy_[0-9]+}} [@norm, @eval.norm.stream0]
+// PART-NEXT: tessera.dispatch @binary_add_0 [@eval.v3, @eval.norm.stream0, @eval.v4]
 
 // percent 30 (10 bytes): no weight fits, nothing is streamed.
 // NONE-NOT: tessera.streamed_weights
