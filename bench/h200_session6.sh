@@ -7,7 +7,7 @@
 #   4. the streamed-weights variants of bench/stream_h200.sh (STREAM=1).
 # Here:  plans into build/qwen06b (see docs/benchmarks.md for the compiles), then
 #        tar czf build/h200/s6.tgz build/qwen06b/{bf16.ttune,graph.json,*.tplan} build/bin/tessera-{rt,kbench}
-# There: device tool, carry .gl build/h200/s6.tgz (and build/h200/stream.tgz with STREAM=1);
+# There: device tool, carry .gl build/h200/s6.tgz (with STREAM=1 it holds bench/stream_h200.sh's plans too);
 #        command: export OUT; TUNE_BUDGET=120 PLANS="nvidia tuned" bash bench/h200_session6.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ mkdir -p "$OUT"
 T0=$(date +%s)
 LIMIT=${LIMIT:-560}
 left() { echo $(( LIMIT - ($(date +%s) - T0) )); }
-for t in build/h200/s6.tgz ${STREAM:+build/h200/stream.tgz}; do [ -f $t ] && tar xzf $t; done
+tar xzf build/h200/s6.tgz
 chmod +x build/bin/* 2>/dev/null
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > $OUT/gpu.txt 2>&1
 Q=/tmp/q
