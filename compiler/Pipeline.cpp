@@ -143,7 +143,7 @@ struct MemoryChoice {
   bool recompute;
   bool stream = false; // frozen weights in host memory, copied in around their uses (tessera-stream-weights)
   bool fused_attention = true; // no [B, H, T, S] probabilities (tessera-fuse-attention)
-  unsigned stream_percent = 100; // with stream: only the largest weights, up to this share of their bytes
+  unsigned stream_percent = 100; // with stream: only part of the weights, up to this share of their bytes
   bool operator==(const MemoryChoice &o) const {
     return batch == o.batch && chunk_budget == o.chunk_budget && recompute == o.recompute && stream == o.stream &&
            stream_percent == o.stream_percent && fused_attention == o.fused_attention;

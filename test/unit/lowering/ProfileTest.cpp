@@ -74,6 +74,23 @@ TEST(Profile, OverridesMergeOntoDefault) {
   EXPECT_EQ(p.matmul.size(), defaultProfile().matmul.size());
 }
 
+// grad_norm.workgroup_size (the gradient norm's one-workgroup reductions):
+// a file without it takes its own reduce rule; written back explicitly, so a
+// tuned profile keeps its base's size whatever the tuner votes for reduce.
+TEST(Profile, GradNormWorkgroup) {
+  DeviceProfile p = parseProfile(R"({"name": "x", "reduce": {"workgroup_size": 64}})", "x.json");
+  EXPECT_EQ(p.grad_norm_workgroup, 64);
+  DeviceProfile q = parseProfile(R"({"name": "x", "reduce": {"workgroup_size": 64}, "grad_norm": {"workgroup_size": 128}})",
+                                 "q.json");
+  EXPECT_EQ(q.grad_norm_workgroup, 128);
+  q.reduce_workgroup = 32;
+  EXPECT_EQ(parseProfile(profileToJson(q), "back.json").grad_norm_workgroup, 128);
+  EXPECT_EQ(loadProfile(kDir + "/nvidia.json").grad_norm_workgroup, 1024);
+  EXPECT_NE(errorOf(R"({"grad_norm": {"workgroup_size": 96}})").find("grad_norm.workgroup_size: must be a power of two"),
+            std::string::npos);
+  EXPECT_NE(errorOf(R"({"grad_norm": {"workgroups": 64}})").find("grad_norm"), std::string::npos);
+}
+
 TEST(Profile, SelectMatmulVariant) {
   const DeviceProfile &p = defaultProfile();
   EXPECT_EQ(p.selectMatmul(4096, 8, 2048).name, "lora_down");
