@@ -496,6 +496,31 @@ bool writeCurrentAdapter(Session &s, const std::string &dir) {
   return true;
 }
 
+// Where the forward of `batch` first holds a NaN or an infinity (the eval
+// program run again dispatch by dispatch, each output read back): the
+// value's name (an ONNX node, so the layer) for the stop message.
+std::string whereNonFinite(Session &s, const data::Batch &batch) {
+  if (!s.exec().hasProgram("eval")) return "";
+  try {
+    s.upload(batch);
+    std::optional<vk::Executor::NonFinite> nf = s.exec().firstNonFinite("eval");
+    if (!nf) return "; the forward of that batch is finite (the backward's values are not)";
+    const plan::Plan &p = s.plan();
+    const std::string &name = p.buffers[nf->buffer].name;
+    const plan::Program *eval = p.program("eval");
+    std::string layer;
+    if (size_t at = name.find("layers."); at != std::string::npos) {
+      size_t end = name.find_first_not_of("0123456789", at + 7);
+      if (end > at + 7) layer = "layer " + name.substr(at + 7, end - at - 7) + ", ";
+    }
+    return "; the first NaN or infinity of its forward is in '" + name + "' (" + layer + "dispatch " +
+           std::to_string(nf->dispatch + 1) + " of " + std::to_string(eval->dispatches.size()) + " in eval: " +
+           p.kernels[eval->dispatches[nf->dispatch].kernel].name + ")";
+  } catch (const std::exception &) {
+    return ""; // the report stays without it
+  }
+}
+
 // Stops training at a non-finite value: the update of `step` was not applied,
 // so the adapter on the GPU is the one after step - 1.
 [[noreturn]] void stopWithLastGoodAdapter(Session &s, const std::string &what, int64_t step, const std::string &out) {
@@ -735,6 +760,7 @@ TrainResult runTraining(const TrainOptions &options) {
         if (!std::isfinite(loss)) {
           std::string what = "the loss is " + std::string(std::isnan(loss) ? "nan" : "inf") + " at step " +
                              std::to_string(step) + (accum > 1 ? " (micro-batch " + std::to_string(k + 1) + ")" : "");
+          what += whereNonFinite(s, batch);
           if (!staged) throw std::runtime_error(what + ": try a lower --lr");
           stopWithLastGoodAdapter(s, what, step, o.out); // this step's update has not run
         }

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,14 @@ public:
   void read(size_t buffer, void *dst, uint64_t bytes);
 
   bool hasProgram(const std::string &name) const { return programs_.count(name) != 0; }
+  // Runs the program again dispatch by dispatch and reads back what each
+  // writes (f32, f16, bf16 storage): the first dispatch whose output holds
+  // a NaN or an infinity, and that buffer; nullopt when none does. For the
+  // report of a non-finite loss or gradient norm (slow: only then).
+  struct NonFinite {
+    size_t dispatch = 0, buffer = 0;
+  };
+  std::optional<NonFinite> firstNonFinite(const std::string &program);
   // Submits the program's command buffer and waits for it.
   ProgramTiming run(const std::string &program);
   // With ExecutorOptions::dispatch_timestamps: per dispatch of the program's
@@ -139,6 +148,7 @@ private:
     size_t transfers = 0; // streamed weights' copies recorded as vkCmdCopyBuffer
     std::vector<double> dispatchMs; // of the last run (dispatch_timestamps)
     std::vector<double> groupMs;    // of the last run (cold_cache_bytes)
+    std::vector<VkDescriptorSet> sets; // one per dispatch (firstNonFinite records them again)
   };
 
   void checkDeviceLimits() const;

@@ -79,6 +79,34 @@ class Hardening(TempDirTest):
             f.write(data)
         return p
 
+    # ----------------------------------------------------------------- non-finite values
+
+    def test_a_non_finite_loss_names_the_first_layer_where_it_appeared(self):
+        # One infinity in layer 1's down_proj weight: the loss of step 1 is NaN; the stop names the forward's
+        # first output holding a NaN or an infinity, layer 1's down_proj product with its residual add
+        # (layer 0 stays finite),
+        # and keeps the adapter of step 0.
+        m = onnx.load(self.model)
+        for init in m.graph.initializer:
+            if init.name == "model.layers.1.mlp.down_proj.weight":
+                a = numpy_helper.to_array(init).copy()
+                a[0, 0] = np.inf
+                init.CopyFrom(numpy_helper.from_array(a.astype(np.float32), init.name))
+                break
+        else:
+            self.fail("no model.layers.1.mlp.down_proj.weight in the model")
+        model = self.path("inf.onnx")
+        onnx.save(m, model)
+        plan = self.path("inf.tplan")
+        tessera("compile", model, "-o", plan, "--batch", 1, "--seq", SEQ, "--lora-rank", 2,
+                "--lora-targets", "q_proj,v_proj")
+        out = self.path("inf-adapter")
+        r = self.expect_error("train", plan, "--weights", model, "--data", self.data, "--steps", 3, "--out", out,
+                              contains=("the loss is nan at step 1; the first NaN or infinity of its forward is in "
+                                        "'/model/layers.1/", "' (layer 1, dispatch ",
+                                        "the adapter after step 0 was written to " + out))
+        self.assertTrue(os.path.exists(os.path.join(out, "adapter_model.safetensors")), r.describe())
+
     # ----------------------------------------------------------------- plans are code
 
     def test_redirected_binding_is_refused(self):
