@@ -15,6 +15,7 @@
 """
 import json
 import os
+import re
 
 import numpy as np
 
@@ -132,8 +133,12 @@ class EdgeCases(TempDirTest):
         self.assertEqual(r.rc, 1, r.stderr)
         err = [line for line in r.stderr.splitlines() if line.startswith("error:")]
         self.assertEqual(len(err), 1, r.stderr)
-        self.assertRegex(err[0], r"the loss is (nan|inf) at step \d+: stopped; the adapter after step \d+ was written")
-        bad_step = int(err[0].split(" at step ")[1].split(":")[0])
+        # The stop names where the forward first holds a non-finite value: the diverged adapter's first product.
+        m = re.search(r"the loss is (nan|inf) at step (\d+); the first NaN or infinity of its forward is in "
+                      r"'/model/layers\.\d+/[^']*' \(layer \d+, dispatch \d+ of \d+ in eval: \w+\): stopped; "
+                      r"the adapter after step \d+ was written", err[0])
+        self.assertTrue(m, err[0])
+        bad_step = int(m.group(2))
         self.assertGreater(bad_step, 1)
         self.assertEqual(len(got), bad_step - 1)  # metrics of the good steps only
         kept = load_adapter(out)
