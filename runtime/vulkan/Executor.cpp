@@ -814,73 +814,65 @@ void Executor::recordPrograms(const ExecutorOptions &options) {
   }
 }
 
+void Executor::submitOnce(const std::string &what, const std::function<void(VkCommandBuffer)> &record) {
+  VkDevice dev = ctx_.device();
+  VkCommandBuffer cmd = VK_NULL_HANDLE;
+  VkCommandBufferAllocateInfo cbai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+  cbai.commandPool = commandPool_;
+  cbai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+  cbai.commandBufferCount = 1;
+  check(vkAllocateCommandBuffers(dev, &cbai, &cmd), "vkAllocateCommandBuffers (" + what + ")");
+  VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+  bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+  VkResult r = vkBeginCommandBuffer(cmd, &bi);
+  if (r == VK_SUCCESS) {
+    record(cmd);
+    r = vkEndCommandBuffer(cmd);
+  }
+  VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+  si.commandBufferCount = 1;
+  si.pCommandBuffers = &cmd;
+  if (r == VK_SUCCESS) r = vkQueueSubmit(ctx_.queue(), 1, &si, fence_);
+  if (r == VK_SUCCESS) r = vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX);
+  vkFreeCommandBuffers(dev, commandPool_, 1, &cmd);
+  check(r, what);
+  check(vkResetFences(dev, 1, &fence_), "vkResetFences");
+}
+
 std::optional<Executor::NonFinite> Executor::firstNonFinite(const std::string &program) {
   auto it = programs_.find(program);
   if (it == programs_.end()) throw VulkanError("the plan has no program '" + program + "'");
   const plan::Program *prog = plan_.program(program);
-  VkDevice dev = ctx_.device();
   std::vector<uint8_t> bytes;
   // Activations zeroed first: a dispatch that writes part of its output
   // leaves the rest as it was, and after a failed step that may be NaN.
-  {
-    VkCommandBuffer cmd = VK_NULL_HANDLE;
-    VkCommandBufferAllocateInfo cbai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
-    cbai.commandPool = commandPool_;
-    cbai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-    cbai.commandBufferCount = 1;
-    check(vkAllocateCommandBuffers(dev, &cbai, &cmd), "vkAllocateCommandBuffers (non-finite search)");
-    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-    check(vkBeginCommandBuffer(cmd, &bi), "vkBeginCommandBuffer (non-finite search)");
+  submitOnce("program '" + program + "': clearing the activations for the non-finite search", [&](VkCommandBuffer cmd) {
     for (size_t i = 0; i < plan_.buffers.size(); ++i)
       if (root_[i] == i && plan_.buffers[i].kind == plan::BufferKind::Activation && plan_.buffers[i].bytes)
         vkCmdFillBuffer(cmd, buffers_[i], 0, VK_WHOLE_SIZE, 0);
-    VkResult r = vkEndCommandBuffer(cmd);
-    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-    si.commandBufferCount = 1;
-    si.pCommandBuffers = &cmd;
-    if (r == VK_SUCCESS) r = vkQueueSubmit(ctx_.queue(), 1, &si, fence_);
-    if (r == VK_SUCCESS) r = vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX);
-    vkFreeCommandBuffers(dev, commandPool_, 1, &cmd);
-    check(r, "program '" + program + "': clearing the activations for the non-finite search");
-    check(vkResetFences(dev, 1, &fence_), "vkResetFences");
-  }
+  });
   for (size_t di = 0; di < prog->dispatches.size(); ++di) {
     const plan::Dispatch &d = prog->dispatches[di];
     const Pipeline &p = pipelines_[pipelineOf_[d.kernel]];
-    VkCommandBuffer cmd = VK_NULL_HANDLE;
-    VkCommandBufferAllocateInfo cbai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
-    cbai.commandPool = commandPool_;
-    cbai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-    cbai.commandBufferCount = 1;
-    check(vkAllocateCommandBuffers(dev, &cbai, &cmd), "vkAllocateCommandBuffers (non-finite search)");
-    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-    check(vkBeginCommandBuffer(cmd, &bi), "vkBeginCommandBuffer (non-finite search)");
-    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
-    mb.srcAccessMask = VK_ACCESS_HOST_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
-    mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT; // (the fence orders the rest)
-    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
-    vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
-    vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &it->second.sets[di], 0, nullptr);
-    if (!d.push_constants.empty())
-      vkCmdPushConstants(cmd, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, uint32_t(d.push_constants.size()),
-                         d.push_constants.data());
-    vkCmdDispatch(cmd, d.groups[0], d.groups[1], d.groups[2]);
-    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
-    mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_TRANSFER_READ_BIT;
-    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                         0, 1, &mb, 0, nullptr, 0, nullptr);
-    VkResult r = vkEndCommandBuffer(cmd);
-    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-    si.commandBufferCount = 1;
-    si.pCommandBuffers = &cmd;
-    if (r == VK_SUCCESS) r = vkQueueSubmit(ctx_.queue(), 1, &si, fence_);
-    if (r == VK_SUCCESS) r = vkWaitForFences(dev, 1, &fence_, VK_TRUE, UINT64_MAX);
-    vkFreeCommandBuffers(dev, commandPool_, 1, &cmd);
-    check(r, "program '" + program + "': the non-finite search's dispatch " + std::to_string(di));
-    check(vkResetFences(dev, 1, &fence_), "vkResetFences");
+    submitOnce("program '" + program + "': the non-finite search's dispatch " + std::to_string(di), [&](VkCommandBuffer cmd) {
+      // Each dispatch after everything before it (host writes, the fill, the
+      // previous dispatch), its writes then visible to the host and to copies.
+      VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+      mb.srcAccessMask = VK_ACCESS_HOST_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+      mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+      vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                           VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
+      vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
+      vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &it->second.sets[di], 0, nullptr);
+      if (!d.push_constants.empty())
+        vkCmdPushConstants(cmd, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, uint32_t(d.push_constants.size()),
+                           d.push_constants.data());
+      vkCmdDispatch(cmd, d.groups[0], d.groups[1], d.groups[2]);
+      mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+      mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_TRANSFER_READ_BIT;
+      vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                           0, 1, &mb, 0, nullptr, 0, nullptr);
+    });
     const std::vector<plan::BindingInterface> &access = plan_.kernels[d.kernel].interface.bindings;
     for (size_t bi2 = 0; bi2 < d.bindings.size() && bi2 < access.size(); ++bi2) {
       if (!(uint32_t(access[bi2].access) & 2u)) continue;

@@ -156,6 +156,8 @@ private:
   void createPipelines(const ExecutorOptions &options);
   void createPipeline(size_t unique, VkPipelineCache cache);
   void recordPrograms(const ExecutorOptions &options);
+  // One command buffer recorded by `record`, submitted and waited for; `what` names it in errors.
+  void submitOnce(const std::string &what, const std::function<void(VkCommandBuffer)> &record);
   void allocateScrub(uint64_t bytes);
   void release(); // destroys every Vulkan object (destructor, failed constructor)
 
