@@ -500,24 +500,22 @@ bool writeCurrentAdapter(Session &s, const std::string &dir) {
 // program run again dispatch by dispatch, each output read back): the
 // value's name (an ONNX node, so the layer) for the stop message.
 std::string whereNonFinite(Session &s, const data::Batch &batch) {
-  const std::string program = "eval";
-  if (!s.exec().hasProgram(program)) return "";
-  const char *part = "its forward";
+  if (!s.exec().hasProgram("eval")) return "";
   try {
     s.upload(batch);
-    std::optional<vk::Executor::NonFinite> nf = s.exec().firstNonFinite(program);
-    if (!nf) return std::string("; ") + part + " on that batch is finite";
+    std::optional<vk::Executor::NonFinite> nf = s.exec().firstNonFinite("eval");
+    if (!nf) return "; its forward on that batch is finite";
     const plan::Plan &p = s.plan();
     const std::string &name = p.buffers[nf->buffer].name;
-    const plan::Program *eval = p.program(program);
+    const plan::Program &eval = *p.program("eval");
     std::string layer;
     if (size_t at = name.find("layers."); at != std::string::npos) {
       size_t end = name.find_first_not_of("0123456789", at + 7);
       if (end > at + 7) layer = "layer " + name.substr(at + 7, end - at - 7) + ", ";
     }
-    return std::string("; the first NaN or infinity of ") + part + " is in '" + name + "' (" + layer + "dispatch " +
-           std::to_string(nf->dispatch + 1) + " of " + std::to_string(eval->dispatches.size()) + " in " + program + ": " +
-           p.kernels[eval->dispatches[nf->dispatch].kernel].name + ")";
+    return "; the first NaN or infinity of its forward is in '" + name + "' (" + layer + "dispatch " +
+           std::to_string(nf->dispatch + 1) + " of " + std::to_string(eval.dispatches.size()) + " in eval: " +
+           p.kernels[eval.dispatches[nf->dispatch].kernel].name + ")";
   } catch (const std::exception &) {
     return ""; // the report stays without it
   }
