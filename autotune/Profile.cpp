@@ -279,11 +279,16 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
   if (const json *d = section(root, "device", origin)) {
     checkKeys(*d, origin, "device",
               {"subgroup_size", "max_workgroup_invocations", "shared_memory_bytes",
-               "max_workgroup_count", "max_buffer_bytes", "max_allocation_bytes", "memory_heap_bytes", "features",
-               "match"});
+               "max_workgroup_count", "max_buffer_bytes", "max_allocation_bytes", "memory_heap_bytes", "copy_queue",
+               "features", "match"});
     readBytes(*d, "max_buffer_bytes", origin, "device", p.max_buffer_bytes);
     readBytes(*d, "max_allocation_bytes", origin, "device", p.max_allocation_bytes);
     readBytes(*d, "memory_heap_bytes", origin, "device", p.memory_heap_bytes);
+    if (auto it = d->find("copy_queue"); it != d->end()) {
+      if (!it->is_boolean())
+        fail(origin, "device.copy_queue", "must be true or false");
+      p.copy_queue = it->get<bool>();
+    }
     if (const json *m = section(*d, "match", origin)) {
       checkKeys(*m, origin, "device.match", {"vendor_id", "device_id", "driver_version", "name", "type", "driver"});
       DeviceMatch dm;
@@ -645,6 +650,7 @@ std::string profileToJson(const DeviceProfile &p) {
             {"max_buffer_bytes", p.max_buffer_bytes},
             {"max_allocation_bytes", p.max_allocation_bytes},
             {"memory_heap_bytes", p.memory_heap_bytes},
+            {"copy_queue", p.copy_queue},
             {"features",
              {{"float16", p.features.float16},
               {"int16", p.features.int16},
@@ -778,6 +784,7 @@ DeviceProfile profileFromProperties(const DeviceIdentity &d, const DeviceLimits 
   p.max_buffer_bytes = std::max<int64_t>(1 << 20, l.max_buffer_bytes);
   p.max_allocation_bytes = std::max<int64_t>(0, l.max_allocation_bytes);
   p.memory_heap_bytes = std::max<int64_t>(0, l.memory_heap_bytes);
+  p.copy_queue = l.copy_queue;
   p.features = l.features;
   // Wider workgroups where the device allows them (the default stays within
   // Vulkan's minimum of 128).

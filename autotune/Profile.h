@@ -163,6 +163,10 @@ struct DeviceProfile {
   int64_t max_buffer_bytes = int64_t(1) << 27; // a bound buffer (maxStorageBufferRange; Vulkan's minimum)
   int64_t max_allocation_bytes = 0; // one allocation (maxMemoryAllocationSize); 0: unknown
   int64_t memory_heap_bytes = 0;    // the largest device-local heap (--memory-budget's default); 0: unknown
+  // A transfer-only queue (a discrete GPU's copy engines): streamed weights'
+  // copies run beside the compute, so --memory-budget streams weights before
+  // it shrinks micro-batches or loss chunks.
+  bool copy_queue = false;
   DeviceFeatures features;
   // The precision `tessera compile` uses when --precision is not given.
   Precision default_precision = Precision::fp32;
@@ -260,6 +264,7 @@ struct DeviceLimits {
   int64_t subgroup_size = 32, max_workgroup_invocations = 128, shared_memory_bytes = 16384,
           max_workgroup_count = 65535, max_buffer_bytes = int64_t(1) << 27, max_allocation_bytes = 0,
           memory_heap_bytes = 0;
+  bool copy_queue = false;
   DeviceFeatures features;
 };
 DeviceProfile profileFromProperties(const DeviceIdentity &d, const DeviceLimits &limits);

@@ -868,6 +868,7 @@ void Supervisor::writeProfile() {
     out.max_allocation_bytes = int64_t(info_.maxMemoryAllocationSize);
   if (info_.deviceLocalHeap)
     out.memory_heap_bytes = int64_t(info_.deviceLocalHeap);
+  out.copy_queue = info_.copyQueue;
 
   struct FamilyStats {
     size_t problems = 0, tuned = 0;

@@ -13,7 +13,7 @@ OUT=${OUT:-/tmp/out}
 STEPS=${STEPS:-12}
 Q=/tmp/q
 mkdir -p "$OUT"
-tar xzf build/h200/quant.tgz
+[ -f build/h200/quant.tgz ] && tar xzf build/h200/quant.tgz
 chmod +x build/bin/* 2>/dev/null
 source bench/qwen06b_device_inputs.sh
 plans=${@:-b8-bf16 b8-q8_0 b8-q4_0 b8-tq2_0 b1-bf16 b1-q8_0 b1-q4_0 b1-tq2_0}

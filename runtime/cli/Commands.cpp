@@ -28,8 +28,10 @@ void listDevices() {
     std::printf("   subgroup size: %u, max shared memory: %u bytes, maxStorageBufferRange: %llu bytes (%.0f MiB)%s\n",
                 d.subgroupSize, d.maxSharedMemory, (unsigned long long)d.maxStorageBufferRange,
                 double(d.maxStorageBufferRange) / (1024.0 * 1024.0), d.timestamps ? "" : ", no timestamps");
-    std::printf("   memory: largest device-local heap %.0f MiB, maxMemoryAllocationSize %.0f MiB\n",
-                double(d.deviceLocalHeap) / (1024.0 * 1024.0), double(d.maxMemoryAllocationSize) / (1024.0 * 1024.0));
+    std::printf("   memory: largest device-local heap %.0f MiB, maxMemoryAllocationSize %.0f MiB; %s\n",
+                double(d.deviceLocalHeap) / (1024.0 * 1024.0), double(d.maxMemoryAllocationSize) / (1024.0 * 1024.0),
+                d.copyQueue ? "a transfer-only queue (streamed weights are copied beside the compute)"
+                            : "no transfer-only queue");
     auto yes = [](bool b) { return b ? "yes" : "no"; };
     std::printf("   16-bit: storage %s, f16 arithmetic %s, int16 %s; 8-bit: %s; bf16 (VK_KHR_shader_bfloat16): %s\n",
                 yes(d.storage16), yes(d.float16), yes(d.int16), yes(d.int8), yes(d.bfloat16));

@@ -195,9 +195,18 @@ public:
       fillBuffers(exec);
     };
     exec_ = std::make_unique<vk::Executor>(*ctx_, plan_, eo);
-    if (size_t copies = exec_->hasProgram("train_step") ? exec_->transferCount("train_step") : 0)
-      std::fprintf(stderr, "streamed weights: %zu copies a step as transfers, each overlapping the dispatches ahead of "
-                           "its readers\n", copies);
+    if (size_t copies = exec_->hasProgram("train_step") ? exec_->transferCount("train_step") : 0) {
+      const size_t batches = exec_->batchCount("train_step"), segments = exec_->segmentCount("train_step");
+      if (exec_->copiesOnTransferQueue())
+        std::fprintf(stderr, "streamed weights: %zu copies a step as transfers on the copy engines' queue (family %u) in "
+                             "%zu batches beside %zu compute segments\n", copies, ctx_->transferFamily(), batches, segments);
+      else if (batches)
+        std::fprintf(stderr, "streamed weights: %zu copies a step as transfers in %zu batches between %zu compute segments "
+                             "(one queue)\n", copies, batches, segments);
+      else
+        std::fprintf(stderr, "streamed weights: %zu copies a step as transfers, each overlapping the dispatches ahead of "
+                             "its readers\n", copies);
+    }
     const vk::StartupStats &st = exec_->startup();
     std::fprintf(stderr, "startup: %s, weights %s in %.1f s; ready %.1f s after launch\n",
                  vk::describePipelines(st).c_str(), vk::describeBytes(weightBytes_).c_str(), st.fill_s,

@@ -167,6 +167,20 @@ int pickQueueFamily(VkPhysicalDevice pd, bool &timestamps, uint32_t &validBits) 
   return best;
 }
 
+// A family with transfers and neither compute nor graphics: the copy engines
+// of a discrete GPU. -1 when there is none.
+int pickTransferFamily(VkPhysicalDevice pd) {
+  uint32_t n = 0;
+  vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
+  std::vector<VkQueueFamilyProperties> fams(n);
+  vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, fams.data());
+  for (uint32_t i = 0; i < n; ++i)
+    if ((fams[i].queueFlags & VK_QUEUE_TRANSFER_BIT) && fams[i].queueCount > 0 &&
+        !(fams[i].queueFlags & (VK_QUEUE_COMPUTE_BIT | VK_QUEUE_GRAPHICS_BIT)))
+      return int(i);
+  return -1;
+}
+
 std::string versionText(uint32_t v) {
   return std::to_string(VK_API_VERSION_MAJOR(v)) + "." + std::to_string(VK_API_VERSION_MINOR(v)) + "." +
          std::to_string(VK_API_VERSION_PATCH(v));
@@ -342,6 +356,7 @@ DeviceInfo describe(VkPhysicalDevice pd, uint32_t index, uint32_t instanceApi, u
   uint32_t bits = 0;
   pickQueueFamily(pd, ts, bits);
   info.timestamps = ts && props.limits.timestampPeriod > 0;
+  info.copyQueue = pickTransferFamily(pd) >= 0;
   describeFeatures(instance, pd, api, info);
   // Testing switch: TESSERA_HIDE_FEATURES=float16,int16,... makes the device
   // look as if it lacked them (the refusal of a plan that needs them is
@@ -452,6 +467,7 @@ Context::Context(int index, ContextOptions options) {
       want12.shaderFloat16 = have12.shaderFloat16;
       want12.shaderInt8 = have12.shaderInt8;
       want12.vulkanMemoryModel = have12.vulkanMemoryModel;
+      want12.timelineSemaphore = have12.timelineSemaphore; // orders the transfer queue against the compute queue
       want11.pNext = &want12;
       featureChain = &want11;
       if (options.robust_access && hasRobustness2) {
@@ -515,15 +531,23 @@ Context::Context(int index, ContextOptions options) {
       }
     }
 
+    // The streamed weights' copies get a queue of the copy engines where the
+    // device has one (TESSERA_TRANSFER_QUEUE=off or =compute: not used).
+    timeline_ = featureChain && want12.timelineSemaphore;
+    const char *tq = std::getenv("TESSERA_TRANSFER_QUEUE");
+    const bool transferWanted = !tq || (std::string(tq) != "off" && std::string(tq) != "compute");
+    const int transferFamily = timeline_ && transferWanted ? pickTransferFamily(physical_) : -1;
     float priority = 1.0f;
-    VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
-    qci.queueFamilyIndex = queueFamily_;
-    qci.queueCount = 1;
-    qci.pQueuePriorities = &priority;
+    VkDeviceQueueCreateInfo qci[2] = {{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO}, {VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO}};
+    qci[0].queueFamilyIndex = queueFamily_;
+    qci[0].queueCount = 1;
+    qci[0].pQueuePriorities = &priority;
+    qci[1] = qci[0];
+    qci[1].queueFamilyIndex = uint32_t(transferFamily);
     VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
     dci.pNext = featureChain;
-    dci.queueCreateInfoCount = 1;
-    dci.pQueueCreateInfos = &qci;
+    dci.queueCreateInfoCount = transferFamily >= 0 ? 2 : 1;
+    dci.pQueueCreateInfos = qci;
     dci.enabledExtensionCount = uint32_t(enabled.size());
     dci.ppEnabledExtensionNames = enabled.data();
     dci.pEnabledFeatures = &want;
@@ -539,6 +563,10 @@ Context::Context(int index, ContextOptions options) {
     features_.vulkanMemoryModel = featureChain && want12.vulkanMemoryModel;
     features_.integerDot = wantDot.shaderIntegerDotProduct;
     vkGetDeviceQueue(device_, queueFamily_, 0, &queue_);
+    if (transferFamily >= 0) {
+      transferFamily_ = uint32_t(transferFamily);
+      vkGetDeviceQueue(device_, transferFamily_, 0, &transferQueue_);
+    }
   } catch (...) {
     if (device_) vkDestroyDevice(device_, nullptr);
     destroyInstance(inst);

@@ -44,6 +44,7 @@ struct DeviceInfo {
   uint64_t maxStorageBufferRange = 0;  // bytes
   uint64_t maxMemoryAllocationSize = 0; // bytes (Vulkan 1.1; 0: not reported)
   uint64_t deviceLocalHeap = 0;        // bytes of the largest device-local memory heap
+  bool copyQueue = false;              // a transfer-only queue family (copy engines; profiles' device.copy_queue)
   bool timestamps = false;             // the chosen compute queue supports timestamps
   // Optional shader features (what a plan's `features` may ask for).
   bool float16 = false;   // shaderFloat16
@@ -87,6 +88,13 @@ public:
   VkDevice device() const { return device_; }
   VkQueue queue() const { return queue_; }
   uint32_t queueFamily() const { return queueFamily_; }
+  // A queue of a transfer-only family (a discrete GPU's copy engines), when
+  // the device has one and timeline semaphores to order it against the
+  // compute queue; VK_NULL_HANDLE otherwise (lavapipe, phones, or
+  // TESSERA_TRANSFER_QUEUE=off|compute). The streamed weights' copies run on it.
+  VkQueue transferQueue() const { return transferQueue_; }
+  uint32_t transferFamily() const { return transferFamily_; }
+  bool timelineSemaphores() const { return timeline_; }
   uint64_t maxAllocationSize() const { return maxAllocationSize_; }
   uint64_t timestampMask() const { return timestampMask_; }
   // "robustBufferAccess2", "robustBufferAccess" or "" (not requested).
@@ -108,6 +116,9 @@ private:
   VkDevice device_ = VK_NULL_HANDLE;
   VkQueue queue_ = VK_NULL_HANDLE;
   uint32_t queueFamily_ = 0;
+  VkQueue transferQueue_ = VK_NULL_HANDLE;
+  uint32_t transferFamily_ = 0;
+  bool timeline_ = false;
   VkPhysicalDeviceProperties props_{};
   VkPhysicalDeviceMemoryProperties memProps_{};
   uint64_t maxAllocationSize_ = 0;

@@ -174,11 +174,26 @@ Executor::Executor(Context &ctx, const plan::Plan &plan, const ExecutorOptions &
       throw VulkanError("the plan (precision " + plan_.precision + ") needs " + vkName + ", which device " +
                         std::to_string(ctx_.info().index) + " (" + ctx_.info().name + ") does not support: " + hint);
     }
+  // Streamed weights' copies as transfers, and where they run.
+  static const bool copyKernels = [] {
+    const char *e = std::getenv("TESSERA_STREAM_COPIES");
+    return e && std::string(e) == "dispatch";
+  }();
+  transferCopies_ = options.transfer_copies && !copyKernels && !options.cold_cache_bytes;
+  bool copies = false;
+  for (const plan::Program &p : plan_.programs)
+    for (const plan::Dispatch &d : p.dispatches) copies = copies || d.copy;
+  if (transferCopies_ && copies && ctx_.timelineSemaphores()) {
+    const char *tq = std::getenv("TESSERA_TRANSFER_QUEUE");
+    if (ctx_.transferQueue()) copyQueue_ = ctx_.transferQueue();
+    else if (tq && std::string(tq) == "compute") copyQueue_ = ctx_.queue();
+  }
   try {
     allocateBuffers();
     createPipelines(options);
     if (options.cold_cache_bytes) allocateScrub(options.cold_cache_bytes);
     recordPrograms(options);
+    if (const char *schedule = std::getenv("TESSERA_SCHEDULE")) writeSchedules(schedule);
   } catch (...) {
     release();
     throw;
@@ -193,6 +208,11 @@ void Executor::release() {
   if (!dev) return;
   vkDeviceWaitIdle(dev);
   if (fence_) vkDestroyFence(dev, fence_, nullptr);
+  if (computeTimeline_) vkDestroySemaphore(dev, computeTimeline_, nullptr);
+  if (transferTimeline_) vkDestroySemaphore(dev, transferTimeline_, nullptr);
+  if (transferPool_) vkDestroyCommandPool(dev, transferPool_, nullptr);
+  computeTimeline_ = transferTimeline_ = VK_NULL_HANDLE;
+  transferPool_ = VK_NULL_HANDLE;
   if (queryPool_) vkDestroyQueryPool(dev, queryPool_, nullptr);
   if (scrub_) vkDestroyBuffer(dev, scrub_, nullptr);
   if (scrubMemory_) vkFreeMemory(dev, scrubMemory_, nullptr);
@@ -324,6 +344,15 @@ void Executor::allocateBuffers() {
   };
   bool hostPass = false; // packing the host-resident buffers
 
+  // What the transfer queue copies is shared by both queue families
+  // (concurrent sharing: no ownership transfers between them).
+  std::vector<bool> shared(n, false);
+  const uint32_t families[2] = {ctx_.queueFamily(), ctx_.transferFamily()};
+  if (copiesOnTransferQueue())
+    for (const plan::Program &p : plan_.programs)
+      for (const plan::Dispatch &d : p.dispatches)
+        if (d.copy) shared[root_[d.bindings[0]]] = shared[root_[d.bindings[1]]] = true;
+
   // Create the buffers.
   std::vector<VkMemoryRequirements> reqs(n);
   for (size_t i = 0; i < n; ++i) {
@@ -331,7 +360,9 @@ void Executor::allocateBuffers() {
     VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
     bci.size = storageBytes(plan_.buffers[i].bytes);
     bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
-    bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+    bci.sharingMode = shared[i] ? VK_SHARING_MODE_CONCURRENT : VK_SHARING_MODE_EXCLUSIVE;
+    bci.queueFamilyIndexCount = shared[i] ? 2 : 0;
+    bci.pQueueFamilyIndices = shared[i] ? families : nullptr;
     check(vkCreateBuffer(dev, &bci, nullptr, &buffers_[i]), "vkCreateBuffer for " + bufferName(plan_, i));
     vkGetBufferMemoryRequirements(dev, buffers_[i], &reqs[i]);
   }
@@ -589,11 +620,6 @@ void Executor::recordPrograms(const ExecutorOptions &options) {
   const bool dispatchTimestamps = options.dispatch_timestamps && !scrub_;
   const size_t period = std::max<size_t>(1, options.cold_cache_period);
   auto groups = [&](size_t dispatches) { return scrub_ ? (dispatches + period - 1) / period : 0; };
-  static const bool copyKernels = [] {
-    const char *e = std::getenv("TESSERA_STREAM_COPIES");
-    return e && std::string(e) == "dispatch";
-  }();
-  transferCopies_ = options.transfer_copies && !copyKernels;
   VkDevice dev = ctx_.device();
   const VkPhysicalDeviceLimits &lim = ctx_.properties().limits;
 
@@ -623,6 +649,19 @@ void Executor::recordPrograms(const ExecutorOptions &options) {
   check(vkCreateCommandPool(dev, &cpci, nullptr, &commandPool_), "vkCreateCommandPool");
   VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
   check(vkCreateFence(dev, &fci, nullptr, &fence_), "vkCreateFence");
+  if (copyQueue_) {
+    if (copiesOnTransferQueue()) {
+      VkCommandPoolCreateInfo tpci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+      tpci.queueFamilyIndex = ctx_.transferFamily();
+      check(vkCreateCommandPool(dev, &tpci, nullptr, &transferPool_), "vkCreateCommandPool (transfer queue)");
+    }
+    VkSemaphoreTypeCreateInfo stci{VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO};
+    stci.semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE;
+    VkSemaphoreCreateInfo sci{VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO};
+    sci.pNext = &stci;
+    check(vkCreateSemaphore(dev, &sci, nullptr, &computeTimeline_), "vkCreateSemaphore (compute timeline)");
+    check(vkCreateSemaphore(dev, &sci, nullptr, &transferTimeline_), "vkCreateSemaphore (transfer timeline)");
+  }
 
   const bool timestamps = ctx_.info().timestamps;
   if (timestamps && !plan_.programs.empty()) {
@@ -682,23 +721,24 @@ void Executor::recordPrograms(const ExecutorOptions &options) {
       if (!writes.empty()) vkUpdateDescriptorSets(dev, uint32_t(writes.size()), writes.data(), 0, nullptr);
     }
 
-    VkCommandBufferAllocateInfo cbai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
-    cbai.commandPool = commandPool_;
-    cbai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-    cbai.commandBufferCount = 1;
-    check(vkAllocateCommandBuffers(dev, &cbai, &rec.cmd), "vkAllocateCommandBuffers");
-    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-    check(vkBeginCommandBuffer(rec.cmd, &bi), "vkBeginCommandBuffer");
+    // The program's commands go to `cmd`: one command buffer, or in the
+    // segmented schedule (copyQueue_, a program with copies) the open compute
+    // segment, with the copies in batches of their own.
+    const bool segmented = copyQueue_ && std::any_of(prog.dispatches.begin(), prog.dispatches.end(),
+                                                     [](const plan::Dispatch &d) { return d.copy; });
+    rec.cmd = beginCommandBuffer(commandPool_);
+    VkCommandBuffer cmd = rec.cmd;
+    if (segmented) rec.steps.push_back({cmd, false, 0}), rec.segments = 1;
 
     auto barrier = [&](VkPipelineStageFlags src, VkAccessFlags srcAccess, VkPipelineStageFlags dst, VkAccessFlags dstAccess) {
       VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
       mb.srcAccessMask = srcAccess;
       mb.dstAccessMask = dstAccess;
-      vkCmdPipelineBarrier(rec.cmd, src, dst, 0, 1, &mb, 0, nullptr, 0, nullptr);
+      vkCmdPipelineBarrier(cmd, src, dst, 0, 1, &mb, 0, nullptr, 0, nullptr);
     };
     if (queryPool_) {
-      vkCmdResetQueryPool(rec.cmd, queryPool_, rec.firstQuery, rec.queries);
-      vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, queryPool_, rec.firstQuery);
+      vkCmdResetQueryPool(cmd, queryPool_, rec.firstQuery, rec.queries);
+      vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, queryPool_, rec.firstQuery);
     }
     // Host writes (inputs, hparams) and the previous submission's shader writes.
     barrier(VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
@@ -726,12 +766,70 @@ void Executor::recordPrograms(const ExecutorOptions &options) {
     // what a transfer wrote waits for the transfers (transferEpoch).
     std::vector<uint32_t> computeIn(plan_.buffers.size(), 0), transferredIn(plan_.buffers.size(), 0);
     uint32_t copyEpoch = 1, transferEpoch = 1;
+    // The segmented schedule's bookkeeping, in timeline values (segment k
+    // signals k + 1 on the compute timeline, batch j signals j + 1 on the
+    // transfer timeline): per storage, the last segment that touched it and
+    // the batch of the last copy into it; the batch copies go to (-1: a new
+    // one); the latest batch any segment waits for.
+    std::vector<uint64_t> segmentOf(plan_.buffers.size(), 0), batchOf(plan_.buffers.size(), 0);
+    std::vector<uint64_t> writtenInBatch(plan_.buffers.size(), 0);
+    int64_t openBatch = -1;
+    uint64_t waitedBatch = 0, lastBatchWait = 0;
+    bool segmentHasDispatches = false;
+    size_t openSegment = 0; // its index in rec.steps
+    auto closeSegment = [&]() {
+      check(vkEndCommandBuffer(cmd), "vkEndCommandBuffer");
+      cmd = beginCommandBuffer(commandPool_);
+      openSegment = rec.steps.size();
+      rec.steps.push_back({cmd, false, 0});
+      ++rec.segments;
+      bound = -1;
+      segmentHasDispatches = false;
+    };
     for (size_t di = 0; di < prog.dispatches.size(); ++di) {
       const plan::Dispatch &d = prog.dispatches[di];
       const Pipeline &p = pipelines_[pipelineOf_[d.kernel]];
       const std::vector<plan::BindingInterface> &access = plan_.kernels[d.kernel].interface.bindings;
       auto writes = [&](size_t bi) { return bi >= access.size() || (uint32_t(access[bi].access) & 2u); };
-      if (d.copy && transferCopies_ && !scrub_) {
+      if (d.copy && transferCopies_ && segmented) {
+        // Into a batch that waits for the segments that last used the slot:
+        // the open segment is closed first if it did.
+        const size_t src = root_[d.bindings[0]], dst = root_[d.bindings[1]];
+        if (segmentOf[dst] == rec.segments) closeSegment();
+        const uint64_t need = segmentOf[dst];
+        if (openBatch < 0 || rec.steps[size_t(openBatch)].wait < need) {
+          if (openBatch >= 0) check(vkEndCommandBuffer(rec.steps[size_t(openBatch)].cmd), "vkEndCommandBuffer (copies)");
+          VkCommandBuffer bcmd = beginCommandBuffer(transferPool_ ? transferPool_ : commandPool_);
+          lastBatchWait = std::max(lastBatchWait, need);
+          rec.steps.push_back({bcmd, true, lastBatchWait});
+          openBatch = int64_t(rec.steps.size() - 1);
+          ++rec.batches;
+          // After the earlier batches' copies (write after write into a slot).
+          VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+          mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+          mb.dstAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+          vkCmdPipelineBarrier(bcmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, nullptr, 0,
+                               nullptr);
+        }
+        VkCommandBuffer bcmd = rec.steps[size_t(openBatch)].cmd;
+        if (writtenInBatch[dst] == rec.batches) { // a second copy into one slot in this batch
+          VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+          mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+          mb.dstAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+          vkCmdPipelineBarrier(bcmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, nullptr, 0,
+                               nullptr);
+          ++rec.barriers;
+        }
+        VkBufferCopy region{0, 0, plan_.buffers[d.bindings[0]].bytes};
+        vkCmdCopyBuffer(bcmd, buffers_[src], buffers_[dst], 1, &region);
+        rec.steps[size_t(openBatch)].dispatches.push_back(uint32_t(di));
+        writtenInBatch[dst] = batchOf[dst] = rec.batches;
+        ++rec.transfers;
+        if (queryPool_ && dispatchTimestamps) // (the compute queue's time at the copy's place)
+          vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, rec.firstQuery + 1 + uint32_t(di));
+        continue;
+      }
+      if (d.copy && transferCopies_) {
         const size_t src = root_[d.bindings[0]], dst = root_[d.bindings[1]];
         if (everyDispatch || computeIn[dst] == copyEpoch || transferredIn[dst] == transferEpoch) {
           barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
@@ -741,11 +839,11 @@ void Executor::recordPrograms(const ExecutorOptions &options) {
           ++rec.barriers;
         }
         VkBufferCopy region{0, 0, plan_.buffers[d.bindings[0]].bytes};
-        vkCmdCopyBuffer(rec.cmd, buffers_[src], buffers_[dst], 1, &region);
+        vkCmdCopyBuffer(cmd, buffers_[src], buffers_[dst], 1, &region);
         transferredIn[dst] = transferEpoch;
         ++rec.transfers;
         if (queryPool_ && dispatchTimestamps)
-          vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, rec.firstQuery + 1 + uint32_t(di));
+          vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, rec.firstQuery + 1 + uint32_t(di));
         continue;
       }
       bool hazard = everyDispatch;
@@ -753,27 +851,46 @@ void Executor::recordPrograms(const ExecutorOptions &options) {
         size_t r = root_[d.bindings[bi]];
         hazard = writtenIn[r] == epoch || (writes(bi) && readIn[r] == epoch);
       }
-      bool afterTransfer = false;
-      for (size_t bi = 0; bi < d.bindings.size() && !afterTransfer; ++bi)
-        afterTransfer = transferredIn[root_[d.bindings[bi]]] == transferEpoch;
-      if (afterTransfer) { // this dispatch reads (or overwrites) a copy still in flight
-        barrier(VK_PIPELINE_STAGE_TRANSFER_BIT | (hazard ? VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT : 0),
-                VK_ACCESS_TRANSFER_WRITE_BIT | (hazard ? VK_ACCESS_SHADER_WRITE_BIT : 0),
-                VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
-        ++transferEpoch;
-        ++rec.barriers;
-        if (hazard) ++epoch;
-        hazard = false;
+      if (segmented) {
+        // A dispatch that reads (or overwrites) a copy whose batch no segment
+        // has waited for starts a segment that waits for that batch (and so
+        // for the batches before it, in the transfer queue's order).
+        uint64_t need = 0;
+        for (size_t b : d.bindings) need = std::max(need, batchOf[root_[b]]);
+        if (need > waitedBatch) {
+          // (an open segment with nothing in it yet, last in the order, can wait itself)
+          if (segmentHasDispatches || rec.steps.back().cmd != cmd) closeSegment();
+          rec.steps.back().wait = need;
+          waitedBatch = need;
+          if (need == rec.batches && openBatch >= 0) { // no more copies into a batch a segment waits for
+            check(vkEndCommandBuffer(rec.steps[size_t(openBatch)].cmd), "vkEndCommandBuffer (copies)");
+            openBatch = -1;
+          }
+        }
+        for (size_t b : d.bindings) segmentOf[root_[b]] = rec.segments;
+      } else {
+        bool afterTransfer = false;
+        for (size_t bi = 0; bi < d.bindings.size() && !afterTransfer; ++bi)
+          afterTransfer = transferredIn[root_[d.bindings[bi]]] == transferEpoch;
+        if (afterTransfer) { // this dispatch reads (or overwrites) a copy still in flight
+          barrier(VK_PIPELINE_STAGE_TRANSFER_BIT | (hazard ? VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT : 0),
+                  VK_ACCESS_TRANSFER_WRITE_BIT | (hazard ? VK_ACCESS_SHADER_WRITE_BIT : 0),
+                  VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+          ++transferEpoch;
+          ++rec.barriers;
+          if (hazard) ++epoch;
+          hazard = false;
+        }
+        for (size_t bi = 0; bi < d.bindings.size(); ++bi) computeIn[root_[d.bindings[bi]]] = copyEpoch;
       }
-      for (size_t bi = 0; bi < d.bindings.size(); ++bi) computeIn[root_[d.bindings[bi]]] = copyEpoch;
       if (scrub_ && di % period == 0) {
         // A cold group: the scrub fill after everything before it, its end
         // timestamped, then the group's dispatches after the fill.
         const uint32_t q = rec.firstQuery + 1 + 2 * uint32_t(di / period);
         barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_SHADER_WRITE_BIT |
                 VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT);
-        vkCmdFillBuffer(rec.cmd, scrub_, 0, VK_WHOLE_SIZE, uint32_t(di));
-        if (queryPool_) vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, q);
+        vkCmdFillBuffer(cmd, scrub_, 0, VK_WHOLE_SIZE, uint32_t(di));
+        if (queryPool_) vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, q);
         barrier(VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT |
                 VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                 VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
@@ -789,29 +906,68 @@ void Executor::recordPrograms(const ExecutorOptions &options) {
       for (size_t bi = 0; bi < d.bindings.size(); ++bi)
         (writes(bi) ? writtenIn : readIn)[root_[d.bindings[bi]]] = epoch;
       if (bound != int64_t(pipelineOf_[d.kernel])) {
-        vkCmdBindPipeline(rec.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
+        vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
         bound = int64_t(pipelineOf_[d.kernel]);
       }
-      vkCmdBindDescriptorSets(rec.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &dsets[di], 0, nullptr);
+      vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &dsets[di], 0, nullptr);
       if (!d.push_constants.empty())
-        vkCmdPushConstants(rec.cmd, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, uint32_t(d.push_constants.size()),
+        vkCmdPushConstants(cmd, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, uint32_t(d.push_constants.size()),
                            d.push_constants.data());
-      vkCmdDispatch(rec.cmd, d.groups[0], d.groups[1], d.groups[2]);
+      vkCmdDispatch(cmd, d.groups[0], d.groups[1], d.groups[2]);
+      segmentHasDispatches = true;
+      if (segmented) rec.steps[openSegment].dispatches.push_back(uint32_t(di));
       if (queryPool_ && dispatchTimestamps)
-        vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, rec.firstQuery + 1 + uint32_t(di));
+        vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, rec.firstQuery + 1 + uint32_t(di));
       if (queryPool_ && scrub_ && (di % period == period - 1 || di + 1 == prog.dispatches.size()))
-        vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_,
+        vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_,
                             rec.firstQuery + 2 + 2 * uint32_t(di / period));
+    }
+    if (segmented) {
+      if (openBatch >= 0) check(vkEndCommandBuffer(rec.steps[size_t(openBatch)].cmd), "vkEndCommandBuffer (copies)");
+      if (rec.batches > waitedBatch) { // the program ends after every copy (the fence is the compute queue's)
+        closeSegment();
+        rec.steps.back().wait = rec.batches;
+      }
     }
     // Results become visible to the host after the fence.
     barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
             VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
     if (queryPool_)
-      vkCmdWriteTimestamp(rec.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, rec.firstQuery + rec.queries - 1);
-    check(vkEndCommandBuffer(rec.cmd), "vkEndCommandBuffer");
+      vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool_, rec.firstQuery + rec.queries - 1);
+    check(vkEndCommandBuffer(cmd), "vkEndCommandBuffer");
     rec.sets = dsets;
     programs_[prog.name] = rec;
   }
+}
+
+void Executor::writeSchedules(const std::string &path) const {
+  // {"train_step": [{"transfer": false, "wait": 0, "dispatches": [0, 1, ...]}, ...], ...}
+  std::string out = "{";
+  for (const auto &[name, rec] : programs_) {
+    out += (out.size() > 1 ? ",\n\"" : "\"") + name + "\": [";
+    for (size_t i = 0; i < rec.steps.size(); ++i) {
+      const RecordedProgram::Step &s = rec.steps[i];
+      out += std::string(i ? ", " : "") + "{\"transfer\": " + (s.transfer ? "true" : "false") +
+             ", \"wait\": " + std::to_string(s.wait) + ", \"dispatches\": [";
+      for (size_t k = 0; k < s.dispatches.size(); ++k) out += (k ? ", " : "") + std::to_string(s.dispatches[k]);
+      out += "]}";
+    }
+    out += "]";
+  }
+  out += "}\n";
+  util::writeFileAtomic(path, out);
+}
+
+VkCommandBuffer Executor::beginCommandBuffer(VkCommandPool pool) {
+  VkCommandBufferAllocateInfo cbai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+  cbai.commandPool = pool;
+  cbai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+  cbai.commandBufferCount = 1;
+  VkCommandBuffer cmd = VK_NULL_HANDLE;
+  check(vkAllocateCommandBuffers(ctx_.device(), &cbai, &cmd), "vkAllocateCommandBuffers");
+  VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+  check(vkBeginCommandBuffer(cmd, &bi), "vkBeginCommandBuffer");
+  return cmd;
 }
 
 void Executor::submitOnce(const std::string &what, const std::function<void(VkCommandBuffer)> &record) {
@@ -1014,7 +1170,8 @@ ProgramTiming Executor::run(const std::string &program) {
   si.pCommandBuffers = &rec.cmd;
   auto start = std::chrono::steady_clock::now();
   VkResult r = injectedFault(FaultSite::Submit);
-  if (r == VK_SUCCESS) r = vkQueueSubmit(ctx_.queue(), 1, &si, fence_);
+  if (r == VK_SUCCESS && !rec.steps.empty()) r = submitSteps(rec);
+  else if (r == VK_SUCCESS) r = vkQueueSubmit(ctx_.queue(), 1, &si, fence_);
   if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
     throw VulkanError(std::string("out of ") + (r == VK_ERROR_OUT_OF_HOST_MEMORY ? "host" : "device") +
                       " memory submitting program '" + program + "' (" + resultName(r) + ")");
@@ -1047,6 +1204,59 @@ ProgramTiming Executor::run(const std::string &program) {
     }
   }
   return t;
+}
+
+VkResult Executor::submitSteps(RecordedProgram &rec) {
+  // Values of this run: the timelines go on from where the last run left them.
+  const uint64_t computeBase = computeDone_, transferBase = transferDone_;
+  const size_t n = rec.steps.size();
+  std::vector<VkSubmitInfo> infos(n, {VK_STRUCTURE_TYPE_SUBMIT_INFO});
+  std::vector<VkTimelineSemaphoreSubmitInfo> values(n, {VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO});
+  std::vector<uint64_t> waitValue(n), signalValue(n);
+  const VkPipelineStageFlags waitStage = VK_PIPELINE_STAGE_ALL_COMMANDS_BIT;
+  uint64_t segment = 0, batch = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const RecordedProgram::Step &step = rec.steps[i];
+    VkSubmitInfo &si = infos[i];
+    VkTimelineSemaphoreSubmitInfo &tv = values[i];
+    si.pNext = &tv;
+    si.commandBufferCount = 1;
+    si.pCommandBuffers = &step.cmd;
+    signalValue[i] = step.transfer ? transferBase + ++batch : computeBase + ++segment;
+    si.signalSemaphoreCount = 1;
+    si.pSignalSemaphores = step.transfer ? &transferTimeline_ : &computeTimeline_;
+    tv.signalSemaphoreValueCount = 1;
+    tv.pSignalSemaphoreValues = &signalValue[i];
+    if (step.wait) {
+      waitValue[i] = (step.transfer ? computeBase : transferBase) + step.wait;
+      si.waitSemaphoreCount = 1;
+      si.pWaitSemaphores = step.transfer ? &computeTimeline_ : &transferTimeline_;
+      si.pWaitDstStageMask = &waitStage;
+      tv.waitSemaphoreValueCount = 1;
+      tv.pWaitSemaphoreValues = &waitValue[i];
+    }
+  }
+  computeDone_ += segment;
+  transferDone_ += batch;
+  if (!copiesOnTransferQueue()) // one queue: the steps in their order
+    return vkQueueSubmit(ctx_.queue(), uint32_t(n), infos.data(), fence_);
+  // Two queues: the copy batches, then the segments (the batches that wait
+  // for a segment are submitted before it: timeline semaphores allow that).
+  std::vector<VkSubmitInfo> copies, compute;
+  for (size_t i = 0; i < n; ++i) (rec.steps[i].transfer ? copies : compute).push_back(infos[i]);
+  VkResult r = vkQueueSubmit(copyQueue_, uint32_t(copies.size()), copies.data(), VK_NULL_HANDLE);
+  if (r != VK_SUCCESS) return r;
+  return vkQueueSubmit(ctx_.queue(), uint32_t(compute.size()), compute.data(), fence_);
+}
+
+size_t Executor::segmentCount(const std::string &program) const {
+  auto it = programs_.find(program);
+  return it == programs_.end() ? 0 : it->second.segments;
+}
+
+size_t Executor::batchCount(const std::string &program) const {
+  auto it = programs_.find(program);
+  return it == programs_.end() ? 0 : it->second.batches;
 }
 
 size_t Executor::barrierCount(const std::string &program) const {

@@ -120,6 +120,14 @@ public:
   // streamed weights' copies made as transfers.
   size_t barrierCount(const std::string &program) const;
   size_t transferCount(const std::string &program) const;
+  // The streamed weights' copies recorded apart from the dispatches: compute
+  // segments and copy batches ordered by timeline semaphores (0 and 0 when
+  // the program is one command buffer). On the device's transfer queue
+  // where it has one (copiesOnTransferQueue); TESSERA_TRANSFER_QUEUE=compute
+  // submits the same schedule to the compute queue (how lavapipe tests it).
+  size_t segmentCount(const std::string &program) const;
+  size_t batchCount(const std::string &program) const;
+  bool copiesOnTransferQueue() const { return copyQueue_ && copyQueue_ == ctx_.transferQueue(); }
   // Bytes of device memory allocated for the plan's buffers.
   uint64_t allocatedBytes() const { return allocated_; }          // device buffers
   uint64_t hostAllocatedBytes() const { return hostAllocated_; }  // streamed weights in host memory
@@ -149,6 +157,16 @@ private:
     std::vector<double> dispatchMs; // of the last run (dispatch_timestamps)
     std::vector<double> groupMs;    // of the last run (cold_cache_bytes)
     std::vector<VkDescriptorSet> sets; // one per dispatch (firstNonFinite records them again)
+    // The segmented schedule (copyQueue_): compute segments and copy
+    // batches, in an order in which each waits only for what precedes it.
+    struct Step {
+      VkCommandBuffer cmd = VK_NULL_HANDLE;
+      bool transfer = false; // a copy batch, else a compute segment
+      uint64_t wait = 0;     // the other timeline's value this run it waits for (0: none)
+      std::vector<uint32_t> dispatches; // the program's dispatches recorded in it
+    };
+    std::vector<Step> steps;
+    size_t segments = 0, batches = 0;
   };
 
   void checkDeviceLimits() const;
@@ -156,6 +174,11 @@ private:
   void createPipelines(const ExecutorOptions &options);
   void createPipeline(size_t unique, VkPipelineCache cache);
   void recordPrograms(const ExecutorOptions &options);
+  // TESSERA_SCHEDULE=FILE: the segmented schedules as JSON, for the tests'
+  // independent check of their ordering (test_split.py).
+  void writeSchedules(const std::string &path) const;
+  VkResult submitSteps(RecordedProgram &rec); // the segmented schedule, fence_ on its last segment
+  VkCommandBuffer beginCommandBuffer(VkCommandPool pool);
   // One command buffer recorded by `record`, submitted and waited for; `what` names it in errors.
   void submitOnce(const std::string &what, const std::function<void(VkCommandBuffer)> &record);
   void allocateScrub(uint64_t bytes);
@@ -181,6 +204,12 @@ private:
   uint64_t allocated_ = 0, hostAllocated_ = 0;
   VkBuffer scrub_ = VK_NULL_HANDLE; // cold_cache_bytes
   bool transferCopies_ = true;       // ExecutorOptions::transfer_copies
+  // Where the segmented schedule's copy batches go: the transfer queue, the
+  // compute queue (TESSERA_TRANSFER_QUEUE=compute), or none (one command buffer).
+  VkQueue copyQueue_ = VK_NULL_HANDLE;
+  VkCommandPool transferPool_ = VK_NULL_HANDLE;
+  VkSemaphore computeTimeline_ = VK_NULL_HANDLE, transferTimeline_ = VK_NULL_HANDLE;
+  uint64_t computeDone_ = 0, transferDone_ = 0; // values the timelines reached after the last run
   VkDeviceMemory scrubMemory_ = VK_NULL_HANDLE;
   uint64_t scrubBytes_ = 0;
 };

@@ -61,6 +61,54 @@ def losses(metrics):
         return [json.loads(l)["loss"] for l in f if l.strip()]
 
 
+def check_copy_schedule(plan, prog, steps):
+    """The ordering a transfer queue needs, checked from the plan alone: copy batches (transfer queue) and
+    compute segments (compute queue) ordered by timeline semaphores, a wait on value v meaning the v-th
+    step of the other kind is done (with everything before it on its queue)."""
+    name, disp = prog["name"], prog["dispatches"]
+    def root(i):
+        while "alias_of" in plan["buffers"][i]:
+            i = plan["buffers"][i]["alias_of"]
+        return i
+    segments = [s for s in steps if not s["transfer"]]
+    batches = [s for s in steps if s["transfer"]]
+    # Every dispatch once: the copies in batches, the rest in segments, each queue in program order.
+    seg_of, batch_of = {}, {}
+    for k, s in enumerate(segments, 1):
+        seg_of.update({i: k for i in s["dispatches"]})
+    for j, s in enumerate(batches, 1):
+        batch_of.update({i: j for i in s["dispatches"]})
+    assert sorted(list(seg_of) + list(batch_of)) == list(range(len(disp))), f"{name}: a dispatch missing or twice"
+    assert all(bool(disp[i].get("copy")) for i in batch_of) and not any(disp[i].get("copy") for i in seg_of), name
+    for kind in (segments, batches):
+        order = [i for s in kind for i in s["dispatches"]]
+        assert order == sorted(order), f"{name}: a queue out of program order"
+    # What each step has waited for, directly or through its queue's order.
+    done_batches, done_segments, t, w = [], [], 0, 0
+    for s in segments:
+        t = max(t, s["wait"])
+        done_batches.append(t)
+    for s in batches:
+        w = max(w, s["wait"])
+        done_segments.append(w)
+    # One queue runs the steps in their order: each waits only for a step before it.
+    seen = {False: 0, True: 0}
+    for s in steps:
+        assert s["wait"] <= seen[not s["transfer"]], f"{name}: a step waits for one after it"
+        seen[s["transfer"]] += 1
+    assert done_batches[-1] == len(batches), f"{name}: the last segment does not wait for every copy"
+    for c, j in batch_of.items():
+        r = root(disp[c]["bindings"][1])
+        nxt = next((i for i in sorted(batch_of) if i > c and root(disp[i]["bindings"][1]) == r), len(disp))
+        for x, k in seg_of.items():
+            if r not in {root(b) for b in disp[x]["bindings"]}:
+                continue
+            if x < c:   # the slot's earlier tenant is done before the copy overwrites it
+                assert k <= done_segments[j - 1], f"{name}: copy {c} may overwrite what dispatch {x} uses"
+            elif x < nxt:  # the copy is done before its readers
+                assert done_batches[k - 1] >= j, f"{name}: dispatch {x} may read copy {c} before it lands"
+
+
 class SplitLargeTensors(TempDirTest):
     VOCAB = 151936
 
@@ -340,6 +388,23 @@ class SplitLargeTensors(TempDirTest):
         # The copies as the plan's copy kernels instead of transfers: the same losses.
         self.assertEqual(self.train(host, model, data, ad, 3, "kernels", env={"TESSERA_STREAM_COPIES": "dispatch"}),
                          want)
+        # The schedule a transfer queue gets (copy batches and compute segments ordered by timeline
+        # semaphores), submitted to lavapipe's one queue in its order: the same losses.
+        self.assertEqual(self.train(host, model, data, ad, 3, "segments", env={"TESSERA_TRANSFER_QUEUE": "compute"}),
+                         want)
+        sched = self.path("schedule.json")
+        r = tessera("train", host, "--weights", model, "--data", data, "--steps", 1, "--out", self.path("o3"),
+                    env={"TESSERA_TRANSFER_QUEUE": "compute", "TESSERA_SCHEDULE": sched})
+        with open(sched) as f:
+            schedules = json.load(f)
+        for prog in b["programs"]:
+            if any(d.get("copy") for d in prog["dispatches"]):
+                check_copy_schedule(b, prog, schedules[prog["name"]])
+        m = re.search(r"streamed weights: (\d+) copies a step as transfers in (\d+) batches between (\d+) compute "
+                      r"segments \(one queue\)", r.stderr)
+        self.assertTrue(m, r.describe())
+        self.assertEqual(int(m.group(1)), len(copies))
+        self.assertTrue(1 < int(m.group(2)) <= len(copies) and int(m.group(3)) > int(m.group(2)) // 2, m.group(0))
         r = tessera("train", host, "--weights", model, "--data", data, "--steps", 1, "--out", self.path("o1"))
         self.assertIn(f"streamed weights: {len(copies)} copies a step as transfers", r.stderr)
         r = tessera("train", host, "--weights", model, "--data", data, "--steps", 1, "--out", self.path("o2"),
@@ -384,6 +449,47 @@ class SplitLargeTensors(TempDirTest):
         want = self.train(dev, model, data, ad, 3, "q-dev")
         self.assertEqual(self.train(part, model, data, ad, 3, "q-part"), want)
         self.assertGreater(abs(want[0] - want[-1]), 1e-3, "the loss did not move")
+
+    def test_memory_budget_streams_before_micro_batches_where_there_is_a_copy_queue(self):
+        """A profile whose device has a transfer-only queue (device.copy_queue) makes --memory-budget try a share
+        of streamed weights right after each choice: between the recomputed plan's peak and the one with
+        every weight streamed, it streams instead of halving the micro-batch, as the same profile without
+        the queue does. The streamed plan trains with the recomputed plan's losses, bit for bit."""
+        batch, seq = 4, 64
+        model = self.model
+        rc = manifest(self.compile_plan("c-rc.tplan", model, batch, seq, "--recompute", "--profile", "lavapipe"))
+        rcs = manifest(self.compile_plan("c-rcs.tplan", model, batch, seq, "--recompute", "--stream-weights",
+                                         "--profile", "lavapipe"))
+        half = manifest(self.compile_plan("c-half.tplan", model, batch // 2, seq, "--recompute", "--profile",
+                                          "lavapipe"))
+        budget = max(rcs["memory"]["total_bytes"], half["memory"]["total_bytes"]) + 1024
+        self.assertLess(budget, rc["memory"]["total_bytes"], "the case needs a budget under the recomputed peak")
+        with open(os.path.join(common.ROOT, "autotune", "profiles", "lavapipe.json")) as f:
+            prof = json.load(f)
+        prof["name"] = "lavapipe-with-copy-queue"
+        prof["device"]["copy_queue"] = True
+        with_queue = self.path("copy-queue.json")
+        with open(with_queue, "w") as f:
+            json.dump(prof, f)
+        choice = {}
+        for name, profile in (("without", "lavapipe"), ("with", with_queue)):
+            r = tessera("compile", model, "-o", self.path(f"c-{name}.tplan"), "--batch", batch, "--seq", seq,
+                        "--lora-rank", RANK, "--lora-alpha", ALPHA, "--lora-targets", "all-linear", "--recompute",
+                        "--profile", profile, "--memory-budget", str(budget))
+            m = re.search(r"^memory budget [0-9.]+ MiB: (.*) -> peak", r.stdout, re.M)
+            self.assertTrue(m, r.describe())
+            choice[name] = m.group(1)
+        self.assertIn("micro-batches of 2 x 2", choice["without"])
+        self.assertNotIn("streamed", choice["without"])
+        self.assertIn("streamed from host memory", choice["with"])
+        self.assertNotIn("micro-batches", choice["with"])
+        self.assertLessEqual(manifest(self.path("c-with.tplan"))["memory"]["total_bytes"], budget)
+        data = write_ids(self.path("c.jsonl"), 256, seq, 4, seed=9, masked=False)
+        ad = self.path("adapter-c")
+        reference("random-adapter", "--model", model, "--rank", RANK, "--alpha", ALPHA,
+                  "--targets", "all-linear", "--seed", 10, "--b-std", 0.05, "--out", ad)
+        want = self.train(self.path("c-rc.tplan"), model, data, ad, 2, "c-rc")
+        self.assertEqual(self.train(self.path("c-with.tplan"), model, data, ad, 2, "c-with"), want)
 
     def test_streamed_quantised_weights(self):
         """--stream-weights with a q8_0 base: the quantised weights stream too (their blocks copied as 32-bit

@@ -48,7 +48,7 @@ class Validation(TempDirTest):
         with open(cls.small_data, "w") as f:
             f.write('{"input_ids": [1, 2, 3, 4]}\n')
 
-    def validated(self, name, *args, fault=None, check=True):
+    def validated(self, name, *args, fault=None, check=True, extra_env=None):
         """Runs tessera under the layers; returns (result, the log's report lines)."""
         d = self.path("layers-" + name)
         os.makedirs(d, exist_ok=True)
@@ -62,6 +62,7 @@ class Validation(TempDirTest):
         env = {"VK_LAYER_SETTINGS_PATH": d, "VK_INSTANCE_LAYERS": "VK_LAYER_KHRONOS_validation"}
         if fault:
             env["TESSERA_FAULT"] = fault
+        env.update(extra_env or {})
         r = tessera(*args, env=env, timeout=900, check=check)
         self.assertTrue(os.path.exists(log), "the layer did not read " + os.path.join(d, "vk_layer_settings.txt"))
         with open(log, errors="replace") as f:
@@ -86,6 +87,12 @@ class Validation(TempDirTest):
         _, reports, text = self.validated("stream", "train", plan, "--weights", self.model, "--data", self.data,
                                           "--steps", 2, "--out", self.path("adapter-stream"))
         self.assertEqual(reports, [], "train --stream-weights: the validation layers reported:\n" + text[-6000:])
+        # The transfer queue's schedule (copy batches, compute segments, timeline semaphores) on one queue.
+        r, reports, text = self.validated("stream-segments", "train", plan, "--weights", self.model, "--data",
+                                          self.data, "--steps", 2, "--out", self.path("adapter-segments"),
+                                          extra_env={"TESSERA_TRANSFER_QUEUE": "compute"})
+        self.assertIn("compute segments (one queue)", r.stderr)
+        self.assertEqual(reports, [], "the segmented schedule: the validation layers reported:\n" + text[-6000:])
 
     def test_generate_is_clean(self):
         plan = self.path("gen.tplan")

@@ -156,6 +156,7 @@ void addTuneModelCommand(CLI::App &app) {
       l.max_buffer_bytes = int64_t(d.maxStorageBufferRange);
       l.max_allocation_bytes = int64_t(d.maxMemoryAllocationSize);
       l.memory_heap_bytes = int64_t(d.deviceLocalHeap);
+      l.copy_queue = d.copyQueue;
       l.features = {d.float16, d.int16, d.storage16, d.bfloat16, d.int8, d.integerDot};
       c.profile = f->tune.out + ".base.json";
       tessera::util::writeFileAtomic(c.profile, profileToJson(profileFromProperties(id, l)));

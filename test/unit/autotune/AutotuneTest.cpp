@@ -140,8 +140,10 @@ TEST(Profile, RulesFromProperties) {
   DeviceIdentity amd{0x1002, 0x744c, 1, "AMD Radeon RX 7900", "radv", "discrete GPU"};
   DeviceLimits l;
   l.subgroup_size = 64, l.max_workgroup_invocations = 1024, l.shared_memory_bytes = 65536;
+  l.copy_queue = true;
   DeviceProfile p = profileFromProperties(amd, l);
   EXPECT_EQ(p.subgroup_size, 64);
+  EXPECT_TRUE(p.copy_queue); // --memory-budget streams weights early on it
   EXPECT_EQ(p.max_workgroup_invocations, 1024);
   EXPECT_EQ(p.shared_memory_bytes, 49152); // capped where the generators are tested
   EXPECT_EQ(p.elementwise_workgroup, 256);

@@ -91,6 +91,18 @@ TEST(Profile, GradNormWorkgroup) {
   EXPECT_NE(errorOf(R"({"grad_norm": {"workgroups": 64}})").find("grad_norm"), std::string::npos);
 }
 
+TEST(Profile, CopyQueue) {
+  EXPECT_FALSE(parseProfile(R"({"name": "x"})", "x.json").copy_queue);
+  DeviceProfile q = parseProfile(R"({"name": "x", "device": {"copy_queue": true}})", "q.json");
+  EXPECT_TRUE(q.copy_queue);
+  EXPECT_TRUE(parseProfile(profileToJson(q), "back.json").copy_queue);
+  EXPECT_TRUE(loadProfile(kDir + "/nvidia.json").copy_queue);
+  EXPECT_TRUE(loadProfile(kDir + "/h200-tuned.json").copy_queue);
+  EXPECT_FALSE(loadProfile(kDir + "/lavapipe.json").copy_queue);
+  EXPECT_NE(errorOf(R"({"device": {"copy_queue": 1}})").find("device.copy_queue: must be true or false"),
+            std::string::npos);
+}
+
 TEST(Profile, SelectMatmulVariant) {
   const DeviceProfile &p = defaultProfile();
   EXPECT_EQ(p.selectMatmul(4096, 8, 2048).name, "lora_down");
