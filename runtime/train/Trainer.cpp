@@ -505,28 +505,68 @@ bool writeCurrentAdapter(Session &s, const std::string &dir) {
   return true;
 }
 
+// "'NAME' (layer N, dispatch D of T in PROGRAM: KERNEL)": a non-finite
+// search's find, named by its value (an ONNX node, so the layer).
+std::string describeNonFinite(const plan::Plan &p, const std::string &program, const vk::Executor::NonFinite &nf) {
+  const std::string &name = p.buffers[nf.buffer].name;
+  const plan::Program &prog = *p.program(program);
+  std::string layer;
+  if (size_t at = name.find("layers."); at != std::string::npos) {
+    size_t end = name.find_first_not_of("0123456789", at + 7);
+    if (end > at + 7) layer = "layer " + name.substr(at + 7, end - at - 7) + ", ";
+  }
+  return "'" + name + "' (" + layer + "dispatch " + std::to_string(nf.dispatch + 1) + " of " +
+         std::to_string(prog.dispatches.size()) + " in " + program + ": " +
+         p.kernels[prog.dispatches[nf.dispatch].kernel].name + ")";
+}
+
 // Where the forward of `batch` first holds a NaN or an infinity (the eval
-// program run again dispatch by dispatch, each output read back): the
-// value's name (an ONNX node, so the layer) for the stop message.
+// program run again dispatch by dispatch, each output read back).
 std::string whereNonFinite(Session &s, const data::Batch &batch) {
   if (!s.exec().hasProgram("eval")) return "";
   try {
     s.upload(batch);
     std::optional<vk::Executor::NonFinite> nf = s.exec().firstNonFinite("eval");
     if (!nf) return "; its forward on that batch is finite";
-    const plan::Plan &p = s.plan();
-    const std::string &name = p.buffers[nf->buffer].name;
-    const plan::Program &eval = *p.program("eval");
-    std::string layer;
-    if (size_t at = name.find("layers."); at != std::string::npos) {
-      size_t end = name.find_first_not_of("0123456789", at + 7);
-      if (end > at + 7) layer = "layer " + name.substr(at + 7, end - at - 7) + ", ";
-    }
-    return "; the first NaN or infinity of its forward is in '" + name + "' (" + layer + "dispatch " +
-           std::to_string(nf->dispatch + 1) + " of " + std::to_string(eval.dispatches.size()) + " in eval: " +
-           p.kernels[eval.dispatches[nf->dispatch].kernel].name + ")";
+    return "; the first NaN or infinity of its forward is in " + describeNonFinite(s.plan(), "eval", *nf);
   } catch (const std::exception &) {
     return ""; // the report stays without it
+  }
+}
+
+// Where a step whose losses were finite got a non-finite gradient norm: its
+// micro-batches' train_step run again dispatch by dispatch (activations and
+// gradient accumulators zeroed first); when every value is finite, the sum
+// of squares overflowed, and the largest gradient is named instead.
+std::string whereNonFiniteGradient(Session &s, const std::vector<std::pair<data::Batch, int64_t>> &microBatches) {
+  try {
+    const plan::Plan &p = s.plan();
+    for (size_t k = 0; k < microBatches.size(); ++k) {
+      s.upload(microBatches[k].first);
+      s.writeDropoutSeed(microBatches[k].second);
+      if (std::optional<vk::Executor::NonFinite> nf = s.exec().firstNonFinite("train_step", true))
+        return "; the first NaN or infinity of its training step" +
+               (microBatches.size() > 1 ? " (micro-batch " + std::to_string(k + 1) + ")" : std::string()) + " is in " +
+               describeNonFinite(p, "train_step", *nf);
+    }
+    // Finite everywhere: the largest gradient (of the last micro-batch run).
+    float largest = 0;
+    std::string where;
+    std::vector<float> g;
+    for (size_t i = 0; i < p.buffers.size(); ++i) {
+      const plan::Buffer &b = p.buffers[i];
+      if (b.kind != plan::BufferKind::Gradient || b.alias_of >= 0 || b.dtype != plan::DType::F32) continue;
+      g.resize(b.bytes / 4);
+      s.exec().read(i, g.data(), g.size() * 4);
+      for (float x : g)
+        if (std::fabs(x) > largest) largest = std::fabs(x), where = b.name;
+    }
+    char text[64];
+    std::snprintf(text, sizeof(text), "%.3g", double(largest));
+    return "; every value of its training step is finite: the sum of the gradients' squares overflows (the "
+           "largest gradient, " + std::string(text) + ", is in '" + where + "')";
+  } catch (const std::exception &) {
+    return "";
   }
 }
 
@@ -755,9 +795,11 @@ TrainResult runTraining(const TrainOptions &options) {
       double lossSum = 0, gpuMs = 0;
       int64_t counted = 0;
       bool timed = true;
+      std::vector<std::pair<data::Batch, int64_t>> microBatches; // (batch, dropout seed) for a non-finite report
       for (int64_t k = 0; k < accum; ++k) {
         data::Batch batch = s.batcher().nextTrain();
         if (batch.countedTokens() == 0) continue; // no loss, no gradient: contributes nothing
+        microBatches.emplace_back(batch, (step - 1) * accum + k);
         s.upload(batch);
         s.writeDropoutSeed((step - 1) * accum + k);
         vk::ProgramTiming timing = s.exec().run("train_step");
@@ -791,7 +833,8 @@ TrainResult runTraining(const TrainOptions &options) {
         float total = norm[plan::kGradTotalNorm];
         if (!std::isfinite(total)) // adamw_accum skipped the update
           stopWithLastGoodAdapter(s, "the gradient norm is " + std::string(std::isnan(total) ? "nan" : "inf") +
-                                         " at step " + std::to_string(step), step, o.out);
+                                         " at step " + std::to_string(step) + whereNonFiniteGradient(s, microBatches),
+                                  step, o.out);
         normJson = total;
         coefJson = norm[plan::kGradClipCoef];
         ++updates;

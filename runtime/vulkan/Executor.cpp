@@ -995,7 +995,7 @@ void Executor::submitOnce(const std::string &what, const std::function<void(VkCo
   check(vkResetFences(dev, 1, &fence_), "vkResetFences");
 }
 
-std::optional<Executor::NonFinite> Executor::firstNonFinite(const std::string &program) {
+std::optional<Executor::NonFinite> Executor::firstNonFinite(const std::string &program, bool clearGradients) {
   auto it = programs_.find(program);
   if (it == programs_.end()) throw VulkanError("the plan has no program '" + program + "'");
   const plan::Program *prog = plan_.program(program);
@@ -1004,7 +1004,9 @@ std::optional<Executor::NonFinite> Executor::firstNonFinite(const std::string &p
   // leaves the rest as it was, and after a failed step that may be NaN.
   submitOnce("program '" + program + "': clearing the activations for the non-finite search", [&](VkCommandBuffer cmd) {
     for (size_t i = 0; i < plan_.buffers.size(); ++i)
-      if (root_[i] == i && plan_.buffers[i].kind == plan::BufferKind::Activation && plan_.buffers[i].bytes)
+      if (root_[i] == i && plan_.buffers[i].bytes &&
+          (plan_.buffers[i].kind == plan::BufferKind::Activation ||
+           (clearGradients && plan_.buffers[i].kind == plan::BufferKind::Gradient)))
         vkCmdFillBuffer(cmd, buffers_[i], 0, VK_WHOLE_SIZE, 0);
   });
   for (size_t di = 0; di < prog->dispatches.size(); ++di) {

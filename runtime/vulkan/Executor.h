@@ -106,7 +106,9 @@ public:
   struct NonFinite {
     size_t dispatch = 0, buffer = 0;
   };
-  std::optional<NonFinite> firstNonFinite(const std::string &program);
+  // clearGradients: the gradient accumulators zeroed too (train_step adds
+  // into them: after a non-finite step they hold what it left).
+  std::optional<NonFinite> firstNonFinite(const std::string &program, bool clearGradients = false);
   // Submits the program's command buffer and waits for it.
   ProgramTiming run(const std::string &program);
   // With ExecutorOptions::dispatch_timestamps: per dispatch of the program's

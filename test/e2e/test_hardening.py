@@ -33,7 +33,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 import common
-from common import TempDirTest, tessera
+from common import TempDirTest, reference, safetensors_io, tessera
 from planfile import PlanFile
 
 CRASH_MARKERS = ("Traceback", "terminate called", "Aborted", "Segmentation fault", "core dumped",
@@ -105,6 +105,27 @@ class Hardening(TempDirTest):
                               contains=("the loss is nan at step 1; the first NaN or infinity of its forward is in "
                                         "'/model/layers.1/", "' (layer 1, dispatch ",
                                         "the adapter after step 0 was written to " + out))
+        self.assertTrue(os.path.exists(os.path.join(out, "adapter_model.safetensors")), r.describe())
+
+    def test_a_non_finite_gradient_norm_says_where(self):
+        # An adapter whose B is zero and whose A is huge (1e19): the forward is the base model's (B (A x) = 0,
+        # finite), the loss finite, but lora_B's gradient dY^T (A x) ~ 1e18 and the sum of its squares overflows
+        # float32. The stop names the step, says the training step's values are finite (the search ran it again
+        # dispatch by dispatch) and names the largest gradient, a lora_B.
+        ad = self.path("huge-a")
+        reference("random-adapter", "--model", self.model, "--rank", 2, "--targets", "q_proj,v_proj",
+                  "--b-std", 0, "--seed", 3, "--out", ad)
+        f = os.path.join(ad, "adapter_model.safetensors")
+        tensors, meta = safetensors_io.load(f)
+        for k in tensors:
+            if "lora_A" in k:
+                tensors[k] = (tensors[k] * 1e19).astype(np.float32)
+        safetensors_io.save(f, tensors, meta)
+        out = self.path("huge-out")
+        r = self.expect_error(*self.train_args(out, "--init-adapter", ad, "--lr", 1e-4),
+                              contains=("the gradient norm is inf at step 1; every value of its training step is "
+                                        "finite: the sum of the gradients' squares overflows (the largest gradient, ",
+                                        "lora_B", "the adapter after step 0 was written to " + out))
         self.assertTrue(os.path.exists(os.path.join(out, "adapter_model.safetensors")), r.describe())
 
     # ----------------------------------------------------------------- plans are code
