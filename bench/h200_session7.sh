@@ -94,7 +94,7 @@ fi
 if has budget; then
   echo "=== 2 GiB budgets in the copy-queue order ($(left) s left)"
   tr budget2g-split bf16-budget
-  tr budget2g-nv budget2g-nv
+  [ -f $D/budget2g-nv.tplan ] && tr budget2g-nv budget2g-nv
 fi
 python3 - $OUT <<'PY'
 import json, os, sys

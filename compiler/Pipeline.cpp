@@ -135,6 +135,11 @@ std::string overLimit(const plan::Plan &p, uint64_t limit, const std::string &pr
 
 // The logits budget of a loss chunk unless a memory budget asks for less.
 constexpr int64_t kLossChunkBudget = int64_t(64) << 20;
+// Whatever the budget, a loss chunk holds at least this many tokens where a
+// buffer holds them: a 4 MiB chunk of a 151,936-word vocabulary is 13 tokens,
+// and each chunk's lm_head products read the whole table (the H200 trained a
+// 2 GiB budget's plan of such chunks at 5,468 tokens/s, docs/benchmarks.md).
+constexpr int64_t kMinLossChunkTokens = 64;
 
 // What --memory-budget may change, cheapest first.
 struct MemoryChoice {
@@ -210,7 +215,8 @@ std::vector<MemoryChoice> memoryChoices(const MemoryChoice &asked, bool userChun
 std::string describeChoice(const MemoryChoice &c, const MemoryChoice &asked) {
   std::vector<std::string> parts;
   if (c.chunk_budget != asked.chunk_budget)
-    parts.push_back("loss chunks of at most " + mibText(uint64_t(c.chunk_budget)) + " of logits");
+    parts.push_back("loss chunks of at most " + mibText(uint64_t(c.chunk_budget)) + " of logits (or of " +
+                    std::to_string(kMinLossChunkTokens) + " tokens, whichever is more)");
   if (c.recompute && !asked.recompute)
     parts.push_back("recompute");
   if (c.batch != asked.batch)
@@ -431,6 +437,7 @@ int compileModel(const CompileOptions &o, std::string &error) {
     pipeline.loraProducts = loraProducts;
     pipeline.maxBufferBytes = maxBufferBytes; // weights over it split, loss chunks under it
     pipeline.chunkBudget = c.chunk_budget;
+    pipeline.minChunkTokens = kMinLossChunkTokens;
     pipeline.baseDtype = o.base_dtype;
     pipeline.baseDtypeOverrides = o.gguf_weights.empty() ? o.base_dtype_overrides : gguf.overrides;
     buildTrainingPipeline(training, pipeline);

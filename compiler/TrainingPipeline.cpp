@@ -32,6 +32,8 @@ void buildTrainingPipeline(mlir::OpPassManager &pm, const TrainingPipelineOption
   chunking.chunkTokens = o.chunkTokens;
   // A logits chunk (and its gradient) must fit one buffer of the target.
   chunking.budgetBytes = std::min<int64_t>(o.chunkBudget, o.maxBufferBytes);
+  chunking.minChunkTokens = o.minChunkTokens;
+  chunking.maxChunkBytes = o.maxBufferBytes;
   pm.addPass(t::createTesseraChunkLoss(chunking));
   // Weights beyond the target's buffer limit: row tiles (docs/memory.md).
   t::TesseraSplitLargeTensorsOptions splitting;

@@ -47,6 +47,9 @@ struct TrainingPipelineOptions : mlir::PassPipelineOptions<TrainingPipelineOptio
                                  llvm::cl::init(int64_t(1) << 27)};
   Option<int64_t> chunkBudget{*this, "chunk-budget", llvm::cl::desc("bytes of logits per loss chunk"),
                               llvm::cl::init(int64_t(64) << 20)};
+  Option<int64_t> minChunkTokens{*this, "min-chunk-tokens",
+                                 llvm::cl::desc("loss chunks of at least this many tokens where a buffer holds them"),
+                                 llvm::cl::init(0)};
   Option<std::string> baseDtype{*this, "base-dtype",
                                 llvm::cl::desc("frozen linear weights block-quantised: q8_0, q4_0, tq2_0 (empty: none)"),
                                 llvm::cl::init("")};

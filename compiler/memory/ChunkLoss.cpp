@@ -141,6 +141,14 @@ struct TesseraChunkLossPass : impl::TesseraChunkLossBase<TesseraChunkLossPass> {
       if (rows * rowBytes <= budgetBytes)
         return success();
       chunkRows = std::max<int64_t>(1, budgetBytes / rowBytes);
+      // A floor of token rows (a large vocabulary's few rows per budget
+      // would read the whole table once per handful of tokens), within the
+      // buffer limit.
+      int64_t cap = maxChunkBytes > 0 ? maxChunkBytes : budgetBytes;
+      if (chunkRows < minChunkTokens)
+        chunkRows = std::max<int64_t>(chunkRows, std::min<int64_t>(minChunkTokens, cap / rowBytes));
+      if (rows <= chunkRows)
+        return success();
     }
     int64_t chunks = (rows + chunkRows - 1) / chunkRows;
     if (chunks <= 1)
@@ -224,8 +232,9 @@ struct TesseraChunkLossPass : impl::TesseraChunkLossBase<TesseraChunkLossPass> {
       emitError(module.getLoc(), "tessera-chunk-loss: the module has no @loss function (run tessera-append-loss first)");
       return signalPassFailure();
     }
-    if (chunkTokens < 0 || budgetBytes < 1) {
-      emitError(module.getLoc(), "tessera-chunk-loss: chunk-tokens must be >= 0 and budget-bytes >= 1");
+    if (chunkTokens < 0 || budgetBytes < 1 || minChunkTokens < 0 || maxChunkBytes < 0) {
+      emitError(module.getLoc(), "tessera-chunk-loss: chunk-tokens, min-chunk-tokens and max-chunk-bytes must be >= 0 "
+                                 "and budget-bytes >= 1");
       return signalPassFailure();
     }
     SmallVector<CrossEntropyOp> ces;

@@ -352,7 +352,12 @@ def TesseraChunkLoss : Pass<"tessera-chunk-loss", "ModuleOp"> {
     Option<"chunkTokens", "chunk-tokens", "int64_t", /*default=*/"0",
            "token rows per chunk (0: the most that fit budget-bytes; chunking only when needed)">,
     Option<"budgetBytes", "budget-bytes", "int64_t", /*default=*/"67108864",
-           "largest logits chunk in bytes when chunk-tokens is 0">
+           "largest logits chunk in bytes when chunk-tokens is 0">,
+    Option<"minChunkTokens", "min-chunk-tokens", "int64_t", /*default=*/"0",
+           "with chunk-tokens 0, chunks of at least this many token rows where they fit max-chunk-bytes: "
+           "below it the lm_head product of a large vocabulary is bound by reading its table, chunk after chunk">,
+    Option<"maxChunkBytes", "max-chunk-bytes", "int64_t", /*default=*/"0",
+           "the logits chunk a min-chunk-tokens floor may reach (the target's buffer limit; 0: budget-bytes)">
   ];
 }
 

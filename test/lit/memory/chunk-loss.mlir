@@ -6,6 +6,12 @@
 // RUN: tessera-opt %s --tessera-chunk-loss="budget-bytes=224" | FileCheck %s --check-prefix=FITS
 // A 100-byte budget holds 3 rows of 7 logits: 3 balanced chunks of 3, 3, 2 rows.
 // RUN: tessera-opt %s --tessera-chunk-loss="budget-bytes=100" | FileCheck %s --check-prefix=BUDGET
+// A floor of 4 token rows where a chunk of them fits max-chunk-bytes (4 x 28 = 112 bytes): 2 chunks of 4 rows.
+// RUN: tessera-opt %s --tessera-chunk-loss="budget-bytes=100 min-chunk-tokens=4 max-chunk-bytes=112" | FileCheck %s --check-prefix=FLOOR
+// A floor whose chunk would not fit max-chunk-bytes goes as far as it fits: 3 rows (84 bytes), as the budget's.
+// RUN: tessera-opt %s --tessera-chunk-loss="budget-bytes=100 min-chunk-tokens=6 max-chunk-bytes=100" | FileCheck %s --check-prefix=BUDGET
+// A floor of all 8 rows: no chunks.
+// RUN: tessera-opt %s --tessera-chunk-loss="budget-bytes=100 min-chunk-tokens=8 max-chunk-bytes=1000" | FileCheck %s --check-prefix=FITS
 
 // CHECK-LABEL: func.func @loss
 // CHECK: %[[W:.*]] = tessera.param frozen "lm_head.weight" : tensor<7x5xf32>
@@ -47,6 +53,10 @@
 
 // BUDGET-COUNT-2: tessera.cross_entropy %{{.*}} {shift = false} : (tensor<3x7xf32>, tensor<3xi32>) -> tensor<f32>
 // BUDGET: tessera.cross_entropy %{{.*}} {shift = false} : (tensor<2x7xf32>, tensor<2xi32>) -> tensor<f32>
+
+// FLOOR-LABEL: func.func @loss
+// FLOOR-COUNT-2: tessera.cross_entropy %{{.*}} {shift = false} : (tensor<4x7xf32>, tensor<4xi32>) -> tensor<f32>
+// FLOOR-NOT: tessera.cross_entropy
 func.func @loss(%ids: tensor<2x4xi32>, %labels: tensor<2x4xi32>) -> tensor<f32> {
   %emb = tessera.param frozen "embed.weight" : tensor<7x5xf32>
   %h = tessera.gather %emb[%ids] {axis = 0 : i64} : (tensor<7x5xf32>, tensor<2x4xi32>) -> tensor<2x4x5xf32>
