@@ -68,8 +68,7 @@ void addModelFlags(CLI::App *cmd, tessera::CompileOptions &o) {
       ->check(tessera::cli::integerIn(0, 100000));
   cmd->add_flag_callback("--fused-attention", [&o] { o.fused_attention = 1; },
                          "keep attention one fused kernel forward and two backward that never store the "
-                         "[B, H, T, S] probabilities (the default unless the profile says fused_attention: false, "
-                         "as nvidia.json does: there the decomposed tensor-core products are faster)");
+                         "[B, H, T, S] probabilities (the default unless the profile says fused_attention: false)");
   cmd->add_flag_callback("--no-fused-attention", [&o] { o.fused_attention = 0; },
                          "decompose attention into matmul and softmax kernels before autodiff");
   cmd->add_option("--memory-budget", o.memory_budget,

@@ -131,8 +131,40 @@ AttentionShape attentionShape(Value q, Value k, Value mask, int64_t groups) {
     SmallVector<int64_t> strides = rowMajorStrides(padded);
     for (int i = 0; i < 4; ++i)
       s.maskStrides[i] = padded[i] == 1 ? 0 : strides[i];
+    if (s.T == s.S)
+      s.band = constantMaskBand(mask);
   }
   return s;
+}
+
+std::optional<int64_t> constantMaskBand(Value mask) {
+  auto c = mask ? mask.getDefiningOp<ConstantOp>() : ConstantOp();
+  if (!c)
+    return std::nullopt;
+  auto dense = dyn_cast<DenseElementsAttr>(c.getValue());
+  ArrayRef<int64_t> shape = cast<ShapedType>(mask.getType()).getShape();
+  if (!dense || !dense.getElementType().isF32() || shape.size() < 2 || shape.back() != shape[shape.size() - 2])
+    return std::nullopt;
+  const int64_t T = shape.back();
+  if (dense.isSplat() || T == 0)
+    return std::nullopt;
+  // The raw data (not splat: a float per element), read in place.
+  ArrayRef<char> raw = dense.getRawData();
+  ArrayRef<float> v(reinterpret_cast<const float *>(raw.data()), raw.size() / sizeof(float));
+  if (int64_t(v.size()) != cast<ShapedType>(mask.getType()).getNumElements())
+    return std::nullopt;
+  // The window from the first slice's last row, then every element checked.
+  int64_t first = 0;
+  while (first < T && !(v[(T - 1) * T + first] == 0.0f))
+    ++first;
+  const int64_t window = first == 0 ? -1 : T - first;
+  for (size_t i = 0; i < v.size(); ++i) {
+    int64_t t = int64_t(i / T) % T, k = int64_t(i % T);
+    bool live = k <= t && (window < 0 || k > t - window);
+    if (live ? !(v[i] == 0.0f) : !(v[i] <= -1e30f))
+      return std::nullopt;
+  }
+  return window;
 }
 
 Value attentionMaskAt(KernelBuilder &kb, const AttentionShape &s, Value b, Value h, Value t, Value key) {

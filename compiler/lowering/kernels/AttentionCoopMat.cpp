@@ -51,6 +51,7 @@
 
 #include "llvm/Support/MathExtras.h"
 
+#include <cmath>
 #include <limits>
 
 using namespace mlir;
@@ -61,6 +62,13 @@ namespace {
 
 constexpr int64_t kPad = 8; // halves of padding per shared row
 constexpr double kInf = std::numeric_limits<double>::infinity();
+// Mask values at or below this are dead: -inf, or finfo.min as Hugging Face
+// masks. Distinct floats this large differ by more than 1e22, so a dead
+// term next to a live one is exp(-1e22) = 0 exactly.
+constexpr double kDead = -1e30;
+// The forward moves a row's reference max only when a block's max exceeds it
+// by more than this (P <= 256 in the half operand).
+const double kLnRescale = std::log(256.0);
 
 struct Geometry {
   int64_t Br, Bc, D, MM, MN, MK, SGM, SGN, SG;
@@ -75,12 +83,12 @@ struct Geometry {
   int64_t tpr() const { return std::max<int64_t>(1, threads() / Br); }
   int64_t scratchFloats() const { return subgroups() * MM * MN; }
   int64_t forwardShared() const {
-    return stageRows() * ldD() * 2 + Br * Bc * 4 + Br * (Bc + kPad) * 2 + 3 * Br * 4 + 2 * Br * tpr() * 4 +
-           scratchFloats() * 4;
+    return stageRows() * ldD() * 2 + Br * (Bc + 4) * 4 + Br * (Bc + kPad) * 2 + 3 * Br * 4 + 2 * Br * tpr() * 4 +
+           scratchFloats() * 4 + 3 * subgroups() * 4; // votes
   }
   int64_t backwardShared() const {
     return stageRows() * ldD() * 2 + 2 * Br * Bc * 4 + 2 * Br * (Bc + kPad) * 2 + 2 * std::max(Br, Bc) * 4 +
-           scratchFloats() * 4;
+           scratchFloats() * 4 + 2 * subgroups() * 4; // votes
   }
 };
 
@@ -163,29 +171,31 @@ struct CoopBuilder {
   /// Rows row0 + r (r < rows; zeros at and past `total`) of D elements of
   /// `mem` (words; row i at element base + i * D) into the staging words at
   /// row offset `at` (rows of ldD halves). All threads; a barrier must follow.
+  /// The loads are unconditional (rows clamped into the tensor, zeros
+  /// selected after): a load under a branch waits for the one before it.
   void stage(Value shared, int64_t atRow, Value mem, Value base, Value row0, int64_t rows, int64_t total) {
     const int64_t perRow = g.D / 8, n = rows * perRow, NT = g.threads();
-    for (int64_t j = 0; j < ceilDiv(n, NT); ++j) {
-      Value v = kb.addi(tid, j * NT);
-      auto body = [&] {
-        Value r = kb.udiv(v, kb.idx(perRow)), w = kb.urem(v, kb.idx(perRow));
-        Value row = kb.add(row0, r);
-        auto ifOp = b.create<scf::IfOp>(TypeRange{word4}, kb.ulti(row, total), true, true);
-        {
-          OpBuilder::InsertionGuard guard(b);
-          b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-          Value at = kb.add(kb.udiv(base, kb.idx(8)), kb.add(kb.muli(row, perRow), w));
-          b.create<scf::YieldOp>(ValueRange{b.create<memref::LoadOp>(mem, ValueRange{at})});
-          b.setInsertionPointToStart(&ifOp.getElseRegion().front());
-          b.create<scf::YieldOp>(ValueRange{zeroWords});
-        }
-        Value to = kb.add(kb.idx(atRow * g.ldD() / 8), kb.add(kb.muli(r, g.ldD() / 8), w));
-        b.create<memref::StoreOp>(ifOp.getResult(0), shared, ValueRange{to});
-      };
-      if (n % NT)
-        kb.ifThen(kb.ulti(v, n), body);
-      else
-        body();
+    SmallVector<std::pair<Value, Value>> loaded; // (value, shared index)
+    auto load = [&](Value v) {
+      Value r = kb.udiv(v, kb.idx(perRow)), w = kb.urem(v, kb.idx(perRow));
+      Value row = kb.add(row0, r);
+      Value rowC = b.create<arith::MinUIOp>(row, kb.idx(total - 1));
+      Value at = kb.add(kb.udiv(base, kb.idx(8)), kb.add(kb.muli(rowC, perRow), w));
+      Value word = b.create<arith::SelectOp>(kb.ulti(row, total), b.create<memref::LoadOp>(mem, ValueRange{at}),
+                                             zeroWords);
+      return std::make_pair(word, kb.add(kb.idx(atRow * g.ldD() / 8), kb.add(kb.muli(r, g.ldD() / 8), w)));
+    };
+    // Every load first, then the stores: the loads are in flight together.
+    for (int64_t j = 0; j < n / NT; ++j)
+      loaded.push_back(load(kb.addi(tid, j * NT)));
+    for (auto &[word, to] : loaded)
+      b.create<memref::StoreOp>(word, shared, ValueRange{to});
+    if (n % NT) {
+      Value v = kb.addi(tid, (n / NT) * NT);
+      kb.ifThen(kb.ulti(v, n), [&] {
+        auto [word, to] = load(v);
+        b.create<memref::StoreOp>(word, shared, ValueRange{to});
+      });
     }
   }
 
@@ -216,6 +226,21 @@ struct CoopBuilder {
     return out;
   }
   SmallVector<Value> zeros(int64_t n) { return SmallVector<Value>(n, zeroC()); }
+
+  /// Whether `mine` holds for any thread of the workgroup: a subgroup sum
+  /// into votes[at + subgroup], a barrier, then every thread reads them all
+  /// (the same answer everywhere: a workgroup-uniform branch may follow).
+  Value anyInWorkgroup(Value mine, Value votes, Value at) {
+    Value one = kb.select(mine, kb.f32(1.0), kb.f32(0.0));
+    Value sum = b.create<gpu::SubgroupReduceOp>(one, gpu::AllReduceOperation::ADD, /*uniform=*/false);
+    kb.ifThen(b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, lane, kb.idx(0)),
+              [&] { kb.store(sum, votes, kb.add(at, sg)); });
+    kb.barrier();
+    Value all = kb.f32(0.0);
+    for (int64_t i = 0; i < g.subgroups(); ++i)
+      all = kb.fadd(all, kb.load(votes, kb.addi(at, i)));
+    return b.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, all, kb.f32(0.5));
+  }
   /// The A fragments of a half array [rows][ld] in shared memory.
   std::function<Value(int64_t, int64_t)> halfRows(Value mem, int64_t ld) {
     return [this, mem, ld](int64_t i, int64_t ks) { return load(aT, Operand{mem, 0, ld, false, false}, rowOf(i), kb.idx(ks * g.MK)); };
@@ -256,9 +281,32 @@ struct CoopBuilder {
 Value isNegInf(KernelBuilder &kb, Value x) {
   return kb.b.create<arith::CmpFOp>(arith::CmpFPredicate::OEQ, x, kb.f32(-kInf));
 }
+// A mask value (or max) above the dead level; NaN counts as live.
+Value isLive(KernelBuilder &kb, Value x) {
+  return kb.b.create<arith::CmpFOp>(arith::CmpFPredicate::UGT, x, kb.f32(kDead));
+}
 Value uminI(KernelBuilder &kb, Value a, int64_t c) { return kb.select(kb.ulti(a, c), a, kb.idx(c)); }
 
-std::string coopKey(Operation *op) { return opKey(op) + " coopmat"; }
+std::string coopKey(Operation *op, const AttentionShape &s) {
+  return opKey(op) + " coopmat" + (s.band ? " band " + std::to_string(*s.band) : "");
+}
+
+// Whether key kIdx is in query t's band (window w, -1 causal).
+Value inBand(KernelBuilder &kb, const AttentionShape &s, Value t, Value kIdx) {
+  Value causal = kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ule, kIdx, t);
+  return *s.band < 0 ? causal : kb.andi(causal, kb.ult(t, kb.addi(kIdx, *s.band)));
+}
+
+// Whether the queries [t0, t0 + tn) and keys [k0, k0 + kn) hold a pair in
+// the band (0 <= t - k < window): t - k takes every value between its ends.
+Value blockInBand(KernelBuilder &kb, const AttentionShape &s, Value t0, int64_t tn, Value k0, int64_t kn) {
+  // The largest t - k >= 0,
+  Value reach = kb.ult(k0, kb.addi(t0, tn));
+  if (*s.band < 0)
+    return reach;
+  // and the first query < the last key + window.
+  return kb.andi(reach, kb.ult(t0, kb.addi(k0, kn - 1 + *s.band)));
+}
 
 } // namespace
 
@@ -324,113 +372,221 @@ FailureOr<OpLowering> lowerFlashAttentionCoopMat(LoweringContext &ctx, FlashAtte
   for (unsigned i = 0; i < args.size(); ++i)
     slots.push_back(i);
 
-  KernelHandle k = ctx.getOrCreate("flash_attention_coopmat", coopKey(op), args, {g.threads(), 1, 1},
+  KernelHandle k = ctx.getOrCreate("flash_attention_coopmat", coopKey(op, s), args, {g.threads(), 1, 1},
                                    [&](KernelBuilder &kb) {
     CoopBuilder c(kb, g, bf16);
-    Value q = kb.arg(0), key = kb.arg(1), val = kb.arg(2), mask = s.hasMask ? kb.arg(3) : Value();
+    // A band mask is never read: the blocks outside it are not visited, the
+    // keys inside masked by index.
+    Value q = kb.arg(0), key = kb.arg(1), val = kb.arg(2), mask = s.hasMask && !s.band ? kb.arg(3) : Value();
     Value out = kb.arg(nIn), lse = kb.arg(nIn + 1);
     Type f32 = c.f32;
     const int64_t Br = g.Br, Bc = g.Bc, NT = g.threads(), tpr = g.tpr(), perPass = NT / tpr;
     const int64_t fm = g.fm(), fnB = g.fnBlock(), fnD = g.fnD(), ldP = Bc + kPad;
     Value stage = kb.sharedArray(g.stageRows() * g.ldD() / 8, c.word4);
-    Value ss = kb.sharedArray(Br * Bc, f32), ps = kb.sharedArray(Br * ldP, c.f16);
+    // Scores' rows padded by 4 floats: the row-wise passes' lanes (one row
+    // each) hit different banks.
+    const int64_t ldS = Bc + 4;
+    Value ss = kb.sharedArray(Br * ldS, f32), ps = kb.sharedArray(Br * ldP, c.f16);
     Value mS = kb.sharedArray(Br, f32), lS = kb.sharedArray(Br, f32), aS = kb.sharedArray(Br, f32);
     Value red = kb.sharedArray(2 * Br * tpr, f32);
     Value scratch = kb.sharedArray(g.scratchFloats(), f32);
+    // Per-subgroup votes: whether a block has a live mask value (two sets,
+    // alternating by block), whether a row's O needs rescaling.
+    Value votes = kb.sharedArray(3 * g.subgroups(), f32);
     Value tid = c.tid, part = kb.urem(tid, kb.idx(tpr));
     // The rows this thread works on in the softmax (one per pass).
     SmallVector<Value> myRows;
     for (int64_t p = 0; p < Br / perPass; ++p)
       myRows.push_back(kb.addi(kb.udiv(tid, kb.idx(tpr)), p * perPass));
+    const int64_t nE = Br * Bc, perT = ceilDiv(nE, NT);
     workgroupLoop(kb, items, groups, [&](Value item) {
       Value bh = kb.udiv(item, kb.idx(perHead)), t0 = kb.muli(kb.urem(item, kb.idx(perHead)), Br);
       Value b = kb.udiv(bh, kb.idx(s.H)), h = kb.urem(bh, kb.idx(s.H));
       Value qBase = kb.muli(bh, s.T * s.D);
       Value kvBase = kb.muli(kb.add(kb.muli(b, s.KH), kb.udiv(h, kb.idx(s.G))), s.S * s.D);
       c.stage(stage, 0, q, qBase, t0, Br, s.T);
-      kb.forLoop(tid, kb.idx(Br), kb.idx(NT), [&](Value r) {
-        kb.store(kb.f32(-kInf), mS, r);
-        kb.store(kb.f32(0.0), lS, r);
-      });
+      auto resetStats = [&] {
+        kb.forLoop(tid, kb.idx(Br), kb.idx(NT), [&](Value r) {
+          kb.store(kb.f32(-kInf), mS, r);
+          kb.store(kb.f32(0.0), lS, r);
+        });
+      };
+      resetStats();
       kb.barrier();
       SmallVector<Value> qf = c.rowFragments(stage, 0);
       kb.barrier(); // the staging area takes k and v next
       const int64_t kSteps = g.D / g.MK;
-      SmallVector<Value> o = kb.forLoopIter(
-          kb.idx(0), kb.idx(s.S), kb.idx(Bc), c.zeros(fm * fnD), [&](Value k0, ValueRange acc) -> SmallVector<Value> {
-            c.stage(stage, 0, key, kvBase, k0, Bc, s.S);
-            c.stage(stage, Bc, val, kvBase, k0, Bc, s.S);
-            kb.barrier();
-            // S = q kᵀ (k rows as a column-major B).
-            SmallVector<Value> sf = c.mma(c.zeros(fm * fnB), [&](int64_t i, int64_t ks) { return qf[i * kSteps + ks]; },
-                                          Operand{stage, 0, g.ldD(), true, true}, g.D, fnB);
-            c.storeTile(sf, fnB, ss, Bc);
-            kb.barrier();
-            // Scores (scale, mask, keys past the end) and the block max.
-            for (Value r : myRows) {
-              Value tC = uminI(kb, kb.add(t0, r), s.T - 1);
-              Value mx = kb.forLoopIter(part, kb.idx(Bc), kb.idx(tpr), ValueRange{kb.f32(-kInf)},
-                                        [&](Value col, ValueRange it) -> SmallVector<Value> {
-                                          Value kIdx = kb.add(k0, col), at = kb.add(kb.muli(r, Bc), col);
-                                          Value x = kb.fmul(kb.load(ss, at), kb.f32(scale));
-                                          if (mask)
-                                            x = kb.fadd(x, kb.load(mask, attentionMaskAt(kb, s, b, h, tC,
-                                                                                         uminI(kb, kIdx, s.S - 1))));
-                                          x = kb.select(kb.ulti(kIdx, s.S), x, kb.f32(-kInf));
-                                          kb.store(x, ss, at);
-                                          return {kb.fmax(it[0], x)};
-                                        })[0];
-              kb.store(mx, red, kb.add(kb.muli(r, tpr), part));
-            }
-            kb.barrier();
-            // The row's new max (partials in a fixed order: every thread of the row agrees).
-            auto rowMax = [&](Value r) {
-              Value m = kb.load(mS, r);
-              for (int64_t i = 0; i < tpr; ++i)
-                m = kb.fmax(m, kb.load(red, kb.addi(kb.muli(r, tpr), i)));
-              return m;
-            };
-            auto safe = [&](Value m) { return kb.select(isNegInf(kb, m), kb.f32(0.0), m); };
-            for (Value r : myRows) {
-              Value mSafe = safe(rowMax(r));
-              Value sum = kb.forLoopIter(part, kb.idx(Bc), kb.idx(tpr), ValueRange{kb.f32(0.0)},
-                                         [&](Value col, ValueRange it) -> SmallVector<Value> {
-                                           Value p = kb.b.create<math::ExpOp>(
-                                               kb.fsub(kb.load(ss, kb.add(kb.muli(r, Bc), col)), mSafe));
-                                           kb.b.create<memref::StoreOp>(c.toHalf(p), ps,
-                                                                        ValueRange{kb.add(kb.muli(r, ldP), col)});
-                                           return {kb.fadd(it[0], p)};
-                                         })[0];
-              kb.store(sum, red, kb.add(kb.idx(Br * tpr), kb.add(kb.muli(r, tpr), part)));
-            }
-            kb.barrier();
-            auto update = [&](Value r) {
-              Value mOld = kb.load(mS, r), mNew = rowMax(r), mSafe = safe(mNew);
-              Value bl = kb.f32(0.0);
-              for (int64_t i = 0; i < tpr; ++i)
-                bl = kb.fadd(bl, kb.load(red, kb.addi(kb.add(kb.idx(Br * tpr), kb.muli(r, tpr)), i)));
-              Value alpha = kb.b.create<math::ExpOp>(kb.fsub(mOld, mSafe));
-              kb.store(kb.fma(kb.load(lS, r), alpha, bl), lS, r);
-              kb.store(mNew, mS, r);
-              kb.store(alpha, aS, r);
-            };
-            for (Value r : myRows) {
-              if (tpr > 1)
-                kb.ifThen(kb.ulti(part, 1), [&] { update(r); });
-              else
-                update(r);
-            }
-            kb.barrier();
-            // O = alpha O + P v.
-            SmallVector<Value> next;
-            for (int64_t i = 0; i < fm; ++i)
-              for (int64_t j = 0; j < fnD; ++j)
-                next.push_back(c.elements(acc[i * fnD + j], scratch, c.rowOf(i), c.colOf(j, fnD), true,
-                                          [&](Value r, Value, Value x) { return kb.fmul(x, kb.load(aS, r)); }));
-            next = c.mma(next, c.halfRows(ps, ldP), Operand{stage, Bc * g.ldD(), g.ldD(), true, false}, Bc, fnD);
-            kb.barrier(); // staging, scores and P are rewritten by the next block
-            return next;
+      // Element j of this thread's share of a [Br x Bc] block, key-fast (the
+      // mask's rows are read coalesced).
+      auto element = [&](int64_t j, Value &e, Value &r, Value &col) {
+        e = kb.addi(tid, j * NT), r = kb.udiv(e, kb.idx(Bc)), col = kb.urem(e, kb.idx(Bc));
+      };
+      auto inShare = [&](int64_t j, const std::function<void()> &f) {
+        if (nE % NT && j == perT - 1)
+          kb.ifThen(kb.ulti(kb.addi(tid, j * NT), nE), f);
+        else
+          f();
+      };
+      // One block of Bc keys: k, v staged, S = q kᵀ, softmax statistics, O += P v.
+      auto block = [&](Value k0, ValueRange acc, ArrayRef<Value> maskValues) -> SmallVector<Value> {
+        c.stage(stage, 0, key, kvBase, k0, Bc, s.S);
+        c.stage(stage, Bc, val, kvBase, k0, Bc, s.S);
+        kb.barrier();
+        // S = q kᵀ (k rows as a column-major B).
+        SmallVector<Value> sf = c.mma(c.zeros(fm * fnB), [&](int64_t i, int64_t ks) { return qf[i * kSteps + ks]; },
+                                      Operand{stage, 0, g.ldD(), true, true}, g.D, fnB);
+        c.storeTile(sf, fnB, ss, ldS);
+        kb.barrier();
+        // Scores: scale, mask, keys past the end.
+        for (int64_t j = 0; j < perT; ++j)
+          inShare(j, [&] {
+            Value e, r, col;
+            element(j, e, r, col);
+            Value at = kb.add(kb.muli(r, ldS), col);
+            Value x = kb.fmul(kb.load(ss, at), kb.f32(scale));
+            if (mask)
+              x = kb.fadd(x, maskValues[j]);
+            Value keep = kb.ult(kb.add(k0, col), kb.idx(s.S));
+            if (s.band)
+              keep = kb.andi(keep, inBand(kb, s, kb.add(t0, r), kb.add(k0, col)));
+            kb.store(kb.select(keep, x, kb.f32(-kInf)), ss, at);
           });
+        kb.barrier();
+        // The block's max per row (partials).
+        for (Value r : myRows) {
+          Value mx = kb.forLoopIter(part, kb.idx(Bc), kb.idx(tpr), ValueRange{kb.f32(-kInf)},
+                                    [&](Value col, ValueRange it) -> SmallVector<Value> {
+                                      return {kb.fmax(it[0], kb.load(ss, kb.add(kb.muli(r, ldS), col)))};
+                                    })[0];
+          kb.store(mx, red, kb.add(kb.muli(r, tpr), part));
+        }
+        kb.barrier();
+        // The row's reference max: the running max, moved only where the
+        // block's max exceeds it by more than ln 256 (P <= 256, exact in the
+        // end: O and l share the reference), so that O is rescaled only in
+        // the few blocks where some row's max grew that much. Partials are
+        // combined in a fixed order: every thread of the row agrees.
+        auto reference = [&](Value r, Value mOld, Value *grew) {
+          Value mB = kb.f32(-kInf);
+          for (int64_t i = 0; i < tpr; ++i)
+            mB = kb.fmax(mB, kb.load(red, kb.addi(kb.muli(r, tpr), i)));
+          Value g = kb.b.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, mB, kb.fadd(mOld, kb.f32(kLnRescale)));
+          if (grew)
+            *grew = g;
+          return kb.select(g, mB, mOld);
+        };
+        auto safe = [&](Value m) { return kb.select(isNegInf(kb, m), kb.f32(0.0), m); };
+        for (Value r : myRows) {
+          Value mSafe = safe(reference(r, kb.load(mS, r), nullptr));
+          Value sum = kb.forLoopIter(part, kb.idx(Bc), kb.idx(tpr), ValueRange{kb.f32(0.0)},
+                                     [&](Value col, ValueRange it) -> SmallVector<Value> {
+                                       Value p = kb.b.create<math::ExpOp>(
+                                           kb.fsub(kb.load(ss, kb.add(kb.muli(r, ldS), col)), mSafe));
+                                       kb.b.create<memref::StoreOp>(c.toHalf(p), ps,
+                                                                    ValueRange{kb.add(kb.muli(r, ldP), col)});
+                                       return {kb.fadd(it[0], p)};
+                                     })[0];
+          kb.store(sum, red, kb.add(kb.idx(Br * tpr), kb.add(kb.muli(r, tpr), part)));
+        }
+        kb.barrier();
+        // Statistics (one thread per row); whether any row of the workgroup
+        // with a running O moved its reference.
+        Value rescaleMine = kb.i1(false);
+        auto update = [&](Value r) {
+          Value mOld = kb.load(mS, r), grew;
+          Value mRef = reference(r, mOld, &grew);
+          Value bl = kb.f32(0.0);
+          for (int64_t i = 0; i < tpr; ++i)
+            bl = kb.fadd(bl, kb.load(red, kb.addi(kb.add(kb.idx(Br * tpr), kb.muli(r, tpr)), i)));
+          Value alpha = kb.b.create<math::ExpOp>(kb.fsub(mOld, safe(mRef)));
+          kb.store(kb.fma(kb.load(lS, r), alpha, bl), lS, r);
+          kb.store(mRef, mS, r);
+          kb.store(alpha, aS, r);
+          return kb.andi(grew, kb.b.create<arith::XOrIOp>(isNegInf(kb, mOld), kb.i1(true)));
+        };
+        for (Value r : myRows) {
+          Value mine = tpr > 1 ? kb.ifElse(kb.ulti(part, 1), kb.b.getI1Type(), [&] { return update(r); },
+                                           [&] { return kb.i1(false); })
+                               : update(r);
+          rescaleMine = kb.b.create<arith::OrIOp>(rescaleMine, mine);
+        }
+        Value rescale = c.anyInWorkgroup(rescaleMine, votes, kb.idx(2 * g.subgroups())); // includes a barrier
+        // O = alpha O (where some row moved) + P v.
+        SmallVector<Type> accTypes(acc.getTypes());
+        SmallVector<Value> next = kb.ifElseValues(
+            rescale, accTypes,
+            [&] {
+              SmallVector<Value> scaled;
+              for (int64_t i = 0; i < fm; ++i)
+                for (int64_t j = 0; j < fnD; ++j)
+                  scaled.push_back(c.elements(acc[i * fnD + j], scratch, c.rowOf(i), c.colOf(j, fnD), true,
+                                              [&](Value r, Value, Value x) { return kb.fmul(x, kb.load(aS, r)); }));
+              return scaled;
+            },
+            [&] { return SmallVector<Value>(acc.begin(), acc.end()); });
+        next = c.mma(next, c.halfRows(ps, ldP), Operand{stage, Bc * g.ldD(), g.ldD(), true, false}, Bc, fnD);
+        kb.barrier(); // staging, scores and P are rewritten by the next block
+        return next;
+      };
+      // The blocks: with a mask, a block whose every value (of rows and keys
+      // inside the tensors) is dead (<= -1e30: -inf, or finfo.min as
+      // Hugging Face masks) is skipped, exactly: its terms are exp(dead -
+      // live) = 0 for a row that has a live key anywhere, and it cannot raise
+      // such a row's max. A causal mask skips about half the blocks.
+      auto pass = [&](bool skipDead, ValueRange init) {
+        return kb.forLoopIter(kb.idx(0), kb.idx(s.S), kb.idx(Bc), init, [&](Value k0, ValueRange acc) {
+          if (s.band) {
+            SmallVector<Type> accTypes(acc.getTypes());
+            return kb.ifElseValues(
+                blockInBand(kb, s, t0, Br, k0, Bc), accTypes, [&] { return block(k0, acc, {}); },
+                [&] { return SmallVector<Value>(acc.begin(), acc.end()); });
+          }
+          if (!mask)
+            return block(k0, acc, {});
+          SmallVector<Value> mv;
+          Value live = kb.i1(false);
+          for (int64_t j = 0; j < perT; ++j) {
+            Value e, r, col;
+            element(j, e, r, col);
+            Value t = kb.add(t0, r), kIdx = kb.add(k0, col);
+            Value v = kb.load(mask, attentionMaskAt(kb, s, b, h, uminI(kb, t, s.T - 1), uminI(kb, kIdx, s.S - 1)));
+            mv.push_back(v);
+            if (skipDead) {
+              Value in = kb.andi(kb.andi(kb.ulti(e, nE), kb.ulti(t, s.T)), kb.ulti(kIdx, s.S));
+              live = kb.b.create<arith::OrIOp>(live, kb.andi(in, isLive(kb, v)));
+            }
+          }
+          if (!skipDead)
+            return block(k0, acc, mv);
+          Value set = kb.muli(kb.urem(kb.udiv(k0, kb.idx(Bc)), kb.idx(2)), g.subgroups());
+          Value go = c.anyInWorkgroup(live, votes, set); // includes a barrier
+          SmallVector<Type> accTypes(acc.getTypes());
+          return kb.ifElseValues(
+              go, accTypes, [&] { return block(k0, acc, mv); },
+              [&] { return SmallVector<Value>(acc.begin(), acc.end()); });
+        });
+      };
+      SmallVector<Value> o = pass(/*skipDead=*/bool(mask), c.zeros(fm * fnD));
+      if (mask) {
+        // A row that saw no live value (every key dead, e.g. a padded query
+        // row under finfo.min) has terms in every block: the item runs again
+        // without skipping, as the unskipped kernel would.
+        Value redo = kb.forLoopIter(kb.idx(0), kb.idx(std::min(Br, s.T)), kb.idx(1), ValueRange{kb.i1(false)},
+                                    [&](Value r, ValueRange it) -> SmallVector<Value> {
+                                      Value in = kb.ult(kb.add(t0, r), kb.idx(s.T));
+                                      Value dead = kb.b.create<arith::XOrIOp>(isLive(kb, kb.load(mS, r)), kb.i1(true));
+                                      return {kb.b.create<arith::OrIOp>(it[0], kb.andi(in, dead))};
+                                    })[0];
+        kb.barrier(); // every thread has read the statistics
+        SmallVector<Type> oTypes(ValueRange(o).getTypes());
+        o = kb.ifElseValues(
+            redo, oTypes,
+            [&] {
+              resetStats();
+              return pass(/*skipDead=*/false, c.zeros(fm * fnD));
+            },
+            [&] { return o; });
+      }
       for (int64_t i = 0; i < fm; ++i)
         for (int64_t j = 0; j < fnD; ++j)
           c.elements(o[i * fnD + j], scratch, c.rowOf(i), c.colOf(j, fnD), false, [&](Value r, Value col, Value x) {
@@ -475,21 +631,33 @@ FailureOr<OpLowering> lowerFlashAttentionGradCoopMat(LoweringContext &ctx, Flash
   MemRefType deltaT = MemRefType::get({rows}, Float32Type::get(op.getContext()));
   lowering.scratch.push_back({deltaT, "delta"});
 
-  // D = rowsum(dout * out), one thread per row.
+  // D = rowsum(dout * out): a subgroup per row, its lanes along the row (the
+  // loads coalesced), summed by a subgroup reduction. The subgroups and their
+  // size are read at run time, so any subgroup size is exact.
   {
-    const int64_t wg = std::max<int64_t>(ctx.elementwiseWorkgroup, 1);
-    const int64_t groups = gridGroups(rows, wg, ctx.maxWorkgroupCount);
+    const int64_t wg = g.threads(), rowsPerGroup = std::max<int64_t>(1, wg / g.SG);
+    const int64_t items = ceilDiv(rows, rowsPerGroup), groups = std::min(items, ctx.maxWorkgroupCount);
     SmallVector<Type> args = {flatOf(op.getOut()), flatOf(op.getDout()), deltaT};
-    KernelHandle k = ctx.getOrCreate("flash_attention_delta", opKey(op), args, {wg, 1, 1}, [&](KernelBuilder &kb) {
+    KernelHandle k = ctx.getOrCreate("flash_attention_delta", coopKey(op, s), args, {wg, 1, 1}, [&](KernelBuilder &kb) {
       Value o = kb.arg(0), dout = kb.arg(1), delta = kb.arg(2);
-      kb.gridStrideLoop(rows, wg, groups, [&](Value row) {
-        Value base = kb.muli(row, s.D);
-        Value sum = kb.forLoopIter(kb.idx(0), kb.idx(s.D), kb.idx(1), ValueRange{kb.f32(0.0)},
-                                   [&](Value d, ValueRange it) -> SmallVector<Value> {
-                                     Value i = kb.add(base, d);
-                                     return {kb.fma(kb.load(dout, i), kb.load(o, i), it[0])};
-                                   })[0];
-        kb.store(sum, delta, row);
+      Value sg = kb.b.create<gpu::SubgroupIdOp>(/*upperBound=*/nullptr);
+      Value lane = kb.b.create<gpu::LaneIdOp>(/*upperBound=*/nullptr);
+      Value nsg = kb.b.create<gpu::NumSubgroupsOp>(/*upperBound=*/nullptr);
+      Value width = kb.b.create<gpu::SubgroupSizeOp>(/*upperBound=*/nullptr);
+      workgroupLoop(kb, items, groups, [&](Value item) {
+        Value first = kb.muli(item, rowsPerGroup);
+        kb.forLoop(kb.add(first, sg), kb.add(first, kb.idx(rowsPerGroup)), nsg, [&](Value row) {
+          // Rows past the end (the last item) read row rows - 1 and store nothing.
+          Value base = kb.muli(kb.b.create<arith::MinUIOp>(row, kb.idx(rows - 1)), s.D);
+          Value part = kb.forLoopIter(lane, kb.idx(s.D), width, ValueRange{kb.f32(0.0)},
+                                      [&](Value d, ValueRange it) -> SmallVector<Value> {
+                                        Value i = kb.add(base, d);
+                                        return {kb.fma(kb.load(dout, i), kb.load(o, i), it[0])};
+                                      })[0];
+          Value sum = kb.b.create<gpu::SubgroupReduceOp>(part, gpu::AllReduceOperation::ADD, /*uniform=*/false);
+          kb.ifThen(kb.andi(kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, lane, kb.idx(0)), kb.ulti(row, rows)),
+                    [&] { kb.store(sum, delta, row); });
+        });
       });
       return std::array<int64_t, 3>{groups, 1, 1};
     });
@@ -516,11 +684,11 @@ FailureOr<OpLowering> lowerFlashAttentionGradCoopMat(LoweringContext &ctx, Flash
     } else {
       args.push_back(flatOf(op.getDquery())), slots.push_back(nIn);
     }
-    KernelHandle k = ctx.getOrCreate(dkv ? "flash_attention_dkv_coopmat" : "flash_attention_dq_coopmat", coopKey(op),
+    KernelHandle k = ctx.getOrCreate(dkv ? "flash_attention_dkv_coopmat" : "flash_attention_dq_coopmat", coopKey(op, s),
                                      args, {g.threads(), 1, 1}, [&](KernelBuilder &kb) {
       CoopBuilder c(kb, g, bf16);
       Value q = kb.arg(0), key = kb.arg(1), val = kb.arg(2), dout = kb.arg(3), lse = kb.arg(4), delta = kb.arg(5);
-      Value mask = s.hasMask ? kb.arg(6) : Value();
+      Value mask = s.hasMask && !s.band ? kb.arg(6) : Value(); // a band mask is never read
       Type f32 = c.f32;
       const int64_t Br = g.Br, Bc = g.Bc, NT = g.threads(), fm = g.fm(), fnB = g.fnBlock(), fnD = g.fnD();
       const int64_t ldH = Bc + kPad, kSteps = g.D / g.MK, nStat = std::max(Br, Bc);
@@ -529,7 +697,9 @@ FailureOr<OpLowering> lowerFlashAttentionGradCoopMat(LoweringContext &ctx, Flash
       Value ph = dkv ? kb.sharedArray(Br * ldH, c.f16) : Value(), dsh = kb.sharedArray(Br * ldH, c.f16);
       Value lseS = kb.sharedArray(nStat, f32), dS = kb.sharedArray(nStat, f32);
       Value scratch = kb.sharedArray(g.scratchFloats(), f32);
+      Value votes = kb.sharedArray(2 * g.subgroups(), f32);
       Value tid = c.tid;
+      const int64_t nE = Br * Bc, perT = ceilDiv(nE, NT);
       workgroupLoop(kb, items, groups, [&](Value item) {
         Value bx = kb.udiv(item, kb.idx(perHead)), r0 = kb.muli(kb.urem(item, kb.idx(perHead)), Br);
         Value b = kb.udiv(bx, kb.idx(dkv ? s.KH : s.H)), hx = kb.urem(bx, kb.idx(dkv ? s.KH : s.H));
@@ -553,7 +723,21 @@ FailureOr<OpLowering> lowerFlashAttentionGradCoopMat(LoweringContext &ctx, Flash
           });
         };
         // One block: products into ss / dps, then the elementwise part, then the accumulation.
-        auto block = [&](Value h, Value y0, Value yBase, int64_t yTotal, ValueRange acc) -> SmallVector<Value> {
+        // Element j of this thread's share of the [Br x Bc] block at y0: its
+        // query (index in lseS / dS, and t) and key.
+        auto element = [&](int64_t j, Value y0, Value &e, Value &r, Value &col, Value &qi, Value &t, Value &kIdx) {
+          e = kb.addi(tid, j * NT), r = kb.udiv(e, kb.idx(Bc)), col = kb.urem(e, kb.idx(Bc));
+          qi = dkv ? col : r;
+          t = dkv ? kb.add(y0, col) : kb.add(r0, r), kIdx = dkv ? kb.add(r0, r) : kb.add(y0, col);
+        };
+        auto inShare = [&](int64_t j, const std::function<void()> &f) {
+          if (nE % NT && j == perT - 1)
+            kb.ifThen(kb.ulti(kb.addi(tid, j * NT), nE), f);
+          else
+            f();
+        };
+        auto blockBody = [&](Value h, Value y0, Value yBase, int64_t yTotal, ValueRange acc,
+                             ArrayRef<Value> maskValues) -> SmallVector<Value> {
           c.stage(stage, 0, dkv ? q : key, yBase, y0, Bc, yTotal);
           c.stage(stage, Bc, dkv ? dout : val, yBase, y0, Bc, yTotal);
           kb.barrier();
@@ -566,22 +750,23 @@ FailureOr<OpLowering> lowerFlashAttentionGradCoopMat(LoweringContext &ctx, Flash
           c.storeTile(sf, fnB, ss, Bc);
           c.storeTile(pf, fnB, dps, Bc);
           kb.barrier();
-          kb.forLoop(tid, kb.idx(Br * Bc), kb.idx(NT), [&](Value e) {
-            Value r = kb.udiv(e, kb.idx(Bc)), col = kb.urem(e, kb.idx(Bc));
-            Value qi = dkv ? col : r; // the query's index in its block / rows
-            Value t = dkv ? kb.add(y0, col) : kb.add(r0, r), kIdx = dkv ? kb.add(r0, r) : kb.add(y0, col);
-            Value x = kb.fmul(kb.load(ss, e), kb.f32(scale));
-            if (mask)
-              x = kb.fadd(x, kb.load(mask, attentionMaskAt(kb, s, b, h, uminI(kb, t, s.T - 1),
-                                                           uminI(kb, kIdx, s.S - 1))));
-            Value valid = kb.andi(kb.ulti(kIdx, s.S), kb.ulti(t, s.T));
-            Value p = kb.select(valid, kb.b.create<math::ExpOp>(kb.fsub(x, kb.load(lseS, qi))), kb.f32(0.0));
-            Value ds = kb.select(valid, kb.fmul(p, kb.fsub(kb.load(dps, e), kb.load(dS, qi))), kb.f32(0.0));
-            Value at = kb.add(kb.muli(r, ldH), col);
-            if (dkv)
-              kb.b.create<memref::StoreOp>(c.toHalf(p), ph, ValueRange{at});
-            kb.b.create<memref::StoreOp>(c.toHalf(ds), dsh, ValueRange{at});
-          });
+          for (int64_t j = 0; j < perT; ++j)
+            inShare(j, [&] {
+              Value e, r, col, qi, t, kIdx;
+              element(j, y0, e, r, col, qi, t, kIdx);
+              Value x = kb.fmul(kb.load(ss, e), kb.f32(scale));
+              if (mask)
+                x = kb.fadd(x, maskValues[j]);
+              Value valid = kb.andi(kb.ulti(kIdx, s.S), kb.ulti(t, s.T));
+              if (s.band)
+                valid = kb.andi(valid, inBand(kb, s, t, kIdx));
+              Value p = kb.select(valid, kb.b.create<math::ExpOp>(kb.fsub(x, kb.load(lseS, qi))), kb.f32(0.0));
+              Value ds = kb.select(valid, kb.fmul(p, kb.fsub(kb.load(dps, e), kb.load(dS, qi))), kb.f32(0.0));
+              Value at = kb.add(kb.muli(r, ldH), col);
+              if (dkv)
+                kb.b.create<memref::StoreOp>(c.toHalf(p), ph, ValueRange{at});
+              kb.b.create<memref::StoreOp>(c.toHalf(ds), dsh, ValueRange{at});
+            });
           kb.barrier();
           SmallVector<Value> next(acc.begin(), acc.end());
           if (dkv) { // acc: dk [fm][fnD], then dv
@@ -598,21 +783,70 @@ FailureOr<OpLowering> lowerFlashAttentionGradCoopMat(LoweringContext &ctx, Flash
           kb.barrier(); // staging and tiles are rewritten by the next block
           return next;
         };
+        // A block with a mask: skipped when every value (of queries and keys
+        // inside the tensors) is dead and no query of it is a dead row (lse
+        // at the dead level: finite, every key dead, its P uniform): its P
+        // and dS are exp(dead - lse) = 0 exactly (the forward's skipping).
+        // `stats` stages the block's lse and D before its first barrier.
+        auto block = [&](Value h, Value headRow, Value y0, Value yBase, int64_t yTotal, ValueRange acc,
+                         Value blockIndex, const std::function<void()> &stats) -> SmallVector<Value> {
+          if (s.band) {
+            SmallVector<Type> accTypes(acc.getTypes());
+            Value go = dkv ? blockInBand(kb, s, y0, Bc, r0, Br) : blockInBand(kb, s, r0, Br, y0, Bc);
+            return kb.ifElseValues(
+                go, accTypes,
+                [&] {
+                  stats();
+                  return blockBody(h, y0, yBase, yTotal, acc, {});
+                },
+                [&] { return SmallVector<Value>(acc.begin(), acc.end()); });
+          }
+          if (!mask) {
+            stats();
+            return blockBody(h, y0, yBase, yTotal, acc, {});
+          }
+          SmallVector<Value> mv;
+          Value live = kb.i1(false);
+          for (int64_t j = 0; j < perT; ++j) {
+            Value e, r, col, qi, t, kIdx;
+            element(j, y0, e, r, col, qi, t, kIdx);
+            Value tC = uminI(kb, t, s.T - 1);
+            Value v = kb.load(mask, attentionMaskAt(kb, s, b, h, tC, uminI(kb, kIdx, s.S - 1)));
+            mv.push_back(v);
+            Value deadRow = kb.b.create<arith::CmpFOp>(arith::CmpFPredicate::OLE, kb.load(lse, kb.add(headRow, tC)),
+                                                       kb.f32(kDead));
+            Value in = kb.andi(kb.andi(kb.ulti(e, nE), kb.ulti(t, s.T)), kb.ulti(kIdx, s.S));
+            live = kb.b.create<arith::OrIOp>(live, kb.andi(in, kb.b.create<arith::OrIOp>(isLive(kb, v), deadRow)));
+          }
+          Value set = kb.muli(kb.urem(blockIndex, kb.idx(2)), g.subgroups());
+          Value go = c.anyInWorkgroup(live, votes, set); // includes a barrier
+          SmallVector<Type> accTypes(acc.getTypes());
+          return kb.ifElseValues(
+              go, accTypes,
+              [&] {
+                stats();
+                return blockBody(h, y0, yBase, yTotal, acc, mv);
+              },
+              [&] { return SmallVector<Value>(acc.begin(), acc.end()); });
+        };
         SmallVector<Value> acc;
         if (!dkv) {
           Value headRow = kb.muli(bx, s.T);
           stageStats(headRow, r0, Br); // published by the first block's barrier
           Value kvBase = kb.muli(kb.add(kb.muli(b, s.KH), kb.udiv(hx, kb.idx(s.G))), s.S * s.D);
-          acc = kb.forLoopIter(kb.idx(0), kb.idx(s.S), kb.idx(Bc), c.zeros(fm * fnD),
-                               [&](Value k0, ValueRange a) { return block(hx, k0, kvBase, s.S, a); });
+          acc = kb.forLoopIter(kb.idx(0), kb.idx(s.S), kb.idx(Bc), c.zeros(fm * fnD), [&](Value k0, ValueRange a) {
+            return block(hx, headRow, k0, kvBase, s.S, a, kb.udiv(k0, kb.idx(Bc)), [] {});
+          });
         } else {
+          const int64_t blocksPerHead = ceilDiv(s.T, Bc);
           acc = kb.forLoopIter(
               kb.idx(0), kb.idx(s.G), kb.idx(1), c.zeros(2 * fm * fnD), [&](Value gi, ValueRange ag) {
                 Value h = kb.add(kb.muli(hx, s.G), gi);
                 Value headRow = kb.muli(kb.add(kb.muli(b, s.H), h), s.T);
                 return kb.forLoopIter(kb.idx(0), kb.idx(s.T), kb.idx(Bc), ag, [&](Value t0, ValueRange at) {
-                  stageStats(headRow, t0, Bc); // published by the block's first barrier
-                  return block(h, t0, kb.muli(headRow, s.D), s.T, at);
+                  Value index = kb.add(kb.muli(gi, blocksPerHead), kb.udiv(t0, kb.idx(Bc)));
+                  return block(h, headRow, t0, kb.muli(headRow, s.D), s.T, at, index,
+                               [&] { stageStats(headRow, t0, Bc); }); // published by the block's first barrier
                 });
               });
         }

@@ -287,6 +287,20 @@ Value KernelBuilder::ifElse(Value cond, Type type, const std::function<Value()> 
   return op.getResult(0);
 }
 
+SmallVector<Value> KernelBuilder::ifElseValues(Value cond, TypeRange types,
+                                               const std::function<SmallVector<Value>()> &then,
+                                               const std::function<SmallVector<Value>()> &otherwise) {
+  auto op = b.create<scf::IfOp>(types, cond, true, true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&op.getThenRegion().front());
+    b.create<scf::YieldOp>(then());
+    b.setInsertionPointToStart(&op.getElseRegion().front());
+    b.create<scf::YieldOp>(otherwise());
+  }
+  return SmallVector<Value>(op.getResults());
+}
+
 Value KernelBuilder::applyIndexMap(Value i, ArrayRef<DimMap> dims, int64_t outNumel) {
   Value off;
   for (const DimMap &d : dims) {

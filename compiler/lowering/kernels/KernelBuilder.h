@@ -129,6 +129,10 @@ public:
   void ifThen(Value cond, const std::function<void()> &then);
   Value ifElse(Value cond, Type type, const std::function<Value()> &then,
                const std::function<Value()> &otherwise);
+  /// ifElse with several results (e.g. cooperative-matrix accumulators).
+  llvm::SmallVector<Value> ifElseValues(Value cond, mlir::TypeRange types,
+                                        const std::function<llvm::SmallVector<Value>()> &then,
+                                        const std::function<llvm::SmallVector<Value>()> &otherwise);
 
   /// Input offset of flat index `i` under an index map.
   Value applyIndexMap(Value i, llvm::ArrayRef<DimMap> dims, int64_t outNumel);

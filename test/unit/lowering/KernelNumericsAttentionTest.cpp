@@ -8,6 +8,7 @@
 // and above the workgroup size, f32 and bf16.
 #include "KernelTestSupport.h"
 
+#include <cstring>
 #include <limits>
 
 using namespace tessera;
@@ -21,16 +22,35 @@ struct Shape {
   int64_t G() const { return H / KH; }
 };
 
-enum class MaskKind { None, Causal, Window };
+enum class MaskKind { None, Causal, Window, Padded, Band };
 
 // [T, S] causal, or [B, 1, T, S]: batch b sees keys t - w_b < s <= t with
 // w_0 = 3, w_1 = 5; in batch 1 row 0 sees nothing (a fully masked row).
+// Band: [T, S], keys t - 4 < s <= t, finfo.min elsewhere (a sliding window
+// as Gemma 3's exported masks).
+// Padded: Hugging Face's causal mask of a left-padded batch, finfo.min where
+// masked (no -inf): batch 1's first 3 keys are padding, so its rows 0-2 see
+// nothing and attend uniformly to every key (finfo.min absorbs the scores).
 std::vector<int64_t> maskShape(const Shape &s, MaskKind m) {
-  return m == MaskKind::Causal ? std::vector<int64_t>{s.T, s.S} : std::vector<int64_t>{s.B, 1, s.T, s.S};
+  return m == MaskKind::Causal || m == MaskKind::Band ? std::vector<int64_t>{s.T, s.S}
+                                                     : std::vector<int64_t>{s.B, 1, s.T, s.S};
 }
 std::vector<float> makeMask(const Shape &s, MaskKind m) {
   const float ninf = -std::numeric_limits<float>::infinity();
   std::vector<float> v;
+  if (m == MaskKind::Band) {
+    for (int64_t t = 0; t < s.T; ++t)
+      for (int64_t j = 0; j < s.S; ++j)
+        v.push_back(j <= t && j > t - 4 ? 0.0f : std::numeric_limits<float>::lowest());
+    return v;
+  }
+  if (m == MaskKind::Padded) {
+    for (int64_t b = 0; b < s.B; ++b)
+      for (int64_t t = 0; t < s.T; ++t)
+        for (int64_t j = 0; j < s.S; ++j)
+          v.push_back(j <= t && !(b == 1 && j < 3) ? 0.0f : std::numeric_limits<float>::lowest());
+    return v;
+  }
   if (m == MaskKind::Causal) {
     for (int64_t t = 0; t < s.T; ++t)
       for (int64_t j = 0; j < s.S; ++j)
@@ -58,7 +78,7 @@ struct Reference {
 double maskAt(const Shape &s, MaskKind m, const std::vector<float> &mask, int64_t b, int64_t t, int64_t j) {
   if (m == MaskKind::None)
     return 0;
-  if (m == MaskKind::Causal)
+  if (m == MaskKind::Causal || m == MaskKind::Band)
     return mask[t * s.S + j];
   return mask[(b * s.T + t) * s.S + j];
 }
@@ -93,8 +113,10 @@ Reference reference(const Shape &s, MaskKind m, double scale, const std::vector<
         for (int64_t j = 0; j < s.S; ++j)
           sum += std::isinf(x[j]) ? 0.0 : std::exp(x[j] - mx);
         r.lse[row] = sum == 0 ? INFINITY : mx + std::log(sum);
+        // softmax from the max (not from lse, which a finfo.min row absorbs
+        // log(sum) into: its keys get 1 / S each).
         for (int64_t j = 0; j < s.S; ++j) {
-          double p = sum == 0 ? 0.0 : std::exp(x[j] - r.lse[row]);
+          double p = sum == 0 || std::isinf(x[j]) ? 0.0 : std::exp(x[j] - mx) / sum;
           for (int64_t d = 0; d < s.D; ++d) {
             r.out[qi(b, h, t, d)] += p * v[ki(b, h, j, d)];
             r.outAbs[qi(b, h, t, d)] += p * std::fabs(v[ki(b, h, j, d)]);
@@ -157,8 +179,22 @@ std::vector<std::string> attentionFamilies(const plan::Plan &p) {
 // cooperative-matrix kernels must be the ones dispatched (else the SIMT
 // ones). A plan this device cannot run (cooperative matrices on Debian 12's
 // lavapipe) is exported only, or skipped (docs/kernel-checks.md).
+// The mask as a tessera.constant in the module: what imported models have
+// (the kernels then recognise a band and visit only its blocks).
+std::string constantMask(const std::string &name, const std::vector<int64_t> &shape, const std::vector<float> &v) {
+  static const char *hex = "0123456789ABCDEF";
+  std::string data = "0x";
+  for (float f : v) {
+    unsigned char bytes[4];
+    std::memcpy(bytes, &f, 4);
+    for (unsigned char c : bytes)
+      data += hex[c >> 4], data += hex[c & 15];
+  }
+  return "    %" + name + " = tessera.constant dense<\"" + data + "\"> : " + tensorType(shape) + "\n";
+}
+
 void runCase(const Shape &s, MaskKind m, double scale, const std::string &elem, const std::string &profile,
-             const std::string &config = "", bool coopmat = false) {
+             const std::string &config = "", bool coopmat = false, bool constMask = false) {
   SCOPED_TRACE(elem + " " + (profile.empty() ? "built-in" : profile) + " " + config);
   std::vector<int64_t> qs = {s.B, s.H, s.T, s.D}, ks = {s.B, s.KH, s.S, s.D}, ls = {s.B, s.H, s.T};
   std::vector<int64_t> ms = maskShape(s, m);
@@ -170,7 +206,9 @@ void runCase(const Shape &s, MaskKind m, double scale, const std::string &elem, 
   std::string maskType = m == MaskKind::None ? "" : ", " + mty;
   std::string body = param("q", qs, elem) + param("k", ks, elem) + param("v", ks, elem) +
                      param("out", qs, elem) + param("lse", ls) + param("dout", qs, elem) +
-                     (m == MaskKind::None ? "" : param("mask", ms)) +
+                     (m == MaskKind::None ? ""
+                      : constMask       ? constantMask("mask", ms, makeMask(s, m))
+                                        : param("mask", ms)) +
                      "    %zero = tessera.constant dense<0.0> : tensor<f32>\n"
                      "    %a:2 = tessera.flash_attention %q, %k, %v" + maskUse + " " + attrs + " : (" + qt + ", " +
                      kt + ", " + kt + maskType + ") -> (" + qt + ", " + lt + ") loc(\"o\")\n" +
@@ -203,7 +241,7 @@ void runCase(const Shape &s, MaskKind m, double scale, const std::string &elem, 
   std::vector<float> lse(fwd.lse.begin(), fwd.lse.end());
   Reference ref = reference(s, m, scale, q, k, v, mask, out, lse, dout);
   r.set("q", q), r.set("k", k), r.set("v", v), r.set("out", out), r.set("lse", lse), r.set("dout", dout);
-  if (m != MaskKind::None)
+  if (m != MaskKind::None && !constMask)
     r.set("mask", mask);
   r.run();
   // f32: e32 of the row's scale; bf16 results: also one rounding (2^-8 |ref|).
@@ -267,6 +305,10 @@ TEST(KernelNumericsAttention, SlidingWindowFullyMaskedRowF32) {
   runCase({2, 4, 2, 19, 19, 16}, MaskKind::Window, 0.25, "f32", kLavapipe);
 }
 
+TEST(KernelNumericsAttention, PaddedFinfoMinF32) {
+  runCase({2, 4, 2, 37, 37, 16}, MaskKind::Padded, 0.3, "f32", kLavapipe);
+}
+
 TEST(KernelNumericsAttention, Bf16) {
   // Half buffers need a profile with 16-bit storage.
   runCase({2, 4, 2, 13, 13, 24}, MaskKind::Causal, 0.3, "bf16", kProfileDir + "/nvidia.json");
@@ -296,6 +338,22 @@ TEST(KernelNumericsAttention, CoopMatCausalGqaF16) {
 
 TEST(KernelNumericsAttention, CoopMatSlidingWindowFullyMaskedRowF16) {
   runCase({2, 4, 2, 19, 19, 24}, MaskKind::Window, 0.25, "f16", coop::kProfile, "", true);
+}
+
+// The blocks a causal mask kills are skipped; rows that see nothing under
+// finfo.min (no live key) make the forward run their rows' blocks again
+// without skipping, and the backward keep every block of such a query.
+TEST(KernelNumericsAttention, CoopMatPaddedFinfoMinF16) {
+  runCase({2, 4, 2, 37, 37, 16}, MaskKind::Padded, 0.3, "f16", coop::kProfile, "", true);
+}
+
+// Constant masks (as imported models have): a causal one and a sliding
+// window are bands, whose blocks outside the band are not visited and whose
+// keys are masked by index; the padded one is not a band (the votes' path).
+TEST(KernelNumericsAttention, CoopMatConstantMasksF16) {
+  runCase({2, 4, 2, 37, 37, 16}, MaskKind::Causal, 0.3, "f16", coop::kProfile, "", true, true);
+  runCase({1, 4, 2, 45, 45, 16}, MaskKind::Band, 0.3, "f16", coop::kProfile, "", true, true);
+  runCase({2, 2, 1, 37, 37, 16}, MaskKind::Padded, 0.3, "f16", coop::kProfile, "", true, true);
 }
 
 // No mask, more keys than queries, one kv head per query head.
@@ -330,4 +388,15 @@ TEST(KernelNumericsAttention, CoopMatFallbackF16) {
 // the GPU (bench/kernel_numerics_gpu.sh), not on lavapipe.
 TEST(KernelNumericsAttention, CoopMatNvidiaBf16) {
   runCase({1, 4, 2, 70, 70, 128}, MaskKind::Causal, 0.0883883, "bf16", kProfileDir + "/nvidia.json", "", true);
+}
+
+// The same with finfo.min padding (the skipped blocks, the forward's second
+// pass and the backward's dead rows at nvidia.json's geometry).
+TEST(KernelNumericsAttention, CoopMatNvidiaPaddedBf16) {
+  runCase({2, 4, 2, 70, 70, 128}, MaskKind::Padded, 0.0883883, "bf16", kProfileDir + "/nvidia.json", "", true);
+}
+
+// Causal as a constant (a band) at nvidia.json's geometry.
+TEST(KernelNumericsAttention, CoopMatNvidiaConstantCausalBf16) {
+  runCase({1, 4, 2, 70, 70, 128}, MaskKind::Causal, 0.0883883, "bf16", kProfileDir + "/nvidia.json", "", true, true);
 }
