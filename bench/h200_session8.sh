@@ -54,6 +54,9 @@ PY
   rm -rf build/kcheck-attn
   TESSERA_KCHECK_EXPORT="$PWD/build/kcheck-attn" build/bin/lowering_tests \
     --gtest_filter='KernelNumericsAttention.CoopMatNvidia*' --gtest_brief=1 | tail -1
+  # Plans of another build kept beside them (call 6: s8-fa-nopf etc., this tree against a build that staged
+  # the next block a block ahead).
+  for f in $D/s8-*-nopf.tplan $L/s8-*-nopf.tplan; do [ -f $f ] && extra="$extra $f"; done
   mkdir -p build/h200
   tar czf build/h200/s8.tgz $D/s8-{dec,fa,b1-dec,b1-fa,fa-b,fa-e,fa-f,fa-g}.tplan $L/s8-l1b-{dec,fa}.tplan $extra $D/graph.json \
     build/kcheck-attn build/bin/tessera-rt build/bin/tessera-kbench build/bin/tessera-kcheck
