@@ -638,7 +638,8 @@ FailureOr<OpLowering> lowerFlashAttentionGradCoopMat(LoweringContext &ctx, Flash
     const int64_t wg = g.threads(), rowsPerGroup = std::max<int64_t>(1, wg / g.SG);
     const int64_t items = ceilDiv(rows, rowsPerGroup), groups = std::min(items, ctx.maxWorkgroupCount);
     SmallVector<Type> args = {flatOf(op.getOut()), flatOf(op.getDout()), deltaT};
-    KernelHandle k = ctx.getOrCreate("flash_attention_delta", coopKey(op, s), args, {wg, 1, 1}, [&](KernelBuilder &kb) {
+    // (the mask plays no part: one kernel for every band)
+    KernelHandle k = ctx.getOrCreate("flash_attention_delta", opKey(op) + " coopmat", args, {wg, 1, 1}, [&](KernelBuilder &kb) {
       Value o = kb.arg(0), dout = kb.arg(1), delta = kb.arg(2);
       Value sg = kb.b.create<gpu::SubgroupIdOp>(/*upperBound=*/nullptr);
       Value lane = kb.b.create<gpu::LaneIdOp>(/*upperBound=*/nullptr);
