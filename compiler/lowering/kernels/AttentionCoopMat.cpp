@@ -227,6 +227,27 @@ struct CoopBuilder {
   }
   SmallVector<Value> zeros(int64_t n) { return SmallVector<Value>(n, zeroC()); }
 
+  /// `then` when `cond` (workgroup-uniform), else `acc` as it is: a block
+  /// that is skipped, a rescale that is not needed.
+  SmallVector<Value> onlyIf(Value cond, ValueRange acc, const std::function<SmallVector<Value>()> &then) {
+    return kb.ifElseValues(cond, acc.getTypes(), then, [&] { return SmallVector<Value>(acc.begin(), acc.end()); });
+  }
+
+  /// This thread's j-th element (e, row r, column col) of a [Br x Bc] block,
+  /// columns fastest; `inShare` runs f for it when the block has one (the
+  /// last share may be partial).
+  int64_t shares() const { return ceilDiv(g.Br * g.Bc, g.threads()); }
+  void element(int64_t j, Value &e, Value &r, Value &col) {
+    e = kb.addi(tid, j * g.threads()), r = kb.udiv(e, kb.idx(g.Bc)), col = kb.urem(e, kb.idx(g.Bc));
+  }
+  void inShare(int64_t j, const std::function<void()> &f) {
+    const int64_t nE = g.Br * g.Bc;
+    if (nE % g.threads() && j == shares() - 1)
+      kb.ifThen(kb.ulti(kb.addi(tid, j * g.threads()), nE), f);
+    else
+      f();
+  }
+
   /// Whether `mine` holds for any thread of the workgroup: a subgroup sum
   /// into votes[at + subgroup], a barrier, then every thread reads them all
   /// (the same answer everywhere: a workgroup-uniform branch may follow).
@@ -398,7 +419,7 @@ FailureOr<OpLowering> lowerFlashAttentionCoopMat(LoweringContext &ctx, FlashAtte
     SmallVector<Value> myRows;
     for (int64_t p = 0; p < Br / perPass; ++p)
       myRows.push_back(kb.addi(kb.udiv(tid, kb.idx(tpr)), p * perPass));
-    const int64_t nE = Br * Bc, perT = ceilDiv(nE, NT);
+    const int64_t nE = Br * Bc, perT = c.shares();
     workgroupLoop(kb, items, groups, [&](Value item) {
       Value bh = kb.udiv(item, kb.idx(perHead)), t0 = kb.muli(kb.urem(item, kb.idx(perHead)), Br);
       Value b = kb.udiv(bh, kb.idx(s.H)), h = kb.urem(bh, kb.idx(s.H));
@@ -416,17 +437,7 @@ FailureOr<OpLowering> lowerFlashAttentionCoopMat(LoweringContext &ctx, FlashAtte
       SmallVector<Value> qf = c.rowFragments(stage, 0);
       kb.barrier(); // the staging area takes k and v next
       const int64_t kSteps = g.D / g.MK;
-      // Element j of this thread's share of a [Br x Bc] block, key-fast (the
-      // mask's rows are read coalesced).
-      auto element = [&](int64_t j, Value &e, Value &r, Value &col) {
-        e = kb.addi(tid, j * NT), r = kb.udiv(e, kb.idx(Bc)), col = kb.urem(e, kb.idx(Bc));
-      };
-      auto inShare = [&](int64_t j, const std::function<void()> &f) {
-        if (nE % NT && j == perT - 1)
-          kb.ifThen(kb.ulti(kb.addi(tid, j * NT), nE), f);
-        else
-          f();
-      };
+      // Blocks are shared out key-fast (c.element): the mask's rows are read coalesced.
       // One block of Bc keys: k, v staged, S = q kᵀ, softmax statistics, O += P v.
       auto block = [&](Value k0, ValueRange acc, ArrayRef<Value> maskValues) -> SmallVector<Value> {
         c.stage(stage, 0, key, kvBase, k0, Bc, s.S);
@@ -439,9 +450,9 @@ FailureOr<OpLowering> lowerFlashAttentionCoopMat(LoweringContext &ctx, FlashAtte
         kb.barrier();
         // Scores: scale, mask, keys past the end.
         for (int64_t j = 0; j < perT; ++j)
-          inShare(j, [&] {
+          c.inShare(j, [&] {
             Value e, r, col;
-            element(j, e, r, col);
+            c.element(j, e, r, col);
             Value at = kb.add(kb.muli(r, ldS), col);
             Value x = kb.fmul(kb.load(ss, at), kb.f32(scale));
             if (mask)
@@ -470,10 +481,10 @@ FailureOr<OpLowering> lowerFlashAttentionCoopMat(LoweringContext &ctx, FlashAtte
           Value mB = kb.f32(-kInf);
           for (int64_t i = 0; i < tpr; ++i)
             mB = kb.fmax(mB, kb.load(red, kb.addi(kb.muli(r, tpr), i)));
-          Value g = kb.b.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, mB, kb.fadd(mOld, kb.f32(kLnRescale)));
+          Value moved = kb.b.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, mB, kb.fadd(mOld, kb.f32(kLnRescale)));
           if (grew)
-            *grew = g;
-          return kb.select(g, mB, mOld);
+            *grew = moved;
+          return kb.select(moved, mB, mOld);
         };
         auto safe = [&](Value m) { return kb.select(isNegInf(kb, m), kb.f32(0.0), m); };
         for (Value r : myRows) {
@@ -512,18 +523,14 @@ FailureOr<OpLowering> lowerFlashAttentionCoopMat(LoweringContext &ctx, FlashAtte
         }
         Value rescale = c.anyInWorkgroup(rescaleMine, votes, kb.idx(2 * g.subgroups())); // includes a barrier
         // O = alpha O (where some row moved) + P v.
-        SmallVector<Type> accTypes(acc.getTypes());
-        SmallVector<Value> next = kb.ifElseValues(
-            rescale, accTypes,
-            [&] {
-              SmallVector<Value> scaled;
-              for (int64_t i = 0; i < fm; ++i)
-                for (int64_t j = 0; j < fnD; ++j)
-                  scaled.push_back(c.elements(acc[i * fnD + j], scratch, c.rowOf(i), c.colOf(j, fnD), true,
-                                              [&](Value r, Value, Value x) { return kb.fmul(x, kb.load(aS, r)); }));
-              return scaled;
-            },
-            [&] { return SmallVector<Value>(acc.begin(), acc.end()); });
+        SmallVector<Value> next = c.onlyIf(rescale, acc, [&] {
+          SmallVector<Value> scaled;
+          for (int64_t i = 0; i < fm; ++i)
+            for (int64_t j = 0; j < fnD; ++j)
+              scaled.push_back(c.elements(acc[i * fnD + j], scratch, c.rowOf(i), c.colOf(j, fnD), true,
+                                          [&](Value r, Value, Value x) { return kb.fmul(x, kb.load(aS, r)); }));
+          return scaled;
+        });
         next = c.mma(next, c.halfRows(ps, ldP), Operand{stage, Bc * g.ldD(), g.ldD(), true, false}, Bc, fnD);
         kb.barrier(); // staging, scores and P are rewritten by the next block
         return next;
@@ -535,19 +542,15 @@ FailureOr<OpLowering> lowerFlashAttentionCoopMat(LoweringContext &ctx, FlashAtte
       // such a row's max. A causal mask skips about half the blocks.
       auto pass = [&](bool skipDead, ValueRange init) {
         return kb.forLoopIter(kb.idx(0), kb.idx(s.S), kb.idx(Bc), init, [&](Value k0, ValueRange acc) {
-          if (s.band) {
-            SmallVector<Type> accTypes(acc.getTypes());
-            return kb.ifElseValues(
-                blockInBand(kb, s, t0, Br, k0, Bc), accTypes, [&] { return block(k0, acc, {}); },
-                [&] { return SmallVector<Value>(acc.begin(), acc.end()); });
-          }
+          if (s.band)
+            return c.onlyIf(blockInBand(kb, s, t0, Br, k0, Bc), acc, [&] { return block(k0, acc, {}); });
           if (!mask)
             return block(k0, acc, {});
           SmallVector<Value> mv;
           Value live = kb.i1(false);
           for (int64_t j = 0; j < perT; ++j) {
             Value e, r, col;
-            element(j, e, r, col);
+            c.element(j, e, r, col);
             Value t = kb.add(t0, r), kIdx = kb.add(k0, col);
             Value v = kb.load(mask, attentionMaskAt(kb, s, b, h, uminI(kb, t, s.T - 1), uminI(kb, kIdx, s.S - 1)));
             mv.push_back(v);
@@ -560,10 +563,7 @@ FailureOr<OpLowering> lowerFlashAttentionCoopMat(LoweringContext &ctx, FlashAtte
             return block(k0, acc, mv);
           Value set = kb.muli(kb.urem(kb.udiv(k0, kb.idx(Bc)), kb.idx(2)), g.subgroups());
           Value go = c.anyInWorkgroup(live, votes, set); // includes a barrier
-          SmallVector<Type> accTypes(acc.getTypes());
-          return kb.ifElseValues(
-              go, accTypes, [&] { return block(k0, acc, mv); },
-              [&] { return SmallVector<Value>(acc.begin(), acc.end()); });
+          return c.onlyIf(go, acc, [&] { return block(k0, acc, mv); });
         });
       };
       SmallVector<Value> o = pass(/*skipDead=*/bool(mask), c.zeros(fm * fnD));
@@ -578,14 +578,10 @@ FailureOr<OpLowering> lowerFlashAttentionCoopMat(LoweringContext &ctx, FlashAtte
                                       return {kb.b.create<arith::OrIOp>(it[0], kb.andi(in, dead))};
                                     })[0];
         kb.barrier(); // every thread has read the statistics
-        SmallVector<Type> oTypes(ValueRange(o).getTypes());
-        o = kb.ifElseValues(
-            redo, oTypes,
-            [&] {
-              resetStats();
-              return pass(/*skipDead=*/false, c.zeros(fm * fnD));
-            },
-            [&] { return o; });
+        o = c.onlyIf(redo, o, [&] {
+          resetStats();
+          return pass(/*skipDead=*/false, c.zeros(fm * fnD));
+        });
       }
       for (int64_t i = 0; i < fm; ++i)
         for (int64_t j = 0; j < fnD; ++j)
@@ -700,7 +696,7 @@ FailureOr<OpLowering> lowerFlashAttentionGradCoopMat(LoweringContext &ctx, Flash
       Value scratch = kb.sharedArray(g.scratchFloats(), f32);
       Value votes = kb.sharedArray(2 * g.subgroups(), f32);
       Value tid = c.tid;
-      const int64_t nE = Br * Bc, perT = ceilDiv(nE, NT);
+      const int64_t nE = Br * Bc, perT = c.shares();
       workgroupLoop(kb, items, groups, [&](Value item) {
         Value bx = kb.udiv(item, kb.idx(perHead)), r0 = kb.muli(kb.urem(item, kb.idx(perHead)), Br);
         Value b = kb.udiv(bx, kb.idx(dkv ? s.KH : s.H)), hx = kb.urem(bx, kb.idx(dkv ? s.KH : s.H));
@@ -727,15 +723,9 @@ FailureOr<OpLowering> lowerFlashAttentionGradCoopMat(LoweringContext &ctx, Flash
         // Element j of this thread's share of the [Br x Bc] block at y0: its
         // query (index in lseS / dS, and t) and key.
         auto element = [&](int64_t j, Value y0, Value &e, Value &r, Value &col, Value &qi, Value &t, Value &kIdx) {
-          e = kb.addi(tid, j * NT), r = kb.udiv(e, kb.idx(Bc)), col = kb.urem(e, kb.idx(Bc));
+          c.element(j, e, r, col);
           qi = dkv ? col : r;
           t = dkv ? kb.add(y0, col) : kb.add(r0, r), kIdx = dkv ? kb.add(r0, r) : kb.add(y0, col);
-        };
-        auto inShare = [&](int64_t j, const std::function<void()> &f) {
-          if (nE % NT && j == perT - 1)
-            kb.ifThen(kb.ulti(kb.addi(tid, j * NT), nE), f);
-          else
-            f();
         };
         auto blockBody = [&](Value h, Value y0, Value yBase, int64_t yTotal, ValueRange acc,
                              ArrayRef<Value> maskValues) -> SmallVector<Value> {
@@ -752,7 +742,7 @@ FailureOr<OpLowering> lowerFlashAttentionGradCoopMat(LoweringContext &ctx, Flash
           c.storeTile(pf, fnB, dps, Bc);
           kb.barrier();
           for (int64_t j = 0; j < perT; ++j)
-            inShare(j, [&] {
+            c.inShare(j, [&] {
               Value e, r, col, qi, t, kIdx;
               element(j, y0, e, r, col, qi, t, kIdx);
               Value x = kb.fmul(kb.load(ss, e), kb.f32(scale));
@@ -792,15 +782,11 @@ FailureOr<OpLowering> lowerFlashAttentionGradCoopMat(LoweringContext &ctx, Flash
         auto block = [&](Value h, Value headRow, Value y0, Value yBase, int64_t yTotal, ValueRange acc,
                          Value blockIndex, const std::function<void()> &stats) -> SmallVector<Value> {
           if (s.band) {
-            SmallVector<Type> accTypes(acc.getTypes());
             Value go = dkv ? blockInBand(kb, s, y0, Bc, r0, Br) : blockInBand(kb, s, r0, Br, y0, Bc);
-            return kb.ifElseValues(
-                go, accTypes,
-                [&] {
-                  stats();
-                  return blockBody(h, y0, yBase, yTotal, acc, {});
-                },
-                [&] { return SmallVector<Value>(acc.begin(), acc.end()); });
+            return c.onlyIf(go, acc, [&] {
+              stats();
+              return blockBody(h, y0, yBase, yTotal, acc, {});
+            });
           }
           if (!mask) {
             stats();
@@ -821,14 +807,10 @@ FailureOr<OpLowering> lowerFlashAttentionGradCoopMat(LoweringContext &ctx, Flash
           }
           Value set = kb.muli(kb.urem(blockIndex, kb.idx(2)), g.subgroups());
           Value go = c.anyInWorkgroup(live, votes, set); // includes a barrier
-          SmallVector<Type> accTypes(acc.getTypes());
-          return kb.ifElseValues(
-              go, accTypes,
-              [&] {
-                stats();
-                return blockBody(h, y0, yBase, yTotal, acc, mv);
-              },
-              [&] { return SmallVector<Value>(acc.begin(), acc.end()); });
+          return c.onlyIf(go, acc, [&] {
+            stats();
+            return blockBody(h, y0, yBase, yTotal, acc, mv);
+          });
         };
         SmallVector<Value> acc;
         if (!dkv) {
