@@ -246,7 +246,9 @@ const std::vector<MatmulKindInfo> &matmulKinds() {
        {16, 32}, // 16: K = a LoRA rank of 16 in one step
        // Two stages of A and B tiles (rows padded by 8 halves) and a scratch
        // fragment per subgroup for the edge tiles.
-       [](const MatmulConfig &c) {
+       [](const MatmulConfig &c) -> int64_t {
+         if (c.workgroupScope()) // staged by the driver
+           return 0;
          return 2 * (c.tile_m + c.tile_n) * (c.tile_k + 8) * 2 + c.subgroups_m * c.subgroups_n * c.mma_m * c.mma_n * 4;
        },
        [](const MatmulConfig &c) {
@@ -262,6 +264,8 @@ const std::vector<MatmulKindInfo> &matmulKinds() {
            return "a coopmat config's thread[0] is the subgroup size (" + std::to_string(p.subgroup_size) + ")";
          if (c.thread_n != 1 && c.thread_n != 2 && c.thread_n != 4 && c.thread_n != 8)
            return "a coopmat config's vector width thread[1] must be 1, 2, 4 or 8";
+         if (c.workgroupScope()) // one matrix per workgroup: the profile's granularity was checked
+           return c.subgroups_m < 1 || c.subgroups_n < 1 ? "subgroups must be >= 1" : "";
          if (c.subgroups_m < 1 || c.subgroups_n < 1 || c.mma_m < 1 || c.mma_n < 1 || c.mma_k < 1 ||
              c.tile_m % (c.subgroups_m * c.mma_m) || c.tile_n % (c.subgroups_n * c.mma_n) || c.tile_k % c.mma_k)
            return "tile must be a multiple of subgroups x mma";

@@ -32,6 +32,8 @@ struct MatmulConfig {
   // split K), thread_n 1; each thread accumulates the whole tile_m x tile_n
   // tile.
   bool coopmat() const { return kind == "coopmat"; }
+  // mma equal to the tile: one workgroup-scope matrix (VK_NV_cooperative_matrix2).
+  bool workgroupScope() const { return coopmat() && mma_m == tile_m && mma_n == tile_n && mma_k == tile_k; }
   bool skinny() const { return kind == "skinny"; }
   int64_t threads() const {
     if (skinny())

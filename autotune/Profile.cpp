@@ -158,6 +158,13 @@ void validate(const DeviceProfile &p, const std::string &o) {
       fail(o, f + ".vector_width", "must be 1, 2, 4 or 8");
     if (v.threads(p.subgroup_size) > p.max_workgroup_invocations)
       fail(o, f, "subgroups_m*subgroups_n*subgroup_size threads exceed device.max_workgroup_invocations");
+    if (v.scope != "subgroup" && v.scope != "workgroup")
+      fail(o, f + ".scope", "must be subgroup or workgroup (got '" + v.scope + "')");
+    if (v.workgroupScope() && !p.features.workgroup_cooperative_matrix)
+      fail(o, f + ".scope", "workgroup-scope variants need device.features.workgroup_cooperative_matrix "
+                            "(VK_NV_cooperative_matrix2)");
+    if (v.workgroupScope() && (v.tile_m % v.mma_m || v.tile_n % v.mma_n || v.tile_k % v.mma_k))
+      fail(o, f, "a workgroup-scope tile must be a multiple of the granularity mma_m x mma_n x mma_k");
   };
   if (p.matmul.empty())
     fail(o, "matmul.variants", "needs at least one variant");
@@ -169,6 +176,8 @@ void validate(const DeviceProfile &p, const std::string &o) {
       fail(o, f + ".kind", "unsupported kind '" + v.kind + "' (supported: " + matmulKindList() + ")");
     if (v.kind == "coopmat") {
       checkCoopMat(v, f);
+      if (v.workgroupScope()) // the driver stages workgroup-scope matrices
+        continue;
       // Two stages of f16 A and B tiles (rows padded by 8) and a 16x16 f32
       // scratch fragment per subgroup.
       int64_t shared = 2 * (v.tile_m + v.tile_n) * (v.tile_k + 8) * 2 +
@@ -311,7 +320,8 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
     readInt(*d, "max_workgroup_count", origin, "device", p.max_workgroup_count);
     if (const json *f = section(*d, "features", origin)) {
       checkKeys(*f, origin, "device.features",
-                {"float16", "int16", "storage16", "bfloat16", "int8", "integer_dot_product", "cooperative_matrix"});
+                {"float16", "int16", "storage16", "bfloat16", "int8", "integer_dot_product", "cooperative_matrix",
+                 "workgroup_cooperative_matrix"});
       if (auto cm = f->find("cooperative_matrix"); cm != f->end()) {
         if (!cm->is_array())
           fail(origin, "device.features.cooperative_matrix", "expected an array of {m, n, k, a, b, c, result}");
@@ -341,6 +351,7 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
       readBool(*f, "bfloat16", origin, "device.features", p.features.bfloat16);
       readBool(*f, "int8", origin, "device.features", p.features.int8);
       readBool(*f, "integer_dot_product", origin, "device.features", p.features.integer_dot_product);
+      readBool(*f, "workgroup_cooperative_matrix", origin, "device.features", p.features.workgroup_cooperative_matrix);
     }
   }
   auto simple = [&](const char *key, int64_t &wg) {
@@ -385,7 +396,7 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
       checkKeys(v, origin, where,
                 {"name", "kind", "precision", "max_m", "max_n", "max_k", "min_k", "min_tiles",
                  "tile_m", "tile_n", "tile_k", "thread_m", "thread_n", "split_k", "mma_m", "mma_n",
-                 "mma_k", "subgroups_m", "subgroups_n", "vector_width"});
+                 "mma_k", "subgroups_m", "subgroups_n", "vector_width", "scope"});
       MatmulVariant mv;
       mv.name = "variant" + std::to_string(i);
       readString(v, "name", origin, where, mv.name);
@@ -408,6 +419,7 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
       readInt(v, "subgroups_m", origin, where, mv.subgroups_m);
       readInt(v, "subgroups_n", origin, where, mv.subgroups_n);
       readInt(v, "vector_width", origin, where, mv.vector_width);
+      readString(v, "scope", origin, where, mv.scope);
       out.push_back(mv);
     }
   };
@@ -509,6 +521,8 @@ MatmulConfig MatmulVariant::config(int64_t subgroupSize) const {
   if (kind == "coopmat") {
     c.thread_m = subgroupSize, c.thread_n = vector_width;
     c.mma_m = mma_m, c.mma_n = mma_n, c.mma_k = mma_k;
+    if (workgroupScope())
+      c.mma_m = tile_m, c.mma_n = tile_n, c.mma_k = tile_k;
     c.subgroups_m = subgroups_m, c.subgroups_n = subgroups_n;
     c.operands = precision;
   }
@@ -624,6 +638,8 @@ nlohmann::ordered_json variantJson(const MatmulVariant &v) {
     j["mma_m"] = v.mma_m, j["mma_n"] = v.mma_n, j["mma_k"] = v.mma_k;
     j["subgroups_m"] = v.subgroups_m, j["subgroups_n"] = v.subgroups_n;
     j["vector_width"] = v.vector_width;
+    if (v.workgroupScope())
+      j["scope"] = v.scope;
   } else {
     j["thread_m"] = v.thread_m, j["thread_n"] = v.thread_n;
   }
@@ -657,7 +673,8 @@ std::string profileToJson(const DeviceProfile &p) {
               {"storage16", p.features.storage16},
               {"bfloat16", p.features.bfloat16},
               {"int8", p.features.int8},
-              {"integer_dot_product", p.features.integer_dot_product}}}};
+              {"integer_dot_product", p.features.integer_dot_product},
+              {"workgroup_cooperative_matrix", p.features.workgroup_cooperative_matrix}}}};
   if (!p.features.cooperative_matrix.empty()) {
     ojson shapes = ojson::array();
     for (const CoopMatShape &c : p.features.cooperative_matrix)

@@ -48,6 +48,13 @@ struct MatmulVariant {
   int64_t mma_m = 16, mma_n = 16, mma_k = 16;
   int64_t subgroups_m = 2, subgroups_n = 2;
   int64_t vector_width = 8;
+  // coopmat: "subgroup" (fragments of mma_m x mma_n per subgroup, staged by
+  // the kernel) or "workgroup" (VK_NV_cooperative_matrix2: one tile_m x
+  // tile_n matrix per workgroup of subgroups_m * subgroups_n subgroups, loaded
+  // from memory tile_k at a time and staged by the driver; mma_* is then the
+  // device's granularity, and the config's mma is the tile).
+  std::string scope = "subgroup";
+  bool workgroupScope() const { return kind == "coopmat" && scope == "workgroup"; }
 
   // The config this variant generates (coopmat: thread = [subgroup size,
   // vector width], as #tessera.matmul_config records it).
@@ -67,6 +74,9 @@ struct MatmulVariant {
   // alone; the f32 kinds admit every operand type.
   bool admits(int64_t m, int64_t n, int64_t k, int64_t batch = 1, const std::string &operands = "f32") const {
     if (kind == "coopmat" && operands != precision)
+      return false;
+    // Workgroup scope: whole tiles only (no edges to mask).
+    if (workgroupScope() && (m % tile_m || n % tile_n || k % tile_k))
       return false;
     return (!max_m || m <= max_m) && (!max_n || n <= max_n) && (!max_k || k <= max_k) &&
            k >= min_k && tiles(m, n, batch) >= min_tiles;
@@ -100,6 +110,9 @@ struct DeviceFeatures {
   // Vulkan 1.3): OpSDot on packed 4x8-bit words (BitNet's int8 x ternary
   // products, kernels/BitLinear.cpp; without it: integer multiply-adds).
   bool integer_dot_product = false;
+  // VK_NV_cooperative_matrix2's workgroup scope with flexible dimensions (the
+  // matmul variants of scope "workgroup").
+  bool workgroup_cooperative_matrix = false;
   std::vector<CoopMatShape> cooperative_matrix; // empty: no VK_KHR_cooperative_matrix
 };
 

@@ -141,6 +141,17 @@ struct TesseraKernelsToSPIRVPass : impl::TesseraKernelsToSPIRVBase<TesseraKernel
       // Cooperative-matrix matmuls (kernels/MatmulCoopMat.cpp): gpu.subgroup_mma_*
       // -> SPV_KHR_cooperative_matrix.
       populateMMAToSPIRVCoopMatrixTypeConversion(typeConverter);
+      // Workgroup-scope matrices (VK_NV_cooperative_matrix2): the later
+      // conversion is tried first.
+      const bool workgroupMatrices = gm->hasAttr(::tessera::lowering::kWorkgroupMatricesAttr);
+      if (workgroupMatrices)
+        typeConverter.addConversion([](gpu::MMAMatrixType t) -> Type {
+          spirv::CooperativeMatrixUseKHR use = t.getOperand() == "AOp"   ? spirv::CooperativeMatrixUseKHR::MatrixA
+                                               : t.getOperand() == "BOp" ? spirv::CooperativeMatrixUseKHR::MatrixB
+                                                                         : spirv::CooperativeMatrixUseKHR::MatrixAcc;
+          return spirv::CooperativeMatrixType::get(t.getElementType(), t.getShape()[0], t.getShape()[1],
+                                                   spirv::Scope::Workgroup, use);
+        });
       populateGpuWMMAToSPIRVCoopMatrixKHRConversionPatterns(typeConverter, patterns);
       patterns.add<LaneIdToSPIRV>(typeConverter, ctx);
       populateSCFToSPIRVPatterns(typeConverter, scfContext, patterns);
@@ -168,6 +179,8 @@ struct TesseraKernelsToSPIRVPass : impl::TesseraKernelsToSPIRVBase<TesseraKernel
         spv->setAttr(attrs::config, config);
       if (bf16)
         spv->setAttr(::tessera::lowering::kBf16AsF16Attr, UnitAttr::get(ctx));
+      if (workgroupMatrices)
+        spv->setAttr(::tessera::lowering::kWorkgroupMatricesAttr, UnitAttr::get(ctx));
       bool leftover = false;
       spv.walk([&](UnrealizedConversionCastOp cast) {
         if (cast->use_empty())

@@ -21,6 +21,10 @@ namespace tessera::lowering {
 
 /// Unit attribute of a gpu.module / spirv.module whose f16 types mean bf16.
 inline constexpr ::llvm::StringLiteral kBf16AsF16Attr = ::mlir::tessera::attrs::bf16AsF16;
+/// Unit attribute of a gpu.module / spirv.module whose cooperative matrices
+/// are of workgroup scope (VK_NV_cooperative_matrix2; the plan then needs
+/// plan::kFeatureWorkgroupCoopMat).
+inline constexpr ::llvm::StringLiteral kWorkgroupMatricesAttr = "tessera.workgroup_matrices";
 
 /// Retypes the module's OpTypeFloat 16 as bf16 and declares BFloat16TypeKHR,
 /// BFloat16CooperativeMatrixKHR and SPV_KHR_bfloat16. Returns false (with

@@ -183,6 +183,8 @@ FailureOr<plan::Plan> buildPlan(ModuleOp module, const PlanOptions &o) {
     plan::Kernel k;
     if (auto c = m->getAttrOfType<StringAttr>(attrs::config))
       k.config = c.str();
+    if (m->hasAttr(::tessera::lowering::kWorkgroupMatricesAttr))
+      features.insert(plan::kFeatureWorkgroupCoopMat);
     if (std::optional<spirv::VerCapExtAttr> vce = m.getVceTriple())
       for (spirv::Capability c : vce->getCapabilities()) {
         switch (c) {

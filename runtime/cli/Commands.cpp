@@ -51,6 +51,8 @@ void listDevices() {
         std::printf("     %ux%ux%u %s*%s+%s->%s, %s\n", c.m, c.n, c.k, c.a.c_str(), c.b.c_str(), c.c.c_str(),
                     c.result.c_str(), c.scope.c_str());
     }
+    for (const std::string &w : d.workgroupMatrices)
+      std::printf("   %s\n", w.c_str());
   }
 }
 

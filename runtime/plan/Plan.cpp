@@ -531,7 +531,8 @@ Plan parse(const std::vector<uint8_t> &bytes, const std::string &origin) {
     for (size_t i = 0; i < f.size(); ++i) {
       std::string name = f[i].is_string() ? f[i].get<std::string>() : "";
       if (name != kFeatureFloat16 && name != kFeatureInt16 && name != kFeatureStorage16 && name != kFeatureInt8 &&
-          name != kFeatureIntegerDot && name != kFeatureCoopMat && name != kFeatureBf16CoopMat)
+          name != kFeatureIntegerDot && name != kFeatureCoopMat && name != kFeatureBf16CoopMat &&
+          name != kFeatureWorkgroupCoopMat)
         r.fail("features[" + std::to_string(i) + "] = " + f[i].dump() + " is not a device feature this runtime knows");
       p.features.push_back(name);
     }

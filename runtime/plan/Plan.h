@@ -175,6 +175,7 @@ constexpr const char *kFeatureInt8 = "int8";           // shaderInt8 + storageBu
 constexpr const char *kFeatureIntegerDot = "integer_dot_product"; // shaderIntegerDotProduct (OpSDot, 4x8-bit packed)
 constexpr const char *kFeatureCoopMat = "cooperative_matrix"; // VK_KHR_cooperative_matrix (tensor cores)
 constexpr const char *kFeatureBf16CoopMat = "bfloat16_cooperative_matrix"; // VK_KHR_shader_bfloat16 fragments
+constexpr const char *kFeatureWorkgroupCoopMat = "workgroup_cooperative_matrix"; // VK_NV_cooperative_matrix2 workgroup scope
 
 // The decoder the plan was compiled from (tessera-raise's `tessera.arch`):
 // what a GGUF adapter needs to be read back (llama q/k rows are permuted per

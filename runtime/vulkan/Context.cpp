@@ -217,6 +217,35 @@ struct Bfloat16Features {
 };
 constexpr VkStructureType kBfloat16FeaturesType = VkStructureType(1000141000);
 
+// VK_NV_cooperative_matrix2 (headers 1.3.300+): workgroup-scope matrices of
+// flexible dimensions, the shapes of kernels/MatmulCoopMat.cpp's workgroup
+// configs.
+struct CooperativeMatrix2Features {
+  VkStructureType sType;
+  void *pNext;
+  VkBool32 workgroupScope, flexibleDimensions, reductions, conversions, perElementOperations, tensorAddressing,
+      blockLoads;
+};
+constexpr VkStructureType kCooperativeMatrix2FeaturesType = VkStructureType(1000593000);
+struct CooperativeMatrixFlexibleDimensionsProperties {
+  VkStructureType sType;
+  void *pNext;
+  uint32_t MGranularity, NGranularity, KGranularity;
+  int32_t AType, BType, CType, ResultType; // VkComponentTypeKHR
+  VkBool32 saturatingAccumulation;
+  int32_t scope; // VkScopeKHR
+  uint32_t workgroupInvocations;
+};
+constexpr VkStructureType kFlexibleDimensionsPropertiesType = VkStructureType(1000593001);
+struct CooperativeMatrix2Properties {
+  VkStructureType sType;
+  void *pNext;
+  uint32_t workgroupScopeMaxWorkgroupSize, flexibleDimensionsMaxDimension, workgroupScopeReservedSharedMemory;
+};
+constexpr VkStructureType kCooperativeMatrix2PropertiesType = VkStructureType(1000593002);
+using GetFlexibleDimensionsProperties = VkResult(VKAPI_PTR *)(VkPhysicalDevice, uint32_t *,
+                                                               CooperativeMatrixFlexibleDimensionsProperties *);
+
 using GetCooperativeMatrixProperties = VkResult(VKAPI_PTR *)(VkPhysicalDevice, uint32_t *,
                                                               VkCooperativeMatrixPropertiesKHR *);
 
@@ -305,6 +334,36 @@ void describeFeatures(VkInstance instance, VkPhysicalDevice pd, uint32_t api, De
         }
     }
   }
+  if (instance && !info.cooperativeMatrix.empty() && hasExtension(pd, "VK_NV_cooperative_matrix2")) {
+    CooperativeMatrix2Properties limits{kCooperativeMatrix2PropertiesType};
+    VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+    p2.pNext = &limits;
+    vkGetPhysicalDeviceProperties2(pd, &p2);
+    info.workgroupMatrices.push_back(
+        "workgroup-scope matrices (VK_NV_cooperative_matrix2): at most " +
+        std::to_string(limits.workgroupScopeMaxWorkgroupSize) + " invocations, dimensions up to " +
+        std::to_string(limits.flexibleDimensionsMaxDimension) + ", " +
+        std::to_string(limits.workgroupScopeReservedSharedMemory) + " bytes of shared memory reserved");
+    auto get = reinterpret_cast<GetFlexibleDimensionsProperties>(
+        vkGetInstanceProcAddr(instance, "vkGetPhysicalDeviceCooperativeMatrixFlexibleDimensionsPropertiesNV"));
+    uint32_t n = 0;
+    if (get && get(pd, &n, nullptr) == VK_SUCCESS && n) {
+      std::vector<CooperativeMatrixFlexibleDimensionsProperties> props(n);
+      for (auto &p : props) {
+        std::memset(&p, 0, sizeof(p));
+        p.sType = kFlexibleDimensionsPropertiesType;
+      }
+      if (get(pd, &n, props.data()) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n; ++i) {
+          const auto &p = props[i];
+          info.workgroupMatrices.push_back(
+              "  granularity " + std::to_string(p.MGranularity) + "x" + std::to_string(p.NGranularity) + "x" +
+              std::to_string(p.KGranularity) + " " + componentName(p.AType) + "*" + componentName(p.BType) + "+" +
+              componentName(p.CType) + "->" + componentName(p.ResultType) + ", " + scopeName(p.scope) + ", " +
+              std::to_string(p.workgroupInvocations) + " invocations");
+        }
+    }
+  }
 }
 
 DeviceInfo describe(VkPhysicalDevice pd, uint32_t index, uint32_t instanceApi, uint64_t *maxAlloc = nullptr,
@@ -379,6 +438,7 @@ DeviceInfo describe(VkPhysicalDevice pd, uint32_t index, uint32_t instanceApi, u
 bool DeviceInfo::hasFeature(const std::string &name) const {
   if (name == "cooperative_matrix") return !cooperativeMatrix.empty();
   if (name == "bfloat16_cooperative_matrix") return bfloat16CoopMatEnabled;
+  if (name == "workgroup_cooperative_matrix") return workgroupCoopMatEnabled;
   if (name == "float16") return float16;
   if (name == "int16") return int16;
   if (name == "storage16") return storage16;
@@ -427,11 +487,12 @@ Context::Context(int index, ContextOptions options) {
     std::vector<VkExtensionProperties> exts(extCount);
     vkEnumerateDeviceExtensionProperties(physical_, nullptr, &extCount, exts.data());
     std::vector<const char *> enabled;
-    bool coopMat = false, bf16 = false, hasRobustness2 = false;
+    bool coopMat = false, bf16 = false, coopMat2 = false, hasRobustness2 = false;
     for (const auto &e : exts) {
       if (std::strcmp(e.extensionName, "VK_KHR_portability_subset") == 0) enabled.push_back("VK_KHR_portability_subset");
       if (std::strcmp(e.extensionName, "VK_KHR_cooperative_matrix") == 0) coopMat = true;
       if (std::strcmp(e.extensionName, "VK_KHR_shader_bfloat16") == 0) bf16 = true;
+      if (std::strcmp(e.extensionName, "VK_NV_cooperative_matrix2") == 0) coopMat2 = true;
       hasRobustness2 = hasRobustness2 || std::strcmp(e.extensionName, VK_EXT_ROBUSTNESS_2_EXTENSION_NAME) == 0;
     }
 
@@ -528,6 +589,21 @@ Context::Context(int index, ContextOptions options) {
         wantCm.pNext = &wantBf;
         enabled.push_back("VK_KHR_shader_bfloat16");
         info_.bfloat16CoopMatEnabled = true;
+      }
+    }
+    // Workgroup-scope matrices of flexible dimensions (VK_NV_cooperative_matrix2).
+    CooperativeMatrix2Features haveCm2{}, wantCm2{};
+    haveCm2.sType = wantCm2.sType = kCooperativeMatrix2FeaturesType;
+    if (coopMat2 && coopMatEnabled_) {
+      VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+      f2.pNext = &haveCm2;
+      vkGetPhysicalDeviceFeatures2(physical_, &f2);
+      if (haveCm2.workgroupScope && haveCm2.flexibleDimensions) {
+        wantCm2.workgroupScope = wantCm2.flexibleDimensions = VK_TRUE;
+        wantCm2.pNext = wantCm.pNext;
+        wantCm.pNext = &wantCm2;
+        enabled.push_back("VK_NV_cooperative_matrix2");
+        info_.workgroupCoopMatEnabled = true;
       }
     }
 

@@ -56,6 +56,11 @@ struct DeviceInfo {
   bool integerDot4x8Accelerated = false; // integerDotProduct4x8BitPackedSignedAccelerated (informational)
   std::vector<CooperativeMatrixShape> cooperativeMatrix; // VK_KHR_cooperative_matrix, when present
   bool bfloat16CoopMatEnabled = false; // a device opened with bf16 cooperative matrices (Context only)
+  // VK_NV_cooperative_matrix2: a device opened with workgroup-scope matrices of
+  // flexible dimensions (Context only), and the shapes it offers, e.g.
+  // "workgroup 16x16x16 granularity bf16*bf16+f32 256 invocations".
+  bool workgroupCoopMatEnabled = false;
+  std::vector<std::string> workgroupMatrices;
 
   // Whether the device has plan feature `name` (plan::kFeature*).
   bool hasFeature(const std::string &name) const;

@@ -161,7 +161,8 @@ Executor::Executor(Context &ctx, const plan::Plan &plan, const ExecutorOptions &
       {plan::kFeatureInt8, "shaderInt8 + storageBuffer8BitAccess"},
       {plan::kFeatureIntegerDot, "shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product)"},
       {plan::kFeatureCoopMat, "VK_KHR_cooperative_matrix"},
-      {plan::kFeatureBf16CoopMat, "VK_KHR_shader_bfloat16 cooperative matrices"}};
+      {plan::kFeatureBf16CoopMat, "VK_KHR_shader_bfloat16 cooperative matrices"},
+      {plan::kFeatureWorkgroupCoopMat, "VK_NV_cooperative_matrix2 workgroup-scope matrices of flexible dimensions"}};
   for (const std::string &f : plan_.features)
     if (!ctx_.info().hasFeature(f)) {
       std::string vkName = f;

@@ -269,7 +269,14 @@ void splitKSteps(LoweringContext &ctx, OpLowering &lowering, const MatmulOperand
 /// read at memory bandwidth.
 mlir::FailureOr<OpLowering> lowerMatmulSkinny(LoweringContext &, const MatmulOperands &,
                                               mlir::tessera::MatmulConfigAttr config);
-/// MatmulCoopMat.cpp: the kind = coopmat config (tensor cores).
+/// MatmulCoopMat.cpp: the kind = coopmat config (tensor cores). A config
+/// whose mma is its whole tile is of workgroup scope: one matrix per
+/// workgroup (VK_NV_cooperative_matrix2's workgroup scope and flexible
+/// dimensions), its gpu.module marked kWorkgroupMatricesAttr (SpirvBf16.h).
+inline bool isWorkgroupScope(mlir::tessera::MatmulConfigAttr c) {
+  return c.isCoopMat() && c.getMma().size() == 3 && c.getMma()[0] == c.tileM() && c.getMma()[1] == c.tileN() &&
+         c.getMma()[2] == c.tileK();
+}
 mlir::FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &, const MatmulOperands &,
                                                mlir::tessera::MatmulConfigAttr config);
 /// Attention.cpp: one kernel forward (online softmax, lse); two backward

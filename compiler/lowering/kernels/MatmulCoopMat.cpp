@@ -100,9 +100,197 @@ struct Stage {
   int64_t valuesPerThread() const { return vectorsPerThread * (raw ? 1 : width); }
 };
 
+// Stores one accumulator fragment (rows x cols of f32) at `at` of C (row
+// stride ldc) after the fused epilogue, in f32 on the fragment: alpha times,
+// plus D's tile (D lies where C does), rounded once to C's type.
+struct FragmentStore {
+  int64_t rows, cols, ldc;
+  double alpha;
+  Value D; // the addend, or null
+  bool dHalf;
+  Value C;
+  bool cHalf, bf16;
+};
+
+void storeFragment(KernelBuilder &kb, Value out, const FragmentStore &s, Value at) {
+  ImplicitLocOpBuilder &bb = kb.b;
+  Type f16 = bb.getF16Type(), f32 = bb.getF32Type();
+  auto cType = gpu::MMAMatrixType::get({s.rows, s.cols}, f32, "COp");
+  auto elementwise = [&](Type t, ValueRange in, gpu::MMAElementwiseOp kind) -> Value {
+    return bb.create<gpu::SubgroupMmaElementwiseOp>(t, in, kind);
+  };
+  if (s.alpha != 1.0) {
+    Value alpha = bb.create<gpu::SubgroupMmaConstantMatrixOp>(cType, kb.f32(s.alpha));
+    out = elementwise(cType, {out, alpha}, gpu::MMAElementwiseOp::MULF);
+  }
+  if (s.D) {
+    auto dType = gpu::MMAMatrixType::get({s.rows, s.cols}, s.dHalf ? f16 : f32, "COp");
+    Value d = bb.create<gpu::SubgroupMmaLoadMatrixOp>(dType, s.D, ValueRange{at}, bb.getIndexAttr(s.ldc), UnitAttr());
+    if (s.dHalf) // half -> f32 (spirv.FConvert on the fragment)
+      d = elementwise(cType, {d}, gpu::MMAElementwiseOp::EXTF);
+    out = elementwise(cType, {out, d}, gpu::MMAElementwiseOp::ADDF);
+  }
+  if (s.cHalf && s.bf16) {
+    // SPIR-V leaves FConvert's rounding to the device, and the H200's
+    // f32 -> bf16 fragment conversion truncates (kcheck
+    // KernelNumericsEpilogue.CoopMatNvidiaBf16, 2026-12-02). Rounding to
+    // the bf16 grid first with correctly rounded f32 arithmetic
+    // (Veltkamp's split: hi = c - (c - x), c = x (2^16 + 1)) leaves the
+    // conversion nothing to round, so every device gives round to
+    // nearest (even a contracted c - x keeps hi on the grid; |x| < 2^111).
+    // The driver must not simplify c - (c - x) to x: KernelsToSPIRV
+    // marks fragment arithmetic NoContraction (without it the H200
+    // still truncated where an addend came before, 2026-12-02).
+    Value split = bb.create<gpu::SubgroupMmaConstantMatrixOp>(cType, kb.f32(65537.0));
+    Value c = elementwise(cType, {out, split}, gpu::MMAElementwiseOp::MULF);
+    Value lo = elementwise(cType, {c, out}, gpu::MMAElementwiseOp::SUBF);
+    out = elementwise(cType, {c, lo}, gpu::MMAElementwiseOp::SUBF);
+  }
+  if (s.cHalf) // f32 -> C's half type (spirv.FConvert on the fragment)
+    out = elementwise(gpu::MMAMatrixType::get({s.rows, s.cols}, f16, "COp"), {out}, gpu::MMAElementwiseOp::EXTF);
+  bb.create<gpu::SubgroupMmaStoreMatrixOp>(out, s.C, ValueRange{at}, bb.getIndexAttr(s.ldc), UnitAttr());
+}
+
 } // namespace
 
+// Workgroup scope (VK_NV_cooperative_matrix2, a config whose mma is its whole
+// tile): the workgroup owns one tile_m x tile_n accumulator and multiplies
+// tile_k-deep matrices loaded straight from the operands' buffers; the driver
+// stages them in shared memory and pipelines the K loop itself. Selection
+// gives it only tiles that divide the problem and operands of the operand type
+// (MatmulVariant::admits), so there are no edges and no conversions; split-K,
+// batches and the epilogue are as above.
+FailureOr<OpLowering> lowerMatmulCoopMatWorkgroup(LoweringContext &ctx, const MatmulOperands &mo,
+                                                  MatmulConfigAttr config) {
+  Operation *op = mo.op;
+  auto lhsT = cast<ShapedType>(mo.lhs.getType());
+  auto rhsT = cast<ShapedType>(mo.rhs.getType());
+  auto outT = cast<ShapedType>(mo.result.getType());
+  ArrayRef<int64_t> l = lhsT.getShape(), r = rhsT.getShape(), o = outT.getShape();
+  MatmulProblem problem = matmulProblem(mo);
+  const int64_t M = problem.m, K = problem.k, N = problem.n, batch = problem.batch;
+  const int64_t TM = config.tileM(), TN = config.tileN(), TK = config.tileK();
+  const bool bf16 = config.getOperands().isBF16();
+  auto isHalf = [&](Type t) { return bf16 ? t.isBF16() : t.isF16(); };
+  auto isOperand = [&](Type t) { return bf16 ? storageElementType(t).isInteger(16) : t.isF16(); };
+  if (::tessera::quant::quantizedWeight(mo.lhs) || ::tessera::quant::quantizedWeight(mo.rhs) ||
+      !isOperand(lhsT.getElementType()) || !isOperand(rhsT.getElementType()) || M % TM || N % TN || K % TK)
+    return op->emitError("a workgroup-scope cooperative-matrix config (variant ")
+           << config.getVariant() << ") needs " << TM << "x" << TN << "x" << TK
+           << " tiles that divide the problem and unquantised operands of its operand type";
+  OpLowering lowering;
+  if (numElements(o) == 0)
+    return lowering;
+  SmallVector<DimMap> aMap, bMap;
+  if (!problem.foldedBatch) {
+    aMap = broadcastIndexMap(o.drop_back(2), l.drop_back(2));
+    bMap = broadcastIndexMap(o.drop_back(2), r.drop_back(2));
+    for (DimMap &d : aMap)
+      d.inStride *= M * K;
+    for (DimMap &d : bMap)
+      d.inStride *= K * N;
+  }
+  const int64_t maxG = ctx.maxWorkgroupCount;
+  const int64_t tilesM = M / TM, tilesN = N / TN, tilesK = K / TK;
+  int64_t S = 1, kPer = tilesK;
+  if (config.getSplitK() > 1 && batch == 1 && tilesK > 1) {
+    S = std::min({config.getSplitK(), tilesK, maxG});
+    kPer = ceilDiv(tilesK, S);
+    S = ceilDiv(tilesK, kPer);
+  }
+  MemRefType partialsT = MemRefType::get({S * M * N}, Float32Type::get(op->getContext()));
+  if (S > 1)
+    outT = RankedTensorType::get({S * M * N}, Float32Type::get(op->getContext()));
+  const bool epilogueHere = S == 1 && mo.hasEpilogue(), addendHere = S == 1 && mo.addend;
+  const bool cHalf = isHalf(outT.getElementType());
+  Type addendElem = addendHere ? cast<ShapedType>(mo.addend.getType()).getElementType() : Type();
+  const bool dHalf = addendHere && isHalf(addendElem);
+  if ((!cHalf && !outT.getElementType().isF32()) || (addendHere && !dHalf && !addendElem.isF32()))
+    return op->emitError("a workgroup-scope cooperative-matrix matmul stores f32 or its operand type");
+  auto halfBinding = [&](ShapedType t) {
+    return MemRefType::get(flatMemRefType(t).getShape(), Float16Type::get(op->getContext()));
+  };
+  SmallVector<Type> args = {halfBinding(lhsT), halfBinding(rhsT)};
+  if (addendHere)
+    args.push_back(dHalf ? halfBinding(cast<ShapedType>(mo.addend.getType()))
+                         : flatMemRefType(cast<ShapedType>(mo.addend.getType())));
+  args.push_back(cHalf ? halfBinding(outT) : flatMemRefType(outT));
+  const int64_t NT = config.threads();
+  const int64_t gx = std::min(tilesN, maxG), gy = std::min(tilesM, maxG),
+                gz = S > 1 ? S : std::max<int64_t>(1, std::min(batch, maxG));
+  std::string key = opKey(op) + " coopmat workgroup";
+  KernelHandle k = ctx.getOrCreate("matmul_coopmat_wg", key, args, {NT, 1, 1}, [&](KernelBuilder &kb) {
+    ImplicitLocOpBuilder &bb = kb.b;
+    Type f16 = bb.getF16Type(), f32 = bb.getF32Type();
+    kb.gpuModule->setAttr(kWorkgroupMatricesAttr, bb.getUnitAttr());
+    if (bf16)
+      kb.gpuModule->setAttr(kBf16AsF16Attr, bb.getUnitAttr());
+    Value A = kb.arg(0), B = kb.arg(1), C = kb.arg(addendHere ? 3 : 2);
+    Value D = addendHere ? kb.arg(2) : Value();
+    auto aType = gpu::MMAMatrixType::get({TM, TK}, f16, "AOp");
+    auto bType = gpu::MMAMatrixType::get({TK, TN}, f16, "BOp");
+    auto cType = gpu::MMAMatrixType::get({TM, TN}, f32, "COp");
+    const FragmentStore store{TM, TN, N, epilogueHere ? mo.alpha : 1.0, D, dHalf, C, cHalf, bf16};
+    groupLoop(kb, S > 1 ? S : batch, gz, kb.blockId(gpu::Dimension::z), [&](Value zIdx) {
+      Value bIdx = S > 1 ? kb.idx(0) : zIdx;
+      Value aBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, aMap, batch);
+      Value bBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, bMap, batch);
+      Value cBase = S > 1 ? kb.muli(zIdx, M * N) : batch == 1 ? kb.idx(0) : kb.muli(bIdx, M * N);
+      Value ktBegin = kb.idx(0), ktEnd = kb.idx(tilesK);
+      if (S > 1) {
+        ktBegin = kb.muli(zIdx, kPer);
+        ktEnd = bb.create<arith::MinUIOp>(kb.addi(ktBegin, kPer), kb.idx(tilesK));
+      }
+      groupLoop(kb, tilesM, gy, kb.blockId(gpu::Dimension::y), [&](Value tm) {
+        Value m0 = kb.muli(tm, TM);
+        groupLoop(kb, tilesN, gx, kb.blockId(gpu::Dimension::x), [&](Value tn) {
+          Value n0 = kb.muli(tn, TN);
+          Value zero = bb.create<gpu::SubgroupMmaConstantMatrixOp>(cType, kb.f32(0.0));
+          SmallVector<Value> acc = kb.forLoopIter(
+              ktBegin, ktEnd, kb.idx(1), {zero}, [&](Value kt, ValueRange in) -> SmallVector<Value> {
+                Value k0 = kb.muli(kt, TK);
+                // A: [M, K] row-major, or [K, M] (tl) read column-major; B likewise.
+                Value aAt = kb.add(aBase, mo.tl ? kb.add(kb.muli(k0, M), m0) : kb.add(kb.muli(m0, K), k0));
+                Value bAt = kb.add(bBase, mo.tr ? kb.add(kb.muli(n0, K), k0) : kb.add(kb.muli(k0, N), n0));
+                Value a = bb.create<gpu::SubgroupMmaLoadMatrixOp>(aType, A, ValueRange{aAt},
+                                                                  bb.getIndexAttr(mo.tl ? M : K),
+                                                                  mo.tl ? bb.getUnitAttr() : UnitAttr());
+                Value b = bb.create<gpu::SubgroupMmaLoadMatrixOp>(bType, B, ValueRange{bAt},
+                                                                  bb.getIndexAttr(mo.tr ? K : N),
+                                                                  mo.tr ? bb.getUnitAttr() : UnitAttr());
+                return {bb.create<gpu::SubgroupMmaComputeOp>(cType, a, b, in[0], UnitAttr(), UnitAttr())};
+              });
+          storeFragment(kb, acc[0], store, kb.add(cBase, kb.add(kb.muli(m0, N), n0)));
+        });
+      });
+    });
+    return std::array<int64_t, 3>{gx, gy, gz};
+  });
+  if (S == 1) {
+    SmallVector<unsigned> slots = {0, 1};
+    if (mo.addend)
+      slots.push_back(2);
+    slots.push_back(mo.resultSlot());
+    lowering.steps.push_back({k, slots});
+    return lowering;
+  }
+  splitKSteps(ctx, lowering, mo, k, S, M * N, partialsT);
+  return lowering;
+}
+
 FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOperands &mo, MatmulConfigAttr config) {
+  if (isWorkgroupScope(config)) {
+    // A block-quantised weight is dequantised while staged, which the driver's
+    // staging cannot do: such products run the subgroup kernel on 16 x 16 x 16
+    // fragments (the granularity of every device with workgroup scope so far)
+    // with K steps of 32, which fit 48 KiB.
+    if (!::tessera::quant::quantizedWeight(mo.lhs) && !::tessera::quant::quantizedWeight(mo.rhs))
+      return lowerMatmulCoopMatWorkgroup(ctx, mo, config);
+    int64_t tk = std::min<int64_t>(config.tileK(), 32);
+    config = MatmulConfigAttr::get(config.getContext(), config.getVariant(), config.getKind(),
+                                   {config.tileM(), config.tileN(), tk}, config.getThread(), config.getSplitK(),
+                                   {16, 16, 16}, config.getSubgroups(), config.getOperands());
+  }
   Operation *op = mo.op;
   auto lhsT = cast<ShapedType>(mo.lhs.getType());
   auto rhsT = cast<ShapedType>(mo.rhs.getType());
@@ -401,6 +589,8 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
       }
     };
 
+    const FragmentStore fragmentStore{MM, MN, N, epilogueHere ? mo.alpha : 1.0, addendHere ? D : Value(), dHalf,
+                                      C, cHalf, bf16};
     groupLoop(kb, S > 1 ? S : batch, gz, kb.blockId(gpu::Dimension::z), [&](Value zIdx) {
       Value bIdx = S > 1 ? kb.idx(0) : zIdx;
       Value aBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, aMap, batch);
@@ -508,42 +698,7 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
             Value row0 = kb.add(m0, kb.muli(kb.addi(kb.muli(sgm, FM), i), MM));
             Value col0 = kb.add(n0, kb.muli(kb.addi(kb.muli(sgn, FN), j), MN));
             Value at = kb.add(cBase, kb.add(kb.muli(row0, N), col0));
-            Value out = acc[i * FN + j];
-            auto elementwise = [&](Type t, ValueRange in, gpu::MMAElementwiseOp kind) -> Value {
-              return bb.create<gpu::SubgroupMmaElementwiseOp>(t, in, kind);
-            };
-            // The epilogue in f32 on the fragment: D's tile lies where C's does.
-            if (mo.alpha != 1.0 && epilogueHere) {
-              Value alpha = bb.create<gpu::SubgroupMmaConstantMatrixOp>(cType, kb.f32(mo.alpha));
-              out = elementwise(cType, {out, alpha}, gpu::MMAElementwiseOp::MULF);
-            }
-            if (addendHere) {
-              auto dType = gpu::MMAMatrixType::get({MM, MN}, dHalf ? f16 : f32, "COp");
-              Value d = bb.create<gpu::SubgroupMmaLoadMatrixOp>(dType, D, ValueRange{at}, bb.getIndexAttr(N),
-                                                                 UnitAttr());
-              if (dHalf) // half -> f32 (spirv.FConvert on the fragment)
-                d = elementwise(cType, {d}, gpu::MMAElementwiseOp::EXTF);
-              out = elementwise(cType, {out, d}, gpu::MMAElementwiseOp::ADDF);
-            }
-            if (cHalf && bf16) {
-              // SPIR-V leaves FConvert's rounding to the device, and the H200's
-              // f32 -> bf16 fragment conversion truncates (kcheck
-              // KernelNumericsEpilogue.CoopMatNvidiaBf16, 2026-12-02). Rounding to
-              // the bf16 grid first with correctly rounded f32 arithmetic
-              // (Veltkamp's split: hi = c - (c - x), c = x (2^16 + 1)) leaves the
-              // conversion nothing to round, so every device gives round to
-              // nearest (even a contracted c - x keeps hi on the grid; |x| < 2^111).
-              // The driver must not simplify c - (c - x) to x: KernelsToSPIRV
-              // marks fragment arithmetic NoContraction (without it the H200
-              // still truncated where an addend came before, 2026-12-02).
-              Value split = bb.create<gpu::SubgroupMmaConstantMatrixOp>(cType, kb.f32(65537.0));
-              Value c = elementwise(cType, {out, split}, gpu::MMAElementwiseOp::MULF);
-              Value lo = elementwise(cType, {c, out}, gpu::MMAElementwiseOp::SUBF);
-              out = elementwise(cType, {c, lo}, gpu::MMAElementwiseOp::SUBF);
-            }
-            if (cHalf) // f32 -> C's half type (spirv.FConvert on the fragment)
-              out = elementwise(gpu::MMAMatrixType::get({MM, MN}, f16, "COp"), {out}, gpu::MMAElementwiseOp::EXTF);
-            bb.create<gpu::SubgroupMmaStoreMatrixOp>(out, C, ValueRange{at}, bb.getIndexAttr(N), UnitAttr());
+            storeFragment(kb, acc[i * FN + j], fragmentStore, at);
           };
           auto edge = [&](int64_t i, int64_t j) {
             Value frag = acc[i * FN + j];

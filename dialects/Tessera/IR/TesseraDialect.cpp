@@ -43,7 +43,9 @@ LogicalResult MatmulConfigAttr::verify(function_ref<InFlightDiagnostic()> emitEr
         return emitError() << "coopmat mma and subgroups sizes must be <= 1024";
     if (!isPowerOfTwo(thread[0]))
       return emitError() << "coopmat subgroup size (thread[0]) must be a power of two";
-    if (tile[0] % (subgroups[0] * mma[0]) || tile[1] % (subgroups[1] * mma[1]) || tile[2] % mma[2])
+    // mma equal to the tile: one workgroup-scope matrix (VK_NV_cooperative_matrix2).
+    const bool workgroupScope = mma[0] == tile[0] && mma[1] == tile[1] && mma[2] == tile[2];
+    if (!workgroupScope && (tile[0] % (subgroups[0] * mma[0]) || tile[1] % (subgroups[1] * mma[1]) || tile[2] % mma[2]))
       return emitError() << "coopmat tile [" << tile[0] << ", " << tile[1] << ", " << tile[2]
                          << "] is not a multiple of subgroups x mma";
     if (!isPowerOfTwo(thread[1]) || thread[1] > 8)
@@ -233,7 +235,8 @@ LogicalResult TesseraDialect::verifyOperationAttribute(Operation *op, NamedAttri
       return op->emitOpError("'") << name << "' must be a string (how the kernel was generated)";
     return success();
   }
-  if (name == attrs::bf16AsF16) {
+  // A kernel module's workgroup-scope cooperative matrices (compiler/lowering/SpirvBf16.h).
+  if (name == attrs::bf16AsF16 || name == "tessera.workgroup_matrices") {
     if (!isa<UnitAttr>(value))
       return op->emitOpError("'") << name << "' is a unit attribute";
     return success();

@@ -8,24 +8,29 @@
 // RUN: %python %S/Inputs/spirv_bf16_check.py %t | FileCheck %s --check-prefix=BINARY
 
 // CONFIG-LABEL: func.func @loss
-// CONFIG: tessera.matmul %{{.*}}, %{{.*}} {tessera.kernel_config = #tessera.matmul_config<variant = "tc_bf16", kind = coopmat, tile = [128, 128, 32], thread = [32, 8], split_k = 1, mma = [16, 16, 16], subgroups = [2, 2], operands = bf16>, transpose_rhs = true} : (tensor<512x512xbf16>, tensor<512x512xbf16>)
+// Tiles that divide the product: one workgroup-scope matrix per workgroup
+// (VK_NV_cooperative_matrix2; mma = tile).
+// CONFIG: tessera.matmul %{{.*}}, %{{.*}} {tessera.kernel_config = #tessera.matmul_config<variant = "layers_wg_bf16", kind = coopmat, tile = [128, 128, 64], thread = [32, 8], split_k = 1, mma = [128, 128, 64], subgroups = [2, 4], operands = bf16>, transpose_rhs = true} : (tensor<512x512xbf16>, tensor<512x512xbf16>)
 // CONFIG: tessera.matmul %{{.*}}, %{{.*}} {tessera.kernel_config = #tessera.matmul_config<variant = "tc", kind = coopmat, {{.*}} operands = f16>} : (tensor<4x256x64xf16>, tensor<4x64x256xf16>)
 // CONFIG: tessera.matmul %{{.*}}, %{{.*}} {tessera.kernel_config = #tessera.matmul_config<variant = "general", kind = tiled
 // CONFIG-SAME: (tensor<512x512xf32>, tensor<512x512xf32>)
 // CONFIG: tessera.matmul %{{.*}}, %{{.*}} {tessera.kernel_config = #tessera.matmul_config<variant = "general", kind = tiled
 // CONFIG-SAME: (tensor<512x512xbf16>, tensor<512x512xf32>)
-// A block-quantised weight of the logical type bf16: the bf16 tensor-core
-// kernel, which dequantises it while staging.
-// CONFIG: tessera.matmul %{{.*}}, %{{.*}} {tessera.kernel_config = #tessera.matmul_config<variant = "tc_bf16", kind = coopmat
+// A block-quantised weight of the logical type bf16: selected like the rest,
+// lowered to the subgroup kernel (16 x 16 x 16 fragments), which dequantises
+// it while staging.
+// CONFIG: tessera.matmul %{{.*}}, %{{.*}} {tessera.kernel_config = #tessera.matmul_config<variant = "layers_wg_bf16", kind = coopmat
 // CONFIG-SAME: (tensor<512x512xbf16>, tensor<512x512xbf16>)
 
 // SPIRV-DAG: spirv.module @matmul_coopmat_0 Logical GLSL450 requires #spirv.vce<v1.6, [{{[^]]*}}CooperativeMatrixKHR{{[^]]*}}]
+// SPIRV-DAG: spirv.KHR.CooperativeMatrixMulAdd {{.*}} : !spirv.coopmatrix<128x64xf16, Workgroup, MatrixA>, !spirv.coopmatrix<64x128xf16, Workgroup, MatrixB> -> !spirv.coopmatrix<128x128xf32, Workgroup, MatrixAcc>
+// SPIRV-DAG: tessera.workgroup_matrices
 // SPIRV-DAG: spirv.KHR.CooperativeMatrixMulAdd {{.*}} : !spirv.coopmatrix<16x16xf16, Subgroup, MatrixA>, !spirv.coopmatrix<16x16xf16, Subgroup, MatrixB> -> !spirv.coopmatrix<16x16xf32, Subgroup, MatrixAcc>
 // SPIRV-DAG: tessera.bf16_as_f16
 
-// BINARY: matmul_coopmat_0.spv: bf16 types 1, f16 types 0, capabilities BFloat16CooperativeMatrixKHR BFloat16TypeKHR CooperativeMatrixKHR, extension SPV_KHR_bfloat16
-// BINARY: matmul_coopmat_1.spv: bf16 types 0, f16 types 1, capabilities CooperativeMatrixKHR
-// BINARY: matmul_coopmat_2.spv: bf16 types 1, f16 types 0, capabilities BFloat16CooperativeMatrixKHR BFloat16TypeKHR CooperativeMatrixKHR, extension SPV_KHR_bfloat16
+// BINARY: matmul_coopmat_0.spv: bf16 types 0, f16 types 1, capabilities CooperativeMatrixKHR
+// BINARY: matmul_coopmat_1.spv: bf16 types 1, f16 types 0, capabilities BFloat16CooperativeMatrixKHR BFloat16TypeKHR CooperativeMatrixKHR, extension SPV_KHR_bfloat16
+// BINARY: matmul_coopmat_wg_0.spv: bf16 types 1, f16 types 0, capabilities BFloat16CooperativeMatrixKHR BFloat16TypeKHR CooperativeMatrixKHR, extension SPV_KHR_bfloat16
 
 module {
   func.func @loss(%ids: tensor<1x2xi32>, %labels: tensor<1x2xi32>) -> tensor<f32> {

@@ -157,6 +157,10 @@ std::string missingCoopMatShapes(const plan::Plan &p, const vk::DeviceInfo &d) {
         !std::regex_search(k.config, t, operands))
       continue;
     uint32_t M = std::stoul(m[1]), N = std::stoul(m[2]), K = std::stoul(m[3]);
+    // mma = tile: one workgroup-scope matrix, checked as the plan's
+    // workgroup_cooperative_matrix feature (VK_NV_cooperative_matrix2).
+    if (k.config.find("tile = [" + m[1].str() + ", " + m[2].str() + ", " + m[3].str() + "]") != std::string::npos)
+      continue;
     bool offered = false;
     for (const vk::CooperativeMatrixShape &s : d.cooperativeMatrix)
       offered = offered || (s.m == M && s.n == N && s.k == K && s.a == t[1] && s.b == t[1] && s.c == "f32" &&

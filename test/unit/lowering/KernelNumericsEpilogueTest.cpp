@@ -233,6 +233,7 @@ TEST(KernelNumericsEpilogue, CoopMatSplitK) {
 const char *kNvidiaDevice =
     R"("device": {"subgroup_size": 32, "max_workgroup_invocations": 1024, "shared_memory_bytes": 49152, "max_workgroup_count": 65535,
        "features": {"float16": true, "int16": true, "storage16": true, "bfloat16": true, "int8": true,
+                    "workgroup_cooperative_matrix": true,
                     "cooperative_matrix": [{"m": 16, "n": 16, "k": 16, "a": "f16", "b": "f16", "c": "f32", "result": "f32"},
                                            {"m": 16, "n": 16, "k": 16, "a": "bf16", "b": "bf16", "c": "f32", "result": "f32"}]}}, )";
 std::string nvidiaCoop(const std::string &precision) {
@@ -259,6 +260,41 @@ TEST(KernelNumericsEpilogue, CoopMatNvidiaF16) {
   std::string p = variantProfile("coopmat-nv-f16", nvidiaCoop("f16"), kNvidiaDevice);
   runEpilogues(nvidiaEpilogueCases(), p, "coopmat", "f16", "f16", "f16");
   runEpilogues(nvidiaEpilogueCases(), p, "coopmat", "f16", "f32", "f16");
+}
+
+// Workgroup-scope matrices (VK_NV_cooperative_matrix2; exported here, run on
+// the H200 with tessera-kcheck): one 64 x 64 matrix per workgroup of
+// `invocations`, K 32 at a time from the operands' buffers, the epilogue on
+// the matrix; shapes the tiles divide (the selection gives others to the
+// next variant), plain, batched, transposed and split over K.
+std::string nvidiaWorkgroup(const std::string &precision, int subgroupsN, int splitK = 1) {
+  return R"("kind": "coopmat", "scope": "workgroup", "precision": ")" + precision +
+         R"(", "tile_m": 64, "tile_n": 64, "tile_k": 32, "mma_m": 16, "mma_n": 16, "mma_k": 16, "subgroups_m": 2, "subgroups_n": )" +
+         std::to_string(subgroupsN) + R"(, "split_k": )" + std::to_string(splitK) + R"(, "vector_width": 8)";
+}
+std::vector<EpilogueCase> workgroupEpilogueCases() {
+  return {
+      {{{128, 64}, {64, 192}}, 1.25},                    // addend and alpha
+      {{{128, 32}, {32, 128}}, -0.5, false},             // alpha without addend
+      {{{2, 64, 96}, {2, 96, 64}}, 2.0},                 // batched
+      {{{128, 64}, {64, 64}}, 0.75, true, true},         // cancellation
+      {{{64, 128}, {128, 64}, true, true}, 1.0},         // both transposed
+  };
+}
+TEST(KernelNumericsEpilogue, CoopMatNvidiaWorkgroupBf16) {
+  std::string p = variantProfile("coopmat-wg-bf16", nvidiaWorkgroup("bf16", 2), kNvidiaDevice);
+  runEpilogues(workgroupEpilogueCases(), p, "coopmat", "bf16", "bf16", "bf16");
+  runEpilogues(workgroupEpilogueCases(), p, "coopmat", "bf16", "bf16", "f32");
+  runEpilogues(workgroupEpilogueCases(), p, "coopmat", "bf16", "f32", "bf16");
+}
+TEST(KernelNumericsEpilogue, CoopMatNvidiaWorkgroup256F16) {
+  std::string p = variantProfile("coopmat-wg-f16", nvidiaWorkgroup("f16", 4), kNvidiaDevice);
+  runEpilogues(workgroupEpilogueCases(), p, "coopmat", "f16", "f16", "f16");
+  runEpilogues(workgroupEpilogueCases(), p, "coopmat", "f16", "f32", "f16");
+}
+TEST(KernelNumericsEpilogue, CoopMatNvidiaWorkgroupSplitK) {
+  std::string p = variantProfile("coopmat-wg-split", nvidiaWorkgroup("bf16", 2, 2), kNvidiaDevice);
+  runEpilogues(workgroupEpilogueCases(), p, "coopmat", "bf16", "f32", "bf16");
 }
 
 } // namespace

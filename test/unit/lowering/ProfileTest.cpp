@@ -168,6 +168,44 @@ TEST(Profile, AttentionVariants) {
             std::string::npos);
 }
 
+TEST(Profile, WorkgroupScopeMatmul) {
+  // nvidia.json's first variant: one 128 x 128 matrix per workgroup of 256
+  // (VK_NV_cooperative_matrix2), the config's mma the tile; whole tiles only.
+  DeviceProfile p = loadProfile(kDir + "/nvidia.json");
+  ASSERT_TRUE(p.features.workgroup_cooperative_matrix);
+  const MatmulVariant &v = p.matmul.front();
+  ASSERT_TRUE(v.workgroupScope()) << v.name;
+  MatmulConfig c = v.config(32);
+  EXPECT_TRUE(c.workgroupScope());
+  EXPECT_EQ(c.mma_m, 128);
+  EXPECT_EQ(c.mma_k, 64);
+  EXPECT_EQ(v.threads(32), 256);
+  EXPECT_TRUE(v.admits(4096, 1024, 3072, 1, "bf16"));
+  EXPECT_FALSE(v.admits(4096, 16, 1024, 1, "bf16")); // a LoRA factor: the next variant
+  EXPECT_FALSE(v.admits(4096, 1024, 16, 1, "bf16"));
+  EXPECT_FALSE(v.admits(4096, 1024, 1024, 1, "f16"));
+  DeviceProfile q = parseProfile(profileToJson(p), "rt.json");
+  EXPECT_TRUE(q.matmul.front().workgroupScope());
+  EXPECT_EQ(profileToJson(q), profileToJson(p));
+  // Without the device feature, or with an unknown scope: one error naming the field.
+  const std::string device = R"("device": {"subgroup_size": 32, "max_workgroup_invocations": 1024, "shared_memory_bytes": 49152,
+      "features": {"float16": true, "storage16": true, "bfloat16": true, "cooperative_matrix":
+      [{"m": 16, "n": 16, "k": 16, "a": "bf16", "b": "bf16", "c": "f32", "result": "f32"}]}})";
+  auto matmulError = [&](const std::string &v) {
+    return errorOf("{" + device + R"(, "matmul": {"variants": [)" + v + R"(, {"kind": "tiled"}]}})");
+  };
+  const std::string wg = R"({"kind": "coopmat", "precision": "bf16", "tile_m": 128, "tile_n": 128, "tile_k": 64, "subgroups_m": 2, "subgroups_n": 4, )";
+  EXPECT_NE(matmulError(wg + R"("scope": "workgroup"})").find("matmul.variants[0].scope: workgroup-scope variants need "
+                                                                 "device.features.workgroup_cooperative_matrix"),
+            std::string::npos)
+      << matmulError(wg + R"("scope": "workgroup"})");
+  EXPECT_NE(matmulError(wg + R"("scope": "grid"})").find("matmul.variants[0].scope: must be subgroup or workgroup"),
+            std::string::npos);
+  // The same tile staged by our own kernel does not fit 48 KiB of shared memory.
+  EXPECT_NE(matmulError(wg + R"("scope": "subgroup"})").find("tiles need 81920 bytes of shared memory"),
+            std::string::npos);
+}
+
 TEST(Profile, ErrorsNameFileAndField) {
   EXPECT_EQ(errorOf("{"), errorOf("{")); // deterministic
   EXPECT_NE(errorOf("{").find("p.json: invalid JSON"), std::string::npos) << errorOf("{");
