@@ -100,6 +100,47 @@ struct Stage {
   int64_t valuesPerThread() const { return vectorsPerThread * (raw ? 1 : width); }
 };
 
+// The batch index maps of A and B (in elements) for a product whose batch is
+// not folded into M.
+std::pair<SmallVector<DimMap>, SmallVector<DimMap>> operandBatchMaps(const MatmulProblem &problem,
+                                                                     ArrayRef<int64_t> o, ArrayRef<int64_t> l,
+                                                                     ArrayRef<int64_t> r) {
+  SmallVector<DimMap> aMap, bMap;
+  if (problem.foldedBatch)
+    return {aMap, bMap};
+  aMap = broadcastIndexMap(o.drop_back(2), l.drop_back(2));
+  bMap = broadcastIndexMap(o.drop_back(2), r.drop_back(2));
+  for (DimMap &d : aMap)
+    d.inStride *= problem.m * problem.k;
+  for (DimMap &d : bMap)
+    d.inStride *= problem.k * problem.n;
+  return {aMap, bMap};
+}
+
+// Split-K (unbatched products with a long K, e.g. the loss gradient against
+// a tied embedding): S workgroups per tile, each over kPer K tiles, writing
+// f32 partial tiles that splitKSum adds; every split gets at least one K tile.
+std::pair<int64_t, int64_t> splitK(MatmulConfigAttr config, int64_t batch, int64_t tilesK, int64_t maxG) {
+  if (config.getSplitK() <= 1 || batch != 1 || tilesK <= 1)
+    return {1, tilesK};
+  int64_t S = std::min({config.getSplitK(), tilesK, maxG});
+  int64_t kPer = ceilDiv(tilesK, S);
+  return {ceilDiv(tilesK, kPer), kPer};
+}
+
+// The product's dispatch (A, B, the addend, C), or with S > 1 the partials'
+// kernel and the sum that applies the epilogue.
+void addMatmulSteps(LoweringContext &ctx, OpLowering &lowering, const MatmulOperands &mo, KernelHandle k, int64_t S,
+                    int64_t n, MemRefType partialsT) {
+  if (S > 1)
+    return splitKSteps(ctx, lowering, mo, k, S, n, partialsT);
+  SmallVector<unsigned> slots = {0, 1};
+  if (mo.addend)
+    slots.push_back(2);
+  slots.push_back(mo.resultSlot());
+  lowering.steps.push_back({k, slots});
+}
+
 // Stores one accumulator fragment (rows x cols of f32) at `at` of C (row
 // stride ldc) after the fused epilogue, in f32 on the fragment: alpha times,
 // plus D's tile (D lies where C does), rounded once to C's type.
@@ -181,23 +222,13 @@ FailureOr<OpLowering> lowerMatmulCoopMatWorkgroup(LoweringContext &ctx, const Ma
   OpLowering lowering;
   if (numElements(o) == 0)
     return lowering;
+  // Plain variables, not structured bindings: the kernel body's lambdas capture them.
   SmallVector<DimMap> aMap, bMap;
-  if (!problem.foldedBatch) {
-    aMap = broadcastIndexMap(o.drop_back(2), l.drop_back(2));
-    bMap = broadcastIndexMap(o.drop_back(2), r.drop_back(2));
-    for (DimMap &d : aMap)
-      d.inStride *= M * K;
-    for (DimMap &d : bMap)
-      d.inStride *= K * N;
-  }
+  std::tie(aMap, bMap) = operandBatchMaps(problem, o, l, r);
   const int64_t maxG = ctx.maxWorkgroupCount;
   const int64_t tilesM = M / TM, tilesN = N / TN, tilesK = K / TK;
-  int64_t S = 1, kPer = tilesK;
-  if (config.getSplitK() > 1 && batch == 1 && tilesK > 1) {
-    S = std::min({config.getSplitK(), tilesK, maxG});
-    kPer = ceilDiv(tilesK, S);
-    S = ceilDiv(tilesK, kPer);
-  }
+  int64_t S, kPer;
+  std::tie(S, kPer) = splitK(config, batch, tilesK, maxG);
   MemRefType partialsT = MemRefType::get({S * M * N}, Float32Type::get(op->getContext()));
   if (S > 1)
     outT = RankedTensorType::get({S * M * N}, Float32Type::get(op->getContext()));
@@ -266,15 +297,7 @@ FailureOr<OpLowering> lowerMatmulCoopMatWorkgroup(LoweringContext &ctx, const Ma
     });
     return std::array<int64_t, 3>{gx, gy, gz};
   });
-  if (S == 1) {
-    SmallVector<unsigned> slots = {0, 1};
-    if (mo.addend)
-      slots.push_back(2);
-    slots.push_back(mo.resultSlot());
-    lowering.steps.push_back({k, slots});
-    return lowering;
-  }
-  splitKSteps(ctx, lowering, mo, k, S, M * N, partialsT);
+  addMatmulSteps(ctx, lowering, mo, k, S, M * N, partialsT);
   return lowering;
 }
 
@@ -319,15 +342,9 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
   if (numElements(o) == 0)
     return lowering;
 
+  // Plain variables, not structured bindings: the kernel body's lambdas capture them.
   SmallVector<DimMap> aMap, bMap;
-  if (!problem.foldedBatch) {
-    aMap = broadcastIndexMap(o.drop_back(2), l.drop_back(2));
-    bMap = broadcastIndexMap(o.drop_back(2), r.drop_back(2));
-    for (DimMap &d : aMap)
-      d.inStride *= M * K;
-    for (DimMap &d : bMap)
-      d.inStride *= K * N;
-  }
+  std::tie(aMap, bMap) = operandBatchMaps(problem, o, l, r);
 
   const int64_t TM = config.tileM(), TN = config.tileN(), TK = config.tileK();
   const int64_t MM = config.getMma()[0], MN = config.getMma()[1], MK = config.getMma()[2];
@@ -336,15 +353,8 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
   const int64_t SG = config.subgroupSize(), NT = SGM * SGN * SG;
   const int64_t maxG = ctx.maxWorkgroupCount;
   const int64_t tilesM = ceilDiv(M, TM), tilesN = ceilDiv(N, TN), tilesK = ceilDiv(K, TK);
-  // Split-K (unbatched products with a long K, e.g. the loss gradient against
-  // a tied embedding): S workgroups per tile, each over kPer K tiles, writing
-  // f32 partial tiles that splitKSum adds.
-  int64_t S = 1, kPer = tilesK;
-  if (config.getSplitK() > 1 && batch == 1 && tilesK > 1) {
-    S = std::min({config.getSplitK(), tilesK, maxG});
-    kPer = ceilDiv(tilesK, S);
-    S = ceilDiv(tilesK, kPer); // every split gets at least one K tile
-  }
+  int64_t S, kPer;
+  std::tie(S, kPer) = splitK(config, batch, tilesK, maxG);
 
   Type storageA = storageElementType(lhsT.getElementType());
   Type storageB = storageElementType(rhsT.getElementType());
@@ -745,16 +755,8 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
     });
     return std::array<int64_t, 3>{gx, gy, gz};
   });
-  if (S == 1) {
-    SmallVector<unsigned> slots = {0, 1};
-    if (mo.addend)
-      slots.push_back(2);
-    slots.push_back(mo.resultSlot());
-    lowering.steps.push_back({k, slots});
-    return lowering;
-  }
   (void)resultT;
-  splitKSteps(ctx, lowering, mo, k, S, M * N, partialsT);
+  addMatmulSteps(ctx, lowering, mo, k, S, M * N, partialsT);
   return lowering;
 }
 
