@@ -4,6 +4,7 @@
 #include "autotune/Profile.h"
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace tessera::autotune {
 
@@ -78,11 +79,24 @@ KernelConfig KernelConfig::ofMatmul(const MatmulConfig &m) {
   return c;
 }
 
-KernelConfig KernelConfig::ofReduction(bool serial, int64_t wg) {
+const char *reductionStrategyName(ReductionStrategy s) {
+  switch (s) {
+  case ReductionStrategy::serial: return "serial";
+  case ReductionStrategy::workgroup: return "workgroup";
+  case ReductionStrategy::subgroup: return "subgroup";
+  }
+  return "?";
+}
+
+KernelConfig KernelConfig::ofReduction(ReductionStrategy strategy, int64_t wg) {
   KernelConfig c;
   c.kind = ConfigKind::Reduction;
-  c.reduction = {serial, wg};
+  c.reduction = {strategy, wg};
   return c;
+}
+
+KernelConfig KernelConfig::ofReduction(bool serial, int64_t wg) {
+  return ofReduction(serial ? ReductionStrategy::serial : ReductionStrategy::workgroup, wg);
 }
 
 KernelConfig KernelConfig::ofElementwise(int64_t wg) {
@@ -112,7 +126,7 @@ std::string KernelConfig::label() const {
                         : std::string());
   }
   case ConfigKind::Reduction:
-    return std::string(reduction.serial ? "serial " : "workgroup ") + std::to_string(reduction.workgroup_size);
+    return std::string(reductionStrategyName(reduction.strategy)) + " " + std::to_string(reduction.workgroup_size);
   case ConfigKind::Elementwise: return "wg " + std::to_string(workgroup_size);
   }
   return "?";
@@ -144,7 +158,7 @@ std::string configJson(const KernelConfig &c) {
     }
     break;
   case ConfigKind::Reduction:
-    j["reduction"] = {{"strategy", c.reduction.serial ? "serial" : "workgroup"},
+    j["reduction"] = {{"strategy", reductionStrategyName(c.reduction.strategy)},
                       {"workgroup_size", c.reduction.workgroup_size}};
     break;
   case ConfigKind::Elementwise: j["elementwise"] = {{"workgroup_size", c.workgroup_size}}; break;
@@ -195,9 +209,13 @@ KernelConfig parseConfigJson(const std::string &text, const std::string &where) 
   if (it.key() == "reduction") {
     onlyKeys(o, w, {"strategy", "workgroup_size"});
     auto s = o.find("strategy");
-    if (s == o.end() || !s->is_string() || (*s != "serial" && *s != "workgroup"))
-      fail(w + ".strategy", "expected \"serial\" or \"workgroup\"");
-    return KernelConfig::ofReduction(*s == "serial", intField(o, "workgroup_size", w, true, 0));
+    std::optional<ReductionStrategy> strategy;
+    for (ReductionStrategy r : {ReductionStrategy::serial, ReductionStrategy::workgroup, ReductionStrategy::subgroup})
+      if (s != o.end() && s->is_string() && *s == reductionStrategyName(r))
+        strategy = r;
+    if (!strategy)
+      fail(w + ".strategy", "expected \"serial\", \"workgroup\" or \"subgroup\"");
+    return KernelConfig::ofReduction(*strategy, intField(o, "workgroup_size", w, true, 0));
   }
   if (it.key() == "elementwise") {
     onlyKeys(o, w, {"workgroup_size"});
@@ -332,9 +350,14 @@ std::string whyInvalid(const KernelConfig &c, const DeviceProfile &p) {
     if (wg < 1 || wg > p.max_workgroup_invocations)
       return "workgroup_size " + std::to_string(wg) + " is not in [1, device.max_workgroup_invocations = " +
              std::to_string(p.max_workgroup_invocations) + "]";
-    if (!c.reduction.serial && !isPow2(wg))
+    if (c.reduction.strategy == ReductionStrategy::subgroup)
+      return wg % p.subgroup_size ? "the subgroup strategy needs a workgroup_size that is a multiple of "
+                                    "device.subgroup_size = " + std::to_string(p.subgroup_size) + " (got " +
+                                        std::to_string(wg) + ")"
+                                  : "";
+    if (!c.reduction.serial() && !isPow2(wg))
       return "the workgroup strategy needs a power-of-two workgroup_size (got " + std::to_string(wg) + ")";
-    if (!c.reduction.serial && wg * 8 > p.shared_memory_bytes)
+    if (!c.reduction.serial() && wg * 8 > p.shared_memory_bytes)
       return "needs " + std::to_string(wg * 8) + " bytes of shared memory, more than device.shared_memory_bytes";
     return "";
   }

@@ -48,11 +48,19 @@ struct MatmulConfig {
   }
 };
 
+// How a reduction spreads over threads (#tessera.reduction_config's strategy):
+// serial, one thread per output; workgroup, one workgroup per output and a
+// shared-memory tree; subgroup, one subgroup per output, its lanes along the
+// reduced elements (reductions only: many short rows, e.g. a per-head RMSNorm).
+enum class ReductionStrategy { serial, workgroup, subgroup };
+const char *reductionStrategyName(ReductionStrategy s); // "serial", "workgroup", "subgroup"
+
 struct ReductionConfig {
-  bool serial = false;          // one thread per output (else one workgroup per output)
+  ReductionStrategy strategy = ReductionStrategy::workgroup;
   int64_t workgroup_size = 128; // a power of two for the workgroup strategy
+  bool serial() const { return strategy == ReductionStrategy::serial; }
   bool operator==(const ReductionConfig &o) const {
-    return serial == o.serial && workgroup_size == o.workgroup_size;
+    return strategy == o.strategy && workgroup_size == o.workgroup_size;
   }
 };
 
@@ -67,6 +75,7 @@ struct KernelConfig {
 
   static KernelConfig ofMatmul(const MatmulConfig &m);
   static KernelConfig ofReduction(bool serial, int64_t wg);
+  static KernelConfig ofReduction(ReductionStrategy strategy, int64_t wg);
   static KernelConfig ofElementwise(int64_t wg);
 
   // Threads of one workgroup.
@@ -81,7 +90,7 @@ struct KernelConfig {
 //   {"matmul": {"kind": "tiled", "tile": [64, 64, 16], "thread": [4, 4], "split_k": 1}}
 //   {"matmul": {"kind": "coopmat", "tile": [128, 128, 32], "thread": [32, 8], "split_k": 1,
 //               "mma": [16, 16, 16], "subgroups": [2, 2], "operands": "bf16"}}
-//   {"reduction": {"strategy": "serial", "workgroup_size": 64}}
+//   {"reduction": {"strategy": "serial", "workgroup_size": 64}} (or "workgroup", "subgroup")
 //   {"elementwise": {"workgroup_size": 256}}
 std::string configJson(const KernelConfig &c);
 // Parses configJson's form; throws ProfileError("<where>: ...").

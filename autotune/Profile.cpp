@@ -124,6 +124,8 @@ void validate(const DeviceProfile &p, const std::string &o) {
     fail(o, "reduce.serial_max", "must be >= 0");
   if (p.reduce_serial_min_outputs < 0)
     fail(o, "reduce.serial_min_outputs", "must be >= 0");
+  if (p.reduce_subgroup_max < 0)
+    fail(o, "reduce.subgroup_max", "must be >= 0");
   if (p.softmax_serial_max < 0)
     fail(o, "softmax.serial_max", "must be >= 0");
   // Shared memory of the tree reductions (2 arrays of f32 per thread at most).
@@ -365,10 +367,11 @@ DeviceProfile parseOnto(DeviceProfile p, const std::string &text, const std::str
   simple("cross_entropy", p.cross_entropy_workgroup);
   simple("adamw", p.adamw_workgroup);
   if (const json *s = section(root, "reduce", origin)) {
-    checkKeys(*s, origin, "reduce", {"workgroup_size", "serial_max", "serial_min_outputs"});
+    checkKeys(*s, origin, "reduce", {"workgroup_size", "serial_max", "serial_min_outputs", "subgroup_max"});
     readInt(*s, "workgroup_size", origin, "reduce", p.reduce_workgroup);
     readInt(*s, "serial_max", origin, "reduce", p.reduce_serial_max);
     readInt(*s, "serial_min_outputs", origin, "reduce", p.reduce_serial_min_outputs);
+    readInt(*s, "subgroup_max", origin, "reduce", p.reduce_subgroup_max);
   }
   if (root.contains("grad_norm"))
     simple("grad_norm", p.grad_norm_workgroup);
@@ -697,6 +700,8 @@ std::string profileToJson(const DeviceProfile &p) {
   j["reduce"] = {{"workgroup_size", p.reduce_workgroup},
                  {"serial_max", p.reduce_serial_max},
                  {"serial_min_outputs", p.reduce_serial_min_outputs}};
+  if (p.reduce_subgroup_max)
+    j["reduce"]["subgroup_max"] = p.reduce_subgroup_max;
   j["grad_norm"] = {{"workgroup_size", p.grad_norm_workgroup}};
   j["softmax"] = {{"workgroup_size", p.softmax_workgroup}, {"serial_max", p.softmax_serial_max}};
   j["cross_entropy"] = {{"workgroup_size", p.cross_entropy_workgroup}};

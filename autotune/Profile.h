@@ -206,6 +206,8 @@ struct DeviceProfile {
   int64_t reduce_serial_max = 0;     // reduce: one thread per output when the reduced
   int64_t reduce_serial_min_outputs = 0; //   extent <= serial_max, or when it has at least
                                          //   this many outputs and the innermost dim is kept
+  int64_t reduce_subgroup_max = 0;   // else one subgroup per output when the innermost dim is
+                                     //   reduced and extent <= subgroup_max (0: never)
   int64_t softmax_workgroup = 0;     // power of two
   // The gradient-norm reductions (grad_sumsq: one workgroup sums a whole
   // parameter) are no reduce-family problem the tuner measures, so they have

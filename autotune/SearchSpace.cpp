@@ -161,9 +161,9 @@ std::vector<KernelConfig> matmulCandidates(const ProblemShape &s, const DevicePr
 
 std::vector<KernelConfig> reductionCandidates(const ProblemShape &s, const DeviceProfile &p) {
   std::vector<KernelConfig> out;
-  for (bool serial : {true, false})
+  for (ReductionStrategy r : {ReductionStrategy::serial, ReductionStrategy::workgroup, ReductionStrategy::subgroup})
     for (int64_t wg : {32, 64, 128, 256, 512, 1024}) {
-      KernelConfig c = KernelConfig::ofReduction(serial, wg);
+      KernelConfig c = KernelConfig::ofReduction(r, wg);
       if (canonical(c, s, p))
         addUnique(out, c);
     }
@@ -233,6 +233,8 @@ KernelConfig ruleConfig(const ProblemShape &s, const DeviceProfile &p, std::stri
   }
   case RuleFamily::Reduce: {
     bool serial = s.extent <= p.reduce_serial_max || (!s.innermost_reduced && s.outputs >= p.reduce_serial_min_outputs);
+    if (!serial && s.innermost_reduced && s.extent <= p.reduce_subgroup_max)
+      return KernelConfig::ofReduction(ReductionStrategy::subgroup, p.reduce_workgroup);
     return KernelConfig::ofReduction(serial, serial ? p.elementwise_workgroup : p.reduce_workgroup);
   }
   case RuleFamily::Softmax: {
@@ -308,9 +310,23 @@ std::string whyPruned(const KernelConfig &c, const ProblemShape &s, const Device
   case ConfigKind::Reduction: {
     int64_t wg = c.reduction.workgroup_size;
     if (s.family == RuleFamily::Attention) // kernels/Attention.cpp: a workgroup per row, tree reductions
-      return c.reduction.serial || !isPow2(wg) ? "attention kernels need a power-of-two workgroup per row" : "";
+      return c.reduction.strategy != ReductionStrategy::workgroup || !isPow2(wg)
+                 ? "attention kernels need a power-of-two workgroup per row"
+                 : "";
     int64_t loopsPerRow = (s.family == RuleFamily::Softmax ? 3 : 1);
-    if (c.reduction.serial) {
+    if (c.reduction.strategy == ReductionStrategy::subgroup) {
+      // kernels/Reduction.cpp: wg / subgroup_size outputs per workgroup, lanes along the row.
+      if (s.family != RuleFamily::Reduce || !s.innermost_reduced)
+        return "subgroups per output serve reductions of the innermost dims";
+      if (wg % p.subgroup_size)
+        return "not whole subgroups";
+      int64_t rowsPerGroup = wg / p.subgroup_size;
+      int64_t groups = std::min(ceilDiv(std::max<int64_t>(s.outputs, 1), rowsPerGroup), p.max_workgroup_count);
+      if (ceilDiv(s.outputs, groups * rowsPerGroup) * (ceilDiv(s.extent, p.subgroup_size) + 1) > kLoopBudget)
+        return "over llvmpipe's loop limit";
+      if (heuristic && s.extent > 64 * p.subgroup_size)
+        return "rows long enough for a workgroup";
+    } else if (c.reduction.serial()) {
       int64_t groups = gridGroups(s.outputs, wg, p.max_workgroup_count);
       int64_t rows = ceilDiv(s.outputs, wg * groups);
       if (rows * loopsPerRow * (s.extent + 1) > kLoopBudget)
@@ -412,7 +428,7 @@ std::vector<double> costFeatures(const KernelConfig &c, const ProblemShape &s) {
   }
   double wg = double(c.threads());
   double items = double(std::max<int64_t>(1, c.kind == ConfigKind::Reduction ? s.outputs : s.elements));
-  double serial = c.kind == ConfigKind::Reduction && c.reduction.serial ? 1.0 : 0.0;
+  double serial = c.kind == ConfigKind::Reduction && c.reduction.serial() ? 1.0 : 0.0;
   return {1.0, lg(wg), serial, lg(items / wg), serial * lg(wg)};
 }
 

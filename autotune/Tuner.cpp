@@ -924,7 +924,7 @@ void Supervisor::writeProfile() {
       fs.topChoice = win.config.label() + " for " + tp.summary;
       fs.topRule = e.rule;
     }
-    if (win.config.kind != ConfigKind::Matmul && !(win.config.kind == ConfigKind::Reduction && win.config.reduction.serial))
+    if (win.config.kind != ConfigKind::Matmul && !(win.config.kind == ConfigKind::Reduction && win.config.reduction.serial()))
       votes[ruleFamilyName(tp.shape.family)][win.config.threads()] += w * oc.winner_us;
   }
   // Rules: the workgroup size that most of a family's time chose, and only

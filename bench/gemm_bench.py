@@ -22,8 +22,10 @@ SHAPES = {
 }
 
 
-def gemms(s):
-    """(name, batch, M, N, K, transpose_lhs, transpose_rhs)."""
+def gemms(s, chunk=None):
+    """(name, batch, M, N, K, transpose_lhs, transpose_rhs); `chunk`: the LM-head rows (a plan's
+    --loss-chunk-tokens), the shape's default when None."""
+    chunk = chunk or s["chunk"]
     T, H, I, nh, nkv, hd, S = s["T"], s["H"], s["I"], s["nh"], s["nkv"], s["hd"], s["S"]
     q, kv = nh * hd, nkv * hd
     bh = T // S * nh
@@ -43,8 +45,8 @@ def gemms(s):
         ("attn dP = dO V^T", bh, S, S, hd, False, True),
         ("attn dV = P^T dO", bh, S, hd, S, True, False),
         ("attn dQ = dS K", bh, S, hd, S, False, False),
-        ("lm_head chunk", 1, s["chunk"], s["V"], H, False, True),
-        ("dX lm_head chunk", 1, s["chunk"], H, s["V"], False, False),
+        ("lm_head chunk", 1, chunk, s["V"], H, False, True),
+        ("dX lm_head chunk", 1, chunk, H, s["V"], False, False),
     ]
     return out
 
@@ -61,7 +63,7 @@ def make_mlir(args):
     s = SHAPES[args.shape]
     lines = ["module {", "  func.func @loss(%ids: tensor<1x2xi32>, %labels: tensor<1x2xi32>) -> tensor<f32> {"]
     acc = None
-    for i, (name, b, M, N, K, tl, tr) in enumerate(gemms(s)):
+    for i, (name, b, M, N, K, tl, tr) in enumerate(gemms(s, args.chunk)):
         a = shape_of(b, K, M) if tl else shape_of(b, M, K)
         w = shape_of(b, N, K) if tr else shape_of(b, K, N)
         c = shape_of(b, M, N)
@@ -94,7 +96,7 @@ def run_torch(args):
     dt = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}[args.dtype]
     torch.backends.cuda.matmul.allow_tf32 = False
     res = []
-    for name, b, M, N, K, tl, tr in gemms(s):
+    for name, b, M, N, K, tl, tr in gemms(s, args.chunk):
         a = torch.randn(*shape_of(b, K, M) if tl else shape_of(b, M, K), device="cuda", dtype=dt)
         w = torch.randn(*shape_of(b, N, K) if tr else shape_of(b, K, N), device="cuda", dtype=dt)
         f = lambda: torch.matmul(a.transpose(-1, -2) if tl else a, w.transpose(-1, -2) if tr else w)
@@ -148,6 +150,11 @@ def table(args):
         print(f"{r['name']:22s} {shape:>22s} {r['us']:9.1f} {us:9.1f} {r['us'] / us:10.2f} {tf:8.1f}  {name}")
     if total_o:
         print(f"{'all':22s} {'':>22s} {total_t:9.1f} {total_o:9.1f} {total_t / total_o:10.2f}")
+    if args.matrix and len(runs) > 1:  # every plan's time per GEMM, to choose per-shape variants
+        names = sorted(runs)
+        print(f"\n{'us per GEMM':22s} " + " ".join(f"{n[-18:]:>18s}" for n in names))
+        for i, r in enumerate(ref):
+            print(f"{r['name']:22s} " + " ".join(f"{runs[n].get(i, float('nan')):18.1f}" for n in names))
 
 
 def main():
@@ -157,13 +164,16 @@ def main():
     m.add_argument("--shape", default="qwen06b", choices=SHAPES)
     m.add_argument("--dtype", default="bf16", choices=["bf16", "f16", "f32"])
     m.add_argument("--out", required=True)
+    m.add_argument("--chunk", type=int, help="LM-head rows (a plan's --loss-chunk-tokens)")
     t = sub.add_parser("torch")
     t.add_argument("--shape", default="qwen06b", choices=SHAPES)
     t.add_argument("--dtype", default="bf16", choices=["bf16", "f16", "f32"])
     t.add_argument("--json", required=True)
+    t.add_argument("--chunk", type=int, help="LM-head rows (a plan's --loss-chunk-tokens)")
     tb = sub.add_parser("table")
     tb.add_argument("--kbench", required=True, nargs="+")
     tb.add_argument("--torch", required=True)
+    tb.add_argument("--matrix", action="store_true", help="also every plan's time per GEMM")
     a = p.parse_args()
     {"mlir": make_mlir, "torch": run_torch, "table": table}[a.cmd](a)
 

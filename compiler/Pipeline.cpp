@@ -458,6 +458,8 @@ int compileModel(const CompileOptions &o, std::string &error) {
       configs.addPass(mlir::tessera::createTesseraFuseMatmulEpilogue());
     if (o.fuse)
       configs.addPass(mlir::tessera::createTesseraFuseElementwise());
+    // The q/k layout transposes around RoPE: into the rope kernel's addressing.
+    configs.addPass(mlir::tessera::createTesseraFoldRopeTransposes());
     mlir::tessera::TesseraSelectKernelConfigsOptions configOptions;
     configOptions.profile = o.profile;
     configs.addPass(mlir::tessera::createTesseraSelectKernelConfigs(configOptions));

@@ -10,7 +10,11 @@
 // A group grows from its root (the last op of the tree, visited bottom-up):
 // a producer of a member joins when it is a unary, binary, select or a cast
 // to a float type, has the root's result shape, and every use of its result
-// is inside the group or after the root. A member read outside the group
+// is inside the group or after the root (a use by a member of a group grown
+// before, from a later root, counts at that root, where its fused op will be:
+// otherwise a chain split by another group's interleaved members stayed
+// unfused, e.g. RMSNorm backward's dy * w feeding both a reduction and the
+// dx chain). A member read outside the group
 // (a forward value the backward reuses) becomes a further result of the
 // fused op, which is where all its outside users are still to come, so no
 // use moves before its definition and no cycle through the group appears. A tessera.broadcast
@@ -57,7 +61,10 @@ struct Group {
 };
 
 /// Grows the group of `root` over producers whose every use is inside it.
-Group grow(Operation *root, const DenseSet<Operation *> &taken) {
+/// `taken`: the members of the groups grown before (later roots), each with
+/// its root, where the fused op will be: a use by such a member counts at
+/// that root, not where the member is now.
+Group grow(Operation *root, const DenseMap<Operation *, Operation *> &taken) {
   Group g{root, {}};
   g.members.insert(root);
   ArrayRef<int64_t> shape = shapeOf(root->getResult(0));
@@ -71,8 +78,9 @@ Group grow(Operation *root, const DenseSet<Operation *> &taken) {
         continue;
       // Uses outside the group must come after the root, where the fused op
       // will be: d is then one more result (also: no cycle through them).
-      if (!llvm::all_of(d->getUsers(),
-                        [&](Operation *u) { return g.members.contains(u) || root->isBeforeInBlock(u); }))
+      if (!llvm::all_of(d->getUsers(), [&](Operation *u) {
+            return g.members.contains(u) || root->isBeforeInBlock(taken.lookup(u) ? taken.lookup(u) : u);
+          }))
         continue; // revisited when its other users join
       // A producer rejected earlier because d was not in yet is checked
       // again among d's operands.
@@ -168,13 +176,14 @@ struct TesseraFuseElementwisePass : impl::TesseraFuseElementwiseBase<TesseraFuse
   void runOnOperation() override {
     getOperation().walk([&](func::FuncOp f) {
       for (Block &block : f.getBody()) {
-        DenseSet<Operation *> taken;
+        DenseMap<Operation *, Operation *> taken; // member -> its group's root
         SmallVector<Group> groups;
         for (Operation &op : llvm::reverse(block)) {
           if (!fusable(&op) || taken.contains(&op))
             continue;
           groups.push_back(grow(&op, taken));
-          taken.insert(groups.back().members.begin(), groups.back().members.end());
+          for (Operation *m : groups.back().members)
+            taken[m] = &op;
         }
         for (Group &g : groups)
           fuse(g);

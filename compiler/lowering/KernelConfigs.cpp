@@ -117,6 +117,27 @@ autotune::ProblemShape problemShape(Operation *op) {
   return s;
 }
 
+namespace {
+// The autotune strategy and the IR's (the same three, spelled twice so that
+// autotune/ needs no MLIR).
+ReductionStrategy strategyAttr(autotune::ReductionStrategy s) {
+  switch (s) {
+  case autotune::ReductionStrategy::serial: return ReductionStrategy::serial;
+  case autotune::ReductionStrategy::workgroup: return ReductionStrategy::workgroup;
+  case autotune::ReductionStrategy::subgroup: return ReductionStrategy::subgroup;
+  }
+  return ReductionStrategy::workgroup;
+}
+autotune::ReductionStrategy strategyOf(ReductionStrategy s) {
+  switch (s) {
+  case ReductionStrategy::serial: return autotune::ReductionStrategy::serial;
+  case ReductionStrategy::workgroup: return autotune::ReductionStrategy::workgroup;
+  case ReductionStrategy::subgroup: return autotune::ReductionStrategy::subgroup;
+  }
+  return autotune::ReductionStrategy::workgroup;
+}
+} // namespace
+
 Attribute configAttr(MLIRContext *ctx, const autotune::KernelConfig &c, StringRef variant) {
   switch (c.kind) {
   case autotune::ConfigKind::Matmul: {
@@ -132,9 +153,7 @@ Attribute configAttr(MLIRContext *ctx, const autotune::KernelConfig &c, StringRe
                                  {m.thread_m, m.thread_n}, m.split_k, {}, {}, Type());
   }
   case autotune::ConfigKind::Reduction:
-    return ReductionConfigAttr::get(
-        ctx, c.reduction.serial ? ReductionStrategy::serial : ReductionStrategy::workgroup,
-        c.reduction.workgroup_size);
+    return ReductionConfigAttr::get(ctx, strategyAttr(c.reduction.strategy), c.reduction.workgroup_size);
   case autotune::ConfigKind::Elementwise: return ElementwiseConfigAttr::get(ctx, c.workgroup_size);
   }
   return {};
@@ -152,7 +171,7 @@ FailureOr<autotune::KernelConfig> configOf(Attribute attr) {
     return autotune::KernelConfig::ofMatmul(c);
   }
   if (auto r = dyn_cast_or_null<ReductionConfigAttr>(attr))
-    return autotune::KernelConfig::ofReduction(r.getStrategy() == ReductionStrategy::serial, r.getWorkgroupSize());
+    return autotune::KernelConfig::ofReduction(strategyOf(r.getStrategy()), r.getWorkgroupSize());
   if (auto e = dyn_cast_or_null<ElementwiseConfigAttr>(attr))
     return autotune::KernelConfig::ofElementwise(e.getWorkgroupSize());
   return failure();

@@ -128,6 +128,12 @@ FailureOr<Attribute> selectConfig(const autotune::DeviceProfile &p, Operation *o
     return Attribute();
   std::string key = ::tessera::lowering::problemKey(op);
   if (const autotune::ExactEntry *e = p.findExact(key)) {
+    if (e->config.kind == autotune::ConfigKind::Reduction &&
+        e->config.reduction.strategy == autotune::ReductionStrategy::subgroup &&
+        shape.family != autotune::RuleFamily::Reduce)
+      return op->emitOpError("device profile '") << p.name << "', exact entry '" << key
+                                                 << "': the subgroup strategy serves tessera.reduce only",
+             failure();
     used.insert(key);
     return ::tessera::lowering::configAttr(op->getContext(), e->config, "exact");
   }

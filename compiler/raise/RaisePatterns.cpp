@@ -240,7 +240,7 @@ bool raiseRope(BinaryOp root, PatternRewriter &b) {
     if (!broadcastsTo(table, shapeOf(x)))
       return false;
   b.setInsertionPoint(root);
-  auto rope = b.create<RopeOp>(root.getLoc(), x, cos, sin);
+  auto rope = b.create<RopeOp>(root.getLoc(), x, cos, sin, /*transposed=*/false, nullptr, nullptr);
   b.replaceOp(root, rope.getResult());
   return true;
 }

@@ -46,9 +46,15 @@ EVAL_TOL = 1e-4
 # steps; the nvidia profile's tiles unfused up to 3.0e-3 / 1.2e-3; the two
 # tessera runs differ from each other by up to 6.1e-3. Bounds: 2e-2 per step
 # (3x the spread of tessera against itself, 2% of the curve's fall of 1.0)
-# and 4e-3 on average (3x the measured mean).
+# and 4e-3 on average (3x the measured mean). Step 1 (the base model) within
+# 1e-4 of PEFT; with nvidia.json within 2e-3: its reductions on one subgroup
+# per row (reduce.subgroup_max, 2026-12-04) sum the RMSNorm means in another
+# f32 order, which flips a few codes of the base model already: 4.5e-4 at
+# step 1, 3.2e-3 / 1.5e-3 over the 20 steps (the reduction itself agrees with
+# the workgroup one to rounding: KernelNumerics.ReduceSubgroupMatchesWorkgroup).
 STEP_TOL = 2e-2
 MEAN_TOL = 4e-3
+BASE_TOL = {"default": 1e-4, "nvidia tiles, unfused": 2e-3}
 PROFILES = {"default": [], "nvidia tiles, unfused": ["--profile", os.path.join(common.ROOT, "autotune", "profiles",
                                                                              "nvidia.json"), "--no-fuse"]}
 
@@ -203,7 +209,7 @@ class BitNet(common.TempDirTest):
             mean = sum(abs(g - w) for g, w in zip(curves[t], want)) / len(want)
             self.assertLessEqual(mean, MEAN_TOL, f"{t}: mean |d| {mean:.1e}\n" + "\n".join(report))
             # Step 1 reads the initial adapter (B = 0): the base model's loss.
-            self.assertLess(abs(curves[t][0] - want[0]), 1e-4)
+            self.assertLess(abs(curves[t][0] - want[0]), BASE_TOL[t])
 
     def modified(self, tag, old, new):
         """The fixture with every 1-element initializer equal to `old` set to `new`."""

@@ -10,7 +10,7 @@
 //   ce_mean : one workgroup: sum(rows) / count (0 when nothing counts) -> loss
 // Gradient, two dispatches:
 //   ce_count: one workgroup: number of counted rows -> scratch count[1] (f32)
-//   ce_grad : one workgroup per row:
+//   ce_grad : one workgroup per row (max and sum, then the row written):
 //             g = dloss / count * (softmax(x_r) - onehot(target)), 0 if not counted
 #include "compiler/lowering/kernels/Kernels.h"
 
@@ -62,9 +62,10 @@ std::pair<Value, Value> rowTarget(KernelBuilder &kb, const RowShape &s, Value la
   return {target, valid};
 }
 
-// Max and sum(exp(x - max)) of one row of V, reduced over the workgroup.
-std::pair<Value, Value> rowMaxSum(KernelBuilder &kb, Value logits, Value base, int64_t vocab,
-                                  Value tid, int64_t wg, Value shared) {
+// Max and sum(exp(x - max)) of one row of V, reduced over the workgroup:
+// two passes over the row, the max, then the sum.
+std::pair<Value, Value> rowMaxSumTwoPass(KernelBuilder &kb, Value logits, Value base, int64_t vocab,
+                                         Value tid, int64_t wg, Value shared) {
   Value lenV = kb.idx(vocab), step = kb.idx(wg);
   Value pm = kb.forLoopIter(tid, lenV, step,
                             ValueRange{kb.f32(-std::numeric_limits<double>::infinity())},
@@ -78,6 +79,35 @@ std::pair<Value, Value> rowMaxSum(KernelBuilder &kb, Value logits, Value base, i
                               return {kb.fadd(a[0], kb.b.create<math::ExpOp>(kb.fsub(x, m)))};
                             })[0];
   Value sum = kb.workgroupReduce(ps, shared, tid, wg, [&](Value a, Value c) { return kb.fadd(a, c); });
+  return {m, sum};
+}
+
+// The same in one pass over the row (the rows are vocabulary-long and read
+// from memory, so the pass is the cost): each thread keeps its own max m and
+// sum s with one exp an element, exp(-|x - m|) either rescaling s to a new
+// max or adding x's term; then the workgroup's max, each s rescaled to it,
+// summed. The loss (ce_rows) uses it; the gradient keeps the two passes, so
+// training is bit-identical to before (e2e_half_precision's half-factor
+// criterion moves with any change of the training's rounding).
+std::pair<Value, Value> rowMaxSum(KernelBuilder &kb, Value logits, Value base, int64_t vocab,
+                                  Value tid, int64_t wg, Value shared) {
+  ImplicitLocOpBuilder &b = kb.b;
+  Value lenV = kb.idx(vocab), step = kb.idx(wg);
+  SmallVector<Value> ms = kb.forLoopIter(
+      tid, lenV, step, ValueRange{kb.f32(-std::numeric_limits<double>::infinity()), kb.f32(0.0)},
+      [&](Value j, ValueRange a) -> SmallVector<Value> {
+        Value x = kb.load(logits, kb.add(base, j));
+        Value bigger = b.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, x, a[0]);
+        Value e = b.create<math::ExpOp>(b.create<arith::NegFOp>(b.create<math::AbsFOp>(kb.fsub(x, a[0]))));
+        Value s = kb.select(bigger, kb.fadd(kb.fmul(a[1], e), kb.f32(1.0)), kb.fadd(a[1], e));
+        return {kb.fmax(a[0], x), s};
+      });
+  Value m = kb.workgroupReduce(ms[0], shared, tid, wg, [&](Value a, Value c) { return kb.fmax(a, c); });
+  // A thread without elements has s = 0 and m = -inf: its share is 0.
+  Value share = kb.fmul(ms[1], b.create<math::ExpOp>(kb.fsub(ms[0], m)));
+  Value own = b.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, ms[1], kb.f32(0.0));
+  Value sum = kb.workgroupReduce(kb.select(own, share, kb.f32(0.0)), shared, tid, wg,
+                                 [&](Value a, Value c) { return kb.fadd(a, c); });
   return {m, sum};
 }
 
@@ -194,7 +224,7 @@ FailureOr<OpLowering> lowerCrossEntropyGrad(LoweringContext &ctx, CrossEntropyGr
             auto [target, valid] = rowTarget(kb, s, labels, r);
             Value t = kb.b.create<arith::IndexCastOp>(kb.b.getIndexType(), target);
             Value base = kb.muli(r, s.vocab);
-            auto [m, sum] = rowMaxSum(kb, logits, base, s.vocab, tid, wg, shared);
+            auto [m, sum] = rowMaxSumTwoPass(kb, logits, base, s.vocab, tid, wg, shared);
             kb.forLoop(tid, kb.idx(s.vocab), kb.idx(wg), [&](Value j) {
               Value x = kb.load(logits, kb.add(base, j));
               Value p = kb.fdiv(kb.b.create<math::ExpOp>(kb.fsub(x, m)), sum);

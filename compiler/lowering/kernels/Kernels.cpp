@@ -21,6 +21,8 @@ FailureOr<LoweringContext> LoweringContext::fromModule(ModuleOp m) {
   ctx.elementwiseWorkgroup =
       target.getAs<mlir::tessera::ElementwiseConfigAttr>("elementwise").getWorkgroupSize();
   ctx.reduceWorkgroup = target.getAs<mlir::tessera::ReductionConfigAttr>("reduce").getWorkgroupSize();
+  if (auto env = dyn_cast<spirv::TargetEnvAttr>(ctx.targetEnv))
+    ctx.subgroupSize = env.getResourceLimits().getSubgroupSize();
   return ctx;
 }
 

@@ -72,6 +72,7 @@ public:
   int64_t maxWorkgroupCount = 65535; // per dimension of a dispatch
   int64_t elementwiseWorkgroup = 0;  // copies and split-K sums the lowering adds
   int64_t reduceWorkgroup = 0;       // the gradient-norm reductions (a power of two)
+  int64_t subgroupSize = 32;         // the profile's (spirv.target_env's resource limits)
   /// The config the next kernels are generated with (the lowering sets the
   /// op's before calling its generator); stamped on each new kernel as the
   /// string attribute `tessera.config` that the plan records.

@@ -8,6 +8,12 @@
 //    neighbouring addresses).
 //  * workgroup: one workgroup per output, threads stride over the reduced
 //    elements, then a shared-memory tree reduction.
+//  * subgroup: one subgroup per output, its lanes stride over the reduced
+//    elements (coalesced when the innermost dim is reduced), then a subgroup
+//    reduction: many short rows (a per-head RMSNorm's 128) without a
+//    workgroup's barriers. The subgroups and their size are read at run time,
+//    so any device subgroup size is exact; the profile's only sets how many
+//    outputs a workgroup takes.
 #include "compiler/lowering/kernels/Kernels.h"
 
 using namespace mlir;
@@ -65,11 +71,16 @@ FailureOr<OpLowering> lowerReduce(LoweringContext &ctx, ReduceOp op) {
     return lowering;
   ReduceFn fn = op.getFn();
   auto config = kernelConfig<ReductionConfigAttr>(op);
-  bool serial = config.getStrategy() == ReductionStrategy::serial;
+  const ReductionStrategy strategy = config.getStrategy();
+  bool serial = strategy == ReductionStrategy::serial;
   int64_t wg = config.getWorkgroupSize();
-  int64_t groups = serial ? gridGroups(outputs, wg, ctx.maxWorkgroupCount)
-                          : std::min(outputs, ctx.maxWorkgroupCount);
-  std::string key = opKey(op) + (serial ? " serial" : " workgroup");
+  // subgroup: outputs per workgroup, at the profile's subgroup size
+  const int64_t rowsPerGroup = std::max<int64_t>(1, wg / std::max<int64_t>(1, ctx.subgroupSize));
+  const int64_t items = ceilDiv(outputs, rowsPerGroup);
+  int64_t groups = serial                                  ? gridGroups(outputs, wg, ctx.maxWorkgroupCount)
+                   : strategy == ReductionStrategy::subgroup ? std::min(items, ctx.maxWorkgroupCount)
+                                                             : std::min(outputs, ctx.maxWorkgroupCount);
+  std::string key = opKey(op) + " " + stringifyReductionStrategy(strategy).str();
 
   auto init = [&](KernelBuilder &kb) {
     return kb.f32(fn == ReduceFn::max ? -std::numeric_limits<double>::infinity() : 0.0);
@@ -95,6 +106,29 @@ FailureOr<OpLowering> lowerReduce(LoweringContext &ctx, ReduceOp op) {
                   return {combine(kb, a[0], x)};
                 });
             kb.store(finalize(kb, acc[0]), output, o);
+          });
+        } else if (strategy == ReductionStrategy::subgroup) {
+          ImplicitLocOpBuilder &b = kb.b;
+          Value sg = b.create<gpu::SubgroupIdOp>(/*upperBound=*/nullptr);
+          Value lane = b.create<gpu::LaneIdOp>(/*upperBound=*/nullptr);
+          Value nsg = b.create<gpu::NumSubgroupsOp>(/*upperBound=*/nullptr);
+          Value width = b.create<gpu::SubgroupSizeOp>(/*upperBound=*/nullptr);
+          workgroupLoop(kb, items, groups, [&](Value item) {
+            Value first = kb.muli(item, rowsPerGroup);
+            kb.forLoop(kb.add(first, sg), kb.add(first, kb.idx(rowsPerGroup)), nsg, [&](Value o) {
+              // Rows past the end (the last item) read the last row and store nothing.
+              Value base = kb.applyIndexMap(b.create<arith::MinUIOp>(o, kb.idx(outputs - 1)), keptMap, outputs);
+              SmallVector<Value> acc = kb.forLoopIter(
+                  lane, kb.idx(extent), width, ValueRange{init(kb)}, [&](Value r, ValueRange a) -> SmallVector<Value> {
+                    Value x = kb.load(input, kb.add(base, kb.applyIndexMap(r, redMap, extent)));
+                    return {combine(kb, a[0], x)};
+                  });
+              Value total = b.create<gpu::SubgroupReduceOp>(
+                  acc[0], fn == ReduceFn::max ? gpu::AllReduceOperation::MAXIMUMF : gpu::AllReduceOperation::ADD,
+                  /*uniform=*/false);
+              kb.ifThen(kb.andi(b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, lane, kb.idx(0)), kb.ulti(o, outputs)),
+                        [&] { kb.store(finalize(kb, total), output, o); });
+            });
           });
         } else {
           Value shared = kb.sharedArray(wg, kb.b.getF32Type());

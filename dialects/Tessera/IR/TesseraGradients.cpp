@@ -432,7 +432,9 @@ LogicalResult RopeOp::backprop(GradientBuilder &gb, Value g) {
     return emitOpError("the cos/sin tables depend on a LoRA parameter: rope has no table gradient");
   if (!gb.isActive(getInput()))
     return success();
-  auto dx = gb.b.create<RopeOp>(gb.loc, g, getCos(), getSin(), !getTransposed());
+  if (getInputPermutation() || getResultPermutation())
+    return emitOpError("has folded transposes (tessera-fold-rope-transposes runs after autodiff)");
+  auto dx = gb.b.create<RopeOp>(gb.loc, g, getCos(), getSin(), !getTransposed(), nullptr, nullptr);
   gb.accumulate(getInput(), dx.getResult());
   return success();
 }

@@ -24,7 +24,8 @@ def Tessera_MatmulKind : I32EnumAttr<"MatmulKind", "how a matmul kernel walks it
 
 def Tessera_ReductionStrategy : I32EnumAttr<"ReductionStrategy", "how a row reduction is spread over threads", [
     I32EnumAttrCase<"serial", 0>,    // one thread per output (row)
-    I32EnumAttrCase<"workgroup", 1>  // one workgroup per output, shared-memory tree
+    I32EnumAttrCase<"workgroup", 1>, // one workgroup per output, shared-memory tree
+    I32EnumAttrCase<"subgroup", 2>   // one subgroup per output, lanes along the row (tessera.reduce only)
   ]> {
   let cppNamespace = "::mlir::tessera";
   let genSpecializedAttr = 0;

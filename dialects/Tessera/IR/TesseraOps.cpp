@@ -274,13 +274,20 @@ LogicalResult RopeOp::verify() {
   ArrayRef<int64_t> in = shapeOf(getInput());
   if (in.size() < 2 || in.back() % 2 != 0)
     return emitOpError("input ") << shapeStr(in) << " must be [..., T, D] with D even";
-  if (shapeOf(getResult()) != in)
-    return emitOpError("result ") << shapeStr(shapeOf(getResult())) << " must have the input's shape " << shapeStr(in);
+  FailureOr<SmallVector<int64_t>> rotated = permuteKeepingLast(in, getInputPermutation());
+  if (failed(rotated))
+    return emitOpError("input_permutation must permute the input's dims and keep the last in place");
+  FailureOr<SmallVector<int64_t>> result = permuteKeepingLast(*rotated, getResultPermutation());
+  if (failed(result))
+    return emitOpError("result_permutation must permute the input's dims and keep the last in place");
+  if (shapeOf(getResult()) != ArrayRef<int64_t>(*result))
+    return emitOpError("result ") << shapeStr(shapeOf(getResult())) << " must have the shape "
+                                  << shapeStr(*result) << " (the input's, permuted)";
   for (Value table : {getCos(), getSin()}) {
-    auto b = broadcastShapes(in, shapeOf(table));
-    if (failed(b) || ArrayRef<int64_t>(*b) != in)
+    auto b = broadcastShapes(*rotated, shapeOf(table));
+    if (failed(b) || ArrayRef<int64_t>(*b) != ArrayRef<int64_t>(*rotated))
       return emitOpError("cos/sin table ") << shapeStr(shapeOf(table))
-                                           << " does not broadcast to input " << shapeStr(in);
+                                           << " does not broadcast to input " << shapeStr(*rotated);
   }
   return success();
 }

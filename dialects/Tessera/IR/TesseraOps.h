@@ -35,6 +35,10 @@ FailureOr<RankedTensorType> inferMatmulType(Value lhs, Value rhs, bool transpose
 FailureOr<RankedTensorType> inferReduceType(Value input, ArrayRef<int64_t> axes, bool keepdims,
                                             EmitFn emit);
 FailureOr<RankedTensorType> inferTransposeType(Value input, ArrayRef<int64_t> perm, EmitFn emit);
+/// `shape` permuted as tessera.transpose does (dim d of the result is dim
+/// perm[d]); none: the shape itself. Failure unless perm permutes the dims
+/// and keeps the last one in place (tessera.rope's folded transposes).
+FailureOr<SmallVector<int64_t>> permuteKeepingLast(ArrayRef<int64_t> shape, std::optional<ArrayRef<int64_t>> perm);
 FailureOr<RankedTensorType> inferSliceType(Value input, ArrayRef<int64_t> starts,
                                            ArrayRef<int64_t> limits, ArrayRef<int64_t> strides,
                                            EmitFn emit);

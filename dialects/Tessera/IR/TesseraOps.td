@@ -402,9 +402,19 @@ def Tessera_RopeOp : Tessera_Op<"rope", [Pure, Tessera_InferResultTypes, Declare
     the untransposed op with respect to its input, so RoPE stays one kernel
     in the backward too. The result has the input's shape; its element type
     is where it is stored (tessera-assign-precision).
+
+    `input_permutation` and `result_permutation` (set by
+    tessera-fold-rope-transposes, after autodiff) are transposes folded into
+    the kernel's addressing: the op computes
+    transpose(rope(transpose(input, input_permutation)), result_permutation),
+    so a [B, T, H, D] projection is rotated straight into the [B, H, T, D]
+    attention layout and back. Both keep the last (rotated) dim in place;
+    the tables broadcast to the rotated shape.
   }];
   let arguments = (ins Tessera_FloatTensor:$input, Tessera_FloatTensor:$cos,
-                       Tessera_FloatTensor:$sin, UnitAttr:$transposed);
+                       Tessera_FloatTensor:$sin, UnitAttr:$transposed,
+                       OptionalAttr<DenseI64ArrayAttr>:$input_permutation,
+                       OptionalAttr<DenseI64ArrayAttr>:$result_permutation);
   let results = (outs Tessera_FloatTensor:$result);
   let assemblyFormat = "$input `,` $cos `,` $sin attr-dict `:` `(` type($input) `,` type($cos) `,` type($sin) `)` `->` type($result)";
   let hasVerifier = 1;

@@ -161,6 +161,23 @@ FailureOr<RankedTensorType> mlir::tessera::inferTransposeType(Value input, Array
   return tensor(s, elementOf(input));
 }
 
+FailureOr<SmallVector<int64_t>> mlir::tessera::permuteKeepingLast(ArrayRef<int64_t> shape,
+                                                                  std::optional<ArrayRef<int64_t>> perm) {
+  if (!perm)
+    return SmallVector<int64_t>(shape);
+  if (perm->size() != shape.size() || shape.empty() || perm->back() != (int64_t)shape.size() - 1)
+    return failure();
+  SmallVector<bool> seen(shape.size(), false);
+  SmallVector<int64_t> s;
+  for (int64_t p : *perm) {
+    if (p < 0 || p >= (int64_t)shape.size() || seen[p])
+      return failure();
+    seen[p] = true;
+    s.push_back(shape[p]);
+  }
+  return s;
+}
+
 FailureOr<RankedTensorType> mlir::tessera::inferSliceType(Value input, ArrayRef<int64_t> starts,
                                                           ArrayRef<int64_t> limits,
                                                           ArrayRef<int64_t> strides, Emit emit) {
@@ -255,7 +272,17 @@ LogicalResult result(FailureOr<RankedTensorType> t, SmallVectorImpl<Type> &types
   LogicalResult OP::inferReturnTypes(MLIRContext *, std::optional<Location> loc, Adaptor a,        \
                                      SmallVectorImpl<Type> &types)
 
-TESSERA_INFER(RopeOp) { return types.push_back(a.getInput().getType()), success(); }
+TESSERA_INFER(RopeOp) {
+  auto t = cast<RankedTensorType>(a.getInput().getType());
+  FailureOr<SmallVector<int64_t>> s = permuteKeepingLast(t.getShape(), a.getInputPermutation());
+  if (succeeded(s))
+    s = permuteKeepingLast(*s, a.getResultPermutation());
+  if (failed(s))
+    return emitAt<RopeOp>(loc)() << "input_permutation and result_permutation must permute the input's dims "
+                                    "and keep the last in place",
+           failure();
+  return types.push_back(t.clone(*s)), success();
+}
 TESSERA_INFER(AttentionOp) { return types.push_back(a.getQuery().getType()), success(); }
 // out has the query's type; lse is [B, H, T] f32 (an unranked query is
 // left to the verifier).

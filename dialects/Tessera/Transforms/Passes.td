@@ -224,6 +224,20 @@ def TesseraFuseElementwise : Pass<"tessera-fuse-elementwise", "ModuleOp"> {
   let dependentDialects = ["::mlir::tessera::TesseraDialect"];
 }
 
+def TesseraFoldRopeTransposes : Pass<"tessera-fold-rope-transposes", "ModuleOp"> {
+  let summary = "Fold the transposes around tessera.rope into its addressing";
+  let description = [{
+    rope(transpose(x, p)) becomes rope(x) {input_permutation = p} and
+    transpose(rope(x), p) rope(x) {result_permutation = p} when the
+    transpose keeps the last (rotated) dim in place and has no other user:
+    the [B, T, H, D] <-> [B, H, T, D] copies around attention's q and k are
+    no kernels of their own. Results are bit-identical. After autodiff,
+    before tessera-select-kernel-configs
+    (compiler/lowering/FoldRopeTransposes.cpp).
+  }];
+  let dependentDialects = ["::mlir::tessera::TesseraDialect"];
+}
+
 def TesseraSelectKernelConfigs : Pass<"tessera-select-kernel-configs", "ModuleOp"> {
   let summary = "Record each kernel op's configuration (tiles, threads) and the SPIR-V target, chosen from the device profile";
   let description = [{

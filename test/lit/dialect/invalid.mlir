@@ -829,8 +829,33 @@ func.func @rope_table(%x: tensor<1x3x4xf32>, %c: tensor<3x4xf32>, %s: tensor<2x3
 // -----
 
 func.func @rope_result_type(%x: tensor<1x3x4xf32>, %c: tensor<3x4xf32>) {
-  // expected-error @+1 {{'tessera.rope' op result [3,4] must have the input's shape [1,3,4]}}
+  // expected-error @+1 {{'tessera.rope' op result [3,4] must have the shape [1,3,4] (the input's, permuted)}}
   %0 = "tessera.rope"(%x, %c, %c) : (tensor<1x3x4xf32>, tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<3x4xf32>
+  return
+}
+
+// -----
+
+func.func @rope_permutation_moves_rotated_dim(%x: tensor<2x3x4xf32>, %c: tensor<3x4xf32>) {
+  // expected-error @+1 {{'tessera.rope' op input_permutation must permute the input's dims and keep the last in place}}
+  %0 = "tessera.rope"(%x, %c, %c) {input_permutation = array<i64: 0, 2, 1>} : (tensor<2x3x4xf32>, tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<2x4x3xf32>
+  return
+}
+
+// -----
+
+func.func @rope_result_permutation_shape(%x: tensor<2x3x4xf32>, %c: tensor<3x4xf32>) {
+  // expected-error @+1 {{'tessera.rope' op result [2,3,4] must have the shape [3,2,4] (the input's, permuted)}}
+  %0 = "tessera.rope"(%x, %c, %c) {result_permutation = array<i64: 1, 0, 2>} : (tensor<2x3x4xf32>, tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<2x3x4xf32>
+  return
+}
+
+// -----
+
+func.func @rope_permuted_tables(%x: tensor<3x2x4xf32>, %c: tensor<3x4xf32>, %t: tensor<2x4xf32>) {
+  // The tables broadcast to the rotated shape [2, 3, 4], not to the input's.
+  // expected-error @+1 {{'tessera.rope' op cos/sin table [2,4] does not broadcast to input [2,3,4]}}
+  %0 = "tessera.rope"(%x, %c, %t) {input_permutation = array<i64: 1, 0, 2>} : (tensor<3x2x4xf32>, tensor<3x4xf32>, tensor<2x4xf32>) -> tensor<2x3x4xf32>
   return
 }
 

@@ -283,6 +283,7 @@ func.func @movement(%x: tensor<2x3x4xf32>, %i: tensor<2x3xi32>, %ids: tensor<5xi
 // CHECK-NEXT: tessera.rms_norm %[[X]], %[[W]] {eps = 1.000000e-05 : f64, weight_offset = 1.000000e+00 : f64} : (tensor<1x4x3x8xf32>, tensor<8xf32>) -> tensor<1x4x3x8xf32>
 // CHECK-NEXT: tessera.rope %[[X]], %[[COS]], %[[COS]] : (tensor<1x4x3x8xf32>, tensor<3x8xf32>, tensor<3x8xf32>) -> tensor<1x4x3x8xf32>
 // CHECK-NEXT: tessera.rope %[[X]], %[[COS]], %[[COS]] {transposed} : (tensor<1x4x3x8xf32>, tensor<3x8xf32>, tensor<3x8xf32>) -> tensor<1x4x3x8xbf16>
+// CHECK-NEXT: tessera.rope %[[X]], %[[COS]], %[[COS]] {result_permutation = array<i64: 0, 2, 1, 3>} : (tensor<1x4x3x8xf32>, tensor<3x8xf32>, tensor<3x8xf32>) -> tensor<1x3x4x8xf32>
 // CHECK-NEXT: tessera.attention %[[X]], %[[K]], %[[K]] {kv_groups = 2 : i64, scale = 5.000000e-01 : f64} : (tensor<1x4x3x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>) -> tensor<1x4x3x8xf32>
 // CHECK-NEXT: tessera.attention %[[X]], %[[K]], %[[K]] mask %[[MASK]] {kv_groups = 2 : i64, scale = 1.250000e-01 : f64} : (tensor<1x4x3x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x1x3x5xf32>) -> tensor<1x4x3x8xf32>
 // CHECK-NEXT: tessera.glu silu %[[G]], %[[G]] : tensor<2x6xf16>
@@ -304,6 +305,7 @@ func.func @raised(%x: tensor<1x4x3x8xf32>, %w: tensor<8xf32>, %cos: tensor<3x8xf
   %1 = tessera.rms_norm %x, %w {eps = 1.0e-5 : f64, weight_offset = 1.0 : f64} : (tensor<1x4x3x8xf32>, tensor<8xf32>) -> tensor<1x4x3x8xf32>
   %2 = tessera.rope %x, %cos, %cos : (tensor<1x4x3x8xf32>, tensor<3x8xf32>, tensor<3x8xf32>) -> tensor<1x4x3x8xf32>
   %rt = tessera.rope %x, %cos, %cos {transposed} : (tensor<1x4x3x8xf32>, tensor<3x8xf32>, tensor<3x8xf32>) -> tensor<1x4x3x8xbf16>
+  %rp = tessera.rope %x, %cos, %cos {result_permutation = array<i64: 0, 2, 1, 3>} : (tensor<1x4x3x8xf32>, tensor<3x8xf32>, tensor<3x8xf32>) -> tensor<1x3x4x8xf32>
   %3 = tessera.attention %x, %k, %k {scale = 0.5 : f64, kv_groups = 2 : i64} : (tensor<1x4x3x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>) -> tensor<1x4x3x8xf32>
   %4 = tessera.attention %x, %k, %k mask %mask {scale = 0.125 : f64, kv_groups = 2 : i64} : (tensor<1x4x3x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x1x3x5xf32>) -> tensor<1x4x3x8xf32>
   %5 = tessera.glu silu %g, %g : tensor<2x6xf16>

@@ -33,9 +33,10 @@
 // CHECK: tessera.transpose {{.*}}tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 256>
 // CHECK: tessera.cross_entropy {{.*}}tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 512>
 // CHECK: tessera.cross_entropy_grad {{.*}}tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 512>
-// The gradient against the embedding table: K = 151936.
-// bf16 x bf16: cooperative matrices with split-K 16.
-// CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "layers_wg_bf16", kind = coopmat, tile = [128, 128, 64], thread = [32, 8], split_k = 1, mma = [128, 128, 64], subgroups = [2, 4], operands = bf16>
+// The gradient against the embedding table: K = 151936. bf16 x bf16:
+// workgroup-scope cooperative matrices split 8 ways (one 512 x 1024 chunk is
+// 32 tiles: the SMs were three quarters idle).
+// CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "vocab_k_wg_bf16", kind = coopmat, tile = [128, 128, 64], thread = [32, 8], split_k = 8, mma = [128, 128, 64], subgroups = [2, 4], operands = bf16>
 // CHECK: tessera.adamw_update {{.*}}tessera.kernel_config = #tessera.elementwise_config<workgroup_size = 256>
 // CHECK: tessera.matmul {{.*}}tessera.kernel_config = #tessera.matmul_config<variant = "", kind = direct, tile = [8, 8, 8], thread = [2, 2], split_k = 2>
 // CHECK: tessera.reduce {{.*}}tessera.kernel_config = #tessera.reduction_config<strategy = serial, workgroup_size = 32>

@@ -67,6 +67,24 @@
 // CHECK: %[[Y:.*]] = tessera.matmul %[[F]]#0
 // CHECK: tessera.binary mul %[[F]]#1, %[[Y]]
 
+// RMSNorm's backward: dy * w feeds both the reduction's product and the dx
+// chain, whose member (dy * w) * r sits before that product. The dx group is
+// grown first (its root is last); the use of dy * w by its member counts at
+// its root, so dy * w still joins the product: two fused ops, no lone binary.
+// CHECK-LABEL: func.func @interleaved(
+// CHECK: %[[P:.*]]:2 = tessera.fused_elementwise ins(%arg0, %arg1, %arg2 :
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: %[[A:.*]] = tessera.binary mul
+// CHECK-NEXT: %[[B:.*]] = tessera.binary mul %[[A]]
+// CHECK-NEXT: tessera.yield %[[B]], %[[A]]
+// CHECK: %[[S:.*]] = tessera.reduce sum %[[P]]#0
+// CHECK: %[[S3:.*]] = tessera.reshape %[[S]]
+// CHECK: %[[DX:.*]] = tessera.fused_elementwise ins(%[[P]]#1, %arg3, %arg2, %[[S3]] :
+// CHECK: tessera.binary sub
+// CHECK-NEXT: tessera.yield
+// CHECK-NEXT: } : tensor<2x4x8xf32>
+// CHECK-NEXT: return %[[S]], %[[DX]]
+
 // One kernel per fused op; no binary or broadcast kernel is left.
 // KERNELS-COUNT-4: tessera.dispatch @fused_elementwise_
 // KERNELS-NOT: tessera.dispatch @binary_
@@ -114,5 +132,15 @@ module attributes {tessera.lora = {rank = 2 : i64, alpha = 4.0 : f64}} {
     %y = tessera.matmul %m, %wm {transpose_rhs = true} : (tensor<2x4x8xf32>, tensor<8x8xf32>) -> tensor<2x4x8xf32>
     %late = tessera.binary mul %s, %y : (tensor<2x4x8xf32>, tensor<2x4x8xf32>) -> tensor<2x4x8xf32>
     return %late : tensor<2x4x8xf32>
+  }
+  func.func @interleaved(%dy: tensor<2x4x8xf32>, %w: tensor<8xf32>, %x: tensor<2x4x8xf32>, %r: tensor<2x4x1xf32>) -> (tensor<2x4xf32>, tensor<2x4x8xf32>) {
+    %a = tessera.binary mul %dy, %w : (tensor<2x4x8xf32>, tensor<8xf32>) -> tensor<2x4x8xf32>
+    %u = tessera.binary mul %a, %r : (tensor<2x4x8xf32>, tensor<2x4x1xf32>) -> tensor<2x4x8xf32>
+    %b = tessera.binary mul %a, %x : (tensor<2x4x8xf32>, tensor<2x4x8xf32>) -> tensor<2x4x8xf32>
+    %s = tessera.reduce sum %b {axes = array<i64: 2>} : tensor<2x4x8xf32> -> tensor<2x4xf32>
+    %s3 = tessera.reshape %s : tensor<2x4xf32> -> tensor<2x4x1xf32>
+    %t = tessera.binary mul %x, %s3 : (tensor<2x4x8xf32>, tensor<2x4x1xf32>) -> tensor<2x4x8xf32>
+    %dx = tessera.binary sub %u, %t : (tensor<2x4x8xf32>, tensor<2x4x8xf32>) -> tensor<2x4x8xf32>
+    return %s, %dx : tensor<2x4xf32>, tensor<2x4x8xf32>
   }
 }

@@ -213,8 +213,8 @@ TEST(SearchSpace, SmallFamilies) {
   sm.op = "softmax", sm.family = RuleFamily::Softmax, sm.outputs = 4096, sm.extent = 151936;
   std::vector<KernelConfig> space = searchSpace(sm, p, {ruleConfig(sm, p)}, 0);
   for (const KernelConfig &c : space)
-    EXPECT_FALSE(c.reduction.serial) << "serial rows of 151,936 pass llvmpipe's loop limit";
-  EXPECT_FALSE(referenceConfig(sm).reduction.serial);
+    EXPECT_FALSE(c.reduction.serial()) << "serial rows of 151,936 pass llvmpipe's loop limit";
+  EXPECT_FALSE(referenceConfig(sm).reduction.serial());
   ProblemShape ce;
   ce.op = "cross_entropy", ce.family = RuleFamily::CrossEntropy, ce.elements = 512, ce.extent = 256;
   for (const KernelConfig &c : searchSpace(ce, p, {}, 0))

@@ -344,22 +344,15 @@ TEST(KernelNumerics, DataMovement) {
 
 // ---------------------------------------------------------------- reductions
 
-TEST(KernelNumerics, Reduce) {
-  struct Case {
-    const char *fn;
-    std::vector<int64_t> shape, axes;
-    bool keepdims;
-  };
-  // Shapes chosen to hit both variants with the default profile:
-  // workgroup (large extent, innermost reduced or few outputs) and serial.
-  std::vector<Case> cases = {
-      {"sum", {4, 300, 5}, {1}, false},     // workgroup: few outputs, outer reduced
-      {"mean", {6, 7, 130}, {2}, true},     // workgroup: innermost reduced
-      {"max", {3, 5, 7}, {0, 2}, false},    // serial: extent 21
-      {"sum", {70, 4100}, {0}, false},      // serial: many outputs, innermost kept
-      {"mean", {2, 3, 4, 5}, {0, 1, 2, 3}, false}, // to a scalar
-      {"max", {9, 1000}, {1}, true},        // workgroup
-  };
+struct ReduceCase {
+  const char *fn;
+  std::vector<int64_t> shape, axes;
+  bool keepdims;
+};
+
+// Each case's reduction against a float64 one; returns the plan's kernel configs.
+std::string runReduces(const std::vector<ReduceCase> &cases, const std::string &profile) {
+  using Case = ReduceCase;
   std::string body;
   std::vector<std::tuple<std::string, std::vector<int64_t>, std::string>> keep;
   std::vector<std::vector<int64_t>> outShapes;
@@ -380,7 +373,7 @@ TEST(KernelNumerics, Reduce) {
             tensorType(c.shape) + " -> " + tensorType(out) + " loc(\"r" + n + "\")\n";
     keep.push_back({"%r" + n, out, "f32"});
   }
-  GpuRun r(lossModule(body, keep));
+  GpuRun r(lossModule(body, keep), profile);
   std::vector<std::vector<float>> xs;
   for (size_t k = 0; k < cases.size(); ++k) {
     xs.push_back(uniform(numel(cases[k].shape), -2, 2));
@@ -410,6 +403,47 @@ TEST(KernelNumerics, Reduce) {
         ref[o] /= extent, scale[o] /= extent;
     expectClose(r.get("r" + std::to_string(k)), ref, scale, "reduce case " + std::to_string(k));
   }
+  std::string configs;
+  for (const plan::Kernel &k : r.plan.kernels)
+    configs += k.config + "\n";
+  return configs;
+}
+
+TEST(KernelNumerics, Reduce) {
+  // Shapes chosen to hit both variants with the default profile:
+  // workgroup (large extent, innermost reduced or few outputs) and serial.
+  runReduces({
+                 {"sum", {4, 300, 5}, {1}, false},            // workgroup: few outputs, outer reduced
+                 {"mean", {6, 7, 130}, {2}, true},            // workgroup: innermost reduced
+                 {"max", {3, 5, 7}, {0, 2}, false},           // serial: extent 21
+                 {"sum", {70, 4100}, {0}, false},             // serial: many outputs, innermost kept
+                 {"mean", {2, 3, 4, 5}, {0, 1, 2, 3}, false}, // to a scalar
+                 {"max", {9, 1000}, {1}, true},               // workgroup
+             },
+             "");
+}
+
+TEST(KernelNumerics, ReduceSubgroup) {
+  // One subgroup per output (reduce.subgroup_max): rows of a length no
+  // subgroup divides, outputs no workgroup's rows divide (the last item's
+  // spare subgroups store nothing), two innermost axes, max over negatives,
+  // a long row; the outer reduction stays serial.
+  std::string path = testing::TempDir() + "/subgroup-reduce.json";
+  std::ofstream(path) << R"({"name": "subgroup-reduce", "reduce": {"workgroup_size": 128, "serial_max": 16,
+    "serial_min_outputs": 16, "subgroup_max": 4096}})";
+  std::string configs = runReduces(
+      {
+          {"sum", {6, 7, 130}, {2}, false},
+          {"mean", {5, 33, 128}, {2}, true},
+          {"max", {3, 1000}, {1}, false},
+          {"sum", {4, 3, 40}, {1, 2}, false},
+          {"max", {70, 17}, {1}, true},
+          {"sum", {300, 20}, {0}, false},
+          {"mean", {2, 32, 256}, {2}, true}, // an RMSNorm's rows (the BitNet fixture's)
+      },
+      path);
+  EXPECT_NE(configs.find("strategy = subgroup"), std::string::npos) << configs;
+  EXPECT_NE(configs.find("strategy = serial"), std::string::npos) << configs;
 }
 
 TEST(KernelNumerics, Softmax) {
@@ -1079,4 +1113,76 @@ TEST(KernelNumerics, Rope) {
       lhs += fwd[i] * y[i], rhs += (double)x[i] * adj[i];
     EXPECT_NEAR(lhs, rhs, 1e-9 * (std::abs(lhs) + 1)) << "the transposed rope is the adjoint";
   }
+}
+
+// Transposes folded into the rope kernel (tessera-fold-rope-transposes):
+// [B, T, H, D] read through input_permutation, the adjoint written through
+// result_permutation, and both at once (a result permutation that moves the
+// batch), against the float64 formula in the rotated layout.
+TEST(KernelNumerics, RopeFoldedTransposes) {
+  const int64_t B = 2, T = 5, H = 3, D = 8, h = D / 2;
+  const std::vector<int64_t> bthd = {B, T, H, D}, bhtd = {B, H, T, D}, hbtd = {H, B, T, D}, tab = {1, 1, T, D};
+  std::string body = param("x", bthd) + param("y", bhtd) + param("c", tab) + param("s", tab);
+  auto tables = ", " + tensorType(tab) + ", " + tensorType(tab) + ") -> ";
+  body += "    %fwd = tessera.rope %x, %c, %s {input_permutation = array<i64: 0, 2, 1, 3>} : (" + tensorType(bthd) +
+          tables + tensorType(bhtd) + " loc(\"fwd\")\n";
+  body += "    %adj = tessera.rope %y, %c, %s {transposed, result_permutation = array<i64: 0, 2, 1, 3>} : (" +
+          tensorType(bhtd) + tables + tensorType(bthd) + " loc(\"adj\")\n";
+  body += "    %both = tessera.rope %x, %c, %s {input_permutation = array<i64: 0, 2, 1, 3>, "
+          "result_permutation = array<i64: 1, 0, 2, 3>} : (" +
+          tensorType(bthd) + tables + tensorType(hbtd) + " loc(\"both\")\n";
+  GpuRun r(lossModule(body, {{"%fwd", bhtd, "f32"}, {"%adj", bthd, "f32"}, {"%both", hbtd, "f32"}}), "");
+  std::vector<float> x = uniform(numel(bthd), -2, 2), y = uniform(numel(bhtd), -2, 2);
+  std::vector<float> c = uniform(numel(tab), -1, 1), s = uniform(numel(tab), -1, 1);
+  r.set("x", x), r.set("y", y), r.set("c", c), r.set("s", s);
+  r.run();
+  auto xAt = [&](int64_t b, int64_t hd, int64_t t, int64_t d) { return (double)x[((b * T + t) * H + hd) * D + d]; };
+  auto yAt = [&](int64_t b, int64_t hd, int64_t t, int64_t d) { return (double)y[((b * H + hd) * T + t) * D + d]; };
+  const int64_t n = numel(bhtd);
+  std::vector<double> fwd(n), fwdScale(n), adj(n), adjScale(n), both(n), bothScale(n);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t hd = 0; hd < H; ++hd)
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t d = 0; d < D; ++d) {
+          const int64_t row = t * D;
+          double rot = d < h ? -xAt(b, hd, t, d + h) : xAt(b, hd, t, d - h);
+          double f = xAt(b, hd, t, d) * c[row + d] + rot * s[row + d];
+          double fs = std::fabs(xAt(b, hd, t, d) * c[row + d]) + std::fabs(rot * s[row + d]);
+          double rotT = d < h ? yAt(b, hd, t, d + h) * s[row + d + h] : -yAt(b, hd, t, d - h) * s[row + d - h];
+          double a = yAt(b, hd, t, d) * c[row + d] + rotT;
+          double as = std::fabs(yAt(b, hd, t, d) * c[row + d]) + std::fabs(rotT);
+          const int64_t iBhtd = ((b * H + hd) * T + t) * D + d, iBthd = ((b * T + t) * H + hd) * D + d,
+                        iHbtd = ((hd * B + b) * T + t) * D + d;
+          fwd[iBhtd] = f, fwdScale[iBhtd] = fs;
+          adj[iBthd] = a, adjScale[iBthd] = as;
+          both[iHbtd] = f, bothScale[iHbtd] = fs;
+        }
+  expectClose(r.get("fwd"), fwd, fwdScale, "rope reading [B, T, H, D]");
+  expectClose(r.get("adj"), adj, adjScale, "rope transposed writing [B, T, H, D]");
+  expectClose(r.get("both"), both, bothScale, "rope with both permutations");
+  EXPECT_EQ(std::count_if(r.plan.kernels.begin(), r.plan.kernels.end(),
+                          [](const plan::Kernel &k) { return k.name.rfind("transpose", 0) == 0; }),
+            0);
+}
+
+// The subgroup strategy against the workgroup one on the same rows (configs
+// injected): one sum order against another, so they agree to rounding.
+TEST(KernelNumerics, ReduceSubgroupMatchesWorkgroup) {
+  const std::vector<int64_t> xs = {2, 32, 256}, os = {2, 32, 1};
+  std::string body = param("x", xs);
+  for (const char *s : {"subgroup", "workgroup"})
+    body += std::string("    %r_") + s + " = tessera.reduce mean %x {axes = array<i64: 2>, keepdims = true, "
+            "tessera.kernel_config = #tessera.reduction_config<strategy = " + s + ", workgroup_size = 256>} : " +
+            tensorType(xs) + " -> " + tensorType(os) + " loc(\"r_" + s + "\")\n";
+  GpuRun r(lossModule(body, {{"%r_subgroup", os, "f32"}, {"%r_workgroup", os, "f32"}}), "");
+  std::vector<float> x = uniform(numel(xs), -2, 2);
+  r.set("x", x);
+  r.run();
+  std::vector<float> a = r.get("r_subgroup"), b = r.get("r_workgroup");
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    worst = std::max(worst, std::fabs((double)a[i] - b[i]));
+  EXPECT_LT(worst, 1e-6) << "subgroup and workgroup means differ beyond rounding";
+  std::cerr << "subgroup vs workgroup mean: max |d| " << worst << "\n";
 }

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -169,11 +170,24 @@ TEST(Profile, AttentionVariants) {
 }
 
 TEST(Profile, WorkgroupScopeMatmul) {
-  // nvidia.json's first variant: one 128 x 128 matrix per workgroup of 256
+  // nvidia.json's layer variant: one 128 x 128 matrix per workgroup of 256
   // (VK_NV_cooperative_matrix2), the config's mma the tile; whole tiles only.
   DeviceProfile p = loadProfile(kDir + "/nvidia.json");
   ASSERT_TRUE(p.features.workgroup_cooperative_matrix);
-  const MatmulVariant &v = p.matmul.front();
+  auto named = [&](const std::string &n) {
+    auto it = std::find_if(p.matmul.begin(), p.matmul.end(), [&](const MatmulVariant &m) { return m.name == n; });
+    EXPECT_NE(it, p.matmul.end()) << n;
+    return it == p.matmul.end() ? MatmulVariant{} : *it;
+  };
+  // In front of it the vocabulary-long K (the LM head's activation gradient:
+  // 32 tiles of 512 x 1024 on 132 SMs) split 8 ways; layer products pass on.
+  const MatmulVariant vocab = p.matmul.front();
+  EXPECT_EQ(vocab.name, "vocab_k_wg_bf16");
+  EXPECT_TRUE(vocab.workgroupScope());
+  EXPECT_EQ(vocab.split_k, 8);
+  EXPECT_TRUE(vocab.admits(512, 1024, 151936, 1, "bf16"));
+  EXPECT_FALSE(vocab.admits(4096, 1024, 3072, 1, "bf16"));
+  const MatmulVariant v = named("layers_wg_bf16");
   ASSERT_TRUE(v.workgroupScope()) << v.name;
   MatmulConfig c = v.config(32);
   EXPECT_TRUE(c.workgroupScope());
@@ -186,6 +200,7 @@ TEST(Profile, WorkgroupScopeMatmul) {
   EXPECT_FALSE(v.admits(4096, 1024, 1024, 1, "f16"));
   DeviceProfile q = parseProfile(profileToJson(p), "rt.json");
   EXPECT_TRUE(q.matmul.front().workgroupScope());
+  EXPECT_EQ(q.matmul.front().split_k, 8);
   EXPECT_EQ(profileToJson(q), profileToJson(p));
   // Without the device feature, or with an unknown scope: one error naming the field.
   const std::string device = R"("device": {"subgroup_size": 32, "max_workgroup_invocations": 1024, "shared_memory_bytes": 49152,
@@ -230,6 +245,35 @@ TEST(Profile, ErrorsNameFileAndField) {
   } catch (const ProfileError &e) {
     EXPECT_EQ(std::string(e.what()), "/nonexistent/profile.json: cannot open device profile");
   }
+}
+
+TEST(Profile, SubgroupReductions) {
+  // nvidia.json: innermost reductions up to 256 elements on one subgroup per
+  // output (the per-head q/k RMSNorm rows); longer rows keep a workgroup, kept
+  // innermost dims stay serial, and a profile without the field never asks.
+  DeviceProfile p = loadProfile(kDir + "/nvidia.json");
+  EXPECT_EQ(p.reduce_subgroup_max, 256);
+  auto rule = [](const DeviceProfile &prof, int64_t outputs, int64_t extent, bool innermost) {
+    ProblemShape s;
+    s.op = "reduce", s.family = RuleFamily::Reduce, s.outputs = outputs, s.extent = extent;
+    s.innermost_reduced = innermost;
+    return ruleConfig(s, prof).reduction;
+  };
+  EXPECT_EQ(rule(p, 65536, 128, true).strategy, ReductionStrategy::subgroup);
+  EXPECT_EQ(rule(p, 4096, 1024, true).strategy, ReductionStrategy::workgroup);
+  EXPECT_EQ(rule(p, 65536, 128, false).strategy, ReductionStrategy::serial);
+  EXPECT_NE(rule(loadProfile(kDir + "/lavapipe.json"), 65536, 128, true).strategy, ReductionStrategy::subgroup);
+  // The field round-trips; a negative one is an error naming it.
+  DeviceProfile q = parseProfile(profileToJson(p), "rt.json");
+  EXPECT_EQ(q.reduce_subgroup_max, 256);
+  EXPECT_NE(errorOf(R"({"reduce": {"subgroup_max": -1}})").find("reduce.subgroup_max: must be >= 0"), std::string::npos);
+  // The config's JSON form and its validation.
+  KernelConfig c = parseConfigJson(R"({"reduction": {"strategy": "subgroup", "workgroup_size": 96}})", "t");
+  EXPECT_EQ(c.reduction.strategy, ReductionStrategy::subgroup);
+  EXPECT_EQ(parseConfigJson(configJson(c), "t"), c);
+  EXPECT_EQ(whyInvalid(c, p), ""); // whole subgroups of 32
+  EXPECT_NE(whyInvalid(KernelConfig::ofReduction(ReductionStrategy::subgroup, 48), p).find("multiple of"),
+            std::string::npos);
 }
 
 } // namespace
