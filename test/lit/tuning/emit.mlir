@@ -33,7 +33,7 @@ module {
 // CHECK-NEXT: reference: direct 8x8x16 t1x1 s1
 // CHECK-NEXT: c0 rule: direct 32x32x16 t4x4 s1
 // CHECK-NEXT: c1 seed default: tiled 64x64x16 t4x8 s1
-// CHECK-NEXT: c2 seed {{h200-tuned|nvidia}}: tiled 64x64x16 t4x4 s1
+// CHECK-NEXT: c2 seed nvidia: tiled 64x64x16 t4x4 s1
 // CHECK-NEXT: c3 space:
 // CHECK-NEXT: c4 space:
 // CHECK-NEXT: c5 space:
@@ -46,7 +46,7 @@ module {
 // CHECK-NEXT: reference: wg 64
 // CHECK-NEXT: c0 rule: wg 96
 // CHECK-NEXT: c1 seed default: wg 128
-// CHECK-NEXT: c2 seed {{h200-tuned|lavapipe}}: wg 256
+// CHECK-NEXT: c2 seed lavapipe-tuned: wg 256
 // CHECK: problem 3: elementwise x1, n=19200 f32
 // CHECK-NEXT: key: binary {fn = #tessera<binary_fn add>}
 // CHECK: problem 4: reduce x1, rows=1 len=19200 f32

@@ -59,7 +59,7 @@ TEST(Profile, BuiltInDefaultIsDefaultJson) {
 // read and written back under device.features.integer_dot_product.
 TEST(Profile, IntegerDotProductFeature) {
   EXPECT_FALSE(defaultProfile().features.integer_dot_product);
-  for (const char *name : {"lavapipe", "nvidia", "lavapipe-tuned", "h200-tuned"})
+  for (const char *name : {"lavapipe", "nvidia", "lavapipe-tuned"})
     EXPECT_TRUE(loadProfile(kDir + "/" + name + ".json").features.integer_dot_product) << name;
   DeviceProfile p =
       parseProfile(R"({"name": "x", "device": {"features": {"integer_dot_product": true}}})", "x.json");
@@ -98,7 +98,6 @@ TEST(Profile, CopyQueue) {
   EXPECT_TRUE(q.copy_queue);
   EXPECT_TRUE(parseProfile(profileToJson(q), "back.json").copy_queue);
   EXPECT_TRUE(loadProfile(kDir + "/nvidia.json").copy_queue);
-  EXPECT_TRUE(loadProfile(kDir + "/h200-tuned.json").copy_queue);
   EXPECT_FALSE(loadProfile(kDir + "/lavapipe.json").copy_queue);
   EXPECT_NE(errorOf(R"({"device": {"copy_queue": 1}})").find("device.copy_queue: must be true or false"),
             std::string::npos);
