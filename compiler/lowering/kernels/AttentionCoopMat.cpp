@@ -627,35 +627,23 @@ FailureOr<OpLowering> lowerFlashAttentionGradCoopMat(LoweringContext &ctx, Flash
   MemRefType deltaT = MemRefType::get({rows}, Float32Type::get(op.getContext()));
   lowering.scratch.push_back({deltaT, "delta"});
 
-  // D = rowsum(dout * out): a subgroup per row, its lanes along the row (the
-  // loads coalesced), summed by a subgroup reduction. The subgroups and their
-  // size are read at run time, so any subgroup size is exact.
+  // D = rowsum(dout * out): a subgroup per row (subgroupRows), its lanes
+  // along the row (the loads coalesced), summed by a subgroup reduction.
   {
     const int64_t wg = g.threads(), rowsPerGroup = std::max<int64_t>(1, wg / g.SG);
-    const int64_t items = ceilDiv(rows, rowsPerGroup), groups = std::min(items, ctx.maxWorkgroupCount);
+    const int64_t groups = std::min(ceilDiv(rows, rowsPerGroup), ctx.maxWorkgroupCount);
     SmallVector<Type> args = {flatOf(op.getOut()), flatOf(op.getDout()), deltaT};
     // (the mask plays no part: one kernel for every band)
     KernelHandle k = ctx.getOrCreate("flash_attention_delta", opKey(op) + " coopmat", args, {wg, 1, 1}, [&](KernelBuilder &kb) {
       Value o = kb.arg(0), dout = kb.arg(1), delta = kb.arg(2);
-      Value sg = kb.b.create<gpu::SubgroupIdOp>(/*upperBound=*/nullptr);
-      Value lane = kb.b.create<gpu::LaneIdOp>(/*upperBound=*/nullptr);
-      Value nsg = kb.b.create<gpu::NumSubgroupsOp>(/*upperBound=*/nullptr);
-      Value width = kb.b.create<gpu::SubgroupSizeOp>(/*upperBound=*/nullptr);
-      workgroupLoop(kb, items, groups, [&](Value item) {
-        Value first = kb.muli(item, rowsPerGroup);
-        kb.forLoop(kb.add(first, sg), kb.add(first, kb.idx(rowsPerGroup)), nsg, [&](Value row) {
-          // Rows past the end (the last item) read row rows - 1 and store nothing.
-          Value base = kb.muli(kb.b.create<arith::MinUIOp>(row, kb.idx(rows - 1)), s.D);
-          Value part = kb.forLoopIter(lane, kb.idx(s.D), width, ValueRange{kb.f32(0.0)},
-                                      [&](Value d, ValueRange it) -> SmallVector<Value> {
-                                        Value i = kb.add(base, d);
-                                        return {kb.fma(kb.load(dout, i), kb.load(o, i), it[0])};
-                                      })[0];
-          Value sum = kb.b.create<gpu::SubgroupReduceOp>(part, gpu::AllReduceOperation::ADD, /*uniform=*/false);
-          kb.ifThen(kb.andi(kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, lane, kb.idx(0)), kb.ulti(row, rows)),
-                    [&] { kb.store(sum, delta, row); });
-        });
-      });
+      subgroupRows(
+          kb, rows, s.D, rowsPerGroup, groups, [&] { return kb.f32(0.0); }, gpu::AllReduceOperation::ADD,
+          [&](Value row) { return kb.muli(row, s.D); },
+          [&](Value base, Value d, Value acc) {
+            Value i = kb.add(base, d);
+            return kb.fma(kb.load(dout, i), kb.load(o, i), acc);
+          },
+          [&](Value row, Value sum) { kb.store(sum, delta, row); });
       return std::array<int64_t, 3>{groups, 1, 1};
     });
     lowering.steps.push_back({k, {3, 5, deltaSlot}});

@@ -95,4 +95,27 @@ void workgroupLoop(KernelBuilder &kb, int64_t n, int64_t groups,
   kb.forLoop(bid, kb.idx(n), kb.idx(groups), body);
 }
 
+void subgroupRows(KernelBuilder &kb, int64_t rows, int64_t len, int64_t rowsPerGroup, int64_t groups,
+                  const std::function<Value()> &init,
+                  gpu::AllReduceOperation combine, const std::function<Value(Value)> &rowBase,
+                  const std::function<Value(Value, Value, Value)> &element,
+                  const std::function<void(Value, Value)> &store) {
+  ImplicitLocOpBuilder &b = kb.b;
+  Value sg = b.create<gpu::SubgroupIdOp>(/*upperBound=*/nullptr);
+  Value lane = b.create<gpu::LaneIdOp>(/*upperBound=*/nullptr);
+  Value nsg = b.create<gpu::NumSubgroupsOp>(/*upperBound=*/nullptr);
+  Value width = b.create<gpu::SubgroupSizeOp>(/*upperBound=*/nullptr);
+  workgroupLoop(kb, ceilDiv(rows, rowsPerGroup), groups, [&](Value item) {
+    Value first = kb.muli(item, rowsPerGroup);
+    kb.forLoop(kb.add(first, sg), kb.add(first, kb.idx(rowsPerGroup)), nsg, [&](Value row) {
+      Value base = rowBase(b.create<arith::MinUIOp>(row, kb.idx(rows - 1)));
+      Value part = kb.forLoopIter(lane, kb.idx(len), width, ValueRange{init()},
+                                  [&](Value j, ValueRange a) -> SmallVector<Value> { return {element(base, j, a[0])}; })[0];
+      Value total = b.create<gpu::SubgroupReduceOp>(part, combine, /*uniform=*/false);
+      kb.ifThen(kb.andi(b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, lane, kb.idx(0)), kb.ulti(row, rows)),
+                [&] { store(row, total); });
+    });
+  });
+}
+
 } // namespace tessera::lowering

@@ -115,6 +115,20 @@ void workgroupLoop(KernelBuilder &kb, int64_t n, int64_t groups,
 void groupLoop(KernelBuilder &kb, int64_t n, int64_t groups, mlir::Value id,
                const std::function<void(mlir::Value)> &body);
 
+/// A subgroup per row: `rows` rows of `len` elements, rowsPerGroup rows a
+/// workgroup over `groups` workgroups, each subgroup's lanes striding along
+/// its row (coalesced) from their lane by the subgroup size. The subgroups and
+/// their size are read at run time, so any device subgroup size is exact.
+/// rowBase(row) gives a row's offset (the row clamped to the last one: the
+/// last workgroup's spare subgroups read it and store nothing), element(base,
+/// j, acc) folds element j into a lane's f32 accumulator (from init()), the
+/// lanes are combined by `combine` and store(row, total) runs on lane 0.
+void subgroupRows(KernelBuilder &kb, int64_t rows, int64_t len, int64_t rowsPerGroup, int64_t groups,
+                  const std::function<mlir::Value()> &init, mlir::gpu::AllReduceOperation combine,
+                  const std::function<mlir::Value(mlir::Value)> &rowBase,
+                  const std::function<mlir::Value(mlir::Value, mlir::Value, mlir::Value)> &element,
+                  const std::function<void(mlir::Value, mlir::Value)> &store);
+
 /// Key prefix of an op: name, attributes, operand and result types.
 std::string opKey(mlir::Operation *op);
 
@@ -146,6 +160,31 @@ MatmulOperands matmulOperands(mlir::tessera::MatmulOp op);
 MatmulOperands matmulOperands(mlir::tessera::FusedMatmulOp op);
 MatmulProblem matmulProblem(const MatmulOperands &m);
 inline MatmulProblem matmulProblem(mlir::tessera::MatmulOp op) { return matmulProblem(matmulOperands(op)); }
+/// The batch offsets of A and B (in elements) as index maps over the output
+/// batch (o, l, r: the result's and the operands' shapes); none when the
+/// batch is folded into M.
+std::pair<llvm::SmallVector<DimMap>, llvm::SmallVector<DimMap>>
+operandBatchMaps(const MatmulProblem &problem, llvm::ArrayRef<int64_t> o, llvm::ArrayRef<int64_t> l,
+                 llvm::ArrayRef<int64_t> r);
+/// Split-K (unbatched products with a long K, e.g. the loss gradient against
+/// a tied embedding): {S, kPer}, S workgroups per tile each over kPer of the
+/// tilesK K tiles (every split gets at least one; S = 1 when not split).
+std::pair<int64_t, int64_t> splitK(int64_t requested, int64_t batch, int64_t tilesK, int64_t maxG);
+/// What the workgroup index z of a matmul kernel covers: the batch's A, B
+/// and C offsets, or with S > 1 splits its partial tile and K-tile range.
+struct MatmulSlice {
+  mlir::Value aBase, bBase, cBase, ktBegin, ktEnd;
+};
+/// A matmul kernel's grid: z the batch or the K splits, y the M tiles, x the
+/// N tiles, each over at most its workgroup count (gz, gy, gx).
+struct MatmulTiles {
+  int64_t S, kPer, tilesK, tilesM, tilesN, tileM, tileN, batch, mn, gx, gy, gz;
+  llvm::ArrayRef<DimMap> aMap, bMap;
+};
+/// Visits every (z, M tile, N tile) of the workgroup: body(slice of z, row
+/// m0, column n0 of the tile).
+void forEachMatmulTile(KernelBuilder &kb, const MatmulTiles &t,
+                       const std::function<void(const MatmulSlice &, mlir::Value, mlir::Value)> &body);
 
 /// The epilogue of a fused_matmul on one f32 accumulator: alpha * acc +
 /// addend[at] (addend a flat buffer of the result's shape, or null), in f32;

@@ -96,6 +96,57 @@ MatmulProblem matmulProblem(const MatmulOperands &op) {
   return p;
 }
 
+std::pair<SmallVector<DimMap>, SmallVector<DimMap>> operandBatchMaps(const MatmulProblem &problem,
+                                                                     ArrayRef<int64_t> o, ArrayRef<int64_t> l,
+                                                                     ArrayRef<int64_t> r) {
+  SmallVector<DimMap> aMap, bMap;
+  if (problem.foldedBatch)
+    return {aMap, bMap};
+  aMap = broadcastIndexMap(o.drop_back(2), l.drop_back(2));
+  bMap = broadcastIndexMap(o.drop_back(2), r.drop_back(2));
+  for (DimMap &d : aMap)
+    d.inStride *= problem.m * problem.k;
+  for (DimMap &d : bMap)
+    d.inStride *= problem.k * problem.n;
+  return {aMap, bMap};
+}
+
+std::pair<int64_t, int64_t> splitK(int64_t requested, int64_t batch, int64_t tilesK, int64_t maxG) {
+  if (requested <= 1 || batch != 1 || tilesK <= 1)
+    return {1, tilesK};
+  int64_t S = std::min({requested, tilesK, maxG});
+  int64_t kPer = ceilDiv(tilesK, S);
+  return {ceilDiv(tilesK, kPer), kPer};
+}
+
+namespace {
+MatmulSlice matmulSlice(KernelBuilder &kb, Value zIdx, int64_t S, int64_t kPer, int64_t tilesK, int64_t batch,
+                        int64_t mn, ArrayRef<DimMap> aMap, ArrayRef<DimMap> bMap) {
+  MatmulSlice z;
+  Value bIdx = S > 1 ? kb.idx(0) : zIdx;
+  z.aBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, aMap, batch);
+  z.bBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, bMap, batch);
+  z.cBase = S > 1 ? kb.muli(zIdx, mn) : batch == 1 ? kb.idx(0) : kb.muli(bIdx, mn);
+  z.ktBegin = kb.idx(0), z.ktEnd = kb.idx(tilesK);
+  if (S > 1) {
+    z.ktBegin = kb.muli(zIdx, kPer);
+    z.ktEnd = kb.b.create<arith::MinUIOp>(kb.addi(z.ktBegin, kPer), kb.idx(tilesK));
+  }
+  return z;
+}
+} // namespace
+
+void forEachMatmulTile(KernelBuilder &kb, const MatmulTiles &t,
+                       const std::function<void(const MatmulSlice &, Value, Value)> &body) {
+  groupLoop(kb, t.S > 1 ? t.S : t.batch, t.gz, kb.blockId(gpu::Dimension::z), [&](Value zIdx) {
+    const MatmulSlice z = matmulSlice(kb, zIdx, t.S, t.kPer, t.tilesK, t.batch, t.mn, t.aMap, t.bMap);
+    groupLoop(kb, t.tilesM, t.gy, kb.blockId(gpu::Dimension::y), [&](Value tm) {
+      Value m0 = kb.muli(tm, t.tileM);
+      groupLoop(kb, t.tilesN, t.gx, kb.blockId(gpu::Dimension::x), [&](Value tn) { body(z, m0, kb.muli(tn, t.tileN)); });
+    });
+  });
+}
+
 FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, const MatmulOperands &mo) {
   Operation *op = mo.op;
   auto lhsT = cast<ShapedType>(mo.lhs.getType());
@@ -105,7 +156,6 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, const MatmulOperands &mo
   bool tl = mo.tl, tr = mo.tr;
   MatmulProblem problem = matmulProblem(mo);
   int64_t M = problem.m, K = problem.k, N = problem.n, batch = problem.batch;
-  ArrayRef<int64_t> lb = l.drop_back(2), rb = r.drop_back(2), ob = o.drop_back(2);
 
   OpLowering lowering;
   if (numElements(o) == 0)
@@ -113,14 +163,7 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, const MatmulOperands &mo
 
   // Batch offsets of A and B (in elements) as index maps over the output batch.
   SmallVector<DimMap> aMap, bMap;
-  if (!problem.foldedBatch) {
-    aMap = broadcastIndexMap(ob, lb);
-    bMap = broadcastIndexMap(ob, rb);
-    for (DimMap &d : aMap)
-      d.inStride *= M * K;
-    for (DimMap &d : bMap)
-      d.inStride *= K * N;
-  }
+  std::tie(aMap, bMap) = operandBatchMaps(problem, o, l, r);
 
   auto config = kernelConfig<MatmulConfigAttr>(op);
   const std::optional<quant::QuantizedWeight> qa = quant::quantizedWeight(mo.lhs),
@@ -138,12 +181,8 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, const MatmulOperands &mo
   const int64_t tilesM = ceilDiv(M, TM), tilesN = ceilDiv(N, TN), tilesK = ceilDiv(K, TK);
   const int64_t maxG = ctx.maxWorkgroupCount;
   // Split-K (unbatched only): S workgroups per tile, each over kPer K tiles.
-  int64_t S = 1, kPer = tilesK;
-  if (config.getSplitK() > 1 && batch == 1 && tilesK > 1) {
-    S = std::min({config.getSplitK(), tilesK, maxG});
-    kPer = ceilDiv(tilesK, S);
-    S = ceilDiv(tilesK, kPer); // every split gets at least one K tile
-  }
+  int64_t S, kPer;
+  std::tie(S, kPer) = splitK(config.getSplitK(), batch, tilesK, maxG);
   // Loop iterations of one invocation per K tile, each loop counting its
   // trips + 1 (the exit test), as llvmpipe's limiter does.
   const int64_t perTile = direct
@@ -211,118 +250,105 @@ FailureOr<OpLowering> lowerMatmul(LoweringContext &ctx, const MatmulOperands &mo
     auto both = [&](Value a, Value c) -> Value { return !a ? c : !c ? a : kb.andi(a, c); };
 
     // z: the batch, or with split-K the K range.
-    groupLoop(kb, S > 1 ? S : batch, gz, kb.blockId(gpu::Dimension::z), [&](Value zIdx) {
-      Value bIdx = S > 1 ? kb.idx(0) : zIdx;
-      Value aBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, aMap, batch);
-      Value bBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, bMap, batch);
-      Value cBase = S > 1 ? kb.muli(zIdx, M * N) : batch == 1 ? kb.idx(0) : kb.muli(bIdx, M * N);
-      Value ktBegin = kb.idx(0), ktEnd = kb.idx(tilesK);
-      if (S > 1) {
-        ktBegin = kb.muli(zIdx, kPer);
-        ktEnd = kb.b.create<arith::MinUIOp>(kb.addi(ktBegin, kPer), kb.idx(tilesK));
+    const MatmulTiles tiles{S, kPer, tilesK, tilesM, tilesN, TM, TN, batch, M * N, gx, gy, gz, aMap, bMap};
+    forEachMatmulTile(kb, tiles, [&](const MatmulSlice &z, Value m0, Value n0) {
+      Value aBase = z.aBase, bBase = z.bBase, cBase = z.cBase, ktBegin = z.ktBegin, ktEnd = z.ktEnd;
+      SmallVector<Value> init(RM * RN, zero);
+      SmallVector<Value> acc;
+      if (direct) {
+        // Each thread reads its rows of A and columns of B straight from
+        // memory (clamped into the matrix; the store masks the extra rows).
+        SmallVector<Value> rows, cols;
+        for (int64_t i = 0; i < RM; ++i) {
+          Value r = kb.add(m0, kb.addi(ty, i * TY));
+          rows.push_back(needM ? kb.b.create<arith::MinUIOp>(r, kb.idx(M - 1)) : r);
+        }
+        for (int64_t j = 0; j < RN; ++j) {
+          Value c = kb.add(n0, kb.addi(tx, j * TX));
+          cols.push_back(needN ? kb.b.create<arith::MinUIOp>(c, kb.idx(N - 1)) : c);
+        }
+        Value kBegin = kb.muli(ktBegin, TK);
+        Value kEnd = S > 1 ? kb.b.create<arith::MinUIOp>(kb.muli(ktEnd, TK), kb.idx(K))
+                           : kb.idx(K);
+        acc = kb.forLoopIter(kBegin, kEnd, one, init,
+                             [&](Value kk, ValueRange a) -> SmallVector<Value> {
+                               SmallVector<Value> av, bv;
+                               for (Value r : rows)
+                                 av.push_back(loadElement(
+                                     A, kb.add(aBase, tl ? kb.add(kb.muli(kk, M), r)
+                                                         : kb.add(kb.muli(r, K), kk))));
+                               for (Value c : cols)
+                                 bv.push_back(loadElement(
+                                     B, kb.add(bBase, tr ? kb.add(kb.muli(c, K), kk)
+                                                         : kb.add(kb.muli(kk, N), c))));
+                               SmallVector<Value> out;
+                               for (int64_t i = 0; i < RM; ++i)
+                                 for (int64_t j = 0; j < RN; ++j)
+                                   out.push_back(kb.fma(av[i], bv[j], a[i * RN + j]));
+                               return out;
+                             });
+      } else
+      acc = kb.forLoopIter(
+          ktBegin, ktEnd, one, init,
+          [&](Value kt, ValueRange accIn) -> SmallVector<Value> {
+            Value k0 = kb.muli(kt, TK);
+            // Stage the A tile: As[kk * TMp + mm].
+            kb.forLoop(tid, kb.idx(TM * TK), kb.idx(NT), [&](Value e) {
+              Value mm = tl ? kb.urem(e, kb.idx(TM)) : kb.udiv(e, kb.idx(TK));
+              Value kk = tl ? kb.udiv(e, kb.idx(TM)) : kb.urem(e, kb.idx(TK));
+              Value gm = kb.add(m0, mm), gk = kb.add(k0, kk);
+              Value addr = tl ? kb.add(kb.muli(gk, M), gm) : kb.add(kb.muli(gm, K), gk);
+              Value cond = both(needM ? kb.ulti(gm, M) : Value(),
+                                needK ? kb.ulti(gk, K) : Value());
+              kb.store(guardedLoad(A, aBase, addr, cond), As, kb.add(kb.muli(kk, TMp), mm));
+            });
+            // Stage the B tile: Bs[kk * TNp + nn].
+            kb.forLoop(tid, kb.idx(TK * TN), kb.idx(NT), [&](Value e) {
+              Value nn = tr ? kb.udiv(e, kb.idx(TK)) : kb.urem(e, kb.idx(TN));
+              Value kk = tr ? kb.urem(e, kb.idx(TK)) : kb.udiv(e, kb.idx(TN));
+              Value gn = kb.add(n0, nn), gk = kb.add(k0, kk);
+              Value addr = tr ? kb.add(kb.muli(gn, K), gk) : kb.add(kb.muli(gk, N), gn);
+              Value cond = both(needN ? kb.ulti(gn, N) : Value(),
+                                needK ? kb.ulti(gk, K) : Value());
+              kb.store(guardedLoad(B, bBase, addr, cond), Bs, kb.add(kb.muli(kk, TNp), nn));
+            });
+            kb.barrier();
+            SmallVector<Value> next = kb.forLoopIter(
+                kb.idx(0), kb.idx(TK), one, accIn,
+                [&](Value kk, ValueRange a) -> SmallVector<Value> {
+                  Value aRow = kb.add(kb.muli(kk, TMp), ty);
+                  Value bRow = kb.add(kb.muli(kk, TNp), tx);
+                  SmallVector<Value> av, bv;
+                  for (int64_t i = 0; i < RM; ++i)
+                    av.push_back(kb.load(As, kb.addi(aRow, i * TY)));
+                  for (int64_t j = 0; j < RN; ++j)
+                    bv.push_back(kb.load(Bs, kb.addi(bRow, j * TX)));
+                  SmallVector<Value> out;
+                  for (int64_t i = 0; i < RM; ++i)
+                    for (int64_t j = 0; j < RN; ++j)
+                      out.push_back(kb.fma(av[i], bv[j], a[i * RN + j]));
+                  return out;
+                });
+            kb.barrier();
+            return next;
+          });
+      // Store the register tile.
+      for (int64_t i = 0; i < RM; ++i) {
+        Value row = kb.add(m0, kb.addi(ty, i * TY));
+        for (int64_t j = 0; j < RN; ++j) {
+          Value col = kb.add(n0, kb.addi(tx, j * TX));
+          Value at = kb.add(cBase, kb.add(kb.muli(row, N), col));
+          Value cond = both(needM ? kb.ulti(row, M) : Value(), needN ? kb.ulti(col, N) : Value());
+          auto store = [&] {
+            Value v = acc[i * RN + j];
+            kb.store(epilogueHere ? matmulEpilogue(kb, v, mo.alpha, D, at) : v, C, at);
+          };
+          if (cond)
+            kb.ifThen(cond, store);
+          else
+            store();
+        }
       }
-      groupLoop(kb, tilesM, gy, kb.blockId(gpu::Dimension::y), [&](Value tm) {
-        Value m0 = kb.muli(tm, TM);
-        groupLoop(kb, tilesN, gx, kb.blockId(gpu::Dimension::x), [&](Value tn) {
-          Value n0 = kb.muli(tn, TN);
-          SmallVector<Value> init(RM * RN, zero);
-          SmallVector<Value> acc;
-          if (direct) {
-            // Each thread reads its rows of A and columns of B straight from
-            // memory (clamped into the matrix; the store masks the extra rows).
-            SmallVector<Value> rows, cols;
-            for (int64_t i = 0; i < RM; ++i) {
-              Value r = kb.add(m0, kb.addi(ty, i * TY));
-              rows.push_back(needM ? kb.b.create<arith::MinUIOp>(r, kb.idx(M - 1)) : r);
-            }
-            for (int64_t j = 0; j < RN; ++j) {
-              Value c = kb.add(n0, kb.addi(tx, j * TX));
-              cols.push_back(needN ? kb.b.create<arith::MinUIOp>(c, kb.idx(N - 1)) : c);
-            }
-            Value kBegin = kb.muli(ktBegin, TK);
-            Value kEnd = S > 1 ? kb.b.create<arith::MinUIOp>(kb.muli(ktEnd, TK), kb.idx(K))
-                               : kb.idx(K);
-            acc = kb.forLoopIter(kBegin, kEnd, one, init,
-                                 [&](Value kk, ValueRange a) -> SmallVector<Value> {
-                                   SmallVector<Value> av, bv;
-                                   for (Value r : rows)
-                                     av.push_back(loadElement(
-                                         A, kb.add(aBase, tl ? kb.add(kb.muli(kk, M), r)
-                                                             : kb.add(kb.muli(r, K), kk))));
-                                   for (Value c : cols)
-                                     bv.push_back(loadElement(
-                                         B, kb.add(bBase, tr ? kb.add(kb.muli(c, K), kk)
-                                                             : kb.add(kb.muli(kk, N), c))));
-                                   SmallVector<Value> out;
-                                   for (int64_t i = 0; i < RM; ++i)
-                                     for (int64_t j = 0; j < RN; ++j)
-                                       out.push_back(kb.fma(av[i], bv[j], a[i * RN + j]));
-                                   return out;
-                                 });
-          } else
-          acc = kb.forLoopIter(
-              ktBegin, ktEnd, one, init,
-              [&](Value kt, ValueRange accIn) -> SmallVector<Value> {
-                Value k0 = kb.muli(kt, TK);
-                // Stage the A tile: As[kk * TMp + mm].
-                kb.forLoop(tid, kb.idx(TM * TK), kb.idx(NT), [&](Value e) {
-                  Value mm = tl ? kb.urem(e, kb.idx(TM)) : kb.udiv(e, kb.idx(TK));
-                  Value kk = tl ? kb.udiv(e, kb.idx(TM)) : kb.urem(e, kb.idx(TK));
-                  Value gm = kb.add(m0, mm), gk = kb.add(k0, kk);
-                  Value addr = tl ? kb.add(kb.muli(gk, M), gm) : kb.add(kb.muli(gm, K), gk);
-                  Value cond = both(needM ? kb.ulti(gm, M) : Value(),
-                                    needK ? kb.ulti(gk, K) : Value());
-                  kb.store(guardedLoad(A, aBase, addr, cond), As, kb.add(kb.muli(kk, TMp), mm));
-                });
-                // Stage the B tile: Bs[kk * TNp + nn].
-                kb.forLoop(tid, kb.idx(TK * TN), kb.idx(NT), [&](Value e) {
-                  Value nn = tr ? kb.udiv(e, kb.idx(TK)) : kb.urem(e, kb.idx(TN));
-                  Value kk = tr ? kb.urem(e, kb.idx(TK)) : kb.udiv(e, kb.idx(TN));
-                  Value gn = kb.add(n0, nn), gk = kb.add(k0, kk);
-                  Value addr = tr ? kb.add(kb.muli(gn, K), gk) : kb.add(kb.muli(gk, N), gn);
-                  Value cond = both(needN ? kb.ulti(gn, N) : Value(),
-                                    needK ? kb.ulti(gk, K) : Value());
-                  kb.store(guardedLoad(B, bBase, addr, cond), Bs, kb.add(kb.muli(kk, TNp), nn));
-                });
-                kb.barrier();
-                SmallVector<Value> next = kb.forLoopIter(
-                    kb.idx(0), kb.idx(TK), one, accIn,
-                    [&](Value kk, ValueRange a) -> SmallVector<Value> {
-                      Value aRow = kb.add(kb.muli(kk, TMp), ty);
-                      Value bRow = kb.add(kb.muli(kk, TNp), tx);
-                      SmallVector<Value> av, bv;
-                      for (int64_t i = 0; i < RM; ++i)
-                        av.push_back(kb.load(As, kb.addi(aRow, i * TY)));
-                      for (int64_t j = 0; j < RN; ++j)
-                        bv.push_back(kb.load(Bs, kb.addi(bRow, j * TX)));
-                      SmallVector<Value> out;
-                      for (int64_t i = 0; i < RM; ++i)
-                        for (int64_t j = 0; j < RN; ++j)
-                          out.push_back(kb.fma(av[i], bv[j], a[i * RN + j]));
-                      return out;
-                    });
-                kb.barrier();
-                return next;
-              });
-          // Store the register tile.
-          for (int64_t i = 0; i < RM; ++i) {
-            Value row = kb.add(m0, kb.addi(ty, i * TY));
-            for (int64_t j = 0; j < RN; ++j) {
-              Value col = kb.add(n0, kb.addi(tx, j * TX));
-              Value at = kb.add(cBase, kb.add(kb.muli(row, N), col));
-              Value cond = both(needM ? kb.ulti(row, M) : Value(), needN ? kb.ulti(col, N) : Value());
-              auto store = [&] {
-                Value v = acc[i * RN + j];
-                kb.store(epilogueHere ? matmulEpilogue(kb, v, mo.alpha, D, at) : v, C, at);
-              };
-              if (cond)
-                kb.ifThen(cond, store);
-              else
-                store();
-            }
-          }
-        });
-      });
     });
     return std::array<int64_t, 3>{gx, gy, gz};
   });

@@ -100,34 +100,6 @@ struct Stage {
   int64_t valuesPerThread() const { return vectorsPerThread * (raw ? 1 : width); }
 };
 
-// The batch index maps of A and B (in elements) for a product whose batch is
-// not folded into M.
-std::pair<SmallVector<DimMap>, SmallVector<DimMap>> operandBatchMaps(const MatmulProblem &problem,
-                                                                     ArrayRef<int64_t> o, ArrayRef<int64_t> l,
-                                                                     ArrayRef<int64_t> r) {
-  SmallVector<DimMap> aMap, bMap;
-  if (problem.foldedBatch)
-    return {aMap, bMap};
-  aMap = broadcastIndexMap(o.drop_back(2), l.drop_back(2));
-  bMap = broadcastIndexMap(o.drop_back(2), r.drop_back(2));
-  for (DimMap &d : aMap)
-    d.inStride *= problem.m * problem.k;
-  for (DimMap &d : bMap)
-    d.inStride *= problem.k * problem.n;
-  return {aMap, bMap};
-}
-
-// Split-K (unbatched products with a long K, e.g. the loss gradient against
-// a tied embedding): S workgroups per tile, each over kPer K tiles, writing
-// f32 partial tiles that splitKSum adds; every split gets at least one K tile.
-std::pair<int64_t, int64_t> splitK(MatmulConfigAttr config, int64_t batch, int64_t tilesK, int64_t maxG) {
-  if (config.getSplitK() <= 1 || batch != 1 || tilesK <= 1)
-    return {1, tilesK};
-  int64_t S = std::min({config.getSplitK(), tilesK, maxG});
-  int64_t kPer = ceilDiv(tilesK, S);
-  return {ceilDiv(tilesK, kPer), kPer};
-}
-
 // The product's dispatch (A, B, the addend, C), or with S > 1 the partials'
 // kernel and the sum that applies the epilogue.
 void addMatmulSteps(LoweringContext &ctx, OpLowering &lowering, const MatmulOperands &mo, KernelHandle k, int64_t S,
@@ -228,7 +200,7 @@ FailureOr<OpLowering> lowerMatmulCoopMatWorkgroup(LoweringContext &ctx, const Ma
   const int64_t maxG = ctx.maxWorkgroupCount;
   const int64_t tilesM = M / TM, tilesN = N / TN, tilesK = K / TK;
   int64_t S, kPer;
-  std::tie(S, kPer) = splitK(config, batch, tilesK, maxG);
+  std::tie(S, kPer) = splitK(config.getSplitK(), batch, tilesK, maxG);
   MemRefType partialsT = MemRefType::get({S * M * N}, Float32Type::get(op->getContext()));
   if (S > 1)
     outT = RankedTensorType::get({S * M * N}, Float32Type::get(op->getContext()));
@@ -262,38 +234,25 @@ FailureOr<OpLowering> lowerMatmulCoopMatWorkgroup(LoweringContext &ctx, const Ma
     auto bType = gpu::MMAMatrixType::get({TK, TN}, f16, "BOp");
     auto cType = gpu::MMAMatrixType::get({TM, TN}, f32, "COp");
     const FragmentStore store{TM, TN, N, epilogueHere ? mo.alpha : 1.0, D, dHalf, C, cHalf, bf16};
-    groupLoop(kb, S > 1 ? S : batch, gz, kb.blockId(gpu::Dimension::z), [&](Value zIdx) {
-      Value bIdx = S > 1 ? kb.idx(0) : zIdx;
-      Value aBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, aMap, batch);
-      Value bBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, bMap, batch);
-      Value cBase = S > 1 ? kb.muli(zIdx, M * N) : batch == 1 ? kb.idx(0) : kb.muli(bIdx, M * N);
-      Value ktBegin = kb.idx(0), ktEnd = kb.idx(tilesK);
-      if (S > 1) {
-        ktBegin = kb.muli(zIdx, kPer);
-        ktEnd = bb.create<arith::MinUIOp>(kb.addi(ktBegin, kPer), kb.idx(tilesK));
-      }
-      groupLoop(kb, tilesM, gy, kb.blockId(gpu::Dimension::y), [&](Value tm) {
-        Value m0 = kb.muli(tm, TM);
-        groupLoop(kb, tilesN, gx, kb.blockId(gpu::Dimension::x), [&](Value tn) {
-          Value n0 = kb.muli(tn, TN);
-          Value zero = bb.create<gpu::SubgroupMmaConstantMatrixOp>(cType, kb.f32(0.0));
-          SmallVector<Value> acc = kb.forLoopIter(
-              ktBegin, ktEnd, kb.idx(1), {zero}, [&](Value kt, ValueRange in) -> SmallVector<Value> {
-                Value k0 = kb.muli(kt, TK);
-                // A: [M, K] row-major, or [K, M] (tl) read column-major; B likewise.
-                Value aAt = kb.add(aBase, mo.tl ? kb.add(kb.muli(k0, M), m0) : kb.add(kb.muli(m0, K), k0));
-                Value bAt = kb.add(bBase, mo.tr ? kb.add(kb.muli(n0, K), k0) : kb.add(kb.muli(k0, N), n0));
-                Value a = bb.create<gpu::SubgroupMmaLoadMatrixOp>(aType, A, ValueRange{aAt},
-                                                                  bb.getIndexAttr(mo.tl ? M : K),
-                                                                  mo.tl ? bb.getUnitAttr() : UnitAttr());
-                Value b = bb.create<gpu::SubgroupMmaLoadMatrixOp>(bType, B, ValueRange{bAt},
-                                                                  bb.getIndexAttr(mo.tr ? K : N),
-                                                                  mo.tr ? bb.getUnitAttr() : UnitAttr());
-                return {bb.create<gpu::SubgroupMmaComputeOp>(cType, a, b, in[0], UnitAttr(), UnitAttr())};
-              });
-          storeFragment(kb, acc[0], store, kb.add(cBase, kb.add(kb.muli(m0, N), n0)));
-        });
-      });
+    const MatmulTiles tiles{S, kPer, tilesK, tilesM, tilesN, TM, TN, batch, M * N, gx, gy, gz, aMap, bMap};
+    forEachMatmulTile(kb, tiles, [&](const MatmulSlice &z, Value m0, Value n0) {
+      Value aBase = z.aBase, bBase = z.bBase, cBase = z.cBase, ktBegin = z.ktBegin, ktEnd = z.ktEnd;
+      Value zero = bb.create<gpu::SubgroupMmaConstantMatrixOp>(cType, kb.f32(0.0));
+      SmallVector<Value> acc = kb.forLoopIter(
+          ktBegin, ktEnd, kb.idx(1), {zero}, [&](Value kt, ValueRange in) -> SmallVector<Value> {
+            Value k0 = kb.muli(kt, TK);
+            // A: [M, K] row-major, or [K, M] (tl) read column-major; B likewise.
+            Value aAt = kb.add(aBase, mo.tl ? kb.add(kb.muli(k0, M), m0) : kb.add(kb.muli(m0, K), k0));
+            Value bAt = kb.add(bBase, mo.tr ? kb.add(kb.muli(n0, K), k0) : kb.add(kb.muli(k0, N), n0));
+            Value a = bb.create<gpu::SubgroupMmaLoadMatrixOp>(aType, A, ValueRange{aAt},
+                                                              bb.getIndexAttr(mo.tl ? M : K),
+                                                              mo.tl ? bb.getUnitAttr() : UnitAttr());
+            Value b = bb.create<gpu::SubgroupMmaLoadMatrixOp>(bType, B, ValueRange{bAt},
+                                                              bb.getIndexAttr(mo.tr ? K : N),
+                                                              mo.tr ? bb.getUnitAttr() : UnitAttr());
+            return {bb.create<gpu::SubgroupMmaComputeOp>(cType, a, b, in[0], UnitAttr(), UnitAttr())};
+          });
+      storeFragment(kb, acc[0], store, kb.add(cBase, kb.add(kb.muli(m0, N), n0)));
     });
     return std::array<int64_t, 3>{gx, gy, gz};
   });
@@ -354,7 +313,7 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
   const int64_t maxG = ctx.maxWorkgroupCount;
   const int64_t tilesM = ceilDiv(M, TM), tilesN = ceilDiv(N, TN), tilesK = ceilDiv(K, TK);
   int64_t S, kPer;
-  std::tie(S, kPer) = splitK(config, batch, tilesK, maxG);
+  std::tie(S, kPer) = splitK(config.getSplitK(), batch, tilesK, maxG);
 
   Type storageA = storageElementType(lhsT.getElementType());
   Type storageB = storageElementType(rhsT.getElementType());
@@ -601,157 +560,144 @@ FailureOr<OpLowering> lowerMatmulCoopMat(LoweringContext &ctx, const MatmulOpera
 
     const FragmentStore fragmentStore{MM, MN, N, epilogueHere ? mo.alpha : 1.0, addendHere ? D : Value(), dHalf,
                                       C, cHalf, bf16};
-    groupLoop(kb, S > 1 ? S : batch, gz, kb.blockId(gpu::Dimension::z), [&](Value zIdx) {
-      Value bIdx = S > 1 ? kb.idx(0) : zIdx;
-      Value aBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, aMap, batch);
-      Value bBase = batch == 1 ? kb.idx(0) : kb.applyIndexMap(bIdx, bMap, batch);
-      Value cBase = S > 1 ? kb.muli(zIdx, M * N) : batch == 1 ? kb.idx(0) : kb.muli(bIdx, M * N);
-      Value ktBegin = kb.idx(0), ktEnd = kb.idx(tilesK);
-      if (S > 1) {
-        ktBegin = kb.muli(zIdx, kPer);
-        ktEnd = kb.b.create<arith::MinUIOp>(kb.addi(ktBegin, kPer), kb.idx(tilesK));
+    const MatmulTiles tiles{S, kPer, tilesK, tilesM, tilesN, TM, TN, batch, M * N, gx, gy, gz, aMap, bMap};
+    forEachMatmulTile(kb, tiles, [&](const MatmulSlice &z, Value m0, Value n0) {
+      Value aBase = z.aBase, bBase = z.bBase, cBase = z.cBase, ktBegin = z.ktBegin, ktEnd = z.ktEnd;
+      // Tile kt of A / B: (row0, col0) in memory orientation.
+      auto aOrigin = [&](Value k0) { return tl ? std::pair{k0, m0} : std::pair{m0, k0}; };
+      auto bOrigin = [&](Value k0) { return tr ? std::pair{n0, k0} : std::pair{k0, n0}; };
+      auto loadTiles = [&](Value kt) {
+        Value k0 = kb.muli(kt, TK);
+        auto [ar, ac] = aOrigin(k0);
+        auto [br, bc] = bOrigin(k0);
+        SmallVector<Value> av = loadStage(a, A, aBase, ar, ac);
+        SmallVector<Value> bv = loadStage(b, B, bBase, br, bc);
+        return std::pair{av, bv};
+      };
+      {
+        auto [av, bv] = loadTiles(ktBegin);
+        storeStage(a, As, kb.idx(0), av);
+        storeStage(b, Bs, kb.idx(0), bv);
       }
-      groupLoop(kb, tilesM, gy, kb.blockId(gpu::Dimension::y), [&](Value tm) {
-        Value m0 = kb.muli(tm, TM);
-        groupLoop(kb, tilesN, gx, kb.blockId(gpu::Dimension::x), [&](Value tn) {
-          Value n0 = kb.muli(tn, TN);
-          // Tile kt of A / B: (row0, col0) in memory orientation.
-          auto aOrigin = [&](Value k0) { return tl ? std::pair{k0, m0} : std::pair{m0, k0}; };
-          auto bOrigin = [&](Value k0) { return tr ? std::pair{n0, k0} : std::pair{k0, n0}; };
-          auto loadTiles = [&](Value kt) {
-            Value k0 = kb.muli(kt, TK);
-            auto [ar, ac] = aOrigin(k0);
-            auto [br, bc] = bOrigin(k0);
-            SmallVector<Value> av = loadStage(a, A, aBase, ar, ac);
-            SmallVector<Value> bv = loadStage(b, B, bBase, br, bc);
-            return std::pair{av, bv};
-          };
-          {
-            auto [av, bv] = loadTiles(ktBegin);
-            storeStage(a, As, kb.idx(0), av);
-            storeStage(b, Bs, kb.idx(0), bv);
-          }
-          kb.barrier();
+      kb.barrier();
 
-          Value zeroC = bb.create<gpu::SubgroupMmaConstantMatrixOp>(cType, kb.f32(0.0));
-          SmallVector<Value> init(FM * FN, zeroC);
-          SmallVector<Value> acc = kb.forLoopIter(
-              ktBegin, ktEnd, kb.idx(1), init, [&](Value kt, ValueRange accIn) -> SmallVector<Value> {
-                // Buffers alternate by position in this workgroup's K range.
-                Value buffer = kb.urem(kb.sub(kt, ktBegin), kb.idx(2));
-                Value next = kb.addi(kt, 1);
-                Value more = kb.ult(next, ktEnd);
-                // Prefetch tile kt + 1 into registers.
-                SmallVector<Value> prefetched;
-                if (tilesK > 1) {
-                  SmallVector<Type> types = stageTypes(a);
-                  types.append(stageTypes(b));
-                  auto ifOp = bb.create<scf::IfOp>(types, more, true, true);
-                  OpBuilder::InsertionGuard g(bb);
-                  bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
-                  auto [av, bv] = loadTiles(next);
-                  av.append(bv.begin(), bv.end());
-                  bb.create<scf::YieldOp>(av);
-                  bb.setInsertionPointToStart(&ifOp.getElseRegion().front());
-                  SmallVector<Value> zeros = stageZeros(a);
-                  zeros.append(stageZeros(b));
-                  bb.create<scf::YieldOp>(zeros);
-                  prefetched.assign(ifOp.getResults().begin(), ifOp.getResults().end());
-                }
-                // Multiply the fragments of tile kt.
-                SmallVector<Value> out(accIn.begin(), accIn.end());
-                Value aBuf = kb.muli(buffer, a.sharedSize), bBuf = kb.muli(buffer, b.sharedSize);
-                for (int64_t ks = 0; ks < TK / MK; ++ks) {
-                  SmallVector<Value> af, bf;
-                  for (int64_t i = 0; i < FM; ++i) {
-                    Value row = kb.muli(kb.addi(kb.muli(sgm, FM), i), MM); // m within the tile
-                    Value at = tl ? kb.add(aBuf, kb.add(kb.idx(ks * MK * a.sharedLd), row))
-                                  : kb.add(aBuf, kb.addi(kb.muli(row, a.sharedLd), ks * MK));
-                    auto load = bb.create<gpu::SubgroupMmaLoadMatrixOp>(
-                        aType, As, ValueRange{a.raw ? kb.udiv(at, kb.idx(8)) : at},
-                        bb.getIndexAttr(a.raw ? a.sharedLd / 8 : a.sharedLd), tl ? bb.getUnitAttr() : UnitAttr());
-                    af.push_back(load);
-                  }
-                  for (int64_t j = 0; j < FN; ++j) {
-                    Value col = kb.muli(kb.addi(kb.muli(sgn, FN), j), MN); // n within the tile
-                    Value at = tr ? kb.add(bBuf, kb.addi(kb.muli(col, b.sharedLd), ks * MK))
-                                  : kb.add(bBuf, kb.add(kb.idx(ks * MK * b.sharedLd), col));
-                    auto load = bb.create<gpu::SubgroupMmaLoadMatrixOp>(
-                        bType, Bs, ValueRange{b.raw ? kb.udiv(at, kb.idx(8)) : at},
-                        bb.getIndexAttr(b.raw ? b.sharedLd / 8 : b.sharedLd), tr ? bb.getUnitAttr() : UnitAttr());
-                    bf.push_back(load);
-                  }
-                  for (int64_t i = 0; i < FM; ++i)
-                    for (int64_t j = 0; j < FN; ++j)
-                      out[i * FN + j] = bb.create<gpu::SubgroupMmaComputeOp>(cType, af[i], bf[j], out[i * FN + j],
-                                                                              UnitAttr(), UnitAttr());
-                }
-                // Write tile kt + 1 into the other buffer.
-                if (tilesK > 1)
-                  kb.ifThen(more, [&] {
-                    Value other = kb.urem(kb.sub(next, ktBegin), kb.idx(2));
-                    ArrayRef<Value> all(prefetched);
-                    storeStage(a, As, other, all.take_front(a.valuesPerThread()));
-                    storeStage(b, Bs, other, all.drop_front(a.valuesPerThread()));
-                  });
-                kb.barrier();
-                return out;
+      Value zeroC = bb.create<gpu::SubgroupMmaConstantMatrixOp>(cType, kb.f32(0.0));
+      SmallVector<Value> init(FM * FN, zeroC);
+      SmallVector<Value> acc = kb.forLoopIter(
+          ktBegin, ktEnd, kb.idx(1), init, [&](Value kt, ValueRange accIn) -> SmallVector<Value> {
+            // Buffers alternate by position in this workgroup's K range.
+            Value buffer = kb.urem(kb.sub(kt, ktBegin), kb.idx(2));
+            Value next = kb.addi(kt, 1);
+            Value more = kb.ult(next, ktEnd);
+            // Prefetch tile kt + 1 into registers.
+            SmallVector<Value> prefetched;
+            if (tilesK > 1) {
+              SmallVector<Type> types = stageTypes(a);
+              types.append(stageTypes(b));
+              auto ifOp = bb.create<scf::IfOp>(types, more, true, true);
+              OpBuilder::InsertionGuard g(bb);
+              bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
+              auto [av, bv] = loadTiles(next);
+              av.append(bv.begin(), bv.end());
+              bb.create<scf::YieldOp>(av);
+              bb.setInsertionPointToStart(&ifOp.getElseRegion().front());
+              SmallVector<Value> zeros = stageZeros(a);
+              zeros.append(stageZeros(b));
+              bb.create<scf::YieldOp>(zeros);
+              prefetched.assign(ifOp.getResults().begin(), ifOp.getResults().end());
+            }
+            // Multiply the fragments of tile kt.
+            SmallVector<Value> out(accIn.begin(), accIn.end());
+            Value aBuf = kb.muli(buffer, a.sharedSize), bBuf = kb.muli(buffer, b.sharedSize);
+            for (int64_t ks = 0; ks < TK / MK; ++ks) {
+              SmallVector<Value> af, bf;
+              for (int64_t i = 0; i < FM; ++i) {
+                Value row = kb.muli(kb.addi(kb.muli(sgm, FM), i), MM); // m within the tile
+                Value at = tl ? kb.add(aBuf, kb.add(kb.idx(ks * MK * a.sharedLd), row))
+                              : kb.add(aBuf, kb.addi(kb.muli(row, a.sharedLd), ks * MK));
+                auto load = bb.create<gpu::SubgroupMmaLoadMatrixOp>(
+                    aType, As, ValueRange{a.raw ? kb.udiv(at, kb.idx(8)) : at},
+                    bb.getIndexAttr(a.raw ? a.sharedLd / 8 : a.sharedLd), tl ? bb.getUnitAttr() : UnitAttr());
+                af.push_back(load);
+              }
+              for (int64_t j = 0; j < FN; ++j) {
+                Value col = kb.muli(kb.addi(kb.muli(sgn, FN), j), MN); // n within the tile
+                Value at = tr ? kb.add(bBuf, kb.addi(kb.muli(col, b.sharedLd), ks * MK))
+                              : kb.add(bBuf, kb.add(kb.idx(ks * MK * b.sharedLd), col));
+                auto load = bb.create<gpu::SubgroupMmaLoadMatrixOp>(
+                    bType, Bs, ValueRange{b.raw ? kb.udiv(at, kb.idx(8)) : at},
+                    bb.getIndexAttr(b.raw ? b.sharedLd / 8 : b.sharedLd), tr ? bb.getUnitAttr() : UnitAttr());
+                bf.push_back(load);
+              }
+              for (int64_t i = 0; i < FM; ++i)
+                for (int64_t j = 0; j < FN; ++j)
+                  out[i * FN + j] = bb.create<gpu::SubgroupMmaComputeOp>(cType, af[i], bf[j], out[i * FN + j],
+                                                                          UnitAttr(), UnitAttr());
+            }
+            // Write tile kt + 1 into the other buffer.
+            if (tilesK > 1)
+              kb.ifThen(more, [&] {
+                Value other = kb.urem(kb.sub(next, ktBegin), kb.idx(2));
+                ArrayRef<Value> all(prefetched);
+                storeStage(a, As, other, all.take_front(a.valuesPerThread()));
+                storeStage(b, Bs, other, all.drop_front(a.valuesPerThread()));
               });
+            kb.barrier();
+            return out;
+          });
 
-          // Epilogue: each fragment in C's type. A workgroup whose tile lies
-          // inside C stores its fragments cooperatively; one on an edge of C
-          // (or a C of another type) passes each fragment through the
-          // subgroup's scratch fragment, its lanes writing the elements inside.
-          // The branch is uniform across the workgroup (lavapipe loses
-          // cooperative stores under branches that differ between subgroups).
-          auto whole = [&](int64_t i, int64_t j) {
-            Value row0 = kb.add(m0, kb.muli(kb.addi(kb.muli(sgm, FM), i), MM));
-            Value col0 = kb.add(n0, kb.muli(kb.addi(kb.muli(sgn, FN), j), MN));
-            Value at = kb.add(cBase, kb.add(kb.muli(row0, N), col0));
-            storeFragment(kb, acc[i * FN + j], fragmentStore, at);
-          };
-          auto edge = [&](int64_t i, int64_t j) {
-            Value frag = acc[i * FN + j];
-            Value row0 = kb.add(m0, kb.muli(kb.addi(kb.muli(sgm, FM), i), MM));
-            Value col0 = kb.add(n0, kb.muli(kb.addi(kb.muli(sgn, FN), j), MN));
-            Value mine = kb.muli(sg, MM * MN);
-            bb.create<gpu::SubgroupMmaStoreMatrixOp>(frag, scratch, ValueRange{mine}, bb.getIndexAttr(MN),
-                                                     UnitAttr());
-            subgroupBarrier();
-            kb.forLoop(lane, kb.idx(MM * MN), kb.idx(SG), [&](Value e) {
-              Value rr = kb.udiv(e, kb.idx(MN)), cc = kb.urem(e, kb.idx(MN));
-              Value gr = kb.add(row0, rr), gc = kb.add(col0, cc);
-              kb.ifThen(kb.andi(kb.ulti(gr, M), kb.ulti(gc, N)), [&] {
-                Value at = kb.add(cBase, kb.add(kb.muli(gr, N), gc));
-                Value v = kb.load(scratch, kb.add(mine, e));
-                storeC(epilogueHere ? epilogue(v, at) : v, at);
-              });
-            });
-            subgroupBarrier();
-          };
-          auto storeAll = [&](bool direct) {
-            for (int64_t i = 0; i < FM; ++i)
-              for (int64_t j = 0; j < FN; ++j)
-                direct ? whole(i, j) : edge(i, j);
-          };
-          if (wholeTiles && coopStoreC) {
-            storeAll(true);
-          } else if (!coopStoreC) {
-            storeAll(false);
-          } else {
-            Value inside = kb.andi(kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ule, kb.addi(m0, TM), kb.idx(M)),
-                                   kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ule, kb.addi(n0, TN), kb.idx(N)));
-            auto ifOp = bb.create<scf::IfOp>(TypeRange{}, inside, true, true);
-            OpBuilder::InsertionGuard g(bb);
-            bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
-            storeAll(true);
-            bb.create<scf::YieldOp>();
-            bb.setInsertionPointToStart(&ifOp.getElseRegion().front());
-            storeAll(false);
-            bb.create<scf::YieldOp>();
-          }
+      // Epilogue: each fragment in C's type. A workgroup whose tile lies
+      // inside C stores its fragments cooperatively; one on an edge of C
+      // (or a C of another type) passes each fragment through the
+      // subgroup's scratch fragment, its lanes writing the elements inside.
+      // The branch is uniform across the workgroup (lavapipe loses
+      // cooperative stores under branches that differ between subgroups).
+      auto whole = [&](int64_t i, int64_t j) {
+        Value row0 = kb.add(m0, kb.muli(kb.addi(kb.muli(sgm, FM), i), MM));
+        Value col0 = kb.add(n0, kb.muli(kb.addi(kb.muli(sgn, FN), j), MN));
+        Value at = kb.add(cBase, kb.add(kb.muli(row0, N), col0));
+        storeFragment(kb, acc[i * FN + j], fragmentStore, at);
+      };
+      auto edge = [&](int64_t i, int64_t j) {
+        Value frag = acc[i * FN + j];
+        Value row0 = kb.add(m0, kb.muli(kb.addi(kb.muli(sgm, FM), i), MM));
+        Value col0 = kb.add(n0, kb.muli(kb.addi(kb.muli(sgn, FN), j), MN));
+        Value mine = kb.muli(sg, MM * MN);
+        bb.create<gpu::SubgroupMmaStoreMatrixOp>(frag, scratch, ValueRange{mine}, bb.getIndexAttr(MN),
+                                                 UnitAttr());
+        subgroupBarrier();
+        kb.forLoop(lane, kb.idx(MM * MN), kb.idx(SG), [&](Value e) {
+          Value rr = kb.udiv(e, kb.idx(MN)), cc = kb.urem(e, kb.idx(MN));
+          Value gr = kb.add(row0, rr), gc = kb.add(col0, cc);
+          kb.ifThen(kb.andi(kb.ulti(gr, M), kb.ulti(gc, N)), [&] {
+            Value at = kb.add(cBase, kb.add(kb.muli(gr, N), gc));
+            Value v = kb.load(scratch, kb.add(mine, e));
+            storeC(epilogueHere ? epilogue(v, at) : v, at);
+          });
         });
-      });
+        subgroupBarrier();
+      };
+      auto storeAll = [&](bool direct) {
+        for (int64_t i = 0; i < FM; ++i)
+          for (int64_t j = 0; j < FN; ++j)
+            direct ? whole(i, j) : edge(i, j);
+      };
+      if (wholeTiles && coopStoreC) {
+        storeAll(true);
+      } else if (!coopStoreC) {
+        storeAll(false);
+      } else {
+        Value inside = kb.andi(kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ule, kb.addi(m0, TM), kb.idx(M)),
+                               kb.b.create<arith::CmpIOp>(arith::CmpIPredicate::ule, kb.addi(n0, TN), kb.idx(N)));
+        auto ifOp = bb.create<scf::IfOp>(TypeRange{}, inside, true, true);
+        OpBuilder::InsertionGuard g(bb);
+        bb.setInsertionPointToStart(&ifOp.getThenRegion().front());
+        storeAll(true);
+        bb.create<scf::YieldOp>();
+        bb.setInsertionPointToStart(&ifOp.getElseRegion().front());
+        storeAll(false);
+        bb.create<scf::YieldOp>();
+      }
     });
     return std::array<int64_t, 3>{gx, gy, gz};
   });

@@ -76,10 +76,10 @@ FailureOr<OpLowering> lowerReduce(LoweringContext &ctx, ReduceOp op) {
   int64_t wg = config.getWorkgroupSize();
   // subgroup: outputs per workgroup, at the profile's subgroup size
   const int64_t rowsPerGroup = std::max<int64_t>(1, wg / std::max<int64_t>(1, ctx.subgroupSize));
-  const int64_t items = ceilDiv(outputs, rowsPerGroup);
-  int64_t groups = serial                                  ? gridGroups(outputs, wg, ctx.maxWorkgroupCount)
-                   : strategy == ReductionStrategy::subgroup ? std::min(items, ctx.maxWorkgroupCount)
-                                                             : std::min(outputs, ctx.maxWorkgroupCount);
+  int64_t groups = serial ? gridGroups(outputs, wg, ctx.maxWorkgroupCount)
+                   : strategy == ReductionStrategy::subgroup
+                       ? std::min(ceilDiv(outputs, rowsPerGroup), ctx.maxWorkgroupCount)
+                       : std::min(outputs, ctx.maxWorkgroupCount);
   std::string key = opKey(op) + " " + stringifyReductionStrategy(strategy).str();
 
   auto init = [&](KernelBuilder &kb) {
@@ -108,28 +108,14 @@ FailureOr<OpLowering> lowerReduce(LoweringContext &ctx, ReduceOp op) {
             kb.store(finalize(kb, acc[0]), output, o);
           });
         } else if (strategy == ReductionStrategy::subgroup) {
-          ImplicitLocOpBuilder &b = kb.b;
-          Value sg = b.create<gpu::SubgroupIdOp>(/*upperBound=*/nullptr);
-          Value lane = b.create<gpu::LaneIdOp>(/*upperBound=*/nullptr);
-          Value nsg = b.create<gpu::NumSubgroupsOp>(/*upperBound=*/nullptr);
-          Value width = b.create<gpu::SubgroupSizeOp>(/*upperBound=*/nullptr);
-          workgroupLoop(kb, items, groups, [&](Value item) {
-            Value first = kb.muli(item, rowsPerGroup);
-            kb.forLoop(kb.add(first, sg), kb.add(first, kb.idx(rowsPerGroup)), nsg, [&](Value o) {
-              // Rows past the end (the last item) read the last row and store nothing.
-              Value base = kb.applyIndexMap(b.create<arith::MinUIOp>(o, kb.idx(outputs - 1)), keptMap, outputs);
-              SmallVector<Value> acc = kb.forLoopIter(
-                  lane, kb.idx(extent), width, ValueRange{init(kb)}, [&](Value r, ValueRange a) -> SmallVector<Value> {
-                    Value x = kb.load(input, kb.add(base, kb.applyIndexMap(r, redMap, extent)));
-                    return {combine(kb, a[0], x)};
-                  });
-              Value total = b.create<gpu::SubgroupReduceOp>(
-                  acc[0], fn == ReduceFn::max ? gpu::AllReduceOperation::MAXIMUMF : gpu::AllReduceOperation::ADD,
-                  /*uniform=*/false);
-              kb.ifThen(kb.andi(b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, lane, kb.idx(0)), kb.ulti(o, outputs)),
-                        [&] { kb.store(finalize(kb, total), output, o); });
-            });
-          });
+          subgroupRows(
+              kb, outputs, extent, rowsPerGroup, groups, [&] { return init(kb); },
+              fn == ReduceFn::max ? gpu::AllReduceOperation::MAXIMUMF : gpu::AllReduceOperation::ADD,
+              [&](Value o) { return kb.applyIndexMap(o, keptMap, outputs); },
+              [&](Value base, Value r, Value acc) {
+                return combine(kb, acc, kb.load(input, kb.add(base, kb.applyIndexMap(r, redMap, extent))));
+              },
+              [&](Value o, Value total) { kb.store(finalize(kb, total), output, o); });
         } else {
           Value shared = kb.sharedArray(wg, kb.b.getF32Type());
           Value tid = kb.threadId();
